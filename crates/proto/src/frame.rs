@@ -1,0 +1,89 @@
+//! The RESP value model shared by requests, replies, the server and its clients.
+//!
+//! One enum covers RESP2 and every RESP3 type. Replies are built as `Frame`s and encoded
+//! per connection protocol by [`crate::encode`]; RESP3-only types are downgraded to their
+//! RESP2 shapes the way Redis does (maps become flat arrays, doubles bulk strings, ...).
+
+use bytes::Bytes;
+
+/// Which protocol a connection speaks (`HELLO 2` / `HELLO 3`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Protocol {
+    /// RESP2, the default for a new connection.
+    #[default]
+    Resp2,
+    /// RESP3, after `HELLO 3`.
+    Resp3,
+}
+
+/// One RESP value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Frame {
+    /// `+OK`: a status reply. Must not contain CR or LF.
+    Simple(Bytes),
+    /// `-ERR message`: an error reply, stored without the leading `-`.
+    Error(Bytes),
+    /// `:42`
+    Integer(i64),
+    /// `$3\r\nfoo`
+    Bulk(Bytes),
+    /// The null bulk string: `$-1` in RESP2, `_` in RESP3.
+    Null,
+    /// The null array: `*-1` in RESP2, `_` in RESP3.
+    NullArray,
+    /// `*N` followed by N frames.
+    Array(Vec<Frame>),
+    /// RESP3 `#t` / `#f`; RESP2 `:1` / `:0`.
+    Boolean(bool),
+    /// RESP3 `,1.5`; RESP2 a bulk string with Redis's `%.17g` formatting.
+    Double(f64),
+    /// RESP3 `(1234...`; RESP2 a bulk string. Holds the decimal digits.
+    BigNumber(Bytes),
+    /// RESP3 `=15\r\ntxt:Some string`; RESP2 a bulk string holding only the text.
+    Verbatim {
+        /// Three-byte format such as `txt` or `mkd`.
+        format: [u8; 3],
+        /// The text, without the `fmt:` prefix.
+        text: Bytes,
+    },
+    /// RESP3 `%N` map; RESP2 a flat array of 2N frames.
+    Map(Vec<(Frame, Frame)>),
+    /// RESP3 `~N` set; RESP2 an array.
+    Set(Vec<Frame>),
+    /// RESP3 `|N` attribute map that precedes the frame it describes; dropped in RESP2.
+    Attribute {
+        /// The attribute pairs.
+        attrs: Vec<(Frame, Frame)>,
+        /// The frame the attributes belong to.
+        data: Box<Frame>,
+    },
+    /// RESP3 `>N` out-of-band push; RESP2 an array.
+    Push(Vec<Frame>),
+}
+
+impl Frame {
+    /// `+OK`.
+    pub fn ok() -> Frame {
+        Frame::Simple(Bytes::from_static(b"OK"))
+    }
+
+    /// A status reply from a static string.
+    pub fn simple(s: &'static str) -> Frame {
+        Frame::Simple(Bytes::from_static(s.as_bytes()))
+    }
+
+    /// An error reply; `msg` is the whole text after `-` (for example `ERR syntax error`).
+    pub fn error(msg: impl Into<String>) -> Frame {
+        Frame::Error(Bytes::from(msg.into()))
+    }
+
+    /// A bulk string copied from a byte slice.
+    pub fn bulk(b: &[u8]) -> Frame {
+        Frame::Bulk(Bytes::copy_from_slice(b))
+    }
+
+    /// True for `Frame::Error`.
+    pub fn is_error(&self) -> bool {
+        matches!(self, Frame::Error(_))
+    }
+}
