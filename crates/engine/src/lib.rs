@@ -1,1 +1,13 @@
-//! placeholder
+//! Basalt's storage engine: the sharded keyspace, value types with Redis's encodings,
+//! expiry, number parsing with Redis's rules, and the glob matcher.
+//!
+//! No tokio, no wall clock, no entropy of its own: time and seeds are passed in, so every
+//! structure here can be tested deterministically.
+
+pub mod dict;
+pub mod keyspace;
+pub mod num;
+pub mod value;
+
+pub use keyspace::{Entry, Guard, Keyspace, KeyspaceConfig, Shard, ShardStats};
+pub use value::{StrValue, Value};

@@ -1,0 +1,358 @@
+//! A chained hash table keyed by byte strings, the storage of every keyspace shard.
+//!
+//! Why not `hashbrown`: Redis's `SCAN` promises that every key present for the whole scan
+//! is returned at least once, even while the table grows or shrinks between calls, and
+//! eviction needs to sample random entries. Both fall out of a power-of-two table of
+//! bucket chains iterated with Redis's reverse-binary cursor (Pieter Noordhuis's
+//! algorithm): a bucket's entries always move to buckets whose reversed index is not
+//! smaller, so a cursor never skips them. Open addressing (hashbrown) moves entries
+//! between probe positions and cannot keep that promise.
+//!
+//! The caller supplies the key's 64-bit hash (the keyspace computes it once to pick the
+//! shard); the table uses its low bits. Resizing is done at once: with many shards per
+//! server each table stays small enough for that to be cheap.
+
+use bytes::Bytes;
+
+struct Node<V> {
+    hash: u64,
+    key: Bytes,
+    value: V,
+    next: Option<Box<Node<V>>>,
+}
+
+/// Smallest number of buckets a non-empty table keeps.
+const MIN_BUCKETS: usize = 4;
+
+/// A hash table from `Bytes` keys to `V`, with stable-cursor scanning and random sampling.
+pub struct Dict<V> {
+    buckets: Vec<Option<Box<Node<V>>>>,
+    len: usize,
+}
+
+impl<V> Default for Dict<V> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<V> Dict<V> {
+    /// An empty table (allocates nothing until the first insert).
+    pub fn new() -> Self {
+        Dict { buckets: Vec::new(), len: 0 }
+    }
+
+    /// Number of entries.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// True when the table holds no entry.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Number of buckets (a power of two, or zero).
+    pub fn bucket_count(&self) -> usize {
+        self.buckets.len()
+    }
+
+    fn mask(&self) -> usize {
+        self.buckets.len().wrapping_sub(1)
+    }
+
+    /// Looks a key up.
+    pub fn get(&self, hash: u64, key: &[u8]) -> Option<&V> {
+        if self.buckets.is_empty() {
+            return None;
+        }
+        let mut cur = self.buckets[hash as usize & self.mask()].as_deref();
+        while let Some(node) = cur {
+            if node.hash == hash && node.key.as_ref() == key {
+                return Some(&node.value);
+            }
+            cur = node.next.as_deref();
+        }
+        None
+    }
+
+    /// Looks a key up for modification.
+    pub fn get_mut(&mut self, hash: u64, key: &[u8]) -> Option<&mut V> {
+        if self.buckets.is_empty() {
+            return None;
+        }
+        let idx = hash as usize & self.mask();
+        let mut cur = self.buckets[idx].as_deref_mut();
+        while let Some(node) = cur {
+            if node.hash == hash && node.key.as_ref() == key {
+                return Some(&mut node.value);
+            }
+            cur = node.next.as_deref_mut();
+        }
+        None
+    }
+
+    /// Looks a key up and returns the stored key too.
+    pub fn get_key_value(&self, hash: u64, key: &[u8]) -> Option<(&Bytes, &V)> {
+        if self.buckets.is_empty() {
+            return None;
+        }
+        let mut cur = self.buckets[hash as usize & self.mask()].as_deref();
+        while let Some(node) = cur {
+            if node.hash == hash && node.key.as_ref() == key {
+                return Some((&node.key, &node.value));
+            }
+            cur = node.next.as_deref();
+        }
+        None
+    }
+
+    /// Inserts or replaces; returns the previous value of the key.
+    pub fn insert(&mut self, hash: u64, key: Bytes, value: V) -> Option<V> {
+        if let Some(slot) = self.get_mut(hash, &key) {
+            return Some(std::mem::replace(slot, value));
+        }
+        if self.len >= self.buckets.len() {
+            self.resize((self.buckets.len() * 2).max(MIN_BUCKETS));
+        }
+        let idx = hash as usize & self.mask();
+        let next = self.buckets[idx].take();
+        self.buckets[idx] = Some(Box::new(Node { hash, key, value, next }));
+        self.len += 1;
+        None
+    }
+
+    /// Removes a key; returns the stored key and value.
+    pub fn remove(&mut self, hash: u64, key: &[u8]) -> Option<(Bytes, V)> {
+        if self.buckets.is_empty() {
+            return None;
+        }
+        let idx = hash as usize & self.mask();
+        let mut link = &mut self.buckets[idx];
+        loop {
+            match link {
+                None => return None,
+                Some(node) if node.hash == hash && node.key.as_ref() == key => {
+                    let mut boxed = link.take()?;
+                    *link = boxed.next.take();
+                    self.len -= 1;
+                    self.maybe_shrink();
+                    return Some((boxed.key, boxed.value));
+                }
+                Some(node) => link = &mut node.next,
+            }
+        }
+    }
+
+    /// Removes every entry and releases the buckets.
+    pub fn clear(&mut self) {
+        // Unlink chains iteratively: dropping a long `Box` chain recursively could
+        // overflow the stack.
+        for bucket in self.buckets.iter_mut() {
+            let mut cur = bucket.take();
+            while let Some(mut node) = cur {
+                cur = node.next.take();
+            }
+        }
+        self.buckets = Vec::new();
+        self.len = 0;
+    }
+
+    fn maybe_shrink(&mut self) {
+        let n = self.buckets.len();
+        if n > MIN_BUCKETS && self.len * 8 < n {
+            let target = self.len.next_power_of_two().max(MIN_BUCKETS);
+            self.resize(target);
+        }
+    }
+
+    fn resize(&mut self, new_size: usize) {
+        debug_assert!(new_size.is_power_of_two());
+        let mut fresh: Vec<Option<Box<Node<V>>>> = Vec::with_capacity(new_size);
+        fresh.resize_with(new_size, || None);
+        let mask = new_size - 1;
+        for bucket in self.buckets.iter_mut() {
+            let mut cur = bucket.take();
+            while let Some(mut node) = cur {
+                cur = node.next.take();
+                let idx = node.hash as usize & mask;
+                node.next = fresh[idx].take();
+                fresh[idx] = Some(node);
+            }
+        }
+        self.buckets = fresh;
+    }
+
+    /// Visits every entry (order unspecified).
+    pub fn for_each(&self, mut f: impl FnMut(&Bytes, &V)) {
+        for bucket in &self.buckets {
+            let mut cur = bucket.as_deref();
+            while let Some(node) = cur {
+                f(&node.key, &node.value);
+                cur = node.next.as_deref();
+            }
+        }
+    }
+
+    /// Visits the entries of the bucket at `cursor` and returns the next cursor (0 when
+    /// the scan is complete). Every key present from the first call to the last is
+    /// visited at least once, whatever resizes happen between calls.
+    pub fn scan(&self, cursor: u64, mut f: impl FnMut(&Bytes, &V)) -> u64 {
+        if self.buckets.is_empty() {
+            return 0;
+        }
+        let mask = self.mask() as u64;
+        let mut cur = self.buckets[(cursor & mask) as usize].as_deref();
+        while let Some(node) = cur {
+            f(&node.key, &node.value);
+            cur = node.next.as_deref();
+        }
+        // Increment the reversed cursor over the unmasked bits.
+        let mut v = cursor | !mask;
+        v = v.reverse_bits();
+        v = v.wrapping_add(1);
+        v.reverse_bits()
+    }
+
+    /// A pseudo-random entry: `r1` picks a non-empty bucket (probing from a random
+    /// start), `r2` an entry of its chain. Not uniform over keys (long chains are
+    /// under-sampled) exactly as Redis's dictGetRandomKey is not.
+    pub fn random_entry(&self, r1: u64, r2: u64) -> Option<(&Bytes, &V)> {
+        if self.len == 0 {
+            return None;
+        }
+        let n = self.buckets.len();
+        let start = r1 as usize & (n - 1);
+        for i in 0..n {
+            let idx = (start + i) & (n - 1);
+            if let Some(head) = self.buckets[idx].as_deref() {
+                let mut chain_len = 0usize;
+                let mut cur = Some(head);
+                while let Some(node) = cur {
+                    chain_len += 1;
+                    cur = node.next.as_deref();
+                }
+                let mut pick = (r2 % chain_len as u64) as usize;
+                let mut cur = head;
+                while pick > 0 {
+                    pick -= 1;
+                    cur = cur.next.as_deref()?;
+                }
+                return Some((&cur.key, &cur.value));
+            }
+        }
+        None
+    }
+}
+
+impl<V> Drop for Dict<V> {
+    fn drop(&mut self) {
+        self.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::{HashMap, HashSet};
+
+    fn h(k: &[u8]) -> u64 {
+        use std::hash::BuildHasher;
+        foldhash::fast::FixedState::with_seed(7).hash_one(k)
+    }
+
+    #[test]
+    fn insert_get_remove() {
+        let mut d = Dict::new();
+        for i in 0..1000u32 {
+            let k = format!("k{i}");
+            assert!(d.insert(h(k.as_bytes()), Bytes::from(k), i).is_none());
+        }
+        assert_eq!(d.len(), 1000);
+        assert_eq!(d.get(h(b"k10"), b"k10"), Some(&10));
+        assert_eq!(d.insert(h(b"k10"), Bytes::from_static(b"k10"), 99), Some(10));
+        assert_eq!(d.len(), 1000);
+        for i in 0..1000u32 {
+            let k = format!("k{i}");
+            assert!(d.remove(h(k.as_bytes()), k.as_bytes()).is_some());
+        }
+        assert!(d.is_empty());
+        assert!(d.bucket_count() <= MIN_BUCKETS);
+    }
+
+    #[test]
+    fn scan_sees_every_stable_key_across_growth_and_shrink() {
+        let mut d = Dict::new();
+        let stable: Vec<String> = (0..500).map(|i| format!("stable{i}")).collect();
+        for k in &stable {
+            d.insert(h(k.as_bytes()), Bytes::from(k.clone()), ());
+        }
+        let mut seen = HashSet::new();
+        let mut cursor = 0u64;
+        let mut step = 0u32;
+        loop {
+            cursor = d.scan(cursor, |k, _| {
+                seen.insert(k.clone());
+            });
+            step += 1;
+            // Grow the table a lot, then shrink it, in the middle of the scan.
+            if step == 3 {
+                for i in 0..5000 {
+                    let k = format!("tmp{i}");
+                    d.insert(h(k.as_bytes()), Bytes::from(k), ());
+                }
+            }
+            if step == 40 {
+                for i in 0..5000 {
+                    let k = format!("tmp{i}");
+                    d.remove(h(k.as_bytes()), k.as_bytes());
+                }
+            }
+            if cursor == 0 {
+                break;
+            }
+        }
+        for k in &stable {
+            assert!(seen.contains(k.as_bytes()), "scan missed {k}");
+        }
+    }
+
+    #[test]
+    fn random_entry_finds_entries() {
+        let mut d = Dict::new();
+        assert!(d.random_entry(1, 2).is_none());
+        for i in 0..100u32 {
+            let k = format!("k{i}");
+            d.insert(h(k.as_bytes()), Bytes::from(k), i);
+        }
+        let mut seen = HashSet::new();
+        for i in 0..2000u64 {
+            let (_, v) = d
+                .random_entry(i.wrapping_mul(0x9E37_79B9_7F4A_7C15), i)
+                .expect("non-empty");
+            seen.insert(*v);
+        }
+        assert!(seen.len() > 50, "sampling covered only {}", seen.len());
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn behaves_like_a_hashmap(ops in proptest::collection::vec((0u8..3, 0u16..64, 0u32..1000), 1..400)) {
+            let mut d = Dict::new();
+            let mut m = HashMap::new();
+            for (op, key, val) in ops {
+                let k = format!("key{key}");
+                let hk = h(k.as_bytes());
+                match op {
+                    0 => { proptest::prop_assert_eq!(d.insert(hk, Bytes::from(k.clone()), val), m.insert(k, val)); }
+                    1 => { proptest::prop_assert_eq!(d.remove(hk, k.as_bytes()).map(|(_, v)| v), m.remove(&k)); }
+                    _ => { proptest::prop_assert_eq!(d.get(hk, k.as_bytes()), m.get(&k)); }
+                }
+                proptest::prop_assert_eq!(d.len(), m.len());
+            }
+            let mut all = Vec::new();
+            d.for_each(|k, v| all.push((k.clone(), *v)));
+            proptest::prop_assert_eq!(all.len(), m.len());
+        }
+    }
+}

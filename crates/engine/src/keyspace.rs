@@ -1,0 +1,639 @@
+//! The keyspace: N shards behind mutexes, each holding every database's slice of keys.
+//!
+//! A key's shard is chosen by the top bits of its hash; the shard's [`Dict`] uses the low
+//! bits. Commands lock the shards they touch through one helper ([`Keyspace::lock_keys`]),
+//! always in ascending shard order, so multi-key commands are atomic and never deadlock.
+//! A lock is a plain `parking_lot` mutex: callers must not hold a [`Guard`] across an
+//! `.await` (the guard is `!Send`, so tokio refuses to compile that).
+//!
+//! Time is passed in (`now` in Unix milliseconds) and randomness is seeded from the
+//! configuration: the engine reads no clock and draws no entropy of its own.
+//!
+//! Expiry: keys with a deadline are also indexed by `(deadline, key)` per database, so
+//! the active cycle reclaims exactly the keys that are due, oldest first, within a key
+//! budget per call. Reads check the deadline too (lazy expiry).
+
+use crate::dict::Dict;
+use crate::value::Value;
+use bytes::Bytes;
+use parking_lot::{Mutex, MutexGuard};
+use std::collections::BTreeSet;
+use std::hash::BuildHasher;
+
+/// Construction parameters of a [`Keyspace`].
+#[derive(Debug, Clone)]
+pub struct KeyspaceConfig {
+    /// Number of shards; rounded up to a power of two.
+    pub shards: usize,
+    /// Number of databases (`SELECT` indexes).
+    pub databases: usize,
+    /// Seed of the key hash (per process, so clients cannot predict collisions).
+    pub hash_seed: u64,
+    /// Seed of the shards' random generators (RANDOMKEY, sampling).
+    pub rng_seed: u64,
+}
+
+/// One key's stored value and metadata.
+#[derive(Debug)]
+pub struct Entry {
+    /// The value.
+    pub value: Value,
+    expire_at: u64,
+    access_secs: u32,
+}
+
+impl Entry {
+    /// The Unix-ms deadline, or 0 when the key does not expire.
+    pub fn expire_at(&self) -> u64 {
+        self.expire_at
+    }
+
+    /// Seconds (on the server clock) of the last access, for `OBJECT IDLETIME`.
+    pub fn access_secs(&self) -> u32 {
+        self.access_secs
+    }
+}
+
+/// Counters a shard keeps for INFO.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct ShardStats {
+    /// Keys removed because their deadline passed.
+    pub expired_keys: u64,
+    /// Successful read lookups.
+    pub keyspace_hits: u64,
+    /// Failed read lookups.
+    pub keyspace_misses: u64,
+}
+
+impl ShardStats {
+    fn add(&mut self, o: &ShardStats) {
+        self.expired_keys += o.expired_keys;
+        self.keyspace_hits += o.keyspace_hits;
+        self.keyspace_misses += o.keyspace_misses;
+    }
+}
+
+/// One database's keys within one shard.
+#[derive(Default)]
+struct Db {
+    dict: Dict<Entry>,
+    expires: BTreeSet<(u64, Bytes)>,
+}
+
+impl Db {
+    fn clear(&mut self) {
+        self.dict.clear();
+        self.expires.clear();
+    }
+}
+
+/// One shard: a slice of every database.
+pub struct Shard {
+    dbs: Vec<Db>,
+    /// INFO counters.
+    pub stats: ShardStats,
+    rng: u64,
+    // A copy of the keyspace's hasher (one u64), so the expiry cycle can rehash the keys
+    // it reclaims without a reference back to the keyspace.
+    hasher: foldhash::fast::FixedState,
+}
+
+impl Shard {
+    fn next_rand(&mut self) -> u64 {
+        // xorshift64*: small, fast, good enough for sampling.
+        let mut x = self.rng;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.rng = x;
+        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    /// Number of keys (including not yet reclaimed expired ones) in `db`.
+    pub fn db_len(&self, db: usize) -> usize {
+        self.dbs[db].dict.len()
+    }
+
+    /// Number of keys with a deadline in `db`.
+    pub fn db_volatile(&self, db: usize) -> usize {
+        self.dbs[db].expires.len()
+    }
+
+    /// Average remaining TTL information: sum of deadlines of volatile keys is not kept;
+    /// this returns the earliest deadline in `db`, if any.
+    pub fn earliest_deadline(&self, db: usize) -> Option<u64> {
+        self.dbs[db].expires.first().map(|(t, _)| *t)
+    }
+
+    /// Active expiry: removes up to `budget` keys whose deadline is `<= now`, across all
+    /// databases of this shard. Returns how many were removed and whether due keys remain.
+    pub fn expire_cycle(&mut self, now: u64, budget: usize) -> (usize, bool) {
+        let mut removed = 0;
+        let mut more = false;
+        for db in self.dbs.iter_mut() {
+            while let Some((t, _)) = db.expires.first() {
+                if *t > now {
+                    break;
+                }
+                if removed >= budget {
+                    more = true;
+                    break;
+                }
+                let Some((_, key)) = db.expires.pop_first() else {
+                    break;
+                };
+                db.dict.remove(self.hasher.hash_one(key.as_ref()), &key);
+                removed += 1;
+            }
+        }
+        self.stats.expired_keys += removed as u64;
+        (removed, more)
+    }
+}
+
+/// The sharded keyspace.
+pub struct Keyspace {
+    shards: Box<[Mutex<Shard>]>,
+    bits: u32,
+    hasher: foldhash::fast::FixedState,
+    databases: usize,
+}
+
+impl Keyspace {
+    /// Builds an empty keyspace.
+    pub fn new(cfg: &KeyspaceConfig) -> Keyspace {
+        let n = cfg.shards.max(1).next_power_of_two();
+        let databases = cfg.databases.max(1);
+        let shards = (0..n)
+            .map(|i| {
+                let mut dbs = Vec::with_capacity(databases);
+                dbs.resize_with(databases, Db::default);
+                Mutex::new(Shard {
+                    dbs,
+                    stats: ShardStats::default(),
+                    rng: (cfg.rng_seed ^ (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)) | 1,
+                    hasher: foldhash::fast::FixedState::with_seed(cfg.hash_seed),
+                })
+            })
+            .collect();
+        Keyspace {
+            shards,
+            bits: n.trailing_zeros(),
+            hasher: foldhash::fast::FixedState::with_seed(cfg.hash_seed),
+            databases,
+        }
+    }
+
+    /// Number of databases.
+    pub fn databases(&self) -> usize {
+        self.databases
+    }
+
+    /// Number of shards.
+    pub fn shard_count(&self) -> usize {
+        self.shards.len()
+    }
+
+    /// The hash of a key.
+    pub fn hash(&self, key: &[u8]) -> u64 {
+        self.hasher.hash_one(key)
+    }
+
+    fn shard_of(&self, hash: u64) -> usize {
+        if self.bits == 0 {
+            0
+        } else {
+            (hash >> (64 - self.bits)) as usize
+        }
+    }
+
+    /// Locks the shards holding `keys` (ascending order, each once).
+    pub fn lock_keys<K: AsRef<[u8]>>(&self, keys: &[K], now: u64) -> Guard<'_> {
+        let mut idx: Vec<usize> = keys
+            .iter()
+            .map(|k| self.shard_of(self.hash(k.as_ref())))
+            .collect();
+        idx.sort_unstable();
+        idx.dedup();
+        self.lock_indexes(&idx, now)
+    }
+
+    /// Locks the shard holding one key.
+    pub fn lock_key(&self, key: &[u8], now: u64) -> Guard<'_> {
+        let i = self.shard_of(self.hash(key));
+        self.lock_indexes(&[i], now)
+    }
+
+    /// Locks every shard (whole-keyspace commands: FLUSHDB, DBSIZE, SWAPDB, KEYS ...).
+    pub fn lock_all(&self, now: u64) -> Guard<'_> {
+        let idx: Vec<usize> = (0..self.shards.len()).collect();
+        self.lock_indexes(&idx, now)
+    }
+
+    fn lock_indexes(&self, idx: &[usize], now: u64) -> Guard<'_> {
+        debug_assert!(idx.windows(2).all(|w| w[0] < w[1]));
+        Guard {
+            ks: self,
+            guards: idx.iter().map(|&i| (i, self.shards[i].lock())).collect(),
+            now,
+            all: idx.len() == self.shards.len(),
+        }
+    }
+
+    /// Runs `f` on one shard while holding its lock (expiry cycle, stats).
+    pub fn with_shard<R>(&self, i: usize, f: impl FnOnce(&mut Shard) -> R) -> R {
+        f(&mut self.shards[i].lock())
+    }
+
+    /// Sums every shard's counters.
+    pub fn stats(&self) -> ShardStats {
+        let mut total = ShardStats::default();
+        for s in self.shards.iter() {
+            total.add(&s.lock().stats);
+        }
+        total
+    }
+
+    /// Resets the INFO counters (CONFIG RESETSTAT).
+    pub fn reset_stats(&self) {
+        for s in self.shards.iter() {
+            s.lock().stats = ShardStats::default();
+        }
+    }
+
+    /// Per-database (keys, volatile keys), locking one shard at a time.
+    pub fn db_sizes(&self) -> Vec<(usize, usize)> {
+        let mut out = vec![(0, 0); self.databases];
+        for s in self.shards.iter() {
+            let s = s.lock();
+            for (db, o) in out.iter_mut().enumerate() {
+                o.0 += s.db_len(db);
+                o.1 += s.db_volatile(db);
+            }
+        }
+        out
+    }
+
+    /// One SCAN step over `db`: visits live keys from `cursor` until about `count` keys
+    /// were visited, and returns the next cursor (0 when done). The cursor's low bits name
+    /// the shard, the rest is that shard's table cursor, so only one shard is locked at a
+    /// time.
+    pub fn scan(
+        &self,
+        db: usize,
+        cursor: u64,
+        count: usize,
+        now: u64,
+        mut f: impl FnMut(&Bytes, &Entry),
+    ) -> u64 {
+        let nshards = self.shards.len() as u64;
+        let mut shard = cursor & (nshards - 1);
+        let mut inner = if self.bits == 0 {
+            cursor
+        } else {
+            cursor >> self.bits
+        };
+        let mut visited = 0usize;
+        let max_steps = count.saturating_mul(10).max(1);
+        let mut steps = 0usize;
+        loop {
+            let guard = self.shards[shard as usize].lock();
+            let dict = &guard.dbs[db].dict;
+            loop {
+                inner = dict.scan(inner, |k, e| {
+                    if e.expire_at == 0 || e.expire_at > now {
+                        visited += 1;
+                        f(k, e);
+                    }
+                });
+                steps += 1;
+                if inner == 0 || visited >= count || steps >= max_steps {
+                    break;
+                }
+            }
+            drop(guard);
+            if inner == 0 {
+                shard += 1;
+                if shard == nshards {
+                    return 0;
+                }
+            }
+            if visited >= count || steps >= max_steps {
+                let next = if self.bits == 0 {
+                    inner
+                } else {
+                    (inner << self.bits) | shard
+                };
+                // A cursor of 0 means "done"; shard 0 with table cursor 0 only occurs at
+                // the start, which the loop above never returns.
+                return next;
+            }
+        }
+    }
+}
+
+/// Locked shards; all keyspace reads and writes go through it.
+pub struct Guard<'a> {
+    ks: &'a Keyspace,
+    guards: Vec<(usize, MutexGuard<'a, Shard>)>,
+    now: u64,
+    all: bool,
+}
+
+impl<'a> Guard<'a> {
+    /// The time (Unix ms) this guard judges expiry by.
+    pub fn now(&self) -> u64 {
+        self.now
+    }
+
+    /// The keyspace this guard locks into.
+    pub fn keyspace(&self) -> &'a Keyspace {
+        self.ks
+    }
+
+    fn shard_mut(&mut self, hash: u64) -> &mut Shard {
+        let i = self.ks.shard_of(hash);
+        if self.all {
+            return &mut self.guards[i].1;
+        }
+        let pos = self.guards.iter().position(|(s, _)| *s == i);
+        match pos {
+            Some(p) => &mut self.guards[p].1,
+            // Touching a key whose shard was not locked is a bug in a command handler.
+            None => panic!("keyspace: key's shard {i} was not locked by this command"),
+        }
+    }
+
+    /// Looks a key up, removing it first if it has expired.
+    pub fn get(&mut self, db: usize, key: &[u8]) -> Option<&mut Entry> {
+        let hash = self.ks.hash(key);
+        let now = self.now;
+        let shard = self.shard_mut(hash);
+        let d = &mut shard.dbs[db];
+        let expired = match d.dict.get(hash, key) {
+            None => return None,
+            Some(e) => e.expire_at != 0 && e.expire_at <= now,
+        };
+        if expired {
+            if let Some((k, e)) = d.dict.remove(hash, key) {
+                d.expires.remove(&(e.expire_at, k));
+            }
+            shard.stats.expired_keys += 1;
+            return None;
+        }
+        let e = shard.dbs[db].dict.get_mut(hash, key)?;
+        e.access_secs = (now / 1000) as u32;
+        Some(e)
+    }
+
+    /// Like [`Guard::get`], and counts a keyspace hit or miss (read commands).
+    pub fn lookup_read(&mut self, db: usize, key: &[u8]) -> Option<&mut Entry> {
+        let hash = self.ks.hash(key);
+        let found = self.get(db, key).is_some();
+        let shard = self.shard_mut(hash);
+        if found {
+            shard.stats.keyspace_hits += 1;
+        } else {
+            shard.stats.keyspace_misses += 1;
+        }
+        if found { self.get(db, key) } else { None }
+    }
+
+    /// True if the key exists (and has not expired).
+    pub fn exists(&mut self, db: usize, key: &[u8]) -> bool {
+        self.get(db, key).is_some()
+    }
+
+    /// Stores `value` under `key` with deadline `expire_at` (0: none), replacing any old
+    /// value and deadline.
+    pub fn insert(&mut self, db: usize, key: &[u8], value: Value, expire_at: u64) {
+        let hash = self.ks.hash(key);
+        let now = self.now;
+        let shard = self.shard_mut(hash);
+        let d = &mut shard.dbs[db];
+        let stored_key = match d.dict.get_key_value(hash, key) {
+            Some((k, _)) => k.clone(),
+            None => Bytes::copy_from_slice(key),
+        };
+        let entry = Entry {
+            value,
+            expire_at,
+            access_secs: (now / 1000) as u32,
+        };
+        if let Some(old) = d.dict.insert(hash, stored_key.clone(), entry)
+            && old.expire_at != 0
+        {
+            d.expires.remove(&(old.expire_at, stored_key.clone()));
+        }
+        if expire_at != 0 {
+            d.expires.insert((expire_at, stored_key));
+        }
+    }
+
+    /// Removes a key; returns its entry if it existed (an expired key counts as absent).
+    pub fn remove(&mut self, db: usize, key: &[u8]) -> Option<Entry> {
+        self.get(db, key)?;
+        let hash = self.ks.hash(key);
+        let d = &mut self.shard_mut(hash).dbs[db];
+        let (k, e) = d.dict.remove(hash, key)?;
+        if e.expire_at != 0 {
+            d.expires.remove(&(e.expire_at, k));
+        }
+        Some(e)
+    }
+
+    /// Sets or clears (0) a live key's deadline. Returns false if the key does not exist.
+    pub fn set_expire(&mut self, db: usize, key: &[u8], expire_at: u64) -> bool {
+        let Some(old) = self.get(db, key).map(|e| e.expire_at) else {
+            return false;
+        };
+        let hash = self.ks.hash(key);
+        let d = &mut self.shard_mut(hash).dbs[db];
+        let Some((k, e)) = d.dict.get_key_value(hash, key) else {
+            return false;
+        };
+        let k = k.clone();
+        debug_assert_eq!(e.expire_at, old);
+        if old != 0 {
+            d.expires.remove(&(old, k.clone()));
+        }
+        if expire_at != 0 {
+            d.expires.insert((expire_at, k));
+        }
+        if let Some(e) = d.dict.get_mut(hash, key) {
+            e.expire_at = expire_at;
+        }
+        true
+    }
+
+    /// Keys in `db` across the locked shards (expired but unreclaimed keys included, as
+    /// Redis's DBSIZE counts them).
+    pub fn db_len(&self, db: usize) -> usize {
+        self.guards.iter().map(|(_, s)| s.db_len(db)).sum()
+    }
+
+    /// Visits every live key of `db` in the locked shards.
+    pub fn for_each_key(&self, db: usize, mut f: impl FnMut(&Bytes, &Entry)) {
+        let now = self.now;
+        for (_, s) in &self.guards {
+            s.dbs[db].dict.for_each(|k, e| {
+                if e.expire_at == 0 || e.expire_at > now {
+                    f(k, e);
+                }
+            });
+        }
+    }
+
+    /// Empties `db` in the locked shards (all shards for FLUSHDB).
+    pub fn flush_db(&mut self, db: usize) {
+        for (_, s) in self.guards.iter_mut() {
+            s.dbs[db].clear();
+        }
+    }
+
+    /// Swaps two databases in every locked shard (SWAPDB locks all).
+    pub fn swap_db(&mut self, a: usize, b: usize) {
+        debug_assert!(self.all, "SWAPDB must lock every shard");
+        for (_, s) in self.guards.iter_mut() {
+            s.dbs.swap(a, b);
+        }
+    }
+
+    /// A random live key of `db` among the locked shards, or None if there is none.
+    pub fn random_key(&mut self, db: usize) -> Option<Bytes> {
+        // Bounded retries: a database full of expired keys must not loop forever.
+        for _ in 0..100 {
+            let total: usize = self.db_len(db);
+            if total == 0 {
+                return None;
+            }
+            let r = self.guards[0].1.next_rand();
+            let mut pick = (r % total as u64) as usize;
+            let mut chosen = 0;
+            for (pos, (_, s)) in self.guards.iter().enumerate() {
+                let n = s.db_len(db);
+                if pick < n {
+                    chosen = pos;
+                    break;
+                }
+                pick -= n;
+            }
+            let shard = &mut self.guards[chosen].1;
+            let (r1, r2) = (shard.next_rand(), shard.next_rand());
+            let key = shard.dbs[db].dict.random_entry(r1, r2).map(|(k, _)| k.clone())?;
+            if self.get(db, &key).is_some() {
+                return Some(key);
+            }
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::value::StrValue;
+
+    fn ks() -> Keyspace {
+        Keyspace::new(&KeyspaceConfig {
+            shards: 8,
+            databases: 4,
+            hash_seed: 1,
+            rng_seed: 2,
+        })
+    }
+
+    fn s(v: &str) -> Value {
+        Value::Str(StrValue::from_bytes(v.as_bytes()))
+    }
+
+    #[test]
+    fn lazy_expiry_hides_and_reclaims() {
+        let ks = ks();
+        let mut g = ks.lock_keys(&[b"a", b"b"], 1_000);
+        g.insert(0, b"a", s("1"), 2_000);
+        g.insert(0, b"b", s("2"), 0);
+        assert!(g.exists(0, b"a"));
+        drop(g);
+        let mut g = ks.lock_keys(&[b"a", b"b"], 2_000);
+        assert!(!g.exists(0, b"a"));
+        assert!(g.exists(0, b"b"));
+        drop(g);
+        assert_eq!(ks.stats().expired_keys, 1);
+        assert_eq!(ks.db_sizes()[0], (1, 0));
+    }
+
+    #[test]
+    fn active_expiry_respects_budget() {
+        let ks = ks();
+        let keys: Vec<String> = (0..100).map(|i| format!("k{i}")).collect();
+        let mut g = ks.lock_all(0);
+        for k in &keys {
+            g.insert(1, k.as_bytes(), s("v"), 10);
+        }
+        drop(g);
+        let mut removed = 0;
+        for i in 0..ks.shard_count() {
+            removed += ks.with_shard(i, |sh| sh.expire_cycle(5, 1000).0);
+        }
+        assert_eq!(removed, 0, "nothing is due at t=5");
+        for i in 0..ks.shard_count() {
+            let (n, _) = ks.with_shard(i, |sh| sh.expire_cycle(10, 3));
+            assert!(n <= 3);
+            removed += n;
+        }
+        for i in 0..ks.shard_count() {
+            removed += ks.with_shard(i, |sh| sh.expire_cycle(10, 1000).0);
+        }
+        assert_eq!(removed, 100);
+        assert_eq!(ks.db_sizes()[1], (0, 0));
+    }
+
+    #[test]
+    fn set_expire_and_overwrite_keep_index_consistent() {
+        let ks = ks();
+        let mut g = ks.lock_all(0);
+        g.insert(0, b"k", s("v"), 100);
+        assert!(g.set_expire(0, b"k", 200));
+        g.insert(0, b"k", s("w"), 0);
+        assert_eq!(g.get(0, b"k").map(|e| e.expire_at()), Some(0));
+        assert!(!g.set_expire(0, b"missing", 5));
+        drop(g);
+        assert_eq!(ks.db_sizes()[0], (1, 0));
+    }
+
+    #[test]
+    fn scan_covers_all_shards() {
+        let ks = ks();
+        let mut g = ks.lock_all(0);
+        for i in 0..1000 {
+            g.insert(2, format!("key{i}").as_bytes(), s("v"), 0);
+        }
+        drop(g);
+        let mut seen = std::collections::HashSet::new();
+        let mut cursor = 0;
+        loop {
+            cursor = ks.scan(2, cursor, 10, 0, |k, _| {
+                seen.insert(k.clone());
+            });
+            if cursor == 0 {
+                break;
+            }
+        }
+        assert_eq!(seen.len(), 1000);
+    }
+
+    #[test]
+    fn swap_and_flush() {
+        let ks = ks();
+        let mut g = ks.lock_all(0);
+        g.insert(0, b"a", s("1"), 0);
+        g.swap_db(0, 3);
+        assert!(!g.exists(0, b"a"));
+        assert!(g.exists(3, b"a"));
+        assert_eq!(g.random_key(3).as_deref(), Some(&b"a"[..]));
+        g.flush_db(3);
+        assert_eq!(g.db_len(3), 0);
+        assert_eq!(g.random_key(3), None);
+    }
+}

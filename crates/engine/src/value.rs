@@ -1,0 +1,163 @@
+//! Values stored in the keyspace and their encodings.
+//!
+//! `Value` is the one enum every data type joins; `OBJECT ENCODING` and `TYPE` answer
+//! from it with Redis's names. Strings keep Redis's three encodings because clients and
+//! tests observe them: `int` for canonical 64-bit integers of up to 20 characters,
+//! `embstr` for short strings (up to 44 bytes) that were stored whole, `raw` otherwise
+//! or once a string was modified in place (APPEND, SETRANGE).
+
+use crate::num::parse_i64;
+use std::borrow::Cow;
+
+/// Longest string Redis stores with the `embstr` encoding.
+pub const EMBSTR_MAX: usize = 44;
+
+/// A string value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StrValue {
+    /// A canonical integer (`OBJECT ENCODING` → `int`).
+    Int(i64),
+    /// A short string stored whole (`embstr`).
+    Embstr(Box<[u8]>),
+    /// Any other string (`raw`).
+    Raw(Vec<u8>),
+}
+
+impl StrValue {
+    /// Encodes bytes as Redis's `tryObjectEncoding` would.
+    pub fn from_bytes(b: &[u8]) -> StrValue {
+        if b.len() <= 20
+            && let Some(i) = parse_i64(b)
+        {
+            return StrValue::Int(i);
+        }
+        if b.len() <= EMBSTR_MAX {
+            StrValue::Embstr(b.into())
+        } else {
+            StrValue::Raw(b.to_vec())
+        }
+    }
+
+    /// A string that is never integer-encoded (Redis's `createStringObject`).
+    pub fn from_bytes_no_int(b: &[u8]) -> StrValue {
+        if b.len() <= EMBSTR_MAX {
+            StrValue::Embstr(b.into())
+        } else {
+            StrValue::Raw(b.to_vec())
+        }
+    }
+
+    /// The string's bytes (integers are formatted).
+    pub fn as_bytes(&self) -> Cow<'_, [u8]> {
+        match self {
+            StrValue::Int(i) => Cow::Owned(itoa::Buffer::new().format(*i).as_bytes().to_vec()),
+            StrValue::Embstr(b) => Cow::Borrowed(b),
+            StrValue::Raw(v) => Cow::Borrowed(v),
+        }
+    }
+
+    /// Length in bytes.
+    pub fn len(&self) -> usize {
+        match self {
+            StrValue::Int(i) => itoa::Buffer::new().format(*i).len(),
+            StrValue::Embstr(b) => b.len(),
+            StrValue::Raw(v) => v.len(),
+        }
+    }
+
+    /// True for the empty string.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The value as an integer if its text is a canonical integer.
+    pub fn as_i64(&self) -> Option<i64> {
+        match self {
+            StrValue::Int(i) => Some(*i),
+            StrValue::Embstr(b) => parse_i64(b),
+            StrValue::Raw(v) => parse_i64(v),
+        }
+    }
+
+    /// Turns the value into a `raw` string and returns its buffer for in-place edits.
+    pub fn make_raw(&mut self) -> &mut Vec<u8> {
+        if !matches!(self, StrValue::Raw(_)) {
+            let bytes = self.as_bytes().into_owned();
+            *self = StrValue::Raw(bytes);
+        }
+        match self {
+            StrValue::Raw(v) => v,
+            // Just converted above.
+            _ => unreachable!("string converted to raw"),
+        }
+    }
+
+    /// Redis's encoding name.
+    pub fn encoding(&self) -> &'static str {
+        match self {
+            StrValue::Int(_) => "int",
+            StrValue::Embstr(_) => "embstr",
+            StrValue::Raw(_) => "raw",
+        }
+    }
+
+    /// Approximate heap bytes held by the value.
+    pub fn heap_size(&self) -> usize {
+        match self {
+            StrValue::Int(_) => 0,
+            StrValue::Embstr(b) => b.len(),
+            StrValue::Raw(v) => v.capacity(),
+        }
+    }
+}
+
+/// Every type a key can hold. Later data types add variants here.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    /// A string.
+    Str(StrValue),
+}
+
+impl Value {
+    /// The name `TYPE` replies with.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Value::Str(_) => "string",
+        }
+    }
+
+    /// The name `OBJECT ENCODING` replies with.
+    pub fn encoding(&self) -> &'static str {
+        match self {
+            Value::Str(s) => s.encoding(),
+        }
+    }
+
+    /// Approximate heap bytes held by the value.
+    pub fn heap_size(&self) -> usize {
+        match self {
+            Value::Str(s) => s.heap_size(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encodings_match_redis_rules() {
+        assert_eq!(StrValue::from_bytes(b"123").encoding(), "int");
+        assert_eq!(StrValue::from_bytes(b"-9223372036854775808").encoding(), "int");
+        assert_eq!(StrValue::from_bytes(b"9223372036854775808").encoding(), "embstr");
+        assert_eq!(StrValue::from_bytes(b"0123").encoding(), "embstr");
+        assert_eq!(StrValue::from_bytes(&[b'a'; 44]).encoding(), "embstr");
+        assert_eq!(StrValue::from_bytes(&[b'a'; 45]).encoding(), "raw");
+        let mut v = StrValue::from_bytes(b"12");
+        v.make_raw().extend_from_slice(b"3");
+        assert_eq!(v.encoding(), "raw");
+        assert_eq!(v.as_bytes().as_ref(), b"123");
+        assert_eq!(v.as_i64(), Some(123));
+        assert_eq!(StrValue::Int(-42).len(), 3);
+    }
+}
