@@ -1,0 +1,768 @@
+//! Differential testing against replies recorded from redis-server: the `.golden` file
+//! format, reply comparison, the replay runner and the recorder.
+//!
+//! `tests/golden/<name>.cmds` holds command sequences ([`crate::seqfile`]);
+//! `tests/golden/<name>.golden` holds, for each of its commands, the exact reply bytes that
+//! redis-server 7.0.15 sent, escaped to one line per reply so diffs stay readable:
+//!
+//! ```text
+//! === set-get
+//! > SET k v
+//! < +OK\r\n
+//! > !resp3
+//! > GET k
+//! < $1\r\nv\r\n
+//! ```
+//!
+//! [`run_all`] replays every sequence against a live server and returns the differences;
+//! it starts nothing itself, so the same code checks Basalt (in `cargo test`) and re-checks
+//! the goldens against redis-server (in CI, through the `basalt-golden` binary).
+
+use std::collections::HashSet;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, anyhow, bail};
+
+use crate::client::RawClient;
+use crate::resp::{escape, unescape};
+use crate::seqfile::{Check, Sequence, Step, parse_cmds};
+
+/// One recorded step of a golden sequence.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GoldenStep {
+    /// The step's text in the `.cmds` file (command line with marker, or directive).
+    pub text: String,
+    /// The raw reply bytes; `None` for directives.
+    pub reply: Option<Vec<u8>>,
+}
+
+/// One recorded sequence.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GoldenSeq {
+    /// Sequence name, as in the `.cmds` file.
+    pub name: String,
+    /// Its steps, in order.
+    pub steps: Vec<GoldenStep>,
+}
+
+/// Renders a golden file. `header` lines are written as `#` comments at the top.
+pub fn write_golden(header: &[String], seqs: &[GoldenSeq]) -> String {
+    let mut out = String::new();
+    for h in header {
+        out.push_str("# ");
+        out.push_str(h);
+        out.push('\n');
+    }
+    for seq in seqs {
+        out.push_str("\n=== ");
+        out.push_str(&seq.name);
+        out.push('\n');
+        for step in &seq.steps {
+            out.push_str("> ");
+            out.push_str(&step.text);
+            out.push('\n');
+            if let Some(reply) = &step.reply {
+                out.push_str("< ");
+                out.push_str(&escape(reply));
+                out.push('\n');
+            }
+        }
+    }
+    out
+}
+
+/// Parses a golden file written by [`write_golden`].
+pub fn parse_golden(text: &str) -> anyhow::Result<Vec<GoldenSeq>> {
+    let mut seqs: Vec<GoldenSeq> = Vec::new();
+    for (idx, line) in text.lines().enumerate() {
+        let n = idx + 1;
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        if let Some(name) = line.strip_prefix("=== ") {
+            seqs.push(GoldenSeq {
+                name: name.to_string(),
+                steps: Vec::new(),
+            });
+            continue;
+        }
+        let Some(seq) = seqs.last_mut() else {
+            bail!("line {n}: entry before the first `=== name`");
+        };
+        if let Some(step) = line.strip_prefix("> ") {
+            seq.steps.push(GoldenStep {
+                text: step.to_string(),
+                reply: None,
+            });
+        } else if let Some(reply) = line.strip_prefix("< ") {
+            let step = seq
+                .steps
+                .last_mut()
+                .filter(|s| s.reply.is_none() && !s.text.starts_with('!'))
+                .ok_or_else(|| anyhow!("line {n}: reply without a command before it"))?;
+            step.reply = Some(unescape(reply).map_err(|e| anyhow!("line {n}: {e}"))?);
+        } else {
+            bail!("line {n}: expected `=== `, `> ` or `< `");
+        }
+    }
+    for seq in &seqs {
+        if let Some(s) = seq
+            .steps
+            .iter()
+            .find(|s| s.reply.is_none() && !s.text.starts_with('!'))
+        {
+            bail!("sequence {}: command {:?} has no reply", seq.name, s.text);
+        }
+    }
+    Ok(seqs)
+}
+
+/// A node of a reply as raw bytes, for order-insensitive and shape-only comparison.
+struct Node {
+    /// The frame's own bytes: type byte, header line and CRLF, plus a bulk payload.
+    head: Vec<u8>,
+    children: Vec<Node>,
+}
+
+fn parse_tree(buf: &[u8], pos: usize, depth: usize) -> Result<(Node, usize), String> {
+    if depth > 512 {
+        return Err("nesting too deep".into());
+    }
+    let rest = buf.get(pos..).ok_or("truncated")?;
+    let nl = rest
+        .windows(2)
+        .position(|w| w == b"\r\n")
+        .ok_or("truncated line")?;
+    let tag = *rest.first().ok_or("truncated")?;
+    let num = || -> Result<i64, String> {
+        std::str::from_utf8(&rest[1..nl])
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| "bad length".to_string())
+    };
+    let mut end = pos + nl + 2;
+    let mut children = Vec::new();
+    match tag {
+        b'$' | b'!' | b'=' => {
+            let n = num()?;
+            if n >= 0 {
+                end += n as usize + 2;
+                if end > buf.len() {
+                    return Err("truncated bulk".into());
+                }
+            }
+        }
+        b'*' | b'~' | b'>' | b'%' | b'|' => {
+            let n = num()?.max(0) as usize;
+            let count = match tag {
+                b'%' => n * 2,
+                b'|' => n * 2 + 1,
+                _ => n,
+            };
+            for _ in 0..count {
+                let (c, p) = parse_tree(buf, end, depth + 1)?;
+                children.push(c);
+                end = p;
+            }
+            // Nothing in `head` beyond the header line for aggregates.
+            let head = buf[pos..pos + nl + 2].to_vec();
+            return Ok((Node { head, children }, end));
+        }
+        _ => {}
+    }
+    Ok((
+        Node {
+            head: buf[pos..end].to_vec(),
+            children,
+        },
+        end,
+    ))
+}
+
+fn tree(reply: &[u8]) -> Result<Node, String> {
+    let (node, used) = parse_tree(reply, 0, 0)?;
+    if used != reply.len() {
+        return Err("trailing bytes after reply".into());
+    }
+    Ok(node)
+}
+
+/// Encoding of a reply with every aggregate's elements sorted (maps and attributes by
+/// key/value pair), so two replies that differ only in element order are equal.
+fn canonical(node: &Node) -> Vec<u8> {
+    let mut out = node.head.clone();
+    let tag = node.head.first().copied().unwrap_or(0);
+    let mut units: Vec<Vec<u8>> = if matches!(tag, b'%' | b'|') {
+        node.children
+            .chunks(2)
+            .map(|c| c.iter().flat_map(canonical).collect())
+            .collect()
+    } else {
+        node.children.iter().map(canonical).collect()
+    };
+    if tag == b'|' {
+        // The annotated frame is the odd one out at the end: keep it last.
+        let data = units.pop();
+        units.sort();
+        units.extend(data);
+    } else {
+        units.sort();
+    }
+    for u in units {
+        out.extend_from_slice(&u);
+    }
+    out
+}
+
+/// The reply's shape: type bytes, nil markers and aggregate lengths, no scalar contents.
+fn shape(node: &Node) -> String {
+    let tag = node.head.first().copied().unwrap_or(b'?') as char;
+    let nil = node.head.starts_with(b"$-1\r\n") || node.head.starts_with(b"*-1\r\n");
+    let mut s = if nil {
+        format!("{tag}nil")
+    } else {
+        tag.to_string()
+    };
+    if !node.children.is_empty() || matches!(tag, '*' | '~' | '>' | '%' | '|') && !nil {
+        s.push_str(&format!("{}[", node.children.len()));
+        for (i, c) in node.children.iter().enumerate() {
+            if i > 0 {
+                s.push(' ');
+            }
+            s.push_str(&shape(c));
+        }
+        s.push(']');
+    }
+    s
+}
+
+/// Compares a reply with the recorded one under `check`. `Err` says why they differ.
+pub fn compare(check: &Check, expected: &[u8], got: &[u8]) -> Result<(), String> {
+    match check {
+        Check::Exact => {
+            if expected == got {
+                Ok(())
+            } else {
+                Err("bytes differ".into())
+            }
+        }
+        Check::Sorted => {
+            let e = tree(expected).map_err(|e| format!("recorded reply unreadable: {e}"))?;
+            let g = tree(got).map_err(|e| format!("reply unreadable: {e}"))?;
+            if canonical(&e) == canonical(&g) {
+                Ok(())
+            } else {
+                Err("elements differ (order ignored)".into())
+            }
+        }
+        Check::Type => {
+            let e = tree(expected).map_err(|e| format!("recorded reply unreadable: {e}"))?;
+            let g = tree(got).map_err(|e| format!("reply unreadable: {e}"))?;
+            let (se, sg) = (shape(&e), shape(&g));
+            if se == sg {
+                Ok(())
+            } else {
+                Err(format!("shape {sg} instead of {se}"))
+            }
+        }
+        Check::Range(lo, hi) => match integer_reply(got) {
+            Some(v) if (*lo..=*hi).contains(&v) => Ok(()),
+            Some(v) => Err(format!("{v} is outside {lo}..={hi}")),
+            None => Err(format!("not an integer reply (wanted {lo}..={hi})")),
+        },
+    }
+}
+
+fn integer_reply(reply: &[u8]) -> Option<i64> {
+    let body = reply.strip_prefix(b":")?.strip_suffix(b"\r\n")?;
+    std::str::from_utf8(body).ok()?.parse().ok()
+}
+
+/// One difference between a server's reply and the recorded one (or a problem that stopped
+/// the comparison, such as a stale golden file or a dropped connection).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mismatch {
+    /// Sequence file name (`strings.cmds`).
+    pub file: String,
+    /// Sequence name.
+    pub name: String,
+    /// Line of the command in the `.cmds` file (0 when not about one command).
+    pub line: usize,
+    /// The command as written, marker included.
+    pub command: String,
+    /// The recorded reply, escaped (see [`crate::resp::escape`]), or what was expected.
+    pub expected: String,
+    /// The reply received, escaped, or the error that occurred.
+    pub got: String,
+    /// Why they count as different.
+    pub reason: String,
+}
+
+impl fmt::Display for Mismatch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "{}:{} [{}] {}",
+            self.file, self.line, self.name, self.command
+        )?;
+        writeln!(f, "    expected: {}", self.expected)?;
+        writeln!(f, "    got:      {}", self.got)?;
+        write!(f, "    ({})", self.reason)
+    }
+}
+
+/// The `.cmds` files of `dir`, sorted by name.
+pub fn cmds_files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .with_context(|| format!("reading {}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "cmds"))
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+/// Reads and parses a `.cmds` file.
+pub fn load_cmds(path: &Path) -> anyhow::Result<Vec<Sequence>> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    parse_cmds(&text).with_context(|| format!("parsing {}", path.display()))
+}
+
+/// Path of the golden file belonging to a `.cmds` file (same stem, in `dir`).
+pub fn golden_path(cmds: &Path, dir: &Path) -> PathBuf {
+    let stem = cmds.file_stem().unwrap_or_default();
+    dir.join(stem).with_extension("golden")
+}
+
+fn file_label(path: &Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| path.display().to_string())
+}
+
+/// Opens a fresh connection and empties the keyspace: every sequence starts on a new
+/// connection (RESP2, database 0, no client state) against an empty server.
+fn fresh_connection(port: u16) -> anyhow::Result<RawClient> {
+    let mut c = RawClient::connect_port(port).with_context(|| format!("connecting to {port}"))?;
+    let r = c.cmd(&[b"FLUSHALL"]).context("FLUSHALL")?;
+    if r != b"+OK\r\n" {
+        bail!("FLUSHALL answered {}", escape(&r));
+    }
+    Ok(c)
+}
+
+/// Replays one sequence on a fresh connection; returns the raw reply of each step (`None`
+/// for directives). Stops at the first I/O error, returning it with the replies so far.
+pub fn replay(seq: &Sequence, port: u16) -> (Vec<Option<Vec<u8>>>, Option<anyhow::Error>) {
+    let mut replies = Vec::new();
+    let mut client = match fresh_connection(port) {
+        Ok(c) => c,
+        Err(e) => return (replies, Some(e.context("preparing the sequence"))),
+    };
+    for step in &seq.steps {
+        let res: anyhow::Result<Option<Vec<u8>>> = match step {
+            Step::Resp3 => client
+                .cmd(&[b"HELLO", b"3"])
+                .context("HELLO 3")
+                .and_then(|r| {
+                    if r.starts_with(b"%") {
+                        Ok(None)
+                    } else {
+                        Err(anyhow!("HELLO 3 answered {}", escape(&r)))
+                    }
+                }),
+            Step::Sleep(ms) => {
+                std::thread::sleep(Duration::from_millis(*ms));
+                Ok(None)
+            }
+            Step::Command { args, .. } => {
+                let refs: Vec<&[u8]> = args.iter().map(Vec::as_slice).collect();
+                client.cmd(&refs).map(Some).map_err(anyhow::Error::from)
+            }
+        };
+        match res {
+            Ok(r) => replies.push(r),
+            Err(e) => return (replies, Some(e)),
+        }
+    }
+    (replies, None)
+}
+
+/// Replays one `.cmds` file against `127.0.0.1:port` and compares with its golden file
+/// (same stem, next to it).
+pub fn run_file(cmds: &Path, port: u16) -> Vec<Mismatch> {
+    let dir = cmds.parent().unwrap_or(Path::new("."));
+    run_file_against(cmds, &golden_path(cmds, dir), port)
+}
+
+fn problem(file: &str, name: &str, what: String) -> Mismatch {
+    Mismatch {
+        file: file.to_string(),
+        name: name.to_string(),
+        line: 0,
+        command: String::new(),
+        expected: String::new(),
+        got: what,
+        reason: "could not compare".into(),
+    }
+}
+
+fn run_file_against(cmds: &Path, golden: &Path, port: u16) -> Vec<Mismatch> {
+    let file = file_label(cmds);
+    let seqs = match load_cmds(cmds) {
+        Ok(s) => s,
+        Err(e) => return vec![problem(&file, "-", format!("{e:#}"))],
+    };
+    let recorded = match std::fs::read_to_string(golden)
+        .with_context(|| format!("reading {}", golden.display()))
+        .and_then(|t| parse_golden(&t).with_context(|| format!("parsing {}", golden.display())))
+    {
+        Ok(g) => g,
+        Err(e) => return vec![problem(&file, "-", format!("{e:#}"))],
+    };
+    let mut out = Vec::new();
+    for seq in &seqs {
+        let Some(gold) = recorded.iter().find(|g| g.name == seq.name) else {
+            out.push(problem(
+                &file,
+                &seq.name,
+                "no recording in the golden file: re-record it".into(),
+            ));
+            continue;
+        };
+        let texts: Vec<String> = seq.steps.iter().map(Step::text).collect();
+        let gold_texts: Vec<&String> = gold.steps.iter().map(|s| &s.text).collect();
+        if texts.iter().collect::<Vec<_>>() != gold_texts {
+            out.push(problem(
+                &file,
+                &seq.name,
+                "the golden file was recorded from different commands: re-record it".into(),
+            ));
+            continue;
+        }
+        out.extend(compare_sequence(&file, seq, gold, port));
+    }
+    out
+}
+
+fn compare_sequence(file: &str, seq: &Sequence, gold: &GoldenSeq, port: u16) -> Vec<Mismatch> {
+    let (replies, err) = replay(seq, port);
+    let mut out = Vec::new();
+    for (i, (step, g)) in seq.steps.iter().zip(&gold.steps).enumerate() {
+        let Step::Command {
+            text, check, line, ..
+        } = step
+        else {
+            if let (Some(e), true) = (&err, i == replies.len()) {
+                out.push(Mismatch {
+                    file: file.to_string(),
+                    name: seq.name.clone(),
+                    line: 0,
+                    command: step.text(),
+                    expected: String::new(),
+                    got: format!("<error: {e:#}>"),
+                    reason: "directive failed".into(),
+                });
+                break;
+            }
+            continue;
+        };
+        let expected = g.reply.as_deref().unwrap_or_default();
+        let mk = |got: String, reason: String| Mismatch {
+            file: file.to_string(),
+            name: seq.name.clone(),
+            line: *line,
+            command: text.clone(),
+            expected: escape(expected),
+            got,
+            reason,
+        };
+        match replies.get(i) {
+            Some(Some(got)) => {
+                if let Err(reason) = compare(check, expected, got) {
+                    out.push(mk(escape(got), reason));
+                }
+            }
+            _ => {
+                let e = err
+                    .as_ref()
+                    .map(|e| format!("{e:#}"))
+                    .unwrap_or_else(|| "no reply".into());
+                out.push(mk(
+                    format!("<error: {e}>"),
+                    "no reply; rest of sequence skipped".into(),
+                ));
+                break;
+            }
+        }
+    }
+    out
+}
+
+/// Replays every `.cmds` file in `dir` against `127.0.0.1:port` and returns all
+/// differences from the recorded goldens (empty when the server matches). Starts nothing.
+pub fn run_all(dir: &Path, port: u16) -> Vec<Mismatch> {
+    run_all_except(dir, port, &[])
+}
+
+/// Like [`run_all`], skipping files whose name or stem is in `skip` (for example
+/// `types_wrongtype` while the server lacks non-string types).
+pub fn run_all_except(dir: &Path, port: u16, skip: &[&str]) -> Vec<Mismatch> {
+    let files = match cmds_files(dir) {
+        Ok(f) => f,
+        Err(e) => return vec![problem(&dir.display().to_string(), "-", format!("{e:#}"))],
+    };
+    if files.is_empty() {
+        return vec![problem(
+            &dir.display().to_string(),
+            "-",
+            "no .cmds files found".into(),
+        )];
+    }
+    let mut out = Vec::new();
+    let mut names = HashSet::new();
+    for f in files {
+        let label = file_label(&f);
+        let stem = f
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        if skip.iter().any(|s| *s == label || *s == stem) {
+            continue;
+        }
+        if let Ok(seqs) = load_cmds(&f) {
+            for s in seqs {
+                if !names.insert(s.name.clone()) {
+                    out.push(problem(
+                        &label,
+                        &s.name,
+                        "sequence name used in more than one file".into(),
+                    ));
+                }
+            }
+        }
+        out.extend(run_file(&f, port));
+    }
+    out
+}
+
+/// Counts of a recording.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RecordSummary {
+    /// Sequences recorded.
+    pub sequences: usize,
+    /// Commands recorded.
+    pub commands: usize,
+}
+
+/// Records `cmds` against `127.0.0.1:port` into `out_dir/<stem>.golden`.
+///
+/// Every sequence is replayed `runs` times (at least once); an unmarked command whose reply
+/// changes between runs, or a reply that does not satisfy its own marker, is an error and
+/// nothing is written: such a line needs a `?sorted`/`?type`/`?range` marker.
+/// `server` is written into the header (for example `redis_version:7.0.15`).
+pub fn record_file(
+    cmds: &Path,
+    port: u16,
+    out_dir: &Path,
+    runs: usize,
+    server: &str,
+) -> anyhow::Result<RecordSummary> {
+    let seqs = load_cmds(cmds)?;
+    let mut golden = Vec::new();
+    let mut problems = Vec::new();
+    let mut summary = RecordSummary::default();
+    for seq in &seqs {
+        let (first, err) = replay(seq, port);
+        if let Some(e) = err {
+            bail!("sequence {}: {e:#}", seq.name);
+        }
+        for _ in 1..runs.max(1) {
+            let (again, err) = replay(seq, port);
+            if let Some(e) = err {
+                bail!("sequence {} (repeat run): {e:#}", seq.name);
+            }
+            for ((step, a), b) in seq.steps.iter().zip(&first).zip(&again) {
+                if let (Step::Command { check, line, .. }, Some(a), Some(b)) = (step, a, b)
+                    && let Err(why) = compare(check, a, b)
+                {
+                    problems.push(format!(
+                        "line {line}: reply changes between runs ({why}): {} vs {}",
+                        escape(a),
+                        escape(b)
+                    ));
+                }
+            }
+        }
+        let mut steps = Vec::new();
+        for (step, reply) in seq.steps.iter().zip(first) {
+            if let (Step::Command { check, line, .. }, Some(r)) = (step, &reply) {
+                summary.commands += 1;
+                // A recording must satisfy its own marker, or the marker is wrong.
+                let valid = match check {
+                    Check::Range(..) => compare(check, r, r),
+                    Check::Sorted | Check::Type => tree(r).map(|_| ()),
+                    Check::Exact => Ok(()),
+                };
+                if let Err(why) = valid {
+                    problems.push(format!("line {line}: {why}: {}", escape(r)));
+                }
+            }
+            steps.push(GoldenStep {
+                text: step.text(),
+                reply,
+            });
+        }
+        summary.sequences += 1;
+        golden.push(GoldenSeq {
+            name: seq.name.clone(),
+            steps,
+        });
+    }
+    if !problems.is_empty() {
+        bail!("{}:\n  {}", cmds.display(), problems.join("\n  "));
+    }
+    let header = vec![
+        format!(
+            "Replies to {} recorded from {server} by basalt-golden. Do not edit by hand:",
+            file_label(cmds)
+        ),
+        "re-record with `cargo run -p basalt-testkit --bin basalt-golden -- record --port P`."
+            .to_string(),
+    ];
+    std::fs::create_dir_all(out_dir)?;
+    let path = golden_path(cmds, out_dir);
+    std::fs::write(&path, write_golden(&header, &golden))
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok(summary)
+}
+
+/// Asks the server for `redis_version` (from `INFO server`), for golden headers.
+pub fn server_version(port: u16) -> String {
+    let probe = || -> anyhow::Result<String> {
+        let mut c = RawClient::connect_port(port)?;
+        let r = c.cmd(&[b"INFO", b"server"])?;
+        let text = String::from_utf8_lossy(&r).into_owned();
+        Ok(text
+            .lines()
+            .find(|l| l.starts_with("redis_version:"))
+            .map(|l| l.trim().to_string())
+            .unwrap_or_else(|| "an unknown server version".to_string()))
+    };
+    probe().unwrap_or_else(|e| format!("an unreachable server ({e})"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn golden_round_trip() {
+        let seqs = vec![
+            GoldenSeq {
+                name: "a".into(),
+                steps: vec![
+                    GoldenStep {
+                        text: "SET k \"v\\n\"".into(),
+                        reply: Some(b"+OK\r\n".to_vec()),
+                    },
+                    GoldenStep {
+                        text: "!resp3".into(),
+                        reply: None,
+                    },
+                    GoldenStep {
+                        text: "GET k".into(),
+                        reply: Some(b"$2\r\nv\n\r\n".to_vec()),
+                    },
+                ],
+            },
+            GoldenSeq {
+                name: "b".into(),
+                steps: vec![GoldenStep {
+                    text: "?range 1 2 TTL x".into(),
+                    reply: Some((0..=255u8).collect()),
+                }],
+            },
+        ];
+        let text = write_golden(&["header".into()], &seqs);
+        assert!(text.starts_with("# header\n"));
+        assert!(text.contains("> GET k\n< $2\\r\\nv\\n\\r\\n\n"));
+        assert_eq!(parse_golden(&text).unwrap(), seqs);
+    }
+
+    #[test]
+    fn golden_parse_errors() {
+        assert!(parse_golden("> GET k\n< +OK\\r\\n").is_err());
+        assert!(parse_golden("=== a\n< +OK\\r\\n").is_err());
+        assert!(parse_golden("=== a\n> GET k\n").is_err());
+        assert!(parse_golden("=== a\n> !resp3\n< +OK\\r\\n").is_err());
+        assert!(parse_golden("=== a\n> GET k\n< \\q").is_err());
+        assert!(parse_golden("=== a\nbogus").is_err());
+    }
+
+    #[test]
+    fn exact_compare() {
+        assert!(compare(&Check::Exact, b"+OK\r\n", b"+OK\r\n").is_ok());
+        assert!(compare(&Check::Exact, b":1\r\n", b"#t\r\n").is_err());
+    }
+
+    #[test]
+    fn sorted_compare_ignores_order_only() {
+        let a = b"*3\r\n$1\r\na\r\n$1\r\nb\r\n$1\r\nc\r\n";
+        let b = b"*3\r\n$1\r\nc\r\n$1\r\na\r\n$1\r\nb\r\n";
+        let c = b"*3\r\n$1\r\nc\r\n$1\r\na\r\n$1\r\nd\r\n";
+        assert!(compare(&Check::Sorted, a, b).is_ok());
+        assert!(compare(&Check::Sorted, a, c).is_err());
+        // SCAN-shaped: cursor then a nested array.
+        let s1 = b"*2\r\n$1\r\n0\r\n*2\r\n$1\r\nx\r\n$1\r\ny\r\n";
+        let s2 = b"*2\r\n$1\r\n0\r\n*2\r\n$1\r\ny\r\n$1\r\nx\r\n";
+        assert!(compare(&Check::Sorted, s1, s2).is_ok());
+        // RESP3 set vs RESP2 array with the same elements still differ.
+        assert!(compare(&Check::Sorted, b"~1\r\n:1\r\n", b"*1\r\n:1\r\n").is_err());
+        // Maps compare by pairs: swapping values between keys is a difference.
+        let m1 = b"%2\r\n+a\r\n:1\r\n+b\r\n:2\r\n";
+        let m2 = b"%2\r\n+b\r\n:2\r\n+a\r\n:1\r\n";
+        let m3 = b"%2\r\n+a\r\n:2\r\n+b\r\n:1\r\n";
+        assert!(compare(&Check::Sorted, m1, m2).is_ok());
+        assert!(compare(&Check::Sorted, m1, m3).is_err());
+        assert!(compare(&Check::Sorted, a, b"*3\r\n$1\r\na").is_err());
+    }
+
+    #[test]
+    fn type_compare() {
+        assert!(compare(&Check::Type, b":99999\r\n", b":12\r\n").is_ok());
+        assert!(compare(&Check::Type, b":1\r\n", b"$1\r\n1\r\n").is_err());
+        assert!(compare(&Check::Type, b"$3\r\nabc\r\n", b"$-1\r\n").is_err());
+        assert!(compare(&Check::Type, b"*2\r\n:1\r\n:2\r\n", b"*2\r\n:5\r\n:6\r\n").is_ok());
+        assert!(compare(&Check::Type, b"*2\r\n:1\r\n:2\r\n", b"*1\r\n:5\r\n").is_err());
+        assert!(compare(&Check::Type, b"*0\r\n", b"*-1\r\n").is_err());
+    }
+
+    #[test]
+    fn range_compare() {
+        let r = Check::Range(99, 100);
+        assert!(compare(&r, b":100\r\n", b":99\r\n").is_ok());
+        assert!(compare(&r, b":100\r\n", b":98\r\n").is_err());
+        assert!(compare(&r, b":100\r\n", b"$3\r\n100\r\n").is_err());
+    }
+
+    #[test]
+    fn mismatch_display_is_readable() {
+        let m = Mismatch {
+            file: "strings.cmds".into(),
+            name: "incr".into(),
+            line: 7,
+            command: "INCR k".into(),
+            expected: ":1\\r\\n".into(),
+            got: "-ERR x\\r\\n".into(),
+            reason: "bytes differ".into(),
+        };
+        let s = m.to_string();
+        assert!(s.contains("strings.cmds:7 [incr] INCR k"));
+        assert!(s.contains("expected: :1\\r\\n"));
+        assert!(s.contains("got:      -ERR x\\r\\n"));
+    }
+}
