@@ -5,6 +5,7 @@
 //! structure here can be tested deterministically.
 
 pub mod dict;
+pub mod glob;
 pub mod keyspace;
 pub mod num;
 pub mod value;
