@@ -14,7 +14,7 @@ mod server;
 
 pub use args::{SplitError, join_args, split_args};
 pub use client::{DEFAULT_TIMEOUT, RawClient};
-pub use golden::{Mismatch, run_all, run_all_except, run_file};
+pub use golden::{Mismatch, golden_dir, run_all, run_all_except, run_file, verify_recordings};
 pub use seqfile::{Check, Sequence, Step, parse_cmds};
 pub use server::{
     READY_TIMEOUT, STOP_TIMEOUT, TestServer, free_port, redis_server_available, server_binary,

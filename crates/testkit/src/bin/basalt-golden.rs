@@ -14,7 +14,7 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::{Context, anyhow, bail};
+use anyhow::bail;
 use basalt_testkit::golden;
 
 const USAGE: &str = "usage:
@@ -29,6 +29,22 @@ const USAGE: &str = "usage:
 DIR defaults to the repository's tests/golden; FILE is a name (strings), a file name
 (strings.cmds) or a path.";
 
+/// A mistake in the command line: reported together with the usage text.
+#[derive(Debug)]
+struct UsageError(String);
+
+impl std::fmt::Display for UsageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for UsageError {}
+
+fn usage(msg: impl Into<String>) -> anyhow::Error {
+    anyhow::Error::new(UsageError(msg.into()))
+}
+
 struct Opts {
     cmd: String,
     port: Option<u16>,
@@ -39,31 +55,40 @@ struct Opts {
     files: Vec<String>,
 }
 
-fn default_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/golden")
-}
-
 fn parse_opts(mut args: impl Iterator<Item = String>) -> anyhow::Result<Opts> {
-    let cmd = args.next().ok_or_else(|| anyhow!("missing subcommand"))?;
+    let cmd = args.next().ok_or_else(|| usage("missing subcommand"))?;
     let mut o = Opts {
         cmd,
         port: None,
-        dir: default_dir(),
+        dir: golden::golden_dir(),
         out: None,
         runs: 2,
         skip: Vec::new(),
         files: Vec::new(),
     };
     while let Some(a) = args.next() {
-        let mut value = || args.next().ok_or_else(|| anyhow!("{a} needs a value"));
+        let mut value = || {
+            args.next()
+                .ok_or_else(|| usage(format!("{a} needs a value")))
+        };
         match a.as_str() {
-            "--port" => o.port = Some(value()?.parse().context("--port")?),
+            "--port" => {
+                o.port = Some(
+                    value()?
+                        .parse()
+                        .map_err(|_| usage("--port wants a port number"))?,
+                )
+            }
             "--dir" => o.dir = PathBuf::from(value()?),
             "--out" => o.out = Some(PathBuf::from(value()?)),
-            "--runs" => o.runs = value()?.parse().context("--runs")?,
+            "--runs" => {
+                o.runs = value()?
+                    .parse()
+                    .map_err(|_| usage("--runs wants a number"))?
+            }
             "--skip" => o.skip.push(value()?),
-            "-h" | "--help" => bail!("help requested"),
-            s if s.starts_with("--") => bail!("unknown option {s}"),
+            "-h" | "--help" => return Err(usage("")),
+            s if s.starts_with("--") => return Err(usage(format!("unknown option {s}"))),
             _ => o.files.push(a),
         }
     }
@@ -109,7 +134,7 @@ fn run() -> anyhow::Result<bool> {
     let o = parse_opts(std::env::args().skip(1))?;
     match o.cmd.as_str() {
         "record" => {
-            let port = o.port.ok_or_else(|| anyhow!("record needs --port"))?;
+            let port = o.port.ok_or_else(|| usage("record needs --port"))?;
             let out = o.out.clone().unwrap_or_else(|| o.dir.clone());
             let version = golden::server_version(port);
             let mut total = golden::RecordSummary::default();
@@ -133,7 +158,7 @@ fn run() -> anyhow::Result<bool> {
             Ok(true)
         }
         "check" => {
-            let port = o.port.ok_or_else(|| anyhow!("check needs --port"))?;
+            let port = o.port.ok_or_else(|| usage("check needs --port"))?;
             let mut all = Vec::new();
             let mut seqs = 0;
             for f in files(&o)? {
@@ -172,7 +197,7 @@ fn run() -> anyhow::Result<bool> {
             println!("total: {ts} sequences, {tc} commands");
             Ok(true)
         }
-        other => bail!("unknown subcommand {other}"),
+        other => Err(usage(format!("unknown subcommand {other}"))),
     }
 }
 
@@ -180,8 +205,12 @@ fn main() -> ExitCode {
     match run() {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::FAILURE,
+        Err(e) if e.downcast_ref::<UsageError>().is_some() => {
+            eprintln!("basalt-golden: {e}\n\n{USAGE}");
+            ExitCode::from(2)
+        }
         Err(e) => {
-            eprintln!("basalt-golden: {e:#}\n\n{USAGE}");
+            eprintln!("basalt-golden: {e:#}");
             ExitCode::from(2)
         }
     }
