@@ -11,8 +11,12 @@ use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
 use basalt_proto::Frame;
+use bytes::BytesMut;
 
 use crate::resp::{self, ReplyError};
+
+/// Nesting limit handed to `basalt_proto::decode_frame`; real replies stay far below it.
+const MAX_DEPTH: usize = 128;
 
 /// Read/write/connect timeout of a [`RawClient`] unless changed with
 /// [`RawClient::set_timeout`].
@@ -56,8 +60,8 @@ impl RawClient {
 
     /// Sends one command as a RESP multibulk array. Does not read the reply.
     pub fn send(&mut self, args: &[&[u8]]) -> io::Result<()> {
-        let mut out = Vec::new();
-        resp::encode_command(args, &mut out);
+        let mut out = BytesMut::new();
+        basalt_proto::encode_command(args, &mut out);
         self.stream.write_all(&out)
     }
 
@@ -92,14 +96,20 @@ impl RawClient {
         }
     }
 
-    /// Reads the next reply and parses it into a [`Frame`].
+    /// Reads the next reply and decodes it into a [`Frame`] with
+    /// `basalt_proto::decode_frame`.
     pub fn read_reply(&mut self) -> io::Result<Frame> {
         let raw = self.read_reply_raw()?;
-        match resp::parse_frame(&raw).map_err(invalid)? {
-            Some((frame, _)) => Ok(frame),
-            None => Err(io::Error::new(
+        let decoded = basalt_proto::decode_frame(&raw, MAX_DEPTH)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("{e:?}")))?;
+        match decoded {
+            Some((frame, used)) if used == raw.len() => Ok(frame),
+            _ => Err(io::Error::new(
                 io::ErrorKind::InvalidData,
-                "reply boundary scanner and parser disagree",
+                format!(
+                    "reply boundary scanner and basalt_proto::decode_frame disagree on {}",
+                    resp::escape(&raw)
+                ),
             )),
         }
     }
@@ -116,11 +126,15 @@ impl RawClient {
         self.read_reply()
     }
 
-    /// Splits `line` with redis-cli quoting ([`crate::split_args`]), sends it and returns
-    /// the raw reply: `client.cmd_line("SET k \"a b\"")`.
+    /// Splits `line` with redis-cli quoting (`basalt_proto::split_args`), sends it and
+    /// returns the raw reply: `client.cmd_line("SET k \"a b\"")`.
     pub fn cmd_line(&mut self, line: &str) -> io::Result<Vec<u8>> {
-        let args = crate::split_args(line.as_bytes())
-            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        let args = basalt_proto::split_args(line.as_bytes()).ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "unbalanced quotes in command line",
+            )
+        })?;
         let refs: Vec<&[u8]> = args.iter().map(Vec::as_slice).collect();
         self.cmd(&refs)
     }

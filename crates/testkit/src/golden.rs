@@ -851,4 +851,111 @@ mod tests {
         assert!(s.contains("expected: :1\\r\\n"));
         assert!(s.contains("got:      -ERR x\\r\\n"));
     }
+
+    /// A fake server for runner tests: answers FLUSHALL with `+OK`, `INCR` with `:1`, and
+    /// every other command with `+OK`, on any number of connections, until the test ends.
+    fn fake_server() -> u16 {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(mut conn) = conn else { return };
+                std::thread::spawn(move || {
+                    let mut buf = Vec::new();
+                    let mut chunk = [0u8; 4096];
+                    loop {
+                        // Requests are multibulk arrays, so the reply scanner finds their ends.
+                        while let Ok(Some(n)) = crate::resp::reply_len(&buf) {
+                            let req: Vec<u8> = buf.drain(..n).collect();
+                            let reply: &[u8] = if req.windows(4).any(|w| w == b"INCR") {
+                                b":1\r\n"
+                            } else {
+                                b"+OK\r\n"
+                            };
+                            if conn.write_all(reply).is_err() {
+                                return;
+                            }
+                        }
+                        match conn.read(&mut chunk) {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        }
+                    }
+                });
+            }
+        });
+        port
+    }
+
+    fn temp_dir(tag: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!(
+            "basalt-testkit-golden-{tag}-{}",
+            std::process::id()
+        ));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    #[test]
+    fn runner_reports_differences_and_stale_recordings() {
+        let port = fake_server();
+        let dir = temp_dir("runner");
+        let cmds = dir.join("t.cmds");
+        std::fs::write(&cmds, "=== a\nSET k v\nINCR k\n=== b\n?type INCR k\n").unwrap();
+
+        // Record from the fake server, then it must match itself.
+        let summary = record_file(&cmds, port, &dir, 2, "fake").unwrap();
+        assert_eq!(
+            summary,
+            RecordSummary {
+                sequences: 2,
+                commands: 3
+            }
+        );
+        assert!(verify_recordings(&dir).is_empty());
+        assert!(run_all(&dir, port).is_empty());
+
+        // Edit the recording so INCR "should" have answered :2: one mismatch, readable.
+        let golden = dir.join("t.golden");
+        let text = std::fs::read_to_string(&golden).unwrap();
+        std::fs::write(&golden, text.replacen("< :1\\r\\n", "< :2\\r\\n", 1)).unwrap();
+        let m = run_all(&dir, port);
+        assert_eq!(m.len(), 1, "{m:?}");
+        assert_eq!(m[0].name, "a");
+        assert_eq!(m[0].line, 3);
+        assert_eq!(m[0].command, "INCR k");
+        assert_eq!(m[0].expected, ":2\\r\\n");
+        assert_eq!(m[0].got, ":1\\r\\n");
+        // The ?type line still passes: :2 and :1 have the same shape.
+
+        // Change the commands without re-recording: reported as stale, not replayed.
+        std::fs::write(&cmds, "=== a\nSET k v2\nINCR k\n=== b\n?type INCR k\n").unwrap();
+        let m = verify_recordings(&dir);
+        assert_eq!(m.len(), 1, "{m:?}");
+        assert!(m[0].got.contains("re-record"), "{}", m[0]);
+
+        // Nothing listening: every sequence reports the connection error.
+        let dead = crate::free_port().unwrap();
+        std::fs::write(&cmds, "=== a\nSET k v\nINCR k\n=== b\n?type INCR k\n").unwrap();
+        record_file(&cmds, port, &dir, 1, "fake").unwrap();
+        let m = run_all(&dir, dead);
+        assert_eq!(m.len(), 2, "{m:?}");
+        assert!(m.iter().all(|x| x.got.contains("error")), "{m:?}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn record_rejects_replies_that_break_their_marker() {
+        let port = fake_server();
+        let dir = temp_dir("marker");
+        let cmds = dir.join("m.cmds");
+        // The fake answers +OK, which is not an integer in range.
+        std::fs::write(&cmds, "=== a\n?range 1 5 TTL k\n").unwrap();
+        let err = record_file(&cmds, port, &dir, 1, "fake").unwrap_err();
+        assert!(format!("{err:#}").contains("not an integer"), "{err:#}");
+        assert!(!dir.join("m.golden").exists());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

@@ -5,14 +5,12 @@
 //! Nothing here is used by the server at run time; it is a dev-dependency of the other
 //! crates and the home of the `basalt-golden` recorder. See `docs/testing.md`.
 
-mod args;
 mod client;
 pub mod golden;
 pub mod resp;
 pub mod seqfile;
 mod server;
 
-pub use args::{SplitError, join_args, split_args};
 pub use client::{DEFAULT_TIMEOUT, RawClient};
 pub use golden::{Mismatch, golden_dir, run_all, run_all_except, run_file, verify_recordings};
 pub use seqfile::{Check, Sequence, Step, parse_cmds};

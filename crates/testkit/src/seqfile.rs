@@ -17,7 +17,7 @@
 //! The full format is documented in `docs/testing.md`. Parsing is strict: anything the runner
 //! would not understand is an error with a line number, so a typo cannot silently skip a test.
 
-use crate::args::split_args;
+use basalt_proto::split_args;
 
 /// How a command's reply is compared with the recorded one.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -176,7 +176,9 @@ pub fn parse_cmds(text: &str) -> Result<Vec<Sequence>, ParseError> {
         } else {
             (Check::Exact, t)
         };
-        let args = split_args(cmd.as_bytes()).map_err(|e| err(e.to_string()))?;
+        let args = split_args(cmd.as_bytes()).ok_or_else(|| {
+            err("unbalanced quotes, or a closing quote not followed by a space".to_string())
+        })?;
         if args.is_empty() {
             return Err(err("marker without a command".to_string()));
         }
