@@ -135,7 +135,10 @@ fn parse_tree(buf: &[u8], pos: usize, depth: usize) -> Result<(Node, usize), Str
         .windows(2)
         .position(|w| w == b"\r\n")
         .ok_or("truncated line")?;
-    let tag = *rest.first().ok_or("truncated")?;
+    if nl == 0 {
+        return Err("empty line where a reply was expected".into());
+    }
+    let tag = rest[0];
     let num = || -> Result<i64, String> {
         std::str::from_utf8(&rest[1..nl])
             .ok()
@@ -836,6 +839,10 @@ mod tests {
         assert!(compare(&Check::Sorted, m1, m2).is_ok());
         assert!(compare(&Check::Sorted, m1, m3).is_err());
         assert!(compare(&Check::Sorted, a, b"*3\r\n$1\r\na").is_err());
+        // Garbage on either side is an error, never a panic.
+        assert!(compare(&Check::Sorted, b"\r\n", a).is_err());
+        assert!(compare(&Check::Type, a, b"*9223372036854775807\r\n").is_err());
+        assert!(compare(&Check::Type, a, b"$9223372036854775807\r\n").is_err());
     }
 
     #[test]
