@@ -1,0 +1,836 @@
+//! The directive table: one entry per configuration directive, with its name, aliases,
+//! flags, value kind, bounds and default. Parsing, CONFIG GET/SET, CONFIG REWRITE and the
+//! defaults of [`Config`] are all driven by this table, so adding a directive is adding one
+//! entry (plus its field in [`Config`] and its line in `docs/configuration.md`).
+//!
+//! Value kinds follow Redis 7.0's `standardConfig` types (bool, numeric, memory, enum,
+//! string, special) and their error texts, word for word.
+
+use super::rewrite::Rewrite;
+use super::value::{
+    format_memory, parse_memory, parse_strtoll, parse_yes_no, repr, strerror, yes_no,
+};
+use super::{Config, LogLevel, MaxmemoryPolicy, ProtectedAction, SaveRule};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::path::PathBuf;
+
+/// CONFIG SET refuses it: "can't set immutable config".
+pub const IMMUTABLE: u8 = 1 << 0;
+/// CONFIG SET allows it only as `enable-protected-configs` says.
+pub const PROTECTED: u8 = 1 << 1;
+/// The value is a secret: keep it out of logs, SLOWLOG and MONITOR.
+pub const SENSITIVE: u8 = 1 << 2;
+/// Basalt's own directive (not in Redis).
+pub const BASALT: u8 = 1 << 3;
+
+/// One configuration directive.
+pub struct Directive {
+    /// Canonical (lowercase) name.
+    pub name: &'static str,
+    /// Other accepted names (CONFIG GET answers under the name asked for).
+    pub aliases: &'static [&'static str],
+    /// [`IMMUTABLE`], [`PROTECTED`], [`SENSITIVE`], [`BASALT`].
+    pub flags: u8,
+    pub kind: Kind,
+}
+
+type Check<T> = Option<fn(T) -> Result<(), &'static str>>;
+type SpecialSet = fn(&mut Config, &[Vec<u8>], &mut SetCtx) -> Result<(), String>;
+
+/// What a directive holds, how it is parsed and where it lives in [`Config`].
+pub enum Kind {
+    /// `yes` / `no`.
+    Bool {
+        default: bool,
+        check: Check<bool>,
+        get: fn(&Config) -> bool,
+        set: fn(&mut Config, bool),
+    },
+    /// A strict integer (`string2ll`: no sign but `-`, no leading zeros) in `min..=max`;
+    /// `clamp` silently narrows accepted values afterwards (Redis does that for `hz`).
+    Int {
+        min: i64,
+        max: i64,
+        default: i64,
+        clamp: Option<(i64, i64)>,
+        check: Check<i64>,
+        get: fn(&Config) -> i64,
+        set: fn(&mut Config, i64),
+    },
+    /// A byte count with an optional unit (`512mb`), in `min..=max`.
+    Memory {
+        min: u64,
+        max: u64,
+        default: u64,
+        get: fn(&Config) -> u64,
+        set: fn(&mut Config, u64),
+    },
+    /// One of `names` (any case); stored as the index.
+    Enum {
+        names: &'static [&'static str],
+        default: usize,
+        get: fn(&Config) -> usize,
+        set: fn(&mut Config, usize),
+    },
+    /// A string. `get` answers `None` for Redis's NULL strings (empty password, no pid
+    /// file): CONFIG REWRITE then drops the directive's lines. `default: None` means the
+    /// default is NULL.
+    Str {
+        default: Option<&'static str>,
+        get: fn(&Config) -> Option<Vec<u8>>,
+        set: fn(&mut Config, &[u8]) -> Result<(), &'static str>,
+    },
+    /// Hand-written parsing and formatting (`save`, `bind`, `dir`).
+    Special(&'static Special),
+}
+
+/// The operations of a [`Kind::Special`] directive.
+pub struct Special {
+    /// Takes several arguments: `bind a b`, `save 3600 1 300 100`.
+    pub multi_arg: bool,
+    pub set: SpecialSet,
+    pub get: fn(&Config) -> Vec<u8>,
+    pub rewrite: fn(&Config, &mut Rewrite),
+    pub reset: fn(&mut Config),
+}
+
+/// Where a value being set comes from.
+#[derive(Debug, Default)]
+pub struct SetCtx {
+    /// Reading the config file and command line (not CONFIG SET).
+    pub loading: bool,
+    /// A `save` line was already read: later ones add rules instead of replacing the
+    /// defaults.
+    pub save_seen: bool,
+}
+
+impl Directive {
+    pub fn has(&self, flag: u8) -> bool {
+        self.flags & flag != 0
+    }
+
+    pub fn multi_arg(&self) -> bool {
+        matches!(self.kind, Kind::Special(s) if s.multi_arg)
+    }
+
+    /// Sets the value from its arguments (one for every kind but multi-argument ones).
+    /// The error is Redis's reason text ("argument must be 'yes' or 'no'").
+    pub fn set(&self, c: &mut Config, args: &[Vec<u8>], ctx: &mut SetCtx) -> Result<(), String> {
+        let arg = match (&self.kind, args) {
+            (Kind::Special(s), _) => return (s.set)(c, args, ctx),
+            (_, [arg]) => arg.as_slice(),
+            _ => return Err("wrong number of arguments".to_string()),
+        };
+        match &self.kind {
+            Kind::Bool {
+                check, set: store, ..
+            } => {
+                let v = parse_yes_no(arg).ok_or("argument must be 'yes' or 'no'")?;
+                if let Some(check) = check {
+                    check(v)?;
+                }
+                store(c, v);
+            }
+            Kind::Int {
+                min,
+                max,
+                clamp,
+                check,
+                set: store,
+                ..
+            } => {
+                let v = basalt_proto::parse_i64_strict(arg)
+                    .ok_or("argument couldn't be parsed into an integer")?;
+                if v < *min || v > *max {
+                    return Err(format!(
+                        "argument must be between {min} and {max} inclusive"
+                    ));
+                }
+                if let Some(check) = check {
+                    check(v)?;
+                }
+                store(c, clamp.map_or(v, |(lo, hi)| v.clamp(lo, hi)));
+            }
+            Kind::Memory {
+                min,
+                max,
+                set: store,
+                ..
+            } => {
+                let v = parse_memory(arg).ok_or("argument must be a memory value")?;
+                if v < *min || v > *max {
+                    return Err(format!(
+                        "argument must be between {min} and {max} inclusive"
+                    ));
+                }
+                store(c, v);
+            }
+            Kind::Enum {
+                names, set: store, ..
+            } => match names
+                .iter()
+                .position(|n| n.as_bytes().eq_ignore_ascii_case(arg))
+            {
+                Some(i) => store(c, i),
+                None => {
+                    return Err(format!(
+                        "argument(s) must be one of the following: {}",
+                        names.join(", ")
+                    ));
+                }
+            },
+            Kind::Str { set: store, .. } => store(c, arg)?,
+            Kind::Special(_) => {}
+        }
+        Ok(())
+    }
+
+    /// CONFIG SET's form: multi-argument values are split on single spaces (Redis uses
+    /// `sdssplitlen` here, not the quote-aware splitter of the file parser).
+    pub fn set_value(&self, c: &mut Config, value: &[u8]) -> Result<(), String> {
+        let args: Vec<Vec<u8>> = if self.multi_arg() {
+            if value.is_empty() {
+                Vec::new()
+            } else {
+                value.split(|&b| b == b' ').map(<[u8]>::to_vec).collect()
+            }
+        } else {
+            vec![value.to_vec()]
+        };
+        self.set(c, &args, &mut SetCtx::default())
+    }
+
+    /// The value as CONFIG GET shows it.
+    pub fn get(&self, c: &Config) -> Vec<u8> {
+        match &self.kind {
+            Kind::Bool { get, .. } => yes_no(get(c)).as_bytes().to_vec(),
+            Kind::Int { get, .. } => get(c).to_string().into_bytes(),
+            Kind::Memory { get, .. } => get(c).to_string().into_bytes(),
+            Kind::Enum { names, get, .. } => names.get(get(c)).unwrap_or(&"").as_bytes().to_vec(),
+            Kind::Str { get, .. } => get(c).unwrap_or_default(),
+            Kind::Special(s) => (s.get)(c),
+        }
+    }
+
+    /// Puts the default value in place.
+    pub fn reset(&self, c: &mut Config) {
+        match &self.kind {
+            Kind::Bool {
+                default,
+                set: store,
+                ..
+            } => store(c, *default),
+            Kind::Int {
+                default,
+                set: store,
+                ..
+            } => store(c, *default),
+            Kind::Memory {
+                default,
+                set: store,
+                ..
+            } => store(c, *default),
+            Kind::Enum {
+                default,
+                set: store,
+                ..
+            } => store(c, *default),
+            Kind::Str {
+                default,
+                set: store,
+                ..
+            } => {
+                // Defaults are plain strings every setter accepts.
+                let _ = store(c, default.unwrap_or("").as_bytes());
+            }
+            Kind::Special(s) => (s.reset)(c),
+        }
+    }
+
+    /// Emits this directive's line(s) into a CONFIG REWRITE, the way Redis decides: lines
+    /// already in the file are always updated; new lines are added only for values that
+    /// differ from the default.
+    pub fn rewrite(&self, c: &Config, st: &mut Rewrite) {
+        let name = self.name;
+        let (value, force) = match &self.kind {
+            Kind::Bool { default, get, .. } => {
+                let v = get(c);
+                (yes_no(v).as_bytes().to_vec(), v != *default)
+            }
+            Kind::Int { default, get, .. } => {
+                let v = get(c);
+                (v.to_string().into_bytes(), v != *default)
+            }
+            Kind::Memory { default, get, .. } => {
+                let v = get(c);
+                (format_memory(v).into_bytes(), v != *default)
+            }
+            Kind::Enum {
+                names,
+                default,
+                get,
+                ..
+            } => {
+                let v = get(c);
+                (
+                    names.get(v).unwrap_or(&"").as_bytes().to_vec(),
+                    v != *default,
+                )
+            }
+            Kind::Str { default, get, .. } => match get(c) {
+                None => {
+                    st.mark_processed(name);
+                    return;
+                }
+                Some(v) => {
+                    let force = default.is_none_or(|d| d.as_bytes() != v.as_slice());
+                    (repr(&v), force)
+                }
+            },
+            Kind::Special(s) => {
+                (s.rewrite)(c, st);
+                return;
+            }
+        };
+        let mut line = format!("{name} ").into_bytes();
+        line.extend_from_slice(&value);
+        st.rewrite_line(name, line, force);
+    }
+}
+
+/// Finds a directive by name or alias, in any case.
+pub fn lookup(name: &[u8]) -> Option<&'static Directive> {
+    TABLE.iter().find(|d| {
+        d.name.as_bytes().eq_ignore_ascii_case(name)
+            || d.aliases
+                .iter()
+                .any(|a| a.as_bytes().eq_ignore_ascii_case(name))
+    })
+}
+
+/// Every name CONFIG GET patterns are matched against (canonical names and aliases).
+pub fn all_names() -> impl Iterator<Item = (&'static str, &'static Directive)> {
+    TABLE.iter().flat_map(|d| {
+        std::iter::once(d.name)
+            .chain(d.aliases.iter().copied())
+            .map(move |n| (n, d))
+    })
+}
+
+fn utf8(v: &[u8]) -> Result<String, &'static str> {
+    String::from_utf8(v.to_vec()).map_err(|_| "argument must be valid UTF-8 (Basalt)")
+}
+
+/// Bounds Redis 7.0 uses for `int`-typed directives.
+const INT_MAX: i64 = i32::MAX as i64;
+const UINT_MAX: i64 = u32::MAX as i64;
+const LONG_MAX: u64 = i64::MAX as u64;
+const MB: u64 = 1024 * 1024;
+
+/// Basalt's default `bind`: loopback only (Redis's built-in default is `* -::*`).
+pub const DEFAULT_BIND: &[&str] = &["127.0.0.1"];
+/// Redis's default snapshot rules.
+pub const DEFAULT_SAVE: &[SaveRule] = &[
+    SaveRule {
+        seconds: 3600,
+        changes: 1,
+    },
+    SaveRule {
+        seconds: 300,
+        changes: 100,
+    },
+    SaveRule {
+        seconds: 60,
+        changes: 10000,
+    },
+];
+/// Redis's `CONFIG_BINDADDR_MAX`.
+const BIND_MAX: usize = 16;
+
+pub static TABLE: &[Directive] = &[
+    Directive {
+        name: "bind",
+        aliases: &[],
+        flags: 0,
+        kind: Kind::Special(&Special {
+            multi_arg: true,
+            set: set_bind,
+            get: |c| c.bind.join(" ").into_bytes(),
+            rewrite: rewrite_bind,
+            reset: |c| c.bind = DEFAULT_BIND.iter().map(|s| s.to_string()).collect(),
+        }),
+    },
+    Directive {
+        name: "port",
+        aliases: &[],
+        flags: 0,
+        kind: Kind::Int {
+            min: 0,
+            max: 65535,
+            default: 6379,
+            clamp: None,
+            check: None,
+            get: |c| i64::from(c.port),
+            set: |c, v| c.port = v as u16,
+        },
+    },
+    Directive {
+        name: "timeout",
+        aliases: &[],
+        flags: 0,
+        kind: Kind::Int {
+            min: 0,
+            max: INT_MAX,
+            default: 0,
+            clamp: None,
+            check: None,
+            get: |c| c.timeout as i64,
+            set: |c, v| c.timeout = v as u64,
+        },
+    },
+    Directive {
+        name: "tcp-keepalive",
+        aliases: &[],
+        flags: 0,
+        kind: Kind::Int {
+            min: 0,
+            max: INT_MAX,
+            default: 300,
+            clamp: None,
+            check: None,
+            get: |c| c.tcp_keepalive as i64,
+            set: |c, v| c.tcp_keepalive = v as u64,
+        },
+    },
+    Directive {
+        name: "databases",
+        aliases: &[],
+        flags: IMMUTABLE,
+        kind: Kind::Int {
+            min: 1,
+            max: INT_MAX,
+            default: 16,
+            clamp: None,
+            check: None,
+            get: |c| c.databases as i64,
+            set: |c, v| c.databases = v as usize,
+        },
+    },
+    Directive {
+        name: "maxclients",
+        aliases: &[],
+        flags: 0,
+        kind: Kind::Int {
+            min: 1,
+            max: UINT_MAX,
+            default: 10000,
+            clamp: None,
+            check: None,
+            get: |c| c.maxclients as i64,
+            set: |c, v| c.maxclients = v as usize,
+        },
+    },
+    Directive {
+        name: "requirepass",
+        aliases: &[],
+        flags: SENSITIVE,
+        kind: Kind::Str {
+            default: None,
+            get: |c| (!c.requirepass.is_empty()).then(|| c.requirepass.clone()),
+            set: |c, v| {
+                c.requirepass = v.to_vec();
+                Ok(())
+            },
+        },
+    },
+    Directive {
+        name: "loglevel",
+        aliases: &[],
+        flags: 0,
+        kind: Kind::Enum {
+            names: LogLevel::NAMES,
+            default: LogLevel::Notice as usize,
+            get: |c| c.loglevel as usize,
+            set: |c, i| c.loglevel = LogLevel::from_index(i),
+        },
+    },
+    Directive {
+        name: "logfile",
+        aliases: &[],
+        flags: IMMUTABLE,
+        kind: Kind::Str {
+            default: Some(""),
+            get: |c| Some(c.logfile.as_bytes().to_vec()),
+            set: |c, v| {
+                c.logfile = utf8(v)?;
+                Ok(())
+            },
+        },
+    },
+    Directive {
+        name: "pidfile",
+        aliases: &[],
+        flags: IMMUTABLE,
+        kind: Kind::Str {
+            default: None,
+            get: |c| (!c.pidfile.is_empty()).then(|| c.pidfile.as_bytes().to_vec()),
+            set: |c, v| {
+                c.pidfile = utf8(v)?;
+                Ok(())
+            },
+        },
+    },
+    Directive {
+        name: "dir",
+        aliases: &[],
+        flags: PROTECTED,
+        kind: Kind::Special(&Special {
+            multi_arg: false,
+            set: set_dir,
+            get: |c| c.dir.as_os_str().as_bytes().to_vec(),
+            rewrite: |c, st| {
+                let mut line = b"dir ".to_vec();
+                line.extend_from_slice(&repr(c.dir.as_os_str().as_bytes()));
+                st.rewrite_line("dir", line, true);
+            },
+            reset: |c| c.dir = super::current_dir(),
+        }),
+    },
+    Directive {
+        name: "hz",
+        aliases: &[],
+        flags: 0,
+        kind: Kind::Int {
+            min: 0,
+            max: INT_MAX,
+            default: 10,
+            // Redis's CONFIG_MIN_HZ / CONFIG_MAX_HZ.
+            clamp: Some((1, 500)),
+            check: None,
+            get: |c| c.hz as i64,
+            set: |c, v| c.hz = v as u64,
+        },
+    },
+    Directive {
+        name: "proto-max-bulk-len",
+        aliases: &[],
+        flags: 0,
+        kind: Kind::Memory {
+            min: MB,
+            max: LONG_MAX,
+            default: 512 * MB,
+            get: |c| c.proto_max_bulk_len,
+            set: |c, v| c.proto_max_bulk_len = v,
+        },
+    },
+    Directive {
+        name: "proto-max-multibulk-len",
+        aliases: &[],
+        flags: BASALT,
+        kind: Kind::Int {
+            min: 1,
+            max: INT_MAX,
+            default: INT_MAX,
+            clamp: None,
+            check: None,
+            get: |c| c.proto_max_multibulk_len as i64,
+            set: |c, v| c.proto_max_multibulk_len = v as u64,
+        },
+    },
+    Directive {
+        name: "client-query-buffer-limit",
+        aliases: &[],
+        flags: 0,
+        kind: Kind::Memory {
+            min: MB,
+            max: LONG_MAX,
+            default: 1024 * MB,
+            get: |c| c.client_query_buffer_limit,
+            set: |c, v| c.client_query_buffer_limit = v,
+        },
+    },
+    Directive {
+        name: "daemonize",
+        aliases: &[],
+        flags: IMMUTABLE,
+        kind: Kind::Bool {
+            default: false,
+            check: Some(|v| {
+                if v {
+                    Err(
+                        "Basalt does not daemonize: run it in the foreground under a service \
+                         manager (daemonize must be 'no')",
+                    )
+                } else {
+                    Ok(())
+                }
+            }),
+            get: |c| c.daemonize,
+            set: |c, v| c.daemonize = v,
+        },
+    },
+    Directive {
+        name: "save",
+        aliases: &[],
+        flags: 0,
+        kind: Kind::Special(&Special {
+            multi_arg: true,
+            set: set_save,
+            get: |c| {
+                let parts: Vec<String> = c
+                    .save
+                    .iter()
+                    .map(|r| format!("{} {}", r.seconds, r.changes))
+                    .collect();
+                parts.join(" ").into_bytes()
+            },
+            rewrite: rewrite_save,
+            reset: |c| c.save = DEFAULT_SAVE.to_vec(),
+        }),
+    },
+    Directive {
+        name: "appendonly",
+        aliases: &[],
+        flags: 0,
+        kind: Kind::Bool {
+            default: false,
+            check: None,
+            get: |c| c.appendonly,
+            set: |c, v| c.appendonly = v,
+        },
+    },
+    Directive {
+        name: "maxmemory",
+        aliases: &[],
+        flags: 0,
+        kind: Kind::Memory {
+            min: 0,
+            max: u64::MAX,
+            default: 0,
+            get: |c| c.maxmemory,
+            set: |c, v| c.maxmemory = v,
+        },
+    },
+    Directive {
+        name: "maxmemory-policy",
+        aliases: &[],
+        flags: 0,
+        kind: Kind::Enum {
+            names: MaxmemoryPolicy::NAMES,
+            default: MaxmemoryPolicy::NoEviction as usize,
+            get: |c| c.maxmemory_policy as usize,
+            set: |c, i| c.maxmemory_policy = MaxmemoryPolicy::from_index(i),
+        },
+    },
+    Directive {
+        name: "enable-protected-configs",
+        aliases: &[],
+        flags: IMMUTABLE,
+        kind: Kind::Enum {
+            names: ProtectedAction::NAMES,
+            default: ProtectedAction::No as usize,
+            get: |c| c.enable_protected_configs as usize,
+            set: |c, i| c.enable_protected_configs = ProtectedAction::from_index(i),
+        },
+    },
+    Directive {
+        name: "enable-debug-command",
+        aliases: &[],
+        flags: IMMUTABLE,
+        kind: Kind::Enum {
+            names: ProtectedAction::NAMES,
+            default: ProtectedAction::No as usize,
+            get: |c| c.enable_debug_command as usize,
+            set: |c, i| c.enable_debug_command = ProtectedAction::from_index(i),
+        },
+    },
+    Directive {
+        name: "threads",
+        aliases: &[],
+        flags: IMMUTABLE | BASALT,
+        kind: Kind::Int {
+            min: 0,
+            max: 1024,
+            default: 0,
+            clamp: None,
+            check: None,
+            get: |c| c.threads as i64,
+            set: |c, v| c.threads = v as usize,
+        },
+    },
+    Directive {
+        name: "shards",
+        aliases: &[],
+        flags: IMMUTABLE | BASALT,
+        kind: Kind::Int {
+            min: 1,
+            max: 65536,
+            default: 64,
+            clamp: None,
+            check: Some(|v| {
+                if v.count_ones() == 1 {
+                    Ok(())
+                } else {
+                    Err("argument must be a power of two")
+                }
+            }),
+            get: |c| c.shards as i64,
+            set: |c, v| c.shards = v as usize,
+        },
+    },
+];
+
+fn set_bind(c: &mut Config, args: &[Vec<u8>], _: &mut SetCtx) -> Result<(), String> {
+    if args.len() > BIND_MAX {
+        return Err("Too many bind addresses specified.".to_string());
+    }
+    // A single empty argument means no address (Redis then listens on every interface).
+    let args = if args.len() == 1 && args[0].is_empty() {
+        &[][..]
+    } else {
+        args
+    };
+    c.bind = args
+        .iter()
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect();
+    Ok(())
+}
+
+fn rewrite_bind(c: &Config, st: &mut Rewrite) {
+    if c.bind
+        .iter()
+        .map(String::as_str)
+        .eq(DEFAULT_BIND.iter().copied())
+    {
+        // At its default the directive disappears from the file, as in Redis.
+        st.mark_processed("bind");
+        return;
+    }
+    st.rewrite_line(
+        "bind",
+        format!("bind {}", c.bind.join(" ")).into_bytes(),
+        true,
+    );
+}
+
+fn set_save(c: &mut Config, args: &[Vec<u8>], ctx: &mut SetCtx) -> Result<(), String> {
+    const INVALID: &str = "Invalid save parameters";
+    let mut args = args;
+    // `save ""` clears the rules at once, even in the middle of a config file.
+    if args.len() == 1 && args[0].is_empty() {
+        c.save.clear();
+        args = &[];
+    }
+    if args.len() % 2 == 1 {
+        return Err(INVALID.to_string());
+    }
+    let mut values = Vec::with_capacity(args.len());
+    for (i, arg) in args.iter().enumerate() {
+        let v = parse_strtoll(arg).ok_or(INVALID)?;
+        // Seconds must be at least 1, changes at least 0.
+        if (i % 2 == 0 && v < 1) || (i % 2 == 1 && v < 0) {
+            return Err(INVALID.to_string());
+        }
+        values.push(v);
+    }
+    // CONFIG SET replaces the rules; in a config file the first `save` line replaces the
+    // defaults and later lines add to it.
+    if !ctx.loading || !ctx.save_seen {
+        c.save.clear();
+    }
+    if ctx.loading {
+        ctx.save_seen = true;
+    }
+    for pair in values.chunks_exact(2) {
+        c.save.push(SaveRule {
+            seconds: pair[0],
+            // Redis keeps the count in a C int: larger values wrap.
+            changes: pair[1] as i32,
+        });
+    }
+    Ok(())
+}
+
+fn rewrite_save(c: &Config, st: &mut Rewrite) {
+    // Always written (even at the default), one rule per line; `save ""` keeps an empty
+    // rule set from falling back to the defaults on the next start.
+    if c.save.is_empty() {
+        st.rewrite_line("save", b"save \"\"".to_vec(), true);
+    } else {
+        for r in &c.save {
+            let line = format!("save {} {}", r.seconds, r.changes);
+            st.rewrite_line("save", line.into_bytes(), true);
+        }
+    }
+    st.mark_processed("save");
+}
+
+/// `dir` changes the working directory in Redis (relative paths are relative to the
+/// current one). Here the new directory is checked and stored as an absolute path; the
+/// server process changes into it (at start and on [`super::ConfigChange`]).
+fn set_dir(c: &mut Config, args: &[Vec<u8>], _: &mut SetCtx) -> Result<(), String> {
+    let [arg] = args else {
+        return Err("wrong number of arguments".to_string());
+    };
+    let not_found = || strerror(&std::io::Error::from_raw_os_error(libc::ENOENT));
+    if arg.is_empty() {
+        return Err(not_found());
+    }
+    let target = c
+        .dir
+        .join(PathBuf::from(std::ffi::OsString::from_vec(arg.clone())));
+    let resolved = std::fs::canonicalize(&target).map_err(|e| strerror(&e))?;
+    if !resolved.is_dir() {
+        return Err(strerror(&std::io::Error::from_raw_os_error(libc::ENOTDIR)));
+    }
+    c.dir = resolved;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_unique_lowercase_and_found() {
+        let mut seen = std::collections::HashSet::new();
+        for (name, d) in all_names() {
+            assert_eq!(name, name.to_ascii_lowercase(), "{name}");
+            assert!(seen.insert(name), "duplicate name {name}");
+            assert!(std::ptr::eq(lookup(name.as_bytes()).unwrap(), d));
+            assert!(std::ptr::eq(
+                lookup(name.to_ascii_uppercase().as_bytes()).unwrap(),
+                d
+            ));
+        }
+        assert!(lookup(b"no-such-directive").is_none());
+    }
+
+    #[test]
+    fn every_default_is_accepted_by_its_own_parser() {
+        // The default, as CONFIG GET shows it, must parse back to the same value:
+        // otherwise CONFIG SET of a value read with CONFIG GET would fail.
+        let c = Config::default();
+        for d in TABLE {
+            let shown = d.get(&c);
+            let mut copy = c.clone();
+            d.set_value(&mut copy, &shown)
+                .unwrap_or_else(|e| panic!("{}: {e}", d.name));
+            assert_eq!(d.get(&copy), shown, "{}", d.name);
+        }
+    }
+
+    #[test]
+    fn enum_names_match_their_rust_enums() {
+        for (i, n) in LogLevel::NAMES.iter().enumerate() {
+            assert_eq!(LogLevel::from_index(i).as_str(), *n);
+        }
+        for (i, n) in MaxmemoryPolicy::NAMES.iter().enumerate() {
+            assert_eq!(MaxmemoryPolicy::from_index(i).as_str(), *n);
+        }
+        for (i, n) in ProtectedAction::NAMES.iter().enumerate() {
+            assert_eq!(ProtectedAction::from_index(i).as_str(), *n);
+        }
+    }
+}
