@@ -422,6 +422,20 @@ fn includes_nest_and_resolve_against_dir() {
         line_error(3, "port x", "argument couldn't be parsed into an integer")
     );
 
+    // Files matched by a glob are concatenated as they are, like Redis does: without a
+    // final newline, a file's last line runs into the next file's first line.
+    std::fs::create_dir(dir.path().join("joined.d")).unwrap();
+    dir.write("joined.d/a.conf", "timeout 7");
+    dir.write("joined.d/b.conf", "hz 30\n");
+    let e = err_text(load_file(
+        &format!("dir {}\ninclude joined.d/*\n", dir.path().display()),
+        &[],
+    ));
+    assert_eq!(
+        e,
+        line_error(1, "timeout 7hz 30", "wrong number of arguments")
+    );
+
     let e = err_text(load_file(
         &format!("dir {}\ninclude missing.conf\n", dir.path().display()),
         &[],
@@ -995,4 +1009,88 @@ fn rewrite_failure_is_reported_like_redis() {
         c.rewrite_config_file().unwrap_err(),
         "ERR Rewriting config file: No such file or directory"
     );
+}
+
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Directive names (all but those that touch the filesystem while loading), plus
+    /// unknown and oddly cased ones.
+    fn name() -> impl Strategy<Value = Vec<u8>> {
+        let mut names: Vec<Vec<u8>> = table::TABLE
+            .iter()
+            .map(|d| d.name)
+            .filter(|n| !matches!(*n, "dir" | "logfile"))
+            .map(|n| n.as_bytes().to_vec())
+            .collect();
+        names.extend([
+            b"PORT".to_vec(),
+            b"nope".to_vec(),
+            b"list-max-ziplist-value".to_vec(),
+        ]);
+        proptest::sample::select(names)
+    }
+
+    fn arg() -> impl Strategy<Value = Vec<u8>> {
+        proptest::collection::vec(
+            proptest::sample::select(
+                b"0123456789-+ kKbBmMgGyesnoYESallkeys-lru\"'\\x\t\0\xff".to_vec(),
+            ),
+            0..12,
+        )
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(400))]
+
+        #[test]
+        fn loading_arbitrary_lines_never_panics(
+            lines in proptest::collection::vec(
+                (name(), proptest::collection::vec(arg(), 0..4)), 0..8),
+        ) {
+            let mut text = Vec::new();
+            for (name, line_args) in &lines {
+                text.extend_from_slice(name);
+                for a in line_args {
+                    text.push(b' ');
+                    text.extend_from_slice(a);
+                }
+                text.push(b'\n');
+            }
+            if let Ok(c) = load_from(&args(&["-"]), &mut &text[..]) {
+                prop_assert!((1..=500).contains(&c.hz));
+                prop_assert!(c.shards.is_power_of_two());
+                prop_assert!(!c.daemonize);
+                prop_assert!(c.proto_max_bulk_len >= 1024 * 1024);
+            }
+        }
+
+        #[test]
+        fn set_many_changes_everything_or_nothing(
+            pairs in proptest::collection::vec((name(), arg()), 1..4),
+        ) {
+            let mut c = Config::default();
+            let before = c.clone();
+            match c.set_many(&pairs) {
+                Err(e) => {
+                    prop_assert!(e.starts_with("ERR "));
+                    prop_assert_eq!(c, before);
+                }
+                Ok(changes) => {
+                    for ch in &changes {
+                        let d = table::lookup(ch.name.as_bytes()).unwrap();
+                        prop_assert_ne!(d.get(&c), d.get(&before));
+                    }
+                    // Whatever was accepted can be rewritten and its text split back —
+                    // except `bind`, written raw like Redis does: an address that needs
+                    // quoting cannot be bound, so the server reverts it before any rewrite.
+                    let text = rewrite::render(&c, b"");
+                    for line in text.split(|&b| b == b'\n').filter(|l| !l.starts_with(b"bind ")) {
+                        prop_assert!(basalt_proto::split_args(line).is_some());
+                    }
+                }
+            }
+        }
+    }
 }
