@@ -364,8 +364,17 @@ impl<'a> Guard<'a> {
         }
     }
 
-    /// Looks a key up, removing it first if it has expired.
+    /// Looks a key up, removing it first if it has expired, and records the access.
     pub fn get(&mut self, db: usize, key: &[u8]) -> Option<&mut Entry> {
+        self.lookup(db, key, true)
+    }
+
+    /// Looks a key up without counting it as an access (OBJECT IDLETIME).
+    pub fn peek(&mut self, db: usize, key: &[u8]) -> Option<&Entry> {
+        self.lookup(db, key, false).map(|e| &*e)
+    }
+
+    fn lookup(&mut self, db: usize, key: &[u8], touch: bool) -> Option<&mut Entry> {
         let hash = self.ks.hash(key);
         let now = self.now;
         let shard = self.shard_mut(hash);
@@ -382,7 +391,9 @@ impl<'a> Guard<'a> {
             return None;
         }
         let e = shard.dbs[db].dict.get_mut(hash, key)?;
-        e.access_secs = (now / 1000) as u32;
+        if touch {
+            e.access_secs = (now / 1000) as u32;
+        }
         Some(e)
     }
 

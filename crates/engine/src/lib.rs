@@ -7,6 +7,7 @@
 pub mod dict;
 pub mod glob;
 pub mod keyspace;
+pub mod ldouble;
 pub mod num;
 pub mod value;
 

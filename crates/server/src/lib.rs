@@ -1,1 +1,164 @@
-//! placeholder
+//! The Basalt server: configuration, the accept loop, connections, the command table and
+//! its families, and background jobs (active expiry).
+//!
+//! `main.rs` only parses the command line and builds the runtime; everything else lives
+//! here so tests and embedders can start a server in-process.
+
+pub mod alloc;
+pub mod client;
+pub mod cmd;
+pub mod config;
+pub mod conn;
+pub mod cron;
+pub mod error;
+pub mod families;
+pub mod info;
+pub mod logging;
+pub mod server;
+
+use server::Server;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+
+/// Binds every configured address and serves until shutdown.
+pub async fn run(srv: Arc<Server>) -> std::io::Result<()> {
+    let (binds, port) = {
+        let c = srv.config.read();
+        (c.bind.clone(), c.port)
+    };
+    let mut listeners = Vec::new();
+    for addr in &binds {
+        // `-` prefixed addresses are optional in Redis (`bind * -::*`).
+        let (optional, host) = match addr.strip_prefix('-') {
+            Some(h) => (true, h),
+            None => (false, addr.as_str()),
+        };
+        let host = match host {
+            "*" => "0.0.0.0",
+            "::*" => "::",
+            h => h,
+        };
+        let target = if host.contains(':') {
+            format!("[{host}]:{port}")
+        } else {
+            format!("{host}:{port}")
+        };
+        match bind(&target) {
+            Ok(l) => listeners.push(l),
+            Err(e) if optional => {
+                tracing::warn!(
+                    "Warning: Could not create server TCP listening socket {target}: {e}"
+                );
+            }
+            Err(e) => {
+                tracing::warn!("Failed listening on port {port} (tcp), aborting: {e}");
+                return Err(e);
+            }
+        }
+    }
+    if let Some(l) = listeners.first()
+        && let Ok(a) = l.local_addr()
+    {
+        srv.port
+            .store(u64::from(a.port()), std::sync::atomic::Ordering::Relaxed);
+    }
+    tracing::info!(
+        "Server initialized, Basalt {} listening on {}",
+        env!("CARGO_PKG_VERSION"),
+        binds.join(" ")
+    );
+    tracing::info!("Ready to accept connections tcp");
+
+    let cron = tokio::spawn(cron::run(srv.clone()));
+    let signals = tokio::spawn(wait_for_signals(srv.clone()));
+    let mut tasks = Vec::new();
+    for l in listeners {
+        tasks.push(tokio::spawn(accept_loop(srv.clone(), l)));
+    }
+    let mut shutdown = srv.shutdown.subscribe();
+    while !*shutdown.borrow() {
+        if shutdown.changed().await.is_err() {
+            break;
+        }
+    }
+    tracing::warn!("User requested shutdown...");
+    for t in tasks {
+        t.abort();
+    }
+    cron.abort();
+    signals.abort();
+    // Let connection tasks see the shutdown and close their sockets.
+    for _ in 0..50 {
+        if srv.clients.lock().is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    tracing::warn!("Basalt is now ready to exit, bye bye...");
+    Ok(())
+}
+
+fn bind(target: &str) -> std::io::Result<TcpListener> {
+    use std::net::ToSocketAddrs;
+    let addr = target
+        .to_socket_addrs()?
+        .next()
+        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "bad address"))?;
+    let sock = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::STREAM,
+        Some(socket2::Protocol::TCP),
+    )?;
+    sock.set_reuse_address(true)?;
+    if addr.is_ipv6() {
+        sock.set_only_v6(true)?;
+    }
+    sock.set_nonblocking(true)?;
+    sock.bind(&addr.into())?;
+    sock.listen(511)?;
+    TcpListener::from_std(sock.into())
+}
+
+async fn accept_loop(srv: Arc<Server>, listener: TcpListener) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, _)) => {
+                let keepalive = srv.config.read().tcp_keepalive;
+                if keepalive > 0 {
+                    let sock = socket2::SockRef::from(&stream);
+                    let ka = socket2::TcpKeepalive::new()
+                        .with_time(std::time::Duration::from_secs(keepalive));
+                    let _ = sock.set_tcp_keepalive(&ka);
+                }
+                tokio::spawn(conn::serve(srv.clone(), stream));
+            }
+            Err(e) => {
+                // EMFILE and friends: back off instead of spinning.
+                tracing::warn!("Accepting client connection: {e}");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+async fn wait_for_signals(srv: Arc<Server>) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let (Ok(mut term), Ok(mut int)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) else {
+            return;
+        };
+        tokio::select! {
+            _ = term.recv() => tracing::warn!("Received SIGTERM scheduling shutdown..."),
+            _ = int.recv() => tracing::warn!("Received SIGINT scheduling shutdown..."),
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+    srv.request_shutdown();
+}

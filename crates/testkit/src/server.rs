@@ -199,7 +199,7 @@ impl TestServer {
         }
     }
 
-    /// Polls until `PING` gets `+PONG`, the process exits, or [`READY_TIMEOUT`] passes.
+    /// Polls until `PING` gets `+PONG` (or `-NOAUTH`), the process exits, or [`READY_TIMEOUT`] passes.
     fn wait_ready(&mut self) -> anyhow::Result<()> {
         let deadline = Instant::now() + READY_TIMEOUT;
         loop {
@@ -211,7 +211,8 @@ impl TestServer {
             if let Ok(mut c) = RawClient::connect(self.addr()) {
                 c.set_timeout(Duration::from_secs(2))?;
                 if let Ok(reply) = c.cmd(&[b"PING"]) {
-                    if reply == b"+PONG\r\n" {
+                    // A server with requirepass answers NOAUTH: it is up all the same.
+                    if reply == b"+PONG\r\n" || reply.starts_with(b"-NOAUTH") {
                         return Ok(());
                     }
                     // A server that answers something else will not improve by waiting.

@@ -1,0 +1,123 @@
+//! What other connections may see of a client: `CLIENT LIST`/`INFO` fields and the
+//! kill switch used by `CLIENT KILL`.
+//!
+//! The owning connection task updates these fields; readers take short locks or atomic
+//! loads. Nothing here is on the per-command hot path except [`ClientShared::touch`].
+
+use parking_lot::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
+
+/// A client's shared, observable state.
+pub struct ClientShared {
+    /// Client id.
+    pub id: u64,
+    /// Peer address `ip:port`.
+    pub addr: String,
+    /// Local address `ip:port`.
+    pub laddr: String,
+    /// Socket file descriptor.
+    pub fd: i32,
+    /// Unix ms of connection.
+    pub created_ms: u64,
+    /// CLIENT SETNAME.
+    pub name: Mutex<String>,
+    /// CLIENT SETINFO LIB-NAME.
+    pub lib_name: Mutex<String>,
+    /// CLIENT SETINFO LIB-VER.
+    pub lib_ver: Mutex<String>,
+    /// Selected database.
+    pub db: AtomicUsize,
+    /// RESP version (2 or 3).
+    pub resp: AtomicU8,
+    /// Unix ms of the last command.
+    pub last_interaction_ms: AtomicU64,
+    /// Last command's full name.
+    pub last_cmd: Mutex<String>,
+    /// Bytes in the query buffer.
+    pub qbuf: AtomicUsize,
+    /// Bytes pending in the output buffer.
+    pub obuf: AtomicUsize,
+    /// CLIENT NO-EVICT.
+    pub no_evict: AtomicBool,
+    /// Set by CLIENT KILL; the connection closes at its next wakeup.
+    pub killed: AtomicBool,
+    /// Wakes the connection task when killed.
+    pub kill: tokio::sync::Notify,
+}
+
+impl ClientShared {
+    /// A new client's record.
+    pub fn new(id: u64, addr: String, laddr: String, fd: i32, now_ms: u64) -> ClientShared {
+        ClientShared {
+            id,
+            addr,
+            laddr,
+            fd,
+            created_ms: now_ms,
+            name: Mutex::new(String::new()),
+            lib_name: Mutex::new(String::new()),
+            lib_ver: Mutex::new(String::new()),
+            db: AtomicUsize::new(0),
+            resp: AtomicU8::new(2),
+            last_interaction_ms: AtomicU64::new(now_ms),
+            last_cmd: Mutex::new("NULL".to_string()),
+            qbuf: AtomicUsize::new(0),
+            obuf: AtomicUsize::new(0),
+            no_evict: AtomicBool::new(false),
+            killed: AtomicBool::new(false),
+            kill: tokio::sync::Notify::new(),
+        }
+    }
+
+    /// Records a command execution.
+    pub fn touch(&self, now_ms: u64, fullname: &str) {
+        self.last_interaction_ms.store(now_ms, Ordering::Relaxed);
+        let mut last = self.last_cmd.lock();
+        if last.as_str() != fullname {
+            last.clear();
+            last.push_str(fullname);
+        }
+    }
+
+    /// Asks the connection to close.
+    pub fn kill(&self) {
+        self.killed.store(true, Ordering::Release);
+        self.kill.notify_one();
+    }
+
+    /// One `CLIENT LIST` line (without the trailing newline), fields as Redis 7 prints
+    /// them (plus 7.2's `lib-name`/`lib-ver`, since CLIENT SETINFO is supported).
+    pub fn info_line(&self, now_ms: u64) -> String {
+        let age = now_ms.saturating_sub(self.created_ms) / 1000;
+        let idle = now_ms.saturating_sub(self.last_interaction_ms.load(Ordering::Relaxed)) / 1000;
+        let flags = if self.no_evict.load(Ordering::Relaxed) {
+            "e"
+        } else {
+            "N"
+        };
+        let qbuf = self.qbuf.load(Ordering::Relaxed);
+        let obuf = self.obuf.load(Ordering::Relaxed);
+        format!(
+            "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub=0 psub=0 ssub=0 multi=-1 qbuf={} qbuf-free={} argv-mem=0 multi-mem=0 rbs={} rbp={} obl={} oll=0 omem=0 tot-mem={} events=r cmd={} user=default redir=-1 resp={} lib-name={} lib-ver={}",
+            self.id,
+            self.addr,
+            self.laddr,
+            self.fd,
+            self.name.lock(),
+            age,
+            idle,
+            flags,
+            self.db.load(Ordering::Relaxed),
+            qbuf,
+            16384usize.saturating_sub(qbuf),
+            qbuf.max(16384),
+            qbuf,
+            obuf,
+            qbuf + obuf + 16384,
+            self.last_cmd.lock(),
+            self.resp.load(Ordering::Relaxed),
+            self.lib_name.lock(),
+            self.lib_ver.lock(),
+        )
+    }
+}

@@ -1,0 +1,230 @@
+//! One task per client connection: read, decode every complete request in the buffer,
+//! execute them in order, write all replies with one write.
+//!
+//! Pipelining therefore costs one read and one write per batch. Protocol errors get
+//! Redis's `-ERR Protocol error: ...` reply and close only this connection. The query
+//! buffer (unparsed bytes plus the arguments of a partly received command) is bounded
+//! by `client-query-buffer-limit`; a client that exceeds it is disconnected, as in Redis.
+
+use crate::client::ClientShared;
+use crate::server::{Client, Server, unix_ms};
+use basalt_proto::{Protocol, RequestDecoder, encode};
+use bytes::BytesMut;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// Initial read buffer size; grows for large requests.
+const READ_CHUNK: usize = 16 * 1024;
+
+/// Serves one accepted connection until it closes, is killed, or the server stops.
+pub async fn serve(srv: Arc<Server>, mut stream: TcpStream) {
+    let _ = stream.set_nodelay(true);
+    let peer = stream
+        .peer_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
+    let local = stream
+        .local_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
+    let fd = raw_fd(&stream);
+    let id = srv.next_client_id();
+    srv.stats
+        .connections_received
+        .fetch_add(1, Ordering::Relaxed);
+
+    let maxclients = srv.live.maxclients.load(Ordering::Relaxed);
+    let full = srv.clients.lock().len() >= maxclients;
+    {
+        if full {
+            srv.stats
+                .rejected_connections
+                .fetch_add(1, Ordering::Relaxed);
+            let _ = stream
+                .write_all(b"-ERR max number of clients reached\r\n")
+                .await;
+            return;
+        }
+    }
+    let shared = Arc::new(ClientShared::new(id, peer, local, fd, unix_ms()));
+    {
+        let mut clients = srv.clients.lock();
+        clients.insert(id, shared.clone());
+        srv.stats
+            .max_clients_seen
+            .fetch_max(clients.len(), Ordering::Relaxed);
+    }
+    let mut client = Client {
+        id,
+        db: 0,
+        proto: Protocol::Resp2,
+        authenticated: false,
+        shared: shared.clone(),
+        reply: Default::default(),
+        close_after_reply: false,
+    };
+    tracing::debug!(id, addr = %shared.addr, "client connected");
+    run(&srv, &mut stream, &mut client).await;
+    let _ = stream.shutdown().await;
+    srv.clients.lock().remove(&id);
+    tracing::debug!(id, "client closed");
+}
+
+async fn run(srv: &Arc<Server>, stream: &mut TcpStream, client: &mut Client) {
+    let mut rbuf = BytesMut::with_capacity(READ_CHUNK);
+    let mut out = BytesMut::with_capacity(READ_CHUNK);
+    let mut decoder = RequestDecoder::new(srv.proto_limits());
+    let mut shutdown = srv.shutdown.subscribe();
+    let shared = client.shared.clone();
+    loop {
+        if *shutdown.borrow() || shared.killed.load(Ordering::Acquire) {
+            return;
+        }
+        if rbuf.capacity() - rbuf.len() < 1024 {
+            rbuf.reserve(READ_CHUNK);
+        }
+        let timeout = srv.live.timeout_secs.load(Ordering::Relaxed);
+        let idle = async {
+            if timeout == 0 {
+                std::future::pending::<()>().await
+            } else {
+                tokio::time::sleep(Duration::from_secs(timeout)).await
+            }
+        };
+        let n = tokio::select! {
+            r = stream.read_buf(&mut rbuf) => r,
+            _ = shared.kill.notified() => return,
+            _ = shutdown.changed() => return,
+            _ = idle => {
+                tracing::debug!(id = client.id, "closing idle client");
+                return;
+            }
+        };
+        match n {
+            Ok(0) | Err(_) => return,
+            Ok(n) => {
+                srv.stats
+                    .net_input_bytes
+                    .fetch_add(n as u64, Ordering::Relaxed);
+            }
+        }
+        decoder.set_limits(srv.proto_limits());
+        let mut close = false;
+        loop {
+            // Redis limits unauthenticated clients to small requests.
+            decoder.set_auth_required(
+                !client.authenticated && srv.live.auth_required.load(Ordering::Relaxed),
+            );
+            match decoder.decode(&mut rbuf) {
+                Ok(Some(args)) => {
+                    let resolved = match srv.prepare(client, &args) {
+                        Ok(r) => r,
+                        Err(e) => {
+                            encode(&e.into_frame(), client.proto, &mut out);
+                            continue;
+                        }
+                    };
+                    let wait = srv.pause_remaining(resolved, unix_ms());
+                    if wait > 0 {
+                        // Flush what is already answered, then wait out the pause.
+                        if write_out(srv, stream, &mut out).await.is_err() {
+                            return;
+                        }
+                        wait_pause(srv, resolved).await;
+                    }
+                    if let Some(reply) = srv.execute(client, resolved, &args) {
+                        encode(&reply, client.proto, &mut out);
+                    }
+                    if client.close_after_reply {
+                        close = true;
+                        break;
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    tracing::debug!(id = client.id, error = %e.reply_message(), "protocol error");
+                    srv.count_error(&crate::error::Error::msg("ERR"));
+                    encode(&e.to_frame(), client.proto, &mut out);
+                    close = true;
+                    break;
+                }
+            }
+        }
+        let pending = rbuf.len() + decoder.pending_bytes();
+        shared.qbuf.store(pending, Ordering::Relaxed);
+        let limit = srv.live.query_buffer_limit.load(Ordering::Relaxed);
+        if pending as u64 > limit {
+            tracing::warn!(
+                id = client.id,
+                addr = %shared.addr,
+                "closing client that reached max query buffer length (qbuf={pending})"
+            );
+            srv.stats
+                .client_query_buffer_limit_disconnections
+                .fetch_add(1, Ordering::Relaxed);
+            let _ = write_out(srv, stream, &mut out).await;
+            return;
+        }
+        if let Some(want) = decoder.wanted_capacity() {
+            // A large bulk is on its way: make room for all of it at once so it arrives
+            // without repeated reallocation.
+            let want = want.min(limit as usize);
+            if rbuf.capacity() - rbuf.len() < want {
+                rbuf.reserve(want);
+            }
+        }
+        if write_out(srv, stream, &mut out).await.is_err() || close {
+            return;
+        }
+        if rbuf.is_empty() && rbuf.capacity() > 4 * READ_CHUNK {
+            // Give back the memory of a past large request.
+            rbuf = BytesMut::with_capacity(READ_CHUNK);
+        }
+    }
+}
+
+async fn write_out(
+    srv: &Server,
+    stream: &mut TcpStream,
+    out: &mut BytesMut,
+) -> std::io::Result<()> {
+    if out.is_empty() {
+        return Ok(());
+    }
+    stream.write_all(out).await?;
+    srv.stats
+        .net_output_bytes
+        .fetch_add(out.len() as u64, Ordering::Relaxed);
+    out.clear();
+    if out.capacity() > 4 * READ_CHUNK {
+        *out = BytesMut::with_capacity(READ_CHUNK);
+    }
+    Ok(())
+}
+
+async fn wait_pause(srv: &Server, resolved: &crate::cmd::Resolved) {
+    loop {
+        let wait = srv.pause_remaining(resolved, unix_ms());
+        if wait == 0 {
+            return;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(wait)) => {}
+            _ = srv.unpause.notified() => {}
+        }
+    }
+}
+
+#[cfg(unix)]
+fn raw_fd(s: &TcpStream) -> i32 {
+    use std::os::fd::AsRawFd;
+    s.as_raw_fd()
+}
+
+#[cfg(not(unix))]
+fn raw_fd(_s: &TcpStream) -> i32 {
+    -1
+}

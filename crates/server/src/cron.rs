@@ -1,0 +1,46 @@
+//! Background work run `hz` times per second: active expiry and the memory peak.
+//!
+//! Active expiry walks the shards round-robin, reclaiming due keys from each shard's
+//! deadline index, and stops when the time budget of the tick (25% of it, as Redis's
+//! slow cycle) is used, so a mass expiry never stalls clients for long.
+
+use crate::server::{Server, unix_ms};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+/// Keys reclaimed per shard visit before checking the time budget again.
+const KEYS_PER_VISIT: usize = 64;
+
+/// Runs until aborted by the server's shutdown.
+pub async fn run(srv: Arc<Server>) {
+    let mut next_shard = 0usize;
+    loop {
+        let hz = srv.live.hz.load(Ordering::Relaxed).clamp(1, 500);
+        let period = Duration::from_millis(1000 / hz);
+        tokio::time::sleep(period).await;
+        next_shard = active_expire(&srv, next_shard, period / 4);
+        crate::info::sample_memory(&srv);
+    }
+}
+
+/// One active expiry pass within `budget`; returns where the next pass starts.
+pub fn active_expire(srv: &Server, start: usize, budget: Duration) -> usize {
+    let t0 = Instant::now();
+    let n = srv.keyspace.shard_count();
+    let mut idle_visits = 0;
+    let mut i = start % n;
+    while idle_visits < n && t0.elapsed() < budget {
+        let now = unix_ms();
+        let (removed, more) = srv
+            .keyspace
+            .with_shard(i, |s| s.expire_cycle(now, KEYS_PER_VISIT));
+        if removed == 0 || !more {
+            idle_visits += 1;
+            i = (i + 1) % n;
+        } else {
+            idle_visits = 0;
+        }
+    }
+    i
+}

@@ -1,0 +1,945 @@
+//! The generic key family: DEL, EXISTS, TYPE, RENAME, COPY, MOVE, KEYS, SCAN,
+//! RANDOMKEY, the EXPIRE family, OBJECT, and the database commands (DBSIZE, FLUSHDB,
+//! FLUSHALL, SWAPDB, SELECT lives in `connection`).
+//!
+//! Semantics and errors follow Redis 7.0's db.c and expire.c.
+
+use crate::cmd::args::{self, is};
+use crate::cmd::flags::*;
+use crate::cmd::{Command, KeySpec, acl};
+use crate::error::{self, CmdResult, Error};
+use crate::server::Ctx;
+use basalt_engine::glob::glob_match;
+use basalt_engine::{StrValue, Value};
+use basalt_proto::Frame;
+use bytes::Bytes;
+
+macro_rules! key_cmd {
+    ($name:literal, $arity:expr, $flags:expr, $keys:expr, $specs:expr, $since:literal, $summary:literal, $cx:literal, $h:expr) => {
+        Command {
+            name: $name,
+            arity: $arity,
+            flags: $flags,
+            acl: acl::KEYSPACE,
+            keys: $keys,
+            key_specs: $specs,
+            group: "generic",
+            since: $since,
+            summary: $summary,
+            complexity: $cx,
+            handler: Some($h),
+            ..Command::EMPTY
+        }
+    };
+}
+
+const RW_DELETE: &[&str] = &["RM", "DELETE"];
+const RW_UPDATE: &[&str] = &["RW", "UPDATE"];
+const RO: &[&str] = &["RO"];
+const RO_ACCESS: &[&str] = &["RO", "ACCESS"];
+
+const OBJECT_SUBCOMMANDS: &[Command] = &[
+    Command {
+        name: "encoding",
+        arity: 3,
+        flags: READONLY,
+        acl: acl::KEYSPACE,
+        keys: (2, 2, 1),
+        key_specs: &[KeySpec::single(2, RO)],
+        since: "2.2.3",
+        summary: "Returns the internal encoding of a Redis object.",
+        tips: &["nondeterministic_output"],
+        handler: Some(object_encoding),
+        ..Command::EMPTY
+    },
+    Command {
+        name: "freq",
+        arity: 3,
+        flags: READONLY,
+        acl: acl::KEYSPACE,
+        keys: (2, 2, 1),
+        key_specs: &[KeySpec::single(2, RO)],
+        since: "4.0.0",
+        summary: "Returns the logarithmic access frequency counter of a Redis object.",
+        tips: &["nondeterministic_output"],
+        handler: Some(object_freq),
+        ..Command::EMPTY
+    },
+    Command {
+        name: "idletime",
+        arity: 3,
+        flags: READONLY,
+        acl: acl::KEYSPACE,
+        keys: (2, 2, 1),
+        key_specs: &[KeySpec::single(2, RO)],
+        since: "2.2.3",
+        summary: "Returns the time since the last access to a Redis object.",
+        tips: &["nondeterministic_output"],
+        handler: Some(object_idletime),
+        ..Command::EMPTY
+    },
+    Command {
+        name: "refcount",
+        arity: 3,
+        flags: READONLY,
+        acl: acl::KEYSPACE,
+        keys: (2, 2, 1),
+        key_specs: &[KeySpec::single(2, RO)],
+        since: "2.2.3",
+        summary: "Returns the reference count of a value of a key.",
+        tips: &["nondeterministic_output"],
+        handler: Some(object_refcount),
+        ..Command::EMPTY
+    },
+    Command {
+        name: "help",
+        arity: 2,
+        flags: LOADING | STALE,
+        acl: acl::KEYSPACE,
+        since: "6.2.0",
+        summary: "Returns helpful text about the different subcommands.",
+        handler: Some(object_help),
+        ..Command::EMPTY
+    },
+];
+
+/// The key family's commands.
+pub const COMMANDS: &[Command] = &[
+    key_cmd!(
+        "del",
+        -2,
+        WRITE,
+        (1, -1, 1),
+        &[KeySpec::rest(1, 1, RW_DELETE)],
+        "1.0.0",
+        "Deletes one or more keys.",
+        "O(N) where N is the number of keys that will be removed. When a key to remove holds a value other than a string, the individual complexity for this key is O(M) where M is the number of elements in the list, set, sorted set or hash. Removing a single key that holds a string value is O(1).",
+        del
+    ),
+    key_cmd!(
+        "unlink",
+        -2,
+        WRITE | FAST,
+        (1, -1, 1),
+        &[KeySpec::rest(1, 1, RW_DELETE)],
+        "4.0.0",
+        "Asynchronously deletes one or more keys.",
+        "O(1) for each key removed regardless of its size. Then the command does O(N) work in a different thread in order to reclaim memory, where N is the number of allocations the deleted objects where composed of.",
+        del
+    ),
+    key_cmd!(
+        "exists",
+        -2,
+        READONLY | FAST,
+        (1, -1, 1),
+        &[KeySpec::rest(1, 1, RO)],
+        "1.0.0",
+        "Determines whether one or more keys exist.",
+        "O(N) where N is the number of keys to check.",
+        exists
+    ),
+    key_cmd!(
+        "type",
+        2,
+        READONLY | FAST,
+        (1, 1, 1),
+        &[KeySpec::single(1, RO)],
+        "1.0.0",
+        "Determines the type of value stored at a key.",
+        "O(1)",
+        type_cmd
+    ),
+    key_cmd!(
+        "rename",
+        3,
+        WRITE,
+        (1, 2, 1),
+        &[
+            KeySpec::single(1, &["RW", "ACCESS", "DELETE"]),
+            KeySpec::single(2, &["OW", "UPDATE"])
+        ],
+        "1.0.0",
+        "Renames a key and overwrites the destination.",
+        "O(1)",
+        rename
+    ),
+    key_cmd!(
+        "renamenx",
+        3,
+        WRITE | FAST,
+        (1, 2, 1),
+        &[
+            KeySpec::single(1, &["RW", "ACCESS", "DELETE"]),
+            KeySpec::single(2, &["OW", "INSERT"])
+        ],
+        "1.0.0",
+        "Renames a key only when the target key name doesn't exist.",
+        "O(1)",
+        renamenx
+    ),
+    key_cmd!(
+        "copy",
+        -3,
+        WRITE | DENYOOM,
+        (1, 2, 1),
+        &[
+            KeySpec::single(1, RO_ACCESS),
+            KeySpec::single(2, &["OW", "UPDATE"])
+        ],
+        "6.2.0",
+        "Copies the value of a key to a new key.",
+        "O(N) worst case for collections, where N is the number of nested items. O(1) for string values.",
+        copy
+    ),
+    key_cmd!(
+        "move",
+        3,
+        WRITE | FAST,
+        (1, 1, 1),
+        &[KeySpec::single(1, RW_UPDATE)],
+        "1.0.0",
+        "Moves a key to another database.",
+        "O(1)",
+        move_cmd
+    ),
+    Command {
+        tips: &["request_policy:all_shards", "nondeterministic_output_order"],
+        ..key_cmd!(
+            "keys",
+            2,
+            READONLY,
+            (0, 0, 0),
+            &[],
+            "1.0.0",
+            "Returns all key names that match a pattern.",
+            "O(N) with N being the number of keys in the database, under the assumption that the key names in the database and the given pattern have limited length.",
+            keys
+        )
+    },
+    Command {
+        tips: &["nondeterministic_output", "request_policy:special"],
+        ..key_cmd!(
+            "scan",
+            -2,
+            READONLY,
+            (0, 0, 0),
+            &[],
+            "2.8.0",
+            "Iterates over the key names in the database.",
+            "O(1) for every call. O(N) for a complete iteration, including enough command calls for the cursor to return back to 0. N is the number of elements inside the collection.",
+            scan
+        )
+    },
+    Command {
+        tips: &["request_policy:all_shards", "nondeterministic_output"],
+        ..key_cmd!(
+            "randomkey",
+            1,
+            READONLY,
+            (0, 0, 0),
+            &[],
+            "1.0.0",
+            "Returns a random key name from the database.",
+            "O(1)",
+            randomkey
+        )
+    },
+    key_cmd!(
+        "expire",
+        -3,
+        WRITE | FAST,
+        (1, 1, 1),
+        &[KeySpec::single(1, RW_UPDATE)],
+        "1.0.0",
+        "Sets the expiration time of a key in seconds.",
+        "O(1)",
+        expire
+    ),
+    key_cmd!(
+        "pexpire",
+        -3,
+        WRITE | FAST,
+        (1, 1, 1),
+        &[KeySpec::single(1, RW_UPDATE)],
+        "2.6.0",
+        "Sets the expiration time of a key in milliseconds.",
+        "O(1)",
+        pexpire
+    ),
+    key_cmd!(
+        "expireat",
+        -3,
+        WRITE | FAST,
+        (1, 1, 1),
+        &[KeySpec::single(1, RW_UPDATE)],
+        "1.2.0",
+        "Sets the expiration time of a key to a Unix timestamp.",
+        "O(1)",
+        expireat
+    ),
+    key_cmd!(
+        "pexpireat",
+        -3,
+        WRITE | FAST,
+        (1, 1, 1),
+        &[KeySpec::single(1, RW_UPDATE)],
+        "2.6.0",
+        "Sets the expiration time of a key to a Unix milliseconds timestamp.",
+        "O(1)",
+        pexpireat
+    ),
+    key_cmd!(
+        "ttl",
+        2,
+        READONLY | FAST,
+        (1, 1, 1),
+        &[KeySpec::single(1, RO_ACCESS)],
+        "1.0.0",
+        "Returns the expiration time in seconds of a key.",
+        "O(1)",
+        ttl
+    ),
+    key_cmd!(
+        "pttl",
+        2,
+        READONLY | FAST,
+        (1, 1, 1),
+        &[KeySpec::single(1, RO_ACCESS)],
+        "2.6.0",
+        "Returns the expiration time in milliseconds of a key.",
+        "O(1)",
+        pttl
+    ),
+    key_cmd!(
+        "expiretime",
+        2,
+        READONLY | FAST,
+        (1, 1, 1),
+        &[KeySpec::single(1, RO_ACCESS)],
+        "7.0.0",
+        "Returns the expiration time of a key as a Unix timestamp.",
+        "O(1)",
+        expiretime
+    ),
+    key_cmd!(
+        "pexpiretime",
+        2,
+        READONLY | FAST,
+        (1, 1, 1),
+        &[KeySpec::single(1, RO_ACCESS)],
+        "7.0.0",
+        "Returns the expiration time of a key as a Unix milliseconds timestamp.",
+        "O(1)",
+        pexpiretime
+    ),
+    key_cmd!(
+        "persist",
+        2,
+        WRITE | FAST,
+        (1, 1, 1),
+        &[KeySpec::single(1, RW_UPDATE)],
+        "2.2.0",
+        "Removes the expiration time of a key.",
+        "O(1)",
+        persist
+    ),
+    key_cmd!(
+        "touch",
+        -2,
+        READONLY | FAST,
+        (1, -1, 1),
+        &[KeySpec::rest(1, 1, RO)],
+        "3.2.1",
+        "Returns the number of existing keys out of those specified after updating the time they were last accessed.",
+        "O(N) where N is the number of keys that will be touched.",
+        touch
+    ),
+    Command {
+        name: "object",
+        arity: -2,
+        group: "generic",
+        since: "2.2.3",
+        summary: "A container for object introspection commands.",
+        complexity: "Depends on subcommand.",
+        subcommands: OBJECT_SUBCOMMANDS,
+        ..Command::EMPTY
+    },
+    Command {
+        name: "dbsize",
+        arity: 1,
+        flags: READONLY | FAST,
+        acl: acl::KEYSPACE,
+        group: "server",
+        since: "1.0.0",
+        summary: "Returns the number of keys in the database.",
+        tips: &["request_policy:all_shards", "response_policy:agg_sum"],
+        handler: Some(dbsize),
+        ..Command::EMPTY
+    },
+    Command {
+        name: "flushdb",
+        arity: -1,
+        flags: WRITE,
+        acl: acl::KEYSPACE | acl::DANGEROUS,
+        group: "server",
+        since: "1.0.0",
+        summary: "Remove all keys from the current database.",
+        complexity: "O(N) where N is the number of keys in the selected database",
+        tips: &["request_policy:all_shards", "response_policy:all_succeeded"],
+        handler: Some(flushdb),
+        ..Command::EMPTY
+    },
+    Command {
+        name: "flushall",
+        arity: -1,
+        flags: WRITE,
+        acl: acl::KEYSPACE | acl::DANGEROUS,
+        group: "server",
+        since: "1.0.0",
+        summary: "Removes all keys from all databases.",
+        complexity: "O(N) where N is the total number of keys in all databases",
+        tips: &["request_policy:all_shards", "response_policy:all_succeeded"],
+        handler: Some(flushall),
+        ..Command::EMPTY
+    },
+    Command {
+        name: "swapdb",
+        arity: 3,
+        flags: WRITE | FAST,
+        acl: acl::KEYSPACE | acl::DANGEROUS,
+        group: "server",
+        since: "4.0.0",
+        summary: "Swaps two Redis databases.",
+        complexity: "O(N) where N is the count of clients watching or blocking on keys from both databases.",
+        handler: Some(swapdb),
+        ..Command::EMPTY
+    },
+];
+
+fn del(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    let db = ctx.client.db;
+    let mut g = ctx.srv.keyspace.lock_keys(&args[1..], ctx.now);
+    let n = args[1..]
+        .iter()
+        .filter(|k| g.remove(db, k).is_some())
+        .count();
+    Ok(Frame::Integer(n as i64))
+}
+
+fn exists(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    let db = ctx.client.db;
+    let mut g = ctx.srv.keyspace.lock_keys(&args[1..], ctx.now);
+    let n = args[1..].iter().filter(|k| g.exists(db, k)).count();
+    Ok(Frame::Integer(n as i64))
+}
+
+fn touch(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    let db = ctx.client.db;
+    let mut g = ctx.srv.keyspace.lock_keys(&args[1..], ctx.now);
+    let n = args[1..].iter().filter(|k| g.get(db, k).is_some()).count();
+    Ok(Frame::Integer(n as i64))
+}
+
+fn type_cmd(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    let db = ctx.client.db;
+    let mut g = ctx.srv.keyspace.lock_key(&args[1], ctx.now);
+    let name = match g.get(db, &args[1]) {
+        None => "none",
+        Some(e) => e.value.type_name(),
+    };
+    Ok(Frame::simple(name))
+}
+
+fn rename_generic(ctx: &mut Ctx<'_>, args: &[Bytes], nx: bool) -> CmdResult {
+    let db = ctx.client.db;
+    let (src, dst) = (&args[1], &args[2]);
+    let mut g = ctx.srv.keyspace.lock_keys(&args[1..3], ctx.now);
+    if !g.exists(db, src) {
+        return Err(Error::msg(error::NO_SUCH_KEY));
+    }
+    if src == dst {
+        return Ok(if nx { Frame::Integer(0) } else { Frame::ok() });
+    }
+    if nx && g.exists(db, dst) {
+        return Ok(Frame::Integer(0));
+    }
+    let Some(entry) = g.remove(db, src) else {
+        return Err(Error::msg(error::NO_SUCH_KEY));
+    };
+    let expire_at = entry.expire_at();
+    g.insert(db, dst, entry.value, expire_at);
+    Ok(if nx { Frame::Integer(1) } else { Frame::ok() })
+}
+
+fn rename(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    rename_generic(ctx, args, false)
+}
+
+fn renamenx(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    rename_generic(ctx, args, true)
+}
+
+/// Parses a database index argument (`SELECT`, `MOVE`, `COPY DB`).
+pub fn db_index(ctx: &Ctx<'_>, arg: &[u8]) -> Result<usize, Error> {
+    let v = args::int(arg)?;
+    if v < i64::from(i32::MIN) || v > i64::from(i32::MAX) {
+        return Err(Error::msg(
+            "ERR value is out of range, value must between -2147483648 and 2147483647",
+        ));
+    }
+    if v < 0 || v >= ctx.srv.keyspace.databases() as i64 {
+        return Err(Error::msg(error::DB_OUT_OF_RANGE));
+    }
+    Ok(v as usize)
+}
+
+fn copy(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    let src_db = ctx.client.db;
+    let mut dst_db = src_db;
+    let mut replace = false;
+    let mut i = 3;
+    while i < args.len() {
+        if is(&args[i], "replace") {
+            replace = true;
+        } else if is(&args[i], "db") && i + 1 < args.len() {
+            dst_db = db_index(ctx, &args[i + 1])?;
+            i += 1;
+        } else {
+            return Err(Error::msg(error::SYNTAX));
+        }
+        i += 1;
+    }
+    let (src, dst) = (&args[1], &args[2]);
+    if src == dst && src_db == dst_db {
+        return Err(Error::msg(
+            "ERR source and destination objects are the same",
+        ));
+    }
+    let mut g = ctx.srv.keyspace.lock_keys(&args[1..3], ctx.now);
+    let Some(entry) = g.get(src_db, src) else {
+        return Ok(Frame::Integer(0));
+    };
+    let (value, expire_at) = (entry.value.clone(), entry.expire_at());
+    if g.exists(dst_db, dst) {
+        if !replace {
+            return Ok(Frame::Integer(0));
+        }
+        g.remove(dst_db, dst);
+    }
+    g.insert(dst_db, dst, value, expire_at);
+    Ok(Frame::Integer(1))
+}
+
+fn move_cmd(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    let src_db = ctx.client.db;
+    let dst_db = db_index(ctx, &args[2])?;
+    if src_db == dst_db {
+        return Err(Error::msg(
+            "ERR source and destination objects are the same",
+        ));
+    }
+    let key = &args[1];
+    let mut g = ctx.srv.keyspace.lock_key(key, ctx.now);
+    if !g.exists(src_db, key) || g.exists(dst_db, key) {
+        return Ok(Frame::Integer(0));
+    }
+    let Some(entry) = g.remove(src_db, key) else {
+        return Ok(Frame::Integer(0));
+    };
+    let expire_at = entry.expire_at();
+    g.insert(dst_db, key, entry.value, expire_at);
+    Ok(Frame::Integer(1))
+}
+
+fn keys(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    let db = ctx.client.db;
+    let pattern = &args[1];
+    let all = pattern.as_ref() == b"*";
+    let mut out = Vec::new();
+    let g = ctx.srv.keyspace.lock_all(ctx.now);
+    g.for_each_key(db, |k, _| {
+        if all || glob_match(pattern, k, false) {
+            out.push(Frame::Bulk(k.clone()));
+        }
+    });
+    Ok(Frame::Array(out))
+}
+
+fn scan(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    let cursor = parse_cursor(&args[1])?;
+    let mut count = 10usize;
+    let mut pattern: Option<&Bytes> = None;
+    let mut type_filter: Option<String> = None;
+    let mut i = 2;
+    while i < args.len() {
+        let has_value = i + 1 < args.len();
+        if is(&args[i], "count") && has_value {
+            let v = args::int(&args[i + 1])?;
+            if v < 1 {
+                return Err(Error::msg(error::SYNTAX));
+            }
+            count = v as usize;
+        } else if is(&args[i], "match") && has_value {
+            pattern = Some(&args[i + 1]);
+        } else if is(&args[i], "type") && has_value {
+            type_filter = Some(String::from_utf8_lossy(&args[i + 1]).to_ascii_lowercase());
+        } else {
+            return Err(Error::msg(error::SYNTAX));
+        }
+        i += 2;
+    }
+    let db = ctx.client.db;
+    let mut out = Vec::new();
+    let next = ctx.srv.keyspace.scan(db, cursor, count, ctx.now, |k, e| {
+        if let Some(p) = pattern
+            && p.as_ref() != b"*"
+            && !glob_match(p, k, false)
+        {
+            return;
+        }
+        if let Some(t) = &type_filter
+            && e.value.type_name() != t
+        {
+            return;
+        }
+        out.push(Frame::Bulk(k.clone()));
+    });
+    Ok(Frame::Array(vec![
+        Frame::Bulk(Bytes::from(next.to_string())),
+        Frame::Array(out),
+    ]))
+}
+
+/// Parses a SCAN cursor as Redis does with `strtoul`: optional sign (a negative value
+/// wraps around), decimal digits, nothing after them, no leading space, no overflow. The
+/// empty string is cursor 0.
+pub fn parse_cursor(arg: &[u8]) -> Result<u64, Error> {
+    let invalid = || Error::msg("ERR invalid cursor");
+    let (neg, digits) = match arg.first() {
+        Some(b'-') => (true, &arg[1..]),
+        Some(b'+') => (false, &arg[1..]),
+        _ => (false, arg),
+    };
+    if digits.is_empty() {
+        // strtoul consumed nothing: only the empty string leaves nothing after it.
+        return if arg.is_empty() {
+            Ok(0)
+        } else {
+            Err(invalid())
+        };
+    }
+    let mut v: u64 = 0;
+    for &c in digits {
+        if !c.is_ascii_digit() {
+            return Err(invalid());
+        }
+        v = v
+            .checked_mul(10)
+            .and_then(|v| v.checked_add(u64::from(c - b'0')))
+            .ok_or_else(invalid)?;
+    }
+    Ok(if neg { v.wrapping_neg() } else { v })
+}
+
+fn randomkey(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CmdResult {
+    let db = ctx.client.db;
+    let mut g = ctx.srv.keyspace.lock_all(ctx.now);
+    Ok(match g.random_key(db) {
+        Some(k) => Frame::Bulk(k),
+        None => Frame::Null,
+    })
+}
+
+const EXPIRE_NX: u8 = 1;
+const EXPIRE_XX: u8 = 2;
+const EXPIRE_GT: u8 = 4;
+const EXPIRE_LT: u8 = 8;
+
+fn expire_generic(ctx: &mut Ctx<'_>, args: &[Bytes], basetime: i64, unit_ms: i64) -> CmdResult {
+    let mut flag = 0u8;
+    for opt in &args[3..] {
+        flag |= if is(opt, "nx") {
+            EXPIRE_NX
+        } else if is(opt, "xx") {
+            EXPIRE_XX
+        } else if is(opt, "gt") {
+            EXPIRE_GT
+        } else if is(opt, "lt") {
+            EXPIRE_LT
+        } else {
+            return Err(Error::msg(format!(
+                "ERR Unsupported option {}",
+                args::text(opt)
+            )));
+        };
+    }
+    if flag & EXPIRE_NX != 0 && flag & (EXPIRE_XX | EXPIRE_GT | EXPIRE_LT) != 0 {
+        return Err(Error::msg(
+            "ERR NX and XX, GT or LT options at the same time are not compatible",
+        ));
+    }
+    if flag & EXPIRE_GT != 0 && flag & EXPIRE_LT != 0 {
+        return Err(Error::msg(
+            "ERR GT and LT options at the same time are not compatible",
+        ));
+    }
+    let mut when = args::int(&args[2])?;
+    if unit_ms == 1000 {
+        if when > i64::MAX / 1000 || when < i64::MIN / 1000 {
+            return Err(Error::expire_time(ctx.fullname));
+        }
+        when *= 1000;
+    }
+    if when > i64::MAX - basetime {
+        return Err(Error::expire_time(ctx.fullname));
+    }
+    when += basetime;
+    let db = ctx.client.db;
+    let key = &args[1];
+    let mut g = ctx.srv.keyspace.lock_key(key, ctx.now);
+    let Some(current) = g.get(db, key).map(|e| e.expire_at()) else {
+        return Ok(Frame::Integer(0));
+    };
+    let current: i64 = if current == 0 { -1 } else { current as i64 };
+    if (flag & EXPIRE_NX != 0 && current != -1)
+        || (flag & EXPIRE_XX != 0 && current == -1)
+        || (flag & EXPIRE_GT != 0 && (when <= current || current == -1))
+        || (flag & EXPIRE_LT != 0 && current != -1 && when >= current)
+    {
+        return Ok(Frame::Integer(0));
+    }
+    if when <= ctx.now as i64 {
+        g.remove(db, key);
+    } else {
+        g.set_expire(db, key, when as u64);
+    }
+    Ok(Frame::Integer(1))
+}
+
+fn expire(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    let now = ctx.now as i64;
+    expire_generic(ctx, args, now, 1000)
+}
+
+fn pexpire(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    let now = ctx.now as i64;
+    expire_generic(ctx, args, now, 1)
+}
+
+fn expireat(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    expire_generic(ctx, args, 0, 1000)
+}
+
+fn pexpireat(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    expire_generic(ctx, args, 0, 1)
+}
+
+/// Reads a key's deadline: `Err(-2)` if missing, `Err(-1)` if persistent.
+fn deadline(ctx: &mut Ctx<'_>, key: &[u8]) -> Result<u64, i64> {
+    let db = ctx.client.db;
+    let mut g = ctx.srv.keyspace.lock_key(key, ctx.now);
+    match g.lookup_read(db, key).map(|e| e.expire_at()) {
+        None => Err(-2),
+        Some(0) => Err(-1),
+        Some(t) => Ok(t),
+    }
+}
+
+fn ttl_generic(ctx: &mut Ctx<'_>, key: &[u8], ms: bool) -> CmdResult {
+    Ok(Frame::Integer(match deadline(ctx, key) {
+        Err(code) => code,
+        Ok(t) => {
+            let left = t.saturating_sub(ctx.now) as i64;
+            if ms { left } else { (left + 500) / 1000 }
+        }
+    }))
+}
+
+fn ttl(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    ttl_generic(ctx, &args[1], false)
+}
+
+fn pttl(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    ttl_generic(ctx, &args[1], true)
+}
+
+fn expiretime(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    Ok(Frame::Integer(match deadline(ctx, &args[1]) {
+        Err(code) => code,
+        Ok(t) => (t.saturating_add(500) / 1000) as i64,
+    }))
+}
+
+fn pexpiretime(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    Ok(Frame::Integer(match deadline(ctx, &args[1]) {
+        Err(code) => code,
+        Ok(t) => t as i64,
+    }))
+}
+
+fn persist(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    let db = ctx.client.db;
+    let mut g = ctx.srv.keyspace.lock_key(&args[1], ctx.now);
+    match g.get(db, &args[1]).map(|e| e.expire_at()) {
+        Some(t) if t != 0 => {
+            g.set_expire(db, &args[1], 0);
+            Ok(Frame::Integer(1))
+        }
+        _ => Ok(Frame::Integer(0)),
+    }
+}
+
+fn object_encoding(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    let db = ctx.client.db;
+    let mut g = ctx.srv.keyspace.lock_key(&args[2], ctx.now);
+    Ok(match g.get(db, &args[2]) {
+        None => Frame::Null,
+        Some(e) => Frame::bulk(e.value.encoding().as_bytes()),
+    })
+}
+
+fn lfu_policy(ctx: &Ctx<'_>) -> bool {
+    ctx.srv
+        .config
+        .read()
+        .maxmemory_policy
+        .as_str()
+        .contains("lfu")
+}
+
+fn object_freq(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    let lfu = lfu_policy(ctx);
+    let db = ctx.client.db;
+    let mut g = ctx.srv.keyspace.lock_key(&args[2], ctx.now);
+    if g.get(db, &args[2]).is_none() {
+        return Ok(Frame::Null);
+    }
+    if !lfu {
+        return Err(Error::msg(
+            "ERR An LFU maxmemory policy is not selected, access frequency not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.",
+        ));
+    }
+    // The LFU counter arrives with the eviction policies; a fresh key starts at
+    // LFU_INIT_VAL (5) in Redis.
+    Ok(Frame::Integer(5))
+}
+
+fn object_idletime(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    let lfu = lfu_policy(ctx);
+    let db = ctx.client.db;
+    let mut g = ctx.srv.keyspace.lock_key(&args[2], ctx.now);
+    // Reading the idle time must not count as an access.
+    let Some(secs) = peek_access(&mut g, db, &args[2]) else {
+        return Ok(Frame::Null);
+    };
+    if lfu {
+        return Err(Error::msg(
+            "ERR An LFU maxmemory policy is selected, idle time not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.",
+        ));
+    }
+    let now_secs = ctx.now / 1000;
+    Ok(Frame::Integer(
+        now_secs.saturating_sub(u64::from(secs)) as i64
+    ))
+}
+
+fn peek_access(g: &mut basalt_engine::Guard<'_>, db: usize, key: &[u8]) -> Option<u32> {
+    g.peek(db, key).map(|e| e.access_secs())
+}
+
+fn object_refcount(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    let db = ctx.client.db;
+    let mut g = ctx.srv.keyspace.lock_key(&args[2], ctx.now);
+    Ok(match g.get(db, &args[2]) {
+        None => Frame::Null,
+        // Redis shares the objects of small integers (0..10000) and reports them with
+        // the "shared" refcount INT_MAX.
+        Some(e) => Frame::Integer(match &e.value {
+            Value::Str(StrValue::Int(i)) if (0..10_000).contains(i) => i64::from(i32::MAX),
+            _ => 1,
+        }),
+    })
+}
+
+fn object_help(_ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CmdResult {
+    Ok(help_reply(
+        "OBJECT",
+        &[
+            "ENCODING <key>",
+            "    Return the kind of internal representation used in order to store the value",
+            "    associated with a <key>.",
+            "FREQ <key>",
+            "    Return the access frequency index of the <key>. The returned integer is",
+            "    proportional to the logarithm of the recent access frequency of the key.",
+            "IDLETIME <key>",
+            "    Return the idle time of the <key>, that is the approximated number of",
+            "    seconds elapsed since the last access to the key.",
+            "REFCOUNT <key>",
+            "    Return the number of references of the value associated with the specified",
+            "    <key>.",
+        ],
+    ))
+}
+
+/// The reply of a `HELP` subcommand, as Redis's addReplyHelp builds it.
+pub fn help_reply(container: &str, lines: &[&str]) -> Frame {
+    let mut out = vec![Frame::Simple(Bytes::from(format!(
+        "{container} <subcommand> [<arg> [value] [opt] ...]. Subcommands are:"
+    )))];
+    out.extend(
+        lines
+            .iter()
+            .map(|l| Frame::Simple(Bytes::copy_from_slice(l.as_bytes()))),
+    );
+    out.push(Frame::simple("HELP"));
+    out.push(Frame::simple("    Print this help."));
+    Frame::Array(out)
+}
+
+fn dbsize(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CmdResult {
+    let db = ctx.client.db;
+    let n: usize = ctx.srv.keyspace.db_sizes()[db].0;
+    Ok(Frame::Integer(n as i64))
+}
+
+fn flush_mode(args: &[Bytes]) -> Result<(), Error> {
+    match args.len() {
+        1 => Ok(()),
+        2 if is(&args[1], "async") || is(&args[1], "sync") => Ok(()),
+        _ => Err(Error::msg(error::SYNTAX)),
+    }
+}
+
+fn flushdb(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    flush_mode(args)?;
+    let db = ctx.client.db;
+    ctx.srv.keyspace.lock_all(ctx.now).flush_db(db);
+    Ok(Frame::ok())
+}
+
+fn flushall(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    flush_mode(args)?;
+    let mut g = ctx.srv.keyspace.lock_all(ctx.now);
+    for db in 0..ctx.srv.keyspace.databases() {
+        g.flush_db(db);
+    }
+    Ok(Frame::ok())
+}
+
+fn swapdb(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    let a = basalt_engine::num::parse_i64(&args[1])
+        .ok_or_else(|| Error::msg("ERR invalid first DB index"))?;
+    let b = basalt_engine::num::parse_i64(&args[2])
+        .ok_or_else(|| Error::msg("ERR invalid second DB index"))?;
+    let n = ctx.srv.keyspace.databases() as i64;
+    if a < 0 || a >= n || b < 0 || b >= n {
+        return Err(Error::msg(error::DB_OUT_OF_RANGE));
+    }
+    if a != b {
+        ctx.srv
+            .keyspace
+            .lock_all(ctx.now)
+            .swap_db(a as usize, b as usize);
+    }
+    Ok(Frame::ok())
+}

@@ -1,0 +1,291 @@
+//! The server family: INFO, TIME, CONFIG, SHUTDOWN, LASTSAVE.
+
+use crate::cmd::args::{self, is};
+use crate::cmd::flags::*;
+use crate::cmd::{Command, acl};
+use crate::error::{self, CmdResult, Error};
+use crate::families::keys::help_reply;
+use crate::server::Ctx;
+use basalt_proto::Frame;
+use bytes::Bytes;
+use std::sync::atomic::Ordering;
+
+macro_rules! server_cmd {
+    ($name:literal, $arity:expr, $flags:expr, $since:literal, $summary:literal, $h:expr) => {
+        Command {
+            name: $name,
+            arity: $arity,
+            flags: $flags,
+            group: "server",
+            since: $since,
+            summary: $summary,
+            handler: Some($h),
+            ..Command::EMPTY
+        }
+    };
+}
+
+const CONFIG_SUBCOMMANDS: &[Command] = &[
+    Command {
+        complexity: "O(N) when N is the number of configuration parameters provided",
+        ..server_cmd!(
+            "get",
+            -3,
+            ADMIN | NOSCRIPT | LOADING | STALE,
+            "2.0.0",
+            "Returns the effective values of configuration parameters.",
+            config_get
+        )
+    },
+    Command {
+        complexity: "O(N) when N is the number of configuration parameters provided",
+        tips: &["request_policy:all_nodes", "response_policy:all_succeeded"],
+        ..server_cmd!(
+            "set",
+            -4,
+            ADMIN | NOSCRIPT | LOADING | STALE,
+            "2.0.0",
+            "Sets configuration parameters in-flight.",
+            config_set
+        )
+    },
+    Command {
+        tips: &["request_policy:all_nodes", "response_policy:all_succeeded"],
+        ..server_cmd!(
+            "resetstat",
+            2,
+            ADMIN | NOSCRIPT | LOADING | STALE,
+            "2.0.0",
+            "Resets the server's statistics.",
+            config_resetstat
+        )
+    },
+    Command {
+        tips: &["request_policy:all_nodes", "response_policy:all_succeeded"],
+        ..server_cmd!(
+            "rewrite",
+            2,
+            ADMIN | NOSCRIPT | LOADING | STALE,
+            "2.8.0",
+            "Persists the effective configuration to file.",
+            config_rewrite
+        )
+    },
+    server_cmd!(
+        "help",
+        2,
+        LOADING | STALE,
+        "5.0.0",
+        "Returns helpful text about the different subcommands.",
+        config_help
+    ),
+];
+
+/// The server family's commands.
+pub const COMMANDS: &[Command] = &[
+    Command {
+        acl: acl::DANGEROUS,
+        complexity: "O(1)",
+        tips: &[
+            "nondeterministic_output",
+            "request_policy:all_shards",
+            "response_policy:special",
+        ],
+        ..server_cmd!(
+            "info",
+            -1,
+            LOADING | STALE,
+            "1.0.0",
+            "Returns information and statistics about the server.",
+            info
+        )
+    },
+    Command {
+        tips: &["nondeterministic_output"],
+        ..server_cmd!(
+            "time",
+            1,
+            LOADING | STALE | FAST,
+            "2.6.0",
+            "Returns the server time.",
+            time
+        )
+    },
+    Command {
+        tips: &["nondeterministic_output"],
+        ..server_cmd!(
+            "lastsave",
+            1,
+            LOADING | STALE | FAST,
+            "1.0.0",
+            "Returns the Unix timestamp of the last successful save to disk.",
+            lastsave
+        )
+    },
+    Command {
+        complexity: "O(N) when saving, where N is the total number of keys in all databases when saving data, otherwise O(1)",
+        ..server_cmd!(
+            "shutdown",
+            -1,
+            ADMIN | NOSCRIPT | LOADING | STALE | NO_MULTI | ALLOW_BUSY,
+            "1.0.0",
+            "Synchronously saves the database(s) to disk and shuts down the Redis server.",
+            shutdown
+        )
+    },
+    Command {
+        name: "config",
+        arity: -2,
+        group: "server",
+        since: "2.0.0",
+        summary: "A container for server configuration commands.",
+        complexity: "Depends on subcommand.",
+        subcommands: CONFIG_SUBCOMMANDS,
+        ..Command::EMPTY
+    },
+];
+
+fn info(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    let sections: Vec<String> = args[1..]
+        .iter()
+        .map(|a| args::text(a).to_ascii_lowercase())
+        .collect();
+    let text = crate::info::render(ctx.srv, &sections);
+    Ok(Frame::Verbatim {
+        format: *b"txt",
+        text: Bytes::from(text),
+    })
+}
+
+fn time(_ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CmdResult {
+    let us = crate::server::unix_us();
+    Ok(Frame::Array(vec![
+        Frame::Bulk(Bytes::from((us / 1_000_000).to_string())),
+        Frame::Bulk(Bytes::from((us % 1_000_000).to_string())),
+    ]))
+}
+
+fn lastsave(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CmdResult {
+    // No persistence yet: the last "save" is the server start, as documented.
+    Ok(Frame::Integer((ctx.srv.started_unix_ms / 1000) as i64))
+}
+
+fn shutdown(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    let mut abort = false;
+    for a in &args[1..] {
+        if is(a, "nosave") || is(a, "save") || is(a, "now") || is(a, "force") {
+            continue;
+        } else if is(a, "abort") {
+            abort = true;
+        } else {
+            return Err(Error::msg(error::SYNTAX));
+        }
+    }
+    if abort {
+        if args.len() > 2 {
+            return Err(Error::msg(error::SYNTAX));
+        }
+        return Err(Error::msg("ERR No shutdown in progress."));
+    }
+    tracing::warn!("User requested shutdown...");
+    ctx.srv.request_shutdown();
+    // Redis closes the connection without a reply on success.
+    ctx.client.close_after_reply = true;
+    ctx.client.reply = crate::server::ReplyMode::Skip;
+    Ok(Frame::ok())
+}
+
+fn config_get(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    let patterns: Vec<&[u8]> = args[2..].iter().map(|a| a.as_ref()).collect();
+    let pairs = ctx.srv.config.read().get_many(&patterns);
+    Ok(Frame::Map(
+        pairs
+            .into_iter()
+            .map(|(k, v)| (Frame::Bulk(Bytes::from(k)), Frame::Bulk(Bytes::from(v))))
+            .collect(),
+    ))
+}
+
+fn config_set(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    if args.len() % 2 != 0 {
+        return Err(Error::arity(ctx.fullname));
+    }
+    let pairs: Vec<(Vec<u8>, Vec<u8>)> = args[2..]
+        .chunks_exact(2)
+        .map(|p| (p[0].to_vec(), p[1].to_vec()))
+        .collect();
+    let changes = ctx
+        .srv
+        .config
+        .write()
+        .set_many(&pairs)
+        .map_err(Error::msg)?;
+    if changes.iter().any(|c| c.name == "dir") {
+        let dir = ctx.srv.config.read().dir.clone();
+        std::env::set_current_dir(&dir).map_err(|e| {
+            Error::msg(format!(
+                "ERR CONFIG SET failed (possibly related to argument 'dir') - {e}"
+            ))
+        })?;
+    }
+    ctx.srv.apply_live_config();
+    Ok(Frame::ok())
+}
+
+fn config_resetstat(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CmdResult {
+    let srv = ctx.srv;
+    for st in &srv.cmd_stats {
+        st.calls.store(0, Ordering::Relaxed);
+        st.usec.store(0, Ordering::Relaxed);
+        st.rejected.store(0, Ordering::Relaxed);
+        st.failed.store(0, Ordering::Relaxed);
+    }
+    srv.error_stats.lock().clear();
+    let s = &srv.stats;
+    for c in [
+        &s.connections_received,
+        &s.commands_processed,
+        &s.rejected_connections,
+        &s.net_input_bytes,
+        &s.net_output_bytes,
+        &s.total_error_replies,
+        &s.unexpected_error_replies,
+        &s.client_query_buffer_limit_disconnections,
+    ] {
+        c.store(0, Ordering::Relaxed);
+    }
+    srv.keyspace.reset_stats();
+    srv.peak_memory
+        .store(crate::alloc::allocated() as u64, Ordering::Relaxed);
+    Ok(Frame::ok())
+}
+
+fn config_rewrite(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CmdResult {
+    let cfg = ctx.srv.config.read();
+    match cfg.rewrite_config_file() {
+        Ok(()) => {
+            tracing::info!("CONFIG REWRITE executed with success.");
+            Ok(Frame::ok())
+        }
+        Err(e) => {
+            tracing::warn!("CONFIG REWRITE failed: {e}");
+            Err(Error::msg(e))
+        }
+    }
+}
+
+fn config_help(_ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CmdResult {
+    Ok(help_reply(
+        "CONFIG",
+        &[
+            "GET <pattern>",
+            "    Return parameters matching the glob-like <pattern> and their values.",
+            "SET <directive> <value>",
+            "    Set the configuration <directive> to <value>.",
+            "RESETSTAT",
+            "    Reset statistics reported by the INFO command.",
+            "REWRITE",
+            "    Rewrite the configuration file.",
+        ],
+    ))
+}

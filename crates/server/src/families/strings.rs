@@ -1,0 +1,918 @@
+//! The string family: GET, SET and its options, counters, ranges, LCS.
+//!
+//! Semantics, reply shapes and error strings follow Redis 7.0's t_string.c; every
+//! handler parses its arguments fully before touching the keyspace, so a syntax error
+//! never leaves a half-applied write.
+
+use crate::cmd::args::{self, is};
+use crate::cmd::flags::*;
+use crate::cmd::{Command, KeySpec, acl};
+use crate::error::{self, CmdResult, Error};
+use crate::server::Ctx;
+use basalt_engine::{Guard, StrValue, Value};
+use basalt_proto::Frame;
+use bytes::Bytes;
+
+const RO_ACCESS: &[&str] = &["RO", "ACCESS"];
+const RW_ACCESS_UPDATE: &[&str] = &["RW", "ACCESS", "UPDATE"];
+
+macro_rules! string_cmd {
+    ($name:literal, $arity:expr, $flags:expr, $keys:expr, $specs:expr, $since:literal, $summary:literal, $cx:literal, $h:expr) => {
+        Command {
+            name: $name,
+            arity: $arity,
+            flags: $flags,
+            acl: acl::STRING,
+            keys: $keys,
+            key_specs: $specs,
+            group: "string",
+            since: $since,
+            summary: $summary,
+            complexity: $cx,
+            handler: Some($h),
+            ..Command::EMPTY
+        }
+    };
+}
+
+/// The string family's commands.
+pub const COMMANDS: &[Command] = &[
+    string_cmd!(
+        "get",
+        2,
+        READONLY | FAST,
+        (1, 1, 1),
+        &[KeySpec::single(1, RO_ACCESS)],
+        "1.0.0",
+        "Returns the string value of a key.",
+        "O(1)",
+        get
+    ),
+    string_cmd!(
+        "set",
+        -3,
+        WRITE | DENYOOM,
+        (1, 1, 1),
+        &[KeySpec::single(
+            1,
+            &["RW", "ACCESS", "UPDATE", "VARIABLE_FLAGS"]
+        )],
+        "1.0.0",
+        "Sets the string value of a key, ignoring its type. The key is created if it doesn't exist.",
+        "O(1)",
+        set
+    ),
+    string_cmd!(
+        "setnx",
+        3,
+        WRITE | DENYOOM | FAST,
+        (1, 1, 1),
+        &[KeySpec::single(1, &["OW", "INSERT"])],
+        "1.0.0",
+        "Set the string value of a key only when the key doesn't exist.",
+        "O(1)",
+        setnx
+    ),
+    string_cmd!(
+        "setex",
+        4,
+        WRITE | DENYOOM,
+        (1, 1, 1),
+        &[KeySpec::single(1, &["OW", "UPDATE"])],
+        "2.0.0",
+        "Sets the string value and expiration time of a key. Creates the key if it doesn't exist.",
+        "O(1)",
+        setex
+    ),
+    string_cmd!(
+        "psetex",
+        4,
+        WRITE | DENYOOM,
+        (1, 1, 1),
+        &[KeySpec::single(1, &["OW", "UPDATE"])],
+        "2.6.0",
+        "Sets both string value and expiration time in milliseconds of a key. The key is created if it doesn't exist.",
+        "O(1)",
+        psetex
+    ),
+    string_cmd!(
+        "mset",
+        -3,
+        WRITE | DENYOOM,
+        (1, -1, 2),
+        &[KeySpec::rest(1, 2, &["OW", "UPDATE"])],
+        "1.0.1",
+        "Atomically creates or modifies the string values of one or more keys.",
+        "O(N) where N is the number of keys to set.",
+        mset
+    ),
+    string_cmd!(
+        "msetnx",
+        -3,
+        WRITE | DENYOOM,
+        (1, -1, 2),
+        &[KeySpec::rest(1, 2, &["OW", "INSERT"])],
+        "1.0.1",
+        "Atomically modifies the string values of one or more keys only when all keys don't exist.",
+        "O(N) where N is the number of keys to set.",
+        msetnx
+    ),
+    string_cmd!(
+        "mget",
+        -2,
+        READONLY | FAST,
+        (1, -1, 1),
+        &[KeySpec::rest(1, 1, RO_ACCESS)],
+        "1.0.0",
+        "Atomically returns the string values of one or more keys.",
+        "O(N) where N is the number of keys to retrieve.",
+        mget
+    ),
+    string_cmd!(
+        "getset",
+        3,
+        WRITE | DENYOOM | FAST,
+        (1, 1, 1),
+        &[KeySpec::single(1, RW_ACCESS_UPDATE)],
+        "1.0.0",
+        "Returns the previous string value of a key after setting it to a new value.",
+        "O(1)",
+        getset
+    ),
+    string_cmd!(
+        "getdel",
+        2,
+        WRITE | FAST,
+        (1, 1, 1),
+        &[KeySpec::single(1, &["RW", "ACCESS", "DELETE"])],
+        "6.2.0",
+        "Returns the string value of a key after deleting the key.",
+        "O(1)",
+        getdel
+    ),
+    string_cmd!(
+        "getex",
+        -2,
+        WRITE | FAST,
+        (1, 1, 1),
+        &[KeySpec::single(1, RW_ACCESS_UPDATE)],
+        "6.2.0",
+        "Returns the string value of a key after setting its expiration time.",
+        "O(1)",
+        getex
+    ),
+    string_cmd!(
+        "append",
+        3,
+        WRITE | DENYOOM | FAST,
+        (1, 1, 1),
+        &[KeySpec::single(1, &["RW", "INSERT"])],
+        "2.0.0",
+        "Appends a string to the value of a key. Creates the key if it doesn't exist.",
+        "O(1). The amortized time complexity is O(1) assuming the appended value is small and the already present value is of any size, since the dynamic string library used by Redis will double the free space available on every reallocation.",
+        append
+    ),
+    string_cmd!(
+        "strlen",
+        2,
+        READONLY | FAST,
+        (1, 1, 1),
+        &[KeySpec::single(1, &["RO"])],
+        "2.2.0",
+        "Returns the length of a string value.",
+        "O(1)",
+        strlen
+    ),
+    string_cmd!(
+        "incr",
+        2,
+        WRITE | DENYOOM | FAST,
+        (1, 1, 1),
+        &[KeySpec::single(1, RW_ACCESS_UPDATE)],
+        "1.0.0",
+        "Increments the integer value of a key by one. Uses 0 as initial value if the key doesn't exist.",
+        "O(1)",
+        incr
+    ),
+    string_cmd!(
+        "decr",
+        2,
+        WRITE | DENYOOM | FAST,
+        (1, 1, 1),
+        &[KeySpec::single(1, RW_ACCESS_UPDATE)],
+        "1.0.0",
+        "Decrements the integer value of a key by one. Uses 0 as initial value if the key doesn't exist.",
+        "O(1)",
+        decr
+    ),
+    string_cmd!(
+        "incrby",
+        3,
+        WRITE | DENYOOM | FAST,
+        (1, 1, 1),
+        &[KeySpec::single(1, RW_ACCESS_UPDATE)],
+        "1.0.0",
+        "Increments the integer value of a key by a number. Uses 0 as initial value if the key doesn't exist.",
+        "O(1)",
+        incrby
+    ),
+    string_cmd!(
+        "decrby",
+        3,
+        WRITE | DENYOOM | FAST,
+        (1, 1, 1),
+        &[KeySpec::single(1, RW_ACCESS_UPDATE)],
+        "1.0.0",
+        "Decrements a number from the integer value of a key. Uses 0 as initial value if the key doesn't exist.",
+        "O(1)",
+        decrby
+    ),
+    string_cmd!(
+        "incrbyfloat",
+        3,
+        WRITE | DENYOOM | FAST,
+        (1, 1, 1),
+        &[KeySpec::single(1, RW_ACCESS_UPDATE)],
+        "2.6.0",
+        "Increment the floating point value of a key by a number. Uses 0 as initial value if the key doesn't exist.",
+        "O(1)",
+        incrbyfloat
+    ),
+    string_cmd!(
+        "getrange",
+        4,
+        READONLY,
+        (1, 1, 1),
+        &[KeySpec::single(1, RO_ACCESS)],
+        "2.4.0",
+        "Returns a substring of the string stored at a key.",
+        "O(N) where N is the length of the returned string. The complexity is ultimately determined by the returned length, but because creating a substring from an existing string is very cheap, it can be considered O(1) for small strings.",
+        getrange
+    ),
+    string_cmd!(
+        "substr",
+        4,
+        READONLY,
+        (1, 1, 1),
+        &[KeySpec::single(1, RO_ACCESS)],
+        "1.0.0",
+        "Returns a substring from a string value.",
+        "O(N) where N is the length of the returned string. The complexity is ultimately determined by the returned length, but because creating a substring from an existing string is very cheap, it can be considered O(1) for small strings.",
+        getrange
+    ),
+    string_cmd!(
+        "setrange",
+        4,
+        WRITE | DENYOOM,
+        (1, 1, 1),
+        &[KeySpec::single(1, &["RW", "UPDATE"])],
+        "2.2.0",
+        "Overwrites a part of a string value with another by an offset. Creates the key if it doesn't exist.",
+        "O(1), not counting the time taken to copy the new string in place. Usually, this string is very small so the amortized complexity is O(1). Otherwise, complexity is O(M) with M being the length of the value argument.",
+        setrange
+    ),
+    string_cmd!(
+        "lcs",
+        -3,
+        READONLY,
+        (1, 2, 1),
+        &[KeySpec {
+            flags: RO_ACCESS,
+            begin: crate::cmd::BeginSearch::Index(1),
+            find: crate::cmd::FindKeys::Range {
+                lastkey: 1,
+                step: 1,
+                limit: 0
+            }
+        }],
+        "7.0.0",
+        "Finds the longest common substring.",
+        "O(N*M) where N and M are the lengths of s1 and s2, respectively",
+        lcs
+    ),
+];
+
+/// Reads a string value: `Ok(None)` if missing, WRONGTYPE if not a string.
+pub fn read_string(g: &mut Guard<'_>, db: usize, key: &[u8]) -> Result<Option<Bytes>, Error> {
+    match g.lookup_read(db, key) {
+        None => Ok(None),
+        Some(e) => match &e.value {
+            Value::Str(s) => Ok(Some(Bytes::copy_from_slice(&s.as_bytes()))),
+            #[allow(unreachable_patterns)]
+            _ => Err(Error::msg(error::WRONGTYPE)),
+        },
+    }
+}
+
+/// The string inside a value, or WRONGTYPE.
+#[allow(unreachable_patterns)]
+pub fn str_mut(v: &mut Value) -> Result<&mut StrValue, Error> {
+    match v {
+        Value::Str(s) => Ok(s),
+        _ => Err(Error::msg(error::WRONGTYPE)),
+    }
+}
+
+fn bulk_or_null(v: Option<Bytes>) -> Frame {
+    match v {
+        Some(b) => Frame::Bulk(b),
+        None => Frame::Null,
+    }
+}
+
+fn get(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    let mut g = ctx.srv.keyspace.lock_key(&args[1], ctx.now);
+    Ok(bulk_or_null(read_string(&mut g, ctx.client.db, &args[1])?))
+}
+
+/// Expiry options shared by SET and GETEX.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ExpireOpt {
+    None,
+    Ex,
+    Px,
+    ExAt,
+    PxAt,
+    KeepTtl,
+    Persist,
+}
+
+struct SetArgs {
+    nx: bool,
+    xx: bool,
+    get: bool,
+    expire: ExpireOpt,
+    /// Absolute deadline in Unix ms (when `expire` is Ex/Px/ExAt/PxAt).
+    when: i64,
+}
+
+/// Parses SET/GETEX options as Redis's parseExtendedStringArgumentsOrReply, then the
+/// expire value as getExpireMillisecondsOrReply.
+fn parse_set_args(
+    ctx: &Ctx<'_>,
+    args: &[Bytes],
+    from: usize,
+    is_set: bool,
+) -> Result<SetArgs, Error> {
+    let mut a = SetArgs {
+        nx: false,
+        xx: false,
+        get: false,
+        expire: ExpireOpt::None,
+        when: 0,
+    };
+    let mut expire_arg: Option<&Bytes> = None;
+    let mut i = from;
+    while i < args.len() {
+        let opt = &args[i];
+        let next = args.get(i + 1);
+        // As in Redis, an expire option conflicts with the other kinds but may repeat
+        // itself (the last value wins).
+        let kind = if is(opt, "ex") {
+            Some(ExpireOpt::Ex)
+        } else if is(opt, "px") {
+            Some(ExpireOpt::Px)
+        } else if is(opt, "exat") {
+            Some(ExpireOpt::ExAt)
+        } else if is(opt, "pxat") {
+            Some(ExpireOpt::PxAt)
+        } else if is_set && is(opt, "keepttl") {
+            Some(ExpireOpt::KeepTtl)
+        } else if !is_set && is(opt, "persist") {
+            Some(ExpireOpt::Persist)
+        } else {
+            None
+        };
+        let compatible = |k: ExpireOpt| a.expire == ExpireOpt::None || a.expire == k;
+        if is_set && is(opt, "nx") && !a.xx {
+            a.nx = true;
+        } else if is_set && is(opt, "xx") && !a.nx {
+            a.xx = true;
+        } else if is_set && is(opt, "get") {
+            a.get = true;
+        } else if let Some(k @ (ExpireOpt::KeepTtl | ExpireOpt::Persist)) = kind
+            && compatible(k)
+        {
+            a.expire = k;
+        } else if let Some(k) = kind
+            && compatible(k)
+            && next.is_some()
+        {
+            a.expire = k;
+            expire_arg = next;
+            i += 1;
+        } else {
+            return Err(Error::msg(error::SYNTAX));
+        }
+        i += 1;
+    }
+    if let Some(raw) = expire_arg {
+        let v = args::int(raw)?;
+        let seconds = matches!(a.expire, ExpireOpt::Ex | ExpireOpt::ExAt);
+        if v <= 0 || (seconds && v > i64::MAX / 1000) {
+            return Err(Error::expire_time(ctx.fullname));
+        }
+        let mut ms = if seconds { v * 1000 } else { v };
+        if matches!(a.expire, ExpireOpt::Ex | ExpireOpt::Px) {
+            ms = ms
+                .checked_add(ctx.now as i64)
+                .ok_or_else(|| Error::expire_time(ctx.fullname))?;
+        }
+        a.when = ms;
+    }
+    Ok(a)
+}
+
+fn set(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    let a = parse_set_args(ctx, args, 3, true)?;
+    let db = ctx.client.db;
+    let key = &args[1];
+    let mut g = ctx.srv.keyspace.lock_key(key, ctx.now);
+    let old = if a.get {
+        Some(read_string(&mut g, db, key)?)
+    } else {
+        None
+    };
+    let existing = g.get(db, key).map(|e| e.expire_at());
+    if (a.nx && existing.is_some()) || (a.xx && existing.is_none()) {
+        return Ok(match old {
+            Some(v) => bulk_or_null(v),
+            None => Frame::Null,
+        });
+    }
+    let expire_at = match a.expire {
+        ExpireOpt::KeepTtl => existing.unwrap_or(0),
+        ExpireOpt::None | ExpireOpt::Persist => 0,
+        _ => a.when as u64,
+    };
+    store(&mut g, db, key, StrValue::from_bytes(&args[2]), expire_at);
+    Ok(match old {
+        Some(v) => bulk_or_null(v),
+        None => Frame::ok(),
+    })
+}
+
+/// Stores a string, deleting the key at once if the deadline already passed (as Redis
+/// does for SET ... EXAT/PXAT in the past).
+fn store(g: &mut Guard<'_>, db: usize, key: &[u8], v: StrValue, expire_at: u64) {
+    if expire_at != 0 && expire_at <= g.now() {
+        g.remove(db, key);
+        return;
+    }
+    g.insert(db, key, Value::Str(v), expire_at);
+}
+
+fn setnx(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    let db = ctx.client.db;
+    let mut g = ctx.srv.keyspace.lock_key(&args[1], ctx.now);
+    if g.exists(db, &args[1]) {
+        return Ok(Frame::Integer(0));
+    }
+    g.insert(db, &args[1], Value::Str(StrValue::from_bytes(&args[2])), 0);
+    Ok(Frame::Integer(1))
+}
+
+fn setex_generic(ctx: &mut Ctx<'_>, args: &[Bytes], unit_ms: i64) -> CmdResult {
+    let v = args::int(&args[2])?;
+    if v <= 0 || (unit_ms == 1000 && v > i64::MAX / 1000) {
+        return Err(Error::expire_time(ctx.fullname));
+    }
+    let when = (v * unit_ms)
+        .checked_add(ctx.now as i64)
+        .ok_or_else(|| Error::expire_time(ctx.fullname))?;
+    let db = ctx.client.db;
+    let mut g = ctx.srv.keyspace.lock_key(&args[1], ctx.now);
+    store(
+        &mut g,
+        db,
+        &args[1],
+        StrValue::from_bytes(&args[3]),
+        when as u64,
+    );
+    Ok(Frame::ok())
+}
+
+fn setex(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    setex_generic(ctx, args, 1000)
+}
+
+fn psetex(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    setex_generic(ctx, args, 1)
+}
+
+fn mset_keys(ctx: &Ctx<'_>, args: &[Bytes]) -> Result<Vec<Bytes>, Error> {
+    if args.len() % 2 == 0 {
+        return Err(Error::arity(ctx.fullname));
+    }
+    Ok(args[1..].iter().step_by(2).cloned().collect())
+}
+
+fn mset(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    let keys = mset_keys(ctx, args)?;
+    let db = ctx.client.db;
+    let mut g = ctx.srv.keyspace.lock_keys(&keys, ctx.now);
+    for pair in args[1..].chunks_exact(2) {
+        g.insert(db, &pair[0], Value::Str(StrValue::from_bytes(&pair[1])), 0);
+    }
+    Ok(Frame::ok())
+}
+
+fn msetnx(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    let keys = mset_keys(ctx, args)?;
+    let db = ctx.client.db;
+    let mut g = ctx.srv.keyspace.lock_keys(&keys, ctx.now);
+    if keys.iter().any(|k| g.exists(db, k)) {
+        return Ok(Frame::Integer(0));
+    }
+    for pair in args[1..].chunks_exact(2) {
+        g.insert(db, &pair[0], Value::Str(StrValue::from_bytes(&pair[1])), 0);
+    }
+    Ok(Frame::Integer(1))
+}
+
+fn mget(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    let db = ctx.client.db;
+    let mut g = ctx.srv.keyspace.lock_keys(&args[1..], ctx.now);
+    let out = args[1..]
+        .iter()
+        .map(|k| match read_string(&mut g, db, k) {
+            Ok(Some(v)) => Frame::Bulk(v),
+            _ => Frame::Null,
+        })
+        .collect();
+    Ok(Frame::Array(out))
+}
+
+fn getset(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    let db = ctx.client.db;
+    let mut g = ctx.srv.keyspace.lock_key(&args[1], ctx.now);
+    let old = read_string(&mut g, db, &args[1])?;
+    g.insert(db, &args[1], Value::Str(StrValue::from_bytes(&args[2])), 0);
+    Ok(bulk_or_null(old))
+}
+
+fn getdel(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    let db = ctx.client.db;
+    let mut g = ctx.srv.keyspace.lock_key(&args[1], ctx.now);
+    let old = read_string(&mut g, db, &args[1])?;
+    if old.is_some() {
+        g.remove(db, &args[1]);
+    }
+    Ok(bulk_or_null(old))
+}
+
+fn getex(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    let a = parse_set_args(ctx, args, 2, false)?;
+    let db = ctx.client.db;
+    let key = &args[1];
+    let mut g = ctx.srv.keyspace.lock_key(key, ctx.now);
+    let Some(v) = read_string(&mut g, db, key)? else {
+        return Ok(Frame::Null);
+    };
+    match a.expire {
+        ExpireOpt::Persist => {
+            g.set_expire(db, key, 0);
+        }
+        ExpireOpt::Ex | ExpireOpt::Px | ExpireOpt::ExAt | ExpireOpt::PxAt => {
+            if a.when as u64 <= ctx.now {
+                g.remove(db, key);
+            } else {
+                g.set_expire(db, key, a.when as u64);
+            }
+        }
+        ExpireOpt::None | ExpireOpt::KeepTtl => {}
+    }
+    Ok(Frame::Bulk(v))
+}
+
+fn max_len(ctx: &Ctx<'_>) -> u64 {
+    ctx.srv
+        .live
+        .max_bulk_len
+        .load(std::sync::atomic::Ordering::Relaxed)
+}
+
+fn append(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    let db = ctx.client.db;
+    let limit = max_len(ctx);
+    let mut g = ctx.srv.keyspace.lock_key(&args[1], ctx.now);
+    match g.get(db, &args[1]) {
+        None => {
+            g.insert(db, &args[1], Value::Str(StrValue::from_bytes(&args[2])), 0);
+            Ok(Frame::Integer(args[2].len() as i64))
+        }
+        Some(e) => {
+            let s = str_mut(&mut e.value)?;
+            let total = s.len() as u64 + args[2].len() as u64;
+            if total > limit {
+                return Err(Error::msg(error::STRING_TOO_LONG));
+            }
+            let raw = s.make_raw();
+            raw.extend_from_slice(&args[2]);
+            Ok(Frame::Integer(raw.len() as i64))
+        }
+    }
+}
+
+fn strlen(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    let db = ctx.client.db;
+    let mut g = ctx.srv.keyspace.lock_key(&args[1], ctx.now);
+    Ok(Frame::Integer(match g.lookup_read(db, &args[1]) {
+        None => 0,
+        Some(e) => str_mut(&mut e.value)?.len() as i64,
+    }))
+}
+
+fn incr_by(ctx: &mut Ctx<'_>, key: &[u8], delta: i64) -> CmdResult {
+    let db = ctx.client.db;
+    let mut g = ctx.srv.keyspace.lock_key(key, ctx.now);
+    match g.get(db, key) {
+        None => {
+            g.insert(db, key, Value::Str(StrValue::Int(delta)), 0);
+            Ok(Frame::Integer(delta))
+        }
+        Some(e) => {
+            let s = str_mut(&mut e.value)?;
+            let cur = s.as_i64().ok_or_else(|| Error::msg(error::NOT_INTEGER))?;
+            let v = cur
+                .checked_add(delta)
+                .ok_or_else(|| Error::msg(error::OVERFLOW))?;
+            *s = StrValue::Int(v);
+            Ok(Frame::Integer(v))
+        }
+    }
+}
+
+fn incr(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    incr_by(ctx, &args[1], 1)
+}
+
+fn decr(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    incr_by(ctx, &args[1], -1)
+}
+
+fn incrby(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    let d = args::int(&args[2])?;
+    incr_by(ctx, &args[1], d)
+}
+
+fn decrby(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    let d = args::int(&args[2])?;
+    if d == i64::MIN {
+        return Err(Error::msg("ERR decrement would overflow"));
+    }
+    incr_by(ctx, &args[1], -d)
+}
+
+fn incrbyfloat(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    let db = ctx.client.db;
+    let key = &args[1];
+    let mut g = ctx.srv.keyspace.lock_key(key, ctx.now);
+    let (current, expire_at) = match g.get(db, key) {
+        None => (Bytes::from_static(b"0"), 0),
+        Some(e) => {
+            let s = str_mut(&mut e.value)?;
+            (Bytes::copy_from_slice(&s.as_bytes()), e.expire_at())
+        }
+    };
+    let result =
+        basalt_engine::ldouble::incr_by_float(&current, &args[2]).map_err(|e| match e {
+            basalt_engine::ldouble::IncrFloatError::NotFloat => Error::msg(error::NOT_FLOAT),
+            basalt_engine::ldouble::IncrFloatError::NanOrInfinity => {
+                Error::msg("ERR increment would produce NaN or Infinity")
+            }
+        })?;
+    g.insert(
+        db,
+        key,
+        Value::Str(StrValue::from_bytes_no_int(&result)),
+        expire_at,
+    );
+    Ok(Frame::Bulk(Bytes::from(result)))
+}
+
+/// Redis's GETRANGE index normalisation; `None` means the empty string.
+fn range(start: i64, end: i64, len: usize) -> Option<(usize, usize)> {
+    let len = len as i64;
+    if start < 0 && end < 0 && start > end {
+        return None;
+    }
+    let mut start = if start < 0 { len + start } else { start };
+    let mut end = if end < 0 { len + end } else { end };
+    start = start.max(0);
+    end = end.max(0);
+    if end >= len {
+        end = len - 1;
+    }
+    if start > end || len == 0 {
+        return None;
+    }
+    Some((start as usize, end as usize))
+}
+
+fn getrange(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    let start = args::int(&args[2])?;
+    let end = args::int(&args[3])?;
+    let db = ctx.client.db;
+    let mut g = ctx.srv.keyspace.lock_key(&args[1], ctx.now);
+    let Some(v) = read_string(&mut g, db, &args[1])? else {
+        return Ok(Frame::Bulk(Bytes::new()));
+    };
+    Ok(Frame::Bulk(match range(start, end, v.len()) {
+        None => Bytes::new(),
+        Some((s, e)) => v.slice(s..=e),
+    }))
+}
+
+fn setrange(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    let offset = args::int(&args[2])?;
+    if offset < 0 {
+        return Err(Error::msg("ERR offset is out of range"));
+    }
+    let value = &args[3];
+    let db = ctx.client.db;
+    let limit = max_len(ctx);
+    let mut g = ctx.srv.keyspace.lock_key(&args[1], ctx.now);
+    let offset = offset as u64;
+    let check = || -> Result<(), Error> {
+        if offset + value.len() as u64 > limit {
+            return Err(Error::msg(error::STRING_TOO_LONG));
+        }
+        Ok(())
+    };
+    match g.get(db, &args[1]) {
+        None => {
+            if value.is_empty() {
+                return Ok(Frame::Integer(0));
+            }
+            check()?;
+            let mut buf = vec![0u8; offset as usize];
+            buf.extend_from_slice(value);
+            let len = buf.len();
+            g.insert(db, &args[1], Value::Str(StrValue::Raw(buf)), 0);
+            Ok(Frame::Integer(len as i64))
+        }
+        Some(e) => {
+            let s = str_mut(&mut e.value)?;
+            if value.is_empty() {
+                return Ok(Frame::Integer(s.len() as i64));
+            }
+            check()?;
+            let raw = s.make_raw();
+            let end = offset as usize + value.len();
+            if raw.len() < end {
+                raw.resize(end, 0);
+            }
+            raw[offset as usize..end].copy_from_slice(value);
+            Ok(Frame::Integer(raw.len() as i64))
+        }
+    }
+}
+
+fn lcs(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    let (mut getlen, mut getidx, mut withmatchlen) = (false, false, false);
+    let mut minmatchlen: u64 = 0;
+    let mut i = 3;
+    while i < args.len() {
+        let opt = &args[i];
+        if is(opt, "idx") {
+            getidx = true;
+        } else if is(opt, "len") {
+            getlen = true;
+        } else if is(opt, "withmatchlen") {
+            withmatchlen = true;
+        } else if is(opt, "minmatchlen") && i + 1 < args.len() {
+            let v = args::int(&args[i + 1])?;
+            minmatchlen = v.max(0) as u64;
+            i += 1;
+        } else {
+            return Err(Error::msg(error::SYNTAX));
+        }
+        i += 1;
+    }
+    let db = ctx.client.db;
+    let (a, b) = {
+        let mut g = ctx.srv.keyspace.lock_keys(&args[1..3], ctx.now);
+        let a = read_string(&mut g, db, &args[1]);
+        let b = read_string(&mut g, db, &args[2]);
+        match (a, b) {
+            (Ok(a), Ok(b)) => (a.unwrap_or_default(), b.unwrap_or_default()),
+            _ => {
+                return Err(Error::msg(
+                    "ERR The specified keys must contain string values",
+                ));
+            }
+        }
+    };
+    if getidx && getlen {
+        return Err(Error::msg(
+            "ERR If you want both the length and indexes, please just use IDX.",
+        ));
+    }
+    let (alen, blen) = (a.len(), b.len());
+    let cells = (alen as u64 + 1) * (blen as u64 + 1);
+    if cells.saturating_mul(4) > max_len(ctx) {
+        return Err(Error::msg(
+            "ERR Insufficient memory, transient memory for LCS exceeds available memory",
+        ));
+    }
+    // dp[i][j] = LCS length of a[..i] and b[..j], row-major with blen+1 columns.
+    let w = blen + 1;
+    let mut dp = vec![0u32; cells as usize];
+    for i in 1..=alen {
+        for j in 1..=blen {
+            dp[i * w + j] = if a[i - 1] == b[j - 1] {
+                dp[(i - 1) * w + j - 1] + 1
+            } else {
+                dp[(i - 1) * w + j].max(dp[i * w + j - 1])
+            };
+        }
+    }
+    let total = dp[alen * w + blen] as usize;
+    if getlen && !getidx {
+        return Ok(Frame::Integer(total as i64));
+    }
+    // Walk back from the end, collecting the LCS bytes and the matching ranges in the
+    // order Redis emits them (last match first).
+    let mut result = vec![0u8; total];
+    let mut matches = Vec::new();
+    let mut idx = total;
+    let (mut i, mut j) = (alen, blen);
+    let unset = alen;
+    let (mut a_start, mut a_end, mut b_start, mut b_end) = (unset, 0usize, 0usize, 0usize);
+    while i > 0 && j > 0 {
+        let mut emit = false;
+        if a[i - 1] == b[j - 1] {
+            result[idx - 1] = a[i - 1];
+            if a_start == unset {
+                a_start = i - 1;
+                a_end = i - 1;
+                b_start = j - 1;
+                b_end = j - 1;
+            } else if a_start == i && b_start == j {
+                a_start -= 1;
+                b_start -= 1;
+            } else {
+                emit = true;
+            }
+            if a_start == 0 || b_start == 0 {
+                emit = true;
+            }
+            idx -= 1;
+            i -= 1;
+            j -= 1;
+        } else {
+            if dp[(i - 1) * w + j] > dp[i * w + j - 1] {
+                i -= 1;
+            } else {
+                j -= 1;
+            }
+            if a_start != unset {
+                emit = true;
+            }
+        }
+        if emit {
+            let match_len = a_end - a_start + 1;
+            if minmatchlen == 0 || match_len as u64 >= minmatchlen {
+                let mut m = vec![
+                    Frame::Array(vec![
+                        Frame::Integer(a_start as i64),
+                        Frame::Integer(a_end as i64),
+                    ]),
+                    Frame::Array(vec![
+                        Frame::Integer(b_start as i64),
+                        Frame::Integer(b_end as i64),
+                    ]),
+                ];
+                if withmatchlen {
+                    m.push(Frame::Integer(match_len as i64));
+                }
+                matches.push(Frame::Array(m));
+            }
+            a_start = unset;
+        }
+    }
+    if getidx {
+        return Ok(Frame::Map(vec![
+            (Frame::bulk(b"matches"), Frame::Array(matches)),
+            (Frame::bulk(b"len"), Frame::Integer(total as i64)),
+        ]));
+    }
+    Ok(Frame::Bulk(Bytes::from(result)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::range;
+
+    #[test]
+    fn getrange_normalisation() {
+        assert_eq!(range(0, -1, 5), Some((0, 4)));
+        assert_eq!(range(-3, -1, 5), Some((2, 4)));
+        assert_eq!(range(3, 1, 5), None);
+        assert_eq!(range(-1, -3, 5), None);
+        assert_eq!(range(0, 100, 5), Some((0, 4)));
+        assert_eq!(range(0, 0, 0), None);
+        assert_eq!(range(-100, -50, 5), Some((0, 0)));
+    }
+}

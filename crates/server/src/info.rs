@@ -1,0 +1,562 @@
+//! `INFO`: Redis's sections and field names, filled from Basalt's counters.
+//!
+//! `redis_version` says 7.0.15 because client libraries gate features on it;
+//! `basalt_version` tells the truth. Memory figures come from the counting allocator
+//! (`crate::alloc`) and `/proc/self/statm`.
+
+use crate::alloc;
+use crate::server::{Server, unix_ms, unix_us};
+use parking_lot::Mutex;
+use std::fmt::Write;
+use std::sync::atomic::Ordering;
+
+/// Samples kept for the `instantaneous_*` metrics (as Redis's STATS_METRIC_SAMPLES).
+const SAMPLES: usize = 16;
+
+/// Rolling samples for instantaneous rates.
+#[derive(Default)]
+pub struct Metrics {
+    last_ms: u64,
+    last_ops: u64,
+    last_in: u64,
+    last_out: u64,
+    ops: [f64; SAMPLES],
+    input: [f64; SAMPLES],
+    output: [f64; SAMPLES],
+    idx: usize,
+}
+
+impl Metrics {
+    fn avg(v: &[f64; SAMPLES]) -> f64 {
+        v.iter().sum::<f64>() / SAMPLES as f64
+    }
+}
+
+/// Called from the cron: records the memory peak and the instantaneous rates.
+pub fn sample_memory(srv: &Server) {
+    let used = alloc::allocated() as u64;
+    srv.peak_memory.fetch_max(used, Ordering::Relaxed);
+    let now = unix_ms();
+    let mut m = srv.metrics.lock();
+    let ops = srv.stats.commands_processed.load(Ordering::Relaxed);
+    let inb = srv.stats.net_input_bytes.load(Ordering::Relaxed);
+    let outb = srv.stats.net_output_bytes.load(Ordering::Relaxed);
+    if m.last_ms != 0 && now > m.last_ms {
+        let dt = (now - m.last_ms) as f64 / 1000.0;
+        let i = m.idx;
+        m.ops[i] = ops.saturating_sub(m.last_ops) as f64 / dt;
+        m.input[i] = inb.saturating_sub(m.last_in) as f64 / dt / 1024.0;
+        m.output[i] = outb.saturating_sub(m.last_out) as f64 / dt / 1024.0;
+        m.idx = (i + 1) % SAMPLES;
+    }
+    m.last_ms = now;
+    m.last_ops = ops;
+    m.last_in = inb;
+    m.last_out = outb;
+}
+
+/// Creates the metrics state.
+pub fn new_metrics() -> Mutex<Metrics> {
+    Mutex::new(Metrics::default())
+}
+
+/// `1.50M`-style sizes as Redis's bytesToHuman prints them.
+pub fn human_bytes(n: u64) -> String {
+    let n = n as f64;
+    let units = [
+        (1024f64.powi(5), "P"),
+        (1024f64.powi(4), "T"),
+        (1024f64.powi(3), "G"),
+        (1024f64.powi(2), "M"),
+        (1024f64, "K"),
+    ];
+    for (size, unit) in units {
+        if n >= size {
+            return format!("{:.2}{}", n / size, unit);
+        }
+    }
+    format!("{}B", n as u64)
+}
+
+fn rss_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| {
+            s.split_whitespace()
+                .nth(1)
+                .and_then(|v| v.parse::<u64>().ok())
+        })
+        .map(|pages| pages * 4096)
+        .unwrap_or(0)
+}
+
+fn total_system_memory() -> u64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("MemTotal:"))
+                .and_then(|l| {
+                    l.split_whitespace()
+                        .nth(1)
+                        .and_then(|v| v.parse::<u64>().ok())
+                })
+        })
+        .map(|kb| kb * 1024)
+        .unwrap_or(0)
+}
+
+fn cpu_times() -> (f64, f64) {
+    #[cfg(unix)]
+    {
+        // SAFETY: getrusage only writes into the zeroed struct we pass.
+        let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+        // SAFETY: RUSAGE_SELF with a valid pointer is always a valid call.
+        if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) } == 0 {
+            let t = |tv: libc::timeval| tv.tv_sec as f64 + tv.tv_usec as f64 / 1e6;
+            return (t(ru.ru_stime), t(ru.ru_utime));
+        }
+    }
+    (0.0, 0.0)
+}
+
+/// The sections INFO prints without arguments (and with `default`).
+const DEFAULT_SECTIONS: &[&str] = &[
+    "server",
+    "clients",
+    "memory",
+    "persistence",
+    "stats",
+    "replication",
+    "cpu",
+    "modules",
+    "errorstats",
+    "cluster",
+    "keyspace",
+];
+
+/// Builds the INFO text for the requested section names (lowercase).
+pub fn render(srv: &Server, requested: &[String]) -> String {
+    let mut sections: Vec<&str> = Vec::new();
+    let add = |s: &'static str, sections: &mut Vec<&str>| {
+        if !sections.contains(&s) {
+            sections.push(s);
+        }
+    };
+    let all_sections: Vec<&'static str> = DEFAULT_SECTIONS
+        .iter()
+        .copied()
+        .chain(["commandstats"])
+        .collect();
+    if requested.is_empty() {
+        for s in DEFAULT_SECTIONS {
+            add(s, &mut sections);
+        }
+    }
+    for r in requested {
+        match r.as_str() {
+            "default" => DEFAULT_SECTIONS.iter().for_each(|s| add(s, &mut sections)),
+            "all" | "everything" => all_sections.iter().for_each(|s| add(s, &mut sections)),
+            other => {
+                if let Some(s) = all_sections.iter().find(|s| **s == other) {
+                    add(s, &mut sections);
+                }
+            }
+        }
+    }
+    // Redis prints sections in its own fixed order, whatever the request order.
+    let order: Vec<&str> = [
+        "server",
+        "clients",
+        "memory",
+        "persistence",
+        "stats",
+        "replication",
+        "cpu",
+        "modules",
+        "commandstats",
+        "errorstats",
+        "cluster",
+        "keyspace",
+    ]
+    .into_iter()
+    .filter(|s| sections.contains(s))
+    .collect();
+    let mut out = String::new();
+    for (i, s) in order.iter().enumerate() {
+        if i > 0 {
+            out.push_str("\r\n");
+        }
+        section(srv, s, &mut out);
+    }
+    out
+}
+
+fn line(out: &mut String, key: &str, value: impl std::fmt::Display) {
+    let _ = write!(out, "{key}:{value}\r\n");
+}
+
+fn section(srv: &Server, name: &str, out: &mut String) {
+    let now = unix_ms();
+    let uptime = srv.started.elapsed().as_secs();
+    match name {
+        "server" => {
+            out.push_str("# Server\r\n");
+            line(out, "redis_version", "7.0.15");
+            line(out, "basalt_version", env!("CARGO_PKG_VERSION"));
+            line(out, "redis_git_sha1", "00000000");
+            line(out, "redis_git_dirty", 0);
+            line(out, "redis_build_id", "0");
+            line(out, "redis_mode", "standalone");
+            line(
+                out,
+                "os",
+                format!("{} {}", std::env::consts::OS, std::env::consts::ARCH),
+            );
+            line(out, "arch_bits", usize::BITS);
+            line(out, "monotonic_clock", "POSIX clock_gettime");
+            line(out, "multiplexing_api", "epoll");
+            line(out, "atomicvar_api", "c11-builtin");
+            line(out, "gcc_version", "0.0.0");
+            line(out, "process_id", std::process::id());
+            line(out, "process_supervised", "no");
+            line(out, "run_id", &srv.run_id);
+            line(out, "tcp_port", srv.port.load(Ordering::Relaxed));
+            line(out, "server_time_usec", unix_us());
+            line(out, "uptime_in_seconds", uptime);
+            line(out, "uptime_in_days", uptime / 86_400);
+            let hz = srv.live.hz.load(Ordering::Relaxed);
+            line(out, "hz", hz);
+            line(out, "configured_hz", hz);
+            line(out, "lru_clock", (now / 1000) & ((1 << 24) - 1));
+            line(out, "executable", &srv.executable);
+            line(
+                out,
+                "config_file",
+                srv.config_file
+                    .as_ref()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default(),
+            );
+            line(out, "io_threads_active", 0);
+        }
+        "clients" => {
+            out.push_str("# Clients\r\n");
+            let clients = srv.clients.lock();
+            let max_q = clients
+                .values()
+                .map(|c| c.qbuf.load(Ordering::Relaxed))
+                .max()
+                .unwrap_or(0);
+            line(out, "connected_clients", clients.len());
+            line(out, "cluster_connections", 0);
+            line(
+                out,
+                "maxclients",
+                srv.live.maxclients.load(Ordering::Relaxed),
+            );
+            line(out, "client_recent_max_input_buffer", max_q);
+            line(out, "client_recent_max_output_buffer", 0);
+            line(out, "blocked_clients", 0);
+            line(out, "tracking_clients", 0);
+            line(out, "clients_in_timeout_table", 0);
+        }
+        "memory" => {
+            out.push_str("# Memory\r\n");
+            let used = alloc::allocated() as u64;
+            let peak = srv.peak_memory.fetch_max(used, Ordering::Relaxed).max(used);
+            let rss = rss_bytes();
+            let startup = alloc::startup();
+            let total = total_system_memory();
+            let (maxmemory, policy) = {
+                let c = srv.config.read();
+                (c.maxmemory, c.maxmemory_policy.as_str())
+            };
+            let dataset = used.saturating_sub(startup);
+            line(out, "used_memory", used);
+            line(out, "used_memory_human", human_bytes(used));
+            line(out, "used_memory_rss", rss);
+            line(out, "used_memory_rss_human", human_bytes(rss));
+            line(out, "used_memory_peak", peak);
+            line(out, "used_memory_peak_human", human_bytes(peak));
+            line(
+                out,
+                "used_memory_peak_perc",
+                format!("{:.2}%", used as f64 * 100.0 / peak.max(1) as f64),
+            );
+            line(out, "used_memory_overhead", startup);
+            line(out, "used_memory_startup", startup);
+            line(out, "used_memory_dataset", dataset);
+            line(
+                out,
+                "used_memory_dataset_perc",
+                format!("{:.2}%", dataset as f64 * 100.0 / used.max(1) as f64),
+            );
+            line(out, "allocator_allocated", used);
+            line(out, "allocator_active", rss);
+            line(out, "allocator_resident", rss);
+            line(out, "total_system_memory", total);
+            line(out, "total_system_memory_human", human_bytes(total));
+            line(out, "used_memory_lua", 31744);
+            line(out, "used_memory_vm_eval", 31744);
+            line(out, "used_memory_lua_human", "31.00K");
+            line(out, "used_memory_scripts_eval", 0);
+            line(out, "number_of_cached_scripts", 0);
+            line(out, "number_of_functions", 0);
+            line(out, "number_of_libraries", 0);
+            line(out, "used_memory_vm_functions", 32768);
+            line(out, "used_memory_vm_total", 64512);
+            line(out, "used_memory_vm_total_human", "63.00K");
+            line(out, "used_memory_functions", 184);
+            line(out, "used_memory_scripts", 184);
+            line(out, "used_memory_scripts_human", "184B");
+            line(out, "maxmemory", maxmemory);
+            line(out, "maxmemory_human", human_bytes(maxmemory));
+            line(out, "maxmemory_policy", policy);
+            line(out, "allocator_frag_ratio", "1.00");
+            line(out, "allocator_frag_bytes", 0);
+            line(out, "allocator_rss_ratio", "1.00");
+            line(out, "allocator_rss_bytes", 0);
+            line(out, "rss_overhead_ratio", "1.00");
+            line(out, "rss_overhead_bytes", 0);
+            line(
+                out,
+                "mem_fragmentation_ratio",
+                format!("{:.2}", rss as f64 / used.max(1) as f64),
+            );
+            line(out, "mem_fragmentation_bytes", rss as i64 - used as i64);
+            line(out, "mem_not_counted_for_evict", 0);
+            line(out, "mem_replication_backlog", 0);
+            line(out, "mem_total_replication_buffers", 0);
+            line(out, "mem_clients_slaves", 0);
+            line(out, "mem_clients_normal", 0);
+            line(out, "mem_cluster_links", 0);
+            line(out, "mem_aof_buffer", 0);
+            line(out, "mem_allocator", alloc::NAME);
+            line(out, "active_defrag_running", 0);
+            line(out, "lazyfree_pending_objects", 0);
+            line(out, "lazyfreed_objects", 0);
+        }
+        "persistence" => {
+            out.push_str("# Persistence\r\n");
+            line(out, "loading", 0);
+            line(out, "async_loading", 0);
+            line(out, "current_cow_peak", 0);
+            line(out, "current_cow_size", 0);
+            line(out, "current_cow_size_age", 0);
+            line(out, "current_fork_perc", "0.00");
+            line(out, "current_save_keys_processed", 0);
+            line(out, "current_save_keys_total", 0);
+            line(out, "rdb_changes_since_last_save", 0);
+            line(out, "rdb_bgsave_in_progress", 0);
+            line(out, "rdb_last_save_time", srv.started_unix_ms / 1000);
+            line(out, "rdb_last_bgsave_status", "ok");
+            line(out, "rdb_last_bgsave_time_sec", -1);
+            line(out, "rdb_current_bgsave_time_sec", -1);
+            line(out, "rdb_saves", 0);
+            line(out, "rdb_last_cow_size", 0);
+            line(out, "rdb_last_load_keys_expired", 0);
+            line(out, "rdb_last_load_keys_loaded", 0);
+            line(out, "aof_enabled", 0);
+            line(out, "aof_rewrite_in_progress", 0);
+            line(out, "aof_rewrite_scheduled", 0);
+            line(out, "aof_last_rewrite_time_sec", -1);
+            line(out, "aof_current_rewrite_time_sec", -1);
+            line(out, "aof_last_bgrewrite_status", "ok");
+            line(out, "aof_rewrites", 0);
+            line(out, "aof_rewrites_consecutive_failures", 0);
+            line(out, "aof_last_write_status", "ok");
+            line(out, "aof_last_cow_size", 0);
+            line(out, "module_fork_in_progress", 0);
+            line(out, "module_fork_last_cow_size", 0);
+        }
+        "stats" => {
+            out.push_str("# Stats\r\n");
+            let st = &srv.stats;
+            let ks = srv.keyspace.stats();
+            let (ops, inkb, outkb) = {
+                let m = srv.metrics.lock();
+                (
+                    Metrics::avg(&m.ops),
+                    Metrics::avg(&m.input),
+                    Metrics::avg(&m.output),
+                )
+            };
+            line(
+                out,
+                "total_connections_received",
+                st.connections_received.load(Ordering::Relaxed),
+            );
+            line(
+                out,
+                "total_commands_processed",
+                st.commands_processed.load(Ordering::Relaxed),
+            );
+            line(out, "instantaneous_ops_per_sec", ops.round() as u64);
+            line(
+                out,
+                "total_net_input_bytes",
+                st.net_input_bytes.load(Ordering::Relaxed),
+            );
+            line(
+                out,
+                "total_net_output_bytes",
+                st.net_output_bytes.load(Ordering::Relaxed),
+            );
+            line(out, "total_net_repl_input_bytes", 0);
+            line(out, "total_net_repl_output_bytes", 0);
+            line(out, "instantaneous_input_kbps", format!("{inkb:.2}"));
+            line(out, "instantaneous_output_kbps", format!("{outkb:.2}"));
+            line(out, "instantaneous_input_repl_kbps", "0.00");
+            line(out, "instantaneous_output_repl_kbps", "0.00");
+            line(
+                out,
+                "rejected_connections",
+                st.rejected_connections.load(Ordering::Relaxed),
+            );
+            line(out, "sync_full", 0);
+            line(out, "sync_partial_ok", 0);
+            line(out, "sync_partial_err", 0);
+            line(out, "expired_keys", ks.expired_keys);
+            line(out, "expired_stale_perc", "0.00");
+            line(out, "expired_time_cap_reached_count", 0);
+            line(out, "expire_cycle_cpu_milliseconds", 0);
+            line(out, "evicted_keys", 0);
+            line(out, "evicted_clients", 0);
+            line(out, "total_eviction_exceeded_time", 0);
+            line(out, "current_eviction_exceeded_time", 0);
+            line(out, "keyspace_hits", ks.keyspace_hits);
+            line(out, "keyspace_misses", ks.keyspace_misses);
+            line(out, "pubsub_channels", 0);
+            line(out, "pubsub_patterns", 0);
+            line(out, "pubsubshard_channels", 0);
+            line(out, "latest_fork_usec", 0);
+            line(out, "total_forks", 0);
+            line(out, "migrate_cached_sockets", 0);
+            line(out, "slave_expires_tracked_keys", 0);
+            line(out, "active_defrag_hits", 0);
+            line(out, "active_defrag_misses", 0);
+            line(out, "active_defrag_key_hits", 0);
+            line(out, "active_defrag_key_misses", 0);
+            line(out, "total_active_defrag_time", 0);
+            line(out, "current_active_defrag_time", 0);
+            line(out, "tracking_total_keys", 0);
+            line(out, "tracking_total_items", 0);
+            line(out, "tracking_total_prefixes", 0);
+            line(
+                out,
+                "unexpected_error_replies",
+                st.unexpected_error_replies.load(Ordering::Relaxed),
+            );
+            line(
+                out,
+                "total_error_replies",
+                st.total_error_replies.load(Ordering::Relaxed),
+            );
+            line(out, "dump_payload_sanitizations", 0);
+            line(
+                out,
+                "total_reads_processed",
+                st.net_input_bytes
+                    .load(Ordering::Relaxed)
+                    .min(st.commands_processed.load(Ordering::Relaxed)),
+            );
+            line(out, "total_writes_processed", 0);
+            line(out, "io_threaded_reads_processed", 0);
+            line(out, "io_threaded_writes_processed", 0);
+            line(out, "reply_buffer_shrinks", 0);
+            line(out, "reply_buffer_expands", 0);
+            line(
+                out,
+                "client_query_buffer_limit_disconnections",
+                st.client_query_buffer_limit_disconnections
+                    .load(Ordering::Relaxed),
+            );
+        }
+        "replication" => {
+            out.push_str("# Replication\r\n");
+            line(out, "role", "master");
+            line(out, "connected_slaves", 0);
+            line(out, "master_failover_state", "no-failover");
+            line(out, "master_replid", &srv.run_id);
+            line(
+                out,
+                "master_replid2",
+                "0000000000000000000000000000000000000000",
+            );
+            line(out, "master_repl_offset", 0);
+            line(out, "second_repl_offset", -1);
+            line(out, "repl_backlog_active", 0);
+            line(out, "repl_backlog_size", 1_048_576);
+            line(out, "repl_backlog_first_byte_offset", 0);
+            line(out, "repl_backlog_histlen", 0);
+        }
+        "cpu" => {
+            out.push_str("# CPU\r\n");
+            let (sys, user) = cpu_times();
+            line(out, "used_cpu_sys", format!("{sys:.6}"));
+            line(out, "used_cpu_user", format!("{user:.6}"));
+            line(out, "used_cpu_sys_children", "0.000000");
+            line(out, "used_cpu_user_children", "0.000000");
+        }
+        "modules" => out.push_str("# Modules\r\n"),
+        "commandstats" => {
+            out.push_str("# Commandstats\r\n");
+            for r in srv.commands.entries() {
+                let st = &srv.cmd_stats[r.id];
+                let calls = st.calls.load(Ordering::Relaxed);
+                let rejected = st.rejected.load(Ordering::Relaxed);
+                let failed = st.failed.load(Ordering::Relaxed);
+                if calls == 0 && rejected == 0 && failed == 0 {
+                    continue;
+                }
+                let usec = st.usec.load(Ordering::Relaxed);
+                let per = if calls == 0 {
+                    0.0
+                } else {
+                    usec as f64 / calls as f64
+                };
+                let _ = write!(
+                    out,
+                    "cmdstat_{}:calls={calls},usec={usec},usec_per_call={per:.2},rejected_calls={rejected},failed_calls={failed}\r\n",
+                    r.fullname
+                );
+            }
+        }
+        "errorstats" => {
+            out.push_str("# Errorstats\r\n");
+            let errs = srv.error_stats.lock();
+            let mut codes: Vec<_> = errs.iter().collect();
+            codes.sort();
+            for (code, n) in codes {
+                let _ = write!(out, "errorstat_{code}:count={n}\r\n");
+            }
+        }
+        "cluster" => {
+            out.push_str("# Cluster\r\n");
+            line(out, "cluster_enabled", 0);
+        }
+        "keyspace" => {
+            out.push_str("# Keyspace\r\n");
+            for (db, (keys, expires)) in srv.keyspace.db_sizes().into_iter().enumerate() {
+                if keys > 0 {
+                    let _ = write!(out, "db{db}:keys={keys},expires={expires},avg_ttl=0\r\n");
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::human_bytes;
+
+    #[test]
+    fn human_sizes_like_redis() {
+        assert_eq!(human_bytes(512), "512B");
+        assert_eq!(human_bytes(1024), "1.00K");
+        assert_eq!(human_bytes(1536 * 1024), "1.50M");
+        assert_eq!(human_bytes(3 * 1024 * 1024 * 1024), "3.00G");
+    }
+}

@@ -1,0 +1,456 @@
+//! Shared server state, per-connection client state, and command dispatch.
+//!
+//! `Server` is shared by every connection task (`Arc<Server>`). `Client` is owned by one
+//! connection task. [`Server::prepare`] and [`Server::execute`] implement Redis's
+//! `processCommand` order: lookup, arity, authentication, then the handler, then
+//! statistics. They are synchronous: a handler never awaits, so it can never hold a
+//! shard lock across an `.await`.
+
+use crate::client::ClientShared;
+use crate::cmd::{CommandTable, Lookup, Resolved, flags};
+use crate::config::Config;
+use crate::error::{self, CmdResult, Error};
+use basalt_engine::{Keyspace, KeyspaceConfig};
+use basalt_proto::{Frame, Limits, Protocol};
+use bytes::Bytes;
+use parking_lot::{Mutex, RwLock};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+/// Milliseconds since the Unix epoch, from the wall clock. The only place the server
+/// reads it for command semantics; the engine receives it as a parameter.
+pub fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// Microseconds since the Unix epoch.
+pub fn unix_us() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(0)
+}
+
+/// Per-command counters (`INFO commandstats`).
+#[derive(Default)]
+pub struct CmdStats {
+    /// Successful and failed executions.
+    pub calls: AtomicU64,
+    /// Total execution time.
+    pub usec: AtomicU64,
+    /// Refused before execution (arity, auth, ...).
+    pub rejected: AtomicU64,
+    /// Executed but replied with an error.
+    pub failed: AtomicU64,
+}
+
+/// Server-wide counters (`INFO stats`).
+#[derive(Default)]
+pub struct Stats {
+    /// Connections accepted.
+    pub connections_received: AtomicU64,
+    /// Commands executed.
+    pub commands_processed: AtomicU64,
+    /// Connections refused by maxclients.
+    pub rejected_connections: AtomicU64,
+    /// Bytes read from clients.
+    pub net_input_bytes: AtomicU64,
+    /// Bytes written to clients.
+    pub net_output_bytes: AtomicU64,
+    /// Error replies sent.
+    pub total_error_replies: AtomicU64,
+    /// Errors replied by rejected commands.
+    pub unexpected_error_replies: AtomicU64,
+    /// Clients killed by CLIENT KILL or limits.
+    pub client_query_buffer_limit_disconnections: AtomicU64,
+    /// Peak of connected clients.
+    pub max_clients_seen: AtomicUsize,
+}
+
+/// `CLIENT PAUSE` state.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Pause {
+    /// Unix ms until which the pause lasts (0: not paused).
+    pub until: u64,
+    /// Only write commands are paused.
+    pub write_only: bool,
+}
+
+/// Values applied from the configuration that the hot path reads without locking.
+pub struct Live {
+    /// maxclients.
+    pub maxclients: AtomicUsize,
+    /// timeout (seconds, 0 = none).
+    pub timeout_secs: AtomicU64,
+    /// proto-max-bulk-len.
+    pub max_bulk_len: AtomicU64,
+    /// proto-max-multibulk-len (Basalt).
+    pub max_multibulk_len: AtomicU64,
+    /// client-query-buffer-limit.
+    pub query_buffer_limit: AtomicU64,
+    /// hz.
+    pub hz: AtomicU64,
+    /// requirepass is non-empty.
+    pub auth_required: AtomicBool,
+}
+
+/// State shared by all connections.
+pub struct Server {
+    /// The data.
+    pub keyspace: Keyspace,
+    /// The configuration (CONFIG GET/SET/REWRITE).
+    pub config: RwLock<Config>,
+    /// Values from the configuration read on the hot path.
+    pub live: Live,
+    /// The command table.
+    pub commands: CommandTable,
+    /// Per-command statistics, indexed by `Resolved::id`.
+    pub cmd_stats: Vec<CmdStats>,
+    /// Error replies by code (`INFO errorstats`).
+    pub error_stats: Mutex<HashMap<String, u64>>,
+    /// Counters.
+    pub stats: Stats,
+    /// Connected clients by id.
+    pub clients: Mutex<BTreeMap<u64, Arc<ClientShared>>>,
+    next_client_id: AtomicU64,
+    /// When the server started.
+    pub started: Instant,
+    /// Unix ms when the server started.
+    pub started_unix_ms: u64,
+    /// 40 hex characters identifying this run.
+    pub run_id: String,
+    /// The TCP port actually listened on.
+    pub port: AtomicU64,
+    /// Set when SHUTDOWN or a signal asked the server to stop.
+    pub shutdown: tokio::sync::watch::Sender<bool>,
+    /// CLIENT PAUSE state.
+    pub pause: Mutex<Pause>,
+    /// Woken when a pause ends early (CLIENT UNPAUSE).
+    pub unpause: tokio::sync::Notify,
+    /// Peak of memory used (bytes), for INFO.
+    pub peak_memory: AtomicU64,
+    /// Samples behind INFO's instantaneous_* fields.
+    pub metrics: Mutex<crate::info::Metrics>,
+    /// The configuration file given on the command line, if any.
+    pub config_file: Option<std::path::PathBuf>,
+    /// The executable path.
+    pub executable: String,
+}
+
+/// What a handler sees.
+pub struct Ctx<'a> {
+    /// The server.
+    pub srv: &'a Server,
+    /// The calling client.
+    pub client: &'a mut Client,
+    /// The command's time (Unix ms), fixed for the whole command.
+    pub now: u64,
+    /// The command's full name (`get`, `config|set`), for error messages.
+    pub fullname: &'a str,
+}
+
+/// CLIENT REPLY modes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ReplyMode {
+    /// Normal.
+    #[default]
+    On,
+    /// No replies until CLIENT REPLY ON.
+    Off,
+    /// Skip the reply of the next command.
+    SkipNext,
+    /// Skipping the current command's reply.
+    Skip,
+}
+
+/// One connection's private state.
+pub struct Client {
+    /// Client id.
+    pub id: u64,
+    /// Selected database.
+    pub db: usize,
+    /// RESP version.
+    pub proto: Protocol,
+    /// Passed AUTH (or no password is required).
+    pub authenticated: bool,
+    /// State visible to other clients (CLIENT LIST, KILL).
+    pub shared: Arc<ClientShared>,
+    /// CLIENT REPLY mode.
+    pub reply: ReplyMode,
+    /// Close the connection once the pending replies are written.
+    pub close_after_reply: bool,
+}
+
+impl Server {
+    /// Builds the server state from a loaded configuration.
+    pub fn new(config: Config, config_file: Option<std::path::PathBuf>) -> Arc<Server> {
+        let seed = unix_us() ^ u64::from(std::process::id()).rotate_left(32);
+        let keyspace = Keyspace::new(&KeyspaceConfig {
+            shards: config.shards,
+            databases: config.databases,
+            hash_seed: seed,
+            rng_seed: seed.rotate_left(17) ^ 0x5DEE_CE66_D1CE_4E5B,
+        });
+        let commands = CommandTable::build();
+        let cmd_stats = (0..commands.len()).map(|_| CmdStats::default()).collect();
+        let live = Live {
+            maxclients: AtomicUsize::new(config.maxclients),
+            timeout_secs: AtomicU64::new(config.timeout),
+            max_bulk_len: AtomicU64::new(config.proto_max_bulk_len),
+            max_multibulk_len: AtomicU64::new(config.proto_max_multibulk_len),
+            query_buffer_limit: AtomicU64::new(config.client_query_buffer_limit),
+            hz: AtomicU64::new(config.hz),
+            auth_required: AtomicBool::new(!config.requirepass.is_empty()),
+        };
+        let (shutdown, _) = tokio::sync::watch::channel(false);
+        let mut run_id = String::with_capacity(40);
+        let mut x = seed | 1;
+        for _ in 0..40 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            run_id.push(char::from(b"0123456789abcdef"[(x & 15) as usize]));
+        }
+        Arc::new(Server {
+            keyspace,
+            port: AtomicU64::new(u64::from(config.port)),
+            config: RwLock::new(config),
+            live,
+            commands,
+            cmd_stats,
+            error_stats: Mutex::new(HashMap::new()),
+            stats: Stats::default(),
+            clients: Mutex::new(BTreeMap::new()),
+            next_client_id: AtomicU64::new(1),
+            started: Instant::now(),
+            started_unix_ms: unix_ms(),
+            run_id,
+            shutdown,
+            pause: Mutex::new(Pause::default()),
+            unpause: tokio::sync::Notify::new(),
+            peak_memory: AtomicU64::new(0),
+            metrics: crate::info::new_metrics(),
+            config_file,
+            executable: std::env::args().next().unwrap_or_default(),
+        })
+    }
+
+    /// A fresh client id.
+    pub fn next_client_id(&self) -> u64 {
+        self.next_client_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// The request decoder limits currently configured.
+    pub fn proto_limits(&self) -> Limits {
+        Limits {
+            max_bulk_len: self.live.max_bulk_len.load(Ordering::Relaxed),
+            max_multibulk_len: self.live.max_multibulk_len.load(Ordering::Relaxed),
+            ..Limits::default()
+        }
+    }
+
+    /// Applies configuration values to the hot-path copies (after CONFIG SET).
+    pub fn apply_live_config(&self) {
+        let c = self.config.read();
+        self.live.maxclients.store(c.maxclients, Ordering::Relaxed);
+        self.live.timeout_secs.store(c.timeout, Ordering::Relaxed);
+        self.live
+            .max_bulk_len
+            .store(c.proto_max_bulk_len, Ordering::Relaxed);
+        self.live
+            .max_multibulk_len
+            .store(c.proto_max_multibulk_len, Ordering::Relaxed);
+        self.live
+            .query_buffer_limit
+            .store(c.client_query_buffer_limit, Ordering::Relaxed);
+        self.live.hz.store(c.hz, Ordering::Relaxed);
+        self.live
+            .auth_required
+            .store(!c.requirepass.is_empty(), Ordering::Relaxed);
+        crate::logging::set_level(c.loglevel.as_str());
+    }
+
+    /// Asks every connection and the accept loop to stop.
+    pub fn request_shutdown(&self) {
+        self.shutdown.send_replace(true);
+    }
+
+    /// Counts an error reply in INFO errorstats.
+    pub fn count_error(&self, e: &Error) {
+        self.stats
+            .total_error_replies
+            .fetch_add(1, Ordering::Relaxed);
+        *self
+            .error_stats
+            .lock()
+            .entry(e.code().to_string())
+            .or_insert(0) += 1;
+    }
+
+    /// Looks the request's command up and checks arity and authentication. On refusal
+    /// returns the error reply (already counted).
+    pub fn prepare(&self, client: &Client, args: &[Bytes]) -> Result<&Resolved, Error> {
+        let resolved = match self.commands.lookup(args) {
+            Lookup::Found(r) => r,
+            Lookup::Unknown => {
+                let e = unknown_command(args);
+                self.count_error(&e);
+                return Err(e);
+            }
+            Lookup::UnknownSub(top) => {
+                let e = crate::cmd::args::unknown_subcommand(top.cmd.name, &args[1]);
+                self.cmd_stats[top.id]
+                    .rejected
+                    .fetch_add(1, Ordering::Relaxed);
+                self.count_error(&e);
+                return Err(e);
+            }
+        };
+        let reject = |e: Error| {
+            self.cmd_stats[resolved.id]
+                .rejected
+                .fetch_add(1, Ordering::Relaxed);
+            self.count_error(&e);
+            Err(e)
+        };
+        if !resolved.cmd.arity_ok(args.len()) {
+            return reject(Error::arity(&resolved.fullname));
+        }
+        if !client.authenticated
+            && !resolved.cmd.has(flags::NO_AUTH)
+            && self.live.auth_required.load(Ordering::Relaxed)
+        {
+            return reject(Error::msg(error::NOAUTH));
+        }
+        Ok(resolved)
+    }
+
+    /// Runs a prepared command and returns its reply, or `None` when the client asked
+    /// not to get it (CLIENT REPLY OFF/SKIP).
+    pub fn execute(
+        &self,
+        client: &mut Client,
+        resolved: &Resolved,
+        args: &[Bytes],
+    ) -> Option<Frame> {
+        let Some(handler) = resolved.cmd.handler else {
+            // Containers resolve to a subcommand or fail arity; a container without a
+            // handler reaching here is a table bug.
+            let e = Error::arity(&resolved.fullname);
+            self.count_error(&e);
+            return Some(e.into_frame());
+        };
+        if client.reply == ReplyMode::SkipNext {
+            client.reply = ReplyMode::Skip;
+        }
+        let start = Instant::now();
+        let now = unix_ms();
+        let result: CmdResult = {
+            let mut ctx = Ctx {
+                srv: self,
+                client,
+                now,
+                fullname: &resolved.fullname,
+            };
+            handler(&mut ctx, args)
+        };
+        let usec = start.elapsed().as_micros() as u64;
+        let st = &self.cmd_stats[resolved.id];
+        st.calls.fetch_add(1, Ordering::Relaxed);
+        st.usec.fetch_add(usec, Ordering::Relaxed);
+        self.stats
+            .commands_processed
+            .fetch_add(1, Ordering::Relaxed);
+        client.shared.touch(now, &resolved.fullname);
+        let frame = match result {
+            Ok(f) => f,
+            Err(e) => {
+                st.failed.fetch_add(1, Ordering::Relaxed);
+                self.count_error(&e);
+                e.into_frame()
+            }
+        };
+        match client.reply {
+            ReplyMode::On => Some(frame),
+            ReplyMode::Off => None,
+            ReplyMode::Skip => {
+                client.reply = ReplyMode::On;
+                None
+            }
+            // SkipNext was set by this very command (CLIENT REPLY SKIP): its own reply is
+            // not sent, as in Redis.
+            ReplyMode::SkipNext => None,
+        }
+    }
+
+    /// How long a command must wait because of CLIENT PAUSE (0: not at all).
+    pub fn pause_remaining(&self, resolved: &Resolved, now: u64) -> u64 {
+        let p = *self.pause.lock();
+        if p.until <= now {
+            return 0;
+        }
+        let cmd = resolved.cmd;
+        let affected = if p.write_only {
+            cmd.has(flags::WRITE) || cmd.has(flags::MAY_REPLICATE)
+        } else {
+            true
+        };
+        if affected { p.until - now } else { 0 }
+    }
+}
+
+/// `ERR unknown command 'x', with args beginning with: 'a' 'b' `
+fn unknown_command(args: &[Bytes]) -> Error {
+    let name: String = args
+        .first()
+        .map(|a| String::from_utf8_lossy(a).chars().take(128).collect())
+        .unwrap_or_default();
+    let mut rest = String::new();
+    for a in args.iter().skip(1) {
+        if rest.len() >= 128 {
+            break;
+        }
+        let room = 128 - rest.len();
+        let s = String::from_utf8_lossy(a);
+        let mut piece = String::new();
+        for ch in s.chars() {
+            if piece.len() + ch.len_utf8() > room {
+                break;
+            }
+            piece.push(ch);
+        }
+        rest.push('\'');
+        rest.push_str(&piece);
+        rest.push_str("' ");
+    }
+    Error::msg(format!(
+        "ERR unknown command '{name}', with args beginning with: {rest}"
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_command_message_matches_redis() {
+        let args = vec![
+            Bytes::from_static(b"foo"),
+            Bytes::from_static(b"a"),
+            Bytes::from_static(b"b"),
+        ];
+        assert_eq!(
+            unknown_command(&args).0,
+            "ERR unknown command 'foo', with args beginning with: 'a' 'b' "
+        );
+        assert_eq!(
+            unknown_command(&args[..1]).0,
+            "ERR unknown command 'foo', with args beginning with: "
+        );
+    }
+}

@@ -1,0 +1,20 @@
+//! Integration tests: a real `basalt-server` process on a free loopback port, driven by
+//! raw RESP, the `redis` crate, and the differential golden sequences.
+//!
+//! One test binary (modules below) keeps link time down.
+
+mod clients;
+mod golden;
+mod lifecycle;
+mod protocol;
+
+use basalt_testkit::TestServer;
+use std::path::Path;
+
+/// Starts a server with extra arguments.
+pub fn start(extra: &[&str]) -> TestServer {
+    match TestServer::start(Path::new(env!("CARGO_BIN_EXE_basalt-server")), extra) {
+        Ok(s) => s,
+        Err(e) => panic!("basalt-server did not start: {e:#}"),
+    }
+}
