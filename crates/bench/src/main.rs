@@ -40,7 +40,7 @@ struct Cli {
 enum Cmd {
     /// Run the scenarios on basalt-server and redis-server side by side and write
     /// docs/benchmarks.md.
-    Compare(compare::CompareArgs),
+    Compare(Box<compare::CompareArgs>),
     /// Draw one chart from saved --json reports (FILE or LABEL=FILE).
     Plot {
         /// Output SVG file.

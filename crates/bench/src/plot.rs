@@ -9,7 +9,8 @@ use crate::report::Report;
 use std::fmt::Write as _;
 
 const W: f64 = 960.0;
-const H: f64 = 400.0;
+/// Height without the legend; each series adds a legend line.
+const H: f64 = 390.0;
 const COLORS: [&str; 6] = [
     "#d62728", "#1f77b4", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b",
 ];
@@ -34,11 +35,12 @@ impl Panel {
 /// Renders the runs in `series` (legend label, report) as one SVG document.
 pub fn render(title: &str, series: &[(String, &Report)]) -> String {
     let mut o = String::new();
+    let h = H + 18.0 * series.len() as f64;
     let _ = writeln!(
         o,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" viewBox="0 0 {W} {H}" font-family="sans-serif" font-size="12">"#
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{h}" viewBox="0 0 {W} {h}" font-family="sans-serif" font-size="12">"#
     );
-    let _ = writeln!(o, r#"<rect width="{W}" height="{H}" fill="white"/>"#);
+    let _ = writeln!(o, r#"<rect width="{W}" height="{h}" fill="white"/>"#);
     let _ = writeln!(
         o,
         r#"<text x="{}" y="20" text-anchor="middle" font-size="15">{}</text>"#,
@@ -61,7 +63,7 @@ pub fn render(title: &str, series: &[(String, &Report)]) -> String {
     throughput_panel(&mut o, &right, series);
     // Legend under both panels.
     for (i, (label, r)) in series.iter().enumerate() {
-        let y = 362.0 + 16.0 * i as f64;
+        let y = H + 4.0 + 18.0 * i as f64;
         let c = COLORS[i % COLORS.len()];
         let _ = writeln!(
             o,

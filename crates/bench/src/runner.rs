@@ -11,7 +11,7 @@
 //! grace period after it are counted as lost).
 
 use crate::keys::{KeyGen, KeyPattern, format_key};
-use crate::poll::{Epoll, Event, Timer, now_ns};
+use crate::poll::{Epoll, Event, now_ns};
 use crate::resp::{ReplyKind, scan_reply};
 use crate::rng::Rng;
 use crate::schedule::Schedule;
@@ -90,8 +90,6 @@ struct Shared {
 
 /// How long replies may still arrive after `--duration` before they count as lost.
 const DRAIN_GRACE_NS: u64 = 2_000_000_000;
-/// Token of the timer in the epoll set.
-const TIMER_TOKEN: u64 = u64::MAX;
 /// Read buffer size per connection (grows for larger replies).
 const READ_CHUNK: usize = 64 * 1024;
 /// How often every connection is visited for timeouts and deadlines without an event.
@@ -237,11 +235,11 @@ fn load_thread(
             Err(e) => stats.conn_error(&format!("connect: {:?}", e.kind())),
         }
     }
-    let setup = Epoll::new(streams.len() + 1).and_then(|ep| Ok((ep, Timer::new()?)));
+    let setup = Epoll::new(streams.len() + 1);
     // Reach both barriers whatever happened, or the other threads would wait forever.
     barrier.wait();
     barrier.wait();
-    let (mut epoll, mut timer) = setup?;
+    let mut epoll = setup?;
     let start = shared.start_ns.load(Ordering::SeqCst);
     let measure_start = start + cfg.warmup.as_nanos() as u64;
     let send_end = match cfg.duration {
@@ -294,7 +292,6 @@ fn load_thread(
     shared
         .open_conns
         .fetch_add(connected as u64, Ordering::Relaxed);
-    epoll.add(timer.raw_fd(), TIMER_TOKEN, false)?;
     let mut lp = Loop {
         cfg,
         pool,
@@ -335,14 +332,9 @@ fn load_thread(
                 }
             }
         }
-        timer.arm(wake.max(now + 1))?;
         events.clear();
-        epoll.wait(&mut events, 100)?;
+        epoll.wait_until(&mut events, wake)?;
         for ev in &events {
-            if ev.token == TIMER_TOKEN {
-                timer.acknowledge();
-                continue;
-            }
             let Some(c) = conns.get_mut(ev.token as usize) else {
                 continue;
             };

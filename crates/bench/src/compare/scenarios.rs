@@ -1,0 +1,907 @@
+//! The scenarios of the comparison (S1-S6 of issue 3, and V, the validation of
+//! basalt-bench against redis-benchmark). Each returns a [`ScenarioOut`] whatever happens:
+//! a server that cannot run a scenario gets n/a cells with the reason.
+
+use super::server::{Server, ServerSpec};
+use super::table::{Better, Row, ScenarioOut, Unit, median};
+use super::{BASALT, Ctx, REDIS};
+use crate::report::Report;
+use anyhow::bail;
+use basalt_proto::Frame;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+fn st(v: impl ToString) -> String {
+    v.to_string()
+}
+
+fn strs(v: &[&str]) -> Vec<String> {
+    v.iter().map(|s| s.to_string()).collect()
+}
+
+const SERVER_COLUMNS: [&str; 2] = ["basalt-server", "redis-server"];
+
+fn columns(c: [&str; 2]) -> [String; 2] {
+    [c[0].to_string(), c[1].to_string()]
+}
+
+/// Loads keys `0..keys` once each (sequential stripes, pipelined SETs).
+fn load_args(keys: u64, data: usize, pad: usize, ttl: Option<u64>, prefix: &str) -> Vec<String> {
+    let mut a = strs(&[
+        "--clients",
+        "50",
+        "--pipeline",
+        "64",
+        "--key-pattern",
+        "sequential",
+        "--ratio",
+        "0:1",
+    ]);
+    a.extend([
+        st("--keyspace"),
+        st(keys),
+        st("--requests"),
+        st(keys),
+        st("--data-size"),
+        st(data),
+    ]);
+    a.extend([st("--key-prefix"), st(prefix), st("--duration"), st(1800)]);
+    if pad > 0 {
+        a.extend([st("--key-pad"), st(pad)]);
+    }
+    if let Some(t) = ttl {
+        a.extend([st("--ttl"), st(t)]);
+    }
+    a
+}
+
+/// Starts a server for `side` or says why it cannot run.
+fn start(ctx: &Ctx, side: usize, extra: &[String]) -> Result<Server, String> {
+    let spec: &ServerSpec = ctx.sides[side].as_ref().map_err(|e| e.clone())?;
+    Server::start(spec, ctx.args.server_cpu, &ctx.work, extra).map_err(|e| format!("{e:#}"))
+}
+
+/// Runs a load and insists it completed cleanly.
+fn clean_run(ctx: &Ctx, port: u16, args: &[String], expect: Option<u64>) -> anyhow::Result<Report> {
+    let r = ctx.bench(port, args)?;
+    if !r.reply_errors.is_empty() || !r.connection_errors.is_empty() {
+        bail!(
+            "errors during the run: replies {:?}, connections {:?}",
+            r.reply_errors,
+            r.connection_errors
+        );
+    }
+    if let Some(n) = expect
+        && r.commands.iter().map(|c| c.count).sum::<u64>() < n
+    {
+        bail!("only {} of {n} requests completed", r.requests);
+    }
+    Ok(r)
+}
+
+fn server_cmdlines(servers: &[&Result<Server, String>]) -> Vec<String> {
+    let mut v = Vec::new();
+    for (i, s) in servers.iter().enumerate() {
+        if let Ok(s) = s {
+            v.push(format!("# {}\n{}", SERVER_COLUMNS[i], s.cmdline));
+        }
+    }
+    v
+}
+
+/// The report whose throughput is the median of `reports`.
+fn median_report(reports: &[Report]) -> Option<&Report> {
+    let m = median(&reports.iter().map(|r| r.ops_per_sec).collect::<Vec<_>>())?;
+    reports.iter().min_by(|a, b| {
+        (a.ops_per_sec - m)
+            .abs()
+            .total_cmp(&(b.ops_per_sec - m).abs())
+    })
+}
+
+/// Draws the median runs of both servers into one chart; returns its link for the docs.
+fn chart(ctx: &Ctx, name: &str, title: &str, reports: &[Vec<Report>; 2]) -> Option<String> {
+    let series: Vec<(String, &Report)> = (0..2)
+        .filter_map(|i| median_report(&reports[i]).map(|r| (SERVER_COLUMNS[i].to_string(), r)))
+        .collect();
+    if series.is_empty() {
+        return None;
+    }
+    std::fs::create_dir_all(&ctx.args.plots_dir).ok()?;
+    let path = ctx.args.plots_dir.join(format!("{name}.svg"));
+    std::fs::write(&path, crate::plot::render(title, &series)).ok()?;
+    if path.is_absolute() {
+        return Some(path.display().to_string());
+    }
+    // Link relative to the markdown file: one `..` per directory the file is in.
+    let depth = ctx.args.out.parent().map_or(0, |p| p.components().count());
+    Some(format!("{}{}", "../".repeat(depth), path.display()))
+}
+
+/// S1, S2, S3 on one pair of servers loaded with the same keys.
+pub fn throughput(ctx: &Ctx, s1: bool, s2: bool, s3: bool) -> Vec<ScenarioOut> {
+    let sz = &ctx.sizes;
+    let keys = sz.keys;
+    let load = load_args(keys, 64, 0, None, "key:");
+    let mut servers: [Result<Server, String>; 2] =
+        [start(ctx, BASALT, &[]), start(ctx, REDIS, &[])];
+    for s in servers.iter_mut() {
+        let failure = match s {
+            Ok(srv) => clean_run(ctx, srv.port, &load, Some(keys))
+                .err()
+                .map(|e| format!("loading {keys} keys: {e:#}")),
+            Err(_) => None,
+        };
+        if let Some(e) = failure {
+            *s = Err(e);
+        }
+    }
+    let mut common = server_cmdlines(&[&servers[0], &servers[1]]);
+    common.push(format!("# load the keys\n{}", ctx.bench_cmdline(&load)));
+    let closed = |pipeline: usize| {
+        let mut a = strs(&["--clients", "50", "--ratio", "9:1", "--data-size", "64"]);
+        a.extend([st("--pipeline"), st(pipeline), st("--keyspace"), st(keys)]);
+        a.extend([
+            st("--duration"),
+            st(sz.duration),
+            st("--warmup"),
+            st(sz.warmup),
+        ]);
+        a
+    };
+    let mut outs = Vec::new();
+    let mut s2_redis_ops = None;
+    for (id, pipeline, wanted) in [("S1", 1usize, s1), ("S2", 16, s2 || s3)] {
+        if !wanted {
+            continue;
+        }
+        let args = closed(pipeline);
+        let mut ops = Row::new("throughput (ops/s)", Unit::Ops, Better::Higher);
+        let mut per_cpu = Row::new("ops per server CPU-second", Unit::Ops, Better::Higher);
+        let mut p50 = Row::new("p50 latency", Unit::Ms, Better::Lower);
+        let mut p99 = Row::new("p99 latency", Unit::Ms, Better::Lower);
+        let mut reports: [Vec<Report>; 2] = [Vec::new(), Vec::new()];
+        for _run in 0..sz.runs {
+            for side in [BASALT, REDIS] {
+                let res = match &servers[side] {
+                    Err(e) => Err(e.clone()),
+                    Ok(srv) => (|| {
+                        let c0 = srv.cpu_seconds()?;
+                        let r = clean_run(ctx, srv.port, &args, None)?;
+                        let c1 = srv.cpu_seconds()?;
+                        Ok::<_, anyhow::Error>((r, c1 - c0))
+                    })()
+                    .map_err(|e| format!("{e:#}")),
+                };
+                match res {
+                    Ok((r, cpu)) => {
+                        ops.push(side, r.ops_per_sec);
+                        if cpu > 0.0 {
+                            per_cpu.push(side, r.requests as f64 / cpu);
+                        }
+                        p50.push(side, r.latency_ms.p50);
+                        p99.push(side, r.latency_ms.p99);
+                        reports[side].push(r);
+                    }
+                    Err(e) => {
+                        for row in [&mut ops, &mut per_cpu, &mut p50, &mut p99] {
+                            row.na(side, &e);
+                        }
+                    }
+                }
+            }
+        }
+        if id == "S2" {
+            s2_redis_ops = ops.cells[REDIS].as_ref().ok().and_then(|v| median(v));
+        }
+        let title = format!(
+            "GET/SET 90/10, {keys} keys, 64-byte values, 50 clients, pipeline {pipeline}, closed loop"
+        );
+        let plot = chart(
+            ctx,
+            &id.to_ascii_lowercase(),
+            &format!("{id}: {title}"),
+            &reports,
+        );
+        let mut commands = common.clone();
+        commands.push(format!("# measure\n{}", ctx.bench_cmdline(&args)));
+        if id == "S1" || s2 {
+            outs.push(ScenarioOut {
+                id: id.into(),
+                title,
+                columns: columns(SERVER_COLUMNS),
+                rows: vec![ops, per_cpu, p50, p99],
+                commands,
+                notes: vec!["CPU-seconds: the server's utime + stime from /proc/PID/stat over the whole run (warm-up included, so the ratio is conservative).".into()],
+                plot,
+            });
+        }
+    }
+    if s3 {
+        outs.push(open_loop(ctx, &servers, s2_redis_ops, common));
+    }
+    outs
+}
+
+/// S3: open loop at 50% and 80% of redis-server's S2 throughput.
+fn open_loop(
+    ctx: &Ctx,
+    servers: &[Result<Server, String>; 2],
+    s2_redis: Option<f64>,
+    common: Vec<String>,
+) -> ScenarioOut {
+    let sz = &ctx.sizes;
+    let mut rows = Vec::new();
+    let mut notes = Vec::new();
+    let mut commands = common;
+    let Some(base) = s2_redis else {
+        let mut r = Row::new("p99 latency", Unit::Ms, Better::Lower);
+        r.na(
+            BASALT,
+            "needs redis-server's S2 throughput, which could not be measured",
+        );
+        r.na(
+            REDIS,
+            "needs redis-server's S2 throughput, which could not be measured",
+        );
+        return ScenarioOut {
+            id: "S3".into(),
+            title: "open loop at 50% and 80% of redis-server's S2 throughput".into(),
+            columns: columns(SERVER_COLUMNS),
+            rows: vec![r],
+            commands,
+            notes,
+            plot: None,
+        };
+    };
+    let mut reports80: [Vec<Report>; 2] = [Vec::new(), Vec::new()];
+    for pct in [50u32, 80] {
+        let rate = (base * f64::from(pct) / 100.0).round();
+        let mut a = strs(&["--clients", "50", "--ratio", "9:1", "--data-size", "64"]);
+        a.extend([st("--rate"), st(rate), st("--keyspace"), st(sz.keys)]);
+        a.extend([
+            st("--duration"),
+            st(sz.duration),
+            st("--warmup"),
+            st(sz.warmup),
+        ]);
+        let mut p99 = Row::new(
+            format!("p99 at {pct}% ({rate:.0} ops/s)"),
+            Unit::Ms,
+            Better::Lower,
+        );
+        let mut p999 = Row::new(
+            format!("p99.9 at {pct}% ({rate:.0} ops/s)"),
+            Unit::Ms,
+            Better::Lower,
+        );
+        let mut achieved = Row::new(
+            format!("achieved ops/s at {pct}%"),
+            Unit::Ops,
+            Better::Higher,
+        );
+        let mut max_lag = 0.0f64;
+        for _run in 0..sz.runs {
+            for side in [BASALT, REDIS] {
+                let res = match &servers[side] {
+                    Err(e) => Err(e.clone()),
+                    Ok(srv) => clean_run(ctx, srv.port, &a, None).map_err(|e| format!("{e:#}")),
+                };
+                match res {
+                    Ok(r) => {
+                        p99.push(side, r.latency_ms.p99);
+                        p999.push(side, r.latency_ms.p99_9);
+                        achieved.push(side, r.ops_per_sec);
+                        max_lag = max_lag.max(r.max_send_lag_ms.unwrap_or(0.0));
+                        if pct == 80 {
+                            reports80[side].push(r);
+                        }
+                    }
+                    Err(e) => {
+                        for row in [&mut p99, &mut p999, &mut achieved] {
+                            row.na(side, &e);
+                        }
+                    }
+                }
+            }
+        }
+        notes.push(format!(
+            "At {pct}%: the load generator's worst send lag behind schedule was {max_lag:.2} ms (included in the latencies; large values would mean the client, not the server, fell behind)."
+        ));
+        commands.push(format!("# measure at {pct}%\n{}", ctx.bench_cmdline(&a)));
+        rows.extend([p99, p999, achieved]);
+    }
+    notes.push(format!(
+        "Rates are fractions of redis-server's S2 median ({base:.0} ops/s); latency counts from each request's intended send time (no coordinated omission)."
+    ));
+    let title = "open loop at 50% and 80% of redis-server's S2 throughput, 50 clients".to_string();
+    let plot = chart(
+        ctx,
+        "s3",
+        "S3: open loop at 80% of redis-server's S2 throughput",
+        &reports80,
+    );
+    ScenarioOut {
+        id: "S3".into(),
+        title,
+        columns: columns(SERVER_COLUMNS),
+        rows,
+        commands,
+        notes,
+        plot,
+    }
+}
+
+/// S4: memory per key after loading N keys (16-byte keys, 32-byte values), without and
+/// with TTL, and the peak RSS during the load.
+pub fn memory(ctx: &Ctx) -> ScenarioOut {
+    let sz = &ctx.sizes;
+    let mut rows = Vec::new();
+    let mut commands = Vec::new();
+    let mut shown_servers = false;
+    for &n in &sz.s4_keys {
+        for ttl in [None, Some(86_400u64)] {
+            let label = if ttl.is_some() {
+                format!("{n} keys with TTL")
+            } else {
+                format!("{n} keys")
+            };
+            let load = load_args(n, 32, 12, ttl, "key:");
+            let mut per_key = Row::new(format!("RSS per key, {label}"), Unit::Bytes, Better::Lower);
+            let mut total = Row::new(format!("RSS after load, {label}"), Unit::MiB, Better::Lower);
+            let mut peak = Row::new(
+                format!("peak RSS during load, {label}"),
+                Unit::MiB,
+                Better::Lower,
+            );
+            for _run in 0..sz.runs {
+                for side in [BASALT, REDIS] {
+                    let res = (|| -> Result<(f64, f64, f64), String> {
+                        let srv = start(ctx, side, &[])?;
+                        if !shown_servers && side == REDIS {
+                            commands.push(format!(
+                                "# each run starts a fresh server, e.g.\n{}",
+                                srv.cmdline
+                            ));
+                            shown_servers = true;
+                        }
+                        let e = |e: anyhow::Error| format!("{e:#}");
+                        let base = srv.rss().map_err(e)?;
+                        clean_run(ctx, srv.port, &load, Some(n)).map_err(e)?;
+                        let stored = srv.client().and_then(|mut c| c.dbsize()).map_err(e)?;
+                        if stored != n {
+                            return Err(format!("DBSIZE is {stored} after loading {n} keys"));
+                        }
+                        let after = srv.rss().map_err(e)?;
+                        let hwm = srv.peak_rss().map_err(e)?;
+                        Ok((
+                            after.saturating_sub(base) as f64 / n as f64,
+                            after as f64,
+                            hwm as f64,
+                        ))
+                    })();
+                    match res {
+                        Ok((k, a, p)) => {
+                            per_key.push(side, k);
+                            total.push(side, a);
+                            peak.push(side, p);
+                        }
+                        Err(e) => {
+                            for r in [&mut per_key, &mut total, &mut peak] {
+                                r.na(side, &e);
+                            }
+                        }
+                    }
+                }
+            }
+            commands.push(format!("# load {label}\n{}", ctx.bench_cmdline(&load)));
+            rows.extend([per_key, total, peak]);
+        }
+    }
+    ScenarioOut {
+        id: "S4".into(),
+        title: "memory: 16-byte keys, 32-byte values, loaded with pipelined SETs".into(),
+        columns: columns(SERVER_COLUMNS),
+        rows,
+        commands,
+        notes: vec![
+            "RSS per key = (RSS after the load − RSS of the fresh server) / keys, from /proc/PID/status VmRSS; peak = VmHWM.".into(),
+        ],
+        plot: None,
+    }
+}
+
+/// S5: cache-aside hit ratio at equal maxmemory with allkeys-lru, Zipf 0.99 and 0.8, then
+/// again after a one-shot scan of twice the cache size.
+pub fn hit_ratio(ctx: &Ctx) -> ScenarioOut {
+    let sz = &ctx.sizes;
+    let keys = sz.s5_keys;
+    let extra = vec![
+        st("--maxmemory"),
+        st(&sz.s5_maxmemory),
+        st("--maxmemory-policy"),
+        st("allkeys-lru"),
+    ];
+    let cache = |alpha: f64, seed: u64, requests: u64| {
+        let mut a = strs(&[
+            "--cache-aside",
+            "--clients",
+            "50",
+            "--pipeline",
+            "16",
+            "--data-size",
+            "100",
+        ]);
+        a.extend([
+            st("--keyspace"),
+            st(keys),
+            st("--key-pattern"),
+            format!("zipf:{alpha}"),
+        ]);
+        a.extend([
+            st("--requests"),
+            st(requests),
+            st("--seed"),
+            st(seed),
+            st("--duration"),
+            st(1800),
+        ]);
+        a
+    };
+    let mut rows = Vec::new();
+    let mut commands = Vec::new();
+    let mut notes = Vec::new();
+    for alpha in [0.99, 0.8] {
+        let mut before = Row::new(
+            format!("hit ratio, Zipf {alpha}"),
+            Unit::Percent,
+            Better::Higher,
+        );
+        let mut after = Row::new(
+            format!("hit ratio after a scan of 2× the cache, Zipf {alpha}"),
+            Unit::Percent,
+            Better::Higher,
+        );
+        let mut cached = Row::new(
+            format!("keys held in {}, Zipf {alpha}", sz.s5_maxmemory),
+            Unit::Ops,
+            Better::Higher,
+        );
+        for run in 0..sz.runs as u64 {
+            for side in [BASALT, REDIS] {
+                let res = (|| -> Result<(f64, f64, f64), String> {
+                    let srv = start(ctx, side, &extra)?;
+                    let e = |e: anyhow::Error| format!("{e:#}");
+                    let mut c = srv.client().map_err(e)?;
+                    match c.config_get("maxmemory-policy").map_err(e)? {
+                        Some(p) if p == "allkeys-lru" => {}
+                        other => {
+                            return Err(format!(
+                                "maxmemory-policy allkeys-lru not supported (CONFIG GET says {other:?})"
+                            ));
+                        }
+                    }
+                    clean_run(
+                        ctx,
+                        srv.port,
+                        &cache(alpha, run * 10 + 1, 2 * sz.s5_requests),
+                        None,
+                    )
+                    .map_err(e)?;
+                    check_evicting(&srv, &sz.s5_maxmemory)?;
+                    let m1 = clean_run(
+                        ctx,
+                        srv.port,
+                        &cache(alpha, run * 10 + 2, sz.s5_requests),
+                        None,
+                    )
+                    .map_err(e)?;
+                    let held = c.dbsize().map_err(e)?;
+                    let scan = scan_args(&(2 * held).max(1).to_string());
+                    clean_run(ctx, srv.port, &scan, None).map_err(e)?;
+                    let m2 = clean_run(
+                        ctx,
+                        srv.port,
+                        &cache(alpha, run * 10 + 3, sz.s5_requests),
+                        None,
+                    )
+                    .map_err(e)?;
+                    Ok((
+                        m1.hit_ratio.unwrap_or(0.0),
+                        m2.hit_ratio.unwrap_or(0.0),
+                        held as f64,
+                    ))
+                })();
+                match res {
+                    Ok((h1, h2, held)) => {
+                        before.push(side, h1);
+                        after.push(side, h2);
+                        cached.push(side, held);
+                    }
+                    Err(e) => {
+                        for r in [&mut before, &mut after, &mut cached] {
+                            r.na(side, &e);
+                        }
+                    }
+                }
+            }
+        }
+        rows.extend([before, after, cached]);
+        commands.push(format!(
+            "# Zipf {alpha}, per run: warm up, measure, scan, measure again (fresh server each run, seeds vary by run)\n{}\n{}\n{}\n{}",
+            ctx.bench_cmdline(&cache(alpha, 1, 2 * sz.s5_requests)),
+            ctx.bench_cmdline(&cache(alpha, 2, sz.s5_requests)),
+            ctx.bench_cmdline(&scan_args("$((2*DBSIZE))")),
+            ctx.bench_cmdline(&cache(alpha, 3, sz.s5_requests)),
+        ));
+    }
+    notes.push(format!(
+        "Both servers run with `--maxmemory {} --maxmemory-policy allkeys-lru`; {keys} keys of 100 bytes, so the cache holds only a fraction of them.",
+        sz.s5_maxmemory
+    ));
+    ScenarioOut {
+        id: "S5".into(),
+        title: format!(
+            "hit ratio: cache-aside, {keys} keys, 100-byte values, maxmemory {}",
+            sz.s5_maxmemory
+        ),
+        columns: columns(SERVER_COLUMNS),
+        rows,
+        commands,
+        notes,
+        plot: None,
+    }
+}
+
+/// A one-shot sequential scan of `count` keys that are not in the Zipf keyspace (`count`
+/// is a number, or a shell expression when shown in the docs).
+fn scan_args(count: &str) -> Vec<String> {
+    let mut a = strs(&[
+        "--cache-aside",
+        "--clients",
+        "50",
+        "--pipeline",
+        "16",
+        "--data-size",
+        "100",
+    ]);
+    a.extend([
+        st("--key-pattern"),
+        st("sequential"),
+        st("--key-prefix"),
+        st("scan:"),
+    ]);
+    a.extend([st("--keyspace"), st(count), st("--requests"), st(count)]);
+    a.extend([st("--duration"), st(1800)]);
+    a
+}
+
+/// Parses `256mb`-style sizes as Redis does (k/kb/m/mb/g/gb, case-insensitive).
+fn parse_memory(s: &str) -> Option<u64> {
+    let l = s.trim().to_ascii_lowercase();
+    let split = l.find(|c: char| !c.is_ascii_digit()).unwrap_or(l.len());
+    let (num, unit) = l.split_at(split);
+    let n: u64 = num.parse().ok()?;
+    let mult = match unit {
+        "" | "b" => 1,
+        "k" => 1000,
+        "kb" => 1024,
+        "m" => 1_000_000,
+        "mb" => 1024 * 1024,
+        "g" => 1_000_000_000,
+        "gb" => 1024 * 1024 * 1024,
+        _ => return None,
+    };
+    n.checked_mul(mult)
+}
+
+/// Fails if the server plainly ignores maxmemory (no evictions and far more memory used).
+fn check_evicting(srv: &Server, maxmemory: &str) -> Result<(), String> {
+    let limit = parse_memory(maxmemory).ok_or_else(|| format!("bad maxmemory {maxmemory}"))?;
+    let mut c = srv.client().map_err(|e| format!("{e:#}"))?;
+    let stats = c.info("stats").map_err(|e| format!("{e:#}"))?;
+    let evicted: u64 = stats
+        .get("evicted_keys")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let rss = srv.rss().map_err(|e| format!("{e:#}"))?;
+    if evicted == 0 && rss > 2 * limit {
+        return Err(format!(
+            "maxmemory eviction not implemented (evicted_keys 0, RSS {} MiB with maxmemory {maxmemory})",
+            rss / (1024 * 1024)
+        ));
+    }
+    if evicted == 0 {
+        return Err(
+            "no key was evicted during the warm-up: the cache is not full, raise --s5-requests"
+                .into(),
+        );
+    }
+    Ok(())
+}
+
+/// S6: memory during BGSAVE under write load, relative to just before it.
+pub fn snapshot(ctx: &Ctx) -> ScenarioOut {
+    let sz = &ctx.sizes;
+    let n = sz.s6_keys;
+    let load = load_args(n, 100, 0, None, "key:");
+    let write_secs = if ctx.args.quick { 4 } else { 10 };
+    let mut writes = strs(&[
+        "--clients",
+        "50",
+        "--pipeline",
+        "1",
+        "--ratio",
+        "0:1",
+        "--data-size",
+        "100",
+    ]);
+    writes.extend([st("--keyspace"), st(n), st("--duration"), st(write_secs)]);
+    let mut before = Row::new(
+        "memory before BGSAVE (PSS, server + children)",
+        Unit::MiB,
+        Better::Lower,
+    );
+    let mut peak = Row::new("peak memory during BGSAVE", Unit::MiB, Better::Lower);
+    let mut factor = Row::new("peak / before", Unit::Factor, Better::Lower);
+    for _run in 0..sz.runs {
+        for side in [BASALT, REDIS] {
+            let res = (|| -> Result<(f64, f64), String> {
+                let srv = start(ctx, side, &[])?;
+                let e = |e: anyhow::Error| format!("{e:#}");
+                clean_run(ctx, srv.port, &load, Some(n)).map_err(e)?;
+                let bg = ctx.spawn_bench(srv.port, &writes).map_err(e)?;
+                let measured = measure_bgsave(&srv);
+                // Always reap the background load, then report the first failure.
+                let finished = ctx.finish_bench(bg).map_err(e);
+                let m = measured?;
+                finished?;
+                Ok(m)
+            })();
+            match res {
+                Ok((b, p)) => {
+                    before.push(side, b);
+                    peak.push(side, p);
+                    factor.push(side, p / b);
+                }
+                Err(e) => {
+                    for r in [&mut before, &mut peak, &mut factor] {
+                        r.na(side, &e);
+                    }
+                }
+            }
+        }
+    }
+    ScenarioOut {
+        id: "S6".into(),
+        title: format!("snapshot: BGSAVE of {n} keys (100-byte values) under a SET load"),
+        columns: columns(SERVER_COLUMNS),
+        rows: vec![before, peak, factor],
+        commands: vec![
+            format!("# load\n{}", ctx.bench_cmdline(&load)),
+            format!("# write load during BGSAVE (BGSAVE sent 1 s after it starts)\n{}", ctx.bench_cmdline(&writes)),
+        ],
+        notes: vec!["Memory is the proportional set size (smaps_rollup Pss) of the server plus its child processes, so a forked snapshot child's shared pages count once.".into()],
+        plot: None,
+    }
+}
+
+/// Sends BGSAVE one second into the write load and samples memory until it finishes.
+fn measure_bgsave(srv: &Server) -> Result<(f64, f64), String> {
+    let e = |e: anyhow::Error| format!("{e:#}");
+    std::thread::sleep(Duration::from_secs(1));
+    let before = srv.pss_with_children().map_err(e)? as f64;
+    let mut c = srv.client().map_err(e)?;
+    match c.call(&["BGSAVE"]).map_err(e)? {
+        Frame::Error(msg) => return Err(format!("BGSAVE: {}", String::from_utf8_lossy(&msg))),
+        Frame::Simple(_) | Frame::Bulk(_) => {}
+        other => return Err(format!("BGSAVE: unexpected reply {other:?}")),
+    }
+    let start = Instant::now();
+    let mut peak = before;
+    let mut last_check = Instant::now();
+    loop {
+        peak = peak.max(srv.pss_with_children().map_err(e)? as f64);
+        if last_check.elapsed() > Duration::from_millis(100) {
+            last_check = Instant::now();
+            let p = c.info("persistence").map_err(e)?;
+            match p.get("rdb_bgsave_in_progress").map(String::as_str) {
+                Some("0") => break,
+                Some(_) => {}
+                // No progress field: sample a fixed five seconds.
+                None if start.elapsed() > Duration::from_secs(5) => break,
+                None => {}
+            }
+        }
+        if start.elapsed() > Duration::from_secs(120) {
+            return Err("BGSAVE still running after 120 s".into());
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    Ok((before, peak))
+}
+
+/// V: basalt-bench against redis-benchmark on redis-server with the same settings.
+pub fn validation(ctx: &Ctx) -> ScenarioOut {
+    let sz = &ctx.sizes;
+    let keys = sz.keys;
+    let n = sz.validate_requests;
+    let cols = columns(["basalt-bench", "redis-benchmark"]);
+    let mut get = Row::new("GET ops/s (uniform keys)", Unit::Ops, Better::Higher);
+    let mut set = Row::new("SET ops/s (uniform keys)", Unit::Ops, Better::Higher);
+    let mut mix = Row::new("S1 mix GET/SET 90/10 ops/s", Unit::Ops, Better::Higher);
+    let load = load_args(keys, 64, 12, None, "key:");
+    let bb = |ratio: &str| {
+        let mut a = strs(&[
+            "--clients",
+            "50",
+            "--pipeline",
+            "1",
+            "--data-size",
+            "64",
+            "--key-pad",
+            "12",
+        ]);
+        a.extend([
+            st("--ratio"),
+            st(ratio),
+            st("--keyspace"),
+            st(keys),
+            st("--requests"),
+            st(n),
+        ]);
+        a.extend([st("--duration"), st(600)]);
+        a
+    };
+    let rb = |test: &str| {
+        vec![
+            st("-c"),
+            st(50),
+            st("-n"),
+            st(n),
+            st("-r"),
+            st(keys),
+            st("-d"),
+            st(64),
+            st("-t"),
+            st(test),
+            st("--csv"),
+        ]
+    };
+    let mut notes = Vec::new();
+    let mut commands = Vec::new();
+    match start(ctx, REDIS, &[]) {
+        Err(e) => {
+            for r in [&mut get, &mut set, &mut mix] {
+                r.na(0, &e);
+                r.na(1, &e);
+            }
+        }
+        Ok(srv) => {
+            commands.push(format!("# redis-server\n{}", srv.cmdline));
+            commands.push(format!(
+                "# load the keys (redis-benchmark's key names: key:%012d)\n{}",
+                ctx.bench_cmdline(&load)
+            ));
+            if let Err(e) = clean_run(ctx, srv.port, &load, Some(keys)) {
+                let e = format!("loading: {e:#}");
+                for r in [&mut get, &mut set, &mut mix] {
+                    r.na(0, &e);
+                    r.na(1, &e);
+                }
+            }
+            for _run in 0..sz.runs {
+                // basalt-bench
+                for (row, ratio) in [(&mut get, "1:0"), (&mut set, "0:1"), (&mut mix, "9:1")] {
+                    match clean_run(ctx, srv.port, &bb(ratio), Some(n)) {
+                        Ok(r) => row.push(0, r.ops_per_sec),
+                        Err(e) => row.na(0, &format!("{e:#}")),
+                    }
+                }
+                // redis-benchmark (no mixed workload: the 90/10 figure is derived from its
+                // GET and SET rates as the time-weighted mean 1 / (0.9/get + 0.1/set)).
+                let g = redis_benchmark(ctx, srv.port, &rb("get"));
+                let s = redis_benchmark(ctx, srv.port, &rb("set"));
+                match (g, s) {
+                    (Ok(g), Ok(s)) => {
+                        get.push(1, g);
+                        set.push(1, s);
+                        mix.push(1, 1.0 / (0.9 / g + 0.1 / s));
+                    }
+                    (Err(e), _) | (_, Err(e)) => {
+                        for r in [&mut get, &mut set, &mut mix] {
+                            r.na(1, &e);
+                        }
+                    }
+                }
+            }
+            commands.push(format!(
+                "# basalt-bench GET, SET, 90/10\n{}\n{}\n{}",
+                ctx.bench_cmdline(&bb("1:0")),
+                ctx.bench_cmdline(&bb("0:1")),
+                ctx.bench_cmdline(&bb("9:1"))
+            ));
+            let show = |t: &str| {
+                format!(
+                    "taskset -c {} redis-benchmark -p $PORT {}",
+                    ctx.args.load_cpu,
+                    rb(t).join(" ")
+                )
+            };
+            commands.push(format!(
+                "# redis-benchmark GET, SET\n{}\n{}",
+                show("get"),
+                show("set")
+            ));
+        }
+    }
+    if let (Ok(a), Ok(b)) = (&mix.cells[0], &mix.cells[1])
+        && let (Some(a), Some(b)) = (median(a), median(b))
+    {
+        let dev = (a / b - 1.0) * 100.0;
+        notes.push(format!(
+            "S1 mix: basalt-bench measures {a:.0} ops/s, redis-benchmark's rates imply {b:.0} ops/s: {dev:+.1}% ({} the 10% the tool must meet).",
+            if dev.abs() <= 10.0 { "within" } else { "OUTSIDE" }
+        ));
+    }
+    notes.push("Same server (redis-server pinned to its core), same keys (`key:` + 12 digits), values of 64 bytes, 50 connections, pipeline 1; the two tools alternate run by run.".into());
+    ScenarioOut {
+        id: "V".into(),
+        title: format!(
+            "validation: basalt-bench vs redis-benchmark against redis-server, {keys} keys, {n} requests per run"
+        ),
+        columns: cols,
+        rows: vec![get, set, mix],
+        commands,
+        notes,
+        plot: None,
+    }
+}
+
+/// Runs redis-benchmark pinned to the load core and returns its requests per second.
+fn redis_benchmark(ctx: &Ctx, port: u16, args: &[String]) -> Result<f64, String> {
+    let out = Command::new("taskset")
+        .arg("-c")
+        .arg(ctx.args.load_cpu.to_string())
+        .arg(&ctx.args.redis_benchmark_bin)
+        .arg("-p")
+        .arg(port.to_string())
+        .args(args)
+        .output()
+        .map_err(|e| format!("redis-benchmark: {e}"))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    // `--csv` prints a header, then `"GET","123456.78",...`.
+    text.lines()
+        .filter(|l| !l.starts_with("\"test\""))
+        .find_map(|l| {
+            l.split(',')
+                .nth(1)
+                .and_then(|v| v.trim_matches('"').parse::<f64>().ok())
+        })
+        .ok_or_else(|| format!("redis-benchmark printed no rate: {}", text.trim()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn memory_sizes_parse_like_redis() {
+        assert_eq!(parse_memory("256mb"), Some(256 * 1024 * 1024));
+        assert_eq!(parse_memory("1GB"), Some(1024 * 1024 * 1024));
+        assert_eq!(parse_memory("100k"), Some(100_000));
+        assert_eq!(parse_memory("42"), Some(42));
+        assert_eq!(parse_memory("x"), None);
+        assert_eq!(parse_memory("5tb"), None);
+    }
+
+    #[test]
+    fn load_args_cover_each_key_once() {
+        let a = load_args(1000, 32, 12, Some(60), "key:");
+        let joined = a.join(" ");
+        assert!(joined.contains("--key-pattern sequential"));
+        assert!(joined.contains("--keyspace 1000 --requests 1000"));
+        assert!(joined.contains("--key-pad 12"));
+        assert!(joined.contains("--ttl 60"));
+    }
+}
