@@ -119,7 +119,7 @@ pub fn init(level: &str, logfile: &str) -> std::io::Result<()> {
     let layer = tracing_subscriber::fmt::layer()
         .event_format(RedisFormat)
         .with_ansi(false)
-        .with_writer(move || writer());
+        .with_writer(writer);
     let _ = tracing_subscriber::registry()
         .with(tracing_subscriber::Layer::with_filter(layer, filter))
         .try_init();

@@ -685,7 +685,7 @@ fn expire_generic(ctx: &mut Ctx<'_>, args: &[Bytes], basetime: i64, unit_ms: i64
     }
     let mut when = args::int(&args[2])?;
     if unit_ms == 1000 {
-        if when > i64::MAX / 1000 || when < i64::MIN / 1000 {
+        if !(i64::MIN / 1000..=i64::MAX / 1000).contains(&when) {
             return Err(Error::expire_time(ctx.fullname));
         }
         when *= 1000;

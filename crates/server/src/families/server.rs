@@ -207,29 +207,36 @@ fn config_get(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
 }
 
 fn config_set(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
-    if args.len() % 2 != 0 {
-        return Err(Error::arity(ctx.fullname));
+    if !args.len().is_multiple_of(2) {
+        return Err(Error::msg(error::SYNTAX));
     }
     let pairs: Vec<(Vec<u8>, Vec<u8>)> = args[2..]
         .chunks_exact(2)
         .map(|p| (p[0].to_vec(), p[1].to_vec()))
         .collect();
-    let changes = ctx
-        .srv
-        .config
-        .write()
-        .set_many(&pairs)
-        .map_err(Error::msg)?;
-    if changes.iter().any(|c| c.name == "dir") {
-        let dir = ctx.srv.config.read().dir.clone();
-        std::env::set_current_dir(&dir).map_err(|e| {
-            Error::msg(format!(
-                "ERR CONFIG SET failed (possibly related to argument 'dir') - {e}"
-            ))
-        })?;
+    // `enable-protected-configs local` lets loopback clients change protected settings.
+    let local = is_loopback(&ctx.client.shared.addr);
+    let mut cfg = ctx.srv.config.write();
+    let before = cfg.clone();
+    let changes = cfg.set_many_from(&pairs, local).map_err(Error::msg)?;
+    if changes.iter().any(|c| c.name == "dir")
+        && let Err(e) = std::env::set_current_dir(&cfg.dir)
+    {
+        // Applying failed: the whole CONFIG SET must leave nothing changed.
+        *cfg = before;
+        let reason = e.to_string();
+        let reason = reason.split(" (os error").next().unwrap_or(&reason).to_string();
+        return Err(Error::msg(crate::config::set_failed("dir", &reason)));
     }
+    drop(cfg);
     ctx.srv.apply_live_config();
     Ok(Frame::ok())
+}
+
+fn is_loopback(addr: &str) -> bool {
+    addr.parse::<std::net::SocketAddr>()
+        .map(|a| a.ip().is_loopback())
+        .unwrap_or(false)
 }
 
 fn config_resetstat(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CmdResult {

@@ -501,7 +501,7 @@ fn psetex(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
 }
 
 fn mset_keys(ctx: &Ctx<'_>, args: &[Bytes]) -> Result<Vec<Bytes>, Error> {
-    if args.len() % 2 == 0 {
+    if args.len().is_multiple_of(2) {
         return Err(Error::arity(ctx.fullname));
     }
     Ok(args[1..].iter().step_by(2).cloned().collect())
