@@ -18,6 +18,7 @@ use crate::value::Value;
 use bytes::Bytes;
 use parking_lot::{Mutex, MutexGuard};
 use std::collections::BTreeSet;
+use smallvec::SmallVec;
 use std::hash::BuildHasher;
 
 /// Construction parameters of a [`Keyspace`].
@@ -209,7 +210,7 @@ impl Keyspace {
 
     /// Locks the shards holding `keys` (ascending order, each once).
     pub fn lock_keys<K: AsRef<[u8]>>(&self, keys: &[K], now: u64) -> Guard<'_> {
-        let mut idx: Vec<usize> = keys
+        let mut idx: SmallVec<[usize; 8]> = keys
             .iter()
             .map(|k| self.shard_of(self.hash(k.as_ref())))
             .collect();
@@ -335,7 +336,8 @@ impl Keyspace {
 /// Locked shards; all keyspace reads and writes go through it.
 pub struct Guard<'a> {
     ks: &'a Keyspace,
-    guards: Vec<(usize, MutexGuard<'a, Shard>)>,
+    // Most commands lock one or two shards: keep those guards inline (no allocation).
+    guards: SmallVec<[(usize, MutexGuard<'a, Shard>); 2]>,
     now: u64,
     all: bool,
 }
@@ -375,12 +377,21 @@ impl<'a> Guard<'a> {
     }
 
     fn lookup(&mut self, db: usize, key: &[u8], touch: bool) -> Option<&mut Entry> {
+        self.lookup_inner(db, key, touch, false)
+    }
+
+    fn lookup_inner(&mut self, db: usize, key: &[u8], touch: bool, count: bool) -> Option<&mut Entry> {
         let hash = self.ks.hash(key);
         let now = self.now;
         let shard = self.shard_mut(hash);
         let d = &mut shard.dbs[db];
         let expired = match d.dict.get(hash, key) {
-            None => return None,
+            None => {
+                if count {
+                    shard.stats.keyspace_misses += 1;
+                }
+                return None;
+            }
             Some(e) => e.expire_at != 0 && e.expire_at <= now,
         };
         if expired {
@@ -388,7 +399,13 @@ impl<'a> Guard<'a> {
                 d.expires.remove(&(e.expire_at, k));
             }
             shard.stats.expired_keys += 1;
+            if count {
+                shard.stats.keyspace_misses += 1;
+            }
             return None;
+        }
+        if count {
+            shard.stats.keyspace_hits += 1;
         }
         let e = shard.dbs[db].dict.get_mut(hash, key)?;
         if touch {
@@ -399,15 +416,7 @@ impl<'a> Guard<'a> {
 
     /// Like [`Guard::get`], and counts a keyspace hit or miss (read commands).
     pub fn lookup_read(&mut self, db: usize, key: &[u8]) -> Option<&mut Entry> {
-        let hash = self.ks.hash(key);
-        let found = self.get(db, key).is_some();
-        let shard = self.shard_mut(hash);
-        if found {
-            shard.stats.keyspace_hits += 1;
-        } else {
-            shard.stats.keyspace_misses += 1;
-        }
-        if found { self.get(db, key) } else { None }
+        self.lookup_inner(db, key, true, true)
     }
 
     /// True if the key exists (and has not expired).

@@ -31,8 +31,8 @@ pub struct ClientShared {
     pub resp: AtomicU8,
     /// Unix ms of the last command.
     pub last_interaction_ms: AtomicU64,
-    /// Last command's full name.
-    pub last_cmd: Mutex<String>,
+    /// Last command's table id + 1 (0: none yet); an atomic so the hot path takes no lock.
+    pub last_cmd: AtomicUsize,
     /// Bytes in the query buffer.
     pub qbuf: AtomicUsize,
     /// Bytes pending in the output buffer.
@@ -60,7 +60,7 @@ impl ClientShared {
             db: AtomicUsize::new(0),
             resp: AtomicU8::new(2),
             last_interaction_ms: AtomicU64::new(now_ms),
-            last_cmd: Mutex::new("NULL".to_string()),
+            last_cmd: AtomicUsize::new(0),
             qbuf: AtomicUsize::new(0),
             obuf: AtomicUsize::new(0),
             no_evict: AtomicBool::new(false),
@@ -70,13 +70,9 @@ impl ClientShared {
     }
 
     /// Records a command execution.
-    pub fn touch(&self, now_ms: u64, fullname: &str) {
+    pub fn touch(&self, now_ms: u64, cmd_id: usize) {
         self.last_interaction_ms.store(now_ms, Ordering::Relaxed);
-        let mut last = self.last_cmd.lock();
-        if last.as_str() != fullname {
-            last.clear();
-            last.push_str(fullname);
-        }
+        self.last_cmd.store(cmd_id + 1, Ordering::Relaxed);
     }
 
     /// Asks the connection to close.
@@ -87,7 +83,15 @@ impl ClientShared {
 
     /// One `CLIENT LIST` line (without the trailing newline), fields as Redis 7 prints
     /// them (plus 7.2's `lib-name`/`lib-ver`, since CLIENT SETINFO is supported).
-    pub fn info_line(&self, now_ms: u64) -> String {
+    pub fn info_line(&self, now_ms: u64, commands: &crate::cmd::CommandTable) -> String {
+        let last = match self.last_cmd.load(Ordering::Relaxed) {
+            0 => "NULL",
+            id => commands
+                .entries()
+                .get(id - 1)
+                .map(|r| r.fullname.as_str())
+                .unwrap_or("NULL"),
+        };
         let age = now_ms.saturating_sub(self.created_ms) / 1000;
         let idle = now_ms.saturating_sub(self.last_interaction_ms.load(Ordering::Relaxed)) / 1000;
         let flags = if self.no_evict.load(Ordering::Relaxed) {
@@ -114,7 +118,7 @@ impl ClientShared {
             qbuf,
             obuf,
             qbuf + obuf + 16384,
-            self.last_cmd.lock(),
+            last,
             self.resp.load(Ordering::Relaxed),
             self.lib_name.lock(),
             self.lib_ver.lock(),

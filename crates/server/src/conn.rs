@@ -127,15 +127,16 @@ async fn run(srv: &Arc<Server>, stream: &mut TcpStream, client: &mut Client) {
                             continue;
                         }
                     };
-                    let wait = srv.pause_remaining(resolved, unix_ms());
-                    if wait > 0 {
+                    let mut now = unix_ms();
+                    if srv.pause_remaining(resolved, now) > 0 {
                         // Flush what is already answered, then wait out the pause.
                         if write_out(srv, stream, &mut out).await.is_err() {
                             return;
                         }
                         wait_pause(srv, resolved).await;
+                        now = unix_ms();
                     }
-                    if let Some(reply) = srv.execute(client, resolved, &args) {
+                    if let Some(reply) = srv.execute(client, resolved, &args, now) {
                         encode(&reply, client.proto, &mut out);
                     }
                     if client.close_after_reply {

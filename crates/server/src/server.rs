@@ -130,6 +130,8 @@ pub struct Server {
     pub shutdown: tokio::sync::watch::Sender<bool>,
     /// CLIENT PAUSE state.
     pub pause: Mutex<Pause>,
+    /// `pause.until`, readable without the lock (0: never paused).
+    pub pause_until: AtomicU64,
     /// Woken when a pause ends early (CLIENT UNPAUSE).
     pub unpause: tokio::sync::Notify,
     /// Peak of memory used (bytes), for INFO.
@@ -232,6 +234,7 @@ impl Server {
             run_id,
             shutdown,
             pause: Mutex::new(Pause::default()),
+            pause_until: AtomicU64::new(0),
             unpause: tokio::sync::Notify::new(),
             peak_memory: AtomicU64::new(0),
             metrics: crate::info::new_metrics(),
@@ -337,6 +340,7 @@ impl Server {
         client: &mut Client,
         resolved: &Resolved,
         args: &[Bytes],
+        now: u64,
     ) -> Option<Frame> {
         let Some(handler) = resolved.cmd.handler else {
             // Containers resolve to a subcommand or fail arity; a container without a
@@ -349,7 +353,6 @@ impl Server {
             client.reply = ReplyMode::Skip;
         }
         let start = Instant::now();
-        let now = unix_ms();
         let result: CmdResult = {
             let mut ctx = Ctx {
                 srv: self,
@@ -366,7 +369,7 @@ impl Server {
         self.stats
             .commands_processed
             .fetch_add(1, Ordering::Relaxed);
-        client.shared.touch(now, &resolved.fullname);
+        client.shared.touch(now, resolved.id);
         let frame = match result {
             Ok(f) => f,
             Err(e) => {
@@ -390,6 +393,9 @@ impl Server {
 
     /// How long a command must wait because of CLIENT PAUSE (0: not at all).
     pub fn pause_remaining(&self, resolved: &Resolved, now: u64) -> u64 {
+        if self.pause_until.load(Ordering::Acquire) <= now {
+            return 0;
+        }
         let p = *self.pause.lock();
         if p.until <= now {
             return 0;

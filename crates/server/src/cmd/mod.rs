@@ -341,6 +341,18 @@ pub const FAMILIES: &[&[Command]] = &[
     introspect::COMMANDS,
 ];
 
+/// Longest command or subcommand name looked up (longer names cannot match).
+const MAX_NAME: usize = 64;
+
+/// ASCII-lowercases `name` into `buf` without allocating (the lookup runs per command).
+fn lowercase<'b>(name: &[u8], buf: &'b mut [u8; MAX_NAME]) -> Option<&'b str> {
+    let out = buf.get_mut(..name.len())?;
+    for (o, c) in out.iter_mut().zip(name) {
+        *o = c.to_ascii_lowercase();
+    }
+    std::str::from_utf8(out).ok()
+}
+
 /// The lookup structure built once at startup.
 pub struct CommandTable {
     by_name: HashMap<String, usize>,
@@ -423,16 +435,18 @@ impl CommandTable {
 
     /// Looks a top-level command up by (any-case) name.
     pub fn get(&self, name: &[u8]) -> Option<&Resolved> {
-        let lower = String::from_utf8_lossy(name).to_ascii_lowercase();
-        self.by_name.get(&lower).map(|&i| &self.entries[i])
+        let mut buf = [0u8; MAX_NAME];
+        let lower = lowercase(name, &mut buf)?;
+        self.by_name.get(lower).map(|&i| &self.entries[i])
     }
 
     /// Looks up the subcommand `sub` of the container `parent`.
     pub fn get_sub(&self, parent: &Resolved, sub: &[u8]) -> Option<&Resolved> {
-        let lower = String::from_utf8_lossy(sub).to_ascii_lowercase();
+        let mut buf = [0u8; MAX_NAME];
+        let lower = lowercase(sub, &mut buf)?;
         self.subs
             .get(&parent.id)
-            .and_then(|m| m.get(&lower))
+            .and_then(|m| m.get(lower))
             .map(|&i| &self.entries[i])
     }
 

@@ -441,14 +441,14 @@ fn client_list(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         {
             continue;
         }
-        out.push_str(&c.info_line(ctx.now));
+        out.push_str(&c.info_line(ctx.now, &ctx.srv.commands));
         out.push('\n');
     }
     Ok(verbatim(out))
 }
 
 fn client_info(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CmdResult {
-    let mut line = ctx.client.shared.info_line(ctx.now);
+    let mut line = ctx.client.shared.info_line(ctx.now, &ctx.srv.commands);
     line.push('\n');
     Ok(verbatim(line))
 }
@@ -618,11 +618,13 @@ fn client_pause(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     } else {
         *p = Pause { until, write_only };
     }
+    ctx.srv.pause_until.store(p.until, Ordering::Release);
     Ok(Frame::ok())
 }
 
 fn client_unpause(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CmdResult {
     *ctx.srv.pause.lock() = Pause::default();
+    ctx.srv.pause_until.store(0, Ordering::Release);
     ctx.srv.unpause.notify_waiters();
     Ok(Frame::ok())
 }
