@@ -126,8 +126,9 @@ pub struct Report {
     pub connection_errors: BTreeMap<String, u64>,
     /// Requests in flight when their connection failed or the run was cut off.
     pub lost: u64,
-    /// Open loop: the longest the client sent a request after its intended time, in ms.
-    pub max_send_lag_ms: Option<f64>,
+    /// Open loop: how late the client sent requests after their intended times (a high
+    /// p99 means the load generator, not the server, fell behind).
+    pub send_lag_ms: Option<Percentiles>,
     /// Replies completed in each second of the measurement window.
     pub throughput_per_second: Vec<u64>,
     /// `[nines, latency ms]` points: nines = -log10(1 - quantile), so 2 is p99.
@@ -195,7 +196,7 @@ impl Report {
             reply_errors: s.reply_errors.clone(),
             connection_errors: s.conn_errors.clone(),
             lost: s.lost,
-            max_send_lag_ms: cfg.rate.map(|_| s.max_send_lag_ns as f64 / 1e6),
+            send_lag_ms: cfg.rate.map(|_| Percentiles::of(&s.send_lag)),
             throughput_per_second: timeline,
             percentile_curve: percentile_curve(&s.hist),
         }
@@ -282,8 +283,12 @@ impl Report {
                 self.lost
             );
         }
-        if let Some(lag) = self.max_send_lag_ms {
-            let _ = writeln!(o, "max client send lag: {lag:.3} ms");
+        if let Some(lag) = &self.send_lag_ms {
+            let _ = writeln!(
+                o,
+                "client send lag behind schedule: p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms",
+                lag.p50, lag.p99, lag.max
+            );
         }
         o
     }

@@ -437,10 +437,12 @@ impl Loop<'_> {
                 },
                 None => now,
             };
-            if intended >= self.win.measure_start {
+            if c.schedule.is_some() && intended >= self.win.measure_start {
                 // How late the client itself was: large values mean the load generator,
                 // not the server, limited the open-loop rate.
-                self.stats.max_send_lag_ns = self.stats.max_send_lag_ns.max(now - intended);
+                self.stats
+                    .send_lag
+                    .saturating_record((now - intended).max(1));
             }
             if intended >= self.win.measure_start
                 && let Some(q) = &mut c.quota

@@ -50,8 +50,8 @@ pub struct Stats {
     pub lost: u64,
     /// Time of the last measured reply, in ns since the measurement started.
     pub last_completion_ns: u64,
-    /// Open loop: the longest a request left after its intended send time.
-    pub max_send_lag_ns: u64,
+    /// Open loop: how long after its intended send time each request left the client.
+    pub send_lag: Histogram<u64>,
 }
 
 impl Stats {
@@ -75,7 +75,7 @@ impl Stats {
             timeline: Vec::new(),
             lost: 0,
             last_completion_ns: 0,
-            max_send_lag_ns: 0,
+            send_lag: new_histogram(),
         }
     }
 
@@ -152,7 +152,7 @@ impl Stats {
         }
         self.lost += other.lost;
         self.last_completion_ns = self.last_completion_ns.max(other.last_completion_ns);
-        self.max_send_lag_ns = self.max_send_lag_ns.max(other.max_send_lag_ns);
+        let _ = self.send_lag.add(&other.send_lag);
     }
 }
 

@@ -5,11 +5,14 @@
 //! structure here can be tested deterministically.
 
 pub mod dict;
+pub mod encoding;
 pub mod glob;
 pub mod keyspace;
 pub mod ldouble;
 pub mod num;
+pub mod types;
 pub mod value;
 
 pub use keyspace::{Entry, Guard, Keyspace, KeyspaceConfig, Shard, ShardStats};
+pub use encoding::EncodingLimits;
 pub use value::{StrValue, Value};

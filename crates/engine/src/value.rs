@@ -7,6 +7,7 @@
 //! or once a string was modified in place (APPEND, SETRANGE).
 
 use crate::num::parse_i64;
+use crate::types::{HashValue, ListValue, SetValue, ZSetValue};
 use std::borrow::Cow;
 
 /// Longest string Redis stores with the `embstr` encoding.
@@ -116,6 +117,14 @@ impl StrValue {
 pub enum Value {
     /// A string.
     Str(StrValue),
+    /// A hash.
+    Hash(HashValue),
+    /// A list.
+    List(ListValue),
+    /// A set.
+    Set(SetValue),
+    /// A sorted set.
+    ZSet(ZSetValue),
 }
 
 impl Value {
@@ -123,6 +132,10 @@ impl Value {
     pub fn type_name(&self) -> &'static str {
         match self {
             Value::Str(_) => "string",
+            Value::Hash(_) => "hash",
+            Value::List(_) => "list",
+            Value::Set(_) => "set",
+            Value::ZSet(_) => "zset",
         }
     }
 
@@ -130,6 +143,10 @@ impl Value {
     pub fn encoding(&self) -> &'static str {
         match self {
             Value::Str(s) => s.encoding(),
+            Value::Hash(v) => v.encoding(),
+            Value::List(v) => v.encoding(),
+            Value::Set(v) => v.encoding(),
+            Value::ZSet(v) => v.encoding(),
         }
     }
 
@@ -137,6 +154,10 @@ impl Value {
     pub fn heap_size(&self) -> usize {
         match self {
             Value::Str(s) => s.heap_size(),
+            Value::Hash(v) => v.heap_size(),
+            Value::List(v) => v.heap_size(),
+            Value::Set(v) => v.heap_size(),
+            Value::ZSet(v) => v.heap_size(),
         }
     }
 }

@@ -8,7 +8,7 @@
 
 use crate::client::ClientShared;
 use crate::server::{Client, Server, unix_ms};
-use basalt_proto::{Protocol, RequestDecoder, encode};
+use basalt_proto::{Frame, Protocol, RequestDecoder, encode};
 use bytes::BytesMut;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -65,6 +65,7 @@ pub async fn serve(srv: Arc<Server>, mut stream: TcpStream) {
         shared: shared.clone(),
         reply: Default::default(),
         close_after_reply: false,
+        block: None,
     };
     tracing::debug!(id, addr = %shared.addr, "client connected");
     run(&srv, &mut stream, &mut client).await;
@@ -136,7 +137,18 @@ async fn run(srv: &Arc<Server>, stream: &mut TcpStream, client: &mut Client) {
                         wait_pause(srv, resolved).await;
                         now = unix_ms();
                     }
-                    if let Some(reply) = srv.execute(client, resolved, &args, now) {
+                    let mut reply = srv.execute(client, resolved, &args, now);
+                    if let Some(req) = client.block.take() {
+                        // Answer everything before the blocking command, then wait.
+                        if write_out(srv, stream, &mut out).await.is_err() {
+                            return;
+                        }
+                        match wait_blocked(srv, stream, &mut rbuf, client, resolved, &args, req).await {
+                            Some(r) => reply = r,
+                            None => return,
+                        }
+                    }
+                    if let Some(reply) = reply {
                         encode(&reply, client.proto, &mut out);
                     }
                     if client.close_after_reply {
@@ -204,6 +216,70 @@ async fn write_out(
         *out = BytesMut::with_capacity(READ_CHUNK);
     }
     Ok(())
+}
+
+/// Waits until a blocked command can run (it is re-executed on each signal of its keys),
+/// times out, or is unblocked. Returns the reply to send (`Some(None)` when the client
+/// turned replies off), or `None` when the connection must close (peer gone, killed,
+/// shutdown). Bytes the client sends meanwhile are kept in `rbuf` for later.
+async fn wait_blocked(
+    srv: &Arc<Server>,
+    stream: &mut TcpStream,
+    rbuf: &mut BytesMut,
+    client: &mut Client,
+    resolved: &crate::cmd::Resolved,
+    args: &[bytes::Bytes],
+    req: crate::server::BlockRequest,
+) -> Option<Option<Frame>> {
+    use crate::blocking::{UNBLOCK_ERROR, UNBLOCK_TIMEOUT};
+    let slot = srv.blocking.register(client.id, client.db, &req.keys);
+    let mut shutdown = srv.shutdown.subscribe();
+    let shared = client.shared.clone();
+    let deadline = req.deadline;
+    let outcome = loop {
+        let sleep = async {
+            match deadline {
+                Some(d) => {
+                    let left = d.saturating_sub(unix_ms());
+                    tokio::time::sleep(Duration::from_millis(left)).await
+                }
+                None => std::future::pending::<()>().await,
+            }
+        };
+        if rbuf.capacity() - rbuf.len() < 1024 {
+            rbuf.reserve(READ_CHUNK);
+        }
+        tokio::select! {
+            _ = slot.notify.notified() => {
+                match slot.unblock.load(Ordering::Acquire) {
+                    UNBLOCK_TIMEOUT => break Some(Some(Frame::NullArray)),
+                    UNBLOCK_ERROR => break Some(Some(Frame::error(
+                        "UNBLOCKED client unblocked via CLIENT UNBLOCK",
+                    ))),
+                    _ => {}
+                }
+                let reply = srv.execute(client, resolved, args, unix_ms());
+                if client.block.take().is_some() {
+                    // Someone else got there first: keep our place and wait again.
+                    continue;
+                }
+                break Some(reply);
+            }
+            _ = sleep => break Some(Some(Frame::NullArray)),
+            r = stream.read_buf(rbuf) => {
+                match r {
+                    Ok(0) | Err(_) => break None,
+                    Ok(n) => {
+                        srv.stats.net_input_bytes.fetch_add(n as u64, Ordering::Relaxed);
+                    }
+                }
+            }
+            _ = shared.kill.notified() => break None,
+            _ = shutdown.changed() => break None,
+        }
+    };
+    srv.blocking.unregister(&slot);
+    outcome
 }
 
 async fn wait_pause(srv: &Server, resolved: &crate::cmd::Resolved) {

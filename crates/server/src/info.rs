@@ -257,7 +257,7 @@ fn section(srv: &Server, name: &str, out: &mut String) {
             );
             line(out, "client_recent_max_input_buffer", max_q);
             line(out, "client_recent_max_output_buffer", 0);
-            line(out, "blocked_clients", 0);
+            line(out, "blocked_clients", srv.blocking.blocked_clients());
             line(out, "tracking_clients", 0);
             line(out, "clients_in_timeout_table", 0);
         }

@@ -5,6 +5,7 @@
 //! here so tests and embedders can start a server in-process.
 
 pub mod alloc;
+pub mod blocking;
 pub mod client;
 pub mod cmd;
 pub mod config;

@@ -10,7 +10,7 @@ use crate::client::ClientShared;
 use crate::cmd::{CommandTable, Lookup, Resolved, flags};
 use crate::config::Config;
 use crate::error::{self, CmdResult, Error};
-use basalt_engine::{Keyspace, KeyspaceConfig};
+use basalt_engine::{EncodingLimits, Keyspace, KeyspaceConfig};
 use basalt_proto::{Frame, Limits, Protocol};
 use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
@@ -97,6 +97,8 @@ pub struct Live {
     pub hz: AtomicU64,
     /// requirepass is non-empty.
     pub auth_required: AtomicBool,
+    /// Collection encoding thresholds.
+    pub enc: RwLock<EncodingLimits>,
 }
 
 /// State shared by all connections.
@@ -142,6 +144,8 @@ pub struct Server {
     pub config_file: Option<std::path::PathBuf>,
     /// The executable path.
     pub executable: String,
+    /// Clients blocked on keys.
+    pub blocking: crate::blocking::Registry,
 }
 
 /// What a handler sees.
@@ -186,6 +190,45 @@ pub struct Client {
     pub reply: ReplyMode,
     /// Close the connection once the pending replies are written.
     pub close_after_reply: bool,
+    /// Set by a blocking command that found nothing to do (see [`Ctx::block`]).
+    pub block: Option<BlockRequest>,
+}
+
+/// A command's request to wait for one of `keys` (BLPOP and friends).
+#[derive(Debug, Clone)]
+pub struct BlockRequest {
+    /// The keys to wait on, in the client's selected database.
+    pub keys: Vec<Bytes>,
+    /// Unix ms deadline; `None` waits forever.
+    pub deadline: Option<u64>,
+}
+
+impl Ctx<'_> {
+    /// The encoding thresholds in force.
+    pub fn enc(&self) -> EncodingLimits {
+        *self.srv.live.enc.read()
+    }
+
+    /// False where a blocking command must not block (inside MULTI or a script): it then
+    /// answers as if its timeout had expired.
+    pub fn can_block(&self) -> bool {
+        true
+    }
+
+    /// Blocks the calling command until one of `keys` is signalled (then the command runs
+    /// again from the start, with the same arguments) or `deadline` (Unix ms) passes (then
+    /// the client gets a null array, as Redis replies on timeout). The handler returns
+    /// this method's result directly; the placeholder reply is never sent.
+    pub fn block(&mut self, keys: Vec<Bytes>, deadline: Option<u64>) -> CmdResult {
+        self.client.block = Some(BlockRequest { keys, deadline });
+        Ok(Frame::NullArray)
+    }
+
+    /// Tells blocked clients that `key` in `db` may now let them proceed (a push, a
+    /// rename onto it, ...). Cheap when nobody is blocked.
+    pub fn signal_ready(&self, db: usize, key: &[u8]) {
+        self.srv.blocking.signal(db, key);
+    }
 }
 
 impl Server {
@@ -208,6 +251,7 @@ impl Server {
             query_buffer_limit: AtomicU64::new(config.client_query_buffer_limit),
             hz: AtomicU64::new(config.hz),
             auth_required: AtomicBool::new(!config.requirepass.is_empty()),
+            enc: RwLock::new(config.enc),
         };
         let (shutdown, _) = tokio::sync::watch::channel(false);
         let mut run_id = String::with_capacity(40);
@@ -240,6 +284,7 @@ impl Server {
             metrics: crate::info::new_metrics(),
             config_file,
             executable: std::env::args().next().unwrap_or_default(),
+            blocking: crate::blocking::Registry::default(),
         })
     }
 
@@ -275,6 +320,7 @@ impl Server {
         self.live
             .auth_required
             .store(!c.requirepass.is_empty(), Ordering::Relaxed);
+        *self.live.enc.write() = c.enc;
         crate::logging::set_level(c.loglevel.as_str());
     }
 

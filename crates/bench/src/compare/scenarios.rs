@@ -292,7 +292,7 @@ fn open_loop(
                         p99.push(side, r.latency_ms.p99);
                         p999.push(side, r.latency_ms.p99_9);
                         achieved.push(side, r.ops_per_sec);
-                        max_lag = max_lag.max(r.max_send_lag_ms.unwrap_or(0.0));
+                        max_lag = max_lag.max(r.send_lag_ms.as_ref().map_or(0.0, |l| l.p99));
                         if pct == 80 {
                             reports80[side].push(r);
                         }
@@ -306,7 +306,7 @@ fn open_loop(
             }
         }
         notes.push(format!(
-            "At {pct}%: the load generator's worst send lag behind schedule was {max_lag:.2} ms (included in the latencies; large values would mean the client, not the server, fell behind)."
+            "At {pct}%: the load generator's p99 send lag behind schedule was at most {max_lag:.3} ms over the runs (included in the latencies: a large value would mean the client, not the server, fell behind)."
         ));
         commands.push(format!("# measure at {pct}%\n{}", ctx.bench_cmdline(&a)));
         rows.extend([p99, p999, achieved]);
@@ -481,14 +481,21 @@ pub fn hit_ratio(ctx: &Ctx) -> ScenarioOut {
                             ));
                         }
                     }
-                    clean_run(
-                        ctx,
-                        srv.port,
-                        &cache(alpha, run * 10 + 1, 2 * sz.s5_requests),
-                        None,
-                    )
-                    .map_err(e)?;
-                    check_evicting(&srv, &sz.s5_maxmemory)?;
+                    // Warm up until the cache is full (the first eviction), within bounds.
+                    let mut chunk = 0;
+                    loop {
+                        let seed = run * 10 + 1 + 1000 * chunk;
+                        let warm = cache(alpha, seed, 2 * sz.s5_requests);
+                        clean_run(ctx, srv.port, &warm, None).map_err(e)?;
+                        chunk += 1;
+                        match check_evicting(&srv, &sz.s5_maxmemory) {
+                            Ok(()) => break,
+                            Err(Eviction::NotYet(_)) if chunk < 4 => continue,
+                            Err(Eviction::NotYet(why) | Eviction::Unsupported(why)) => {
+                                return Err(why);
+                            }
+                        }
+                    }
                     let m1 = clean_run(
                         ctx,
                         srv.port,
@@ -595,27 +602,37 @@ fn parse_memory(s: &str) -> Option<u64> {
     n.checked_mul(mult)
 }
 
-/// Fails if the server plainly ignores maxmemory (no evictions and far more memory used).
-fn check_evicting(srv: &Server, maxmemory: &str) -> Result<(), String> {
-    let limit = parse_memory(maxmemory).ok_or_else(|| format!("bad maxmemory {maxmemory}"))?;
-    let mut c = srv.client().map_err(|e| format!("{e:#}"))?;
-    let stats = c.info("stats").map_err(|e| format!("{e:#}"))?;
+/// Why a server is not evicting (yet).
+enum Eviction {
+    /// The cache is not full yet: keep warming up.
+    NotYet(String),
+    /// The server ignores maxmemory.
+    Unsupported(String),
+}
+
+/// Checks that the server is evicting: some key was evicted, and memory stays near the limit.
+fn check_evicting(srv: &Server, maxmemory: &str) -> Result<(), Eviction> {
+    let fail = |e: anyhow::Error| Eviction::Unsupported(format!("{e:#}"));
+    let limit = parse_memory(maxmemory)
+        .ok_or_else(|| Eviction::Unsupported(format!("bad maxmemory {maxmemory}")))?;
+    let mut c = srv.client().map_err(fail)?;
+    let stats = c.info("stats").map_err(fail)?;
     let evicted: u64 = stats
         .get("evicted_keys")
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
-    let rss = srv.rss().map_err(|e| format!("{e:#}"))?;
+    let rss = srv.rss().map_err(fail)?;
     if evicted == 0 && rss > 2 * limit {
-        return Err(format!(
+        return Err(Eviction::Unsupported(format!(
             "maxmemory eviction not implemented (evicted_keys 0, RSS {} MiB with maxmemory {maxmemory})",
             rss / (1024 * 1024)
-        ));
+        )));
     }
     if evicted == 0 {
-        return Err(
-            "no key was evicted during the warm-up: the cache is not full, raise --s5-requests"
+        return Err(Eviction::NotYet(
+            "no key was evicted during the warm-up: the cache never filled, raise --s5-requests"
                 .into(),
-        );
+        ));
     }
     Ok(())
 }
@@ -721,40 +738,58 @@ fn measure_bgsave(srv: &Server) -> Result<(f64, f64), String> {
     Ok((before, peak))
 }
 
-/// V: basalt-bench against redis-benchmark on redis-server with the same settings.
+/// CPU seconds (user + system) of all waited-for children of this process so far.
+fn children_cpu_seconds() -> f64 {
+    // SAFETY: getrusage writes one rusage struct, which we own and zero-initialise.
+    let ru = unsafe {
+        let mut ru: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_CHILDREN, &mut ru);
+        ru
+    };
+    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    tv(ru.ru_utime) + tv(ru.ru_stime)
+}
+
+/// Runs `f` (one load-generator process, run to completion) and also returns how busy the
+/// server and the load generator were during it, as fractions of one core.
+fn with_cpu<T>(
+    srv: &Server,
+    f: impl FnOnce() -> Result<T, String>,
+) -> Result<(T, f64, f64), String> {
+    let e = |e: anyhow::Error| format!("{e:#}");
+    let (s0, c0, t0) = (
+        srv.cpu_seconds().map_err(e)?,
+        children_cpu_seconds(),
+        Instant::now(),
+    );
+    let v = f()?;
+    let wall = t0.elapsed().as_secs_f64().max(1e-9);
+    let (s1, c1) = (srv.cpu_seconds().map_err(e)?, children_cpu_seconds());
+    Ok((v, (s1 - s0) / wall, (c1 - c0) / wall))
+}
+
+/// V: basalt-bench against redis-benchmark on redis-server with the same settings, at
+/// pipeline 1 (S1's setting) and 16, with how busy the server and each tool were.
 pub fn validation(ctx: &Ctx) -> ScenarioOut {
     let sz = &ctx.sizes;
     let keys = sz.keys;
     let n = sz.validate_requests;
-    let cols = columns(["basalt-bench", "redis-benchmark"]);
-    let mut get = Row::new("GET ops/s (uniform keys)", Unit::Ops, Better::Higher);
-    let mut set = Row::new("SET ops/s (uniform keys)", Unit::Ops, Better::Higher);
-    let mut mix = Row::new("S1 mix GET/SET 90/10 ops/s", Unit::Ops, Better::Higher);
     let load = load_args(keys, 64, 12, None, "key:");
-    let bb = |ratio: &str| {
-        let mut a = strs(&[
-            "--clients",
-            "50",
-            "--pipeline",
-            "1",
-            "--data-size",
-            "64",
-            "--key-pad",
-            "12",
-        ]);
+    let bb = |ratio: &str, pipeline: usize| {
+        let mut a = strs(&["--clients", "50", "--data-size", "64", "--key-pad", "12"]);
+        a.extend([st("--pipeline"), st(pipeline), st("--ratio"), st(ratio)]);
         a.extend([
-            st("--ratio"),
-            st(ratio),
             st("--keyspace"),
             st(keys),
             st("--requests"),
             st(n),
+            st("--duration"),
+            st(600),
         ]);
-        a.extend([st("--duration"), st(600)]);
         a
     };
-    let rb = |test: &str| {
-        vec![
+    let rb = |test: &str, pipeline: usize| {
+        let mut a = vec![
             st("-c"),
             st(50),
             st("-n"),
@@ -763,95 +798,157 @@ pub fn validation(ctx: &Ctx) -> ScenarioOut {
             st(keys),
             st("-d"),
             st(64),
-            st("-t"),
-            st(test),
-            st("--csv"),
-        ]
+        ];
+        a.extend([st("-P"), st(pipeline), st("-t"), st(test), st("--csv")]);
+        a
     };
+    let mut rows: Vec<Row> = Vec::new();
+    for p in [1usize, 16] {
+        rows.push(Row::new(
+            format!("GET ops/s, pipeline {p}"),
+            Unit::Ops,
+            Better::Higher,
+        ));
+        rows.push(Row::new(
+            format!("SET ops/s, pipeline {p}"),
+            Unit::Ops,
+            Better::Higher,
+        ));
+        rows.push(Row::new(
+            format!("GET/SET 90/10 ops/s, pipeline {p}"),
+            Unit::Ops,
+            Better::Higher,
+        ));
+        rows.push(Row::new(
+            format!("server CPU busy during GET, pipeline {p}"),
+            Unit::Percent,
+            Better::Higher,
+        ));
+        rows.push(Row::new(
+            format!("load generator CPU busy during GET, pipeline {p}"),
+            Unit::Percent,
+            Better::Lower,
+        ));
+    }
     let mut notes = Vec::new();
     let mut commands = Vec::new();
-    match start(ctx, REDIS, &[]) {
+    let srv = match start(ctx, REDIS, &[]) {
+        Ok(s) => s,
         Err(e) => {
-            for r in [&mut get, &mut set, &mut mix] {
+            for r in &mut rows {
                 r.na(0, &e);
                 r.na(1, &e);
             }
+            return validation_out(ctx, rows, commands, notes);
         }
-        Ok(srv) => {
-            commands.push(format!("# redis-server\n{}", srv.cmdline));
-            commands.push(format!(
-                "# load the keys (redis-benchmark's key names: key:%012d)\n{}",
-                ctx.bench_cmdline(&load)
-            ));
-            if let Err(e) = clean_run(ctx, srv.port, &load, Some(keys)) {
-                let e = format!("loading: {e:#}");
-                for r in [&mut get, &mut set, &mut mix] {
-                    r.na(0, &e);
-                    r.na(1, &e);
-                }
-            }
-            for _run in 0..sz.runs {
-                // basalt-bench
-                for (row, ratio) in [(&mut get, "1:0"), (&mut set, "0:1"), (&mut mix, "9:1")] {
-                    match clean_run(ctx, srv.port, &bb(ratio), Some(n)) {
-                        Ok(r) => row.push(0, r.ops_per_sec),
-                        Err(e) => row.na(0, &format!("{e:#}")),
-                    }
-                }
-                // redis-benchmark (no mixed workload: the 90/10 figure is derived from its
-                // GET and SET rates as the time-weighted mean 1 / (0.9/get + 0.1/set)).
-                let g = redis_benchmark(ctx, srv.port, &rb("get"));
-                let s = redis_benchmark(ctx, srv.port, &rb("set"));
-                match (g, s) {
-                    (Ok(g), Ok(s)) => {
-                        get.push(1, g);
-                        set.push(1, s);
-                        mix.push(1, 1.0 / (0.9 / g + 0.1 / s));
-                    }
-                    (Err(e), _) | (_, Err(e)) => {
-                        for r in [&mut get, &mut set, &mut mix] {
-                            r.na(1, &e);
+    };
+    commands.push(format!("# redis-server\n{}", srv.cmdline));
+    commands.push(format!(
+        "# load the keys (redis-benchmark's key names: key:%012d)\n{}",
+        ctx.bench_cmdline(&load)
+    ));
+    if let Err(e) = clean_run(ctx, srv.port, &load, Some(keys)) {
+        let e = format!("loading: {e:#}");
+        for r in &mut rows {
+            r.na(0, &e);
+            r.na(1, &e);
+        }
+        return validation_out(ctx, rows, commands, notes);
+    }
+    for _run in 0..sz.runs {
+        for (i, p) in [1usize, 16].into_iter().enumerate() {
+            let base = i * 5;
+            // basalt-bench: GET, SET, and the mix measured directly.
+            for (k, ratio) in [(0, "1:0"), (1, "0:1"), (2, "9:1")] {
+                let res = with_cpu(&srv, || {
+                    clean_run(ctx, srv.port, &bb(ratio, p), Some(n)).map_err(|e| format!("{e:#}"))
+                });
+                match res {
+                    Ok((r, server_busy, tool_busy)) => {
+                        rows[base + k].push(0, r.ops_per_sec);
+                        if k == 0 {
+                            rows[base + 3].push(0, server_busy);
+                            rows[base + 4].push(0, tool_busy);
                         }
                     }
+                    Err(e) => rows[base + k].na(0, &e),
                 }
             }
-            commands.push(format!(
-                "# basalt-bench GET, SET, 90/10\n{}\n{}\n{}",
-                ctx.bench_cmdline(&bb("1:0")),
-                ctx.bench_cmdline(&bb("0:1")),
-                ctx.bench_cmdline(&bb("9:1"))
-            ));
-            let show = |t: &str| {
-                format!(
-                    "taskset -c {} redis-benchmark -p $PORT {}",
-                    ctx.args.load_cpu,
-                    rb(t).join(" ")
-                )
-            };
-            commands.push(format!(
-                "# redis-benchmark GET, SET\n{}\n{}",
-                show("get"),
-                show("set")
+            // redis-benchmark has no mixed workload: its 90/10 figure is the time-weighted
+            // mean of its GET and SET rates, 1 / (0.9/get + 0.1/set).
+            let g = with_cpu(&srv, || redis_benchmark(ctx, srv.port, &rb("get", p)));
+            let s = redis_benchmark(ctx, srv.port, &rb("set", p));
+            match (g, s) {
+                (Ok((g, server_busy, tool_busy)), Ok(s)) => {
+                    rows[base].push(1, g);
+                    rows[base + 1].push(1, s);
+                    rows[base + 2].push(1, 1.0 / (0.9 / g + 0.1 / s));
+                    rows[base + 3].push(1, server_busy);
+                    rows[base + 4].push(1, tool_busy);
+                }
+                (Err(e), _) | (_, Err(e)) => {
+                    for r in &mut rows[base..base + 5] {
+                        r.na(1, &e);
+                    }
+                }
+            }
+        }
+    }
+    for p in [1usize, 16] {
+        commands.push(format!(
+            "# basalt-bench GET, SET, 90/10 at pipeline {p}\n{}\n{}\n{}",
+            ctx.bench_cmdline(&bb("1:0", p)),
+            ctx.bench_cmdline(&bb("0:1", p)),
+            ctx.bench_cmdline(&bb("9:1", p))
+        ));
+        let show = |t: &str| {
+            format!(
+                "taskset -c {} redis-benchmark -p $PORT {}",
+                ctx.args.load_cpu,
+                rb(t, p).join(" ")
+            )
+        };
+        commands.push(format!(
+            "# redis-benchmark GET, SET at pipeline {p}\n{}\n{}",
+            show("get"),
+            show("set")
+        ));
+    }
+    for (i, p) in [1usize, 16].into_iter().enumerate() {
+        let mix = &rows[i * 5 + 2];
+        if let (Ok(a), Ok(b)) = (&mix.cells[0], &mix.cells[1])
+            && let (Some(a), Some(b)) = (median(a), median(b))
+        {
+            let dev = (a / b - 1.0) * 100.0;
+            notes.push(format!(
+                "90/10 at pipeline {p}: basalt-bench {a:.0} ops/s, redis-benchmark {b:.0} ops/s: {dev:+.1}% ({} 10%).",
+                if dev.abs() <= 10.0 { "within" } else { "beyond" }
             ));
         }
     }
-    if let (Ok(a), Ok(b)) = (&mix.cells[0], &mix.cells[1])
-        && let (Some(a), Some(b)) = (median(a), median(b))
-    {
-        let dev = (a / b - 1.0) * 100.0;
-        notes.push(format!(
-            "S1 mix: basalt-bench measures {a:.0} ops/s, redis-benchmark's rates imply {b:.0} ops/s: {dev:+.1}% ({} the 10% the tool must meet).",
-            if dev.abs() <= 10.0 { "within" } else { "OUTSIDE" }
-        ));
-    }
-    notes.push("Same server (redis-server pinned to its core), same keys (`key:` + 12 digits), values of 64 bytes, 50 connections, pipeline 1; the two tools alternate run by run.".into());
+    notes.push(
+        "Same server (redis-server on its core), same keys (`key:` + 12 digits), 64-byte values, 50 connections; \
+         the tools alternate run by run. Where a tool's own core is fully busy while the server's is not, that tool \
+         measured itself, not the server."
+            .into(),
+    );
+    validation_out(ctx, rows, commands, notes)
+}
+
+fn validation_out(
+    ctx: &Ctx,
+    rows: Vec<Row>,
+    commands: Vec<String>,
+    notes: Vec<String>,
+) -> ScenarioOut {
     ScenarioOut {
         id: "V".into(),
         title: format!(
-            "validation: basalt-bench vs redis-benchmark against redis-server, {keys} keys, {n} requests per run"
+            "validation: basalt-bench vs redis-benchmark against redis-server, {} keys, {} requests per run",
+            ctx.sizes.keys, ctx.sizes.validate_requests
         ),
-        columns: cols,
-        rows: vec![get, set, mix],
+        columns: columns(["basalt-bench", "redis-benchmark"]),
+        rows,
         commands,
         notes,
         plot: None,

@@ -23,6 +23,25 @@ pub fn float(arg: &[u8]) -> Result<f64, Error> {
     num::parse_f64(arg).ok_or_else(|| Error::msg(error::NOT_FLOAT))
 }
 
+/// Parses a blocking command's timeout in seconds (fractions allowed) into a Unix-ms
+/// deadline; 0 means forever (`None`). Errors as Redis's getTimeoutFromObjectOrReply.
+pub fn timeout_deadline(arg: &[u8], now: u64) -> Result<Option<u64>, Error> {
+    let secs = basalt_engine::num::parse_f64(arg)
+        .filter(|v| v.is_finite())
+        .ok_or_else(|| Error::msg("ERR timeout is not a float or out of range"))?;
+    if secs < 0.0 {
+        return Err(Error::msg("ERR timeout is negative"));
+    }
+    let ms = (secs * 1000.0).round();
+    if ms == 0.0 {
+        return Ok(None);
+    }
+    if ms >= (i64::MAX as f64) - now as f64 {
+        return Err(Error::msg("ERR timeout is out of range"));
+    }
+    Ok(Some(now + ms as u64))
+}
+
 /// Case-insensitive comparison with an ASCII keyword.
 pub fn is(arg: &[u8], keyword: &str) -> bool {
     arg.eq_ignore_ascii_case(keyword.as_bytes())

@@ -337,6 +337,10 @@ pub const FAMILIES: &[&[Command]] = &[
     families::connection::COMMANDS,
     families::strings::COMMANDS,
     families::keys::COMMANDS,
+    families::hashes::COMMANDS,
+    families::lists::COMMANDS,
+    families::sets::COMMANDS,
+    families::zsets::COMMANDS,
     families::server::COMMANDS,
     introspect::COMMANDS,
 ];

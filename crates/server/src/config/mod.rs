@@ -200,6 +200,8 @@ pub struct Config {
     pub threads: usize,
     /// `shards` (Basalt, immutable): keyspace shards, a power of two.
     pub shards: usize,
+    /// Collection encoding thresholds (`hash-max-listpack-entries`, ...).
+    pub enc: basalt_engine::EncodingLimits,
     /// The configuration file this was loaded from (absolute), for CONFIG REWRITE.
     config_file: Option<PathBuf>,
 }
@@ -240,6 +242,7 @@ impl Default for Config {
             enable_debug_command: ProtectedAction::default(),
             threads: 0,
             shards: 0,
+            enc: basalt_engine::EncodingLimits::default(),
             config_file: None,
         };
         for d in table::TABLE {

@@ -323,6 +323,7 @@ fn utf8(v: &[u8]) -> Result<String, &'static str> {
 
 /// Bounds Redis 7.0 uses for `int`-typed directives.
 const INT_MAX: i64 = i32::MAX as i64;
+const INT_MIN: i64 = i32::MIN as i64;
 const UINT_MAX: i64 = u32::MAX as i64;
 const LONG_MAX: u64 = i64::MAX as u64;
 const MB: u64 = 1024 * 1024;
@@ -676,6 +677,126 @@ pub static TABLE: &[Directive] = &[
             }),
             get: |c| c.shards as i64,
             set: |c, v| c.shards = v as usize,
+        },
+    },
+    Directive {
+        name: "hash-max-listpack-entries",
+        aliases: &["hash-max-ziplist-entries"],
+        flags: 0,
+        kind: Kind::Int {
+            min: 0,
+            max: LONG_MAX as i64,
+            default: 512,
+            clamp: None,
+            check: None,
+            get: |c| c.enc.hash_max_listpack_entries as i64,
+            set: |c, v| c.enc.hash_max_listpack_entries = v as usize,
+        },
+    },
+    Directive {
+        name: "hash-max-listpack-value",
+        aliases: &["hash-max-ziplist-value"],
+        flags: 0,
+        kind: Kind::Memory {
+            min: 0,
+            max: LONG_MAX,
+            default: 64,
+            get: |c| c.enc.hash_max_listpack_value as u64,
+            set: |c, v| c.enc.hash_max_listpack_value = v as usize,
+        },
+    },
+    Directive {
+        name: "set-max-intset-entries",
+        aliases: &[],
+        flags: 0,
+        kind: Kind::Int {
+            min: 0,
+            max: LONG_MAX as i64,
+            default: 512,
+            clamp: None,
+            check: None,
+            get: |c| c.enc.set_max_intset_entries as i64,
+            set: |c, v| c.enc.set_max_intset_entries = v as usize,
+        },
+    },
+    Directive {
+        name: "set-max-listpack-entries",
+        aliases: &[],
+        flags: BASALT,
+        kind: Kind::Int {
+            min: 0,
+            max: LONG_MAX as i64,
+            default: 0,
+            clamp: None,
+            check: None,
+            get: |c| c.enc.set_max_listpack_entries as i64,
+            set: |c, v| c.enc.set_max_listpack_entries = v as usize,
+        },
+    },
+    Directive {
+        name: "set-max-listpack-value",
+        aliases: &[],
+        flags: BASALT,
+        kind: Kind::Memory {
+            min: 0,
+            max: LONG_MAX,
+            default: 64,
+            get: |c| c.enc.set_max_listpack_value as u64,
+            set: |c, v| c.enc.set_max_listpack_value = v as usize,
+        },
+    },
+    Directive {
+        name: "zset-max-listpack-entries",
+        aliases: &["zset-max-ziplist-entries"],
+        flags: 0,
+        kind: Kind::Int {
+            min: 0,
+            max: LONG_MAX as i64,
+            default: 128,
+            clamp: None,
+            check: None,
+            get: |c| c.enc.zset_max_listpack_entries as i64,
+            set: |c, v| c.enc.zset_max_listpack_entries = v as usize,
+        },
+    },
+    Directive {
+        name: "zset-max-listpack-value",
+        aliases: &["zset-max-ziplist-value"],
+        flags: 0,
+        kind: Kind::Memory {
+            min: 0,
+            max: LONG_MAX,
+            default: 64,
+            get: |c| c.enc.zset_max_listpack_value as u64,
+            set: |c, v| c.enc.zset_max_listpack_value = v as usize,
+        },
+    },
+    Directive {
+        name: "list-max-listpack-size",
+        aliases: &["list-max-ziplist-size"],
+        flags: 0,
+        kind: Kind::Int {
+            min: INT_MIN,
+            max: INT_MAX,
+            default: -2,
+            clamp: None,
+            check: None,
+            get: |c| c.enc.list_max_listpack_size,
+            set: |c, v| c.enc.list_max_listpack_size = v,
+        },
+    },
+    Directive {
+        name: "list-compress-depth",
+        aliases: &[],
+        flags: 0,
+        kind: Kind::Int {
+            min: 0,
+            max: INT_MAX,
+            default: 0,
+            clamp: None,
+            check: None,
+            get: |c| c.enc.list_compress_depth,
+            set: |c, v| c.enc.list_compress_depth = v,
         },
     },
 ];

@@ -646,17 +646,23 @@ fn client_getredir(_ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CmdResult {
     Ok(Frame::Integer(-1))
 }
 
-fn client_unblock(_ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
-    basalt_engine::num::parse_i64(&args[2]).ok_or_else(|| Error::msg(error::NOT_INTEGER))?;
-    if let Some(m) = args.get(3)
-        && !(is(m, "timeout") || is(m, "error"))
-    {
-        return Err(Error::msg(
-            "ERR CLIENT UNBLOCK reason should be TIMEOUT or ERROR",
-        ));
+fn client_unblock(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    let id = basalt_engine::num::parse_i64(&args[2]).ok_or_else(|| Error::msg(error::NOT_INTEGER))?;
+    let how = match args.get(3) {
+        None => crate::blocking::UNBLOCK_TIMEOUT,
+        Some(m) if is(m, "timeout") => crate::blocking::UNBLOCK_TIMEOUT,
+        Some(m) if is(m, "error") => crate::blocking::UNBLOCK_ERROR,
+        Some(_) => {
+            return Err(Error::msg(
+                "ERR CLIENT UNBLOCK reason should be TIMEOUT or ERROR",
+            ));
+        }
+    };
+    if args.len() > 4 {
+        return Err(Error::msg(error::SYNTAX));
     }
-    // No command blocks yet, so no client can be unblocked.
-    Ok(Frame::Integer(0))
+    let found = id > 0 && ctx.srv.blocking.unblock(id as u64, how);
+    Ok(Frame::Integer(i64::from(found)))
 }
 
 fn client_help(_ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CmdResult {

@@ -468,6 +468,8 @@ fn rename_generic(ctx: &mut Ctx<'_>, args: &[Bytes], nx: bool) -> CmdResult {
     };
     let expire_at = entry.expire_at();
     g.insert(db, dst, entry.value, expire_at);
+    drop(g);
+    ctx.signal_ready(db, dst);
     Ok(if nx { Frame::Integer(1) } else { Frame::ok() })
 }
 
@@ -527,6 +529,8 @@ fn copy(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         g.remove(dst_db, dst);
     }
     g.insert(dst_db, dst, value, expire_at);
+    drop(g);
+    ctx.signal_ready(dst_db, dst);
     Ok(Frame::Integer(1))
 }
 
@@ -548,6 +552,8 @@ fn move_cmd(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     };
     let expire_at = entry.expire_at();
     g.insert(dst_db, key, entry.value, expire_at);
+    drop(g);
+    ctx.signal_ready(dst_db, key);
     Ok(Frame::Integer(1))
 }
 
@@ -940,6 +946,8 @@ fn swapdb(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
             .keyspace
             .lock_all(ctx.now)
             .swap_db(a as usize, b as usize);
+        ctx.srv.blocking.signal_db(a as usize);
+        ctx.srv.blocking.signal_db(b as usize);
     }
     Ok(Frame::ok())
 }

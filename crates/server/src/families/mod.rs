@@ -2,6 +2,10 @@
 //! handlers. `crate::cmd::FAMILIES` lists them.
 
 pub mod connection;
+pub mod hashes;
 pub mod keys;
+pub mod lists;
 pub mod server;
+pub mod sets;
 pub mod strings;
+pub mod zsets;

@@ -1,0 +1,11 @@
+//! Collection value types, one module each, with their compact and large encodings.
+
+pub mod hash;
+pub mod list;
+pub mod set;
+pub mod zset;
+
+pub use hash::HashValue;
+pub use list::ListValue;
+pub use set::SetValue;
+pub use zset::ZSetValue;

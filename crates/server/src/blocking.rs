@@ -1,0 +1,202 @@
+//! The one waiter registry behind every blocking command (BLPOP, BZPOPMIN, BLMOVE, ...).
+//!
+//! A blocked client owns a [`Slot`] queued, in arrival order, under each `(db, key)` it
+//! waits on. A write that may let waiters proceed calls [`Registry::signal`], which wakes
+//! the first slot of that key's queue. The woken client re-runs its command: on success it
+//! leaves every queue and signals its keys again, so the next waiter gets its turn; on
+//! failure it keeps its place. Waiters are therefore served in FIFO order per key, and no
+//! wake-up is lost. A client that times out, is unblocked or disconnects also leaves and
+//! re-signals, passing on any wake-up it absorbed.
+
+use bytes::Bytes;
+use parking_lot::Mutex;
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+
+/// How a blocked client was released by CLIENT UNBLOCK.
+pub const UNBLOCK_NONE: u8 = 0;
+/// CLIENT UNBLOCK id TIMEOUT: reply as if the timeout expired.
+pub const UNBLOCK_TIMEOUT: u8 = 1;
+/// CLIENT UNBLOCK id ERROR: reply `-UNBLOCKED`.
+pub const UNBLOCK_ERROR: u8 = 2;
+
+/// One blocked client.
+pub struct Slot {
+    /// The blocked client's id.
+    pub client_id: u64,
+    /// Woken by signals and CLIENT UNBLOCK.
+    pub notify: tokio::sync::Notify,
+    /// Set by CLIENT UNBLOCK.
+    pub unblock: AtomicU8,
+    db: usize,
+    keys: Vec<Bytes>,
+}
+
+/// All blocked clients, by key and by client id.
+#[derive(Default)]
+pub struct Registry {
+    inner: Mutex<Inner>,
+    /// Number of blocked clients: signals are free when it is zero.
+    blocked: AtomicUsize,
+}
+
+#[derive(Default)]
+struct Inner {
+    by_key: HashMap<(usize, Bytes), VecDeque<Arc<Slot>>>,
+    by_client: HashMap<u64, Arc<Slot>>,
+}
+
+impl Registry {
+    /// Queues a client on `keys` of `db` and returns its slot.
+    pub fn register(&self, client_id: u64, db: usize, keys: &[Bytes]) -> Arc<Slot> {
+        let mut keys: Vec<Bytes> = keys.to_vec();
+        keys.sort();
+        keys.dedup();
+        let slot = Arc::new(Slot {
+            client_id,
+            notify: tokio::sync::Notify::new(),
+            unblock: AtomicU8::new(UNBLOCK_NONE),
+            db,
+            keys,
+        });
+        let mut inner = self.inner.lock();
+        for k in &slot.keys {
+            inner
+                .by_key
+                .entry((db, k.clone()))
+                .or_default()
+                .push_back(slot.clone());
+        }
+        inner.by_client.insert(client_id, slot.clone());
+        self.blocked.fetch_add(1, Ordering::Release);
+        slot
+    }
+
+    /// Removes a slot from every queue and passes its turn on.
+    pub fn unregister(&self, slot: &Arc<Slot>) {
+        {
+            let mut inner = self.inner.lock();
+            for k in &slot.keys {
+                let key = (slot.db, k.clone());
+                if let Some(q) = inner.by_key.get_mut(&key) {
+                    q.retain(|s| !Arc::ptr_eq(s, slot));
+                    if q.is_empty() {
+                        inner.by_key.remove(&key);
+                    }
+                }
+            }
+            if inner
+                .by_client
+                .get(&slot.client_id)
+                .is_some_and(|s| Arc::ptr_eq(s, slot))
+            {
+                inner.by_client.remove(&slot.client_id);
+            }
+        }
+        self.blocked.fetch_sub(1, Ordering::Release);
+        for k in &slot.keys {
+            self.signal(slot.db, k);
+        }
+    }
+
+    /// Wakes the first client waiting on `key` in `db`, if any.
+    pub fn signal(&self, db: usize, key: &[u8]) {
+        if self.blocked.load(Ordering::Acquire) == 0 {
+            return;
+        }
+        let inner = self.inner.lock();
+        // Keys are looked up by value; `Bytes::copy_from_slice` only runs when someone
+        // is blocked at all.
+        if let Some(first) = inner
+            .by_key
+            .get(&(db, Bytes::copy_from_slice(key)))
+            .and_then(|q| q.front())
+        {
+            first.notify.notify_one();
+        }
+    }
+
+    /// Wakes the first waiter of every key of `db` (SWAPDB, FLUSHDB).
+    pub fn signal_db(&self, db: usize) {
+        if self.blocked.load(Ordering::Acquire) == 0 {
+            return;
+        }
+        let inner = self.inner.lock();
+        for ((d, _), q) in inner.by_key.iter() {
+            if *d == db
+                && let Some(first) = q.front()
+            {
+                first.notify.notify_one();
+            }
+        }
+    }
+
+    /// CLIENT UNBLOCK: returns true if the client was blocked.
+    pub fn unblock(&self, client_id: u64, how: u8) -> bool {
+        let inner = self.inner.lock();
+        match inner.by_client.get(&client_id) {
+            Some(slot) => {
+                slot.unblock.store(how, Ordering::Release);
+                slot.notify.notify_one();
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Number of blocked clients (INFO `blocked_clients`).
+    pub fn blocked_clients(&self) -> usize {
+        self.blocked.load(Ordering::Acquire)
+    }
+
+    /// Number of keys with at least one waiter (INFO `blocked_keys`... and tests).
+    pub fn blocked_keys(&self) -> usize {
+        self.inner.lock().by_key.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn first_waiter_is_woken_and_turns_pass_on() {
+        let r = Registry::default();
+        let k = Bytes::from_static(b"k");
+        let a = r.register(1, 0, std::slice::from_ref(&k));
+        let b = r.register(2, 0, std::slice::from_ref(&k));
+        assert_eq!(r.blocked_clients(), 2);
+        r.signal(0, b"k");
+        // a holds the permit; b was not woken.
+        tokio::time::timeout(std::time::Duration::from_millis(100), a.notify.notified())
+            .await
+            .expect("a woken");
+        assert!(
+            tokio::time::timeout(std::time::Duration::from_millis(50), b.notify.notified())
+                .await
+                .is_err(),
+            "b must wait for its turn"
+        );
+        // a is served and leaves: b gets the turn.
+        r.unregister(&a);
+        tokio::time::timeout(std::time::Duration::from_millis(100), b.notify.notified())
+            .await
+            .expect("b woken after a left");
+        r.unregister(&b);
+        assert_eq!(r.blocked_clients(), 0);
+        assert_eq!(r.blocked_keys(), 0);
+    }
+
+    #[tokio::test]
+    async fn unblock_marks_and_wakes() {
+        let r = Registry::default();
+        let s = r.register(7, 3, &[Bytes::from_static(b"x"), Bytes::from_static(b"y")]);
+        assert!(r.unblock(7, UNBLOCK_ERROR));
+        assert!(!r.unblock(8, UNBLOCK_ERROR));
+        s.notify.notified().await;
+        assert_eq!(s.unblock.load(Ordering::Acquire), UNBLOCK_ERROR);
+        r.unregister(&s);
+        assert_eq!(r.blocked_keys(), 0);
+    }
+}
