@@ -6,6 +6,7 @@
 
 pub mod dict;
 pub mod encoding;
+pub mod hashing;
 pub mod glob;
 pub mod keyspace;
 pub mod ldouble;

@@ -235,6 +235,7 @@ impl Server {
     /// Builds the server state from a loaded configuration.
     pub fn new(config: Config, config_file: Option<std::path::PathBuf>) -> Arc<Server> {
         let seed = unix_us() ^ u64::from(std::process::id()).rotate_left(32);
+        basalt_engine::hashing::seed(seed.rotate_left(29) ^ 0xA076_1D64_78BD_642F);
         let keyspace = Keyspace::new(&KeyspaceConfig {
             shards: config.shards,
             databases: config.databases,
