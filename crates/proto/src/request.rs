@@ -168,6 +168,13 @@ impl RequestDecoder {
         self.pending
     }
 
+    /// Memory held by the incomplete request: argument bytes plus the per-argument
+    /// bookkeeping, so that a flood of empty arguments (`*2147483647` then `$0` forever)
+    /// is bounded by `client-query-buffer-limit` too.
+    pub fn pending_memory(&self) -> usize {
+        self.pending + self.args.len() * std::mem::size_of::<Bytes>()
+    }
+
     fn decode_inner(&mut self, buf: &mut BytesMut) -> Result<Option<Vec<Bytes>>, ProtocolError> {
         loop {
             if self.remaining == 0 {
@@ -669,6 +676,7 @@ mod tests {
                 let received = fed - header_len;
                 assert_eq!(dec.wanted_capacity(), Some(size + 2 - received));
                 assert_eq!(dec.pending_bytes(), 4);
+                assert!(dec.pending_memory() > 4);
             }
         }
         assert_eq!(got.len(), 2);

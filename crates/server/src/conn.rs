@@ -143,7 +143,9 @@ async fn run(srv: &Arc<Server>, stream: &mut TcpStream, client: &mut Client) {
                         if write_out(srv, stream, &mut out).await.is_err() {
                             return;
                         }
-                        match wait_blocked(srv, stream, &mut rbuf, client, resolved, &args, req).await {
+                        match wait_blocked(srv, stream, &mut rbuf, client, resolved, &args, req)
+                            .await
+                        {
                             Some(r) => reply = r,
                             None => return,
                         }
@@ -166,7 +168,7 @@ async fn run(srv: &Arc<Server>, stream: &mut TcpStream, client: &mut Client) {
                 }
             }
         }
-        let pending = rbuf.len() + decoder.pending_bytes();
+        let pending = rbuf.len() + decoder.pending_memory();
         shared.qbuf.store(pending, Ordering::Relaxed);
         let limit = srv.live.query_buffer_limit.load(Ordering::Relaxed);
         if pending as u64 > limit {

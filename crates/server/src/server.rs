@@ -399,6 +399,9 @@ impl Server {
         if client.reply == ReplyMode::SkipNext {
             client.reply = ReplyMode::Skip;
         }
+        // As in Redis, the client's last command is set before it runs (CLIENT LIST shows
+        // `cmd=client|list` for the caller).
+        client.shared.touch(now, resolved.id);
         let start = Instant::now();
         let result: CmdResult = {
             let mut ctx = Ctx {
@@ -416,7 +419,6 @@ impl Server {
         self.stats
             .commands_processed
             .fetch_add(1, Ordering::Relaxed);
-        client.shared.touch(now, resolved.id);
         let frame = match result {
             Ok(f) => f,
             Err(e) => {

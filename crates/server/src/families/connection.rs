@@ -647,7 +647,8 @@ fn client_getredir(_ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CmdResult {
 }
 
 fn client_unblock(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
-    let id = basalt_engine::num::parse_i64(&args[2]).ok_or_else(|| Error::msg(error::NOT_INTEGER))?;
+    let id =
+        basalt_engine::num::parse_i64(&args[2]).ok_or_else(|| Error::msg(error::NOT_INTEGER))?;
     let how = match args.get(3) {
         None => crate::blocking::UNBLOCK_TIMEOUT,
         Some(m) if is(m, "timeout") => crate::blocking::UNBLOCK_TIMEOUT,

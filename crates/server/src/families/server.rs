@@ -225,7 +225,11 @@ fn config_set(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         // Applying failed: the whole CONFIG SET must leave nothing changed.
         *cfg = before;
         let reason = e.to_string();
-        let reason = reason.split(" (os error").next().unwrap_or(&reason).to_string();
+        let reason = reason
+            .split(" (os error")
+            .next()
+            .unwrap_or(&reason)
+            .to_string();
         return Err(Error::msg(crate::config::set_failed("dir", &reason)));
     }
     drop(cfg);

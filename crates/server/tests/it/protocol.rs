@@ -187,3 +187,27 @@ fn limits_are_configurable_at_their_boundary() {
     assert_eq!(n, 0, "connection should be closed without a reply");
     still_serving(port);
 }
+
+#[test]
+fn a_flood_of_empty_arguments_is_bounded_by_the_query_buffer_limit() {
+    let server = crate::start(&["--client-query-buffer-limit", "1mb"]);
+    let port = server.port();
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    let _ = s.write_all(b"*2147483647\r\n");
+    let chunk: Vec<u8> = b"$0\r\n\r\n".repeat(10_000);
+    // 100k empty arguments: no bytes of payload, but each costs bookkeeping memory.
+    for _ in 0..10 {
+        if s.write_all(&chunk).is_err() {
+            break;
+        }
+    }
+    let mut buf = [0u8; 16];
+    assert_eq!(
+        s.read(&mut buf).unwrap_or(0),
+        0,
+        "connection should be closed"
+    );
+    still_serving(port);
+}
