@@ -6,6 +6,7 @@
 mod admin;
 mod clients;
 mod golden;
+mod hashes;
 mod lifecycle;
 mod protocol;
 
