@@ -112,14 +112,25 @@ impl<V> Dict<V> {
         if let Some(slot) = self.get_mut(hash, &key) {
             return Some(std::mem::replace(slot, value));
         }
+        self.insert_unique(hash, key, value);
+        None
+    }
+
+    /// Inserts a key the caller knows is absent (saves the lookup of [`Dict::insert`]).
+    pub fn insert_unique(&mut self, hash: u64, key: Bytes, value: V) {
+        debug_assert!(self.get(hash, &key).is_none(), "insert_unique of a present key");
         if self.len >= self.buckets.len() {
             self.resize((self.buckets.len() * 2).max(MIN_BUCKETS));
         }
         let idx = hash as usize & self.mask();
         let next = self.buckets[idx].take();
-        self.buckets[idx] = Some(Box::new(Node { hash, key, value, next }));
+        self.buckets[idx] = Some(Box::new(Node {
+            hash,
+            key,
+            value,
+            next,
+        }));
         self.len += 1;
-        None
     }
 
     /// Removes a key; returns the stored key and value.

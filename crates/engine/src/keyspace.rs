@@ -431,23 +431,32 @@ impl<'a> Guard<'a> {
         let now = self.now;
         let shard = self.shard_mut(hash);
         let d = &mut shard.dbs[db];
-        let stored_key = match d.dict.get_key_value(hash, key) {
-            Some((k, _)) => k.clone(),
-            None => Bytes::copy_from_slice(key),
-        };
         let entry = Entry {
             value,
             expire_at,
             access_secs: (now / 1000) as u32,
         };
-        if let Some(old) = d.dict.insert(hash, stored_key.clone(), entry)
-            && old.expire_at != 0
-        {
-            d.expires.remove(&(old.expire_at, stored_key.clone()));
+        // One lookup, and the key is cloned only when the deadline index needs it.
+        if let Some(slot) = d.dict.get_mut(hash, key) {
+            let old = std::mem::replace(slot, entry).expire_at;
+            if (old != 0 || expire_at != 0)
+                && let Some((k, _)) = d.dict.get_key_value(hash, key)
+            {
+                let k = k.clone();
+                if old != 0 {
+                    d.expires.remove(&(old, k.clone()));
+                }
+                if expire_at != 0 {
+                    d.expires.insert((expire_at, k));
+                }
+            }
+            return;
         }
+        let k = Bytes::copy_from_slice(key);
         if expire_at != 0 {
-            d.expires.insert((expire_at, stored_key));
+            d.expires.insert((expire_at, k.clone()));
         }
+        d.dict.insert_unique(hash, k, entry);
     }
 
     /// Removes a key; returns its entry if it existed (an expired key counts as absent).

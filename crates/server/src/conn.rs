@@ -113,6 +113,9 @@ async fn run(srv: &Arc<Server>, stream: &mut TcpStream, client: &mut Client) {
             }
         }
         decoder.set_limits(srv.proto_limits());
+        // One clock read per batch: every command of a pipeline sees the same time, like
+        // Redis's cached command time.
+        let batch_now = unix_ms();
         let mut close = false;
         loop {
             // Redis limits unauthenticated clients to small requests.
@@ -128,7 +131,7 @@ async fn run(srv: &Arc<Server>, stream: &mut TcpStream, client: &mut Client) {
                             continue;
                         }
                     };
-                    let mut now = unix_ms();
+                    let mut now = batch_now;
                     if srv.pause_remaining(resolved, now) > 0 {
                         // Flush what is already answered, then wait out the pause.
                         if write_out(srv, stream, &mut out).await.is_err() {

@@ -349,20 +349,23 @@ pub const FAMILIES: &[&[Command]] = &[
 const MAX_NAME: usize = 64;
 
 /// ASCII-lowercases `name` into `buf` without allocating (the lookup runs per command).
-fn lowercase<'b>(name: &[u8], buf: &'b mut [u8; MAX_NAME]) -> Option<&'b str> {
+fn lowercase<'b>(name: &[u8], buf: &'b mut [u8; MAX_NAME]) -> Option<&'b [u8]> {
     let out = buf.get_mut(..name.len())?;
     for (o, c) in out.iter_mut().zip(name) {
         *o = c.to_ascii_lowercase();
     }
-    std::str::from_utf8(out).ok()
+    Some(out)
 }
+
+/// Names to table ids: byte keys and a fast hasher, since the lookup runs per command.
+type NameMap = HashMap<Box<[u8]>, usize, foldhash::fast::FixedState>;
 
 /// The lookup structure built once at startup.
 pub struct CommandTable {
-    by_name: HashMap<String, usize>,
+    by_name: NameMap,
     entries: Vec<Resolved>,
     /// For each container's top-level id: its subcommands by name.
-    subs: HashMap<usize, HashMap<String, usize>>,
+    subs: HashMap<usize, NameMap>,
 }
 
 /// Result of looking up a request's command.
@@ -379,7 +382,7 @@ impl CommandTable {
     /// Builds the table from [`FAMILIES`].
     pub fn build() -> CommandTable {
         let mut t = CommandTable {
-            by_name: HashMap::new(),
+            by_name: NameMap::default(),
             entries: Vec::new(),
             subs: HashMap::new(),
         };
@@ -387,11 +390,11 @@ impl CommandTable {
             for cmd in fam.iter() {
                 let id = t.entries.len();
                 debug_assert!(
-                    !t.by_name.contains_key(cmd.name),
+                    !t.by_name.contains_key(cmd.name.as_bytes()),
                     "command {} declared twice",
                     cmd.name
                 );
-                t.by_name.insert(cmd.name.to_string(), id);
+                t.by_name.insert(cmd.name.as_bytes().into(), id);
                 t.entries.push(Resolved {
                     cmd,
                     fullname: cmd.name.to_string(),
@@ -399,10 +402,10 @@ impl CommandTable {
                     parent: None,
                 });
                 if !cmd.subcommands.is_empty() {
-                    let mut subs = HashMap::new();
+                    let mut subs = NameMap::default();
                     for sub in cmd.subcommands {
                         let sid = t.entries.len();
-                        subs.insert(sub.name.to_string(), sid);
+                        subs.insert(sub.name.as_bytes().into(), sid);
                         t.entries.push(Resolved {
                             cmd: sub,
                             fullname: format!("{}|{}", cmd.name, sub.name),
