@@ -468,6 +468,10 @@ impl Listpack {
                 false
             }
             None => {
+                // Grow to fit, not by doubling: a listpack is sized like Redis's (which
+                // reallocates on every insert), and hashes are often many and small.
+                // Ten bytes per entry cover the longest varint length prefix.
+                self.buf.reserve_exact(field.len() + value.len() + 20);
                 push_entry(&mut self.buf, field);
                 push_entry(&mut self.buf, value);
                 self.pairs += 1;
