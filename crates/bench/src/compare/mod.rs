@@ -233,38 +233,49 @@ pub fn main(args: &CompareArgs) -> anyhow::Result<()> {
         .iter()
         .map(|s| s.trim().to_ascii_uppercase())
         .collect();
-    let mut outs = Vec::new();
     let want = |id: &str| wanted.iter().any(|w| w == id);
+    // Each group's blocks are written as soon as it finishes, so an interrupted
+    // comparison keeps what it measured.
+    let publish = |outs: Vec<table::ScenarioOut>| -> anyhow::Result<()> {
+        let footer = footer(&ctx);
+        let blocks: Vec<(String, String)> = outs
+            .iter()
+            .map(|o| (o.id.clone(), table::render(o, &footer)))
+            .collect();
+        for (_, b) in &blocks {
+            println!("{b}");
+        }
+        table::update_file(&args.out, &blocks)?;
+        eprintln!(
+            "basalt-bench compare: wrote {} to {}",
+            outs.iter()
+                .map(|o| o.id.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+            args.out.display()
+        );
+        Ok(())
+    };
     if want("S1") || want("S2") || want("S3") {
-        outs.extend(scenarios::throughput(
+        publish(scenarios::throughput(
             &ctx,
             want("S1"),
             want("S2"),
             want("S3"),
-        ));
+        ))?;
     }
     if want("S4") {
-        outs.push(scenarios::memory(&ctx));
+        publish(vec![scenarios::memory(&ctx)])?;
     }
     if want("V") {
-        outs.push(scenarios::validation(&ctx));
+        publish(vec![scenarios::validation(&ctx)])?;
     }
     if want("S5") {
-        outs.push(scenarios::hit_ratio(&ctx));
+        publish(vec![scenarios::hit_ratio(&ctx)])?;
     }
     if want("S6") {
-        outs.push(scenarios::snapshot(&ctx));
+        publish(vec![scenarios::snapshot(&ctx)])?;
     }
-    let footer = footer(&ctx);
-    let blocks: Vec<(String, String)> = outs
-        .iter()
-        .map(|o| (o.id.clone(), table::render(o, &footer)))
-        .collect();
-    for (_, b) in &blocks {
-        println!("{b}");
-    }
-    table::update_file(&args.out, &blocks)?;
-    eprintln!("basalt-bench compare: wrote {}", args.out.display());
     if args.work_dir.is_none() {
         let _ = std::fs::remove_dir_all(&work);
     }

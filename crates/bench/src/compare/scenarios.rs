@@ -163,6 +163,10 @@ pub fn throughput(ctx: &Ctx, s1: bool, s2: bool, s3: bool) -> Vec<ScenarioOut> {
         let mut reports: [Vec<Report>; 2] = [Vec::new(), Vec::new()];
         for _run in 0..sz.runs {
             for side in [BASALT, REDIS] {
+                // Once a side is n/a, its remaining runs would only fail the same way.
+                if ops.cells[side].is_err() {
+                    continue;
+                }
                 let res = match &servers[side] {
                     Err(e) => Err(e.clone()),
                     Ok(srv) => (|| {
@@ -283,6 +287,10 @@ fn open_loop(
         let mut max_lag = 0.0f64;
         for _run in 0..sz.runs {
             for side in [BASALT, REDIS] {
+                // Once a side is n/a, its remaining runs would only fail the same way.
+                if p99.cells[side].is_err() {
+                    continue;
+                }
                 let res = match &servers[side] {
                     Err(e) => Err(e.clone()),
                     Ok(srv) => clean_run(ctx, srv.port, &a, None).map_err(|e| format!("{e:#}")),
@@ -356,6 +364,10 @@ pub fn memory(ctx: &Ctx) -> ScenarioOut {
             );
             for _run in 0..sz.runs {
                 for side in [BASALT, REDIS] {
+                    // Once a side is n/a, its remaining runs would only fail the same way.
+                    if per_key.cells[side].is_err() {
+                        continue;
+                    }
                     let res = (|| -> Result<(f64, f64, f64), String> {
                         let srv = start(ctx, side, &[])?;
                         if !shown_servers && side == REDIS {
@@ -469,6 +481,10 @@ pub fn hit_ratio(ctx: &Ctx) -> ScenarioOut {
         );
         for run in 0..sz.runs as u64 {
             for side in [BASALT, REDIS] {
+                // Once a side is n/a, its remaining runs would only fail the same way.
+                if before.cells[side].is_err() {
+                    continue;
+                }
                 let res = (|| -> Result<(f64, f64, f64), String> {
                     let srv = start(ctx, side, &extra)?;
                     let e = |e: anyhow::Error| format!("{e:#}");
@@ -663,6 +679,10 @@ pub fn snapshot(ctx: &Ctx) -> ScenarioOut {
     let mut factor = Row::new("peak / before", Unit::Factor, Better::Lower);
     for _run in 0..sz.runs {
         for side in [BASALT, REDIS] {
+            // Once a side is n/a, its remaining runs would only fail the same way.
+            if before.cells[side].is_err() {
+                continue;
+            }
             let res = (|| -> Result<(f64, f64), String> {
                 let srv = start(ctx, side, &[])?;
                 let e = |e: anyhow::Error| format!("{e:#}");
