@@ -145,6 +145,14 @@ impl Registry {
         }
     }
 
+    /// True while `client_id` waits here, i.e. when its command is being re-run after
+    /// a wake-up (list and zset pops then skip keys of another type, as Redis leaves
+    /// such clients blocked instead of failing them).
+    pub fn is_blocked(&self, client_id: u64) -> bool {
+        self.blocked.load(Ordering::Acquire) != 0
+            && self.inner.lock().by_client.contains_key(&client_id)
+    }
+
     /// Number of blocked clients (INFO `blocked_clients`).
     pub fn blocked_clients(&self) -> usize {
         self.blocked.load(Ordering::Acquire)

@@ -24,22 +24,53 @@ pub fn float(arg: &[u8]) -> Result<f64, Error> {
 }
 
 /// Parses a blocking command's timeout in seconds (fractions allowed) into a Unix-ms
-/// deadline; 0 means forever (`None`). Errors as Redis's getTimeoutFromObjectOrReply.
+/// deadline; 0 means forever (`None`). Errors and edge cases as Redis 7.0's
+/// getTimeoutFromObjectOrReply: the value is read as a long double (`inf` and `1e400`
+/// included), converted with `(long long)(v * 1000.0)`, which truncates and turns
+/// anything out of range into `LLONG_MIN`, so `inf` is "negative" and `-0.0001` means
+/// forever. A timeout so large that the deadline overflows blocks forever, as it does
+/// in Redis 7.0.
 pub fn timeout_deadline(arg: &[u8], now: u64) -> Result<Option<u64>, Error> {
-    let secs = basalt_engine::num::parse_f64(arg)
-        .filter(|v| v.is_finite())
+    let v = basalt_engine::ldouble::parse_long_double(arg)
+        .filter(|v| !v.is_nan())
         .ok_or_else(|| Error::msg("ERR timeout is not a float or out of range"))?;
-    if secs < 0.0 {
+    let ms = long_double_to_ms(&v);
+    if ms < 0 {
         return Err(Error::msg("ERR timeout is negative"));
     }
-    let ms = (secs * 1000.0).round();
-    if ms == 0.0 {
+    if ms == 0 {
         return Ok(None);
     }
-    if ms >= (i64::MAX as f64) - now as f64 {
-        return Err(Error::msg("ERR timeout is out of range"));
+    if ms > i64::MAX - now as i64 {
+        // 7.0 adds the current time without a range check; the wrapped deadline never
+        // comes (7.2 replies "timeout is out of range" instead).
+        return Ok(None);
     }
     Ok(Some(now + ms as u64))
+}
+
+/// `(long long)(v * 1000.0)` as x86-64 computes it, through an f64 approximation (exact
+/// for every timeout short of millions of years).
+fn long_double_to_ms(v: &basalt_engine::ldouble::SoftF80) -> i64 {
+    if !v.is_finite() {
+        return i64::MIN;
+    }
+    let (sign_exp, mant) = v.to_x87_bits();
+    let exp = i32::from(sign_exp & 0x7fff);
+    // A biased exponent of 0 (zero, subnormals) has the scale of 1.
+    let scale = exp.max(1) - 16383 - 63;
+    let mut x = mant as f64 * 2f64.powi(scale);
+    if v.is_sign_negative() {
+        x = -x;
+    }
+    let ms = (x * 1000.0).trunc();
+    // i64 holds exactly [-2^63, 2^63).
+    let limit = 2f64.powi(63);
+    if ms.is_nan() || ms < -limit || ms >= limit {
+        i64::MIN
+    } else {
+        ms as i64
+    }
 }
 
 /// Case-insensitive comparison with an ASCII keyword.
