@@ -106,7 +106,10 @@ fn hscan_iterates_a_large_hash_completely() {
         };
         cursor = text(&parts[0]);
         let items = strings(&parts[1]);
-        assert!(items.len() % 2 == 0, "fields and values come in pairs");
+        assert!(
+            items.len().is_multiple_of(2),
+            "fields and values come in pairs"
+        );
         assert!(items.len() < 400, "one step returned {} items", items.len());
         for pair in items.chunks(2) {
             seen.insert(pair[0].clone(), pair[1].clone());
