@@ -36,7 +36,7 @@ impl Default for EncodingLimits {
             set_max_intset_entries: 512,
             set_max_listpack_entries: 0,
             set_max_listpack_value: 64,
-            zset_max_listpack_entries: 0,
+            zset_max_listpack_entries: 128,
             zset_max_listpack_value: 64,
             list_max_listpack_size: -2,
             list_compress_depth: 0,
