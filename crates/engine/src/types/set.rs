@@ -903,6 +903,40 @@ mod tests {
         assert_eq!(n, 5);
     }
 
+    #[test]
+    fn large_set_random_access_does_not_walk_the_set() {
+        // 200k members: a pick or pop that walked the set would make the 100k operations
+        // below take hours instead of a moment.
+        let l = lim();
+        let mut s = SetValue::new();
+        for i in 0..200_000u32 {
+            s.add(format!("member:{i}").as_bytes(), &l);
+        }
+        let ints: Vec<String> = (0..512).map(|i| (i * 7).to_string()).collect();
+        let small = SetValue::from_members(ints.iter().map(|m| m.as_bytes()), &l);
+        let mut r = rng(3);
+        let draws = std::cell::Cell::new(0u64);
+        let mut counted = || {
+            draws.set(draws.get() + 1);
+            r()
+        };
+        for i in 0..50_000u32 {
+            assert!(s.random_member(&mut counted).is_some());
+            assert!(s.contains(format!("member:{i}").as_bytes()));
+        }
+        // A hash-table pick costs two draws, an intset pick one: no retry loops.
+        assert_eq!(draws.get(), 100_000);
+        for _ in 0..50_000 {
+            assert!(small.random_member(&mut counted).is_some());
+        }
+        assert_eq!(draws.get(), 150_000);
+        for _ in 0..50_000 {
+            assert!(s.pop_random(&mut counted).is_some());
+        }
+        assert_eq!(s.len(), 150_000);
+        assert_eq!(s.encoding(), "hashtable");
+    }
+
     #[derive(Debug, Clone)]
     enum Op {
         Add(Vec<u8>),
@@ -991,6 +1025,10 @@ mod tests {
                 }
                 for m in &model {
                     prop_assert!(s.contains(m));
+                }
+                if let Repr::Table(t) = &s.repr {
+                    let bytes: usize = model.iter().map(Vec::len).sum();
+                    prop_assert_eq!(t.bytes, bytes, "member byte count kept incrementally");
                 }
             }
         }

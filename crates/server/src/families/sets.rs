@@ -283,6 +283,12 @@ pub const COMMANDS: &[Command] = &[
 // ---------------------------------------------------------------------------------------
 // Randomness
 
+/// Largest number of picks SRANDMEMBER serves with a negative count (repetitions
+/// allowed). Redis 7.0 has no bound and builds the whole reply in memory, so
+/// `SRANDMEMBER s -9223372036854775807` exhausts the machine; Basalt answers
+/// `ERR value is out of range` instead (the same bound as HRANDFIELD's).
+pub const MAX_RANDOM_PICKS: u64 = 1 << 22;
+
 static RNG_SEED: OnceLock<u64> = OnceLock::new();
 static RNG_COUNTER: AtomicU64 = AtomicU64::new(0);
 
@@ -669,6 +675,9 @@ fn srandmember_count(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     };
     if count == 0 {
         return Ok(Frame::Array(Vec::new()));
+    }
+    if !uniq && count > MAX_RANDOM_PICKS {
+        return Err(Error::msg("ERR value is out of range"));
     }
     let mut rng = command_rng();
     let size = s.len() as u64;
