@@ -9,6 +9,7 @@ mod golden;
 mod hashes;
 mod lifecycle;
 mod protocol;
+mod sets;
 
 use basalt_testkit::TestServer;
 use std::path::Path;
