@@ -255,12 +255,15 @@ struct Table {
 
 impl Table {
     fn insert(&mut self, m: &[u8]) -> bool {
-        let h = hash_bytes(m);
-        if self.dict.get(h, m).is_some() {
+        // Copy: a member must never pin a client's read buffer. Inserting directly walks
+        // the chain once; a duplicate only costs the copy, dropped by the table.
+        if self
+            .dict
+            .insert(hash_bytes(m), Bytes::copy_from_slice(m), ())
+            .is_some()
+        {
             return false;
         }
-        // Copy: a member must never pin a client's read buffer.
-        self.dict.insert(h, Bytes::copy_from_slice(m), ());
         self.bytes += m.len();
         true
     }
