@@ -201,6 +201,19 @@ fn entry_start(buf: &[u8], end: usize) -> usize {
 // Nodes
 // ---------------------------------------------------------------------------------------
 
+// Bytes copied while re-laying out nodes (tests check it stays proportional to the
+// bytes pushed, i.e. pushes are amortized O(1)).
+#[cfg(test)]
+thread_local! {
+    static MOVED: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+#[inline]
+fn note_moved(_bytes: usize) {
+    #[cfg(test)]
+    MOVED.with(|m| m.set(m.get() + _bytes));
+}
+
 /// A packed run of entries: `buf[start..end]` is live, the rest is free space.
 #[derive(Clone)]
 struct Node {
@@ -235,6 +248,7 @@ impl Node {
         debug_assert!(at + live <= cap);
         let mut buf = vec![0u8; cap].into_boxed_slice();
         buf[at..at + live].copy_from_slice(self.live());
+        note_moved(live);
         self.buf = buf;
         self.start = at;
         self.end = at + live;
@@ -259,6 +273,7 @@ impl Node {
             let spare = (free - need) / 2;
             let at = if front { need + spare } else { spare };
             self.buf.copy_within(self.start..self.end, at);
+            note_moved(live);
             self.start = at;
             self.end = at + live;
             return;
@@ -1047,6 +1062,55 @@ mod tests {
         check(&l, &to_vecs(&["ins", "b", "c"]));
         l.trim(3, 0);
         assert!(l.is_empty());
+    }
+
+    #[test]
+    fn a_million_elements_stay_cheap() {
+        const N: usize = 1_000_000;
+        let mut l = ListValue::default();
+        let mut pushed = 0;
+        MOVED.with(|m| m.set(0));
+        for i in 0..N {
+            let v = format!("item:{i}");
+            pushed += v.len();
+            l.push(End::Tail, v.as_bytes());
+        }
+        // Pushes are amortized O(1): bytes re-laid out stay a small multiple of the
+        // bytes pushed.
+        let moved = MOVED.with(|m| m.get());
+        assert!(
+            moved <= 4 * pushed,
+            "moved {moved} bytes for {pushed} pushed"
+        );
+        // Nodes are well filled (so index walks visit few nodes) and inner nodes carry
+        // no free space (so memory stays close to the payload).
+        let live: usize = l.nodes.iter().map(|n| n.bytes()).sum();
+        assert!(
+            l.node_count() <= live / 4096 + 2,
+            "{} nodes",
+            l.node_count()
+        );
+        assert!(l.alloc <= live + 2 * 8192, "alloc {} for {live}", l.alloc);
+        assert!(l.heap_size() < 14 * N, "{} bytes", l.heap_size());
+        // A queue at both ends of the big list: each step is O(1); an O(n) step would
+        // make this loop run ~10^11 operations.
+        MOVED.with(|m| m.set(0));
+        for i in 0..200_000 {
+            l.push(End::Head, format!("new:{i}").as_bytes());
+            assert!(l.pop(End::Tail).is_some());
+        }
+        assert!(MOVED.with(|m| m.get()) <= 4 * 200_000 * 11);
+        assert_eq!(l.len(), N);
+        assert_eq!(l.get(0).as_deref(), Some(&b"new:199999"[..]));
+        // The tail pops took item:800000.. item:999999.
+        assert_eq!(l.get(N - 1).as_deref(), Some(&b"item:799999"[..]));
+        assert_eq!(l.get(N / 2).as_deref(), Some(&b"item:300000"[..]));
+        assert_eq!(l.get(200_000).as_deref(), Some(&b"item:0"[..]));
+        assert_eq!(l.iter_from(N - 2).count(), 2);
+        assert_eq!(
+            l.iter_rev().next().map(|e| e.to_bytes()).as_deref(),
+            Some(&b"item:799999"[..])
+        );
     }
 
     fn to_vecs(v: &[&str]) -> Vec<Vec<u8>> {

@@ -8,6 +8,7 @@ mod clients;
 mod golden;
 mod hashes;
 mod lifecycle;
+mod lists;
 mod protocol;
 mod sets;
 
