@@ -4,10 +4,12 @@
 //! No tokio, no wall clock, no entropy of its own: time and seeds are passed in, so every
 //! structure here can be tested deterministically.
 
+pub mod bitops;
 pub mod dict;
 pub mod encoding;
 pub mod hashing;
 pub mod glob;
+pub mod hll;
 pub mod keyspace;
 pub mod ldouble;
 pub mod num;

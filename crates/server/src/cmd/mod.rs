@@ -341,6 +341,8 @@ pub const FAMILIES: &[&[Command]] = &[
     families::lists::COMMANDS,
     families::sets::COMMANDS,
     families::zsets::COMMANDS,
+    families::bitmaps::COMMANDS,
+    families::hyperloglog::COMMANDS,
     families::server::COMMANDS,
     introspect::COMMANDS,
 ];

@@ -1,8 +1,10 @@
 //! Command families: each module declares its commands (`COMMANDS`) next to their
 //! handlers. `crate::cmd::FAMILIES` lists them.
 
+pub mod bitmaps;
 pub mod connection;
 pub mod hashes;
+pub mod hyperloglog;
 pub mod keys;
 pub mod lists;
 pub mod server;
