@@ -49,27 +49,42 @@ pub fn timeout_deadline(arg: &[u8], now: u64) -> Result<Option<u64>, Error> {
     Ok(Some(now + ms as u64))
 }
 
-/// `(long long)(v * 1000.0)` as x86-64 computes it, through an f64 approximation (exact
-/// for every timeout short of millions of years).
+/// `(long long)(v * 1000.0)` as x86-64 computes it: the product rounded to the x87's
+/// 64-bit mantissa (ties to even), then truncated towards zero; a result outside `i64`
+/// is `i64::MIN` (the "integer indefinite" value).
 fn long_double_to_ms(v: &basalt_engine::ldouble::SoftF80) -> i64 {
     if !v.is_finite() {
         return i64::MIN;
     }
     let (sign_exp, mant) = v.to_x87_bits();
-    let exp = i32::from(sign_exp & 0x7fff);
-    // A biased exponent of 0 (zero, subnormals) has the scale of 1.
-    let scale = exp.max(1) - 16383 - 63;
-    let mut x = mant as f64 * 2f64.powi(scale);
-    if v.is_sign_negative() {
-        x = -x;
+    // value = mant * 2^scale; a biased exponent of 0 (zero, subnormals) has the scale of 1.
+    let mut scale = i32::from(sign_exp & 0x7fff).max(1) - 16383 - 63;
+    let mut p = u128::from(mant) * 1000;
+    let bits = 128 - p.leading_zeros() as i32;
+    if bits > 64 {
+        let shift = bits - 64;
+        let rem = p & ((1u128 << shift) - 1);
+        let half = 1u128 << (shift - 1);
+        p >>= shift;
+        if rem > half || (rem == half && p & 1 == 1) {
+            p += 1;
+        }
+        scale += shift;
     }
-    let ms = (x * 1000.0).trunc();
-    // i64 holds exactly [-2^63, 2^63).
-    let limit = 2f64.powi(63);
-    if ms.is_nan() || ms < -limit || ms >= limit {
-        i64::MIN
+    let magnitude = if scale >= 0 {
+        if p != 0 && (scale >= 64 || p.leading_zeros() < 65 + scale as u32) {
+            return i64::MIN;
+        }
+        p << scale
+    } else if scale <= -128 {
+        0
     } else {
-        ms as i64
+        p >> -scale
+    };
+    match i64::try_from(magnitude) {
+        Ok(m) if v.is_sign_negative() => -m,
+        Ok(m) => m,
+        Err(_) => i64::MIN,
     }
 }
 
@@ -91,4 +106,35 @@ pub fn unknown_subcommand(container: &str, sub: &[u8]) -> Error {
         "ERR unknown subcommand '{sub}'. Try {} HELP.",
         container.to_ascii_uppercase()
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::timeout_deadline;
+
+    #[test]
+    fn timeouts_follow_redis_7_0() {
+        let now = 1_700_000_000_000;
+        assert_eq!(timeout_deadline(b"0", now), Ok(None));
+        assert_eq!(timeout_deadline(b"1.5", now), Ok(Some(now + 1500)));
+        assert_eq!(timeout_deadline(b"0.0019", now), Ok(Some(now + 1)));
+        // 0.3 is 0.29999...9989 as a long double; the product rounds back up to 300.
+        assert_eq!(timeout_deadline(b"0.3", now), Ok(Some(now + 300)));
+        assert_eq!(timeout_deadline(b"0x1p-1", now), Ok(Some(now + 500)));
+        // Truncated to whole milliseconds: below one means forever, even when negative.
+        assert_eq!(timeout_deadline(b"0.0001", now), Ok(None));
+        assert_eq!(timeout_deadline(b"-0.0001", now), Ok(None));
+        let negative = Err(super::Error::msg("ERR timeout is negative"));
+        for v in ["-1", "inf", "-inf", "1e400", "9223372036854775807"] {
+            assert_eq!(timeout_deadline(v.as_bytes(), now), negative, "{v}");
+        }
+        let not_float = Err(super::Error::msg(
+            "ERR timeout is not a float or out of range",
+        ));
+        for v in ["nan", "abc", "", " 1", "1x"] {
+            assert_eq!(timeout_deadline(v.as_bytes(), now), not_float, "{v}");
+        }
+        // The deadline would overflow: 7.0 never wakes such a client.
+        assert_eq!(timeout_deadline(b"9223372036854775", now), Ok(None));
+    }
 }
