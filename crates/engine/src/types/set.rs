@@ -10,19 +10,21 @@
 //!   buffer). Only used when `set-max-listpack-entries` > 0; Basalt's default of 0 keeps
 //!   Redis 7.0's behaviour, where small non-integer sets are hash tables. With it enabled,
 //!   creation and conversion follow Redis 7.2's rules (size hints included).
-//! - `hashtable`: a [`Dict`] keyed by the member, so `SSCAN` cursors keep Redis's
-//!   guarantee across resizes and random picks are cheap.
+//! - `hashtable`: a chained table with Redis's SCAN cursor (see [`table`]), so `SSCAN`
+//!   keeps Redis's guarantee across resizes and random picks are cheap; short members
+//!   live inside their table node.
 //!
 //! Conversions go towards larger encodings only (intset → listpack → hashtable, or
 //! directly to hashtable); a set never shrinks back, as in Redis. The engine draws no
 //! randomness of its own: random picks take a caller-supplied generator.
 
-use crate::dict::Dict;
 use crate::encoding::EncodingLimits;
-use crate::hashing::hash_bytes;
 use crate::num::parse_i64;
 use bytes::Bytes;
 use std::fmt;
+use table::Table;
+
+mod table;
 
 /// Redis limits intsets to 2^30 entries whatever `set-max-intset-entries` says.
 const INTSET_HARD_MAX: usize = 1 << 30;
@@ -67,6 +69,22 @@ fn width_of(v: i64) -> u8 {
         4
     } else {
         8
+    }
+}
+
+/// Inserts without the doubling slack of `Vec` growth: an intset costs its members'
+/// bytes, as Redis's (which reallocates on every insert; the insert moves the tail
+/// anyway, so this keeps the same cost).
+fn insert_exact<T>(v: &mut Vec<T>, pos: usize, x: T) {
+    v.reserve_exact(1);
+    v.insert(pos, x);
+}
+
+/// Removes and gives memory back once the slack grows past a quarter of the contents.
+fn remove_exact<T>(v: &mut Vec<T>, pos: usize) {
+    v.remove(pos);
+    if v.capacity() > v.len() + v.len() / 4 + 4 {
+        v.shrink_to_fit();
     }
 }
 
@@ -135,9 +153,9 @@ impl IntSet {
         };
         match self {
             // The upgrade above guarantees `x` fits the current width.
-            IntSet::I16(v) => v.insert(pos, x as i16),
-            IntSet::I32(v) => v.insert(pos, x as i32),
-            IntSet::I64(v) => v.insert(pos, x),
+            IntSet::I16(v) => insert_exact(v, pos, x as i16),
+            IntSet::I32(v) => insert_exact(v, pos, x as i32),
+            IntSet::I64(v) => insert_exact(v, pos, x),
         }
         true
     }
@@ -147,15 +165,9 @@ impl IntSet {
             return false;
         };
         match self {
-            IntSet::I16(v) => {
-                v.remove(pos);
-            }
-            IntSet::I32(v) => {
-                v.remove(pos);
-            }
-            IntSet::I64(v) => {
-                v.remove(pos);
-            }
+            IntSet::I16(v) => remove_exact(v, pos),
+            IntSet::I32(v) => remove_exact(v, pos),
+            IntSet::I64(v) => remove_exact(v, pos),
         }
         true
     }
@@ -220,6 +232,8 @@ impl Packed {
     }
 
     fn push(&mut self, m: &[u8]) {
+        // Exact growth, as for intsets: a small set costs its bytes.
+        self.buf.reserve_exact(m.len() + 10);
         let mut n = m.len();
         loop {
             let b = (n & 0x7f) as u8;
@@ -239,47 +253,14 @@ impl Packed {
             Some((start, end)) => {
                 self.buf.drain(start..end);
                 self.len -= 1;
+                let n = self.buf.len();
+                if self.buf.capacity() > n + n / 4 + 16 {
+                    self.buf.shrink_to_fit();
+                }
                 true
             }
             None => false,
         }
-    }
-}
-
-#[derive(Default)]
-struct Table {
-    dict: Dict<()>,
-    /// Sum of member lengths, for `heap_size` without a walk.
-    bytes: usize,
-}
-
-impl Table {
-    fn insert(&mut self, m: &[u8]) -> bool {
-        // Copy: a member must never pin a client's read buffer. Inserting directly walks
-        // the chain once; a duplicate only costs the copy, dropped by the table.
-        if self
-            .dict
-            .insert(hash_bytes(m), Bytes::copy_from_slice(m), ())
-            .is_some()
-        {
-            return false;
-        }
-        self.bytes += m.len();
-        true
-    }
-
-    fn remove(&mut self, m: &[u8]) -> bool {
-        match self.dict.remove(hash_bytes(m), m) {
-            Some(_) => {
-                self.bytes -= m.len();
-                true
-            }
-            None => false,
-        }
-    }
-
-    fn contains(&self, m: &[u8]) -> bool {
-        self.dict.get(hash_bytes(m), m).is_some()
     }
 }
 
@@ -400,7 +381,7 @@ impl SetValue {
         match &self.repr {
             Repr::Ints(s) => s.len(),
             Repr::Pack(p) => p.len,
-            Repr::Table(t) => t.dict.len(),
+            Repr::Table(t) => t.len(),
         }
     }
 
@@ -423,14 +404,7 @@ impl SetValue {
         match &self.repr {
             Repr::Ints(s) => s.heap_size(),
             Repr::Pack(p) => p.buf.capacity(),
-            Repr::Table(t) => {
-                // Bucket pointers, one node (hash, key handle, next) per member, and the
-                // members' own allocations.
-                let node = std::mem::size_of::<u64>()
-                    + std::mem::size_of::<Bytes>()
-                    + std::mem::size_of::<usize>();
-                t.dict.bucket_count() * std::mem::size_of::<usize>() + t.dict.len() * node + t.bytes
-            }
+            Repr::Table(t) => t.heap_size(),
         }
     }
 
@@ -595,22 +569,7 @@ impl SetValue {
                     }
                 }
             }
-            Repr::Table(t) => {
-                // A full cursor walk visits every bucket once (the table does not change
-                // meanwhile) and, unlike `Dict::for_each`, can stop early.
-                let mut go = true;
-                let mut cursor = 0u64;
-                loop {
-                    cursor = t.dict.scan(cursor, |k, _| {
-                        if go {
-                            go = f(Member::Bytes(k));
-                        }
-                    });
-                    if cursor == 0 || !go {
-                        return;
-                    }
-                }
-            }
+            Repr::Table(t) => t.for_each_while(|b| f(Member::Bytes(b))),
         }
     }
 
@@ -637,7 +596,7 @@ impl SetValue {
             }
             Repr::Table(t) => {
                 let (r1, r2) = (rng(), rng());
-                t.dict.random_entry(r1, r2).map(|(k, _)| Member::Bytes(k))
+                t.random(r1, r2).map(Member::Bytes)
             }
         }
     }
@@ -660,9 +619,9 @@ impl SetValue {
                 let mut budget = count.saturating_mul(10);
                 let mut cursor = cursor;
                 loop {
-                    cursor = t.dict.scan(cursor, |k, _| {
+                    cursor = t.scan(cursor, |b| {
                         seen += 1;
-                        f(Member::Bytes(k));
+                        f(Member::Bytes(b));
                     });
                     if cursor == 0 || budget == 0 || seen >= count {
                         return cursor;
@@ -1030,8 +989,12 @@ mod tests {
                     prop_assert!(s.contains(m));
                 }
                 if let Repr::Table(t) = &s.repr {
-                    let bytes: usize = model.iter().map(Vec::len).sum();
-                    prop_assert_eq!(t.bytes, bytes, "member byte count kept incrementally");
+                    let bytes: usize = model
+                        .iter()
+                        .map(Vec::len)
+                        .filter(|n| *n > table::INLINE)
+                        .sum();
+                    prop_assert_eq!(t.out_of_line_bytes(), bytes, "byte count kept incrementally");
                 }
             }
         }

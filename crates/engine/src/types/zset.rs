@@ -991,6 +991,90 @@ mod tests {
         }
     }
 
+    /// Work (key comparisons, predicate calls, child counts summed) of `f`, counted by
+    /// the tree on this thread.
+    fn work(f: impl FnOnce()) -> u64 {
+        let before = tree::WORK.with(|w| w.get());
+        f();
+        tree::WORK.with(|w| w.get()) - before
+    }
+
+    #[test]
+    fn million_element_operations_do_logarithmic_work() {
+        const N: u32 = 1_000_000;
+        // Any O(n) path would cost about a million units; a root-to-leaf path costs a
+        // few hundred at most (four levels of at most 64 children, binary searches).
+        const BOUND: u64 = 2_000;
+        let lim = limits(128, 64);
+        let mut z = ZSetValue::new_skiplist();
+        for i in 0..N {
+            z.insert(format!("m{i}").as_bytes(), f64::from(i), &lim);
+        }
+        assert_eq!(z.len(), N as usize);
+        let checks: Vec<(&str, u64)> = vec![
+            (
+                "insert",
+                work(|| assert!(z.insert(b"new", 500_000.5, &lim))),
+            ),
+            (
+                "update",
+                work(|| assert!(!z.insert(b"m10", 999_999.5, &lim))),
+            ),
+            ("score", work(|| assert_eq!(z.score(b"m7"), Some(7.0)))),
+            (
+                "rank",
+                work(|| assert_eq!(z.rank(b"m500000"), Some(499_999))),
+            ),
+            ("get", work(|| assert!(z.get(750_000).is_some()))),
+            (
+                "score range",
+                work(|| {
+                    let r = ScoreRange::parse(b"(1000", b"2000").expect("valid");
+                    assert_eq!(z.score_ranks(&r), (1000, 2000));
+                }),
+            ),
+            (
+                "lex range",
+                work(|| {
+                    let r = LexRange::parse(b"[m1", b"(m2").expect("valid");
+                    let _ = z.lex_ranks(&r, false);
+                }),
+            ),
+            (
+                "walk 10",
+                work(|| {
+                    let mut n = 0;
+                    z.walk(600_000, true, |_, _| {
+                        n += 1;
+                        n < 10
+                    });
+                    assert_eq!(n, 10);
+                }),
+            ),
+            (
+                "remove",
+                work(|| assert_eq!(z.remove(b"m123456"), Some(123_456.0))),
+            ),
+            ("pop min", work(|| assert!(z.pop(false).is_some()))),
+            ("pop max", work(|| assert!(z.pop(true).is_some()))),
+            (
+                "remove 10 ranks",
+                work(|| assert_eq!(z.remove_ranks(400_000, 400_010), 10)),
+            ),
+        ];
+        for (what, units) in checks {
+            let bound = if what == "remove 10 ranks" {
+                10 * BOUND
+            } else {
+                BOUND
+            };
+            assert!(
+                units <= bound,
+                "{what} did {units} units of work at 1M elements"
+            );
+        }
+    }
+
     proptest::proptest! {
         #![proptest_config(proptest::test_runner::Config::with_cases(64))]
         /// Random operations against a BTreeMap model, with thresholds small enough that

@@ -33,10 +33,10 @@ macro_rules! key_cmd {
     };
 }
 
-const RW_DELETE: &[&str] = &["RM", "DELETE"];
-const RW_UPDATE: &[&str] = &["RW", "UPDATE"];
+const RW_DELETE: &[&str] = &["RM", "delete"];
+const RW_UPDATE: &[&str] = &["RW", "update"];
 const RO: &[&str] = &["RO"];
-const RO_ACCESS: &[&str] = &["RO", "ACCESS"];
+const RO_ACCESS: &[&str] = &["RO", "access"];
 
 const OBJECT_SUBCOMMANDS: &[Command] = &[
     Command {
@@ -155,8 +155,8 @@ pub const COMMANDS: &[Command] = &[
         WRITE,
         (1, 2, 1),
         &[
-            KeySpec::single(1, &["RW", "ACCESS", "DELETE"]),
-            KeySpec::single(2, &["OW", "UPDATE"])
+            KeySpec::single(1, &["RW", "access", "delete"]),
+            KeySpec::single(2, &["OW", "update"])
         ],
         "1.0.0",
         "Renames a key and overwrites the destination.",
@@ -169,8 +169,8 @@ pub const COMMANDS: &[Command] = &[
         WRITE | FAST,
         (1, 2, 1),
         &[
-            KeySpec::single(1, &["RW", "ACCESS", "DELETE"]),
-            KeySpec::single(2, &["OW", "INSERT"])
+            KeySpec::single(1, &["RW", "access", "delete"]),
+            KeySpec::single(2, &["OW", "insert"])
         ],
         "1.0.0",
         "Renames a key only when the target key name doesn't exist.",
@@ -184,7 +184,7 @@ pub const COMMANDS: &[Command] = &[
         (1, 2, 1),
         &[
             KeySpec::single(1, RO_ACCESS),
-            KeySpec::single(2, &["OW", "UPDATE"])
+            KeySpec::single(2, &["OW", "update"])
         ],
         "6.2.0",
         "Copies the value of a key to a new key.",

@@ -13,8 +13,8 @@ use basalt_engine::{Guard, StrValue, Value};
 use basalt_proto::Frame;
 use bytes::Bytes;
 
-const RO_ACCESS: &[&str] = &["RO", "ACCESS"];
-const RW_ACCESS_UPDATE: &[&str] = &["RW", "ACCESS", "UPDATE"];
+const RO_ACCESS: &[&str] = &["RO", "access"];
+const RW_ACCESS_UPDATE: &[&str] = &["RW", "access", "update"];
 
 macro_rules! string_cmd {
     ($name:literal, $arity:expr, $flags:expr, $keys:expr, $specs:expr, $since:literal, $summary:literal, $cx:literal, $h:expr) => {
@@ -55,7 +55,7 @@ pub const COMMANDS: &[Command] = &[
         (1, 1, 1),
         &[KeySpec::single(
             1,
-            &["RW", "ACCESS", "UPDATE", "VARIABLE_FLAGS"]
+            &["RW", "access", "update", "variable_flags"]
         )],
         "1.0.0",
         "Sets the string value of a key, ignoring its type. The key is created if it doesn't exist.",
@@ -67,7 +67,7 @@ pub const COMMANDS: &[Command] = &[
         3,
         WRITE | DENYOOM | FAST,
         (1, 1, 1),
-        &[KeySpec::single(1, &["OW", "INSERT"])],
+        &[KeySpec::single(1, &["OW", "insert"])],
         "1.0.0",
         "Set the string value of a key only when the key doesn't exist.",
         "O(1)",
@@ -78,7 +78,7 @@ pub const COMMANDS: &[Command] = &[
         4,
         WRITE | DENYOOM,
         (1, 1, 1),
-        &[KeySpec::single(1, &["OW", "UPDATE"])],
+        &[KeySpec::single(1, &["OW", "update"])],
         "2.0.0",
         "Sets the string value and expiration time of a key. Creates the key if it doesn't exist.",
         "O(1)",
@@ -89,7 +89,7 @@ pub const COMMANDS: &[Command] = &[
         4,
         WRITE | DENYOOM,
         (1, 1, 1),
-        &[KeySpec::single(1, &["OW", "UPDATE"])],
+        &[KeySpec::single(1, &["OW", "update"])],
         "2.6.0",
         "Sets both string value and expiration time in milliseconds of a key. The key is created if it doesn't exist.",
         "O(1)",
@@ -100,7 +100,7 @@ pub const COMMANDS: &[Command] = &[
         -3,
         WRITE | DENYOOM,
         (1, -1, 2),
-        &[KeySpec::rest(1, 2, &["OW", "UPDATE"])],
+        &[KeySpec::rest(1, 2, &["OW", "update"])],
         "1.0.1",
         "Atomically creates or modifies the string values of one or more keys.",
         "O(N) where N is the number of keys to set.",
@@ -111,7 +111,7 @@ pub const COMMANDS: &[Command] = &[
         -3,
         WRITE | DENYOOM,
         (1, -1, 2),
-        &[KeySpec::rest(1, 2, &["OW", "INSERT"])],
+        &[KeySpec::rest(1, 2, &["OW", "insert"])],
         "1.0.1",
         "Atomically modifies the string values of one or more keys only when all keys don't exist.",
         "O(N) where N is the number of keys to set.",
@@ -144,7 +144,7 @@ pub const COMMANDS: &[Command] = &[
         2,
         WRITE | FAST,
         (1, 1, 1),
-        &[KeySpec::single(1, &["RW", "ACCESS", "DELETE"])],
+        &[KeySpec::single(1, &["RW", "access", "delete"])],
         "6.2.0",
         "Returns the string value of a key after deleting the key.",
         "O(1)",
@@ -166,7 +166,7 @@ pub const COMMANDS: &[Command] = &[
         3,
         WRITE | DENYOOM | FAST,
         (1, 1, 1),
-        &[KeySpec::single(1, &["RW", "INSERT"])],
+        &[KeySpec::single(1, &["RW", "insert"])],
         "2.0.0",
         "Appends a string to the value of a key. Creates the key if it doesn't exist.",
         "O(1). The amortized time complexity is O(1) assuming the appended value is small and the already present value is of any size, since the dynamic string library used by Redis will double the free space available on every reallocation.",
@@ -265,7 +265,7 @@ pub const COMMANDS: &[Command] = &[
         4,
         WRITE | DENYOOM,
         (1, 1, 1),
-        &[KeySpec::single(1, &["RW", "UPDATE"])],
+        &[KeySpec::single(1, &["RW", "update"])],
         "2.2.0",
         "Overwrites a part of a string value with another by an offset. Creates the key if it doesn't exist.",
         "O(1), not counting the time taken to copy the new string in place. Usually, this string is very small so the amortized complexity is O(1). Otherwise, complexity is O(M) with M being the length of the value argument.",

@@ -11,6 +11,7 @@ mod lifecycle;
 mod lists;
 mod protocol;
 mod sets;
+mod zsets;
 
 use basalt_testkit::TestServer;
 use std::path::Path;

@@ -38,7 +38,30 @@ pub fn cmp_key(s1: f64, m1: &[u8], s2: f64, m2: &[u8]) -> Ordering {
         .then_with(|| m1.cmp(m2))
 }
 
+#[cfg(test)]
+thread_local! {
+    /// Units of work done by tree operations on this thread (key comparisons, predicate
+    /// calls, child counts summed): tests check operations stay logarithmic by counting
+    /// work instead of timing it.
+    pub static WORK: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// Counts `n` units of work (tests only; compiles to nothing otherwise).
+#[inline]
+fn tick(n: usize) {
+    #[cfg(test)]
+    WORK.with(|w| w.set(w.get() + n as u64));
+    #[cfg(not(test))]
+    let _ = n;
+}
+
+fn sum_counts(counts: &[usize]) -> usize {
+    tick(counts.len());
+    counts.iter().sum()
+}
+
 fn cmp_entry(e: &Entry, score: f64, member: &[u8]) -> Ordering {
+    tick(1);
     cmp_key(e.0, &e.1, score, member)
 }
 
@@ -125,6 +148,7 @@ impl Inner {
     /// Index of the child holding rank `r`, and `r` relative to that child.
     fn child_at(&self, mut r: usize) -> (usize, usize) {
         for (i, &c) in self.counts.iter().enumerate() {
+            tick(1);
             if r < c {
                 return (i, r);
             }
@@ -310,7 +334,7 @@ impl Tree {
                 }
                 Node::Inner(n) => {
                     let i = n.child_for(score, member);
-                    base += n.counts[..i].iter().sum::<usize>();
+                    base += sum_counts(&n.counts[..i]);
                     node = &n.children[i];
                 }
             }
@@ -344,12 +368,21 @@ impl Tree {
         let mut base = 0;
         loop {
             match node {
-                Node::Leaf(v) => return base + v.partition_point(|e| pred(e.0, &e.1)),
+                Node::Leaf(v) => {
+                    return base
+                        + v.partition_point(|e| {
+                            tick(1);
+                            pred(e.0, &e.1)
+                        });
+                }
                 Node::Inner(n) => {
                     // Every key of the children before the first separator failing the
                     // predicate is smaller than a key that passes it.
-                    let i = n.seps.partition_point(|s| pred(s.0, &s.1));
-                    base += n.counts[..i].iter().sum::<usize>();
+                    let i = n.seps.partition_point(|s| {
+                        tick(1);
+                        pred(s.0, &s.1)
+                    });
+                    base += sum_counts(&n.counts[..i]);
                     node = &n.children[i];
                 }
             }
