@@ -10,7 +10,7 @@
 //!   buffer). Only used when `set-max-listpack-entries` > 0; Basalt's default of 0 keeps
 //!   Redis 7.0's behaviour, where small non-integer sets are hash tables. With it enabled,
 //!   creation and conversion follow Redis 7.2's rules (size hints included).
-//! - `hashtable`: a chained table with Redis's SCAN cursor (see [`table`]), so `SSCAN`
+//! - `hashtable`: a chained table with Redis's SCAN cursor (`set/table.rs`), so `SSCAN`
 //!   keeps Redis's guarantee across resizes and random picks are cheap; short members
 //!   live inside their table node.
 //!
