@@ -26,9 +26,9 @@ pub fn float(arg: &[u8]) -> Result<f64, Error> {
 /// Parses a blocking command's timeout in seconds (fractions allowed) into a Unix-ms
 /// deadline; 0 means forever (`None`). Errors and edge cases as Redis 7.0's
 /// getTimeoutFromObjectOrReply: the value is read as a long double (`inf` and `1e400`
-/// included), converted with `(long long)(v * 1000.0)`, which truncates and turns
-/// anything out of range into `LLONG_MIN`, so `inf` is "negative" and `-0.0001` means
-/// forever. A timeout so large that the deadline overflows blocks forever, as it does
+/// included), multiplied by 1000 and rounded up to whole milliseconds (`ceill`), and
+/// anything out of range becomes `LLONG_MIN`, so `inf` is "negative", `0.0001` waits one
+/// millisecond and `-0.0001` means forever (all measured against redis-server 7.0.15). A timeout so large that the deadline overflows blocks forever, as it does
 /// in Redis 7.0.
 pub fn timeout_deadline(arg: &[u8], now: u64) -> Result<Option<u64>, Error> {
     let v = basalt_engine::ldouble::parse_long_double(arg)
@@ -49,9 +49,9 @@ pub fn timeout_deadline(arg: &[u8], now: u64) -> Result<Option<u64>, Error> {
     Ok(Some(now + ms as u64))
 }
 
-/// `(long long)(v * 1000.0)` as x86-64 computes it: the product rounded to the x87's
-/// 64-bit mantissa (ties to even), then truncated towards zero; a result outside `i64`
-/// is `i64::MIN` (the "integer indefinite" value).
+/// `(long long)ceill(v * 1000.0)` as x86-64 computes it: the product rounded to the
+/// x87's 64-bit mantissa (ties to even), then rounded up to an integer; a result outside
+/// `i64` is `i64::MIN` (the "integer indefinite" value).
 fn long_double_to_ms(v: &basalt_engine::ldouble::SoftF80) -> i64 {
     if !v.is_finite() {
         return i64::MIN;
@@ -76,10 +76,20 @@ fn long_double_to_ms(v: &basalt_engine::ldouble::SoftF80) -> i64 {
             return i64::MIN;
         }
         p << scale
-    } else if scale <= -128 {
-        0
     } else {
-        p >> -scale
+        // Round up: a positive value with a fraction gains one; a negative one rounds
+        // towards zero, which the magnitude's truncation already does.
+        let (whole, frac) = if scale <= -128 {
+            (0, p != 0)
+        } else {
+            let s = -scale as u32;
+            (p >> s, p & ((1u128 << s) - 1) != 0)
+        };
+        if frac && !v.is_sign_negative() {
+            whole + 1
+        } else {
+            whole
+        }
     };
     match i64::try_from(magnitude) {
         Ok(m) if v.is_sign_negative() => -m,
@@ -117,12 +127,17 @@ mod tests {
         let now = 1_700_000_000_000;
         assert_eq!(timeout_deadline(b"0", now), Ok(None));
         assert_eq!(timeout_deadline(b"1.5", now), Ok(Some(now + 1500)));
-        assert_eq!(timeout_deadline(b"0.0019", now), Ok(Some(now + 1)));
+        assert_eq!(timeout_deadline(b"0.0019", now), Ok(Some(now + 2)));
+        // 0.001 is below 1/1000 as a long double and the product 1 - 2^-64: rounding up
+        // gives 1 ms (truncation would give 0 = forever; Redis times out).
+        assert_eq!(timeout_deadline(b"0.001", now), Ok(Some(now + 1)));
         // 0.3 is 0.29999...9989 as a long double; the product rounds back up to 300.
         assert_eq!(timeout_deadline(b"0.3", now), Ok(Some(now + 300)));
         assert_eq!(timeout_deadline(b"0x1p-1", now), Ok(Some(now + 500)));
-        // Truncated to whole milliseconds: below one means forever, even when negative.
-        assert_eq!(timeout_deadline(b"0.0001", now), Ok(None));
+        // Rounded up to whole milliseconds: a positive fraction waits 1 ms, a negative
+        // one rounds to 0, which means forever.
+        assert_eq!(timeout_deadline(b"0.0001", now), Ok(Some(now + 1)));
+        assert_eq!(timeout_deadline(b"1e-300", now), Ok(Some(now + 1)));
         assert_eq!(timeout_deadline(b"-0.0001", now), Ok(None));
         let negative = Err(super::Error::msg("ERR timeout is negative"));
         for v in ["-1", "inf", "-inf", "1e400", "9223372036854775807"] {
