@@ -1386,6 +1386,12 @@ fn bzmpop(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
 // ---------------------------------------------------------------------------------------
 // ZRANDMEMBER
 
+/// Largest number of picks ZRANDMEMBER serves with a negative count. Redis 7.0 has no
+/// bound and builds the whole reply in memory (`ZRANDMEMBER z -4611686018427387903
+/// WITHSCORES` exhausts the machine); Basalt answers `ERR value is out of range` instead,
+/// as HRANDFIELD does.
+const MAX_RANDOM_PICKS: u64 = 1 << 22;
+
 fn zrandmember(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let db = ctx.client.db;
     if args.len() < 3 {
@@ -1423,9 +1429,12 @@ fn zrandmember(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let size = z.len();
     let mut rng = command_rng();
     let items: Vec<(Bytes, f64)> = if count < 0 {
-        // Repetitions allowed: independent uniform picks.
+        // Repetitions allowed: independent uniform picks, bounded (Redis 7.0 is not).
+        if count.unsigned_abs() > MAX_RANDOM_PICKS {
+            return Err(Error::msg("ERR value is out of range"));
+        }
         let n = count.unsigned_abs() as usize;
-        let mut out = Vec::with_capacity(n.min(1 << 20));
+        let mut out = Vec::with_capacity(n);
         for _ in 0..n {
             let r = (rng() % size as u64) as usize;
             if let Some((m, s)) = z.get(r) {

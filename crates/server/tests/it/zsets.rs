@@ -332,3 +332,27 @@ fn a_million_member_sorted_set_stays_responsive() {
     }
     assert_eq!(cmd(&mut c, "ZCARD big"), ":999988\r\n");
 }
+
+#[test]
+fn zrandmember_bounds_negative_counts() {
+    let server = crate::start(&[]);
+    let mut c = client(&server);
+    cmd(&mut c, "ZADD z 1 a");
+    // Within the bound: exactly that many (repeated) picks.
+    let got = c
+        .cmd_frame(&[b"ZRANDMEMBER", b"z", b"-1000"])
+        .expect("reply");
+    match got {
+        basalt_proto::Frame::Array(items) => assert_eq!(items.len(), 1000),
+        other => panic!("unexpected reply {other:?}"),
+    }
+    // Beyond it, an error instead of an unbounded reply built in memory.
+    assert_eq!(
+        cmd(&mut c, "ZRANDMEMBER z -4611686018427387903 WITHSCORES"),
+        "-ERR value is out of range\r\n"
+    );
+    assert_eq!(
+        cmd(&mut c, "ZRANDMEMBER z -4194305"),
+        "-ERR value is out of range\r\n"
+    );
+}
