@@ -148,7 +148,7 @@ fn flag_names(cmd: &Command) -> Vec<String> {
 }
 
 fn key_spec_frames(cmd: &Command) -> Frame {
-    Frame::Array(
+    Frame::Set(
         cmd.key_specs
             .iter()
             .map(|s| {
@@ -240,9 +240,11 @@ fn command_info(r: &Resolved, ctx: &Ctx<'_>) -> Frame {
                 .filter(|(b, _)| cats & b != 0)
                 .map(|(_, n)| format!("@{n}")),
         ),
-        status_set(cmd.tips.iter().map(|t| t.to_string())),
+        // Redis 7.0 sends tips as a set of bulk strings, and key specs and subcommands as
+        // sets too.
+        Frame::Set(cmd.tips.iter().map(|t| bulk(t)).collect()),
         key_spec_frames(cmd),
-        Frame::Array(subs),
+        Frame::Set(subs),
     ])
 }
 

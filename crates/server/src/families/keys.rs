@@ -203,6 +203,7 @@ pub const COMMANDS: &[Command] = &[
         move_cmd
     ),
     Command {
+        acl: acl::KEYSPACE | acl::DANGEROUS,
         tips: &["request_policy:all_shards", "nondeterministic_output_order"],
         ..key_cmd!(
             "keys",
