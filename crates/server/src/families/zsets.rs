@@ -1100,12 +1100,19 @@ fn zrange_generic(
         g.remove(db, dst);
         return Ok(Frame::Integer(0));
     }
-    g.insert(
-        db,
-        dst,
-        Value::ZSet(ZSetValue::from_entries(items, &enc)),
-        0,
-    );
+    // Built as Redis builds it: a skiplist from the start when a rank range is known to
+    // be too long, otherwise a listpack fed in reply order that converts at the first
+    // member that does not fit (scores added while it was a listpack lose the sign of a
+    // zero, as Redis's do).
+    let mut z = if matches!(range, Range::Rank(..)) && n > enc.zset_max_listpack_entries {
+        ZSetValue::new_skiplist()
+    } else {
+        ZSetValue::new()
+    };
+    for (m, s) in &items {
+        z.insert(m, *s, &enc);
+    }
+    g.insert(db, dst, Value::ZSet(z), 0);
     drop(g);
     ctx.signal_ready(db, dst);
     Ok(Frame::Integer(n as i64))
