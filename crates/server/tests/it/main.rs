@@ -4,9 +4,11 @@
 //! One test binary (modules below) keeps link time down.
 
 mod admin;
+mod bitmaps;
 mod clients;
 mod golden;
 mod hashes;
+mod hyperloglog;
 mod lifecycle;
 mod lists;
 mod protocol;
