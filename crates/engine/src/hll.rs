@@ -380,13 +380,14 @@ fn sparse_set(
             return promote(s, index, count);
         }
         let new_len = (s.len() as isize + delta) as usize;
-        let tail_from = (p + oldlen).min(s.len());
-        let tail: Vec<u8> = s[tail_from..].to_vec();
-        s.truncate(p);
-        s.extend_from_slice(&seq);
-        s.extend_from_slice(&tail);
-        // A truncated XZERO at the very end: Redis's length bookkeeping drops a byte.
-        s.resize(new_len, 0);
+        if p + oldlen <= s.len() {
+            s.splice(p..p + oldlen, seq.iter().copied());
+        } else {
+            // A truncated XZERO at the very end: Redis's length bookkeeping drops a byte.
+            s.truncate(p);
+            s.extend_from_slice(&seq);
+            s.resize(new_len, 0);
+        }
     }
 
     // Step 4: merge adjacent VAL opcodes of equal value, scanning up to five opcodes
@@ -760,7 +761,7 @@ mod tests {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig::with_cases(64))]
+        #![proptest_config(ProptestConfig::with_cases(32))]
 
         /// Registers after random adds equal a plain max-per-register model, in whichever
         /// encoding the HLL ends up, and sparse opcodes stay canonical enough to decode.
@@ -788,7 +789,7 @@ mod tests {
         /// Estimates stay within the error bound: 1.04/sqrt(16384) ≈ 0.81%, checked at
         /// six standard errors (plus a small absolute slack for tiny sets).
         #[test]
-        fn counts_within_error_bounds(n in 1usize..20_000, salt in any::<u64>()) {
+        fn counts_within_error_bounds(n in 1usize..12_000, salt in any::<u64>()) {
             let s = hll_with((0..n).map(|i| format!("{salt}:{i}").into_bytes()));
             let c = count(&s).expect("valid") as f64;
             let bound = 6.0 * 1.04 / (REGISTERS as f64).sqrt() * n as f64 + 2.0;
