@@ -19,8 +19,8 @@ use basalt_proto::Frame;
 use bytes::Bytes;
 use std::borrow::Cow;
 
-const RO_ACCESS: &[&str] = &["RO", "ACCESS"];
-const RW_ACCESS_UPDATE: &[&str] = &["RW", "ACCESS", "UPDATE"];
+const RO_ACCESS: &[&str] = &["RO", "access"];
+const RW_ACCESS_UPDATE: &[&str] = &["RW", "access", "update"];
 
 const BIT_OFFSET_ERR: &str = "ERR bit offset is not an integer or out of range";
 const BIT_VALUE_ERR: &str = "ERR bit is not an integer or out of range";
@@ -97,7 +97,7 @@ pub const COMMANDS: &[Command] = &[
         WRITE | DENYOOM,
         (2, -1, 1),
         &[
-            KeySpec::single(2, &["OW", "UPDATE"]),
+            KeySpec::single(2, &["OW", "update"]),
             KeySpec::rest(3, 1, RO_ACCESS)
         ],
         "2.6.0",
@@ -112,7 +112,7 @@ pub const COMMANDS: &[Command] = &[
         (1, 1, 1),
         &[KeySpec::single(
             1,
-            &["RW", "ACCESS", "UPDATE", "VARIABLE_FLAGS"]
+            &["RW", "access", "update", "variable_flags"]
         )],
         "3.2.0",
         "Perform arbitrary bitfield integer operations on strings",

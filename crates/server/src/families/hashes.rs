@@ -20,9 +20,9 @@ use bytes::Bytes;
 use std::cell::Cell;
 
 const RO: &[&str] = &["RO"];
-const RO_ACCESS: &[&str] = &["RO", "ACCESS"];
-const RW_UPDATE: &[&str] = &["RW", "UPDATE"];
-const RW_ACCESS_UPDATE: &[&str] = &["RW", "ACCESS", "UPDATE"];
+const RO_ACCESS: &[&str] = &["RO", "access"];
+const RW_UPDATE: &[&str] = &["RW", "update"];
+const RW_ACCESS_UPDATE: &[&str] = &["RW", "access", "update"];
 
 /// Largest number of picks HRANDFIELD serves with a negative count. Redis 7.0 has no
 /// bound and builds the whole reply in memory (`HRANDFIELD h -4611686018427387903
@@ -64,7 +64,7 @@ pub const COMMANDS: &[Command] = &[
         "hsetnx",
         4,
         WRITE | DENYOOM | FAST,
-        &["RW", "INSERT"],
+        &["RW", "insert"],
         "2.0.0",
         "Set the value of a hash field, only if the field does not exist",
         "O(1)",
@@ -104,7 +104,7 @@ pub const COMMANDS: &[Command] = &[
         "hdel",
         -3,
         WRITE | FAST,
-        &["RW", "DELETE"],
+        &["RW", "delete"],
         "2.0.0",
         "Delete one or more hash fields",
         "O(N) where N is the number of fields to be removed.",

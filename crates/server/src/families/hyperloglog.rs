@@ -19,7 +19,7 @@ use basalt_engine::{Guard, StrValue, Value};
 use basalt_proto::Frame;
 use bytes::Bytes;
 
-const RO_ACCESS: &[&str] = &["RO", "ACCESS"];
+const RO_ACCESS: &[&str] = &["RO", "access"];
 
 /// A string that is not a HyperLogLog.
 pub const NOT_HLL: &str = "WRONGTYPE Key is not a valid HyperLogLog string value.";
@@ -52,7 +52,7 @@ pub const COMMANDS: &[Command] = &[
         -2,
         WRITE | DENYOOM | FAST,
         (1, 1, 1),
-        &[KeySpec::single(1, &["RW", "INSERT"])],
+        &[KeySpec::single(1, &["RW", "insert"])],
         "Adds the specified elements to the specified HyperLogLog.",
         "O(1) to add every element.",
         pfadd
@@ -62,7 +62,7 @@ pub const COMMANDS: &[Command] = &[
         -2,
         READONLY,
         (1, -1, 1),
-        &[KeySpec::rest(1, 1, &["RW", "ACCESS"])],
+        &[KeySpec::rest(1, 1, &["RW", "access"])],
         "Return the approximated cardinality of the set(s) observed by the HyperLogLog at key(s).",
         "O(1) with a very small average constant time when called with a single key. O(N) with N being the number of keys, and much bigger constant times, when called with multiple keys.",
         pfcount
@@ -73,7 +73,7 @@ pub const COMMANDS: &[Command] = &[
         WRITE | DENYOOM,
         (1, -1, 1),
         &[
-            KeySpec::single(1, &["RW", "ACCESS", "INSERT"]),
+            KeySpec::single(1, &["RW", "access", "insert"]),
             KeySpec::rest(2, 1, RO_ACCESS)
         ],
         "Merge N different HyperLogLogs into a single one.",
@@ -85,7 +85,7 @@ pub const COMMANDS: &[Command] = &[
         3,
         WRITE | DENYOOM | ADMIN,
         (2, 2, 1),
-        &[KeySpec::single(2, &["RW", "ACCESS"])],
+        &[KeySpec::single(2, &["RW", "access"])],
         "Internal commands for debugging HyperLogLog values",
         "N/A",
         pfdebug
