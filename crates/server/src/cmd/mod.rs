@@ -343,6 +343,8 @@ pub const FAMILIES: &[&[Command]] = &[
     families::zsets::COMMANDS,
     families::bitmaps::COMMANDS,
     families::hyperloglog::COMMANDS,
+    families::geo::COMMANDS,
+    families::sort::COMMANDS,
     families::server::COMMANDS,
     introspect::COMMANDS,
 ];
