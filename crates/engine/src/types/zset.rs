@@ -5,10 +5,11 @@
 //!   8-byte score. Every operation is a linear walk, as on Redis's listpack; the set stays
 //!   small (`zset-max-listpack-entries`, default 128, members of at most
 //!   `zset-max-listpack-value` bytes, default 64) so that is cheap.
-//! * `skiplist`: a [`Dict`] from member to score (O(1) ZSCORE, stable ZSCAN cursors)
-//!   plus an order-statistic B+tree of `(score, member)` ([`tree::Tree`]), which answers
-//!   ranks and "element at rank r" in O(log n) as Redis's skiplist with spans does. Both
-//!   halves share each member's bytes (`Bytes` is reference counted).
+//! * `skiplist`: an arena of 32-byte slots (score and member) indexed twice: by a chained
+//!   hash table from member to slot (O(1) ZSCORE, Redis's stable ZSCAN cursors) and by an
+//!   order-statistic B+tree of slots in `(score, member)` order, which answers ranks and
+//!   "element at rank r" in O(log n) as Redis's skiplist with spans does
+//!   ([`large`], [`tree`]).
 //!
 //! A set converts from `listpack` to `skiplist` when a new member would exceed either
 //! threshold, and never back, as in Redis. The thresholds are passed in by the caller
@@ -21,14 +22,13 @@
 //! answer exactly like Redis; on a `skiplist` it is a binary search, which agrees with
 //! Redis whenever all scores are equal (the documented use of the BYLEX commands).
 
+mod large;
 mod tree;
 
-use crate::dict::Dict;
 use crate::encoding::EncodingLimits;
-use crate::hashing::hash_bytes;
 use bytes::Bytes;
+use large::Large;
 use std::cmp::Ordering;
-use tree::Tree;
 pub use tree::cmp_key;
 
 /// Largest packed buffer before a set converts anyway (Redis's `lpSafeToAdd` limit).
@@ -337,37 +337,6 @@ impl Packed {
     }
 }
 
-/// The large encoding: member → score, plus the rank index.
-struct Large {
-    dict: Dict<f64>,
-    tree: Tree,
-    member_bytes: usize,
-}
-
-impl Large {
-    fn new() -> Large {
-        Large {
-            dict: Dict::new(),
-            tree: Tree::new(),
-            member_bytes: 0,
-        }
-    }
-
-    fn insert_new(&mut self, member: Bytes, score: f64) {
-        self.member_bytes += member.len();
-        self.dict.insert(hash_bytes(&member), member.clone(), score);
-        self.tree.insert(score, member);
-    }
-
-    fn remove_entry(&mut self, score: f64, member: &[u8]) {
-        let removed = self.tree.remove(score, member);
-        debug_assert!(removed, "zset dict and tree disagree");
-        if self.dict.remove(hash_bytes(member), member).is_some() {
-            self.member_bytes -= member.len();
-        }
-    }
-}
-
 enum Repr {
     Listpack(Packed),
     Skiplist(Box<Large>),
@@ -395,16 +364,9 @@ impl Clone for ZSetValue {
             Repr::Listpack(p) => ZSetValue {
                 repr: Repr::Listpack(p.clone()),
             },
-            Repr::Skiplist(_) => {
-                let mut large = Large::new();
-                self.walk(0, false, |m, s| {
-                    large.insert_new(Bytes::copy_from_slice(m), s);
-                    true
-                });
-                ZSetValue {
-                    repr: Repr::Skiplist(Box::new(large)),
-                }
-            }
+            Repr::Skiplist(l) => ZSetValue {
+                repr: Repr::Skiplist(l.clone()),
+            },
         }
     }
 }
@@ -480,7 +442,7 @@ impl ZSetValue {
         } else {
             let mut large = Large::new();
             for (m, s) in entries {
-                large.insert_new(m, s);
+                large.insert_new(&m, s);
             }
             ZSetValue {
                 repr: Repr::Skiplist(Box::new(large)),
@@ -492,7 +454,7 @@ impl ZSetValue {
     pub fn len(&self) -> usize {
         match &self.repr {
             Repr::Listpack(p) => p.len,
-            Repr::Skiplist(l) => l.tree.len(),
+            Repr::Skiplist(l) => l.len(),
         }
     }
 
@@ -513,16 +475,7 @@ impl ZSetValue {
     pub fn heap_size(&self) -> usize {
         match &self.repr {
             Repr::Listpack(p) => p.buf.capacity(),
-            Repr::Skiplist(l) => {
-                // Dict: one boxed node (hash, key, score, link) per member plus buckets;
-                // members: their bytes plus the shared-buffer header `Bytes` allocates.
-                let node = 8 + std::mem::size_of::<Bytes>() + 8 + 8;
-                std::mem::size_of::<Large>()
-                    + l.dict.bucket_count() * 8
-                    + l.dict.len() * (node + 32)
-                    + l.member_bytes
-                    + l.tree.heap_size()
-            }
+            Repr::Skiplist(l) => std::mem::size_of::<Large>() + l.heap_size(),
         }
     }
 
@@ -530,7 +483,7 @@ impl ZSetValue {
     pub fn score(&self, member: &[u8]) -> Option<f64> {
         match &self.repr {
             Repr::Listpack(p) => p.find(member).map(|e| e.score),
-            Repr::Skiplist(l) => l.dict.get(hash_bytes(member), member).copied(),
+            Repr::Skiplist(l) => l.score(member),
         }
     }
 
@@ -538,7 +491,7 @@ impl ZSetValue {
         if let Repr::Listpack(p) = &self.repr {
             let mut large = Large::new();
             for e in p.iter() {
-                large.insert_new(Bytes::copy_from_slice(e.member), e.score);
+                large.insert_new(e.member, e.score);
             }
             self.repr = Repr::Skiplist(Box::new(large));
         }
@@ -573,26 +526,7 @@ impl ZSetValue {
             }
         }
         match &mut self.repr {
-            Repr::Skiplist(l) => {
-                let h = hash_bytes(member);
-                match l.dict.get_key_value(h, member) {
-                    Some((key, &old)) => {
-                        if old != score {
-                            let key = key.clone();
-                            l.tree.remove(old, member);
-                            l.tree.insert(score, key);
-                            if let Some(v) = l.dict.get_mut(h, member) {
-                                *v = score;
-                            }
-                        }
-                        false
-                    }
-                    None => {
-                        l.insert_new(Bytes::copy_from_slice(member), score);
-                        true
-                    }
-                }
-            }
+            Repr::Skiplist(l) => l.upsert(member, score),
             // Converted above.
             Repr::Listpack(_) => unreachable!("listpack after conversion"),
         }
@@ -607,11 +541,7 @@ impl ZSetValue {
                 p.remove_bytes(start, end, 1);
                 Some(score)
             }
-            Repr::Skiplist(l) => {
-                let score = *l.dict.get(hash_bytes(member), member)?;
-                l.remove_entry(score, member);
-                Some(score)
-            }
+            Repr::Skiplist(l) => l.remove(member),
         }
     }
 
@@ -619,10 +549,7 @@ impl ZSetValue {
     pub fn rank(&self, member: &[u8]) -> Option<usize> {
         match &self.repr {
             Repr::Listpack(p) => p.iter().position(|e| e.member == member),
-            Repr::Skiplist(l) => {
-                let score = *l.dict.get(hash_bytes(member), member)?;
-                l.tree.rank(score, member)
-            }
+            Repr::Skiplist(l) => l.rank(member),
         }
     }
 
@@ -630,7 +557,7 @@ impl ZSetValue {
     pub fn get(&self, rank: usize) -> Option<(&[u8], f64)> {
         match &self.repr {
             Repr::Listpack(p) => p.iter().nth(rank).map(|e| (e.member, e.score)),
-            Repr::Skiplist(l) => l.tree.get(rank).map(|(s, m)| (m.as_ref(), s)),
+            Repr::Skiplist(l) => l.get(rank),
         }
     }
 
@@ -657,7 +584,7 @@ impl ZSetValue {
                     }
                 }
             }
-            Repr::Skiplist(l) => l.tree.walk(start, rev, |s, m| f(m, s)),
+            Repr::Skiplist(l) => l.walk(start, rev, f),
         }
     }
 
@@ -693,8 +620,8 @@ impl ZSetValue {
                 (lo, hi)
             }
             Repr::Skiplist(l) => (
-                l.tree.partition_point(|s, _| !r.gte_min(s)),
-                l.tree.partition_point(|s, _| r.lte_max(s)),
+                l.partition_point(|s, _| !r.gte_min(s)),
+                l.partition_point(|s, _| r.lte_max(s)),
             ),
         };
         if hi <= lo { (0, 0) } else { (lo, hi) }
@@ -745,8 +672,8 @@ impl ZSetValue {
                 }
             }
             Repr::Skiplist(l) => {
-                let lo = l.tree.partition_point(|_, m| !r.gte_min(m));
-                let hi = l.tree.partition_point(|_, m| r.lte_max(m));
+                let lo = l.partition_point(|_, m| !r.gte_min(m));
+                let hi = l.partition_point(|_, m| r.lte_max(m));
                 if hi <= lo { (0, 0) } else { (lo, hi) }
             }
         }
@@ -764,15 +691,7 @@ impl ZSetValue {
                 let end = p.offset_of(hi);
                 p.remove_bytes(start, end, hi - lo);
             }
-            Repr::Skiplist(l) => {
-                for _ in lo..hi {
-                    if let Some((_, m)) = l.tree.remove_at(lo)
-                        && l.dict.remove(hash_bytes(&m), &m).is_some()
-                    {
-                        l.member_bytes -= m.len();
-                    }
-                }
-            }
+            Repr::Skiplist(l) => l.remove_ranks(lo, hi),
         }
         hi - lo
     }
@@ -792,13 +711,15 @@ impl ZSetValue {
                 p.remove_bytes(start, end, 1);
                 Some(out)
             }
-            Repr::Skiplist(l) => {
-                let (s, m) = l.tree.remove_at(rank)?;
-                if l.dict.remove(hash_bytes(&m), &m).is_some() {
-                    l.member_bytes -= m.len();
-                }
-                Some((m, s))
-            }
+            Repr::Skiplist(l) => l.remove_at(rank),
+        }
+    }
+
+    /// Checks the large encoding's internal consistency (tests).
+    #[cfg(test)]
+    fn check(&self) {
+        if let Repr::Skiplist(l) = &self.repr {
+            l.check();
         }
     }
 
@@ -815,21 +736,7 @@ impl ZSetValue {
                 }
                 0
             }
-            Repr::Skiplist(l) => {
-                let mut cursor = cursor;
-                let mut visited = 0usize;
-                let mut steps = count.saturating_mul(10).max(1);
-                loop {
-                    cursor = l.dict.scan(cursor, |k, v| {
-                        visited += 1;
-                        f(k, *v);
-                    });
-                    steps -= 1;
-                    if cursor == 0 || steps == 0 || visited.saturating_mul(2) >= count {
-                        return cursor;
-                    }
-                }
-            }
+            Repr::Skiplist(l) => l.scan(cursor, count, f),
         }
     }
 }
@@ -1133,6 +1040,7 @@ mod tests {
                     }
                 }
                 proptest::prop_assert_eq!(z.len(), model.len());
+                z.check();
                 if was_large {
                     proptest::prop_assert_eq!(z.encoding(), "skiplist");
                 }

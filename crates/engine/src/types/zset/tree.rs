@@ -1,21 +1,27 @@
-//! An order-statistic B+tree of `(score, member)` pairs: the ordered half of the large
+//! An order-statistic B+tree of sorted-set elements: the ordered half of the large
 //! (`skiplist`) sorted-set encoding.
 //!
 //! Redis keeps a skiplist whose links carry spans so it can answer ZRANK and "the
 //! element at rank r" in O(log n). A B+tree does the same with fewer allocations and
 //! better locality: every inner node stores, per child, how many elements the child's
-//! subtree holds, so ranks are sums along one root-to-leaf path. Leaves hold up to
-//! [`MAX_LEAF`] entries in sorted vectors.
+//! subtree holds, so ranks are sums along one root-to-leaf path.
+//!
+//! The tree does not own the elements. Its leaves hold 4-byte slot numbers of the
+//! arena ([`super::large`]) where each element's score and member live, and it reads
+//! keys through [`Keys`]; separators in inner nodes are copies of keys, so freeing or
+//! reusing a slot can never invalidate them.
 //!
 //! Separators follow the classic rule: child `i` holds keys `< seps[i]`, and child `i+1`
 //! keys `>= seps[i]`. Removals leave separators alone (they stay valid bounds); only
 //! splits and merges change them. An underfull child is merged with a neighbour and the
 //! result split again if it got too large, which covers both "borrow" and "merge".
+//! A leaf that overflows because of an append at its end splits unevenly (full left,
+//! one-element right), so elements added in ascending order — timestamps as scores —
+//! fill leaves completely.
 //!
 //! The tree does not know about duplicates: the sorted set guarantees that a member
-//! appears once (its dictionary is the authority), so `insert` never meets an equal key.
+//! appears once (its hash index is the authority), so `insert` never meets an equal key.
 
-use bytes::Bytes;
 use std::cmp::Ordering;
 
 /// Most entries a leaf holds before it splits.
@@ -27,8 +33,14 @@ const MIN_LEAF: usize = MAX_LEAF / 4;
 /// An inner node with fewer children is merged with a neighbour.
 const MIN_INNER: usize = MAX_INNER / 4;
 
-/// One element: its score and member.
-pub type Entry = (f64, Bytes);
+/// Where the tree reads an element's key from: slot number → (score, member).
+pub trait Keys {
+    /// The score and member stored in slot `i`.
+    fn key(&self, i: u32) -> (f64, &[u8]);
+}
+
+/// A separator: a copy of a key.
+type Sep = (f64, Box<[u8]>);
 
 /// Sorted-set order: by score, then by member bytes (memcmp order, a prefix first).
 /// Scores are never NaN; `-0.0` and `0.0` compare equal, as they do in Redis.
@@ -60,19 +72,37 @@ fn sum_counts(counts: &[usize]) -> usize {
     counts.iter().sum()
 }
 
-fn cmp_entry(e: &Entry, score: f64, member: &[u8]) -> Ordering {
+fn cmp_slot(keys: &impl Keys, i: u32, score: f64, member: &[u8]) -> Ordering {
     tick(1);
-    cmp_key(e.0, &e.1, score, member)
+    let (s, m) = keys.key(i);
+    cmp_key(s, m, score, member)
 }
 
+fn cmp_sep(sep: &Sep, score: f64, member: &[u8]) -> Ordering {
+    tick(1);
+    cmp_key(sep.0, &sep.1, score, member)
+}
+
+fn sep_of(keys: &impl Keys, i: u32) -> Sep {
+    let (s, m) = keys.key(i);
+    (s, m.into())
+}
+
+/// A leaf vector with room for one overflowing entry and no more.
+fn leaf_vec() -> Vec<u32> {
+    Vec::with_capacity(MAX_LEAF + 1)
+}
+
+#[derive(Clone)]
 enum Node {
-    Leaf(Vec<Entry>),
-    Inner(Inner),
+    Leaf(Vec<u32>),
+    Inner(Box<Inner>),
 }
 
+#[derive(Clone)]
 struct Inner {
     /// `children.len() - 1` separators.
-    seps: Vec<Entry>,
+    seps: Vec<Sep>,
     children: Vec<Node>,
     /// Elements in each child's subtree.
     counts: Vec<usize>,
@@ -93,12 +123,17 @@ impl Node {
         }
     }
 
-    /// Splits an overfull node in two, returning the separator and the right half.
-    fn split_if_needed(&mut self) -> Option<(Entry, Node)> {
+    /// Splits an overfull node in two, returning the separator and the right half. A
+    /// leaf that overflowed through an append at its end keeps itself full.
+    fn split_if_needed(&mut self, keys: &impl Keys, appended: bool) -> Option<(Sep, Node)> {
         match self {
             Node::Leaf(v) if v.len() > MAX_LEAF => {
-                let right = v.split_off(v.len() / 2);
-                let sep = right[0].clone();
+                let at = if appended { MAX_LEAF } else { v.len() / 2 };
+                let mut right = leaf_vec();
+                right.extend_from_slice(&v[at..]);
+                v.truncate(at);
+                v.shrink_to(MAX_LEAF + 1);
+                let sep = sep_of(keys, right[0]);
                 Some((sep, Node::Leaf(right)))
             }
             Node::Inner(n) if n.children.len() > MAX_INNER => {
@@ -110,11 +145,11 @@ impl Node {
                 let up = n.seps.pop()?;
                 Some((
                     up,
-                    Node::Inner(Inner {
+                    Node::Inner(Box::new(Inner {
                         seps,
                         children,
                         counts,
-                    }),
+                    })),
                 ))
             }
             _ => None,
@@ -123,10 +158,11 @@ impl Node {
 
     /// Appends `right` (which follows `self` in key order) to `self`; `sep` is the
     /// separator that stood between them.
-    fn absorb(&mut self, sep: Entry, right: Node) {
+    fn absorb(&mut self, sep: Sep, right: Node) {
         match (self, right) {
             (Node::Leaf(a), Node::Leaf(b)) => a.extend(b),
             (Node::Inner(a), Node::Inner(b)) => {
+                let b = *b;
                 a.seps.push(sep);
                 a.seps.extend(b.seps);
                 a.children.extend(b.children);
@@ -142,7 +178,7 @@ impl Inner {
     /// Index of the child whose key range holds `(score, member)`.
     fn child_for(&self, score: f64, member: &[u8]) -> usize {
         self.seps
-            .partition_point(|s| cmp_entry(s, score, member) != Ordering::Greater)
+            .partition_point(|s| cmp_sep(s, score, member) != Ordering::Greater)
     }
 
     /// Index of the child holding rank `r`, and `r` relative to that child.
@@ -158,8 +194,17 @@ impl Inner {
         (self.counts.len() - 1, r)
     }
 
+    /// Puts a split-off right half after child `i`.
+    fn adopt(&mut self, i: usize, sep: Sep, right: Node) {
+        let moved = right.len();
+        self.counts[i] -= moved;
+        self.children.insert(i + 1, right);
+        self.counts.insert(i + 1, moved);
+        self.seps.insert(i, sep);
+    }
+
     /// After child `i` shrank: merge it with a neighbour if it is underfull.
-    fn rebalance(&mut self, i: usize) {
+    fn rebalance(&mut self, i: usize, keys: &impl Keys) {
         if self.children.len() < 2 || !self.children[i].underfull() {
             return;
         }
@@ -173,12 +218,13 @@ impl Inner {
         let sep = self.seps.remove(j);
         self.children[j].absorb(sep, right);
         self.counts[j] += right_count;
-        if let Some((sep, node)) = self.children[j].split_if_needed() {
-            let moved = node.len();
-            self.counts[j] -= moved;
-            self.children.insert(j + 1, node);
-            self.counts.insert(j + 1, moved);
-            self.seps.insert(j, sep);
+        match self.children[j].split_if_needed(keys, false) {
+            Some((sep, node)) => self.adopt(j, sep, node),
+            None => {
+                if let Node::Leaf(v) = &mut self.children[j] {
+                    v.shrink_to(MAX_LEAF + 1);
+                }
+            }
         }
     }
 }
@@ -190,6 +236,7 @@ enum Target<'a> {
 }
 
 /// The order-statistic tree.
+#[derive(Clone)]
 pub struct Tree {
     root: Node,
     len: usize,
@@ -211,6 +258,7 @@ impl Tree {
     }
 
     /// Number of elements.
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.len
     }
@@ -221,82 +269,91 @@ impl Tree {
         self.len == 0
     }
 
-    /// Inserts an element that is not already present.
-    pub fn insert(&mut self, score: f64, member: Bytes) {
+    /// Inserts slot `slot`, whose key is not already present.
+    pub fn insert(&mut self, slot: u32, keys: &impl Keys) {
+        let (score, member) = keys.key(slot);
         debug_assert!(!score.is_nan());
-        if let Some((sep, right)) = Self::insert_in(&mut self.root, score, member) {
+        if let Some((sep, right)) = Self::insert_in(&mut self.root, slot, score, member, keys) {
             let left = std::mem::replace(&mut self.root, Node::Leaf(Vec::new()));
             let counts = vec![left.len(), right.len()];
-            self.root = Node::Inner(Inner {
+            self.root = Node::Inner(Box::new(Inner {
                 seps: vec![sep],
                 children: vec![left, right],
                 counts,
-            });
+            }));
         }
         self.len += 1;
     }
 
-    fn insert_in(node: &mut Node, score: f64, member: Bytes) -> Option<(Entry, Node)> {
+    fn insert_in(
+        node: &mut Node,
+        slot: u32,
+        score: f64,
+        member: &[u8],
+        keys: &impl Keys,
+    ) -> Option<(Sep, Node)> {
+        let mut appended = false;
         match node {
             Node::Leaf(v) => {
-                let pos = v.partition_point(|e| cmp_entry(e, score, &member) == Ordering::Less);
+                let pos =
+                    v.partition_point(|&e| cmp_slot(keys, e, score, member) == Ordering::Less);
                 debug_assert!(
                     v.get(pos)
-                        .is_none_or(|e| cmp_entry(e, score, &member) != Ordering::Equal),
+                        .is_none_or(|&e| cmp_slot(keys, e, score, member) != Ordering::Equal),
                     "duplicate insert"
                 );
-                v.insert(pos, (score, member));
+                appended = pos == v.len();
+                if v.capacity() == 0 {
+                    v.reserve_exact(MAX_LEAF + 1);
+                }
+                v.insert(pos, slot);
             }
             Node::Inner(n) => {
-                let i = n.child_for(score, &member);
+                let i = n.child_for(score, member);
                 n.counts[i] += 1;
-                if let Some((sep, right)) = Self::insert_in(&mut n.children[i], score, member) {
-                    let moved = right.len();
-                    n.counts[i] -= moved;
-                    n.children.insert(i + 1, right);
-                    n.counts.insert(i + 1, moved);
-                    n.seps.insert(i, sep);
+                if let Some((sep, right)) =
+                    Self::insert_in(&mut n.children[i], slot, score, member, keys)
+                {
+                    n.adopt(i, sep, right);
                 }
             }
         }
-        node.split_if_needed()
+        node.split_if_needed(keys, appended)
     }
 
-    /// Removes `(score, member)`; returns false if it was not there.
-    pub fn remove(&mut self, score: f64, member: &[u8]) -> bool {
-        self.remove_target(Target::Key(score, member)).is_some()
+    /// Removes the element with key `(score, member)`; returns its slot.
+    pub fn remove(&mut self, score: f64, member: &[u8], keys: &impl Keys) -> Option<u32> {
+        self.remove_target(Target::Key(score, member), keys)
     }
 
-    /// Removes and returns the element at rank `r` (0-based, ascending).
-    pub fn remove_at(&mut self, r: usize) -> Option<Entry> {
+    /// Removes the element at rank `r` (0-based, ascending); returns its slot.
+    pub fn remove_at(&mut self, r: usize, keys: &impl Keys) -> Option<u32> {
         if r >= self.len {
             return None;
         }
-        self.remove_target(Target::Rank(r))
+        self.remove_target(Target::Rank(r), keys)
     }
 
-    fn remove_target(&mut self, t: Target<'_>) -> Option<Entry> {
-        let out = Self::remove_in(&mut self.root, &t)?;
+    fn remove_target(&mut self, t: Target<'_>, keys: &impl Keys) -> Option<u32> {
+        let out = Self::remove_in(&mut self.root, &t, keys)?;
         self.len -= 1;
         // Collapse a root left with a single child.
         if let Node::Inner(n) = &mut self.root
             && n.children.len() == 1
+            && let Some(child) = n.children.pop()
         {
-            let child = n.children.pop();
-            if let Some(child) = child {
-                self.root = child;
-            }
+            self.root = child;
         }
         Some(out)
     }
 
-    fn remove_in(node: &mut Node, t: &Target<'_>) -> Option<Entry> {
+    fn remove_in(node: &mut Node, t: &Target<'_>, keys: &impl Keys) -> Option<u32> {
         match node {
             Node::Leaf(v) => {
                 let pos = match *t {
-                    Target::Key(score, member) => {
-                        v.binary_search_by(|e| cmp_entry(e, score, member)).ok()?
-                    }
+                    Target::Key(score, member) => v
+                        .binary_search_by(|&e| cmp_slot(keys, e, score, member))
+                        .ok()?,
                     Target::Rank(r) => r,
                 };
                 (pos < v.len()).then(|| v.remove(pos))
@@ -310,25 +367,25 @@ impl Tree {
                     }
                 };
                 let out = match sub {
-                    Some(rel) => Self::remove_in(&mut n.children[i], &Target::Rank(rel)),
-                    None => Self::remove_in(&mut n.children[i], t),
+                    Some(rel) => Self::remove_in(&mut n.children[i], &Target::Rank(rel), keys),
+                    None => Self::remove_in(&mut n.children[i], t, keys),
                 }?;
                 n.counts[i] -= 1;
-                n.rebalance(i);
+                n.rebalance(i, keys);
                 Some(out)
             }
         }
     }
 
-    /// 0-based ascending rank of `(score, member)`, if present.
-    pub fn rank(&self, score: f64, member: &[u8]) -> Option<usize> {
+    /// 0-based ascending rank of the element with key `(score, member)`, if present.
+    pub fn rank(&self, score: f64, member: &[u8], keys: &impl Keys) -> Option<usize> {
         let mut node = &self.root;
         let mut base = 0;
         loop {
             match node {
                 Node::Leaf(v) => {
                     return v
-                        .binary_search_by(|e| cmp_entry(e, score, member))
+                        .binary_search_by(|&e| cmp_slot(keys, e, score, member))
                         .ok()
                         .map(|p| base + p);
                 }
@@ -341,8 +398,8 @@ impl Tree {
         }
     }
 
-    /// The element at rank `r`.
-    pub fn get(&self, r: usize) -> Option<(f64, &Bytes)> {
+    /// The slot of the element at rank `r`.
+    pub fn get(&self, r: usize) -> Option<u32> {
         if r >= self.len {
             return None;
         }
@@ -350,7 +407,7 @@ impl Tree {
         let mut r = r;
         loop {
             match node {
-                Node::Leaf(v) => return v.get(r).map(|e| (e.0, &e.1)),
+                Node::Leaf(v) => return v.get(r).copied(),
                 Node::Inner(n) => {
                     let (i, rel) = n.child_at(r);
                     r = rel;
@@ -363,16 +420,21 @@ impl Tree {
     /// Number of leading elements for which `pred` holds, assuming it holds for a prefix
     /// of the order (a lower bound by score or by member). With a predicate that is not
     /// monotone the answer is some rank in `0..=len`, never a panic.
-    pub fn partition_point(&self, mut pred: impl FnMut(f64, &[u8]) -> bool) -> usize {
+    pub fn partition_point(
+        &self,
+        keys: &impl Keys,
+        mut pred: impl FnMut(f64, &[u8]) -> bool,
+    ) -> usize {
         let mut node = &self.root;
         let mut base = 0;
         loop {
             match node {
                 Node::Leaf(v) => {
                     return base
-                        + v.partition_point(|e| {
+                        + v.partition_point(|&e| {
                             tick(1);
-                            pred(e.0, &e.1)
+                            let (s, m) = keys.key(e);
+                            pred(s, m)
                         });
                 }
                 Node::Inner(n) => {
@@ -389,9 +451,9 @@ impl Tree {
         }
     }
 
-    /// Visits elements from rank `start`, ascending (`rev == false`) or descending, until
+    /// Visits slots from rank `start`, ascending (`rev == false`) or descending, until
     /// `f` returns false or the elements run out.
-    pub fn walk(&self, start: usize, rev: bool, mut f: impl FnMut(f64, &Bytes) -> bool) {
+    pub fn walk(&self, start: usize, rev: bool, mut f: impl FnMut(u32) -> bool) {
         if start >= self.len {
             return;
         }
@@ -402,19 +464,11 @@ impl Tree {
         }
     }
 
-    fn walk_fwd(node: &Node, skip: usize, f: &mut impl FnMut(f64, &Bytes) -> bool) -> bool {
+    fn walk_fwd(node: &Node, skip: usize, f: &mut impl FnMut(u32) -> bool) -> bool {
         match node {
-            Node::Leaf(v) => {
-                for e in v.iter().skip(skip) {
-                    if !f(e.0, &e.1) {
-                        return false;
-                    }
-                }
-                true
-            }
+            Node::Leaf(v) => v.iter().skip(skip).all(|&e| f(e)),
             Node::Inner(n) => {
-                let (first, rel) = n.child_at(skip);
-                let mut rel = rel;
+                let (first, mut rel) = n.child_at(skip);
                 for child in &n.children[first..] {
                     if !Self::walk_fwd(child, rel, f) {
                         return false;
@@ -427,16 +481,9 @@ impl Tree {
     }
 
     /// Visits ranks `at, at-1, ..., 0` of `node`.
-    fn walk_rev(node: &Node, at: usize, f: &mut impl FnMut(f64, &Bytes) -> bool) -> bool {
+    fn walk_rev(node: &Node, at: usize, f: &mut impl FnMut(u32) -> bool) -> bool {
         match node {
-            Node::Leaf(v) => {
-                for e in v.iter().take(at.saturating_add(1)).rev() {
-                    if !f(e.0, &e.1) {
-                        return false;
-                    }
-                }
-                true
-            }
+            Node::Leaf(v) => v.iter().take(at.saturating_add(1)).rev().all(|&e| f(e)),
             Node::Inner(n) => {
                 let (last, rel) = n.child_at(at);
                 if !Self::walk_rev(&n.children[last], rel, f) {
@@ -452,14 +499,15 @@ impl Tree {
         }
     }
 
-    /// Approximate heap bytes held by the tree's nodes (members' bytes not included:
-    /// they are shared with the dictionary).
+    /// Approximate heap bytes held by the tree's nodes.
     pub fn heap_size(&self) -> usize {
         fn node_size(n: &Node) -> usize {
             match n {
-                Node::Leaf(v) => v.capacity() * std::mem::size_of::<Entry>(),
+                Node::Leaf(v) => v.capacity() * 4,
                 Node::Inner(i) => {
-                    i.seps.capacity() * std::mem::size_of::<Entry>()
+                    std::mem::size_of::<Inner>()
+                        + i.seps.capacity() * std::mem::size_of::<Sep>()
+                        + i.seps.iter().map(|s| s.1.len()).sum::<usize>()
                         + i.children.capacity() * std::mem::size_of::<Node>()
                         + i.counts.capacity() * std::mem::size_of::<usize>()
                         + i.children.iter().map(node_size).sum::<usize>()
@@ -469,24 +517,49 @@ impl Tree {
         node_size(&self.root)
     }
 
-    /// Checks the structural invariants (tests and debug assertions).
+    /// Number of leaves (tests).
     #[cfg(test)]
-    pub fn check(&self) {
-        fn check_node(n: &Node, lo: Option<&Entry>, hi: Option<&Entry>, root: bool) -> usize {
+    pub fn leaf_count(&self) -> usize {
+        fn count(n: &Node) -> usize {
+            match n {
+                Node::Leaf(_) => 1,
+                Node::Inner(i) => i.children.iter().map(count).sum(),
+            }
+        }
+        count(&self.root)
+    }
+
+    /// Checks the structural invariants (tests).
+    #[cfg(test)]
+    pub fn check(&self, keys: &impl Keys) {
+        fn check_node(
+            n: &Node,
+            keys: &impl Keys,
+            lo: Option<&Sep>,
+            hi: Option<&Sep>,
+            root: bool,
+        ) -> usize {
             match n {
                 Node::Leaf(v) => {
                     for w in v.windows(2) {
-                        assert_eq!(cmp_entry(&w[0], w[1].0, &w[1].1), Ordering::Less);
+                        let (s, m) = keys.key(w[1]);
+                        assert_eq!(cmp_slot(keys, w[0], s, m), Ordering::Less);
                     }
-                    for e in v {
+                    for &e in v {
+                        let (s, m) = keys.key(e);
                         if let Some(lo) = lo {
-                            assert_ne!(cmp_entry(e, lo.0, &lo.1), Ordering::Less);
+                            assert_ne!(cmp_sep(lo, s, m), Ordering::Greater);
                         }
                         if let Some(hi) = hi {
-                            assert_eq!(cmp_entry(e, hi.0, &hi.1), Ordering::Less);
+                            assert_eq!(cmp_sep(hi, s, m), Ordering::Greater);
                         }
                     }
                     assert!(v.len() <= MAX_LEAF);
+                    assert!(
+                        v.capacity() <= MAX_LEAF + 1,
+                        "leaf capacity {}",
+                        v.capacity()
+                    );
                     v.len()
                 }
                 Node::Inner(i) => {
@@ -502,7 +575,7 @@ impl Tree {
                         } else {
                             Some(&i.seps[k])
                         };
-                        let n = check_node(c, clo, chi, false);
+                        let n = check_node(c, keys, clo, chi, false);
                         assert_eq!(n, i.counts[k]);
                         total += n;
                     }
@@ -510,7 +583,7 @@ impl Tree {
                 }
             }
         }
-        assert_eq!(check_node(&self.root, None, None, true), self.len);
+        assert_eq!(check_node(&self.root, keys, None, None, true), self.len);
         if let Node::Inner(i) = &self.root {
             assert!(i.children.len() >= 2);
         }
@@ -522,6 +595,16 @@ mod tests {
     use super::*;
     use std::collections::BTreeSet;
 
+    /// A test arena: slot i holds `keys[i]`.
+    struct Arena(Vec<(f64, Vec<u8>)>);
+
+    impl Keys for Arena {
+        fn key(&self, i: u32) -> (f64, &[u8]) {
+            let (s, m) = &self.0[i as usize];
+            (*s, m)
+        }
+    }
+
     /// Model key: score bits made order-preserving, then the member.
     fn model_key(score: f64, m: &[u8]) -> (i64, Vec<u8>) {
         let b = score.to_bits() as i64;
@@ -529,123 +612,151 @@ mod tests {
         (ord, m.to_vec())
     }
 
-    fn member(i: u32) -> Bytes {
-        Bytes::from(format!("m{i:05}"))
+    fn member(i: u32) -> Vec<u8> {
+        format!("m{i:05}").into_bytes()
     }
 
     #[test]
     fn grows_and_shrinks_with_ranks() {
+        let mut a = Arena(Vec::new());
         let mut t = Tree::new();
         for i in 0..5000u32 {
             // Scores interleave so inserts land all over the tree.
             let s = f64::from((i * 7919) % 5000);
-            t.insert(s, member(i));
+            a.0.push((s, member(i)));
+            t.insert(i, &a);
         }
-        t.check();
+        t.check(&a);
         assert_eq!(t.len(), 5000);
         for r in [0usize, 1, 63, 64, 65, 2500, 4999] {
-            let (s, m) = t.get(r).expect("in range");
-            assert_eq!(t.rank(s, m), Some(r));
+            let slot = t.get(r).expect("in range");
+            let (s, m) = a.key(slot);
+            assert_eq!(t.rank(s, m, &a), Some(r));
         }
         assert_eq!(t.get(5000), None);
-        let mut prev: Option<(f64, Bytes)> = None;
+        let mut prev: Option<u32> = None;
         let mut n = 0;
-        t.walk(0, false, |s, m| {
-            if let Some((ps, pm)) = &prev {
-                assert_eq!(cmp_key(*ps, pm, s, m), Ordering::Less);
+        t.walk(0, false, |e| {
+            if let Some(p) = prev {
+                let (s, m) = a.key(e);
+                assert_eq!(cmp_slot(&a, p, s, m), Ordering::Less);
             }
-            prev = Some((s, m.clone()));
+            prev = Some(e);
             n += 1;
             true
         });
         assert_eq!(n, 5000);
         for i in 0..5000u32 {
-            let s = f64::from((i * 7919) % 5000);
-            assert!(t.remove(s, &member(i)), "remove {i}");
+            let (s, m) = a.key(i);
+            assert_eq!(t.remove(s, m, &a), Some(i), "remove {i}");
             if i % 500 == 0 {
-                t.check();
+                t.check(&a);
             }
         }
         assert!(t.is_empty());
-        t.check();
-        assert!(!t.remove(1.0, b"x"));
+        t.check(&a);
+        assert_eq!(t.remove(1.0, b"x", &a), None);
+    }
+
+    #[test]
+    fn ascending_inserts_fill_leaves() {
+        let mut a = Arena(Vec::new());
+        let mut t = Tree::new();
+        for i in 0..64 * 100u32 {
+            a.0.push((f64::from(i), member(i)));
+            t.insert(i, &a);
+        }
+        t.check(&a);
+        // 100 full leaves of 64 slots: half-splits would have left about 200.
+        assert_eq!(t.leaf_count(), 100);
     }
 
     #[test]
     fn walk_reverse_and_bounded() {
+        let mut a = Arena(Vec::new());
         let mut t = Tree::new();
         for i in 0..1000u32 {
-            t.insert(f64::from(i), member(i));
+            a.0.push((f64::from(i), member(i)));
+            t.insert(i, &a);
         }
+        let score = |e: u32| a.key(e).0;
         let mut got = Vec::new();
-        t.walk(999, true, |s, _| {
-            got.push(s);
+        t.walk(999, true, |e| {
+            got.push(score(e));
             got.len() < 5
         });
         assert_eq!(got, vec![999.0, 998.0, 997.0, 996.0, 995.0]);
         got.clear();
-        t.walk(130, true, |s, _| {
-            got.push(s);
+        t.walk(130, true, |e| {
+            got.push(score(e));
             true
         });
         assert_eq!(got.len(), 131);
         assert_eq!(got[130], 0.0);
         got.clear();
-        t.walk(997, false, |s, _| {
-            got.push(s);
+        t.walk(997, false, |e| {
+            got.push(score(e));
             true
         });
         assert_eq!(got, vec![997.0, 998.0, 999.0]);
-        assert_eq!(t.partition_point(|s, _| s < 500.0), 500);
-        assert_eq!(t.partition_point(|s, _| s <= 500.0), 501);
-        assert_eq!(t.partition_point(|_, _| false), 0);
-        assert_eq!(t.partition_point(|_, _| true), 1000);
+        assert_eq!(t.partition_point(&a, |s, _| s < 500.0), 500);
+        assert_eq!(t.partition_point(&a, |s, _| s <= 500.0), 501);
+        assert_eq!(t.partition_point(&a, |_, _| false), 0);
+        assert_eq!(t.partition_point(&a, |_, _| true), 1000);
     }
 
     proptest::proptest! {
         #![proptest_config(proptest::test_runner::Config::with_cases(64))]
         #[test]
         fn behaves_like_a_sorted_set(ops in proptest::collection::vec((0u8..4, 0u16..400, -20i8..20), 1..1500)) {
+            // Slots are never reused here, so a removed key stays readable (as a freed
+            // arena slot would not be: the tree must not look at removed slots).
+            let mut a = Arena(Vec::new());
             let mut t = Tree::new();
             let mut model: BTreeSet<(i64, Vec<u8>)> = BTreeSet::new();
-            let mut scores = std::collections::HashMap::new();
+            let mut live = std::collections::HashMap::new();
             for (op, m, s) in ops {
-                let mb = Bytes::from(format!("k{m}"));
+                let mb = format!("k{m}").into_bytes();
                 let score = f64::from(s) / 2.0;
                 match op {
                     0 | 1 => {
-                        if let std::collections::hash_map::Entry::Vacant(v) = scores.entry(mb.clone()) {
-                            v.insert(score);
-                            t.insert(score, mb.clone());
+                        if let std::collections::hash_map::Entry::Vacant(v) = live.entry(mb.clone()) {
+                            let slot = a.0.len() as u32;
+                            a.0.push((score, mb.clone()));
+                            v.insert(slot);
+                            t.insert(slot, &a);
                             model.insert(model_key(score, &mb));
                         }
                     }
                     2 => {
-                        if let Some(old) = scores.remove(&mb) {
-                            proptest::prop_assert!(t.remove(old, &mb));
+                        if let Some(slot) = live.remove(&mb) {
+                            let (old, _) = a.key(slot);
+                            proptest::prop_assert_eq!(t.remove(old, &mb, &a), Some(slot));
                             model.remove(&model_key(old, &mb));
                         } else {
-                            proptest::prop_assert!(!t.remove(score, &mb));
+                            proptest::prop_assert_eq!(t.remove(score, &mb, &a), None);
                         }
                     }
                     _ => {
                         if !model.is_empty() {
                             let r = usize::from(m) % model.len();
-                            let (s, got) = t.remove_at(r).expect("rank in range");
+                            let slot = t.remove_at(r, &a).expect("rank in range");
+                            let (s, got) = a.key(slot);
                             let want = model.iter().nth(r).cloned().expect("model rank");
-                            proptest::prop_assert_eq!(model_key(s, &got), want.clone());
+                            proptest::prop_assert_eq!(model_key(s, got), want.clone());
                             model.remove(&want);
-                            scores.remove(&got);
+                            live.remove(got);
                         }
                     }
                 }
                 proptest::prop_assert_eq!(t.len(), model.len());
             }
-            t.check();
+            t.check(&a);
             for (r, k) in model.iter().enumerate() {
-                let (s, m) = t.get(r).expect("rank");
+                let slot = t.get(r).expect("rank");
+                let (s, m) = a.key(slot);
                 proptest::prop_assert_eq!(&model_key(s, m), k);
-                proptest::prop_assert_eq!(t.rank(s, m), Some(r));
+                proptest::prop_assert_eq!(t.rank(s, m, &a), Some(r));
             }
         }
     }
