@@ -1,8 +1,10 @@
 //! The sorted-set value type, with Redis's two encodings.
 //!
 //! * `listpack`: small sets live in one packed byte buffer of entries sorted by
-//!   `(score, member)`, each written as a LEB128 member length, the member bytes and the
-//!   8-byte score. Every operation is a linear walk, as on Redis's listpack; the set stays
+//!   `(score, member)`, each written as a LEB128 header (member length and an integer
+//!   flag), the member bytes and the score (a zigzag LEB128 integer when it is a whole
+//!   number of at most 53 bits, else 8 bytes). Every operation is a linear walk, as on
+//!   Redis's listpack; the set stays
 //!   small (`zset-max-listpack-entries`, default 128, members of at most
 //!   `zset-max-listpack-value` bytes, default 64) so that is cheap.
 //! * `skiplist`: an arena of 32-byte slots (score and member) indexed twice: by a chained
@@ -30,6 +32,9 @@ use bytes::Bytes;
 use large::Large;
 use std::cmp::Ordering;
 pub use tree::cmp_key;
+
+/// Free bytes a packed buffer may keep after removals before it is shrunk.
+const PACKED_SLACK: usize = 64;
 
 /// Largest packed buffer before a set converts anyway (Redis's `lpSafeToAdd` limit).
 const PACKED_SAFETY_LIMIT: usize = 1 << 30;
@@ -257,31 +262,59 @@ impl<'a> Iterator for PackedIter<'a> {
             return None;
         }
         let start = self.pos;
-        let mut len = 0usize;
-        let mut shift = 0;
         let mut p = start;
-        loop {
-            let b = *self.buf.get(p)?;
-            p += 1;
-            len |= usize::from(b & 0x7f) << shift;
-            if b & 0x80 == 0 {
-                break;
-            }
-            shift += 7;
-        }
-        let member = self.buf.get(p..p + len)?;
+        let header = read_varint(self.buf, &mut p)?;
+        let len = usize::try_from(header >> 1).ok()?;
+        let member = self.buf.get(p..p.checked_add(len)?)?;
         p += len;
-        let score_bytes: [u8; 8] = self.buf.get(p..p + 8)?.try_into().ok()?;
-        p += 8;
+        let score = if header & 1 == 1 {
+            let z = read_varint(self.buf, &mut p)?;
+            // Zigzag: 0, -1, 1, -2, ... → 0, 1, 2, 3, ...
+            ((z >> 1) as i64 ^ -((z & 1) as i64)) as f64
+        } else {
+            let bytes: [u8; 8] = self.buf.get(p..p + 8)?.try_into().ok()?;
+            p += 8;
+            f64::from_le_bytes(bytes)
+        };
         self.pos = p;
         Some(PackedEntry {
             start,
             end: p,
             member,
-            score: f64::from_le_bytes(score_bytes),
+            score,
         })
     }
 }
+
+fn read_varint(buf: &[u8], p: &mut usize) -> Option<u64> {
+    let mut v = 0u64;
+    let mut shift = 0;
+    loop {
+        let b = *buf.get(*p)?;
+        *p += 1;
+        v |= u64::from(b & 0x7f).checked_shl(shift)?;
+        if b & 0x80 == 0 {
+            return Some(v);
+        }
+        shift += 7;
+    }
+}
+
+fn write_varint(mut v: u64, out: &mut Vec<u8>) {
+    loop {
+        let b = (v & 0x7f) as u8;
+        v >>= 7;
+        if v == 0 {
+            out.push(b);
+            return;
+        }
+        out.push(b | 0x80);
+    }
+}
+
+/// Scores that are integers of at most 53 bits are stored as zigzag varints (as a
+/// listpack stores them as integers), others as their 8 bytes.
+const INT_SCORE_MAX: f64 = 9_007_199_254_740_992.0;
 
 impl Packed {
     fn iter(&self) -> PackedIter<'_> {
@@ -291,23 +324,21 @@ impl Packed {
         }
     }
 
-    /// Appends one entry. A score of `-0` is stored as `0`: Redis writes listpack scores
-    /// as text through its integer fast path, which drops the sign of zero (a `skiplist`
-    /// keeps it, and so does ours).
+    /// Appends one entry: a varint header (member length, shifted, and whether the score
+    /// is an integer), the member, the score (a zigzag varint or 8 bytes). A score of `-0`
+    /// is stored as `0`: Redis writes listpack scores as text through its integer fast
+    /// path, which drops the sign of zero (a `skiplist` keeps it, and so does ours).
     fn encode(member: &[u8], score: f64, out: &mut Vec<u8>) {
         let score = if score == 0.0 { 0.0 } else { score };
-        let mut n = member.len();
-        loop {
-            let b = (n & 0x7f) as u8;
-            n >>= 7;
-            if n == 0 {
-                out.push(b);
-                break;
-            }
-            out.push(b | 0x80);
-        }
+        let int = score.fract() == 0.0 && score.abs() <= INT_SCORE_MAX;
+        write_varint(((member.len() as u64) << 1) | u64::from(int), out);
         out.extend_from_slice(member);
-        out.extend_from_slice(&score.to_le_bytes());
+        if int {
+            let i = score as i64;
+            write_varint(((i << 1) ^ (i >> 63)) as u64, out);
+        } else {
+            out.extend_from_slice(&score.to_le_bytes());
+        }
     }
 
     fn find(&self, member: &[u8]) -> Option<PackedEntry<'_>> {
@@ -320,8 +351,11 @@ impl Packed {
             .iter()
             .find(|e| cmp_key(e.score, e.member, score, member) == Ordering::Greater)
             .map_or(self.buf.len(), |e| e.start);
-        let mut enc = Vec::with_capacity(member.len() + 10);
+        let mut enc = Vec::with_capacity(member.len() + 20);
         Self::encode(member, score, &mut enc);
+        // Exact growth, as a listpack reallocates: an insert moves the tail anyway, and
+        // many small sets must not carry doubling slack.
+        self.buf.reserve_exact(enc.len());
         self.buf.splice(at..at, enc);
         self.len += 1;
     }
@@ -329,6 +363,9 @@ impl Packed {
     fn remove_bytes(&mut self, start: usize, end: usize, count: usize) {
         self.buf.drain(start..end);
         self.len -= count;
+        if self.buf.capacity() - self.buf.len() > PACKED_SLACK {
+            self.buf.shrink_to_fit();
+        }
     }
 
     /// Byte offset of the entry at `rank` (the buffer's end for `rank == len`).
@@ -435,6 +472,7 @@ impl ZSetValue {
             for (m, s) in &sorted {
                 Packed::encode(m, *s, &mut p.buf);
             }
+            p.buf.shrink_to_fit();
             p.len = sorted.len();
             ZSetValue {
                 repr: Repr::Listpack(p),
@@ -777,6 +815,45 @@ mod tests {
         assert!(ScoreRange::parse(b"x", b"1").is_none());
         assert!(ScoreRange::parse(b"5", b"(5").expect("valid").is_empty());
         assert!(!ScoreRange::parse(b"5", b"5").expect("valid").is_empty());
+    }
+
+    #[test]
+    fn packed_scores_round_trip() {
+        let lim = limits(128, 64);
+        let scores = [
+            0.0,
+            -0.0,
+            1.0,
+            -1.0,
+            63.0,
+            64.0,
+            -65.0,
+            1e15,
+            -9_007_199_254_740_992.0,
+            9_007_199_254_740_992.0,
+            9_007_199_254_740_994.0,
+            1e300,
+            0.1,
+            -2.5,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            f64::MIN_POSITIVE,
+        ];
+        let mut z = ZSetValue::new();
+        for (i, s) in scores.iter().enumerate() {
+            z.insert(format!("m{i}").as_bytes(), *s, &lim);
+        }
+        assert_eq!(z.encoding(), "listpack");
+        for (i, s) in scores.iter().enumerate() {
+            let got = z.score(format!("m{i}").as_bytes()).expect("present");
+            // -0 is stored as 0, as Redis's listpack does.
+            let want = if *s == 0.0 { 0.0 } else { *s };
+            assert_eq!(got.to_bits(), want.to_bits(), "score {s}");
+        }
+        // Small integer scores cost one byte.
+        let mut small = ZSetValue::new();
+        small.insert(b"abc", 5.0, &lim);
+        assert_eq!(small.heap_size(), 1 + 3 + 1);
     }
 
     #[test]
