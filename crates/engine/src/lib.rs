@@ -7,6 +7,7 @@
 pub mod bitops;
 pub mod dict;
 pub mod encoding;
+pub mod geo;
 pub mod hashing;
 pub mod glob;
 pub mod hll;

@@ -63,6 +63,15 @@ pub fn encode(frame: &Frame, proto: Protocol, out: &mut BytesMut) {
                 bulk(out, text.as_bytes());
             }
         }
+        Frame::FormattedDouble(text) => {
+            if resp3 {
+                out.put_u8(b',');
+                out.put_slice(text);
+                out.put_slice(b"\r\n");
+            } else {
+                bulk(out, text);
+            }
+        }
         Frame::BigNumber(digits) => {
             if resp3 {
                 out.put_u8(b'(');
@@ -239,6 +248,11 @@ mod tests {
             b",-inf\r\n",
         );
         both(Frame::Double(f64::NAN), b"$3\r\nnan\r\n", b",nan\r\n");
+        both(
+            Frame::FormattedDouble(Bytes::from_static(b"13.36138933897018433")),
+            b"$20\r\n13.36138933897018433\r\n",
+            b",13.36138933897018433\r\n",
+        );
     }
 
     #[test]

@@ -37,6 +37,9 @@ pub enum Frame {
     Boolean(bool),
     /// RESP3 `,1.5`; RESP2 a bulk string with Redis's `%.17g` formatting.
     Double(f64),
+    /// A double already formatted by the server (Redis's `addReplyHumanLongDouble`, used
+    /// by GEOPOS): RESP3 `,text`; RESP2 a bulk string of the same text.
+    FormattedDouble(Bytes),
     /// RESP3 `(1234...`; RESP2 a bulk string. Holds the decimal digits.
     BigNumber(Bytes),
     /// RESP3 `=15\r\ntxt:Some string`; RESP2 a bulk string holding only the text.
