@@ -12,11 +12,9 @@
 //! shard); the table uses its low bits. Resizing is done at once: with many shards per
 //! server each table stays small enough for that to be cheap.
 
-use bytes::Bytes;
-
 struct Node<V> {
     hash: u64,
-    key: Bytes,
+    key: Box<[u8]>,
     value: V,
     next: Option<Box<Node<V>>>,
 }
@@ -24,7 +22,7 @@ struct Node<V> {
 /// Smallest number of buckets a non-empty table keeps.
 const MIN_BUCKETS: usize = 4;
 
-/// A hash table from `Bytes` keys to `V`, with stable-cursor scanning and random sampling.
+/// A hash table from byte-string keys to `V`, with stable-cursor scanning and random sampling.
 pub struct Dict<V> {
     buckets: Vec<Option<Box<Node<V>>>>,
     len: usize,
@@ -93,14 +91,14 @@ impl<V> Dict<V> {
     }
 
     /// Looks a key up and returns the stored key too.
-    pub fn get_key_value(&self, hash: u64, key: &[u8]) -> Option<(&Bytes, &V)> {
+    pub fn get_key_value(&self, hash: u64, key: &[u8]) -> Option<(&[u8], &V)> {
         if self.buckets.is_empty() {
             return None;
         }
         let mut cur = self.buckets[hash as usize & self.mask()].as_deref();
         while let Some(node) = cur {
             if node.hash == hash && node.key.as_ref() == key {
-                return Some((&node.key, &node.value));
+                return Some((&*node.key, &node.value));
             }
             cur = node.next.as_deref();
         }
@@ -108,7 +106,7 @@ impl<V> Dict<V> {
     }
 
     /// Inserts or replaces; returns the previous value of the key.
-    pub fn insert(&mut self, hash: u64, key: Bytes, value: V) -> Option<V> {
+    pub fn insert(&mut self, hash: u64, key: Box<[u8]>, value: V) -> Option<V> {
         if let Some(slot) = self.get_mut(hash, &key) {
             return Some(std::mem::replace(slot, value));
         }
@@ -117,7 +115,7 @@ impl<V> Dict<V> {
     }
 
     /// Inserts a key the caller knows is absent (saves the lookup of [`Dict::insert`]).
-    pub fn insert_unique(&mut self, hash: u64, key: Bytes, value: V) {
+    pub fn insert_unique(&mut self, hash: u64, key: Box<[u8]>, value: V) {
         debug_assert!(self.get(hash, &key).is_none(), "insert_unique of a present key");
         if self.len >= self.buckets.len() {
             self.resize((self.buckets.len() * 2).max(MIN_BUCKETS));
@@ -134,7 +132,7 @@ impl<V> Dict<V> {
     }
 
     /// Removes a key; returns the stored key and value.
-    pub fn remove(&mut self, hash: u64, key: &[u8]) -> Option<(Bytes, V)> {
+    pub fn remove(&mut self, hash: u64, key: &[u8]) -> Option<(Box<[u8]>, V)> {
         if self.buckets.is_empty() {
             return None;
         }
@@ -195,11 +193,11 @@ impl<V> Dict<V> {
     }
 
     /// Visits every entry (order unspecified).
-    pub fn for_each(&self, mut f: impl FnMut(&Bytes, &V)) {
+    pub fn for_each(&self, mut f: impl FnMut(&[u8], &V)) {
         for bucket in &self.buckets {
             let mut cur = bucket.as_deref();
             while let Some(node) = cur {
-                f(&node.key, &node.value);
+                f(&*node.key, &node.value);
                 cur = node.next.as_deref();
             }
         }
@@ -208,14 +206,14 @@ impl<V> Dict<V> {
     /// Visits the entries of the bucket at `cursor` and returns the next cursor (0 when
     /// the scan is complete). Every key present from the first call to the last is
     /// visited at least once, whatever resizes happen between calls.
-    pub fn scan(&self, cursor: u64, mut f: impl FnMut(&Bytes, &V)) -> u64 {
+    pub fn scan(&self, cursor: u64, mut f: impl FnMut(&[u8], &V)) -> u64 {
         if self.buckets.is_empty() {
             return 0;
         }
         let mask = self.mask() as u64;
         let mut cur = self.buckets[(cursor & mask) as usize].as_deref();
         while let Some(node) = cur {
-            f(&node.key, &node.value);
+            f(&*node.key, &node.value);
             cur = node.next.as_deref();
         }
         // Increment the reversed cursor over the unmasked bits.
@@ -228,7 +226,7 @@ impl<V> Dict<V> {
     /// A pseudo-random entry: `r1` picks a non-empty bucket (probing from a random
     /// start), `r2` an entry of its chain. Not uniform over keys (long chains are
     /// under-sampled) exactly as Redis's dictGetRandomKey is not.
-    pub fn random_entry(&self, r1: u64, r2: u64) -> Option<(&Bytes, &V)> {
+    pub fn random_entry(&self, r1: u64, r2: u64) -> Option<(&[u8], &V)> {
         if self.len == 0 {
             return None;
         }
@@ -249,7 +247,7 @@ impl<V> Dict<V> {
                     pick -= 1;
                     cur = cur.next.as_deref()?;
                 }
-                return Some((&cur.key, &cur.value));
+                return Some((&*cur.key, &cur.value));
             }
         }
         None
@@ -277,11 +275,11 @@ mod tests {
         let mut d = Dict::new();
         for i in 0..1000u32 {
             let k = format!("k{i}");
-            assert!(d.insert(h(k.as_bytes()), Bytes::from(k), i).is_none());
+            assert!(d.insert(h(k.as_bytes()), k.into_bytes().into_boxed_slice(), i).is_none());
         }
         assert_eq!(d.len(), 1000);
         assert_eq!(d.get(h(b"k10"), b"k10"), Some(&10));
-        assert_eq!(d.insert(h(b"k10"), Bytes::from_static(b"k10"), 99), Some(10));
+        assert_eq!(d.insert(h(b"k10"), b"k10"[..].into(), 99), Some(10));
         assert_eq!(d.len(), 1000);
         for i in 0..1000u32 {
             let k = format!("k{i}");
@@ -296,21 +294,21 @@ mod tests {
         let mut d = Dict::new();
         let stable: Vec<String> = (0..500).map(|i| format!("stable{i}")).collect();
         for k in &stable {
-            d.insert(h(k.as_bytes()), Bytes::from(k.clone()), ());
+            d.insert(h(k.as_bytes()), k.clone().into_bytes().into_boxed_slice(), ());
         }
         let mut seen = HashSet::new();
         let mut cursor = 0u64;
         let mut step = 0u32;
         loop {
             cursor = d.scan(cursor, |k, _| {
-                seen.insert(k.clone());
+                seen.insert(k.to_vec());
             });
             step += 1;
             // Grow the table a lot, then shrink it, in the middle of the scan.
             if step == 3 {
                 for i in 0..5000 {
                     let k = format!("tmp{i}");
-                    d.insert(h(k.as_bytes()), Bytes::from(k), ());
+                    d.insert(h(k.as_bytes()), k.into_bytes().into_boxed_slice(), ());
                 }
             }
             if step == 40 {
@@ -334,7 +332,7 @@ mod tests {
         assert!(d.random_entry(1, 2).is_none());
         for i in 0..100u32 {
             let k = format!("k{i}");
-            d.insert(h(k.as_bytes()), Bytes::from(k), i);
+            d.insert(h(k.as_bytes()), k.into_bytes().into_boxed_slice(), i);
         }
         let mut seen = HashSet::new();
         for i in 0..2000u64 {
@@ -355,14 +353,14 @@ mod tests {
                 let k = format!("key{key}");
                 let hk = h(k.as_bytes());
                 match op {
-                    0 => { proptest::prop_assert_eq!(d.insert(hk, Bytes::from(k.clone()), val), m.insert(k, val)); }
+                    0 => { proptest::prop_assert_eq!(d.insert(hk, k.clone().into_bytes().into_boxed_slice(), val), m.insert(k, val)); }
                     1 => { proptest::prop_assert_eq!(d.remove(hk, k.as_bytes()).map(|(_, v)| v), m.remove(&k)); }
                     _ => { proptest::prop_assert_eq!(d.get(hk, k.as_bytes()), m.get(&k)); }
                 }
                 proptest::prop_assert_eq!(d.len(), m.len());
             }
             let mut all = Vec::new();
-            d.for_each(|k, v| all.push((k.clone(), *v)));
+            d.for_each(|k, v| all.push((k.to_vec(), *v)));
             proptest::prop_assert_eq!(all.len(), m.len());
         }
     }

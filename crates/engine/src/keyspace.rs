@@ -17,7 +17,7 @@ use crate::dict::Dict;
 use crate::value::Value;
 use bytes::Bytes;
 use parking_lot::{Mutex, MutexGuard};
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use smallvec::SmallVec;
 use std::hash::BuildHasher;
 
@@ -78,13 +78,51 @@ impl ShardStats {
 #[derive(Default)]
 struct Db {
     dict: Dict<Entry>,
-    expires: BTreeSet<(u64, Bytes)>,
+    /// Keys with a deadline, ordered by `(deadline, key hash)`. Keyed by the hash rather
+    /// than the key so that removing an entry needs no allocation; keys whose deadline
+    /// and hash both collide share a slot.
+    expires: BTreeMap<(u64, u64), SmallVec<[Box<[u8]>; 1]>>,
+    /// Number of keys in `expires`.
+    volatile: usize,
 }
 
 impl Db {
     fn clear(&mut self) {
         self.dict.clear();
         self.expires.clear();
+        self.volatile = 0;
+    }
+
+    fn exp_add(&mut self, at: u64, hash: u64, key: &[u8]) {
+        self.expires.entry((at, hash)).or_default().push(key.into());
+        self.volatile += 1;
+    }
+
+    fn exp_remove(&mut self, at: u64, hash: u64, key: &[u8]) {
+        if let Some(slot) = self.expires.get_mut(&(at, hash))
+            && let Some(i) = slot.iter().position(|k| **k == *key)
+        {
+            slot.swap_remove(i);
+            self.volatile -= 1;
+            if slot.is_empty() {
+                self.expires.remove(&(at, hash));
+            }
+        }
+    }
+
+    /// Removes and returns one key whose deadline is `<= now`.
+    fn exp_pop_due(&mut self, now: u64) -> Option<(u64, Box<[u8]>)> {
+        let mut first = self.expires.first_entry()?;
+        let (at, hash) = *first.key();
+        if at > now {
+            return None;
+        }
+        let key = first.get_mut().pop()?;
+        if first.get().is_empty() {
+            first.remove();
+        }
+        self.volatile -= 1;
+        Some((hash, key))
     }
 }
 
@@ -94,9 +132,6 @@ pub struct Shard {
     /// INFO counters.
     pub stats: ShardStats,
     rng: u64,
-    // A copy of the keyspace's hasher (one u64), so the expiry cycle can rehash the keys
-    // it reclaims without a reference back to the keyspace.
-    hasher: foldhash::fast::FixedState,
 }
 
 impl Shard {
@@ -117,13 +152,13 @@ impl Shard {
 
     /// Number of keys with a deadline in `db`.
     pub fn db_volatile(&self, db: usize) -> usize {
-        self.dbs[db].expires.len()
+        self.dbs[db].volatile
     }
 
     /// Average remaining TTL information: sum of deadlines of volatile keys is not kept;
     /// this returns the earliest deadline in `db`, if any.
     pub fn earliest_deadline(&self, db: usize) -> Option<u64> {
-        self.dbs[db].expires.first().map(|(t, _)| *t)
+        self.dbs[db].expires.keys().next().map(|(t, _)| *t)
     }
 
     /// Active expiry: removes up to `budget` keys whose deadline is `<= now`, across all
@@ -132,18 +167,15 @@ impl Shard {
         let mut removed = 0;
         let mut more = false;
         for db in self.dbs.iter_mut() {
-            while let Some((t, _)) = db.expires.first() {
-                if *t > now {
-                    break;
-                }
+            loop {
                 if removed >= budget {
-                    more = true;
+                    more = db.expires.keys().next().is_some_and(|(t, _)| *t <= now);
                     break;
                 }
-                let Some((_, key)) = db.expires.pop_first() else {
+                let Some((hash, key)) = db.exp_pop_due(now) else {
                     break;
                 };
-                db.dict.remove(self.hasher.hash_one(key.as_ref()), &key);
+                db.dict.remove(hash, &key);
                 removed += 1;
             }
         }
@@ -173,7 +205,6 @@ impl Keyspace {
                     dbs,
                     stats: ShardStats::default(),
                     rng: (cfg.rng_seed ^ (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)) | 1,
-                    hasher: foldhash::fast::FixedState::with_seed(cfg.hash_seed),
                 })
             })
             .collect();
@@ -285,7 +316,7 @@ impl Keyspace {
         cursor: u64,
         count: usize,
         now: u64,
-        mut f: impl FnMut(&Bytes, &Entry),
+        mut f: impl FnMut(&[u8], &Entry),
     ) -> u64 {
         let nshards = self.shards.len() as u64;
         let mut shard = cursor & (nshards - 1);
@@ -395,8 +426,8 @@ impl<'a> Guard<'a> {
             Some(e) => e.expire_at != 0 && e.expire_at <= now,
         };
         if expired {
-            if let Some((k, e)) = d.dict.remove(hash, key) {
-                d.expires.remove(&(e.expire_at, k));
+            if let Some((_, e)) = d.dict.remove(hash, key) {
+                d.exp_remove(e.expire_at, hash, key);
             }
             shard.stats.expired_keys += 1;
             if count {
@@ -436,27 +467,23 @@ impl<'a> Guard<'a> {
             expire_at,
             access_secs: (now / 1000) as u32,
         };
-        // One lookup, and the key is cloned only when the deadline index needs it.
+        // One lookup; the deadline index is touched only when a deadline changes.
         if let Some(slot) = d.dict.get_mut(hash, key) {
             let old = std::mem::replace(slot, entry).expire_at;
-            if (old != 0 || expire_at != 0)
-                && let Some((k, _)) = d.dict.get_key_value(hash, key)
-            {
-                let k = k.clone();
+            if old != expire_at {
                 if old != 0 {
-                    d.expires.remove(&(old, k.clone()));
+                    d.exp_remove(old, hash, key);
                 }
                 if expire_at != 0 {
-                    d.expires.insert((expire_at, k));
+                    d.exp_add(expire_at, hash, key);
                 }
             }
             return;
         }
-        let k = Bytes::copy_from_slice(key);
         if expire_at != 0 {
-            d.expires.insert((expire_at, k.clone()));
+            d.exp_add(expire_at, hash, key);
         }
-        d.dict.insert_unique(hash, k, entry);
+        d.dict.insert_unique(hash, key.into(), entry);
     }
 
     /// Removes a key; returns its entry if it existed (an expired key counts as absent).
@@ -464,9 +491,9 @@ impl<'a> Guard<'a> {
         self.get(db, key)?;
         let hash = self.ks.hash(key);
         let d = &mut self.shard_mut(hash).dbs[db];
-        let (k, e) = d.dict.remove(hash, key)?;
+        let (_, e) = d.dict.remove(hash, key)?;
         if e.expire_at != 0 {
-            d.expires.remove(&(e.expire_at, k));
+            d.exp_remove(e.expire_at, hash, key);
         }
         Some(e)
     }
@@ -478,16 +505,13 @@ impl<'a> Guard<'a> {
         };
         let hash = self.ks.hash(key);
         let d = &mut self.shard_mut(hash).dbs[db];
-        let Some((k, e)) = d.dict.get_key_value(hash, key) else {
-            return false;
-        };
-        let k = k.clone();
-        debug_assert_eq!(e.expire_at, old);
-        if old != 0 {
-            d.expires.remove(&(old, k.clone()));
-        }
-        if expire_at != 0 {
-            d.expires.insert((expire_at, k));
+        if old != expire_at {
+            if old != 0 {
+                d.exp_remove(old, hash, key);
+            }
+            if expire_at != 0 {
+                d.exp_add(expire_at, hash, key);
+            }
         }
         if let Some(e) = d.dict.get_mut(hash, key) {
             e.expire_at = expire_at;
@@ -502,7 +526,7 @@ impl<'a> Guard<'a> {
     }
 
     /// Visits every live key of `db` in the locked shards.
-    pub fn for_each_key(&self, db: usize, mut f: impl FnMut(&Bytes, &Entry)) {
+    pub fn for_each_key(&self, db: usize, mut f: impl FnMut(&[u8], &Entry)) {
         let now = self.now;
         for (_, s) in &self.guards {
             s.dbs[db].dict.for_each(|k, e| {
@@ -549,7 +573,10 @@ impl<'a> Guard<'a> {
             }
             let shard = &mut self.guards[chosen].1;
             let (r1, r2) = (shard.next_rand(), shard.next_rand());
-            let key = shard.dbs[db].dict.random_entry(r1, r2).map(|(k, _)| k.clone())?;
+            let key = shard.dbs[db]
+                .dict
+                .random_entry(r1, r2)
+                .map(|(k, _)| Bytes::copy_from_slice(k))?;
             if self.get(db, &key).is_some() {
                 return Some(key);
             }
@@ -643,7 +670,7 @@ mod tests {
         let mut cursor = 0;
         loop {
             cursor = ks.scan(2, cursor, 10, 0, |k, _| {
-                seen.insert(k.clone());
+                seen.insert(k.to_vec());
             });
             if cursor == 0 {
                 break;

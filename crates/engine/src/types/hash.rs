@@ -20,7 +20,6 @@
 use crate::dict::Dict;
 use crate::encoding::EncodingLimits;
 use crate::hashing::hash_bytes;
-use bytes::Bytes;
 use std::collections::HashSet;
 
 /// Redis's `lpSafeToAdd` limit: a listpack that would grow past 1 GiB converts instead.
@@ -32,7 +31,7 @@ const RANDOM_BUCKET_TRIES: usize = 100;
 
 /// Estimated bytes of one table node besides the field and value bytes: hash, `Bytes`
 /// handle, boxed value handle, chain pointer.
-const TABLE_NODE_OVERHEAD: usize = 8 + std::mem::size_of::<Bytes>() + 16 + 8;
+const TABLE_NODE_OVERHEAD: usize = 8 + std::mem::size_of::<Box<[u8]>>() + 16 + 8;
 
 /// A hash value.
 #[derive(Clone, Default)]
@@ -57,7 +56,7 @@ impl Clone for Repr {
             Repr::Listpack(lp) => Repr::Listpack(lp.clone()),
             Repr::Table(t) => {
                 let mut copy = Table::default();
-                t.dict.for_each(|k, v| copy.insert(k.clone(), v));
+                t.dict.for_each(|k, v| copy.insert(k.into(), v));
                 Repr::Table(copy)
             }
         }
@@ -357,7 +356,7 @@ impl HashValue {
         };
         let mut t = Table::default();
         for (k, v) in lp.iter() {
-            t.insert(Bytes::copy_from_slice(k), v);
+            t.insert(k.into(), v);
         }
         self.repr = Repr::Table(t);
     }
@@ -503,7 +502,7 @@ struct Table {
 }
 
 impl Table {
-    fn insert(&mut self, field: Bytes, value: &[u8]) {
+    fn insert(&mut self, field: Box<[u8]>, value: &[u8]) {
         let added = field.len() + value.len();
         let flen = field.len();
         if let Some(old) = self.dict.insert(hash_bytes(&field), field, value.into()) {
@@ -521,7 +520,7 @@ impl Table {
         }
         self.bytes += field.len() + value.len();
         self.dict
-            .insert(h, Bytes::copy_from_slice(field), value.into());
+            .insert(h, field.into(), value.into());
         true
     }
 

@@ -566,7 +566,7 @@ fn keys(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let g = ctx.srv.keyspace.lock_all(ctx.now);
     g.for_each_key(db, |k, _| {
         if all || glob_match(pattern, k, false) {
-            out.push(Frame::Bulk(k.clone()));
+            out.push(Frame::bulk(k));
         }
     });
     Ok(Frame::Array(out))
@@ -609,7 +609,7 @@ fn scan(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         {
             return;
         }
-        out.push(Frame::Bulk(k.clone()));
+        out.push(Frame::bulk(k));
     });
     Ok(Frame::Array(vec![
         Frame::Bulk(Bytes::from(next.to_string())),
