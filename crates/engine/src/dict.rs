@@ -153,6 +153,33 @@ impl<V> Dict<V> {
         }
     }
 
+    /// Removes the first entry with `hash` for which `pred` holds (used when only the hash
+    /// of a key is known, as in the keyspace's deadline index).
+    pub fn remove_where(
+        &mut self,
+        hash: u64,
+        mut pred: impl FnMut(&[u8], &V) -> bool,
+    ) -> Option<(Box<[u8]>, V)> {
+        if self.buckets.is_empty() {
+            return None;
+        }
+        let idx = hash as usize & self.mask();
+        let mut link = &mut self.buckets[idx];
+        loop {
+            match link {
+                None => return None,
+                Some(node) if node.hash == hash && pred(&node.key, &node.value) => {
+                    let mut boxed = link.take()?;
+                    *link = boxed.next.take();
+                    self.len -= 1;
+                    self.maybe_shrink();
+                    return Some((boxed.key, boxed.value));
+                }
+                Some(node) => link = &mut node.next,
+            }
+        }
+    }
+
     /// Removes every entry and releases the buckets.
     pub fn clear(&mut self) {
         // Unlink chains iteratively: dropping a long `Box` chain recursively could

@@ -78,10 +78,11 @@ impl ShardStats {
 #[derive(Default)]
 struct Db {
     dict: Dict<Entry>,
-    /// Keys with a deadline, ordered by `(deadline, key hash)`. Keyed by the hash rather
-    /// than the key so that removing an entry needs no allocation; keys whose deadline
-    /// and hash both collide share a slot.
-    expires: BTreeMap<(u64, u64), SmallVec<[Box<[u8]>; 1]>>,
+    /// Keys with a deadline, as `(deadline, key hash) -> count`. The key itself is not
+    /// stored: the table entry is found by its hash and deadline, which keeps the index
+    /// at a few bytes per volatile key and makes updates allocation-free. The count covers
+    /// the (astronomically rare) keys sharing both hash and deadline.
+    expires: BTreeMap<(u64, u64), u32>,
     /// Number of keys in `expires`.
     volatile: usize,
 }
@@ -93,36 +94,38 @@ impl Db {
         self.volatile = 0;
     }
 
-    fn exp_add(&mut self, at: u64, hash: u64, key: &[u8]) {
-        self.expires.entry((at, hash)).or_default().push(key.into());
+    fn exp_add(&mut self, at: u64, hash: u64) {
+        *self.expires.entry((at, hash)).or_default() += 1;
         self.volatile += 1;
     }
 
-    fn exp_remove(&mut self, at: u64, hash: u64, key: &[u8]) {
-        if let Some(slot) = self.expires.get_mut(&(at, hash))
-            && let Some(i) = slot.iter().position(|k| **k == *key)
-        {
-            slot.swap_remove(i);
+    fn exp_remove(&mut self, at: u64, hash: u64) {
+        if let Some(n) = self.expires.get_mut(&(at, hash)) {
+            *n -= 1;
             self.volatile -= 1;
-            if slot.is_empty() {
+            if *n == 0 {
                 self.expires.remove(&(at, hash));
             }
         }
     }
 
-    /// Removes and returns one key whose deadline is `<= now`.
-    fn exp_pop_due(&mut self, now: u64) -> Option<(u64, Box<[u8]>)> {
-        let mut first = self.expires.first_entry()?;
+    /// Reclaims one key whose deadline is `<= now`; false when none is due.
+    fn exp_reclaim_one(&mut self, now: u64) -> bool {
+        let Some(mut first) = self.expires.first_entry() else {
+            return false;
+        };
         let (at, hash) = *first.key();
         if at > now {
-            return None;
+            return false;
         }
-        let key = first.get_mut().pop()?;
-        if first.get().is_empty() {
+        *first.get_mut() -= 1;
+        if *first.get() == 0 {
             first.remove();
         }
         self.volatile -= 1;
-        Some((hash, key))
+        let removed = self.dict.remove_where(hash, |_, e| e.expire_at == at);
+        debug_assert!(removed.is_some(), "deadline index out of sync with the table");
+        true
     }
 }
 
@@ -172,10 +175,9 @@ impl Shard {
                     more = db.expires.keys().next().is_some_and(|(t, _)| *t <= now);
                     break;
                 }
-                let Some((hash, key)) = db.exp_pop_due(now) else {
+                if !db.exp_reclaim_one(now) {
                     break;
-                };
-                db.dict.remove(hash, &key);
+                }
                 removed += 1;
             }
         }
@@ -427,7 +429,7 @@ impl<'a> Guard<'a> {
         };
         if expired {
             if let Some((_, e)) = d.dict.remove(hash, key) {
-                d.exp_remove(e.expire_at, hash, key);
+                d.exp_remove(e.expire_at, hash);
             }
             shard.stats.expired_keys += 1;
             if count {
@@ -472,16 +474,16 @@ impl<'a> Guard<'a> {
             let old = std::mem::replace(slot, entry).expire_at;
             if old != expire_at {
                 if old != 0 {
-                    d.exp_remove(old, hash, key);
+                    d.exp_remove(old, hash);
                 }
                 if expire_at != 0 {
-                    d.exp_add(expire_at, hash, key);
+                    d.exp_add(expire_at, hash);
                 }
             }
             return;
         }
         if expire_at != 0 {
-            d.exp_add(expire_at, hash, key);
+            d.exp_add(expire_at, hash);
         }
         d.dict.insert_unique(hash, key.into(), entry);
     }
@@ -493,7 +495,7 @@ impl<'a> Guard<'a> {
         let d = &mut self.shard_mut(hash).dbs[db];
         let (_, e) = d.dict.remove(hash, key)?;
         if e.expire_at != 0 {
-            d.exp_remove(e.expire_at, hash, key);
+            d.exp_remove(e.expire_at, hash);
         }
         Some(e)
     }
@@ -507,10 +509,10 @@ impl<'a> Guard<'a> {
         let d = &mut self.shard_mut(hash).dbs[db];
         if old != expire_at {
             if old != 0 {
-                d.exp_remove(old, hash, key);
+                d.exp_remove(old, hash);
             }
             if expire_at != 0 {
-                d.exp_add(expire_at, hash, key);
+                d.exp_add(expire_at, hash);
             }
         }
         if let Some(e) = d.dict.get_mut(hash, key) {
