@@ -6,6 +6,7 @@
 mod admin;
 mod bitmaps;
 mod clients;
+mod geo;
 mod golden;
 mod hashes;
 mod hyperloglog;
