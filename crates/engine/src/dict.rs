@@ -37,7 +37,10 @@ impl<V> Default for Dict<V> {
 impl<V> Dict<V> {
     /// An empty table (allocates nothing until the first insert).
     pub fn new() -> Self {
-        Dict { buckets: Vec::new(), len: 0 }
+        Dict {
+            buckets: Vec::new(),
+            len: 0,
+        }
     }
 
     /// Number of entries.
@@ -116,7 +119,10 @@ impl<V> Dict<V> {
 
     /// Inserts a key the caller knows is absent (saves the lookup of [`Dict::insert`]).
     pub fn insert_unique(&mut self, hash: u64, key: Box<[u8]>, value: V) {
-        debug_assert!(self.get(hash, &key).is_none(), "insert_unique of a present key");
+        debug_assert!(
+            self.get(hash, &key).is_none(),
+            "insert_unique of a present key"
+        );
         if self.len >= self.buckets.len() {
             self.resize((self.buckets.len() * 2).max(MIN_BUCKETS));
         }
@@ -224,7 +230,7 @@ impl<V> Dict<V> {
         for bucket in &self.buckets {
             let mut cur = bucket.as_deref();
             while let Some(node) = cur {
-                f(&*node.key, &node.value);
+                f(&node.key, &node.value);
                 cur = node.next.as_deref();
             }
         }
@@ -240,7 +246,7 @@ impl<V> Dict<V> {
         let mask = self.mask() as u64;
         let mut cur = self.buckets[(cursor & mask) as usize].as_deref();
         while let Some(node) = cur {
-            f(&*node.key, &node.value);
+            f(&node.key, &node.value);
             cur = node.next.as_deref();
         }
         // Increment the reversed cursor over the unmasked bits.
@@ -302,7 +308,10 @@ mod tests {
         let mut d = Dict::new();
         for i in 0..1000u32 {
             let k = format!("k{i}");
-            assert!(d.insert(h(k.as_bytes()), k.into_bytes().into_boxed_slice(), i).is_none());
+            assert!(
+                d.insert(h(k.as_bytes()), k.into_bytes().into_boxed_slice(), i)
+                    .is_none()
+            );
         }
         assert_eq!(d.len(), 1000);
         assert_eq!(d.get(h(b"k10"), b"k10"), Some(&10));
@@ -321,7 +330,11 @@ mod tests {
         let mut d = Dict::new();
         let stable: Vec<String> = (0..500).map(|i| format!("stable{i}")).collect();
         for k in &stable {
-            d.insert(h(k.as_bytes()), k.clone().into_bytes().into_boxed_slice(), ());
+            d.insert(
+                h(k.as_bytes()),
+                k.clone().into_bytes().into_boxed_slice(),
+                (),
+            );
         }
         let mut seen = HashSet::new();
         let mut cursor = 0u64;

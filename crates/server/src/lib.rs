@@ -15,6 +15,7 @@ pub mod error;
 pub mod families;
 pub mod info;
 pub mod logging;
+pub mod rand;
 pub mod server;
 
 use server::Server;

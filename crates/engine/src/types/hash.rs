@@ -519,8 +519,7 @@ impl Table {
             return false;
         }
         self.bytes += field.len() + value.len();
-        self.dict
-            .insert(h, field.into(), value.into());
+        self.dict.insert(h, field.into(), value.into());
         true
     }
 
@@ -532,7 +531,7 @@ impl Table {
         // or after `start`: with a non-empty bucket at `start`, exactly its i-th entry.
         for i in 0..n {
             if let Some((k, v)) = self.dict.random_entry(b, i as u64) {
-                out.push((k.as_ref(), &**v));
+                out.push((k, &**v));
             }
         }
     }
@@ -550,15 +549,10 @@ impl Table {
             self.dict.scan(b, |_, _| n += 1);
             if n > 0 {
                 let i = rng() % n;
-                return self
-                    .dict
-                    .random_entry(b, i)
-                    .map(|(k, v)| (k.as_ref(), &**v));
+                return self.dict.random_entry(b, i).map(|(k, v)| (k, &**v));
             }
         }
-        self.dict
-            .random_entry(rng(), rng())
-            .map(|(k, v)| (k.as_ref(), &**v))
+        self.dict.random_entry(rng(), rng()).map(|(k, v)| (k, &**v))
     }
 }
 

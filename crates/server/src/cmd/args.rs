@@ -118,6 +118,57 @@ pub fn unknown_subcommand(container: &str, sub: &[u8]) -> Error {
     ))
 }
 
+/// Options of the SCAN family, parsed from `args[from..]`.
+pub struct ScanOptions<'a> {
+    /// COUNT (at least 1; default 10).
+    pub count: usize,
+    /// MATCH pattern; `None` also for `*`, which filters nothing.
+    pub pattern: Option<&'a [u8]>,
+    /// TYPE (SCAN only), lowercased.
+    pub type_filter: Option<String>,
+}
+
+/// Parses COUNT, MATCH and (when `with_type`) TYPE as Redis's scanGenericCommand does.
+pub fn scan_options(
+    args: &[bytes::Bytes],
+    from: usize,
+    with_type: bool,
+) -> Result<ScanOptions<'_>, Error> {
+    let mut o = ScanOptions {
+        count: 10,
+        pattern: None,
+        type_filter: None,
+    };
+    let mut i = from;
+    while i < args.len() {
+        let has_value = i + 1 < args.len();
+        if is(&args[i], "count") && has_value {
+            let v = int(&args[i + 1])?;
+            if v < 1 {
+                return Err(Error::msg(error::SYNTAX));
+            }
+            o.count = usize::try_from(v).unwrap_or(usize::MAX);
+        } else if is(&args[i], "match") && has_value {
+            let p = args[i + 1].as_ref();
+            o.pattern = (p != b"*").then_some(p);
+        } else if with_type && is(&args[i], "type") && has_value {
+            o.type_filter = Some(String::from_utf8_lossy(&args[i + 1]).to_ascii_lowercase());
+        } else {
+            return Err(Error::msg(error::SYNTAX));
+        }
+        i += 2;
+    }
+    Ok(o)
+}
+
+/// The `[cursor, [items...]]` reply of the SCAN family.
+pub fn scan_reply(cursor: u64, items: Vec<basalt_proto::Frame>) -> basalt_proto::Frame {
+    basalt_proto::Frame::Array(vec![
+        basalt_proto::Frame::Bulk(bytes::Bytes::from(cursor.to_string())),
+        basalt_proto::Frame::Array(items),
+    ])
+}
+
 #[cfg(test)]
 mod tests {
     use super::timeout_deadline;

@@ -17,17 +17,13 @@ use basalt_engine::types::HashValue;
 use basalt_engine::{Guard, Value};
 use basalt_proto::{Frame, Protocol};
 use bytes::Bytes;
-use std::cell::Cell;
 
 const RO: &[&str] = &["RO"];
 const RO_ACCESS: &[&str] = &["RO", "access"];
 const RW_UPDATE: &[&str] = &["RW", "update"];
 const RW_ACCESS_UPDATE: &[&str] = &["RW", "access", "update"];
 
-/// Largest number of picks HRANDFIELD serves with a negative count. Redis 7.0 has no
-/// bound and builds the whole reply in memory (`HRANDFIELD h -4611686018427387903
-/// WITHVALUES` exhausts the machine); Basalt answers `ERR value is out of range` instead.
-pub const MAX_RANDOM_PICKS: u64 = 1 << 22;
+pub use crate::rand::MAX_RANDOM_PICKS;
 
 macro_rules! hash_cmd {
     ($name:literal, $arity:expr, $flags:expr, $spec:expr, $since:literal, $summary:literal, $cx:literal, $h:expr) => {
@@ -277,32 +273,6 @@ fn write_hash<R>(
     }
 }
 
-thread_local! {
-    static RNG: Cell<u64> = Cell::new(seed_rng());
-}
-
-/// Seeds a connection thread's generator from the clock and the thread's identity.
-fn seed_rng() -> u64 {
-    use std::hash::{BuildHasher, Hash, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    std::thread::current().id().hash(&mut h);
-    crate::server::unix_us().hash(&mut h);
-    h.finish() | 1
-}
-
-/// A uniform 64-bit value (splitmix64 over a per-thread counter). HRANDFIELD's picks
-/// need no cryptographic quality, only independence between calls.
-fn next_rand() -> u64 {
-    RNG.with(|s| {
-        let x = s.get().wrapping_add(0x9E37_79B9_7F4A_7C15);
-        s.set(x);
-        let mut z = x;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    })
-}
-
 fn bulk(b: &[u8]) -> Frame {
     Frame::Bulk(Bytes::copy_from_slice(b))
 }
@@ -508,7 +478,7 @@ fn hrandfield(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         return hrandfield_count(ctx, args, l, withvalues);
     }
     read_with(ctx, args, Frame::Null, |h| {
-        match h.random_pair(&mut next_rand) {
+        match h.random_pair(&mut crate::rand::command_rng()) {
             Some((k, _)) => bulk(k),
             None => Frame::Null,
         }
@@ -530,10 +500,13 @@ fn hrandfield_count(ctx: &mut Ctx<'_>, args: &[Bytes], l: i64, withvalues: bool)
         if count > MAX_RANDOM_PICKS {
             return Err(Error::msg("ERR value is out of range"));
         }
-        h.random_pairs(count as usize, &mut next_rand)
+        h.random_pairs(count as usize, &mut crate::rand::command_rng())
     } else {
         // A count beyond usize is beyond any hash's size: the whole hash.
-        h.random_unique(usize::try_from(count).unwrap_or(usize::MAX), &mut next_rand)
+        h.random_unique(
+            usize::try_from(count).unwrap_or(usize::MAX),
+            &mut crate::rand::command_rng(),
+        )
     };
     let mut out = Vec::with_capacity(picks.len() * if withvalues { 2 } else { 1 });
     for (k, v) in picks {
@@ -554,28 +527,10 @@ fn hscan(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let db = ctx.client.db;
     let mut g = ctx.srv.keyspace.lock_key(&args[1], ctx.now);
     let Some(h) = read_hash(&mut g, db, &args[1])? else {
-        return Ok(scan_reply(0, Vec::new()));
+        return Ok(args::scan_reply(0, Vec::new()));
     };
     // Options are parsed only for an existing hash, as in Redis.
-    let mut count = 10usize;
-    let mut pattern: Option<&[u8]> = None;
-    let mut i = 3;
-    while i < args.len() {
-        let has_value = i + 1 < args.len();
-        if is(&args[i], "count") && has_value {
-            let v = args::int(&args[i + 1])?;
-            if v < 1 {
-                return Err(Error::msg(error::SYNTAX));
-            }
-            count = usize::try_from(v).unwrap_or(usize::MAX);
-        } else if is(&args[i], "match") && has_value {
-            let p = args[i + 1].as_ref();
-            pattern = (p != b"*").then_some(p);
-        } else {
-            return Err(Error::msg(error::SYNTAX));
-        }
-        i += 2;
-    }
+    let args::ScanOptions { count, pattern, .. } = args::scan_options(args, 3, false)?;
     let mut out = Vec::new();
     let next = h.scan(cursor, count, |k, v| {
         if pattern.is_none_or(|p| glob_match(p, k, false)) {
@@ -583,12 +538,5 @@ fn hscan(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
             out.push(bulk(v));
         }
     });
-    Ok(scan_reply(next, out))
-}
-
-fn scan_reply(cursor: u64, items: Vec<Frame>) -> Frame {
-    Frame::Array(vec![
-        Frame::Bulk(Bytes::from(cursor.to_string())),
-        Frame::Array(items),
-    ])
+    Ok(args::scan_reply(next, out))
 }

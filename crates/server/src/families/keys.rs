@@ -574,32 +574,15 @@ fn keys(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
 
 fn scan(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let cursor = parse_cursor(&args[1])?;
-    let mut count = 10usize;
-    let mut pattern: Option<&Bytes> = None;
-    let mut type_filter: Option<String> = None;
-    let mut i = 2;
-    while i < args.len() {
-        let has_value = i + 1 < args.len();
-        if is(&args[i], "count") && has_value {
-            let v = args::int(&args[i + 1])?;
-            if v < 1 {
-                return Err(Error::msg(error::SYNTAX));
-            }
-            count = v as usize;
-        } else if is(&args[i], "match") && has_value {
-            pattern = Some(&args[i + 1]);
-        } else if is(&args[i], "type") && has_value {
-            type_filter = Some(String::from_utf8_lossy(&args[i + 1]).to_ascii_lowercase());
-        } else {
-            return Err(Error::msg(error::SYNTAX));
-        }
-        i += 2;
-    }
+    let args::ScanOptions {
+        count,
+        pattern,
+        type_filter,
+    } = args::scan_options(args, 2, true)?;
     let db = ctx.client.db;
     let mut out = Vec::new();
     let next = ctx.srv.keyspace.scan(db, cursor, count, ctx.now, |k, e| {
         if let Some(p) = pattern
-            && p.as_ref() != b"*"
             && !glob_match(p, k, false)
         {
             return;

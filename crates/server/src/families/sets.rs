@@ -21,8 +21,6 @@ use basalt_engine::{EncodingLimits, Entry, Guard, Value};
 use basalt_proto::Frame;
 use bytes::Bytes;
 use std::collections::HashMap;
-use std::sync::OnceLock;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 // Key-spec flags spelled as Redis prints them (COMMAND INFO): the access kind in upper
 // case, the operation in lower case.
@@ -283,36 +281,8 @@ pub const COMMANDS: &[Command] = &[
 // ---------------------------------------------------------------------------------------
 // Randomness
 
-/// Largest number of picks SRANDMEMBER serves with a negative count (repetitions
-/// allowed). Redis 7.0 has no bound and builds the whole reply in memory, so
-/// `SRANDMEMBER s -9223372036854775807` exhausts the machine; Basalt answers
-/// `ERR value is out of range` instead (the same bound as HRANDFIELD's).
-pub const MAX_RANDOM_PICKS: u64 = 1 << 22;
-
-static RNG_SEED: OnceLock<u64> = OnceLock::new();
-static RNG_COUNTER: AtomicU64 = AtomicU64::new(0);
-
-fn splitmix64(mut z: u64) -> u64 {
-    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
-/// A generator for one command: a xorshift64* stream started from the process seed and a
-/// per-command counter, so concurrent commands never share state and need no lock.
-fn command_rng() -> impl FnMut() -> u64 {
-    let seed = *RNG_SEED
-        .get_or_init(|| crate::server::unix_us() ^ u64::from(std::process::id()).rotate_left(32));
-    let n = RNG_COUNTER.fetch_add(1, Ordering::Relaxed);
-    let mut x = splitmix64(seed ^ splitmix64(n)) | 1;
-    move || {
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-}
+pub use crate::rand::MAX_RANDOM_PICKS;
+use crate::rand::command_rng;
 
 // ---------------------------------------------------------------------------------------
 // Helpers
@@ -870,30 +840,6 @@ fn sdiffstore(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     union_diff_store(ctx, args, true)
 }
 
-/// SSCAN's options: COUNT (>= 1) and MATCH; TYPE belongs to SCAN only.
-fn scan_options(args: &[Bytes]) -> Result<(usize, Option<&Bytes>), Error> {
-    let mut count = 10usize;
-    let mut pattern = None;
-    let mut i = 3;
-    while i < args.len() {
-        let has_value = i + 1 < args.len();
-        if is(&args[i], "count") && has_value {
-            let v = args::int(&args[i + 1])?;
-            if v < 1 {
-                return Err(Error::msg(error::SYNTAX));
-            }
-            count = usize::try_from(v).unwrap_or(usize::MAX);
-        } else if is(&args[i], "match") && has_value {
-            // The universal pattern filters nothing.
-            pattern = Some(&args[i + 1]).filter(|p| p.as_ref() != b"*");
-        } else {
-            return Err(Error::msg(error::SYNTAX));
-        }
-        i += 2;
-    }
-    Ok((count, pattern))
-}
-
 fn sscan(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let cursor = crate::families::keys::parse_cursor(&args[2])?;
     let db = ctx.client.db;
@@ -905,7 +851,8 @@ fn sscan(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         ]));
     };
     // Redis parses the options only once the key is known to be a set.
-    let (count, pattern) = scan_options(args)?;
+    let o = args::scan_options(args, 3, false)?;
+    let (count, pattern) = (o.count, o.pattern);
     let mut out = Vec::new();
     let next = s.scan(cursor, count, |m| {
         m.with_bytes(|b| {
@@ -984,12 +931,5 @@ mod tests {
         assert_eq!(d.encoding(), "intset");
         let u = union_or_diff(&[Some(&a), None, Some(&b)], false, &lim);
         assert_eq!(u.len(), 200);
-    }
-
-    #[test]
-    fn rng_streams_differ() {
-        let mut a = command_rng();
-        let mut b = command_rng();
-        assert_ne!((a(), a()), (b(), b()));
     }
 }

@@ -24,8 +24,6 @@ use basalt_proto::{Frame, Protocol};
 use bytes::Bytes;
 use std::collections::HashMap;
 use std::collections::hash_map::Entry as MapEntry;
-use std::sync::OnceLock;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 const RO: &[&str] = &["RO"];
 const RO_ACCESS: &[&str] = &["RO", "access"];
@@ -652,31 +650,7 @@ fn collect_limited(
     }
 }
 
-static RNG_SEED: OnceLock<u64> = OnceLock::new();
-static RNG_COUNTER: AtomicU64 = AtomicU64::new(0);
-
-fn splitmix64(mut z: u64) -> u64 {
-    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
-/// A random stream for one command (ZRANDMEMBER): seeded once per process, then a
-/// per-command counter, so commands share no mutable state. Randomness lives in the
-/// server; the engine only receives ranks.
-fn command_rng() -> impl FnMut() -> u64 {
-    let seed = *RNG_SEED
-        .get_or_init(|| crate::server::unix_us() ^ u64::from(std::process::id()).rotate_left(32));
-    let n = RNG_COUNTER.fetch_add(1, Ordering::Relaxed);
-    let mut x = splitmix64(seed ^ splitmix64(n)) | 1;
-    move || {
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-}
+use crate::rand::command_rng;
 
 // ---------------------------------------------------------------------------------------
 // ZADD / ZINCRBY
@@ -1397,7 +1371,7 @@ fn bzmpop(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
 /// bound and builds the whole reply in memory (`ZRANDMEMBER z -4611686018427387903
 /// WITHSCORES` exhausts the machine); Basalt answers `ERR value is out of range` instead,
 /// as HRANDFIELD does.
-const MAX_RANDOM_PICKS: u64 = 1 << 22;
+use crate::rand::MAX_RANDOM_PICKS;
 
 fn zrandmember(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let db = ctx.client.db;
