@@ -646,6 +646,27 @@ mod tests {
     }
 
     #[test]
+    fn partial_sort_orders_ties_as_redis_does() {
+        // SORT l BY w_* ALPHA LIMIT 0 7 on redis-server 7.0.15 (tests/golden/sort.cmds,
+        // sort-alpha-by-ties-limit-partial-order) answers l b f g j h e; a stable sort
+        // would give b f g j l e h.
+        let weights = [2, 0, 2, 2, 1, 0, 0, 1, 2, 0, 2, 0];
+        let mut v: Vec<(char, i32)> = ('a'..='l').zip(weights).collect();
+        partial_sort(&mut v, 0, 6, |x, y| x.1.cmp(&y.1));
+        let names: String = v[..7].iter().map(|p| p.0).collect();
+        assert_eq!(names, "lbfgjhe");
+        // GEOSEARCH ... ASC COUNT 7 over six equal distances, one nearer-than-the-rest
+        // and five farther ones keeps the input order (no insertion-sort switch).
+        let mut v: Vec<(usize, i32)> = [0, 0, 0, 0, 0, 0, 1, 2, 2, 2, 2, 2]
+            .into_iter()
+            .enumerate()
+            .collect();
+        partial_sort(&mut v, 0, 6, |x, y| x.1.cmp(&y.1));
+        let order: Vec<usize> = v[..7].iter().map(|p| p.0).collect();
+        assert_eq!(order, [0, 1, 2, 3, 4, 5, 6]);
+    }
+
+    #[test]
     fn patterns_build_keys_and_fields() {
         assert_eq!(pattern_key(b"w_*", b"3"), Some((b"w_3".to_vec(), None)));
         assert_eq!(
