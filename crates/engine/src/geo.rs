@@ -656,6 +656,35 @@ mod tests {
         assert_eq!(estimate_steps(1e-300, 0.0), 26);
     }
 
+    proptest::proptest! {
+        /// A stored point decodes to within one cell of where it was added, and every
+        /// point within a search radius lies in one of the cells the search scans.
+        #[test]
+        fn points_round_trip_and_searches_cover_them(
+            lon in -180.0f64..180.0,
+            lat in -85.0f64..85.0,
+            dlon in -2.0f64..2.0,
+            dlat in -2.0f64..2.0,
+            radius_km in 0.0f64..500.0,
+        ) {
+            let score = score_of(lon, lat).expect("valid point");
+            let (dec_lon, dec_lat) = decode_score(score as f64);
+            proptest::prop_assert!((dec_lon - lon).abs() <= 360.0 / f64::from(1u32 << 26));
+            proptest::prop_assert!((dec_lat - lat).abs() <= 171.0 / f64::from(1u32 << 26));
+            let (plon, plat) = ((lon + dlon).clamp(-180.0, 180.0), (lat + dlat).clamp(-85.0, 85.0));
+            let pscore = score_of(plon, plat).expect("valid point");
+            let (plon, plat) = decode_score(pscore as f64);
+            let shape = Shape { lon, lat, conversion: 1000.0, extent: Extent::Radius(radius_km) };
+            if shape.distance_if_within(plon, plat).is_some() {
+                let covered = shape.search_cells().iter().filter(|c| !c.is_zero()).any(|c| {
+                    let (lo, hi) = cell_score_range(*c);
+                    (lo..hi).contains(&pscore)
+                });
+                proptest::prop_assert!(covered, "{plon},{plat} within {radius_km} km of {lon},{lat}");
+            }
+        }
+    }
+
     #[test]
     fn search_finds_nearby_points() {
         let shape = Shape {
