@@ -15,6 +15,30 @@ use crate::server::Ctx;
 use bytes::Bytes;
 use std::collections::HashMap;
 
+/// Declares a keyed command of a family in one line of arguments:
+/// `keyed_cmd!(ACL_CATEGORY, "group"; "name", arity, flags, (first, last, step), key_specs,
+/// "since", "summary", "complexity", handler)`. Each family wraps it in its own short macro
+/// that fixes the category and the group.
+#[macro_export]
+macro_rules! keyed_cmd {
+    ($acl:expr, $group:literal; $name:literal, $arity:expr, $flags:expr, $keys:expr, $specs:expr, $since:literal, $summary:literal, $cx:expr, $h:expr) => {
+        $crate::cmd::Command {
+            name: $name,
+            arity: $arity,
+            flags: $flags,
+            acl: $acl,
+            keys: $keys,
+            key_specs: $specs,
+            group: $group,
+            since: $since,
+            summary: $summary,
+            complexity: $cx,
+            handler: Some($h),
+            ..$crate::cmd::Command::EMPTY
+        }
+    };
+}
+
 /// A command handler: `args[0]` is the command name as the client sent it.
 pub type Handler = fn(&mut Ctx<'_>, &[Bytes]) -> CmdResult;
 

@@ -27,21 +27,8 @@ const BIT_VALUE_ERR: &str = "ERR bit is not an integer or out of range";
 const BITFIELD_TYPE_ERR: &str = "ERR Invalid bitfield type. Use something like i16 u8. Note that u64 is not supported but i64 is.";
 
 macro_rules! bit_cmd {
-    ($name:literal, $arity:expr, $flags:expr, $keys:expr, $specs:expr, $since:literal, $summary:literal, $cx:literal, $h:expr) => {
-        Command {
-            name: $name,
-            arity: $arity,
-            flags: $flags,
-            acl: acl::BITMAP,
-            keys: $keys,
-            key_specs: $specs,
-            group: "bitmap",
-            since: $since,
-            summary: $summary,
-            complexity: $cx,
-            handler: Some($h),
-            ..Command::EMPTY
-        }
+    ($($t:tt)*) => {
+        $crate::keyed_cmd!(acl::BITMAP, "bitmap"; $($t)*)
     };
 }
 

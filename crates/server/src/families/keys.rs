@@ -15,21 +15,8 @@ use basalt_proto::Frame;
 use bytes::Bytes;
 
 macro_rules! key_cmd {
-    ($name:literal, $arity:expr, $flags:expr, $keys:expr, $specs:expr, $since:literal, $summary:literal, $cx:literal, $h:expr) => {
-        Command {
-            name: $name,
-            arity: $arity,
-            flags: $flags,
-            acl: acl::KEYSPACE,
-            keys: $keys,
-            key_specs: $specs,
-            group: "generic",
-            since: $since,
-            summary: $summary,
-            complexity: $cx,
-            handler: Some($h),
-            ..Command::EMPTY
-        }
+    ($($t:tt)*) => {
+        $crate::keyed_cmd!(acl::KEYSPACE, "generic"; $($t)*)
     };
 }
 

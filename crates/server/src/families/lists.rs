@@ -56,21 +56,8 @@ const fn mpop_keys(index: i32) -> KeySpec {
 const PUSH_CX: &str = "O(1) for each element added, so O(N) to add N elements when the command is called with multiple arguments.";
 
 macro_rules! list_cmd {
-    ($name:literal, $arity:expr, $flags:expr, $keys:expr, $specs:expr, $since:literal, $summary:literal, $cx:expr, $h:expr) => {
-        Command {
-            name: $name,
-            arity: $arity,
-            flags: $flags,
-            acl: acl::LIST,
-            keys: $keys,
-            key_specs: $specs,
-            group: "list",
-            since: $since,
-            summary: $summary,
-            complexity: $cx,
-            handler: Some($h),
-            ..Command::EMPTY
-        }
+    ($($t:tt)*) => {
+        $crate::keyed_cmd!(acl::LIST, "list"; $($t)*)
     };
 }
 

@@ -29,21 +29,8 @@ const RO_ACCESS: &[&str] = &["RO", "access"];
 const RW_INSERT: &[&str] = &["RW", "insert"];
 
 macro_rules! set_cmd {
-    ($name:literal, $arity:expr, $flags:expr, $keys:expr, $specs:expr, $since:literal, $summary:literal, $cx:literal, $h:expr) => {
-        Command {
-            name: $name,
-            arity: $arity,
-            flags: $flags,
-            acl: acl::SET,
-            keys: $keys,
-            key_specs: $specs,
-            group: "set",
-            since: $since,
-            summary: $summary,
-            complexity: $cx,
-            handler: Some($h),
-            ..Command::EMPTY
-        }
+    ($($t:tt)*) => {
+        $crate::keyed_cmd!(acl::SET, "set"; $($t)*)
     };
 }
 

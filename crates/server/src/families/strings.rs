@@ -17,21 +17,8 @@ const RO_ACCESS: &[&str] = &["RO", "access"];
 const RW_ACCESS_UPDATE: &[&str] = &["RW", "access", "update"];
 
 macro_rules! string_cmd {
-    ($name:literal, $arity:expr, $flags:expr, $keys:expr, $specs:expr, $since:literal, $summary:literal, $cx:literal, $h:expr) => {
-        Command {
-            name: $name,
-            arity: $arity,
-            flags: $flags,
-            acl: acl::STRING,
-            keys: $keys,
-            key_specs: $specs,
-            group: "string",
-            since: $since,
-            summary: $summary,
-            complexity: $cx,
-            handler: Some($h),
-            ..Command::EMPTY
-        }
+    ($($t:tt)*) => {
+        $crate::keyed_cmd!(acl::STRING, "string"; $($t)*)
     };
 }
 
