@@ -17,8 +17,8 @@ use crate::dict::Dict;
 use crate::value::Value;
 use bytes::Bytes;
 use parking_lot::{Mutex, MutexGuard};
-use std::collections::BTreeMap;
 use smallvec::SmallVec;
+use std::collections::BTreeMap;
 use std::hash::BuildHasher;
 
 /// Construction parameters of a [`Keyspace`].
@@ -124,7 +124,10 @@ impl Db {
         }
         self.volatile -= 1;
         let removed = self.dict.remove_where(hash, |_, e| e.expire_at == at);
-        debug_assert!(removed.is_some(), "deadline index out of sync with the table");
+        debug_assert!(
+            removed.is_some(),
+            "deadline index out of sync with the table"
+        );
         true
     }
 }
@@ -413,7 +416,13 @@ impl<'a> Guard<'a> {
         self.lookup_inner(db, key, touch, false)
     }
 
-    fn lookup_inner(&mut self, db: usize, key: &[u8], touch: bool, count: bool) -> Option<&mut Entry> {
+    fn lookup_inner(
+        &mut self,
+        db: usize,
+        key: &[u8],
+        touch: bool,
+        count: bool,
+    ) -> Option<&mut Entry> {
         let hash = self.ks.hash(key);
         let now = self.now;
         let shard = self.shard_mut(hash);

@@ -8,8 +8,8 @@ pub mod bitops;
 pub mod dict;
 pub mod encoding;
 pub mod geo;
-pub mod hashing;
 pub mod glob;
+pub mod hashing;
 pub mod hll;
 pub mod keyspace;
 pub mod ldouble;
@@ -17,6 +17,6 @@ pub mod num;
 pub mod types;
 pub mod value;
 
-pub use keyspace::{Entry, Guard, Keyspace, KeyspaceConfig, Shard, ShardStats};
 pub use encoding::EncodingLimits;
+pub use keyspace::{Entry, Guard, Keyspace, KeyspaceConfig, Shard, ShardStats};
 pub use value::{StrValue, Value};
