@@ -95,10 +95,13 @@ async fn run(srv: &Arc<Server>, stream: &mut TcpStream, client: &mut Client) {
                 tokio::time::sleep(Duration::from_secs(timeout)).await
             }
         };
+        // Biased: a kill or shutdown that is already signalled wins over pending input,
+        // so a killed client never gets one more reply.
         let n = tokio::select! {
-            r = stream.read_buf(&mut rbuf) => r,
+            biased;
             _ = shared.kill.notified() => return,
             _ = shutdown.changed() => return,
+            r = stream.read_buf(&mut rbuf) => r,
             _ = idle => {
                 tracing::debug!(id = client.id, "closing idle client");
                 return;
@@ -111,6 +114,9 @@ async fn run(srv: &Arc<Server>, stream: &mut TcpStream, client: &mut Client) {
                     .net_input_bytes
                     .fetch_add(n as u64, Ordering::Relaxed);
             }
+        }
+        if shared.killed.load(Ordering::Acquire) {
+            return;
         }
         decoder.set_limits(srv.proto_limits());
         // One clock read per batch: every command of a pipeline sees the same time, like
