@@ -117,14 +117,39 @@ impl StrValue {
 pub enum Value {
     /// A string.
     Str(StrValue),
-    /// A hash.
-    Hash(HashValue),
+    /// A hash. Collections are boxed so a `Value` stays 32 bytes: every key's table node
+    /// embeds one, and most keys hold strings.
+    Hash(Box<HashValue>),
     /// A list.
-    List(ListValue),
+    List(Box<ListValue>),
     /// A set.
-    Set(SetValue),
+    Set(Box<SetValue>),
     /// A sorted set.
-    ZSet(ZSetValue),
+    ZSet(Box<ZSetValue>),
+}
+
+impl From<HashValue> for Value {
+    fn from(v: HashValue) -> Value {
+        Value::Hash(Box::new(v))
+    }
+}
+
+impl From<ListValue> for Value {
+    fn from(v: ListValue) -> Value {
+        Value::List(Box::new(v))
+    }
+}
+
+impl From<SetValue> for Value {
+    fn from(v: SetValue) -> Value {
+        Value::Set(Box::new(v))
+    }
+}
+
+impl From<ZSetValue> for Value {
+    fn from(v: ZSetValue) -> Value {
+        Value::ZSet(Box::new(v))
+    }
 }
 
 impl Value {
@@ -165,6 +190,16 @@ impl Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn values_stay_small() {
+        // Every key's table node embeds a Value: keep it at a string's size.
+        assert!(
+            std::mem::size_of::<Value>() <= 32,
+            "{}",
+            std::mem::size_of::<Value>()
+        );
+    }
 
     #[test]
     fn encodings_match_redis_rules() {

@@ -354,7 +354,7 @@ fn geoadd(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         g.insert(
             db,
             key,
-            Value::ZSet(ZSetValue::for_first_member(&enc, first)),
+            Value::from(ZSetValue::for_first_member(&enc, first)),
             0,
         );
     }
@@ -837,7 +837,7 @@ fn georadius_generic(
     g.insert(
         db,
         dst,
-        Value::ZSet(ZSetValue::from_entries(entries, &enc)),
+        Value::from(ZSetValue::from_entries(entries, &enc)),
         0,
     );
     drop(g);

@@ -266,7 +266,7 @@ fn write_hash<R>(
             let mut h = HashValue::new();
             let r = f(&mut h);
             if !h.is_empty() {
-                g.insert(db, key, Value::Hash(h), 0);
+                g.insert(db, key, Value::from(h), 0);
             }
             r
         }

@@ -392,7 +392,7 @@ fn push_generic(ctx: &mut Ctx<'_>, args: &[Bytes], end: End, only_existing: bool
                 l.push(end, v);
             }
             let n = l.len();
-            g.insert(db, key, Value::List(l), 0);
+            g.insert(db, key, Value::from(l), 0);
             n
         }
     };
@@ -701,7 +701,7 @@ fn move_element(
         None => {
             let mut l = ListValue::new(&lim);
             l.push(to, &v);
-            g.insert(db, dst, Value::List(l), 0);
+            g.insert(db, dst, Value::from(l), 0);
         }
     }
     drop(g);

@@ -360,7 +360,7 @@ impl Sources {
             if let Some(e) = g.get(db, &key)
                 && let Value::Set(slot) = &mut e.value
             {
-                *slot = set;
+                **slot = set;
             }
         }
     }
@@ -466,7 +466,7 @@ fn sadd(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
             for m in members {
                 added += i64::from(s.add(m, &lim));
             }
-            g.insert(db, key, Value::Set(s), 0);
+            g.insert(db, key, Value::from(s), 0);
         }
     }
     Ok(Frame::Integer(added))
@@ -703,7 +703,7 @@ fn smove(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         None => {
             let mut d = SetValue::with_first(member, 1, &lim);
             d.add(member, &lim);
-            g.insert(db, dst, Value::Set(d), 0);
+            g.insert(db, dst, Value::from(d), 0);
         }
     }
     Ok(Frame::Integer(1))
@@ -769,7 +769,7 @@ fn store(ctx: &Ctx<'_>, mut g: Guard<'_>, db: usize, dst: &Bytes, result: SetVal
         g.remove(db, dst);
         return Ok(Frame::Integer(0));
     }
-    g.insert(db, dst, Value::Set(result), 0);
+    g.insert(db, dst, Value::from(result), 0);
     drop(g);
     ctx.signal_ready(db, dst);
     Ok(Frame::Integer(n as i64))

@@ -445,7 +445,7 @@ fn sort_generic(ctx: &mut Ctx<'_>, args: &[Bytes], readonly: bool) -> CmdResult 
             big.insert(m, s, &enc);
             true
         });
-        *z = big;
+        **z = big;
     }
     let full_len = match g.get(db, key).map(|e| &e.value) {
         Some(Value::List(l)) => l.len(),
@@ -604,7 +604,7 @@ fn sort_generic(ctx: &mut Ctx<'_>, args: &[Bytes], readonly: bool) -> CmdResult 
     g.insert(
         db,
         dst,
-        Value::List(ListValue::from_elements(values, &enc)),
+        Value::from(ListValue::from_elements(values, &enc)),
         0,
     );
     drop(g);

@@ -829,7 +829,7 @@ fn zadd_generic(ctx: &mut Ctx<'_>, args: &[Bytes], mut f: AddFlags, zincrby: boo
     if let Some(z) = created.take()
         && !z.is_empty()
     {
-        g.insert(db, key, Value::ZSet(z), 0);
+        g.insert(db, key, Value::from(z), 0);
     }
     drop(g);
     if added > 0 {
@@ -1086,7 +1086,7 @@ fn zrange_generic(
     for (m, s) in &items {
         z.insert(m, *s, &enc);
     }
-    g.insert(db, dst, Value::ZSet(z), 0);
+    g.insert(db, dst, Value::from(z), 0);
     drop(g);
     ctx.signal_ready(db, dst);
     Ok(Frame::Integer(n as i64))
@@ -1591,8 +1591,8 @@ impl Sources {
         for (key, value) in self.taken {
             if let Some(e) = g.get(db, &key) {
                 match (&mut e.value, value) {
-                    (Value::ZSet(slot), Taken::Z(z)) => *slot = z,
-                    (Value::Set(slot), Taken::S(s)) => *slot = s,
+                    (Value::ZSet(slot), Taken::Z(z)) => **slot = z,
+                    (Value::Set(slot), Taken::S(s)) => **slot = s,
                     _ => {}
                 }
             }
@@ -1802,7 +1802,7 @@ fn zsetop(
             g.insert(
                 db,
                 dkey,
-                Value::ZSet(ZSetValue::from_entries(items, &enc)),
+                Value::from(ZSetValue::from_entries(items, &enc)),
                 0,
             );
             drop(g);
