@@ -111,6 +111,7 @@ pub const COMMANDS: &[Command] = &[Command {
     subcommands: SUBCOMMANDS,
     keys: (0, 0, 0),
     key_specs: &[],
+    getkeys: None,
 }];
 
 fn status_set(items: impl IntoIterator<Item = String>) -> Frame {
@@ -127,12 +128,13 @@ fn bulk(s: &str) -> Frame {
 }
 
 fn is_movable(cmd: &Command) -> bool {
-    cmd.key_specs.iter().any(|s| {
-        !matches!(
-            (s.begin, s.find),
-            (BeginSearch::Index(_), FindKeys::Range { limit: 0 | 1, .. })
-        )
-    })
+    cmd.getkeys.is_some()
+        || cmd.key_specs.iter().any(|s| {
+            !matches!(
+                (s.begin, s.find),
+                (BeginSearch::Index(_), FindKeys::Range { limit: 0 | 1, .. })
+            )
+        })
 }
 
 fn flag_names(cmd: &Command) -> Vec<String> {
@@ -152,7 +154,14 @@ fn key_spec_frames(cmd: &Command) -> Frame {
         cmd.key_specs
             .iter()
             .map(|s| {
+                let unknown = || {
+                    Frame::Map(vec![
+                        (bulk("type"), bulk("unknown")),
+                        (bulk("spec"), Frame::Map(vec![])),
+                    ])
+                };
                 let begin = match s.begin {
+                    BeginSearch::Unknown => unknown(),
                     BeginSearch::Index(i) => Frame::Map(vec![
                         (bulk("type"), bulk("index")),
                         (
@@ -172,6 +181,7 @@ fn key_spec_frames(cmd: &Command) -> Frame {
                     ]),
                 };
                 let find = match s.find {
+                    FindKeys::Unknown => unknown(),
                     FindKeys::Range {
                         lastkey,
                         step,
@@ -203,14 +213,17 @@ fn key_spec_frames(cmd: &Command) -> Frame {
                         ),
                     ]),
                 };
-                Frame::Map(vec![
-                    (
-                        bulk("flags"),
-                        status_set(s.flags.iter().map(|f| f.to_string())),
-                    ),
-                    (bulk("begin_search"), begin),
-                    (bulk("find_keys"), find),
-                ])
+                let mut fields = Vec::with_capacity(4);
+                if !s.notes.is_empty() {
+                    fields.push((bulk("notes"), bulk(s.notes)));
+                }
+                fields.push((
+                    bulk("flags"),
+                    status_set(s.flags.iter().map(|f| f.to_string())),
+                ));
+                fields.push((bulk("begin_search"), begin));
+                fields.push((bulk("find_keys"), find));
+                Frame::Map(fields)
             })
             .collect(),
     )

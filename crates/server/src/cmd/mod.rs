@@ -39,6 +39,9 @@ macro_rules! keyed_cmd {
     };
 }
 
+/// Finds a request's keys with their key-spec flags (Redis's getkeys_proc).
+pub type GetKeys = fn(&[Bytes]) -> Vec<(usize, &'static [&'static str])>;
+
 /// A command handler: `args[0]` is the command name as the client sent it.
 pub type Handler = fn(&mut Ctx<'_>, &[Bytes]) -> CmdResult;
 
@@ -183,6 +186,8 @@ pub mod acl {
 /// Where a key spec starts looking for keys.
 #[derive(Debug, Clone, Copy)]
 pub enum BeginSearch {
+    /// Not describable (SORT's BY/GET/STORE keys): the command's `getkeys` finds them.
+    Unknown,
     /// At a fixed argument index.
     Index(i32),
     /// After a keyword, searching from `startfrom` (negative: from the end).
@@ -206,6 +211,8 @@ pub enum FindKeys {
         /// When lastkey is -1: 0 = all remaining, n = 1/n of the remaining.
         limit: i32,
     },
+    /// Keys the spec cannot locate (the command's `getkeys` finds them).
+    Unknown,
     /// A count argument followed by keys.
     Keynum {
         /// Index of the count, relative to the begin position.
@@ -220,7 +227,9 @@ pub enum FindKeys {
 /// A Redis 7 key specification.
 #[derive(Debug, Clone, Copy)]
 pub struct KeySpec {
-    /// Flags such as `RW`, `ACCESS`, `UPDATE`.
+    /// Free text COMMAND INFO shows (empty: none).
+    pub notes: &'static str,
+    /// Flags such as `RW`, `access`, `update`.
     pub flags: &'static [&'static str],
     /// Start of the search.
     pub begin: BeginSearch,
@@ -232,6 +241,7 @@ impl KeySpec {
     /// A single key at `index`.
     pub const fn single(index: i32, flags: &'static [&'static str]) -> KeySpec {
         KeySpec {
+            notes: "",
             flags,
             begin: BeginSearch::Index(index),
             find: FindKeys::Range {
@@ -245,6 +255,7 @@ impl KeySpec {
     /// Keys from `index` to the end, every `step`.
     pub const fn rest(index: i32, step: i32, flags: &'static [&'static str]) -> KeySpec {
         KeySpec {
+            notes: "",
             flags,
             begin: BeginSearch::Index(index),
             find: FindKeys::Range {
@@ -285,6 +296,9 @@ pub struct Command {
     pub handler: Option<Handler>,
     /// Subcommands of a container command.
     pub subcommands: &'static [Command],
+    /// For commands whose keys the specs cannot describe (Redis's getkeys_proc): the
+    /// indexes of the keys in a request, with their key-spec flags.
+    pub getkeys: Option<GetKeys>,
 }
 
 impl Command {
@@ -303,6 +317,7 @@ impl Command {
         complexity: "O(1)",
         handler: None,
         subcommands: &[],
+        getkeys: None,
     };
 
     /// True if a flag bit is set.
@@ -514,10 +529,14 @@ impl CommandTable {
 /// Key positions of a request, from the command's key specs (COMMAND GETKEYS).
 /// Returns `(index, flags)` pairs.
 pub fn key_positions(cmd: &Command, args: &[Bytes]) -> Vec<(usize, &'static [&'static str])> {
+    if let Some(getkeys) = cmd.getkeys {
+        return getkeys(args);
+    }
     let argc = args.len() as i64;
     let mut out = Vec::new();
     for spec in cmd.key_specs {
         let first = match spec.begin {
+            BeginSearch::Unknown => continue,
             BeginSearch::Index(i) => i64::from(i),
             BeginSearch::Keyword { keyword, startfrom } => {
                 let found = if startfrom >= 0 {
@@ -539,6 +558,7 @@ pub fn key_positions(cmd: &Command, args: &[Bytes]) -> Vec<(usize, &'static [&'s
             continue;
         }
         match spec.find {
+            FindKeys::Unknown => {}
             FindKeys::Range {
                 lastkey,
                 step,

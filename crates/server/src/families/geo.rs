@@ -32,6 +32,7 @@ const ONE_RO: &[KeySpec] = &[KeySpec::single(1, RO_ACCESS)];
 
 const fn store_keyword(keyword: &'static str, startfrom: i32) -> KeySpec {
     KeySpec {
+        notes: "",
         flags: OW_UPDATE,
         begin: BeginSearch::Keyword { keyword, startfrom },
         find: FindKeys::Range {

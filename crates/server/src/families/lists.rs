@@ -32,6 +32,7 @@ const MOVE_KEYS: &[KeySpec] = &[
     KeySpec::single(2, RW_INSERT),
 ];
 const BPOP_KEYS: &[KeySpec] = &[KeySpec {
+    notes: "",
     flags: RW_ACCESS_DELETE,
     begin: BeginSearch::Index(1),
     find: FindKeys::Range {
@@ -43,6 +44,7 @@ const BPOP_KEYS: &[KeySpec] = &[KeySpec {
 
 const fn mpop_keys(index: i32) -> KeySpec {
     KeySpec {
+        notes: "",
         flags: RW_ACCESS_DELETE,
         begin: BeginSearch::Index(index),
         find: FindKeys::Keynum {

@@ -172,6 +172,7 @@ pub const COMMANDS: &[Command] = &[
         READONLY | MOVABLE_KEYS,
         (0, 0, 0),
         &[KeySpec {
+            notes: "",
             flags: RO_ACCESS,
             begin: BeginSearch::Index(1),
             find: FindKeys::Keynum {

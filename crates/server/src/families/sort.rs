@@ -20,7 +20,7 @@
 
 use crate::cmd::args;
 use crate::cmd::flags::*;
-use crate::cmd::{Command, KeySpec, acl};
+use crate::cmd::{BeginSearch, Command, FindKeys, KeySpec, acl};
 use crate::error::{self, CmdResult, Error};
 use crate::server::Ctx;
 use basalt_engine::types::ListValue;
@@ -33,6 +33,52 @@ use std::cmp::Ordering;
 
 const SORT_COMPLEXITY: &str = "O(N+M*log(M)) where N is the number of elements in the list or set to sort, and M the number of returned elements. When the elements are not sorted, complexity is O(N).";
 
+/// SORT's key specs as Redis 7.0 declares them: the sorted key, then the BY/GET and STORE
+/// keys, which no spec can locate (hence `getkeys`).
+const SORT_KEY_SPECS: &[KeySpec] = &[
+    KeySpec::single(1, &["RO", "access"]),
+    KeySpec {
+        notes: "For the optional BY/GET keyword. It is marked 'unknown' because the key names derive from the content of the key we sort",
+        flags: &["RO", "access"],
+        begin: BeginSearch::Unknown,
+        find: FindKeys::Unknown,
+    },
+    KeySpec {
+        notes: "For the optional STORE keyword. It is marked 'unknown' because the keyword can appear anywhere in the argument array",
+        flags: &["OW", "update"],
+        begin: BeginSearch::Unknown,
+        find: FindKeys::Unknown,
+    },
+];
+
+/// SORT's keys for COMMAND GETKEYS, as Redis's sortGetKeys finds them: the sorted key and
+/// the last STORE destination, skipping the arguments of LIMIT, GET and BY.
+fn sort_keys(args: &[Bytes]) -> Vec<(usize, &'static [&'static str])> {
+    let mut keys: Vec<(usize, &'static [&'static str])> = vec![(1, &["RO", "access"])];
+    let mut store = None;
+    let mut i = 2;
+    while i < args.len() {
+        let a = &args[i];
+        let skip = if a.eq_ignore_ascii_case(b"limit") {
+            2
+        } else if a.eq_ignore_ascii_case(b"get") || a.eq_ignore_ascii_case(b"by") {
+            1
+        } else if a.eq_ignore_ascii_case(b"store") {
+            if i + 1 < args.len() {
+                store = Some(i + 1);
+            }
+            1
+        } else {
+            0
+        };
+        i += 1 + skip;
+    }
+    if let Some(d) = store {
+        keys.push((d, &["OW", "update"]));
+    }
+    keys
+}
+
 /// The family's commands.
 pub const COMMANDS: &[Command] = &[
     Command {
@@ -41,7 +87,8 @@ pub const COMMANDS: &[Command] = &[
         flags: WRITE | DENYOOM | MOVABLE_KEYS,
         acl: acl::SET | acl::SORTEDSET | acl::LIST | acl::DANGEROUS,
         keys: (1, 1, 1),
-        key_specs: &[KeySpec::single(1, &["RO", "access"])],
+        key_specs: SORT_KEY_SPECS,
+        getkeys: Some(sort_keys),
         group: "generic",
         since: "1.0.0",
         summary: "Sort the elements in a list, set or sorted set",
@@ -55,7 +102,7 @@ pub const COMMANDS: &[Command] = &[
         flags: READONLY | MOVABLE_KEYS,
         acl: acl::SET | acl::SORTEDSET | acl::LIST | acl::DANGEROUS,
         keys: (1, 1, 1),
-        key_specs: &[KeySpec::single(1, &["RO", "access"])],
+        key_specs: SORT_KEY_SPECS.split_at(2).0,
         group: "generic",
         since: "7.0.0",
         summary: "Sort the elements in a list, set or sorted set. Read-only variant of SORT.",

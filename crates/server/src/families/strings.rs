@@ -264,6 +264,7 @@ pub const COMMANDS: &[Command] = &[
         READONLY,
         (1, 2, 1),
         &[KeySpec {
+            notes: "",
             flags: RO_ACCESS,
             begin: crate::cmd::BeginSearch::Index(1),
             find: crate::cmd::FindKeys::Range {

@@ -35,6 +35,7 @@ const OW_UPDATE: &[&str] = &["OW", "update"];
 
 const fn keynum(index: i32, flags: &'static [&'static str]) -> KeySpec {
     KeySpec {
+        notes: "",
         flags,
         begin: BeginSearch::Index(index),
         find: FindKeys::Keynum {
@@ -51,6 +52,7 @@ const ONE_POP: &[KeySpec] = &[KeySpec::single(1, RW_ACCESS_DELETE)];
 const READ_KEYNUM: &[KeySpec] = &[keynum(1, RO_ACCESS)];
 const STORE_KEYNUM: &[KeySpec] = &[KeySpec::single(1, OW_UPDATE), keynum(2, RO_ACCESS)];
 const BPOP_KEYS: &[KeySpec] = &[KeySpec {
+    notes: "",
     flags: RW_ACCESS_DELETE,
     begin: BeginSearch::Index(1),
     find: FindKeys::Range {
