@@ -187,7 +187,6 @@ fn shutdown(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         }
         return Err(Error::msg("ERR No shutdown in progress."));
     }
-    tracing::warn!("User requested shutdown...");
     ctx.srv.request_shutdown();
     // Redis closes the connection without a reply on success.
     ctx.client.close_after_reply = true;
