@@ -47,21 +47,8 @@ const RADIUS_COMPLEXITY: &str = "O(N+log(M)) where N is the number of elements i
 const SEARCH_COMPLEXITY: &str = "O(N+log(M)) where N is the number of elements in the grid-aligned bounding box area around the shape provided as the filter and M is the number of items inside the shape";
 
 macro_rules! geo_cmd {
-    ($name:literal, $arity:expr, $flags:expr, $keys:expr, $specs:expr, $since:literal, $summary:literal, $cx:expr, $h:expr) => {
-        Command {
-            name: $name,
-            arity: $arity,
-            flags: $flags,
-            acl: acl::GEO,
-            keys: $keys,
-            key_specs: $specs,
-            group: "geo",
-            since: $since,
-            summary: $summary,
-            complexity: $cx,
-            handler: Some($h),
-            ..Command::EMPTY
-        }
+    ($($t:tt)*) => {
+        $crate::keyed_cmd!(acl::GEO, "geo"; $($t)*)
     };
 }
 

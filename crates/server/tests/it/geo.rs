@@ -3,40 +3,12 @@
 //! destination, BLPOP on a SORT ... STORE destination), and searches over a large index
 //! agree with a brute-force scan of every member.
 
+use crate::waiting::{client, reply, send, wait_blocked};
 use basalt_engine::geo;
-use basalt_testkit::{RawClient, TestServer};
-use std::time::Duration;
-
-fn client(server: &TestServer) -> RawClient {
-    let mut c = server.client().expect("connect");
-    c.set_timeout(Duration::from_secs(20)).expect("timeout");
-    c
-}
+use basalt_testkit::RawClient;
 
 fn cmd(c: &mut RawClient, line: &str) -> String {
     String::from_utf8_lossy(&c.cmd_line(line).expect("command")).into_owned()
-}
-
-/// Waits (bounded) until the server reports exactly `n` blocked clients.
-fn wait_blocked(ctl: &mut RawClient, n: usize) {
-    let want = format!("blocked_clients:{n}\r\n");
-    for _ in 0..1000 {
-        if cmd(ctl, "INFO clients").contains(&want) {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    panic!("never reached {n} blocked clients");
-}
-
-fn send(c: &mut RawClient, line: &str) {
-    let args = basalt_proto::split_args(line.as_bytes()).expect("split");
-    let refs: Vec<&[u8]> = args.iter().map(|a| a.as_slice()).collect();
-    c.send(&refs).expect("send");
-}
-
-fn reply(c: &mut RawClient) -> String {
-    String::from_utf8_lossy(&c.read_reply_raw().expect("reply")).into_owned()
 }
 
 #[test]

@@ -3,14 +3,8 @@
 //! CLIENT UNBLOCK. These need several connections at once, which golden sequences cannot
 //! express.
 
-use basalt_testkit::{RawClient, TestServer};
-use std::time::Duration;
-
-fn client(server: &TestServer) -> RawClient {
-    let mut c = server.client().expect("connect");
-    c.set_timeout(Duration::from_secs(10)).expect("timeout");
-    c
-}
+use crate::waiting::{client, reply, send, wait_blocked};
+use basalt_testkit::RawClient;
 
 fn cmd(c: &mut RawClient, line: &str) -> Vec<u8> {
     c.cmd_line(line).expect("command")
@@ -18,30 +12,6 @@ fn cmd(c: &mut RawClient, line: &str) -> Vec<u8> {
 
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
-}
-
-/// Waits (bounded) until the server reports exactly `n` blocked clients.
-fn wait_blocked(ctl: &mut RawClient, n: usize) {
-    let want = format!("blocked_clients:{n}\r\n");
-    for _ in 0..1000 {
-        let info = text(&cmd(ctl, "INFO clients"));
-        if info.contains(&want) {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    panic!("never reached {n} blocked clients");
-}
-
-/// Sends a blocking command without waiting for its reply.
-fn send(c: &mut RawClient, line: &str) {
-    let args = basalt_proto::split_args(line.as_bytes()).expect("split");
-    let refs: Vec<&[u8]> = args.iter().map(|a| a.as_slice()).collect();
-    c.send(&refs).expect("send");
-}
-
-fn reply(c: &mut RawClient) -> String {
-    text(&c.read_reply_raw().expect("reply"))
 }
 
 #[test]

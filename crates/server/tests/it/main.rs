@@ -14,6 +14,7 @@ mod lifecycle;
 mod lists;
 mod protocol;
 mod sets;
+mod waiting;
 mod zsets;
 
 use basalt_testkit::TestServer;
