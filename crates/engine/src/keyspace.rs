@@ -499,12 +499,18 @@ impl<'a> Guard<'a> {
 
     /// Removes a key; returns its entry if it existed (an expired key counts as absent).
     pub fn remove(&mut self, db: usize, key: &[u8]) -> Option<Entry> {
-        self.get(db, key)?;
+        // One table lookup: take the entry out, then judge its deadline.
         let hash = self.ks.hash(key);
-        let d = &mut self.shard_mut(hash).dbs[db];
+        let now = self.now;
+        let shard = self.shard_mut(hash);
+        let d = &mut shard.dbs[db];
         let (_, e) = d.dict.remove(hash, key)?;
         if e.expire_at != 0 {
             d.exp_remove(e.expire_at, hash);
+            if e.expire_at <= now {
+                shard.stats.expired_keys += 1;
+                return None;
+            }
         }
         Some(e)
     }
