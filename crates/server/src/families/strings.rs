@@ -421,7 +421,12 @@ fn set(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     } else {
         None
     };
-    let existing = g.get(db, key).map(|e| e.expire_at());
+    // A plain SET needs no lookup before the insert, which replaces whatever is there.
+    let existing = if a.nx || a.xx || a.expire == ExpireOpt::KeepTtl {
+        g.get(db, key).map(|e| e.expire_at())
+    } else {
+        None
+    };
     if (a.nx && existing.is_some()) || (a.xx && existing.is_none()) {
         return Ok(match old {
             Some(v) => bulk_or_null(v),
