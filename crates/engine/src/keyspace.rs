@@ -110,13 +110,12 @@ impl Db {
     }
 
     /// Reclaims one key whose deadline is `<= now`; false when none is due.
-    fn exp_reclaim_one(&mut self, now: u64) -> bool {
-        let Some(mut first) = self.expires.first_entry() else {
-            return false;
-        };
+    /// Removes one key whose deadline is `<= now` and returns its name.
+    fn exp_reclaim_one(&mut self, now: u64) -> Option<Box<[u8]>> {
+        let mut first = self.expires.first_entry()?;
         let (at, hash) = *first.key();
         if at > now {
-            return false;
+            return None;
         }
         *first.get_mut() -= 1;
         if *first.get() == 0 {
@@ -128,7 +127,7 @@ impl Db {
             removed.is_some(),
             "deadline index out of sync with the table"
         );
-        true
+        removed.map(|(k, _)| k)
     }
 }
 
@@ -168,19 +167,26 @@ impl Shard {
     }
 
     /// Active expiry: removes up to `budget` keys whose deadline is `<= now`, across all
-    /// databases of this shard. Returns how many were removed and whether due keys remain.
-    pub fn expire_cycle(&mut self, now: u64, budget: usize) -> (usize, bool) {
+    /// databases of this shard, telling `on_expired` each `(db, key)`. Returns how many
+    /// were removed and whether due keys remain.
+    pub fn expire_cycle(
+        &mut self,
+        now: u64,
+        budget: usize,
+        on_expired: &mut dyn FnMut(usize, &[u8]),
+    ) -> (usize, bool) {
         let mut removed = 0;
         let mut more = false;
-        for db in self.dbs.iter_mut() {
+        for (i, db) in self.dbs.iter_mut().enumerate() {
             loop {
                 if removed >= budget {
                     more = db.expires.keys().next().is_some_and(|(t, _)| *t <= now);
                     break;
                 }
-                if !db.exp_reclaim_one(now) {
+                let Some(key) = db.exp_reclaim_one(now) else {
                     break;
-                }
+                };
+                on_expired(i, &key);
                 removed += 1;
             }
         }
@@ -189,12 +195,17 @@ impl Shard {
     }
 }
 
+/// Told `(db, key)` for every key deleted because its deadline passed (lazily by a
+/// lookup or actively by the expiry cycle), while the key's shard is still locked.
+pub type ExpireHook = Box<dyn Fn(usize, &[u8]) + Send + Sync>;
+
 /// The sharded keyspace.
 pub struct Keyspace {
     shards: Box<[Mutex<Shard>]>,
     bits: u32,
     hasher: foldhash::fast::FixedState,
     databases: usize,
+    expire_hook: std::sync::OnceLock<ExpireHook>,
 }
 
 impl Keyspace {
@@ -218,7 +229,26 @@ impl Keyspace {
             bits: n.trailing_zeros(),
             hasher: foldhash::fast::FixedState::with_seed(cfg.hash_seed),
             databases,
+            expire_hook: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Installs the hook told about expired keys (once; later calls are ignored).
+    pub fn set_expire_hook(&self, hook: ExpireHook) {
+        let _ = self.expire_hook.set(hook);
+    }
+
+    fn expired(&self, db: usize, key: &[u8]) {
+        if let Some(h) = self.expire_hook.get() {
+            h(db, key);
+        }
+    }
+
+    /// One active expiry step on shard `i`: see [`Shard::expire_cycle`]; the expire hook
+    /// hears of every removed key.
+    pub fn expire_shard(&self, i: usize, now: u64, budget: usize) -> (usize, bool) {
+        let mut shard = self.shards[i].lock();
+        shard.expire_cycle(now, budget, &mut |db, key| self.expired(db, key))
     }
 
     /// Number of databases.
@@ -423,7 +453,8 @@ impl<'a> Guard<'a> {
         touch: bool,
         count: bool,
     ) -> Option<&mut Entry> {
-        let hash = self.ks.hash(key);
+        let ks = self.ks;
+        let hash = ks.hash(key);
         let now = self.now;
         let shard = self.shard_mut(hash);
         let d = &mut shard.dbs[db];
@@ -441,6 +472,7 @@ impl<'a> Guard<'a> {
                 d.exp_remove(e.expire_at, hash);
             }
             shard.stats.expired_keys += 1;
+            ks.expired(db, key);
             if count {
                 shard.stats.keyspace_misses += 1;
             }
@@ -459,6 +491,19 @@ impl<'a> Guard<'a> {
     /// Like [`Guard::get`], and counts a keyspace hit or miss (read commands).
     pub fn lookup_read(&mut self, db: usize, key: &[u8]) -> Option<&mut Entry> {
         self.lookup_inner(db, key, true, true)
+    }
+
+    /// Whether the key is stored, judged without removing or counting anything:
+    /// `None` not stored, `Some(true)` stored but past its deadline, `Some(false)` live
+    /// (WATCH and EXEC, which must tell expired-but-stored keys apart like Redis).
+    pub fn stored(&mut self, db: usize, key: &[u8]) -> Option<bool> {
+        let hash = self.ks.hash(key);
+        let now = self.now;
+        let shard = self.shard_mut(hash);
+        shard.dbs[db]
+            .dict
+            .get(hash, key)
+            .map(|e| e.expire_at != 0 && e.expire_at <= now)
     }
 
     /// True if the key exists (and has not expired).
@@ -500,7 +545,8 @@ impl<'a> Guard<'a> {
     /// Removes a key; returns its entry if it existed (an expired key counts as absent).
     pub fn remove(&mut self, db: usize, key: &[u8]) -> Option<Entry> {
         // One table lookup: take the entry out, then judge its deadline.
-        let hash = self.ks.hash(key);
+        let ks = self.ks;
+        let hash = ks.hash(key);
         let now = self.now;
         let shard = self.shard_mut(hash);
         let d = &mut shard.dbs[db];
@@ -509,6 +555,7 @@ impl<'a> Guard<'a> {
             d.exp_remove(e.expire_at, hash);
             if e.expire_at <= now {
                 shard.stats.expired_keys += 1;
+                ks.expired(db, key);
                 return None;
             }
         }
@@ -647,16 +694,16 @@ mod tests {
         drop(g);
         let mut removed = 0;
         for i in 0..ks.shard_count() {
-            removed += ks.with_shard(i, |sh| sh.expire_cycle(5, 1000).0);
+            removed += ks.with_shard(i, |sh| sh.expire_cycle(5, 1000, &mut |_, _| {}).0);
         }
         assert_eq!(removed, 0, "nothing is due at t=5");
         for i in 0..ks.shard_count() {
-            let (n, _) = ks.with_shard(i, |sh| sh.expire_cycle(10, 3));
+            let (n, _) = ks.with_shard(i, |sh| sh.expire_cycle(10, 3, &mut |_, _| {}));
             assert!(n <= 3);
             removed += n;
         }
         for i in 0..ks.shard_count() {
-            removed += ks.with_shard(i, |sh| sh.expire_cycle(10, 1000).0);
+            removed += ks.with_shard(i, |sh| sh.expire_cycle(10, 1000, &mut |_, _| {}).0);
         }
         assert_eq!(removed, 100);
         assert_eq!(ks.db_sizes()[1], (0, 0));

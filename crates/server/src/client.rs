@@ -5,7 +5,8 @@
 //! loads. Nothing here is on the per-command hot path except [`ClientShared::touch`].
 
 use parking_lot::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU8, AtomicU64, AtomicUsize, Ordering};
 
 /// A client's shared, observable state.
 pub struct ClientShared {
@@ -39,6 +40,12 @@ pub struct ClientShared {
     pub obuf: AtomicUsize,
     /// CLIENT NO-EVICT.
     pub no_evict: AtomicBool,
+    /// Commands queued by MULTI (-1: not in a transaction).
+    pub multi: AtomicI64,
+    /// Bytes held by the queued commands.
+    pub multi_mem: AtomicUsize,
+    /// A WATCHed key was modified (shared with the client's watch state).
+    pub watch_dirty: Arc<AtomicBool>,
     /// Set by CLIENT KILL; the connection closes at its next wakeup.
     pub killed: AtomicBool,
     /// Wakes the connection task when killed.
@@ -64,6 +71,9 @@ impl ClientShared {
             qbuf: AtomicUsize::new(0),
             obuf: AtomicUsize::new(0),
             no_evict: AtomicBool::new(false),
+            multi: AtomicI64::new(-1),
+            multi_mem: AtomicUsize::new(0),
+            watch_dirty: Arc::new(AtomicBool::new(false)),
             killed: AtomicBool::new(false),
             kill: tokio::sync::Notify::new(),
         }
@@ -94,15 +104,25 @@ impl ClientShared {
         };
         let age = now_ms.saturating_sub(self.created_ms) / 1000;
         let idle = now_ms.saturating_sub(self.last_interaction_ms.load(Ordering::Relaxed)) / 1000;
-        let flags = if self.no_evict.load(Ordering::Relaxed) {
-            "e"
-        } else {
-            "N"
-        };
+        // Redis's flag letters, in its order.
+        let mut flags = String::new();
+        let multi = self.multi.load(Ordering::Relaxed);
+        if multi >= 0 {
+            flags.push('x');
+        }
+        if self.watch_dirty.load(Ordering::Relaxed) {
+            flags.push('d');
+        }
+        if self.no_evict.load(Ordering::Relaxed) {
+            flags.push('e');
+        }
+        if flags.is_empty() {
+            flags.push('N');
+        }
         let qbuf = self.qbuf.load(Ordering::Relaxed);
         let obuf = self.obuf.load(Ordering::Relaxed);
         format!(
-            "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub=0 psub=0 ssub=0 multi=-1 qbuf={} qbuf-free={} argv-mem=0 multi-mem=0 rbs={} rbp={} obl={} oll=0 omem=0 tot-mem={} events=r cmd={} user=default redir=-1 resp={} lib-name={} lib-ver={}",
+            "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub=0 psub=0 ssub=0 multi={} qbuf={} qbuf-free={} argv-mem=0 multi-mem={} rbs={} rbp={} obl={} oll=0 omem=0 tot-mem={} events=r cmd={} user=default redir=-1 resp={} lib-name={} lib-ver={}",
             self.id,
             self.addr,
             self.laddr,
@@ -112,8 +132,10 @@ impl ClientShared {
             idle,
             flags,
             self.db.load(Ordering::Relaxed),
+            multi,
             qbuf,
             16384usize.saturating_sub(qbuf),
+            self.multi_mem.load(Ordering::Relaxed),
             qbuf.max(16384),
             qbuf,
             obuf,

@@ -66,9 +66,16 @@ pub async fn serve(srv: Arc<Server>, mut stream: TcpStream) {
         reply: Default::default(),
         close_after_reply: false,
         block: None,
+        multi: None,
+        watch: crate::transaction::WatchState {
+            dirty: shared.watch_dirty.clone(),
+            keys: Vec::new(),
+        },
+        in_exec: false,
     };
     tracing::debug!(id, addr = %shared.addr, "client connected");
     run(&srv, &mut stream, &mut client).await;
+    srv.watches.unwatch_all(&mut client.watch);
     let _ = stream.shutdown().await;
     srv.clients.lock().remove(&id);
     tracing::debug!(id, "client closed");
@@ -133,17 +140,22 @@ async fn run(srv: &Arc<Server>, stream: &mut TcpStream, client: &mut Client) {
                     let resolved = match srv.prepare(client, &args) {
                         Ok(r) => r,
                         Err(e) => {
-                            encode(&e.into_frame(), client.proto, &mut out);
+                            encode(&srv.reject(client, &args, e), client.proto, &mut out);
                             continue;
                         }
                     };
+                    if let Some(reply) = srv.queue_in_multi(client, resolved, &args, batch_now) {
+                        encode(&reply, client.proto, &mut out);
+                        continue;
+                    }
+                    let queued_writes = client.multi.as_ref().is_some_and(|m| m.has_write);
                     let mut now = batch_now;
-                    if srv.pause_remaining(resolved, now) > 0 {
+                    if srv.pause_remaining(resolved, queued_writes, now) > 0 {
                         // Flush what is already answered, then wait out the pause.
                         if write_out(srv, stream, &mut out).await.is_err() {
                             return;
                         }
-                        wait_pause(srv, resolved).await;
+                        wait_pause(srv, resolved, queued_writes).await;
                         now = unix_ms();
                     }
                     let mut reply = srv.execute(client, resolved, &args, now);
@@ -177,8 +189,11 @@ async fn run(srv: &Arc<Server>, stream: &mut TcpStream, client: &mut Client) {
                 }
             }
         }
-        let pending = rbuf.len() + decoder.pending_memory();
-        shared.qbuf.store(pending, Ordering::Relaxed);
+        let qbuf = rbuf.len() + decoder.pending_memory();
+        shared.qbuf.store(qbuf, Ordering::Relaxed);
+        // Commands queued by MULTI count against the same limit: they are requests the
+        // server holds on the client's behalf.
+        let pending = qbuf + client.multi.as_ref().map_or(0, |m| m.mem);
         let limit = srv.live.query_buffer_limit.load(Ordering::Relaxed);
         if pending as u64 > limit {
             tracing::warn!(
@@ -293,9 +308,9 @@ async fn wait_blocked(
     outcome
 }
 
-async fn wait_pause(srv: &Server, resolved: &crate::cmd::Resolved) {
+async fn wait_pause(srv: &Server, resolved: &crate::cmd::Resolved, queued_writes: bool) {
     loop {
-        let wait = srv.pause_remaining(resolved, unix_ms());
+        let wait = srv.pause_remaining(resolved, queued_writes, unix_ms());
         if wait == 0 {
             return;
         }

@@ -32,9 +32,10 @@ pub fn active_expire(srv: &Server, start: usize, budget: Duration) -> usize {
     let mut i = start % n;
     while idle_visits < n && t0.elapsed() < budget {
         let now = unix_ms();
-        let (removed, more) = srv
-            .keyspace
-            .with_shard(i, |s| s.expire_cycle(now, KEYS_PER_VISIT));
+        // Never between the commands of an EXEC.
+        let gate = srv.exec_gate.read();
+        let (removed, more) = srv.keyspace.expire_shard(i, now, KEYS_PER_VISIT);
+        drop(gate);
         if removed == 0 || !more {
             idle_visits += 1;
             i = (i + 1) % n;

@@ -17,6 +17,7 @@ pub mod info;
 pub mod logging;
 pub mod rand;
 pub mod server;
+pub mod transaction;
 
 use server::Server;
 use std::sync::Arc;

@@ -146,6 +146,13 @@ pub struct Server {
     pub executable: String,
     /// Clients blocked on keys.
     pub blocking: crate::blocking::Registry,
+    /// WATCHed keys.
+    pub watches: Arc<crate::transaction::Watches>,
+    /// Held for reading by every command and for writing by EXEC, so no command runs
+    /// while a transaction executes (EXEC is atomic across shards).
+    pub exec_gate: RwLock<()>,
+    /// The table id of EXEC (it takes the gate itself).
+    exec_id: usize,
 }
 
 /// What a handler sees.
@@ -192,6 +199,12 @@ pub struct Client {
     pub close_after_reply: bool,
     /// Set by a blocking command that found nothing to do (see [`Ctx::block`]).
     pub block: Option<BlockRequest>,
+    /// Commands queued since MULTI (`None`: not in a transaction).
+    pub multi: Option<crate::transaction::MultiState>,
+    /// WATCHed keys.
+    pub watch: crate::transaction::WatchState,
+    /// Running the commands of an EXEC (blocking commands answer at once).
+    pub in_exec: bool,
 }
 
 /// A command's request to wait for one of `keys` (BLPOP and friends).
@@ -212,7 +225,7 @@ impl Ctx<'_> {
     /// False where a blocking command must not block (inside MULTI or a script): it then
     /// answers as if its timeout had expired.
     pub fn can_block(&self) -> bool {
-        true
+        !self.client.in_exec
     }
 
     /// Blocks the calling command until one of `keys` is signalled (then the command runs
@@ -243,6 +256,11 @@ impl Server {
             rng_seed: seed.rotate_left(17) ^ 0x5DEE_CE66_D1CE_4E5B,
         });
         let commands = CommandTable::build();
+        // An expired key is a modified key for WATCH.
+        let watches = Arc::new(crate::transaction::Watches::default());
+        let w = watches.clone();
+        keyspace.set_expire_hook(Box::new(move |db, key| w.touch(db, key)));
+        let exec_id = commands.get(b"exec").map(|r| r.id).unwrap_or(usize::MAX);
         let cmd_stats = (0..commands.len()).map(|_| CmdStats::default()).collect();
         let live = Live {
             maxclients: AtomicUsize::new(config.maxclients),
@@ -286,6 +304,9 @@ impl Server {
             config_file,
             executable: std::env::args().next().unwrap_or_default(),
             blocking: crate::blocking::Registry::default(),
+            watches,
+            exec_gate: RwLock::new(()),
+            exec_id,
         })
     }
 
@@ -389,16 +410,45 @@ impl Server {
         args: &[Bytes],
         now: u64,
     ) -> Option<Frame> {
+        if client.reply == ReplyMode::SkipNext {
+            client.reply = ReplyMode::Skip;
+        }
+        let frame = if resolved.id == self.exec_id {
+            // EXEC takes the gate for writing itself.
+            self.call(client, resolved, args, now)
+        } else {
+            let _gate = self.exec_gate.read();
+            self.call(client, resolved, args, now)
+        };
+        match client.reply {
+            ReplyMode::On => Some(frame),
+            ReplyMode::Off => None,
+            ReplyMode::Skip => {
+                client.reply = ReplyMode::On;
+                None
+            }
+            // SkipNext was set by this very command (CLIENT REPLY SKIP): its own reply is
+            // not sent, as in Redis.
+            ReplyMode::SkipNext => None,
+        }
+    }
+
+    /// Runs a command's handler and counts it (Redis's `call`): the reply, with an
+    /// error turned into its frame. EXEC runs its queued commands through here.
+    pub fn call(
+        &self,
+        client: &mut Client,
+        resolved: &Resolved,
+        args: &[Bytes],
+        now: u64,
+    ) -> Frame {
         let Some(handler) = resolved.cmd.handler else {
             // Containers resolve to a subcommand or fail arity; a container without a
             // handler reaching here is a table bug.
             let e = Error::arity(&resolved.fullname);
             self.count_error(&e);
-            return Some(e.into_frame());
+            return e.into_frame();
         };
-        if client.reply == ReplyMode::SkipNext {
-            client.reply = ReplyMode::Skip;
-        }
         // As in Redis, the client's last command is set before it runs (CLIENT LIST shows
         // `cmd=client|list` for the caller).
         client.shared.touch(now, resolved.id);
@@ -419,29 +469,83 @@ impl Server {
         self.stats
             .commands_processed
             .fetch_add(1, Ordering::Relaxed);
-        let frame = match result {
+        match result {
             Ok(f) => f,
             Err(e) => {
                 st.failed.fetch_add(1, Ordering::Relaxed);
                 self.count_error(&e);
                 e.into_frame()
             }
-        };
-        match client.reply {
-            ReplyMode::On => Some(frame),
-            ReplyMode::Off => None,
-            ReplyMode::Skip => {
-                client.reply = ReplyMode::On;
-                None
-            }
-            // SkipNext was set by this very command (CLIENT REPLY SKIP): its own reply is
-            // not sent, as in Redis.
-            ReplyMode::SkipNext => None,
         }
     }
 
+    /// Queues the command if the client is inside MULTI (every command but the ones
+    /// that act on the transaction itself): returns the reply to send instead of
+    /// running it (`+QUEUED`, or the error of a command that may not be queued).
+    pub fn queue_in_multi(
+        &self,
+        client: &mut Client,
+        resolved: &Resolved,
+        args: &[Bytes],
+        now: u64,
+    ) -> Option<Frame> {
+        let multi = client.multi.as_mut()?;
+        let top = resolved.parent.unwrap_or(resolved.cmd);
+        if matches!(
+            top.name,
+            "exec" | "discard" | "multi" | "watch" | "quit" | "reset"
+        ) {
+            return None;
+        }
+        if resolved.cmd.has(flags::NO_MULTI) || top.has(flags::NO_MULTI) {
+            multi.aborted = true;
+            let e = Error::msg("ERR Command not allowed inside a transaction");
+            self.cmd_stats[resolved.id]
+                .rejected
+                .fetch_add(1, Ordering::Relaxed);
+            self.count_error(&e);
+            return Some(e.into_frame());
+        }
+        let writes = resolved.cmd.has(flags::WRITE) || resolved.cmd.has(flags::MAY_REPLICATE);
+        multi.push(resolved.id, args, writes);
+        let shared = &client.shared;
+        // CLIENT LIST shows the last queued command, as Redis does.
+        shared.touch(now, resolved.id);
+        shared
+            .multi
+            .store(multi.queued.len() as i64, Ordering::Relaxed);
+        shared.multi_mem.store(multi.mem, Ordering::Relaxed);
+        Some(Frame::simple("QUEUED"))
+    }
+
+    /// The reply to a command refused before it ran (unknown, arity, authentication).
+    /// Inside MULTI the refusal makes the transaction fail at EXEC; a refused EXEC
+    /// discards the transaction with Redis's `EXECABORT ... because of:` reply.
+    pub fn reject(&self, client: &mut Client, args: &[Bytes], e: Error) -> Frame {
+        if !args[0].eq_ignore_ascii_case(b"exec") {
+            if let Some(m) = client.multi.as_mut() {
+                m.aborted = true;
+            }
+            return e.into_frame();
+        }
+        // As Redis's rejectCommand: a refused EXEC always answers EXECABORT, in MULTI
+        // or not.
+        self.end_transaction(client);
+        let msg = e.0.strip_prefix("ERR ").unwrap_or(&e.0);
+        Frame::error(format!("EXECABORT Transaction discarded because of: {msg}"))
+    }
+
+    /// Leaves MULTI (if in it) and forgets the watched keys: EXEC, DISCARD, RESET.
+    pub fn end_transaction(&self, client: &mut Client) -> Option<crate::transaction::MultiState> {
+        let state = client.multi.take();
+        client.shared.multi.store(-1, Ordering::Relaxed);
+        client.shared.multi_mem.store(0, Ordering::Relaxed);
+        self.watches.unwatch_all(&mut client.watch);
+        state
+    }
+
     /// How long a command must wait because of CLIENT PAUSE (0: not at all).
-    pub fn pause_remaining(&self, resolved: &Resolved, now: u64) -> u64 {
+    pub fn pause_remaining(&self, resolved: &Resolved, queued_writes: bool, now: u64) -> u64 {
         if self.pause_until.load(Ordering::Acquire) <= now {
             return 0;
         }
@@ -451,7 +555,9 @@ impl Server {
         }
         let cmd = resolved.cmd;
         let affected = if p.write_only {
-            cmd.has(flags::WRITE) || cmd.has(flags::MAY_REPLICATE)
+            cmd.has(flags::WRITE)
+                || cmd.has(flags::MAY_REPLICATE)
+                || (resolved.id == self.exec_id && queued_writes)
         } else {
             true
         };

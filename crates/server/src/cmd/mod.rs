@@ -384,6 +384,7 @@ pub const FAMILIES: &[&[Command]] = &[
     families::hyperloglog::COMMANDS,
     families::geo::COMMANDS,
     families::sort::COMMANDS,
+    families::transactions::COMMANDS,
     families::server::COMMANDS,
     introspect::COMMANDS,
 ];

@@ -349,6 +349,7 @@ fn select(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
 }
 
 fn reset(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CmdResult {
+    ctx.srv.end_transaction(ctx.client);
     let c = &mut *ctx.client;
     c.db = 0;
     c.proto = Protocol::Resp2;

@@ -9,6 +9,7 @@ use crate::cmd::flags::*;
 use crate::cmd::{Command, KeySpec, acl};
 use crate::error::{self, CmdResult, Error};
 use crate::server::Ctx;
+use crate::transaction::Replaced;
 use basalt_engine::glob::glob_match;
 use basalt_engine::{StrValue, Value};
 use basalt_proto::Frame;
@@ -887,10 +888,20 @@ fn flush_mode(args: &[Bytes]) -> Result<(), Error> {
     }
 }
 
+/// Touches the keys watched in `db` that a flush deletes.
+fn touch_flushed(srv: &crate::server::Server, g: &mut basalt_engine::Guard<'_>, db: usize) {
+    srv.watches.touch_db(db, |k| Replaced {
+        existed: g.stored(db, k).is_some(),
+        replacement: None,
+    });
+}
+
 fn flushdb(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     flush_mode(args)?;
     let db = ctx.client.db;
-    ctx.srv.keyspace.lock_all(ctx.now).flush_db(db);
+    let mut g = ctx.srv.keyspace.lock_all(ctx.now);
+    touch_flushed(ctx.srv, &mut g, db);
+    g.flush_db(db);
     Ok(Frame::ok())
 }
 
@@ -898,6 +909,7 @@ fn flushall(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     flush_mode(args)?;
     let mut g = ctx.srv.keyspace.lock_all(ctx.now);
     for db in 0..ctx.srv.keyspace.databases() {
+        touch_flushed(ctx.srv, &mut g, db);
         g.flush_db(db);
     }
     Ok(Frame::ok())
@@ -913,12 +925,19 @@ fn swapdb(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         return Err(Error::msg(error::DB_OUT_OF_RANGE));
     }
     if a != b {
-        ctx.srv
-            .keyspace
-            .lock_all(ctx.now)
-            .swap_db(a as usize, b as usize);
-        ctx.srv.blocking.signal_db(a as usize);
-        ctx.srv.blocking.signal_db(b as usize);
+        let (a, b) = (a as usize, b as usize);
+        let mut g = ctx.srv.keyspace.lock_all(ctx.now);
+        // Watched keys are judged against both databases before the swap.
+        for (from, to) in [(a, b), (b, a)] {
+            ctx.srv.watches.touch_db(from, |k| Replaced {
+                existed: g.stored(from, k).is_some(),
+                replacement: g.stored(to, k),
+            });
+        }
+        g.swap_db(a, b);
+        drop(g);
+        ctx.srv.blocking.signal_db(a);
+        ctx.srv.blocking.signal_db(b);
     }
     Ok(Frame::ok())
 }
