@@ -26,6 +26,13 @@ pub struct EncodingLimits {
     pub list_max_listpack_size: i64,
     /// `list-compress-depth`
     pub list_compress_depth: i64,
+    /// `stream-node-max-bytes`: a stream node (Redis's listpack) is closed once its
+    /// listpack size plus the next entry's field and value bytes would reach this
+    /// (0: no limit but Redis's 1 GiB).
+    pub stream_node_max_bytes: u64,
+    /// `stream-node-max-entries`: entries (deleted ones included) per stream node
+    /// (0: no limit).
+    pub stream_node_max_entries: u64,
 }
 
 impl Default for EncodingLimits {
@@ -40,6 +47,8 @@ impl Default for EncodingLimits {
             zset_max_listpack_value: 64,
             list_max_listpack_size: -2,
             list_compress_depth: 0,
+            stream_node_max_bytes: 4096,
+            stream_node_max_entries: 100,
         }
     }
 }

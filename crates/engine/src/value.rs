@@ -7,7 +7,7 @@
 //! or once a string was modified in place (APPEND, SETRANGE).
 
 use crate::num::parse_i64;
-use crate::types::{HashValue, ListValue, SetValue, ZSetValue};
+use crate::types::{HashValue, ListValue, SetValue, StreamValue, ZSetValue};
 use std::borrow::Cow;
 
 /// Longest string Redis stores with the `embstr` encoding.
@@ -126,6 +126,14 @@ pub enum Value {
     Set(Box<SetValue>),
     /// A sorted set.
     ZSet(Box<ZSetValue>),
+    /// A stream.
+    Stream(Box<StreamValue>),
+}
+
+impl From<StreamValue> for Value {
+    fn from(v: StreamValue) -> Value {
+        Value::Stream(Box::new(v))
+    }
 }
 
 impl From<HashValue> for Value {
@@ -161,6 +169,7 @@ impl Value {
             Value::List(_) => "list",
             Value::Set(_) => "set",
             Value::ZSet(_) => "zset",
+            Value::Stream(_) => "stream",
         }
     }
 
@@ -172,6 +181,7 @@ impl Value {
             Value::List(v) => v.encoding(),
             Value::Set(v) => v.encoding(),
             Value::ZSet(v) => v.encoding(),
+            Value::Stream(_) => "stream",
         }
     }
 
@@ -183,6 +193,7 @@ impl Value {
             Value::List(v) => v.heap_size(),
             Value::Set(v) => v.heap_size(),
             Value::ZSet(v) => v.heap_size(),
+            Value::Stream(v) => v.heap_size(),
         }
     }
 }

@@ -799,6 +799,32 @@ pub static TABLE: &[Directive] = &[
             set: |c, v| c.enc.list_compress_depth = v,
         },
     },
+    Directive {
+        name: "stream-node-max-bytes",
+        aliases: &[],
+        flags: 0,
+        kind: Kind::Memory {
+            min: 0,
+            max: LONG_MAX,
+            default: 4096,
+            get: |c| c.enc.stream_node_max_bytes,
+            set: |c, v| c.enc.stream_node_max_bytes = v,
+        },
+    },
+    Directive {
+        name: "stream-node-max-entries",
+        aliases: &[],
+        flags: 0,
+        kind: Kind::Int {
+            min: 0,
+            max: i64::MAX,
+            default: 100,
+            clamp: None,
+            check: None,
+            get: |c| c.enc.stream_node_max_entries as i64,
+            set: |c, v| c.enc.stream_node_max_entries = v as u64,
+        },
+    },
 ];
 
 fn set_bind(c: &mut Config, args: &[Vec<u8>], _: &mut SetCtx) -> Result<(), String> {
