@@ -117,6 +117,22 @@ impl Registry {
         }
     }
 
+    /// Wakes, on each of `slot`'s keys, the waiter queued right after `slot` (a stream
+    /// reader that could not use a wake-up passes it on).
+    pub fn signal_after(&self, slot: &Arc<Slot>) {
+        let inner = self.inner.lock();
+        for k in &slot.keys {
+            let Some(q) = inner.by_key.get(&(slot.db, k.clone())) else {
+                continue;
+            };
+            if let Some(pos) = q.iter().position(|s| Arc::ptr_eq(s, slot))
+                && let Some(next) = q.get(pos + 1)
+            {
+                next.notify.notify_one();
+            }
+        }
+    }
+
     /// Wakes the first waiter of every key of `db` (SWAPDB, FLUSHDB).
     pub fn signal_db(&self, db: usize) {
         if self.blocked.load(Ordering::Acquire) == 0 {

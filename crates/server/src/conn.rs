@@ -284,9 +284,15 @@ async fn wait_blocked(
                     ))),
                     _ => {}
                 }
-                let reply = srv.execute(client, resolved, args, unix_ms());
+                let rerun = req.rerun.as_deref().unwrap_or(args);
+                let reply = srv.execute(client, resolved, rerun, unix_ms());
                 if client.block.take().is_some() {
-                    // Someone else got there first: keep our place and wait again.
+                    // Someone else got there first (or, for a stream, the new entries
+                    // were not for us): keep our place and wait again. Stream readers
+                    // pass the wake-up on, as one XADD may serve several of them.
+                    if req.pass_on {
+                        srv.blocking.signal_after(&slot);
+                    }
                     continue;
                 }
                 break Some(reply);

@@ -145,7 +145,7 @@ pub struct Server {
     /// The executable path.
     pub executable: String,
     /// Clients blocked on keys.
-    pub blocking: crate::blocking::Registry,
+    pub blocking: Arc<crate::blocking::Registry>,
     /// WATCHed keys.
     pub watches: Arc<crate::transaction::Watches>,
     /// Held for reading by every command and for writing by EXEC, so no command runs
@@ -208,12 +208,21 @@ pub struct Client {
 }
 
 /// A command's request to wait for one of `keys` (BLPOP and friends).
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct BlockRequest {
     /// The keys to wait on, in the client's selected database.
     pub keys: Vec<Bytes>,
     /// Unix ms deadline; `None` waits forever.
     pub deadline: Option<u64>,
+    /// The arguments to re-run with when woken (`None`: the original ones). XREAD pins
+    /// `$` to the ID it meant when the client blocked.
+    pub rerun: Option<Vec<Bytes>>,
+    /// When a re-run still finds nothing, wake the next waiter of the keys too: one
+    /// XADD may serve many stream readers, while one push serves one list popper.
+    pub pass_on: bool,
+    /// Kept alive while the client waits (stream watchers that wake it when its
+    /// stream is deleted).
+    pub keepalive: Vec<Arc<basalt_engine::types::stream::Watcher>>,
 }
 
 impl Ctx<'_> {
@@ -233,7 +242,33 @@ impl Ctx<'_> {
     /// the client gets a null array, as Redis replies on timeout). The handler returns
     /// this method's result directly; the placeholder reply is never sent.
     pub fn block(&mut self, keys: Vec<Bytes>, deadline: Option<u64>) -> CmdResult {
-        self.client.block = Some(BlockRequest { keys, deadline });
+        self.client.block = Some(BlockRequest {
+            keys,
+            deadline,
+            rerun: None,
+            pass_on: false,
+            keepalive: Vec::new(),
+        });
+        Ok(Frame::NullArray)
+    }
+
+    /// [`Ctx::block`] for stream reads: re-run with `rerun` instead of the original
+    /// arguments, pass a wake-up on when a re-run still finds nothing, and keep
+    /// `keepalive` (the stream watchers) alive while blocked.
+    pub fn block_streams(
+        &mut self,
+        keys: Vec<Bytes>,
+        deadline: Option<u64>,
+        rerun: Vec<Bytes>,
+        keepalive: Vec<Arc<basalt_engine::types::stream::Watcher>>,
+    ) -> CmdResult {
+        self.client.block = Some(BlockRequest {
+            keys,
+            deadline,
+            rerun: Some(rerun),
+            pass_on: true,
+            keepalive,
+        });
         Ok(Frame::NullArray)
     }
 
@@ -303,7 +338,7 @@ impl Server {
             metrics: crate::info::new_metrics(),
             config_file,
             executable: std::env::args().next().unwrap_or_default(),
-            blocking: crate::blocking::Registry::default(),
+            blocking: Arc::new(crate::blocking::Registry::default()),
             watches,
             exec_gate: RwLock::new(()),
             exec_id,

@@ -383,6 +383,7 @@ pub const FAMILIES: &[&[Command]] = &[
     families::bitmaps::COMMANDS,
     families::hyperloglog::COMMANDS,
     families::geo::COMMANDS,
+    families::streams::COMMANDS,
     families::sort::COMMANDS,
     families::transactions::COMMANDS,
     families::server::COMMANDS,

@@ -452,10 +452,14 @@ fn rename_generic(ctx: &mut Ctx<'_>, args: &[Bytes], nx: bool) -> CmdResult {
     if nx && g.exists(db, dst) {
         return Ok(Frame::Integer(0));
     }
-    let Some(entry) = g.remove(db, src) else {
+    let Some(mut entry) = g.remove(db, src) else {
         return Err(Error::msg(error::NO_SUCH_KEY));
     };
     let expire_at = entry.expire_at();
+    if let Value::Stream(s) = &mut entry.value {
+        // Clients blocked in XREADGROUP on `src` learn that it is gone.
+        s.fire_watchers();
+    }
     g.insert(db, dst, entry.value, expire_at);
     drop(g);
     ctx.signal_ready(db, dst);
@@ -536,10 +540,13 @@ fn move_cmd(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     if !g.exists(src_db, key) || g.exists(dst_db, key) {
         return Ok(Frame::Integer(0));
     }
-    let Some(entry) = g.remove(src_db, key) else {
+    let Some(mut entry) = g.remove(src_db, key) else {
         return Ok(Frame::Integer(0));
     };
     let expire_at = entry.expire_at();
+    if let Value::Stream(s) = &mut entry.value {
+        s.fire_watchers();
+    }
     g.insert(dst_db, key, entry.value, expire_at);
     drop(g);
     ctx.signal_ready(dst_db, key);

@@ -3,8 +3,8 @@
 
 use basalt_testkit::{golden_dir, run_all_except};
 
-/// Files whose sequences need features Basalt does not have yet (streams, issue 7).
-const NOT_YET: &[&str] = &["streams_pending"];
+/// Files whose sequences need features Basalt does not have yet.
+const NOT_YET: &[&str] = &[];
 
 #[test]
 fn golden_sequences_match_redis() {

@@ -601,7 +601,8 @@ impl StreamValue {
             IdRequest::AutoSeq(ms) => {
                 if log.last_id.ms == ms {
                     if log.last_id.seq == u64::MAX {
-                        return Err(AddError::IdTooSmall);
+                        // Redis 7.0 reports this case with the "too large" error.
+                        return Err(AddError::TooLarge);
                     }
                     StreamId::new(ms, log.last_id.seq + 1)
                 } else {
