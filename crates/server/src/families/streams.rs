@@ -395,7 +395,8 @@ const BAD_END: &str = "ERR invalid end ID for the interval";
 const XGROUP_NEEDS_KEY: &str = "ERR The XGROUP subcommand requires the key to exist. Note that for CREATE you may want to use the MKSTREAM option to create an empty stream automatically.";
 const BUSYGROUP: &str = "BUSYGROUP Consumer Group name already exists";
 const UNBLOCKED_DELETED: &str = "UNBLOCKED the stream key no longer exists";
-const NOGROUP_BLOCKED: &str = "NOGROUP the consumer group this client was blocked on no longer exists";
+const NOGROUP_BLOCKED: &str =
+    "NOGROUP the consumer group this client was blocked on no longer exists";
 
 /// XAUTOCLAIM allocates 16 bytes per COUNT up front; Redis's allocation fails, with its
 /// "COUNT too high" error, once that exceeds the 47-bit address space of x86-64 user
@@ -622,7 +623,7 @@ fn xadd(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let a = parse_add_trim(ctx, args, true)?;
     let field_pos = a.id_pos + 1;
     let nfields = args.len().saturating_sub(field_pos);
-    if nfields < 2 || nfields % 2 == 1 {
+    if nfields < 2 || !nfields.is_multiple_of(2) {
         return Err(Error::arity(ctx.fullname));
     }
     if let Some(p) = a.id
@@ -849,9 +850,8 @@ fn read_generic(ctx: &mut Ctx<'_>, args: &[Bytes], group_mode: bool) -> CmdResul
         let o = &args[i][..];
         if is(o, "block") && more > 0 {
             i += 1;
-            let t = basalt_engine::num::parse_i64(&args[i]).ok_or_else(|| {
-                Error::msg("ERR timeout is not an integer or out of range")
-            })?;
+            let t = basalt_engine::num::parse_i64(&args[i])
+                .ok_or_else(|| Error::msg("ERR timeout is not an integer or out of range"))?;
             if t < 0 {
                 return Err(Error::msg("ERR timeout is negative"));
             }
@@ -862,7 +862,7 @@ fn read_generic(ctx: &mut Ctx<'_>, args: &[Bytes], group_mode: bool) -> CmdResul
             count_given = true;
         } else if is(o, "streams") && more > 0 {
             streams_arg = i + 1;
-            if (args.len() - streams_arg) % 2 != 0 {
+            if !(args.len() - streams_arg).is_multiple_of(2) {
                 // Redis 7.0 names XREAD and `$` here for XREADGROUP too.
                 return Err(Error::msg(
                     "ERR Unbalanced XREAD list of streams: for each stream key an ID or '$' must be specified.",
@@ -915,8 +915,8 @@ fn read_generic(ctx: &mut Ctx<'_>, args: &[Bytes], group_mode: bool) -> CmdResul
             },
         };
         if let Some((gname, _)) = group {
-            let has_group = exists
-                && stream_mut(&mut g, db, key)?.is_some_and(|s| s.group(gname).is_some());
+            let has_group =
+                exists && stream_mut(&mut g, db, key)?.is_some_and(|s| s.group(gname).is_some());
             if !has_group {
                 if retry {
                     return Err(Error::msg(if exists {
@@ -1331,7 +1331,12 @@ fn xpending(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     }
     let ids: Vec<StreamId> = match consumer {
         Some(name) => match gr.consumer(name) {
-            Some(c) => c.pel.range(start..).copied().take_while(|&i| i <= end).collect(),
+            Some(c) => c
+                .pel
+                .range(start..)
+                .copied()
+                .take_while(|&i| i <= end)
+                .collect(),
             None => return Ok(Frame::Array(Vec::new())),
         },
         None => gr
@@ -1368,7 +1373,8 @@ fn xclaim(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let db = ctx.client.db;
     let now = ctx.now;
     let mut g = ctx.srv.keyspace.lock_key(&args[1], now);
-    let exists_group = stream_read(&mut g, db, &args[1])?.is_some_and(|s| s.group(&args[2]).is_some());
+    let exists_group =
+        stream_read(&mut g, db, &args[1])?.is_some_and(|s| s.group(&args[2]).is_some());
     if !exists_group {
         return Err(nogroup_key(&args[1], &args[2]));
     }
@@ -1535,8 +1541,6 @@ fn xinfo_stream(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         }
     }
     let db = ctx.client.db;
-    let now = ctx.now;
-    let _ = now;
     let mut g = ctx.srv.keyspace.lock_key(&args[2], ctx.now);
     let Some(s) = stream_read(&mut g, db, &args[2])? else {
         return Err(Error::msg(error::NO_SUCH_KEY));
@@ -1562,7 +1566,11 @@ fn xinfo_stream(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         ));
         return Ok(pairs_frame(out));
     }
-    let limit = if count == 0 { usize::MAX } else { count as usize };
+    let limit = if count == 0 {
+        usize::MAX
+    } else {
+        count as usize
+    };
     let entries: Vec<Frame> = s
         .range(StreamId::MIN, StreamId::MAX, false)
         .take(limit)

@@ -14,6 +14,7 @@ mod lifecycle;
 mod lists;
 mod protocol;
 mod sets;
+mod streams;
 mod waiting;
 mod zsets;
 

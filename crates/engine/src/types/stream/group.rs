@@ -29,6 +29,9 @@ pub struct Consumer {
     pub pel: BTreeSet<StreamId>,
 }
 
+/// Consumers by name, each with the shared name its PEL entries point to.
+type Consumers = BTreeMap<Box<[u8]>, (Arc<[u8]>, Consumer)>;
+
 /// A consumer group.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Group {
@@ -37,7 +40,7 @@ pub struct Group {
     /// Entries read by the group (`entries-read`), -1 when unknown.
     pub entries_read: i64,
     pel: BTreeMap<StreamId, Nack>,
-    consumers: BTreeMap<Box<[u8]>, (Arc<[u8]>, Consumer)>,
+    consumers: Consumers,
 }
 
 /// XCLAIM's options.
@@ -178,7 +181,12 @@ impl Group {
     }
 
     /// Up to `count` (0: all) IDs pending for `consumer` from `start` on.
-    pub fn consumer_pending(&self, consumer: &[u8], start: StreamId, count: usize) -> Vec<StreamId> {
+    pub fn consumer_pending(
+        &self,
+        consumer: &[u8],
+        start: StreamId,
+        count: usize,
+    ) -> Vec<StreamId> {
         let Some((_, c)) = self.consumers.get(consumer) else {
             return Vec::new();
         };
@@ -210,7 +218,9 @@ impl Group {
     /// `now` (always true for `min_idle` 0).
     pub fn idle_enough(&self, id: StreamId, min_idle: i64, now: u64) -> bool {
         match self.pel.get(&id) {
-            Some(n) => min_idle <= 0 || (now as i64).wrapping_sub(n.delivery_time as i64) >= min_idle,
+            Some(n) => {
+                min_idle <= 0 || (now as i64).wrapping_sub(n.delivery_time as i64) >= min_idle
+            }
             None => false,
         }
     }

@@ -620,10 +620,7 @@ impl StreamValue {
         if id <= log.last_id {
             return Err(AddError::IdTooSmall);
         }
-        let total: u64 = pairs
-            .iter()
-            .map(|(f, v)| (f.len() + v.len()) as u64)
-            .sum();
+        let total: u64 = pairs.iter().map(|(f, v)| (f.len() + v.len()) as u64).sum();
         if total > MAX_ENTRY_BYTES {
             return Err(AddError::TooLarge);
         }
@@ -634,8 +631,7 @@ impl StreamValue {
         let mut tail = log.nodes.iter_mut().next_back();
         if let Some((_, node)) = &mut tail {
             let full = node.lp_bytes() + total >= max_bytes
-                || (lim.stream_node_max_entries > 0
-                    && node.total() >= lim.stream_node_max_entries);
+                || (lim.stream_node_max_entries > 0 && node.total() >= lim.stream_node_max_entries);
             if full {
                 node.shrink();
                 tail = None;
@@ -963,7 +959,11 @@ impl StreamValue {
                 return Some((StreamId::MIN, deleted));
             };
             if attempts == 0 || count == 0 {
-                let next = g.pel().range(from..).next().map_or(StreamId::MIN, |(k, _)| *k);
+                let next = g
+                    .pel()
+                    .range(from..)
+                    .next()
+                    .map_or(StreamId::MIN, |(k, _)| *k);
                 return Some((next, deleted));
             }
             attempts -= 1;

@@ -124,9 +124,8 @@ impl Node {
         self.data.push(flags);
         put_varint(&mut self.data, ms_delta);
         put_varint(&mut self.data, zigzag(seq_delta));
-        let mut lp = lp_int_size(i64::from(flags))
-            + lp_int_size(ms_delta as i64)
-            + lp_int_size(seq_delta);
+        let mut lp =
+            lp_int_size(i64::from(flags)) + lp_int_size(ms_delta as i64) + lp_int_size(seq_delta);
         let n = pairs.len();
         if !same {
             put_varint(&mut self.data, n as u64);

@@ -37,7 +37,10 @@ fn parse_ids_like_redis() {
     assert_eq!(p("-5"), None);
     assert_eq!(p("a"), None);
     assert_eq!(p("18446744073709551616"), None);
-    assert_eq!(p("18446744073709551615-18446744073709551615"), Some(StreamId::MAX));
+    assert_eq!(
+        p("18446744073709551615-18446744073709551615"),
+        Some(StreamId::MAX)
+    );
     assert_eq!(parse_id(b"-", 0, true, false), None);
     let star = parse_id(b"5-*", 0, true, true).unwrap();
     assert_eq!((star.id, star.seq_given), (id(5, 0), false));
@@ -58,7 +61,10 @@ fn ids_grow_and_ranges_work_both_ways() {
     // 100 entries per node by default.
     assert_eq!(s.node_count(), 3);
     assert_eq!(ids(&s, false).len(), 250);
-    let r: Vec<_> = s.range(id(99, 0), id(102, 0), false).map(|e| e.id).collect();
+    let r: Vec<_> = s
+        .range(id(99, 0), id(102, 0), false)
+        .map(|e| e.id)
+        .collect();
     assert_eq!(r, vec![id(99, 0), id(100, 0), id(101, 0), id(102, 0)]);
     let r: Vec<_> = s.range(id(99, 0), id(102, 0), true).map(|e| e.id).collect();
     assert_eq!(r, vec![id(102, 0), id(101, 0), id(100, 0), id(99, 0)]);
@@ -224,7 +230,11 @@ fn watchers_fire_on_drop() {
     s.watch(&w);
     let copy = s.clone();
     drop(copy);
-    assert_eq!(hits.load(Ordering::SeqCst), 0, "clones do not carry watchers");
+    assert_eq!(
+        hits.load(Ordering::SeqCst),
+        0,
+        "clones do not carry watchers"
+    );
     drop(s);
     assert_eq!(hits.load(Ordering::SeqCst), 1);
 }
@@ -236,14 +246,35 @@ fn watchers_fire_on_drop() {
 #[derive(Debug, Clone)]
 enum Op {
     Add,
-    Read { consumer: u8, count: u8, noack: bool },
-    History { consumer: u8 },
-    Ack { pick: u16 },
-    Claim { consumer: u8, pick: u16, force: bool },
-    AutoClaim { consumer: u8, count: u8 },
-    DelConsumer { consumer: u8 },
-    Del { pick: u16 },
-    Tick { ms: u16 },
+    Read {
+        consumer: u8,
+        count: u8,
+        noack: bool,
+    },
+    History {
+        consumer: u8,
+    },
+    Ack {
+        pick: u16,
+    },
+    Claim {
+        consumer: u8,
+        pick: u16,
+        force: bool,
+    },
+    AutoClaim {
+        consumer: u8,
+        count: u8,
+    },
+    DelConsumer {
+        consumer: u8,
+    },
+    Del {
+        pick: u16,
+    },
+    Tick {
+        ms: u16,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {
