@@ -659,10 +659,14 @@ mod tests {
     proptest::proptest! {
         /// A stored point decodes to within one cell of where it was added, and every
         /// point within a search radius lies in one of the cells the search scans.
+        /// Centers stay 3° away from the antimeridian and the poles' limit so the nearby
+        /// point is never clamped onto the edge: across the edge Redis's cell search
+        /// misses points too (checked on redis-server 7.0.15: a member at exactly 180°
+        /// is not found from 179.99°), and Basalt answers the same.
         #[test]
         fn points_round_trip_and_searches_cover_them(
-            lon in -180.0f64..180.0,
-            lat in -85.0f64..85.0,
+            lon in -177.0f64..177.0,
+            lat in -82.0f64..82.0,
             dlon in -2.0f64..2.0,
             dlat in -2.0f64..2.0,
             radius_km in 0.0f64..500.0,
