@@ -89,12 +89,18 @@ mod tests {
         vec![
             (s(b"hello"), "000568656c6c6f0a006372df766534200a"),
             (s(b"12345"), "00c139300a009d94ea2793fc08b9"),
-            (s(&[b'a'; 60]), "00c3093c016161e02f000161610a00a67e08b217d09780"),
+            (
+                s(&[b'a'; 60]),
+                "00c3093c016161e02f000161610a00a67e08b217d09780",
+            ),
             (
                 s(b"abcdefghijklmnopqrstuvwxyz0123456789abcdefghijklmnopqrstuvwxyz"),
                 "00c32d3e1f6162636465666768696a6b6c6d6e6f707172737475767778797a303132333435043637383961e00e2301797a0a003f4c44db08371794",
             ),
-            (s(b"99999999999"), "000b39393939393939393939390a0023b048fb0edbef7f"),
+            (
+                s(b"99999999999"),
+                "000b39393939393939393939390a0023b048fb0edbef7f",
+            ),
             (
                 Value::from(ListValue::from_elements(
                     [&b"a"[..], b"1", b"-1", b"hello", b"300", b"70000"],
@@ -143,16 +149,28 @@ mod tests {
     fn bad_footers_are_refused() {
         let lim = EncodingLimits::default();
         let mut p = hex("000568656c6c6f0a006372df766534200a");
-        assert!(matches!(restore(&p[..9], &lim), Err(RestoreError::VersionOrChecksum)));
+        assert!(matches!(
+            restore(&p[..9], &lim),
+            Err(RestoreError::VersionOrChecksum)
+        ));
         let last = p.len() - 1;
         p[last] ^= 1;
-        assert!(matches!(restore(&p, &lim), Err(RestoreError::VersionOrChecksum)));
+        assert!(matches!(
+            restore(&p, &lim),
+            Err(RestoreError::VersionOrChecksum)
+        ));
         // Version 11 (Redis 7.2) is newer than what Basalt reads.
-        let mut v11 = dump(&Value::Str(StrValue::from_bytes(b"x")), EncodeOptions::default());
+        let mut v11 = dump(
+            &Value::Str(StrValue::from_bytes(b"x")),
+            EncodeOptions::default(),
+        );
         let n = v11.len();
         v11[n - 10] = 11;
         let crc = crc64(0, &v11[..n - 8]);
         v11[n - 8..].copy_from_slice(&crc.to_le_bytes());
-        assert!(matches!(restore(&v11, &lim), Err(RestoreError::VersionOrChecksum)));
+        assert!(matches!(
+            restore(&v11, &lim),
+            Err(RestoreError::VersionOrChecksum)
+        ));
     }
 }

@@ -231,10 +231,7 @@ pub fn decompress(input: &[u8], out_len: usize) -> Result<Vec<u8>, LzfError> {
             if out.len() + len > out_len {
                 return Err(LzfError::TooBig);
             }
-            let from = out
-                .len()
-                .checked_sub(back + 1)
-                .ok_or(LzfError::Corrupt)?;
+            let from = out.len().checked_sub(back + 1).ok_or(LzfError::Corrupt)?;
             // Overlapping copies repeat the pattern, byte by byte.
             for k in 0..len {
                 let b = out[from + k];
@@ -251,7 +248,9 @@ pub fn decompress(input: &[u8], out_len: usize) -> Result<Vec<u8>, LzfError> {
 /// The most a compressed buffer of `clen` bytes can expand to (a 3-byte back reference
 /// yields 264 bytes), used to refuse absurd lengths before allocating.
 pub fn max_expansion(clen: usize) -> usize {
-    clen.saturating_mul(MAX_REF).div_ceil(3).saturating_add(MAX_LIT)
+    clen.saturating_mul(MAX_REF)
+        .div_ceil(3)
+        .saturating_add(MAX_LIT)
 }
 
 #[cfg(test)]
@@ -261,7 +260,8 @@ mod tests {
 
     #[test]
     fn repetitive_input_compresses_and_round_trips() {
-        let input = b"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa".to_vec();
+        let input =
+            b"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa".to_vec();
         let mut c = Compressor::new();
         let out = c.compress(&input, input.len() - 4).expect("compressible");
         assert!(out.len() < input.len());

@@ -154,7 +154,8 @@ impl ListpackWriter {
             self.buf.push(v as u8);
         } else if (-4096..=4095).contains(&v) {
             let u = if v < 0 { (1 << 13) + v } else { v } as u16;
-            self.buf.extend_from_slice(&[(u >> 8) as u8 | 0xc0, (u & 0xff) as u8]);
+            self.buf
+                .extend_from_slice(&[(u >> 8) as u8 | 0xc0, (u & 0xff) as u8]);
         } else if (-32768..=32767).contains(&v) {
             self.buf.push(0xf1);
             self.buf.extend_from_slice(&(v as i16).to_le_bytes());
@@ -208,11 +209,12 @@ impl ListpackWriter {
     }
 }
 
-fn take<'a>(b: &'a [u8], pos: usize, n: usize) -> Result<&'a [u8]> {
+fn take(b: &[u8], pos: usize, n: usize) -> Result<&[u8]> {
     let end = pos
         .checked_add(n)
         .ok_or(PackedError("entry length overflows"))?;
-    b.get(pos..end).ok_or(PackedError("entry runs past the end"))
+    b.get(pos..end)
+        .ok_or(PackedError("entry runs past the end"))
 }
 
 fn le_int(b: &[u8]) -> i64 {
@@ -296,7 +298,9 @@ pub fn listpack_entries(b: &[u8]) -> Result<Vec<Elem<'_>>> {
         pos += enc_len + bl;
     }
     if declared != 65535 && declared != out.len() {
-        return Err(PackedError("listpack entry count does not match its header"));
+        return Err(PackedError(
+            "listpack entry count does not match its header",
+        ));
     }
     Ok(out)
 }
@@ -494,14 +498,19 @@ mod tests {
         assert_eq!(
             lp,
             [
-                0x16, 0, 0, 0, 4, 0, 0x81, b'a', 2, 1, 1, 0xdf, 0xff, 2, 0x85, b'h', b'e',
-                b'l', b'l', b'o', 6, 0xff
+                0x16, 0, 0, 0, 4, 0, 0x81, b'a', 2, 1, 1, 0xdf, 0xff, 2, 0x85, b'h', b'e', b'l',
+                b'l', b'o', 6, 0xff
             ]
         );
         let e = listpack_entries(&lp).unwrap();
         assert_eq!(
             e,
-            vec![Elem::Str(b"a"), Elem::Int(1), Elem::Int(-1), Elem::Str(b"hello")]
+            vec![
+                Elem::Str(b"a"),
+                Elem::Int(1),
+                Elem::Int(-1),
+                Elem::Str(b"hello")
+            ]
         );
     }
 
@@ -510,7 +519,10 @@ mod tests {
         assert_eq!(intset_bytes(&[1, 2])[0], 2);
         assert_eq!(intset_bytes(&[1, 70000])[0], 4);
         assert_eq!(intset_bytes(&[i64::MIN, 0])[0], 8);
-        assert_eq!(intset_values(&intset_bytes(&[-5, 3, 1 << 40])).unwrap(), vec![-5, 3, 1 << 40]);
+        assert_eq!(
+            intset_values(&intset_bytes(&[-5, 3, 1 << 40])).unwrap(),
+            vec![-5, 3, 1 << 40]
+        );
         let mut unsorted = intset_bytes(&[1, 3]);
         unsorted[8..10].copy_from_slice(&5i16.to_le_bytes());
         assert!(intset_values(&unsorted).is_err());
@@ -550,7 +562,9 @@ mod tests {
 
     #[test]
     fn zipmap_reads_pairs() {
-        let zm = [2, 3, b'f', b'o', b'o', 3, 0, b'b', b'a', b'r', 1, b'k', 2, 1, b'v', b'w', 0, 0xff];
+        let zm = [
+            2, 3, b'f', b'o', b'o', 3, 0, b'b', b'a', b'r', 1, b'k', 2, 1, b'v', b'w', 0, 0xff,
+        ];
         let p = zipmap_pairs(&zm).unwrap();
         assert_eq!(p, vec![(&b"foo"[..], &b"bar"[..]), (&b"k"[..], &b"vw"[..])]);
     }

@@ -194,9 +194,7 @@ impl<R: Read> Reader<R> {
                     }
                     lenc::LZF => return self.lzf_string(),
                     _ => {
-                        return Err(
-                            self.corrupt(format!("Unknown RDB string encoding type {e}"))
-                        );
+                        return Err(self.corrupt(format!("Unknown RDB string encoding type {e}")));
                     }
                 };
                 Ok(itoa::Buffer::new().format(int).as_bytes().to_vec())
@@ -221,8 +219,7 @@ impl<R: Read> Reader<R> {
             )));
         }
         let c = self.bytes(clen)?;
-        lzf::decompress(&c, len as usize)
-            .map_err(|_| self.corrupt("Invalid LZF compressed string"))
+        lzf::decompress(&c, len as usize).map_err(|_| self.corrupt("Invalid LZF compressed string"))
     }
 
     /// A binary little-endian double (`RDB_TYPE_ZSET_2` scores).
@@ -340,7 +337,10 @@ pub fn read_object<R: Read>(
         types::LIST_ZIPLIST => {
             let blob = r.string()?;
             let entries = ziplist_entries(&blob).map_err(|e| r.packed(e))?;
-            Value::from(ListValue::from_elements(entries.iter().map(elem_bytes), lim))
+            Value::from(ListValue::from_elements(
+                entries.iter().map(elem_bytes),
+                lim,
+            ))
         }
         types::SET_INTSET => {
             let blob = r.string()?;
@@ -401,7 +401,9 @@ pub fn read_object<R: Read>(
                         }
                     }
                     other => {
-                        return Err(r.corrupt(format!("Quicklist integrity check failed: unknown node container {other}")));
+                        return Err(r.corrupt(format!(
+                            "Quicklist integrity check failed: unknown node container {other}"
+                        )));
                     }
                 }
             }

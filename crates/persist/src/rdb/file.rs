@@ -90,7 +90,11 @@ pub fn standard_aux(enc: &mut Encoder, ctime_secs: u64, used_mem: u64, aof_base:
     enc.aux(&mut out, b"ctime", ctime_secs.to_string().as_bytes());
     enc.aux(&mut out, b"used-mem", used_mem.to_string().as_bytes());
     enc.aux(&mut out, b"aof-base", if aof_base { b"1" } else { b"0" });
-    enc.aux(&mut out, b"basalt-ver", env!("CARGO_PKG_VERSION").as_bytes());
+    enc.aux(
+        &mut out,
+        b"basalt-ver",
+        env!("CARGO_PKG_VERSION").as_bytes(),
+    );
     out
 }
 
@@ -180,7 +184,7 @@ pub fn load<R: Read>(
             offset: 5,
             what: "Wrong signature trying to load DB from file".into(),
         })?;
-    if version < 1 || version > RDB_VERSION {
+    if !(1..=RDB_VERSION).contains(&version) {
         return Err(RdbError::Unsupported(format!(
             "Can't handle RDB format version {version}"
         )));
