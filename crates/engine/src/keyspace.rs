@@ -53,6 +53,11 @@ impl Entry {
     pub fn access_secs(&self) -> u32 {
         self.access_secs
     }
+
+    /// Sets the last access time (RESTORE ... IDLETIME, loading an RDB's IDLE field).
+    pub fn set_access_secs(&mut self, secs: u32) {
+        self.access_secs = secs;
+    }
 }
 
 /// Counters a shard keeps for INFO.
@@ -153,6 +158,18 @@ impl Shard {
     /// Number of keys (including not yet reclaimed expired ones) in `db`.
     pub fn db_len(&self, db: usize) -> usize {
         self.dbs[db].dict.len()
+    }
+
+    /// Visits every key of every database in this shard whose deadline is not past
+    /// `now`, database by database (snapshots).
+    pub fn for_each_live(&self, now: u64, mut f: impl FnMut(usize, &[u8], &Entry)) {
+        for (i, d) in self.dbs.iter().enumerate() {
+            d.dict.for_each(|k, e| {
+                if e.expire_at == 0 || e.expire_at > now {
+                    f(i, k, e);
+                }
+            });
+        }
     }
 
     /// Number of keys with a deadline in `db`.

@@ -49,8 +49,9 @@ pub fn restore(payload: &[u8], limits: &EncodingLimits) -> Result<Option<Value>,
     if !verify(payload) {
         return Err(RestoreError::VersionOrChecksum);
     }
-    let body = &payload[..payload.len() - 10];
-    let mut r = Reader::from_slice(body);
+    // As in Redis, the decoder reads from the whole payload: a body whose last string
+    // runs into the footer is accepted (redis-server 7.0.15 restores such a payload).
+    let mut r = Reader::from_slice(payload);
     let ty = r.u8().map_err(RestoreError::BadFormat)?;
     read_object(&mut r, ty, limits).map_err(RestoreError::BadFormat)
 }

@@ -1,4 +1,5 @@
-//! Background work run `hz` times per second: active expiry and the memory peak.
+//! Background work run `hz` times per second: active expiry, the memory peak, and the
+//! save points (`save <seconds> <changes>`).
 //!
 //! Active expiry walks the shards round-robin, reclaiming due keys from each shard's
 //! deadline index, and stops when the time budget of the tick (25% of it, as Redis's
@@ -21,6 +22,7 @@ pub async fn run(srv: Arc<Server>) {
         tokio::time::sleep(period).await;
         next_shard = active_expire(&srv, next_shard, period / 4);
         crate::info::sample_memory(&srv);
+        crate::persist::cron(&srv);
     }
 }
 

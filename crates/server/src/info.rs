@@ -345,18 +345,52 @@ fn section(srv: &Server, name: &str, out: &mut String) {
             line(out, "current_cow_size", 0);
             line(out, "current_cow_size_age", 0);
             line(out, "current_fork_perc", "0.00");
-            line(out, "current_save_keys_processed", 0);
-            line(out, "current_save_keys_total", 0);
-            line(out, "rdb_changes_since_last_save", 0);
-            line(out, "rdb_bgsave_in_progress", 0);
-            line(out, "rdb_last_save_time", srv.started_unix_ms / 1000);
-            line(out, "rdb_last_bgsave_status", "ok");
-            line(out, "rdb_last_bgsave_time_sec", -1);
-            line(out, "rdb_current_bgsave_time_sec", -1);
-            line(out, "rdb_saves", 0);
+            let p = &srv.persist;
+            let running = p.bgsave_running.load(Ordering::Relaxed);
+            let (processed, total) = if running {
+                (
+                    p.keys_processed.load(Ordering::Relaxed),
+                    p.keys_total.load(Ordering::Relaxed),
+                )
+            } else {
+                (0, 0)
+            };
+            line(out, "current_save_keys_processed", processed);
+            line(out, "current_save_keys_total", total);
+            line(
+                out,
+                "rdb_changes_since_last_save",
+                p.dirty.load(Ordering::Relaxed),
+            );
+            line(out, "rdb_bgsave_in_progress", u8::from(running));
+            line(
+                out,
+                "rdb_last_save_time",
+                p.lastsave.load(Ordering::Relaxed),
+            );
+            line(
+                out,
+                "rdb_last_bgsave_status",
+                if p.last_status_ok() { "ok" } else { "err" },
+            );
+            line(
+                out,
+                "rdb_last_bgsave_time_sec",
+                p.last_bgsave_secs.load(Ordering::Relaxed),
+            );
+            line(out, "rdb_current_bgsave_time_sec", p.current_bgsave_secs());
+            line(out, "rdb_saves", p.saves.load(Ordering::Relaxed));
             line(out, "rdb_last_cow_size", 0);
-            line(out, "rdb_last_load_keys_expired", 0);
-            line(out, "rdb_last_load_keys_loaded", 0);
+            line(
+                out,
+                "rdb_last_load_keys_expired",
+                p.loaded_expired.load(Ordering::Relaxed),
+            );
+            line(
+                out,
+                "rdb_last_load_keys_loaded",
+                p.loaded_keys.load(Ordering::Relaxed),
+            );
             line(out, "aof_enabled", 0);
             line(out, "aof_rewrite_in_progress", 0);
             line(out, "aof_rewrite_scheduled", 0);

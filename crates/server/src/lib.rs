@@ -15,6 +15,7 @@ pub mod error;
 pub mod families;
 pub mod info;
 pub mod logging;
+pub mod persist;
 pub mod rand;
 pub mod server;
 pub mod transaction;
@@ -23,8 +24,13 @@ use server::Server;
 use std::sync::Arc;
 use tokio::net::TcpListener;
 
-/// Binds every configured address and serves until shutdown.
+/// Loads the RDB file (if any), binds every configured address and serves until
+/// shutdown. A file that cannot be loaded stops the start (the file is left as it is).
 pub async fn run(srv: Arc<Server>) -> std::io::Result<()> {
+    if let Err(e) = persist::load_at_startup(&srv) {
+        tracing::warn!("{e}");
+        return Err(std::io::Error::other(e));
+    }
     let (binds, port) = {
         let c = srv.config.read();
         (c.bind.clone(), c.port)
@@ -84,7 +90,6 @@ pub async fn run(srv: Arc<Server>) -> std::io::Result<()> {
             break;
         }
     }
-    tracing::warn!("User requested shutdown...");
     for t in tasks {
         t.abort();
     }
@@ -154,14 +159,31 @@ async fn wait_for_signals(srv: Arc<Server>) {
         ) else {
             return;
         };
-        tokio::select! {
-            _ = term.recv() => tracing::warn!("Received SIGTERM scheduling shutdown..."),
-            _ = int.recv() => tracing::warn!("Received SIGINT scheduling shutdown..."),
+        loop {
+            let name = tokio::select! {
+                _ = term.recv() => "SIGTERM",
+                _ = int.recv() => "SIGINT",
+            };
+            tracing::warn!("Received {name} scheduling shutdown...");
+            // The final save may take a while: run it off the async workers.
+            let s = srv.clone();
+            let ok = tokio::task::spawn_blocking(move || {
+                persist::prepare_shutdown(&s, persist::ShutdownSave::Default, false).is_ok()
+            })
+            .await
+            .unwrap_or(false);
+            if ok {
+                break;
+            }
+            tracing::warn!(
+                "{name} received but errors trying to shut down the server, check the logs for more information"
+            );
         }
     }
     #[cfg(not(unix))]
     {
         let _ = tokio::signal::ctrl_c().await;
+        let _ = persist::prepare_shutdown(&srv, persist::ShutdownSave::Default, false);
     }
     srv.request_shutdown();
 }

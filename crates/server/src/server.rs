@@ -153,6 +153,10 @@ pub struct Server {
     pub exec_gate: RwLock<()>,
     /// The table id of EXEC (it takes the gate itself).
     exec_id: usize,
+    /// Snapshot state (SAVE/BGSAVE, save points, INFO persistence).
+    pub persist: crate::persist::Persistence,
+    /// This server's own handle, for background jobs that outlive a command (BGSAVE).
+    pub me: std::sync::Weak<Server>,
 }
 
 /// What a handler sees.
@@ -316,7 +320,8 @@ impl Server {
             x ^= x << 17;
             run_id.push(char::from(b"0123456789abcdef"[(x & 15) as usize]));
         }
-        Arc::new(Server {
+        let started_unix_ms = unix_ms();
+        Arc::new_cyclic(|me| Server {
             keyspace,
             port: AtomicU64::new(u64::from(config.port)),
             config: RwLock::new(config),
@@ -328,7 +333,7 @@ impl Server {
             clients: Mutex::new(BTreeMap::new()),
             next_client_id: AtomicU64::new(1),
             started: Instant::now(),
-            started_unix_ms: unix_ms(),
+            started_unix_ms,
             run_id,
             shutdown,
             pause: Mutex::new(Pause::default()),
@@ -342,6 +347,8 @@ impl Server {
             watches,
             exec_gate: RwLock::new(()),
             exec_id,
+            persist: crate::persist::Persistence::new(started_unix_ms / 1000),
+            me: me.clone(),
         })
     }
 
@@ -379,6 +386,8 @@ impl Server {
             .store(!c.requirepass.is_empty(), Ordering::Relaxed);
         *self.live.enc.write() = c.enc;
         crate::logging::set_level(c.loglevel.as_str());
+        drop(c);
+        crate::persist::update_deny_writes(self);
     }
 
     /// Asks every connection and the accept loop to stop.
@@ -432,6 +441,13 @@ impl Server {
             && self.live.auth_required.load(Ordering::Relaxed)
         {
             return reject(Error::msg(error::NOAUTH));
+        }
+        // After a failed background save (with save points and
+        // stop-writes-on-bgsave-error), writes and PING are refused, as in Redis.
+        if self.persist.deny_writes.load(Ordering::Relaxed)
+            && (resolved.cmd.has(flags::WRITE) || resolved.cmd.name == "ping")
+        {
+            return reject(Error::msg(crate::persist::MISCONF));
         }
         Ok(resolved)
     }
@@ -505,7 +521,12 @@ impl Server {
             .commands_processed
             .fetch_add(1, Ordering::Relaxed);
         match result {
-            Ok(f) => f,
+            Ok(f) => {
+                if resolved.cmd.has(flags::WRITE) {
+                    self.persist.note_write();
+                }
+                f
+            }
             Err(e) => {
                 st.failed.fetch_add(1, Ordering::Relaxed);
                 self.count_error(&e);

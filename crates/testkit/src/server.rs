@@ -34,7 +34,7 @@ pub struct TestServer {
     pid: u32,
     port: u16,
     log: PathBuf,
-    /// Scratch directory (redis-server's `dir`), removed with the log on a clean drop.
+    /// Scratch directory (the server's `dir`), removed with the log on a clean drop.
     scratch: Option<PathBuf>,
 }
 
@@ -103,8 +103,16 @@ impl TestServer {
     /// If the first extra argument does not start with `--` it is taken as a config file and
     /// placed first, as `redis-server` requires. Retries on a new port if the process exits
     /// during startup (port stolen); fails with the log's content otherwise.
+    ///
+    /// The server runs with `--dir` set to a fresh scratch directory (see
+    /// [`TestServer::dir`]); a later `--dir` in `extra_args` overrides it.
     pub fn start(binary: &Path, extra_args: &[&str]) -> anyhow::Result<TestServer> {
         Self::start_kind("basalt", binary, &[], extra_args)
+    }
+
+    /// The scratch directory given as `--dir` (where `dump.rdb` goes).
+    pub fn dir(&self) -> Option<&Path> {
+        self.scratch.as_deref()
     }
 
     /// Starts `redis-server` from `PATH` the same way, with persistence off
@@ -153,7 +161,9 @@ impl TestServer {
     ) -> anyhow::Result<TestServer> {
         let stem = temp_stem(kind, port);
         let log = stem.with_extension("log");
-        let scratch = (kind == "redis").then(|| stem.with_extension("dir"));
+        // Every server gets its own working directory, so snapshot files (dump.rdb) of
+        // servers running side by side never meet.
+        let scratch = Some(stem.with_extension("dir"));
         let out = File::create(&log).with_context(|| format!("creating {}", log.display()))?;
         let err = out.try_clone()?;
 

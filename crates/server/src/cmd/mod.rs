@@ -387,6 +387,7 @@ pub const FAMILIES: &[&[Command]] = &[
     families::sort::COMMANDS,
     families::transactions::COMMANDS,
     families::server::COMMANDS,
+    families::persistence::COMMANDS,
     introspect::COMMANDS,
 ];
 

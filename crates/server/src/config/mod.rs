@@ -184,8 +184,17 @@ pub struct Config {
     pub client_query_buffer_limit: u64,
     /// `daemonize` (immutable): always `false`, Basalt runs in the foreground.
     pub daemonize: bool,
-    /// `save`: snapshot rules (stored; persistence comes later).
+    /// `save`: snapshot rules (`save <seconds> <changes>` points; empty = none).
     pub save: Vec<SaveRule>,
+    /// `dbfilename`: the RDB file's name inside `dir` (never a path).
+    pub dbfilename: String,
+    /// `rdbcompression`: LZF-compress strings in RDB files and DUMP payloads.
+    pub rdbcompression: bool,
+    /// `rdbchecksum` (immutable): write and verify the RDB's CRC-64 trailer.
+    pub rdbchecksum: bool,
+    /// `stop-writes-on-bgsave-error`: refuse writes (MISCONF) while the last background
+    /// save failed and save points are configured.
+    pub stop_writes_on_bgsave_error: bool,
     /// `appendonly`.
     pub appendonly: bool,
     /// `maxmemory` in bytes (0 = no limit).
@@ -235,6 +244,10 @@ impl Default for Config {
             client_query_buffer_limit: 0,
             daemonize: false,
             save: Vec::new(),
+            dbfilename: String::new(),
+            rdbcompression: true,
+            rdbchecksum: true,
+            stop_writes_on_bgsave_error: true,
             appendonly: false,
             maxmemory: 0,
             maxmemory_policy: MaxmemoryPolicy::default(),

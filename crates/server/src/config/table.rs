@@ -590,6 +590,55 @@ pub static TABLE: &[Directive] = &[
         }),
     },
     Directive {
+        name: "dbfilename",
+        aliases: &[],
+        flags: PROTECTED,
+        kind: Kind::Str {
+            default: Some("dump.rdb"),
+            get: |c| Some(c.dbfilename.as_bytes().to_vec()),
+            set: |c, v| {
+                if v.contains(&b'/') || v.contains(&b'\\') {
+                    return Err("dbfilename can't be a path, just a filename");
+                }
+                c.dbfilename = utf8(v)?;
+                Ok(())
+            },
+        },
+    },
+    Directive {
+        name: "rdbcompression",
+        aliases: &[],
+        flags: 0,
+        kind: Kind::Bool {
+            default: true,
+            check: None,
+            get: |c| c.rdbcompression,
+            set: |c, v| c.rdbcompression = v,
+        },
+    },
+    Directive {
+        name: "rdbchecksum",
+        aliases: &[],
+        flags: IMMUTABLE,
+        kind: Kind::Bool {
+            default: true,
+            check: None,
+            get: |c| c.rdbchecksum,
+            set: |c, v| c.rdbchecksum = v,
+        },
+    },
+    Directive {
+        name: "stop-writes-on-bgsave-error",
+        aliases: &[],
+        flags: 0,
+        kind: Kind::Bool {
+            default: true,
+            check: None,
+            get: |c| c.stop_writes_on_bgsave_error,
+            set: |c, v| c.stop_writes_on_bgsave_error = v,
+        },
+    },
+    Directive {
         name: "appendonly",
         aliases: &[],
         flags: 0,

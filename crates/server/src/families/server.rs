@@ -1,4 +1,5 @@
-//! The server family: INFO, TIME, CONFIG, SHUTDOWN, LASTSAVE.
+//! The server family: INFO, TIME, CONFIG, SHUTDOWN, LASTSAVE (SAVE and BGSAVE are in
+//! the persistence family).
 
 use crate::cmd::args::{self, is};
 use crate::cmd::flags::*;
@@ -166,15 +167,25 @@ fn time(_ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CmdResult {
 }
 
 fn lastsave(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CmdResult {
-    // No persistence yet: the last "save" is the server start, as documented.
-    Ok(Frame::Integer((ctx.srv.started_unix_ms / 1000) as i64))
+    // The server start until the first successful save, as Redis.
+    Ok(Frame::Integer(
+        ctx.srv.persist.lastsave.load(Ordering::Relaxed) as i64,
+    ))
 }
 
 fn shutdown(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let mut abort = false;
+    let mut force = false;
+    let mut mode = crate::persist::ShutdownSave::Default;
     for a in &args[1..] {
-        if is(a, "nosave") || is(a, "save") || is(a, "now") || is(a, "force") {
+        if is(a, "nosave") {
+            mode = crate::persist::ShutdownSave::NoSave;
+        } else if is(a, "save") {
+            mode = crate::persist::ShutdownSave::Save;
+        } else if is(a, "now") {
             continue;
+        } else if is(a, "force") {
+            force = true;
         } else if is(a, "abort") {
             abort = true;
         } else {
@@ -186,6 +197,9 @@ fn shutdown(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
             return Err(Error::msg(error::SYNTAX));
         }
         return Err(Error::msg("ERR No shutdown in progress."));
+    }
+    if crate::persist::prepare_shutdown(ctx.srv, mode, force).is_err() {
+        return Err(Error::msg("ERR Errors trying to SHUTDOWN. Check logs."));
     }
     ctx.srv.request_shutdown();
     // Redis closes the connection without a reply on success.

@@ -1,0 +1,199 @@
+//! The persistence family: SAVE, BGSAVE (server group) and DUMP, RESTORE (generic group).
+//! LASTSAVE and SHUTDOWN live in the server family; the snapshot machinery is in
+//! `crate::persist`, the formats in `basalt-persist`.
+
+use crate::cmd::args::{self, is};
+use crate::cmd::flags::*;
+use crate::cmd::{Command, KeySpec, acl};
+use crate::error::{self, CmdResult, Error};
+use crate::server::Ctx;
+use basalt_persist::dump;
+use basalt_persist::rdb::encode::EncodeOptions;
+use basalt_proto::Frame;
+use bytes::Bytes;
+
+/// The persistence family's commands.
+pub const COMMANDS: &[Command] = &[
+    Command {
+        name: "save",
+        arity: 1,
+        flags: ADMIN | NOSCRIPT | NO_ASYNC_LOADING | NO_MULTI,
+        group: "server",
+        since: "1.0.0",
+        summary: "Synchronously save the dataset to disk",
+        complexity: "O(N) where N is the total number of keys in all databases",
+        handler: Some(save),
+        ..Command::EMPTY
+    },
+    Command {
+        name: "bgsave",
+        arity: -1,
+        flags: ADMIN | NOSCRIPT | NO_ASYNC_LOADING,
+        group: "server",
+        since: "1.0.0",
+        summary: "Asynchronously save the dataset to disk",
+        complexity: "O(1)",
+        handler: Some(bgsave),
+        ..Command::EMPTY
+    },
+    Command {
+        tips: &["nondeterministic_output"],
+        ..crate::keyed_cmd!(acl::KEYSPACE, "generic";
+            "dump",
+            2,
+            READONLY,
+            (1, 1, 1),
+            &[KeySpec::single(1, &["RO", "access"])],
+            "2.6.0",
+            "Return a serialized version of the value stored at the specified key.",
+            "O(1) to access the key and additional O(N*M) to serialize it, where N is the number of Redis objects composing the value and M their average size. For small string values the time complexity is thus O(1)+O(1*M) where M is small, so simply O(1).",
+            dump_cmd
+        )
+    },
+    crate::keyed_cmd!(acl::KEYSPACE | acl::DANGEROUS, "generic";
+        "restore",
+        -4,
+        WRITE | DENYOOM,
+        (1, 1, 1),
+        &[KeySpec::single(1, &["OW", "update"])],
+        "2.6.0",
+        "Create a key using the provided serialized value, previously obtained using DUMP.",
+        "O(1) to create the new key and additional O(N*M) to reconstruct the serialized value, where N is the number of Redis objects composing the value and M their average size. For small string values the time complexity is thus O(1)+O(1*M) where M is small, so simply O(1). However for sorted set values the complexity is O(N*M*log(N)) because inserting values into sorted sets is O(log(N)).",
+        restore
+    ),
+];
+
+const IN_PROGRESS: &str = "ERR Background save already in progress";
+
+fn save(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CmdResult {
+    match crate::persist::save(ctx.srv) {
+        Ok(_) => Ok(Frame::ok()),
+        Err(None) => Err(Error::msg(IN_PROGRESS)),
+        Err(Some(_)) => Err(Error::msg("ERR")),
+    }
+}
+
+fn bgsave(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    // SCHEDULE only matters while another kind of background job (an AOF rewrite) runs;
+    // Basalt has none yet, so it starts the save right away like a plain BGSAVE.
+    if args.len() > 2 || (args.len() == 2 && !is(&args[1], "schedule")) {
+        return Err(Error::msg(error::SYNTAX));
+    }
+    if ctx
+        .srv
+        .persist
+        .bgsave_running
+        .load(std::sync::atomic::Ordering::Relaxed)
+    {
+        return Err(Error::msg(IN_PROGRESS));
+    }
+    if crate::persist::bgsave(ctx.srv) {
+        Ok(Frame::Simple("Background saving started".into()))
+    } else {
+        // A foreground SAVE is running (Redis cannot get here: SAVE blocks it).
+        Err(Error::msg(IN_PROGRESS))
+    }
+}
+
+/// The encoding options DUMP uses (`rdbcompression`, `list-max-listpack-size`).
+pub fn encode_options(ctx: &Ctx<'_>) -> EncodeOptions {
+    EncodeOptions {
+        compression: ctx.srv.config.read().rdbcompression,
+        list_fill: ctx.enc().list_max_listpack_size,
+    }
+}
+
+fn dump_cmd(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    let opts = encode_options(ctx);
+    let db = ctx.client.db;
+    let mut g = ctx.srv.keyspace.lock_key(&args[1], ctx.now);
+    let Some(e) = g.lookup_read(db, &args[1]) else {
+        return Ok(Frame::Null);
+    };
+    Ok(Frame::Bulk(Bytes::from(dump::dump(&e.value, opts))))
+}
+
+fn restore(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    let mut replace = false;
+    let mut absttl = false;
+    let mut idle: Option<i64> = None;
+    let mut freq: Option<i64> = None;
+    let mut j = 4;
+    while j < args.len() {
+        let more = args.len() - j - 1;
+        if is(&args[j], "replace") {
+            replace = true;
+        } else if is(&args[j], "absttl") {
+            absttl = true;
+        } else if is(&args[j], "idletime") && more >= 1 && freq.is_none() {
+            let v = args::int(&args[j + 1])?;
+            if v < 0 {
+                return Err(Error::msg("ERR Invalid IDLETIME value, must be >= 0"));
+            }
+            idle = Some(v);
+            j += 1;
+        } else if is(&args[j], "freq") && more >= 1 && idle.is_none() {
+            let v = args::int(&args[j + 1])?;
+            if !(0..=255).contains(&v) {
+                return Err(Error::msg(
+                    "ERR Invalid FREQ value, must be >= 0 and <= 255",
+                ));
+            }
+            freq = Some(v);
+            j += 1;
+        } else {
+            return Err(Error::msg(error::SYNTAX));
+        }
+        j += 1;
+    }
+    let key = &args[1];
+    let db = ctx.client.db;
+    let limits = ctx.enc();
+    let now = ctx.now;
+    let mut g = ctx.srv.keyspace.lock_key(key, now);
+    if !replace && g.exists(db, key) {
+        return Err(Error::msg("BUSYKEY Target key name already exists."));
+    }
+    let ttl = args::int(&args[2])?;
+    if ttl < 0 {
+        return Err(Error::msg("ERR Invalid TTL value, must be >= 0"));
+    }
+    let value = match dump::restore(&args[3], &limits) {
+        Ok(Some(v)) => v,
+        Ok(None) => return Err(Error::msg("ERR Bad data format")),
+        Err(dump::RestoreError::VersionOrChecksum) => {
+            return Err(Error::msg("ERR DUMP payload version or checksum are wrong"));
+        }
+        Err(dump::RestoreError::BadFormat(e)) => {
+            tracing::debug!("RESTORE: bad payload: {e}");
+            return Err(Error::msg("ERR Bad data format"));
+        }
+    };
+    let deleted = replace && g.remove(db, key).is_some();
+    let mut expire_at = 0u64;
+    if ttl != 0 {
+        let at = if absttl {
+            ttl
+        } else {
+            ttl.saturating_add(now as i64)
+        };
+        if at <= now as i64 {
+            // Already expired: the key is not created (an old one was deleted by REPLACE).
+            let _ = deleted;
+            return Ok(Frame::ok());
+        }
+        expire_at = at as u64;
+    }
+    g.insert(db, key, value, expire_at);
+    if let Some(idle) = idle
+        && let Some(e) = g.get(db, key)
+    {
+        e.set_access_secs((now / 1000).saturating_sub(idle as u64) as u32);
+    }
+    // FREQ is accepted and validated; the LFU counter arrives with the eviction
+    // policies (issue 5), until then there is nothing to store it in.
+    let _ = freq;
+    drop(g);
+    ctx.signal_ready(db, key);
+    Ok(Frame::ok())
+}

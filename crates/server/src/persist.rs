@@ -1,0 +1,560 @@
+//! Snapshots on the server side: `SAVE`, `BGSAVE` without fork, `save <seconds> <changes>`
+//! points, loading the RDB at startup and saving it at shutdown. The file format is
+//! `basalt-persist`'s.
+//!
+//! ## Consistency of a snapshot
+//!
+//! Redis forks and the child writes the memory image of one instant. Basalt does not
+//! fork: a snapshot visits the keyspace shard by shard; each shard is locked only while
+//! its live entries are copied out (keys, values, deadlines), and is serialized, LZF
+//! compressed and written after the lock is released. So:
+//!
+//! - every shard is captured at one instant (all databases of the shard together), and a
+//!   command touching keys of one shard (every single-key command) is either wholly in
+//!   the snapshot or wholly out of it;
+//! - different shards are captured at different instants during the save: a multi-key
+//!   command spanning shards (MSET, RENAME, SMOVE...) that runs while a save is in
+//!   progress can be half in the file;
+//! - memory grows by one shard's copy (1/`shards` of the dataset) plus write buffers,
+//!   not by the copy-on-write of a fork (up to 2x under writes); a shard is locked for
+//!   the time it takes to copy it, which `shards` bounds.
+//!
+//! A global point in time (needed by the AOF rewrite's base) would take value-level
+//! copy-on-write: freeze every shard at one instant, and let a write to a not yet saved
+//! key first hand its old value to the snapshot. That costs a check on every write and
+//! holds old values of keys written during the save, which is why it is not the default
+//! here; `docs/persistence.md` discusses the trade-off.
+
+use crate::server::{Server, unix_ms};
+use basalt_engine::Value;
+use basalt_persist::rdb::RdbError;
+use basalt_persist::rdb::encode::{EncodeOptions, Encoder};
+use basalt_persist::rdb::file::{FileWriter, LoadOptions, LoadedKey, load, standard_aux};
+use parking_lot::Mutex;
+use std::fs::File;
+use std::io::{BufReader, BufWriter};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::time::Instant;
+
+/// Seconds between a failed background save and the next save-point attempt (Redis's
+/// `CONFIG_BGSAVE_RETRY_DELAY`).
+pub const BGSAVE_RETRY_DELAY_SECS: u64 = 5;
+
+/// Buffer between the serializer and the file.
+const WRITE_BUFFER: usize = 1 << 20;
+
+/// Redis's MISCONF reply while writes are refused after a failed background save.
+pub const MISCONF: &str = "MISCONF Redis is configured to save RDB snapshots, but it's currently unable to persist to disk. Commands that may modify the data set are disabled, because this instance is configured to report errors during writes if RDB snapshotting fails (stop-writes-on-bgsave-error option). Please check the Redis logs for details about the RDB error.";
+
+/// Snapshot state and counters (`INFO persistence`).
+pub struct Persistence {
+    /// Successful write commands since the last successful save.
+    pub dirty: AtomicU64,
+    dirty_at_start: AtomicU64,
+    /// Unix seconds of the last successful save (server start before any).
+    pub lastsave: AtomicU64,
+    last_ok: AtomicBool,
+    last_try: AtomicU64,
+    /// Successful saves.
+    pub saves: AtomicU64,
+    /// A save (foreground or background) is running.
+    in_progress: AtomicBool,
+    /// A background save is running.
+    pub bgsave_running: AtomicBool,
+    bgsave_started: Mutex<Option<Instant>>,
+    /// Duration of the last background save in seconds (-1: none yet).
+    pub last_bgsave_secs: AtomicI64,
+    /// Asks a running background save to stop (shutdown).
+    cancel: AtomicBool,
+    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// Writes are refused with MISCONF.
+    pub deny_writes: AtomicBool,
+    /// Keys processed / to process by the running save.
+    pub keys_processed: AtomicU64,
+    /// Keys in the dataset when the running save started.
+    pub keys_total: AtomicU64,
+    /// Keys loaded by the last load.
+    pub loaded_keys: AtomicU64,
+    /// Keys found expired (and skipped) by the last load.
+    pub loaded_expired: AtomicU64,
+}
+
+impl Persistence {
+    /// Fresh state; `now_secs` stands for the last save until there is one.
+    pub fn new(now_secs: u64) -> Persistence {
+        Persistence {
+            dirty: AtomicU64::new(0),
+            dirty_at_start: AtomicU64::new(0),
+            lastsave: AtomicU64::new(now_secs),
+            last_ok: AtomicBool::new(true),
+            last_try: AtomicU64::new(0),
+            saves: AtomicU64::new(0),
+            in_progress: AtomicBool::new(false),
+            bgsave_running: AtomicBool::new(false),
+            bgsave_started: Mutex::new(None),
+            last_bgsave_secs: AtomicI64::new(-1),
+            cancel: AtomicBool::new(false),
+            thread: Mutex::new(None),
+            deny_writes: AtomicBool::new(false),
+            keys_processed: AtomicU64::new(0),
+            keys_total: AtomicU64::new(0),
+            loaded_keys: AtomicU64::new(0),
+            loaded_expired: AtomicU64::new(0),
+        }
+    }
+
+    /// Counts one successful write command.
+    #[inline]
+    pub fn note_write(&self) {
+        self.dirty.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Status of the last background (or foreground) save, for INFO.
+    pub fn last_status_ok(&self) -> bool {
+        self.last_ok.load(Ordering::Relaxed)
+    }
+
+    /// Seconds the running background save has taken (-1: none running).
+    pub fn current_bgsave_secs(&self) -> i64 {
+        match *self.bgsave_started.lock() {
+            Some(t) if self.bgsave_running.load(Ordering::Relaxed) => t.elapsed().as_secs() as i64,
+            _ => -1,
+        }
+    }
+}
+
+fn unix_secs() -> u64 {
+    unix_ms() / 1000
+}
+
+/// Recomputes whether writes are refused (after a save finished or CONFIG SET).
+pub fn update_deny_writes(srv: &Server) {
+    let c = srv.config.read();
+    let deny = c.stop_writes_on_bgsave_error
+        && !c.save.is_empty()
+        && !srv.persist.last_ok.load(Ordering::Relaxed);
+    srv.persist.deny_writes.store(deny, Ordering::Relaxed);
+}
+
+/// The RDB file's path: `dir` / `dbfilename`.
+pub fn rdb_path(srv: &Server) -> PathBuf {
+    let c = srv.config.read();
+    c.dir.join(&c.dbfilename)
+}
+
+/// What a finished save wrote.
+#[derive(Debug, Clone, Copy)]
+pub struct SaveStats {
+    /// Keys written.
+    pub keys: u64,
+    /// File size in bytes.
+    pub bytes: u64,
+}
+
+/// Writes a snapshot of the whole keyspace to `path` through a temp file in the same
+/// directory, fsyncs it, renames it over `path` and fsyncs the directory. On any error
+/// the temp file is removed and `path` is untouched.
+pub fn write_snapshot(
+    srv: &Server,
+    path: &Path,
+    cancel: Option<&AtomicBool>,
+) -> Result<SaveStats, String> {
+    let (compression, checksum, fill) = {
+        let c = srv.config.read();
+        (
+            c.rdbcompression,
+            c.rdbchecksum,
+            c.enc.list_max_listpack_size,
+        )
+    };
+    let dir = path.parent().unwrap_or(Path::new(".")).to_path_buf();
+    let tmp = dir.join(format!("temp-{}.rdb", std::process::id()));
+    let file = File::create(&tmp).map_err(|e| {
+        format!(
+            "Failed opening the temp RDB file {} (in server root dir {}) for saving: {e}",
+            tmp.display(),
+            dir.display()
+        )
+    })?;
+    let written = write_keyspace(srv, file, compression, checksum, fill, cancel);
+    let stats = match written {
+        Ok(s) => s,
+        Err(e) => {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e);
+        }
+    };
+    if let Err(e) = std::fs::rename(&tmp, path) {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(format!(
+            "Error moving temp DB file {} on the final destination {} (in server root dir {}): {e}",
+            tmp.display(),
+            path.display(),
+            dir.display()
+        ));
+    }
+    // The rename is durable once the directory is synced.
+    if let Ok(d) = File::open(&dir) {
+        let _ = d.sync_all();
+    }
+    Ok(stats)
+}
+
+fn write_keyspace(
+    srv: &Server,
+    file: File,
+    compression: bool,
+    checksum: bool,
+    fill: i64,
+    cancel: Option<&AtomicBool>,
+) -> Result<SaveStats, String> {
+    let werr = |e: std::io::Error| format!("Write error saving DB on disk: {e}");
+    let mut w =
+        FileWriter::new(BufWriter::with_capacity(WRITE_BUFFER, file), checksum).map_err(werr)?;
+    let mut enc = Encoder::new(EncodeOptions {
+        compression,
+        list_fill: fill,
+    });
+    let aux = standard_aux(
+        &mut enc,
+        unix_secs(),
+        crate::alloc::allocated() as u64,
+        false,
+    );
+    w.write(&aux).map_err(werr)?;
+    let sizes = srv.keyspace.db_sizes();
+    let total: u64 = sizes.iter().map(|(k, _)| *k as u64).sum();
+    srv.persist.keys_total.store(total, Ordering::Relaxed);
+    srv.persist.keys_processed.store(0, Ordering::Relaxed);
+    let mut resized = vec![false; sizes.len()];
+    let mut batch: Vec<(usize, Box<[u8]>, Value, u64)> = Vec::new();
+    let mut buf = Vec::with_capacity(64 << 10);
+    let mut keys = 0u64;
+    for shard in 0..srv.keyspace.shard_count() {
+        if cancel.is_some_and(|c| c.load(Ordering::Relaxed)) {
+            return Err("Background saving interrupted (the server is shutting down)".into());
+        }
+        let now = unix_ms();
+        // The only part under the shard's lock: copying its live entries out.
+        srv.keyspace.with_shard(shard, |s| {
+            s.for_each_live(now, |db, k, e| {
+                batch.push((db, k.into(), e.value.clone(), e.expire_at()));
+            });
+        });
+        for (db, key, value, expire) in batch.drain(..) {
+            let resize = (!resized[db]).then(|| (sizes[db].0 as u64, sizes[db].1 as u64));
+            resized[db] = true;
+            w.select_db(db, resize).map_err(werr)?;
+            buf.clear();
+            enc.key_value(&mut buf, &key, &value, expire);
+            w.write(&buf).map_err(werr)?;
+            keys += 1;
+        }
+        srv.persist.keys_processed.store(keys, Ordering::Relaxed);
+    }
+    let (bw, bytes) = w.finish().map_err(werr)?;
+    let file = bw.into_inner().map_err(|e| werr(e.into_error()))?;
+    file.sync_all().map_err(werr)?;
+    Ok(SaveStats { keys, bytes })
+}
+
+fn begin(srv: &Server) -> bool {
+    let p = &srv.persist;
+    if p.in_progress
+        .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
+        .is_err()
+    {
+        return false;
+    }
+    p.dirty_at_start
+        .store(p.dirty.load(Ordering::Relaxed), Ordering::Relaxed);
+    p.last_try.store(unix_secs(), Ordering::Relaxed);
+    true
+}
+
+fn end(srv: &Server, result: &Result<SaveStats, String>) {
+    let p = &srv.persist;
+    match result {
+        Ok(_) => {
+            let before = p.dirty_at_start.load(Ordering::Relaxed);
+            // Writes made while saving stay counted.
+            let _ = p
+                .dirty
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |d| {
+                    Some(d.saturating_sub(before))
+                });
+            p.lastsave.store(unix_secs(), Ordering::Relaxed);
+            p.saves.fetch_add(1, Ordering::Relaxed);
+            p.last_ok.store(true, Ordering::Relaxed);
+        }
+        Err(_) => p.last_ok.store(false, Ordering::Relaxed),
+    }
+    p.in_progress.store(false, Ordering::Release);
+    update_deny_writes(srv);
+}
+
+/// `SAVE`: a snapshot written by the calling thread. Other clients keep being served
+/// (only the shard being copied is locked at any moment). `Err(None)`: a save is already
+/// running; `Err(Some(msg))`: the save failed (logged).
+pub fn save(srv: &Server) -> Result<SaveStats, Option<String>> {
+    if !begin(srv) {
+        return Err(None);
+    }
+    let r = write_snapshot(srv, &rdb_path(srv), None);
+    end(srv, &r);
+    match r {
+        Ok(s) => {
+            tracing::info!("DB saved on disk");
+            Ok(s)
+        }
+        Err(e) => {
+            tracing::warn!("{e}");
+            Err(Some(e))
+        }
+    }
+}
+
+/// `BGSAVE`: starts a snapshot on a background thread. False if one is already running.
+pub fn bgsave(srv: &Server) -> bool {
+    let Some(arc) = srv.me.upgrade() else {
+        return false;
+    };
+    if !begin(srv) {
+        return false;
+    }
+    let p = &srv.persist;
+    p.cancel.store(false, Ordering::Relaxed);
+    p.bgsave_running.store(true, Ordering::Relaxed);
+    *p.bgsave_started.lock() = Some(Instant::now());
+    tracing::info!("Background saving started");
+    let path = rdb_path(srv);
+    let spawned = std::thread::Builder::new()
+        .name("basalt-bgsave".into())
+        .spawn(move || run_bgsave(arc, path));
+    match spawned {
+        Ok(h) => {
+            *p.thread.lock() = Some(h);
+            true
+        }
+        Err(e) => {
+            tracing::warn!("Can't save in background: thread spawn failed: {e}");
+            let r = Err(e.to_string());
+            p.bgsave_running.store(false, Ordering::Relaxed);
+            end(srv, &r);
+            false
+        }
+    }
+}
+
+fn run_bgsave(srv: Arc<Server>, path: PathBuf) {
+    let p = &srv.persist;
+    let r = write_snapshot(&srv, &path, Some(&p.cancel));
+    let started = p.bgsave_started.lock().take();
+    if let Some(t) = started {
+        p.last_bgsave_secs
+            .store(t.elapsed().as_secs() as i64, Ordering::Relaxed);
+    }
+    match &r {
+        Ok(_) => {
+            tracing::info!("DB saved on disk");
+            tracing::info!("Background saving terminated with success");
+        }
+        Err(e) => {
+            tracing::warn!("{e}");
+            tracing::warn!("Background saving error");
+        }
+    }
+    p.bgsave_running.store(false, Ordering::Relaxed);
+    end(&srv, &r);
+}
+
+/// Stops a running background save (its temp file is removed) and waits for it.
+pub fn kill_bgsave(srv: &Server) {
+    let p = &srv.persist;
+    let handle = p.thread.lock().take();
+    if let Some(h) = handle {
+        if p.bgsave_running.load(Ordering::Relaxed) {
+            tracing::warn!("There is a child saving an .rdb. Killing it!");
+        }
+        p.cancel.store(true, Ordering::Relaxed);
+        let _ = h.join();
+        p.cancel.store(false, Ordering::Relaxed);
+    }
+}
+
+/// Run by the cron every tick: starts a background save when a save point is reached.
+pub fn cron(srv: &Server) {
+    let p = &srv.persist;
+    // Reap a finished background thread.
+    if !p.bgsave_running.load(Ordering::Relaxed)
+        && let Some(h) = p.thread.lock().take()
+    {
+        let _ = h.join();
+    }
+    if p.in_progress.load(Ordering::Relaxed) {
+        return;
+    }
+    let rules = srv.config.read().save.clone();
+    let now = unix_secs();
+    let dirty = p.dirty.load(Ordering::Relaxed);
+    let lastsave = p.lastsave.load(Ordering::Relaxed);
+    let retry_ok = p.last_ok.load(Ordering::Relaxed)
+        || now.saturating_sub(p.last_try.load(Ordering::Relaxed)) > BGSAVE_RETRY_DELAY_SECS;
+    for r in rules {
+        if dirty >= r.changes.max(0) as u64
+            && now.saturating_sub(lastsave) as i64 > r.seconds
+            && retry_ok
+        {
+            tracing::info!("{} changes in {} seconds. Saving...", r.changes, r.seconds);
+            bgsave(srv);
+            break;
+        }
+    }
+}
+
+/// How SHUTDOWN (or a signal) treats the dataset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ShutdownSave {
+    /// Save if save points are configured.
+    Default,
+    /// `SHUTDOWN SAVE`.
+    Save,
+    /// `SHUTDOWN NOSAVE`.
+    NoSave,
+}
+
+/// Redis's `prepareForShutdown`: stops a background save and writes the final snapshot
+/// if asked to. `Err` when that save failed and `force` is off: the server must keep
+/// running.
+pub fn prepare_shutdown(srv: &Server, mode: ShutdownSave, force: bool) -> Result<(), ()> {
+    tracing::warn!("User requested shutdown...");
+    kill_bgsave(srv);
+    let want = match mode {
+        ShutdownSave::Save => true,
+        ShutdownSave::NoSave => false,
+        ShutdownSave::Default => !srv.config.read().save.is_empty(),
+    };
+    if want {
+        tracing::info!("Saving the final RDB snapshot before exiting.");
+        match save(srv) {
+            Ok(_) => {}
+            Err(_) if force => tracing::warn!("Error trying to save the DB. Exit anyway."),
+            Err(_) => {
+                tracing::warn!("Error trying to save the DB, can't exit.");
+                return Err(());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Loads `dir`/`dbfilename` into the (empty) keyspace, if the file exists. An error
+/// leaves the file untouched and the keyspace empty; the caller refuses to start.
+pub fn load_at_startup(srv: &Server) -> Result<(), String> {
+    let path = rdb_path(srv);
+    let file = match File::open(&path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => {
+            return Err(format!(
+                "Fatal error loading the DB: {e}. Exiting. (file {})",
+                path.display()
+            ));
+        }
+    };
+    let len = file
+        .metadata()
+        .map_err(|e| format!("Fatal error loading the DB: {e}. Exiting."))?
+        .len();
+    let start = Instant::now();
+    let (limits, verify) = {
+        let c = srv.config.read();
+        (c.enc, c.rdbchecksum)
+    };
+    let opts = LoadOptions {
+        limits,
+        verify_checksum: verify,
+    };
+    let now = unix_ms();
+    let dbs = srv.keyspace.databases();
+    let mut expired = 0u64;
+    let mut g = srv.keyspace.lock_all(now);
+    let result = load(
+        BufReader::with_capacity(WRITE_BUFFER, file),
+        len,
+        &opts,
+        |k: LoadedKey| {
+            if k.db >= dbs {
+                return Err(RdbError::Unsupported(format!(
+                    "FATAL: Data file was created with a Redis server configured to handle more than {dbs} databases. Exiting"
+                )));
+            }
+            if k.expire_ms != 0 && k.expire_ms < now {
+                expired += 1;
+                return Ok(());
+            }
+            if g.exists(k.db, &k.key) {
+                return Err(RdbError::Unsupported(format!(
+                    "RDB has duplicated key '{}' in DB {}",
+                    String::from_utf8_lossy(&k.key),
+                    k.db
+                )));
+            }
+            g.insert(k.db, &k.key, k.value, k.expire_ms);
+            if let Some(idle) = k.idle
+                && let Some(e) = g.get(k.db, &k.key)
+            {
+                e.set_access_secs((now / 1000).saturating_sub(idle) as u32);
+            }
+            Ok(())
+        },
+    );
+    let summary = match result {
+        Ok(s) => s,
+        Err(e) => {
+            for db in 0..dbs {
+                g.flush_db(db);
+            }
+            return Err(format!(
+                "Fatal error loading the DB from {}: {e}. Exiting.",
+                path.display()
+            ));
+        }
+    };
+    drop(g);
+    if let Some(v) = summary.aux_field("redis-ver") {
+        tracing::info!(
+            "Loading RDB produced by version {}",
+            String::from_utf8_lossy(v)
+        );
+    }
+    if let Some(ctime) = summary
+        .aux_field("ctime")
+        .and_then(|v| std::str::from_utf8(v).ok()?.parse::<i64>().ok())
+    {
+        tracing::info!("RDB age {} seconds", unix_secs() as i64 - ctime);
+    }
+    if let Some(mem) = summary
+        .aux_field("used-mem")
+        .and_then(|v| std::str::from_utf8(v).ok()?.parse::<u64>().ok())
+    {
+        tracing::info!(
+            "RDB memory usage when created {:.2} Mb",
+            mem as f64 / (1024.0 * 1024.0)
+        );
+    }
+    if summary.empty_skipped > 0 {
+        tracing::info!("Skipped {} empty keys", summary.empty_skipped);
+    }
+    let loaded = summary.keys - expired;
+    srv.persist.loaded_keys.store(loaded, Ordering::Relaxed);
+    srv.persist.loaded_expired.store(expired, Ordering::Relaxed);
+    tracing::info!("Done loading RDB, keys loaded: {loaded}, keys expired: {expired}.");
+    tracing::info!(
+        "DB loaded from disk: {:.3} seconds",
+        start.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
