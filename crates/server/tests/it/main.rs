@@ -13,6 +13,7 @@ mod hyperloglog;
 mod lifecycle;
 mod lists;
 mod protocol;
+mod rdb;
 mod sets;
 mod streams;
 mod waiting;
