@@ -289,6 +289,9 @@ fn end(srv: &Server, result: &Result<SaveStats, String>) {
             p.saves.fetch_add(1, Ordering::Relaxed);
             p.last_ok.store(true, Ordering::Relaxed);
         }
+        // A save stopped on purpose (FLUSHALL, shutdown) is not a failure: Redis kills
+        // its child with SIGUSR1 for the same reason.
+        Err(_) if p.cancel.load(Ordering::Relaxed) => {}
         Err(_) => p.last_ok.store(false, Ordering::Relaxed),
     }
     p.in_progress.store(false, Ordering::Release);
@@ -361,6 +364,9 @@ fn run_bgsave(srv: Arc<Server>, path: PathBuf) {
             tracing::info!("DB saved on disk");
             tracing::info!("Background saving terminated with success");
         }
+        Err(_) if p.cancel.load(Ordering::Relaxed) => {
+            tracing::warn!("Background saving terminated by signal 10");
+        }
         Err(e) => {
             tracing::warn!("{e}");
             tracing::warn!("Background saving error");
@@ -411,6 +417,15 @@ pub fn cron(srv: &Server) {
             bgsave(srv);
             break;
         }
+    }
+}
+
+/// FLUSHALL's persistence side (Redis's `flushAllDataAndResetRDB`): stops a running
+/// background save and, with save points configured, saves the empty dataset.
+pub fn after_flushall(srv: &Server) {
+    kill_bgsave(srv);
+    if !srv.config.read().save.is_empty() {
+        let _ = save(srv);
     }
 }
 

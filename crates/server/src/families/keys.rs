@@ -919,6 +919,10 @@ fn flushall(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         touch_flushed(ctx.srv, &mut g, db);
         g.flush_db(db);
     }
+    drop(g);
+    // As Redis: a running background save is stopped, and with save points the (now
+    // empty) dataset is saved at once, so a restart does not bring the data back.
+    crate::persist::after_flushall(ctx.srv);
     Ok(Frame::ok())
 }
 
