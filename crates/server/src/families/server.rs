@@ -113,6 +113,7 @@ pub const COMMANDS: &[Command] = &[
         )
     },
     Command {
+        acl: acl::ADMIN | acl::DANGEROUS,
         tips: &["nondeterministic_output"],
         ..server_cmd!(
             "lastsave",
