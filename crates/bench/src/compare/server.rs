@@ -37,8 +37,24 @@ pub struct Server {
 }
 
 /// A free loopback port (the listener is closed again, so a tiny race remains; a server
-/// that fails to bind is reported as failing to start).
+/// that fails to bind is reported as failing to start). With `BASALT_BENCH_PORTS=A-B` in
+/// the environment the port is taken from that range (for machines where each user of
+/// the machine keeps to its own ports), otherwise the kernel picks one.
 pub fn free_port() -> std::io::Result<u16> {
+    if let Ok(range) = std::env::var("BASALT_BENCH_PORTS") {
+        let (a, b) = range
+            .split_once('-')
+            .and_then(|(a, b)| Some((a.trim().parse::<u16>().ok()?, b.trim().parse::<u16>().ok()?)))
+            .ok_or_else(|| {
+                std::io::Error::other(format!("BASALT_BENCH_PORTS={range}: want A-B"))
+            })?;
+        for p in a..=b {
+            if TcpListener::bind(("127.0.0.1", p)).is_ok() {
+                return Ok(p);
+            }
+        }
+        return Err(std::io::Error::other(format!("no free port in {range}")));
+    }
     let l = TcpListener::bind("127.0.0.1:0")?;
     Ok(l.local_addr()?.port())
 }
