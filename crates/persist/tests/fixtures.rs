@@ -148,7 +148,7 @@ fn write_all(data: &Data, opts: EncodeOptions, checksum: bool) -> Vec<u8> {
     for ((db, key), (value, exp)) in data {
         w.select_db(*db, None).unwrap();
         let mut buf = Vec::new();
-        enc.key_value(&mut buf, key, value, *exp);
+        assert!(enc.key_value(&mut buf, key, value, *exp));
         w.write(&buf).unwrap();
     }
     w.finish().unwrap().0

@@ -91,7 +91,7 @@ proptest! {
         for ((db, key), (v, exp)) in &data {
             w.select_db(*db, Some((1, 0))).unwrap();
             let mut buf = Vec::new();
-            enc.key_value(&mut buf, key, v, *exp);
+            prop_assert!(enc.key_value(&mut buf, key, v, *exp));
             w.write(&buf).unwrap();
         }
         let (file, size) = w.finish().unwrap();
@@ -114,7 +114,7 @@ proptest! {
 
     #[test]
     fn dump_payloads_restore(v in value_strategy(), compression: bool) {
-        let p = dump::dump(&v, EncodeOptions { compression, list_fill: -2 });
+        let p = dump::dump(&v, EncodeOptions { compression, list_fill: -2 }).unwrap();
         let back = dump::restore(&p, &EncodingLimits::default()).ok().flatten().unwrap();
         prop_assert_eq!(&back, &v);
         prop_assert_eq!(back.encoding(), v.encoding());

@@ -443,9 +443,13 @@ impl Server {
             return reject(Error::msg(error::NOAUTH));
         }
         // After a failed background save (with save points and
-        // stop-writes-on-bgsave-error), writes and PING are refused, as in Redis.
+        // stop-writes-on-bgsave-error), writes, PING and an EXEC with queued writes are
+        // refused, as in Redis.
         if self.persist.deny_writes.load(Ordering::Relaxed)
-            && (resolved.cmd.has(flags::WRITE) || resolved.cmd.name == "ping")
+            && (resolved.cmd.has(flags::WRITE)
+                || resolved.cmd.name == "ping"
+                || (resolved.id == self.exec_id
+                    && client.multi.as_ref().is_some_and(|m| m.has_write)))
         {
             return reject(Error::msg(crate::persist::MISCONF));
         }

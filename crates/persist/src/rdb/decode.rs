@@ -431,6 +431,8 @@ pub fn read_object<R: Read>(
         Value::Hash(h) => h.is_empty(),
         Value::Set(s) => s.is_empty(),
         Value::ZSet(z) => z.is_empty(),
+        // Not produced by this decoder (streams are refused above).
+        Value::Stream(_) => false,
     };
     Ok(if empty { None } else { Some(v) })
 }

@@ -110,7 +110,14 @@ fn dump_cmd(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let Some(e) = g.lookup_read(db, &args[1]) else {
         return Ok(Frame::Null);
     };
-    Ok(Frame::Bulk(Bytes::from(dump::dump(&e.value, opts))))
+    match dump::dump(&e.value, opts) {
+        Some(p) => Ok(Frame::Bulk(Bytes::from(p))),
+        // Redis would serialize the stream; Basalt cannot yet, and a reply that RESTORE
+        // could not read back would be worse than an error.
+        None => Err(Error::msg(
+            "ERR DUMP of stream keys is not supported yet by Basalt",
+        )),
+    }
 }
 
 fn restore(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
