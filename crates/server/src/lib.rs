@@ -168,7 +168,7 @@ async fn wait_for_signals(srv: Arc<Server>) {
             // The final save may take a while: run it off the async workers.
             let s = srv.clone();
             let ok = tokio::task::spawn_blocking(move || {
-                persist::prepare_shutdown(&s, persist::ShutdownSave::Default, false).is_ok()
+                persist::prepare_shutdown(&s, persist::ShutdownSave::Default, false)
             })
             .await
             .unwrap_or(false);

@@ -452,9 +452,9 @@ pub enum ShutdownSave {
 }
 
 /// Redis's `prepareForShutdown`: stops a background save and writes the final snapshot
-/// if asked to. `Err` when that save failed and `force` is off: the server must keep
+/// if asked to. False when that save failed and `force` is off: the server must keep
 /// running.
-pub fn prepare_shutdown(srv: &Server, mode: ShutdownSave, force: bool) -> Result<(), ()> {
+pub fn prepare_shutdown(srv: &Server, mode: ShutdownSave, force: bool) -> bool {
     tracing::warn!("User requested shutdown...");
     kill_bgsave(srv);
     let want = match mode {
@@ -469,11 +469,11 @@ pub fn prepare_shutdown(srv: &Server, mode: ShutdownSave, force: bool) -> Result
             Err(_) if force => tracing::warn!("Error trying to save the DB. Exit anyway."),
             Err(_) => {
                 tracing::warn!("Error trying to save the DB, can't exit.");
-                return Err(());
+                return false;
             }
         }
     }
-    Ok(())
+    true
 }
 
 /// Loads `dir`/`dbfilename` into the (empty) keyspace, if the file exists. An error

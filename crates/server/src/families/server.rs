@@ -199,7 +199,7 @@ fn shutdown(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         }
         return Err(Error::msg("ERR No shutdown in progress."));
     }
-    if crate::persist::prepare_shutdown(ctx.srv, mode, force).is_err() {
+    if !crate::persist::prepare_shutdown(ctx.srv, mode, force) {
         return Err(Error::msg("ERR Errors trying to SHUTDOWN. Check logs."));
     }
     ctx.srv.request_shutdown();
