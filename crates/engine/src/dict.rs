@@ -93,6 +93,48 @@ impl<V> Dict<V> {
         None
     }
 
+    /// Looks up the first entry with `hash` for which `pred` holds.
+    pub fn get_where(&self, hash: u64, mut pred: impl FnMut(&[u8], &V) -> bool) -> Option<&V> {
+        if self.buckets.is_empty() {
+            return None;
+        }
+        let mut cur = self.buckets[hash as usize & self.mask()].as_deref();
+        while let Some(node) = cur {
+            if node.hash == hash && pred(&node.key, &node.value) {
+                return Some(&node.value);
+            }
+            cur = node.next.as_deref();
+        }
+        None
+    }
+
+    /// Looks up the first entry with `hash` for which `pred` holds, for modification
+    /// (used where only a key's hash is known: eviction queues, the deadline index).
+    pub fn get_mut_where(
+        &mut self,
+        hash: u64,
+        mut pred: impl FnMut(&[u8], &V) -> bool,
+    ) -> Option<(&[u8], &mut V)> {
+        if self.buckets.is_empty() {
+            return None;
+        }
+        let idx = hash as usize & self.mask();
+        let mut cur = self.buckets[idx].as_deref_mut();
+        while let Some(node) = cur {
+            if node.hash == hash && pred(&node.key, &node.value) {
+                return Some((&*node.key, &mut node.value));
+            }
+            cur = node.next.as_deref_mut();
+        }
+        None
+    }
+
+    /// Heap bytes of one entry's node (hash, key pointer, value, chain link), as
+    /// allocated: the per-key cost of the table besides the key's bytes.
+    pub const fn node_size() -> usize {
+        std::mem::size_of::<Node<V>>()
+    }
+
     /// Looks a key up and returns the stored key too.
     pub fn get_key_value(&self, hash: u64, key: &[u8]) -> Option<(&[u8], &V)> {
         if self.buckets.is_empty() {
@@ -236,6 +278,17 @@ impl<V> Dict<V> {
         }
     }
 
+    /// Visits every entry with its hash, for modification (order unspecified).
+    pub fn for_each_mut(&mut self, mut f: impl FnMut(u64, &[u8], &mut V)) {
+        for bucket in self.buckets.iter_mut() {
+            let mut cur = bucket.as_deref_mut();
+            while let Some(node) = cur {
+                f(node.hash, &node.key, &mut node.value);
+                cur = node.next.as_deref_mut();
+            }
+        }
+    }
+
     /// Visits the entries of the bucket at `cursor` and returns the next cursor (0 when
     /// the scan is complete). Every key present from the first call to the last is
     /// visited at least once, whatever resizes happen between calls.
@@ -260,6 +313,11 @@ impl<V> Dict<V> {
     /// start), `r2` an entry of its chain. Not uniform over keys (long chains are
     /// under-sampled) exactly as Redis's dictGetRandomKey is not.
     pub fn random_entry(&self, r1: u64, r2: u64) -> Option<(&[u8], &V)> {
+        self.random_node(r1, r2).map(|(_, k, v)| (k, v))
+    }
+
+    /// Like [`Dict::random_entry`], with the entry's hash.
+    pub fn random_node(&self, r1: u64, r2: u64) -> Option<(u64, &[u8], &V)> {
         if self.len == 0 {
             return None;
         }
@@ -280,7 +338,7 @@ impl<V> Dict<V> {
                     pick -= 1;
                     cur = cur.next.as_deref()?;
                 }
-                return Some((&*cur.key, &cur.value));
+                return Some((cur.hash, &*cur.key, &cur.value));
             }
         }
         None

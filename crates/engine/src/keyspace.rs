@@ -12,14 +12,31 @@
 //! Expiry: keys with a deadline are also indexed by `(deadline, key)` per database, so
 //! the active cycle reclaims exactly the keys that are due, oldest first, within a key
 //! budget per call. Reads check the deadline too (lazy expiry).
+//!
+//! Memory: every database slice keeps a running count of its keys' bytes (node, name,
+//! value; see `memory.rs`). Inserts and removals adjust it; a mutable access
+//! ([`Guard::get`]) remembers the value's size and the guard re-measures it at its next
+//! call or when dropped, so a command that grows a list in place is counted without the
+//! command knowing. Sizes are O(1) for every type, so this costs one chain walk.
+//!
+//! Eviction ([`Keyspace::evict`]): the policy's metadata lives in each key's node (see
+//! `evict.rs`); sampled policies share one pool of candidates across calls.
 
 use crate::dict::Dict;
+use crate::evict::{
+    self, FREQ_SHIFT, Fifo, IN_MAIN, LFU_INIT_VAL, Policy, SEQ_MASK, Tracking, fifo_freq,
+    fifo_hit,
+};
+use crate::lazyfree::{LazyFree, Reason};
+use crate::memory::{BUCKET_BYTES, EXPIRE_INDEX_BYTES, alloc_size, entry_bytes};
 use crate::value::Value;
 use bytes::Bytes;
 use parking_lot::{Mutex, MutexGuard};
 use smallvec::SmallVec;
 use std::collections::BTreeMap;
 use std::hash::BuildHasher;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, AtomicU32, Ordering};
 
 /// Construction parameters of a [`Keyspace`].
 #[derive(Debug, Clone)]
@@ -41,6 +58,9 @@ pub struct Entry {
     pub value: Value,
     expire_at: u64,
     access_secs: u32,
+    /// Eviction metadata of the policy in force (see `evict.rs`); fills the node's
+    /// padding, so it costs nothing.
+    meta: u32,
 }
 
 impl Entry {
@@ -58,6 +78,12 @@ impl Entry {
     pub fn set_access_secs(&mut self, secs: u32) {
         self.access_secs = secs;
     }
+
+    /// The LFU counter after decay at `now` (`OBJECT FREQ`); meaningful only while an
+    /// LFU policy is in force.
+    pub fn lfu_freq(&self, now: u64, decay_time: u32) -> u8 {
+        evict::lfu_decayed(self.meta, evict::lfu_minutes(now), decay_time)
+    }
 }
 
 /// Counters a shard keeps for INFO.
@@ -65,6 +91,8 @@ impl Entry {
 pub struct ShardStats {
     /// Keys removed because their deadline passed.
     pub expired_keys: u64,
+    /// Keys removed by maxmemory eviction.
+    pub evicted_keys: u64,
     /// Successful read lookups.
     pub keyspace_hits: u64,
     /// Failed read lookups.
@@ -74,9 +102,27 @@ pub struct ShardStats {
 impl ShardStats {
     fn add(&mut self, o: &ShardStats) {
         self.expired_keys += o.expired_keys;
+        self.evicted_keys += o.evicted_keys;
         self.keyspace_hits += o.keyspace_hits;
         self.keyspace_misses += o.keyspace_misses;
     }
+}
+
+/// Memory of one database, summed over shards (`MEMORY STATS`).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct DbMemory {
+    /// Keys.
+    pub keys: usize,
+    /// Keys with a deadline.
+    pub volatile: usize,
+    /// Bytes of the keys' nodes, names and values.
+    pub data: usize,
+    /// Bytes of the tables' bucket arrays.
+    pub table: usize,
+    /// Bytes of the deadline index.
+    pub expires: usize,
+    /// Bytes of eviction queues (FIFO policies).
+    pub eviction: usize,
 }
 
 /// One database's keys within one shard.
@@ -90,13 +136,33 @@ struct Db {
     expires: BTreeMap<(u64, u64), u32>,
     /// Number of keys in `expires`.
     volatile: usize,
+    /// Bytes of the keys' nodes, names and values ([`entry_bytes`]).
+    used: usize,
+    /// Eviction queues, only under the FIFO policies.
+    fifo: Option<Box<Fifo>>,
+}
+
+/// What a flushed database leaves to free.
+struct Flushed {
+    _dict: Dict<Entry>,
+    _expires: BTreeMap<(u64, u64), u32>,
+    _fifo: Option<Box<Fifo>>,
 }
 
 impl Db {
-    fn clear(&mut self) {
-        self.dict.clear();
-        self.expires.clear();
+    /// Empties the slice, returning its contents (the caller frees them, maybe lazily).
+    fn take(&mut self) -> (Flushed, usize, usize) {
+        let keys = self.dict.len();
+        let bytes = self.used;
+        let fifo = self.fifo.as_ref().map(|f| Box::new(Fifo::new(f.s3)));
+        let out = Flushed {
+            _dict: std::mem::take(&mut self.dict),
+            _expires: std::mem::take(&mut self.expires),
+            _fifo: std::mem::replace(&mut self.fifo, fifo),
+        };
         self.volatile = 0;
+        self.used = 0;
+        (out, keys, bytes)
     }
 
     fn exp_add(&mut self, at: u64, hash: u64) {
@@ -114,25 +180,187 @@ impl Db {
         }
     }
 
-    /// Reclaims one key whose deadline is `<= now`; false when none is due.
-    /// Removes one key whose deadline is `<= now` and returns its name.
-    fn exp_reclaim_one(&mut self, now: u64) -> Option<Box<[u8]>> {
-        let mut first = self.expires.first_entry()?;
-        let (at, hash) = *first.key();
+    /// Books a removed entry out of the byte count, the deadline index and the queues.
+    fn removed(&mut self, hash: u64, key_len: usize, e: &Entry) {
+        let bytes = entry_bytes(key_len, &e.value);
+        debug_assert!(self.used >= bytes, "memory accounting out of sync");
+        self.used = self.used.saturating_sub(bytes);
+        if e.expire_at != 0 {
+            self.exp_remove(e.expire_at, hash);
+        }
+        if let Some(f) = self.fifo.as_mut() {
+            let q = if e.meta & IN_MAIN != 0 {
+                &mut f.main
+            } else {
+                &mut f.small
+            };
+            q.live = q.live.saturating_sub(1);
+        }
+    }
+
+    /// Bytes of the slice besides its keys: buckets, deadline index, queues.
+    fn overhead(&self) -> (usize, usize, usize) {
+        (
+            self.dict.bucket_count() * BUCKET_BYTES,
+            self.volatile * EXPIRE_INDEX_BYTES,
+            self.fifo.as_ref().map_or(0, |f| f.heap_size()),
+        )
+    }
+
+    /// Reclaims one key whose deadline is `<= now`, telling `on_expired` its name;
+    /// false when none is due.
+    fn exp_reclaim_one(
+        &mut self,
+        now: u64,
+        lazy: &LazyFree,
+        on_expired: &mut dyn FnMut(&[u8]),
+    ) -> bool {
+        let Some((&(at, hash), _)) = self.expires.first_key_value() else {
+            return false;
+        };
         if at > now {
-            return None;
+            return false;
         }
-        *first.get_mut() -= 1;
-        if *first.get() == 0 {
-            first.remove();
+        match self.dict.remove_where(hash, |_, e| e.expire_at == at) {
+            Some((k, e)) => {
+                self.removed(hash, k.len(), &e);
+                on_expired(&k);
+                lazy.free(e.value, Reason::Expire);
+            }
+            None => {
+                // Cannot happen while the index and the table agree; drop the stray
+                // index entry rather than loop on it.
+                debug_assert!(false, "deadline index out of sync with the table");
+                self.exp_remove(at, hash);
+            }
         }
-        self.volatile -= 1;
-        let removed = self.dict.remove_where(hash, |_, e| e.expire_at == at);
-        debug_assert!(
-            removed.is_some(),
-            "deadline index out of sync with the table"
-        );
-        removed.map(|(k, _)| k)
+        true
+    }
+
+    /// A pseudo-random key with a deadline: the first index entry at or after a random
+    /// deadline between the earliest and the latest. Returns `(hash, deadline)`.
+    fn sample_volatile(&self, r: u64) -> Option<(u64, u64)> {
+        let (&(lo, _), _) = self.expires.first_key_value()?;
+        let (&(hi, _), _) = self.expires.last_key_value()?;
+        let t = lo + r % (hi - lo + 1);
+        self.expires
+            .range((t, 0)..)
+            .next()
+            .or_else(|| self.expires.first_key_value())
+            .map(|(&(at, h), _)| (h, at))
+    }
+
+    /// Stamps a new key into the FIFO queues; returns its `meta` word.
+    fn fifo_admit(&mut self, hash: u64) -> u32 {
+        let Some(f) = self.fifo.as_mut() else {
+            return 0;
+        };
+        if f.s3 && f.ghost_take(hash) {
+            f.main.push(hash) | IN_MAIN
+        } else {
+            f.small.push(hash)
+        }
+    }
+
+    /// Drops stale queue items once they outnumber live ones (amortized O(1) per push).
+    fn fifo_maybe_compact(&mut self) {
+        let Some(mut f) = self.fifo.take() else {
+            return;
+        };
+        for main in [false, true] {
+            let q = if main { &mut f.main } else { &mut f.small };
+            if !q.needs_compaction() {
+                continue;
+            }
+            let old = std::mem::take(&mut q.items);
+            let mut seq = q.head;
+            // New stamps continue after the old range, so no re-stamped key can match a
+            // stale item still to be visited.
+            q.head = q.head.wrapping_add(old.len() as u32) & SEQ_MASK;
+            q.live = 0;
+            let flag = if main { IN_MAIN } else { 0 };
+            for h in old {
+                let want = seq | flag;
+                seq = (seq + 1) & SEQ_MASK;
+                if let Some((_, e)) = self
+                    .dict
+                    .get_mut_where(h, |_, e| e.meta & (SEQ_MASK | IN_MAIN) == want)
+                {
+                    let s = q.push(h);
+                    e.meta = (e.meta & !SEQ_MASK) | s;
+                }
+            }
+        }
+        self.fifo = Some(f);
+    }
+
+    /// Removes the next victim of the FIFO policies, or None when the queues are empty.
+    fn fifo_evict_one(&mut self) -> Option<(u64, Box<[u8]>, Entry)> {
+        let mut f = self.fifo.take()?;
+        let victim = loop {
+            if f.small.live == 0 && f.main.live == 0 {
+                break None;
+            }
+            let from_small = f.evict_from_small();
+            let q = if from_small { &mut f.small } else { &mut f.main };
+            let Some((h, seq)) = q.pop() else {
+                // Live counts without items: only after a bug; resynchronize.
+                q.live = 0;
+                continue;
+            };
+            let want = seq | if from_small { 0 } else { IN_MAIN };
+            let Some((_, e)) = self
+                .dict
+                .get_mut_where(h, |_, e| e.meta & (SEQ_MASK | IN_MAIN) == want)
+            else {
+                continue; // stale: the key was deleted (or re-stamped) since
+            };
+            let freq = fifo_freq(e.meta);
+            if f.s3 && from_small && freq >= 1 {
+                // Hit while in the small queue: promote to main with a clear counter.
+                f.small.live -= 1;
+                e.meta = f.main.push(h) | IN_MAIN;
+                continue;
+            }
+            if f.s3 && !from_small && freq > 0 {
+                // Second chance in the main queue, one hit spent.
+                f.main.live -= 1;
+                e.meta = f.main.push(h) | IN_MAIN | ((freq - 1) << FREQ_SHIFT);
+                continue;
+            }
+            if f.s3 && from_small {
+                f.ghost_add(h);
+            }
+            break Some((h, want));
+        };
+        self.fifo = Some(f);
+        let (h, want) = victim?;
+        let (k, e) = self
+            .dict
+            .remove_where(h, |_, e| e.meta & (SEQ_MASK | IN_MAIN) == want)?;
+        self.fifo_maybe_compact();
+        Some((h, k, e))
+    }
+
+    /// Re-initializes every key's metadata for a new policy (and builds or drops the
+    /// FIFO queues). One walk, only when the kind of metadata changes.
+    fn retrack(&mut self, t: Tracking, now: u64) {
+        self.fifo = match t {
+            Tracking::Fifo => Some(Box::new(Fifo::new(false))),
+            Tracking::S3Fifo => Some(Box::new(Fifo::new(true))),
+            _ => None,
+        };
+        let lfu = evict::lfu_pack(LFU_INIT_VAL, evict::lfu_minutes(now));
+        let fifo = &mut self.fifo;
+        self.dict.for_each_mut(|h, _, e| {
+            e.meta = match (t, fifo.as_mut()) {
+                (Tracking::Lfu, _) => lfu,
+                // Keys already present count as established: S3-FIFO puts them in main.
+                (Tracking::S3Fifo, Some(f)) => f.main.push(h) | IN_MAIN,
+                (Tracking::Fifo, Some(f)) => f.small.push(h),
+                _ => 0,
+            };
+        });
     }
 }
 
@@ -153,6 +381,11 @@ impl Shard {
         x ^= x >> 27;
         self.rng = x;
         x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    /// A uniform double in `[0, 1)` from the shard's generator.
+    fn next_unit(&mut self) -> f64 {
+        (self.next_rand() >> 11) as f64 / (1u64 << 53) as f64
     }
 
     /// Number of keys (including not yet reclaimed expired ones) in `db`.
@@ -183,13 +416,26 @@ impl Shard {
         self.dbs[db].expires.keys().next().map(|(t, _)| *t)
     }
 
+    /// Bytes accounted to this shard: keys and values plus tables, deadline index and
+    /// eviction queues. O(databases).
+    pub fn used_bytes(&self) -> usize {
+        self.dbs
+            .iter()
+            .map(|d| {
+                let (t, x, q) = d.overhead();
+                d.used + t + x + q
+            })
+            .sum()
+    }
+
     /// Active expiry: removes up to `budget` keys whose deadline is `<= now`, across all
-    /// databases of this shard, telling `on_expired` each `(db, key)`. Returns how many
-    /// were removed and whether due keys remain.
+    /// databases of this shard, telling `on_expired` each `(db, key)` and freeing values
+    /// through `lazy`. Returns how many were removed and whether due keys remain.
     pub fn expire_cycle(
         &mut self,
         now: u64,
         budget: usize,
+        lazy: &LazyFree,
         on_expired: &mut dyn FnMut(usize, &[u8]),
     ) -> (usize, bool) {
         let mut removed = 0;
@@ -200,15 +446,76 @@ impl Shard {
                     more = db.expires.keys().next().is_some_and(|(t, _)| *t <= now);
                     break;
                 }
-                let Some(key) = db.exp_reclaim_one(now) else {
+                if !db.exp_reclaim_one(now, lazy, &mut |k| on_expired(i, k)) {
                     break;
-                };
-                on_expired(i, &key);
+                }
                 removed += 1;
             }
         }
         self.stats.expired_keys += removed as u64;
         (removed, more)
+    }
+}
+
+/// How an eviction call ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EvictStatus {
+    /// Freed at least what was asked.
+    Done,
+    /// Stopped by the time limit; call again (the cron does).
+    Running,
+    /// Nothing more can be evicted (no eligible key, or `noeviction`).
+    Fail,
+}
+
+/// The result of [`Keyspace::evict`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EvictOutcome {
+    /// How it ended.
+    pub status: EvictStatus,
+    /// Keys evicted.
+    pub keys: u64,
+    /// Bytes those keys held (by the keyspace's accounting).
+    pub bytes: usize,
+}
+
+/// Candidates kept across eviction calls (Redis's `EVPOOL_SIZE`).
+const POOL_SIZE: usize = 16;
+
+#[derive(Debug, Clone, Copy)]
+struct Candidate {
+    /// Higher is a better victim.
+    score: u64,
+    shard: u32,
+    db: u32,
+    hash: u64,
+}
+
+/// The sampled policies' pool and the shard cursor of every policy. Its mutex also makes
+/// concurrent callers of [`Keyspace::evict`] take turns.
+#[derive(Default)]
+struct EvictState {
+    pool: Vec<Candidate>,
+    cursor: usize,
+}
+
+impl EvictState {
+    fn offer(&mut self, c: Candidate) {
+        if self
+            .pool
+            .iter()
+            .any(|p| p.shard == c.shard && p.db == c.db && p.hash == c.hash)
+        {
+            return;
+        }
+        if self.pool.len() == POOL_SIZE && self.pool[0].score >= c.score {
+            return;
+        }
+        let at = self.pool.partition_point(|p| p.score < c.score);
+        self.pool.insert(at, c);
+        if self.pool.len() > POOL_SIZE {
+            self.pool.remove(0);
+        }
     }
 }
 
@@ -222,6 +529,11 @@ pub struct Keyspace {
     bits: u32,
     hasher: foldhash::fast::FixedState,
     databases: usize,
+    policy: AtomicU8,
+    lfu_log_factor: AtomicU32,
+    lfu_decay_time: AtomicU32,
+    lazy: Arc<LazyFree>,
+    evict: Mutex<EvictState>,
     expire_hook: std::sync::OnceLock<ExpireHook>,
 }
 
@@ -246,6 +558,11 @@ impl Keyspace {
             bits: n.trailing_zeros(),
             hasher: foldhash::fast::FixedState::with_seed(cfg.hash_seed),
             databases,
+            policy: AtomicU8::new(Policy::NoEviction as u8),
+            lfu_log_factor: AtomicU32::new(10),
+            lfu_decay_time: AtomicU32::new(1),
+            lazy: Arc::new(LazyFree::default()),
+            evict: Mutex::new(EvictState::default()),
             expire_hook: std::sync::OnceLock::new(),
         }
     }
@@ -261,13 +578,6 @@ impl Keyspace {
         }
     }
 
-    /// One active expiry step on shard `i`: see [`Shard::expire_cycle`]; the expire hook
-    /// hears of every removed key.
-    pub fn expire_shard(&self, i: usize, now: u64, budget: usize) -> (usize, bool) {
-        let mut shard = self.shards[i].lock();
-        shard.expire_cycle(now, budget, &mut |db, key| self.expired(db, key))
-    }
-
     /// Number of databases.
     pub fn databases(&self) -> usize {
         self.databases
@@ -281,6 +591,46 @@ impl Keyspace {
     /// The hash of a key.
     pub fn hash(&self, key: &[u8]) -> u64 {
         self.hasher.hash_one(key)
+    }
+
+    /// The lazy-free machinery (start its thread, set its directives, read its counters).
+    pub fn lazyfree(&self) -> &Arc<LazyFree> {
+        &self.lazy
+    }
+
+    /// The eviction policy in force.
+    pub fn policy(&self) -> Policy {
+        Policy::from_index(self.policy.load(Ordering::Relaxed) as usize)
+    }
+
+    /// Sets the eviction policy. When the kind of per-key metadata changes (to or from
+    /// LFU or a FIFO policy) every shard re-initializes its keys' metadata, one shard
+    /// at a time.
+    pub fn set_policy(&self, p: Policy, now: u64) {
+        let old = self.policy();
+        self.policy.store(p as u8, Ordering::Relaxed);
+        let mut st = self.evict.lock();
+        st.pool.clear();
+        if old.tracking() == p.tracking() {
+            return;
+        }
+        for s in self.shards.iter() {
+            let mut s = s.lock();
+            for d in s.dbs.iter_mut() {
+                d.retrack(p.tracking(), now);
+            }
+        }
+    }
+
+    /// Sets `lfu-log-factor` and `lfu-decay-time`.
+    pub fn set_lfu(&self, log_factor: u32, decay_time: u32) {
+        self.lfu_log_factor.store(log_factor, Ordering::Relaxed);
+        self.lfu_decay_time.store(decay_time, Ordering::Relaxed);
+    }
+
+    /// `lfu-decay-time`.
+    pub fn lfu_decay_time(&self) -> u32 {
+        self.lfu_decay_time.load(Ordering::Relaxed)
     }
 
     fn shard_of(&self, hash: u64) -> usize {
@@ -321,12 +671,21 @@ impl Keyspace {
             guards: idx.iter().map(|&i| (i, self.shards[i].lock())).collect(),
             now,
             all: idx.len() == self.shards.len(),
+            pending: None,
         }
     }
 
     /// Runs `f` on one shard while holding its lock (expiry cycle, stats).
     pub fn with_shard<R>(&self, i: usize, f: impl FnOnce(&mut Shard) -> R) -> R {
         f(&mut self.shards[i].lock())
+    }
+
+    /// One active-expiry step on shard `i` (see [`Shard::expire_cycle`]): the expire hook
+    /// hears of every removed key, and big values are freed lazily when
+    /// `lazyfree-lazy-expire` says so.
+    pub fn expire_shard(&self, i: usize, now: u64, budget: usize) -> (usize, bool) {
+        let mut shard = self.shards[i].lock();
+        shard.expire_cycle(now, budget, &self.lazy, &mut |db, key| self.expired(db, key))
     }
 
     /// Sums every shard's counters.
@@ -343,6 +702,7 @@ impl Keyspace {
         for s in self.shards.iter() {
             s.lock().stats = ShardStats::default();
         }
+        self.lazy.reset_stats();
     }
 
     /// Per-database (keys, volatile keys), locking one shard at a time.
@@ -356,6 +716,236 @@ impl Keyspace {
             }
         }
         out
+    }
+
+    /// Bytes accounted to the whole keyspace (keys, values, tables, indexes, queues),
+    /// locking one shard at a time: O(shards × databases), no walk over keys.
+    pub fn used_bytes(&self) -> usize {
+        self.shards.iter().map(|s| s.lock().used_bytes()).sum()
+    }
+
+    /// Per-database memory, locking one shard at a time.
+    pub fn db_memory(&self) -> Vec<DbMemory> {
+        let mut out = vec![DbMemory::default(); self.databases];
+        for s in self.shards.iter() {
+            let s = s.lock();
+            for (d, o) in s.dbs.iter().zip(out.iter_mut()) {
+                let (t, x, q) = d.overhead();
+                o.keys += d.dict.len();
+                o.volatile += d.volatile;
+                o.data += d.used;
+                o.table += t;
+                o.expires += x;
+                o.eviction += q;
+            }
+        }
+        out
+    }
+
+    /// Evicts keys by the policy in force until their bytes reach `to_free`.
+    /// `time_left` is asked every 16 keys; when it says no, the call returns
+    /// [`EvictStatus::Running`] (Redis's `maxmemory-eviction-tenacity` time limit).
+    pub fn evict(
+        &self,
+        to_free: usize,
+        now: u64,
+        samples: usize,
+        mut time_left: impl FnMut() -> bool,
+    ) -> EvictOutcome {
+        let policy = self.policy();
+        let mut out = EvictOutcome {
+            status: EvictStatus::Done,
+            keys: 0,
+            bytes: 0,
+        };
+        if policy == Policy::NoEviction {
+            out.status = if to_free == 0 {
+                EvictStatus::Done
+            } else {
+                EvictStatus::Fail
+            };
+            return out;
+        }
+        let mut st = self.evict.lock();
+        while out.bytes < to_free {
+            if out.keys > 0 && out.keys.is_multiple_of(16) && !time_left() {
+                out.status = EvictStatus::Running;
+                return out;
+            }
+            let got = match policy {
+                Policy::AllkeysRandom | Policy::VolatileRandom => {
+                    self.evict_random(&mut st, now, policy.is_volatile())
+                }
+                Policy::AllkeysFifo | Policy::AllkeysS3Fifo => self.evict_fifo(&mut st),
+                _ => self.evict_sampled(&mut st, now, samples.max(1), policy),
+            };
+            match got {
+                Some(bytes) => {
+                    out.keys += 1;
+                    out.bytes += bytes;
+                }
+                None => {
+                    out.status = EvictStatus::Fail;
+                    return out;
+                }
+            }
+        }
+        out
+    }
+
+    /// Books one evicted key: counters, then frees the value (maybe lazily).
+    fn evicted(&self, shard: &mut Shard, db: usize, hash: u64, key: Box<[u8]>, e: Entry) -> usize {
+        let d = &mut shard.dbs[db];
+        d.removed(hash, key.len(), &e);
+        shard.stats.evicted_keys += 1;
+        let bytes = entry_bytes(key.len(), &e.value);
+        self.lazy.free(e.value, Reason::Eviction);
+        bytes
+    }
+
+    fn eligible(d: &Db, volatile: bool) -> bool {
+        if volatile {
+            d.volatile > 0
+        } else {
+            !d.dict.is_empty()
+        }
+    }
+
+    fn evict_random(&self, st: &mut EvictState, _now: u64, volatile: bool) -> Option<usize> {
+        let n = self.shards.len();
+        for _ in 0..n {
+            let si = st.cursor % n;
+            st.cursor = st.cursor.wrapping_add(1);
+            let mut s = self.shards[si].lock();
+            let dbs = self.databases;
+            let start = (s.next_rand() % dbs as u64) as usize;
+            for j in 0..dbs {
+                let db = (start + j) % dbs;
+                if !Self::eligible(&s.dbs[db], volatile) {
+                    continue;
+                }
+                let (r1, r2) = (s.next_rand(), s.next_rand());
+                let d = &mut s.dbs[db];
+                let removed = if volatile {
+                    d.sample_volatile(r1).and_then(|(h, at)| {
+                        d.dict
+                            .remove_where(h, |_, e| e.expire_at == at)
+                            .map(|(k, e)| (h, k, e))
+                    })
+                } else {
+                    let picked = d.dict.random_node(r1, r2).map(|(h, k, _)| (h, k.to_vec()));
+                    picked.and_then(|(h, k)| d.dict.remove(h, &k).map(|(k, e)| (h, k, e)))
+                };
+                if let Some((h, k, e)) = removed {
+                    return Some(self.evicted(&mut s, db, h, k, e));
+                }
+            }
+        }
+        None
+    }
+
+    fn evict_fifo(&self, st: &mut EvictState) -> Option<usize> {
+        let n = self.shards.len();
+        for _ in 0..n {
+            let si = st.cursor % n;
+            st.cursor = st.cursor.wrapping_add(1);
+            let mut s = self.shards[si].lock();
+            for db in 0..self.databases {
+                if let Some((h, k, e)) = s.dbs[db].fifo_evict_one() {
+                    return Some(self.evicted(&mut s, db, h, k, e));
+                }
+            }
+        }
+        None
+    }
+
+    fn evict_sampled(
+        &self,
+        st: &mut EvictState,
+        now: u64,
+        samples: usize,
+        policy: Policy,
+    ) -> Option<usize> {
+        let n = self.shards.len();
+        let volatile = policy.is_volatile();
+        let now_secs = now / 1000;
+        let now_min = evict::lfu_minutes(now);
+        let decay = self.lfu_decay_time();
+        let score = |e: &Entry| -> u64 {
+            match policy {
+                Policy::VolatileTtl => u64::MAX - e.expire_at,
+                Policy::AllkeysLfu | Policy::VolatileLfu => {
+                    255 - u64::from(evict::lfu_decayed(e.meta, now_min, decay))
+                }
+                _ => now_secs.saturating_sub(u64::from(e.access_secs)),
+            }
+        };
+        let mut dry = 0;
+        loop {
+            // Sample one shard into the pool.
+            let si = st.cursor % n;
+            st.cursor = st.cursor.wrapping_add(1);
+            let mut found = false;
+            {
+                let mut s = self.shards[si].lock();
+                for db in 0..self.databases {
+                    if !Self::eligible(&s.dbs[db], volatile) {
+                        continue;
+                    }
+                    found = true;
+                    if policy == Policy::VolatileTtl {
+                        // The index is ordered: its first key is the exact best victim.
+                        let d = &s.dbs[db];
+                        if let Some((&(at, h), _)) = d.expires.first_key_value() {
+                            st.offer(Candidate {
+                                score: u64::MAX - at,
+                                shard: si as u32,
+                                db: db as u32,
+                                hash: h,
+                            });
+                        }
+                        continue;
+                    }
+                    for _ in 0..samples {
+                        let (r1, r2) = (s.next_rand(), s.next_rand());
+                        let d = &s.dbs[db];
+                        let picked = if volatile {
+                            d.sample_volatile(r1).and_then(|(h, at)| {
+                                d.dict
+                                    .get_where(h, |_, e| e.expire_at == at)
+                                    .map(|e| (h, score(e)))
+                            })
+                        } else {
+                            d.dict.random_node(r1, r2).map(|(h, _, e)| (h, score(e)))
+                        };
+                        if let Some((h, sc)) = picked {
+                            st.offer(Candidate {
+                                score: sc,
+                                shard: si as u32,
+                                db: db as u32,
+                                hash: h,
+                            });
+                        }
+                    }
+                }
+            }
+            dry = if found { 0 } else { dry + 1 };
+            // Evict the best candidate still present.
+            while let Some(c) = st.pool.pop() {
+                let mut s = self.shards[c.shard as usize].lock();
+                let db = c.db as usize;
+                let d = &mut s.dbs[db];
+                if let Some((k, e)) = d
+                    .dict
+                    .remove_where(c.hash, |_, e| !volatile || e.expire_at != 0)
+                {
+                    return Some(self.evicted(&mut s, db, c.hash, k, e));
+                }
+            }
+            if dry >= n {
+                return None;
+            }
+        }
     }
 
     /// One SCAN step over `db`: visits live keys from `cursor` until about `count` keys
@@ -416,6 +1006,18 @@ impl Keyspace {
     }
 }
 
+/// A value handed out by [`Guard::get`] whose size is re-measured later.
+struct Pending {
+    /// Index into `Guard::guards`.
+    pos: usize,
+    db: usize,
+    hash: u64,
+    /// Address of the entry, to find it again (compared, never dereferenced).
+    addr: usize,
+    /// `Value::mem_usage` when handed out.
+    before: usize,
+}
+
 /// Locked shards; all keyspace reads and writes go through it.
 pub struct Guard<'a> {
     ks: &'a Keyspace,
@@ -423,6 +1025,24 @@ pub struct Guard<'a> {
     guards: SmallVec<[(usize, MutexGuard<'a, Shard>); 2]>,
     now: u64,
     all: bool,
+    pending: Option<Pending>,
+}
+
+impl Drop for Guard<'_> {
+    fn drop(&mut self) {
+        self.settle();
+    }
+}
+
+fn position(guards: &[(usize, MutexGuard<'_, Shard>)], all: bool, i: usize) -> usize {
+    if all {
+        return i;
+    }
+    match guards.iter().position(|(s, _)| *s == i) {
+        Some(p) => p,
+        // Touching a key whose shard was not locked is a bug in a command handler.
+        None => panic!("keyspace: key's shard {i} was not locked by this command"),
+    }
 }
 
 impl<'a> Guard<'a> {
@@ -436,78 +1056,122 @@ impl<'a> Guard<'a> {
         self.ks
     }
 
-    fn shard_mut(&mut self, hash: u64) -> &mut Shard {
-        let i = self.ks.shard_of(hash);
-        if self.all {
-            return &mut self.guards[i].1;
-        }
-        let pos = self.guards.iter().position(|(s, _)| *s == i);
-        match pos {
-            Some(p) => &mut self.guards[p].1,
-            // Touching a key whose shard was not locked is a bug in a command handler.
-            None => panic!("keyspace: key's shard {i} was not locked by this command"),
+    /// Books the size change of the value last handed out by [`Guard::get`].
+    fn settle(&mut self) {
+        let Some(p) = self.pending.take() else {
+            return;
+        };
+        let d = &mut self.guards[p.pos].1.dbs[p.db];
+        if let Some((_, e)) = d
+            .dict
+            .get_mut_where(p.hash, |_, e| std::ptr::from_ref(e) as usize == p.addr)
+        {
+            let after = e.value.mem_usage();
+            d.used = (d.used + after).saturating_sub(p.before);
         }
     }
 
+    fn shard_mut(&mut self, hash: u64) -> &mut Shard {
+        self.settle();
+        let p = position(&self.guards, self.all, self.ks.shard_of(hash));
+        &mut self.guards[p].1
+    }
+
     /// Looks a key up, removing it first if it has expired, and records the access.
+    /// The entry may be modified: its size is re-measured afterwards.
     pub fn get(&mut self, db: usize, key: &[u8]) -> Option<&mut Entry> {
-        self.lookup(db, key, true)
+        self.lookup(db, key, true, false)
     }
 
     /// Looks a key up without counting it as an access (OBJECT IDLETIME).
     pub fn peek(&mut self, db: usize, key: &[u8]) -> Option<&Entry> {
-        self.lookup(db, key, false).map(|e| &*e)
+        self.settle();
+        let hash = self.ks.hash(key);
+        let p = position(&self.guards, self.all, self.ks.shard_of(hash));
+        if !self.expire_if_due(p, db, hash, key, false) {
+            return None;
+        }
+        self.guards[p].1.dbs[db].dict.get(hash, key)
     }
 
-    fn lookup(&mut self, db: usize, key: &[u8], touch: bool) -> Option<&mut Entry> {
-        self.lookup_inner(db, key, touch, false)
-    }
-
-    fn lookup_inner(
-        &mut self,
-        db: usize,
-        key: &[u8],
-        touch: bool,
-        count: bool,
-    ) -> Option<&mut Entry> {
-        let ks = self.ks;
-        let hash = ks.hash(key);
+    /// Removes the key if its deadline passed; true if it is present and live.
+    fn expire_if_due(&mut self, p: usize, db: usize, hash: u64, key: &[u8], count: bool) -> bool {
         let now = self.now;
-        let shard = self.shard_mut(hash);
+        let shard = &mut *self.guards[p].1;
         let d = &mut shard.dbs[db];
         let expired = match d.dict.get(hash, key) {
             None => {
                 if count {
                     shard.stats.keyspace_misses += 1;
                 }
-                return None;
+                return false;
             }
             Some(e) => e.expire_at != 0 && e.expire_at <= now,
         };
         if expired {
-            if let Some((_, e)) = d.dict.remove(hash, key) {
-                d.exp_remove(e.expire_at, hash);
+            if let Some((k, e)) = d.dict.remove(hash, key) {
+                d.removed(hash, k.len(), &e);
+                self.ks.lazy.free(e.value, Reason::Expire);
             }
             shard.stats.expired_keys += 1;
-            ks.expired(db, key);
+            self.ks.expired(db, key);
             if count {
                 shard.stats.keyspace_misses += 1;
             }
-            return None;
+            return false;
         }
         if count {
             shard.stats.keyspace_hits += 1;
         }
+        true
+    }
+
+    fn lookup(&mut self, db: usize, key: &[u8], touch: bool, count: bool) -> Option<&mut Entry> {
+        self.settle();
+        let ks = self.ks;
+        let hash = ks.hash(key);
+        let p = position(&self.guards, self.all, ks.shard_of(hash));
+        if !self.expire_if_due(p, db, hash, key, count) {
+            return None;
+        }
+        let now = self.now;
+        let shard = &mut *self.guards[p].1;
+        let tracking = ks.policy().tracking();
+        let r = if tracking == Tracking::Lfu {
+            shard.next_unit()
+        } else {
+            0.0
+        };
         let e = shard.dbs[db].dict.get_mut(hash, key)?;
         if touch {
             e.access_secs = (now / 1000) as u32;
+            match tracking {
+                Tracking::Lfu => {
+                    e.meta = evict::lfu_touch(
+                        e.meta,
+                        evict::lfu_minutes(now),
+                        ks.lfu_log_factor.load(Ordering::Relaxed),
+                        ks.lfu_decay_time.load(Ordering::Relaxed),
+                        r,
+                    );
+                }
+                Tracking::S3Fifo => e.meta = fifo_hit(e.meta),
+                _ => {}
+            }
         }
+        self.pending = Some(Pending {
+            pos: p,
+            db,
+            hash,
+            addr: std::ptr::from_ref::<Entry>(e) as usize,
+            before: e.value.mem_usage(),
+        });
         Some(e)
     }
 
     /// Like [`Guard::get`], and counts a keyspace hit or miss (read commands).
     pub fn lookup_read(&mut self, db: usize, key: &[u8]) -> Option<&mut Entry> {
-        self.lookup_inner(db, key, true, true)
+        self.lookup(db, key, true, true)
     }
 
     /// Whether the key is stored, judged without removing or counting anything:
@@ -528,21 +1192,35 @@ impl<'a> Guard<'a> {
         self.get(db, key).is_some()
     }
 
+    /// Bytes the key costs (node, name, value), or None if it does not exist
+    /// (`MEMORY USAGE`). Not an access.
+    pub fn mem_usage(&mut self, db: usize, key: &[u8]) -> Option<usize> {
+        let len = key.len();
+        self.peek(db, key).map(|e| entry_bytes(len, &e.value))
+    }
+
     /// Stores `value` under `key` with deadline `expire_at` (0: none), replacing any old
-    /// value and deadline.
+    /// value and deadline. A replaced key keeps its eviction metadata (its LFU counter, its
+    /// queue position; Redis keeps the LFU counter too) and counts as accessed.
     pub fn insert(&mut self, db: usize, key: &[u8], value: Value, expire_at: u64) {
-        let hash = self.ks.hash(key);
+        self.settle();
+        let ks = self.ks;
+        let hash = ks.hash(key);
         let now = self.now;
-        let shard = self.shard_mut(hash);
-        let d = &mut shard.dbs[db];
-        let entry = Entry {
-            value,
-            expire_at,
-            access_secs: (now / 1000) as u32,
-        };
+        let p = position(&self.guards, self.all, ks.shard_of(hash));
+        let tracking = ks.policy().tracking();
+        let d = &mut self.guards[p].1.dbs[db];
+        let add = value.mem_usage();
         // One lookup; the deadline index is touched only when a deadline changes.
         if let Some(slot) = d.dict.get_mut(hash, key) {
-            let old = std::mem::replace(slot, entry).expire_at;
+            let old_value = std::mem::replace(&mut slot.value, value);
+            let old = slot.expire_at;
+            slot.expire_at = expire_at;
+            slot.access_secs = (now / 1000) as u32;
+            if tracking == Tracking::S3Fifo {
+                slot.meta = fifo_hit(slot.meta);
+            }
+            d.used = d.used + add - old_value.mem_usage();
             if old != expire_at {
                 if old != 0 {
                     d.exp_remove(old, hash);
@@ -551,12 +1229,31 @@ impl<'a> Guard<'a> {
                     d.exp_add(expire_at, hash);
                 }
             }
+            ks.lazy.free(old_value, Reason::ServerDel);
             return;
         }
         if expire_at != 0 {
             d.exp_add(expire_at, hash);
         }
-        d.dict.insert_unique(hash, key.into(), entry);
+        let meta = match tracking {
+            Tracking::Lfu => evict::lfu_pack(LFU_INIT_VAL, evict::lfu_minutes(now)),
+            Tracking::Fifo | Tracking::S3Fifo => d.fifo_admit(hash),
+            Tracking::Plain => 0,
+        };
+        d.used += node_and_key(key.len()) + add;
+        d.dict.insert_unique(
+            hash,
+            key.into(),
+            Entry {
+                value,
+                expire_at,
+                access_secs: (now / 1000) as u32,
+                meta,
+            },
+        );
+        if d.fifo.is_some() {
+            d.fifo_maybe_compact();
+        }
     }
 
     /// Removes a key; returns its entry if it existed (an expired key counts as absent).
@@ -565,18 +1262,31 @@ impl<'a> Guard<'a> {
         let ks = self.ks;
         let hash = ks.hash(key);
         let now = self.now;
+        let lazy = &ks.lazy;
         let shard = self.shard_mut(hash);
         let d = &mut shard.dbs[db];
-        let (_, e) = d.dict.remove(hash, key)?;
-        if e.expire_at != 0 {
-            d.exp_remove(e.expire_at, hash);
-            if e.expire_at <= now {
-                shard.stats.expired_keys += 1;
-                ks.expired(db, key);
-                return None;
-            }
+        let (k, e) = d.dict.remove(hash, key)?;
+        d.removed(hash, k.len(), &e);
+        if e.expire_at != 0 && e.expire_at <= now {
+            shard.stats.expired_keys += 1;
+            ks.expired(db, key);
+            lazy.free(e.value, Reason::Expire);
+            return None;
         }
         Some(e)
+    }
+
+    /// Removes a key and frees its value as `reason` says (lazily if it is big and the
+    /// reason is lazy: `UNLINK`, `DEL` under `lazyfree-lazy-user-del`). True if it
+    /// existed.
+    pub fn delete(&mut self, db: usize, key: &[u8], reason: Reason) -> bool {
+        match self.remove(db, key) {
+            Some(e) => {
+                self.ks.lazy.free(e.value, reason);
+                true
+            }
+            None => false,
+        }
     }
 
     /// Sets or clears (0) a live key's deadline. Returns false if the key does not exist.
@@ -618,16 +1328,29 @@ impl<'a> Guard<'a> {
         }
     }
 
-    /// Empties `db` in the locked shards (all shards for FLUSHDB).
+    /// Empties `db` in the locked shards (all shards for FLUSHDB), freeing synchronously.
     pub fn flush_db(&mut self, db: usize) {
+        self.flush_db_with(db, false);
+    }
+
+    /// Empties `db` in the locked shards; with `lazy` the contents go to the freeing
+    /// thread (`FLUSHDB ASYNC`), so the locks are held only for the swap.
+    pub fn flush_db_with(&mut self, db: usize, lazy: bool) {
+        self.settle();
+        let ks = self.ks;
+        let lf = &ks.lazy;
         for (_, s) in self.guards.iter_mut() {
-            s.dbs[db].clear();
+            let (garbage, keys, bytes) = s.dbs[db].take();
+            if lazy && keys > 0 {
+                lf.send(Box::new(garbage), keys, bytes);
+            }
         }
     }
 
     /// Swaps two databases in every locked shard (SWAPDB locks all).
     pub fn swap_db(&mut self, a: usize, b: usize) {
         debug_assert!(self.all, "SWAPDB must lock every shard");
+        self.settle();
         for (_, s) in self.guards.iter_mut() {
             s.dbs.swap(a, b);
         }
@@ -635,6 +1358,7 @@ impl<'a> Guard<'a> {
 
     /// A random live key of `db` among the locked shards, or None if there is none.
     pub fn random_key(&mut self, db: usize) -> Option<Bytes> {
+        self.settle();
         // Bounded retries: a database full of expired keys must not loop forever.
         for _ in 0..100 {
             let total: usize = self.db_len(db);
@@ -658,12 +1382,17 @@ impl<'a> Guard<'a> {
                 .dict
                 .random_entry(r1, r2)
                 .map(|(k, _)| Bytes::copy_from_slice(k))?;
-            if self.get(db, &key).is_some() {
+            if self.peek(db, &key).is_some() {
                 return Some(key);
             }
         }
         None
     }
+}
+
+/// Bytes of a node and its key name (the value is added separately).
+fn node_and_key(key_len: usize) -> usize {
+    crate::memory::NODE_BYTES + alloc_size(key_len)
 }
 
 #[cfg(test)]
@@ -711,16 +1440,16 @@ mod tests {
         drop(g);
         let mut removed = 0;
         for i in 0..ks.shard_count() {
-            removed += ks.with_shard(i, |sh| sh.expire_cycle(5, 1000, &mut |_, _| {}).0);
+            removed += ks.with_shard(i, |sh| sh.expire_cycle(5, 1000, &LazyFree::default(), &mut |_, _| {}).0);
         }
         assert_eq!(removed, 0, "nothing is due at t=5");
         for i in 0..ks.shard_count() {
-            let (n, _) = ks.with_shard(i, |sh| sh.expire_cycle(10, 3, &mut |_, _| {}));
+            let (n, _) = ks.with_shard(i, |sh| sh.expire_cycle(10, 3, &LazyFree::default(), &mut |_, _| {}));
             assert!(n <= 3);
             removed += n;
         }
         for i in 0..ks.shard_count() {
-            removed += ks.with_shard(i, |sh| sh.expire_cycle(10, 1000, &mut |_, _| {}).0);
+            removed += ks.with_shard(i, |sh| sh.expire_cycle(10, 1000, &LazyFree::default(), &mut |_, _| {}).0);
         }
         assert_eq!(removed, 100);
         assert_eq!(ks.db_sizes()[1], (0, 0));
@@ -772,5 +1501,459 @@ mod tests {
         g.flush_db(3);
         assert_eq!(g.db_len(3), 0);
         assert_eq!(g.random_key(3), None);
+    }
+}
+
+#[cfg(test)]
+mod memory_tests {
+    use super::*;
+    use crate::EncodingLimits;
+    use crate::types::{HashValue, ListValue};
+    use crate::value::StrValue;
+    use proptest::prelude::*;
+
+    fn ks(shards: usize) -> Keyspace {
+        Keyspace::new(&KeyspaceConfig {
+            shards,
+            databases: 2,
+            hash_seed: 7,
+            rng_seed: 9,
+        })
+    }
+
+    fn s(v: &[u8]) -> Value {
+        Value::Str(StrValue::from_bytes(v))
+    }
+
+    /// The running counts must equal a walk over every key.
+    fn check_accounting(ks: &Keyspace) {
+        for sh in ks.shards.iter() {
+            let sh = sh.lock();
+            for d in &sh.dbs {
+                let mut walked = 0;
+                d.dict.for_each(|k, e| walked += entry_bytes(k.len(), &e.value));
+                assert_eq!(d.used, walked, "running byte count differs from a walk");
+                if let Some(f) = &d.fifo {
+                    let mut small = 0;
+                    let mut main = 0;
+                    d.dict.for_each(|_, e| {
+                        if e.meta & IN_MAIN != 0 {
+                            main += 1
+                        } else {
+                            small += 1
+                        }
+                    });
+                    assert_eq!((f.small.live, f.main.live), (small, main));
+                }
+            }
+        }
+    }
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        SetStr(u8, usize),
+        Push(u8, usize),
+        HSet(u8, u16, usize),
+        Append(u8, usize),
+        Del(u8),
+        Expire(u8, u64),
+        Tick(u64),
+        Policy(usize),
+        Evict(usize),
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            (0u8..40, 0usize..200).prop_map(|(k, n)| Op::SetStr(k, n)),
+            (0u8..40, 0usize..100).prop_map(|(k, n)| Op::Push(k, n)),
+            (0u8..40, 0u16..600, 0usize..80).prop_map(|(k, f, n)| Op::HSet(k, f, n)),
+            (0u8..40, 0usize..300).prop_map(|(k, n)| Op::Append(k, n)),
+            (0u8..40).prop_map(Op::Del),
+            (0u8..40, 1u64..5000).prop_map(|(k, t)| Op::Expire(k, t)),
+            (0u64..3000).prop_map(Op::Tick),
+            (0usize..10).prop_map(Op::Policy),
+            (0usize..3000).prop_map(Op::Evict),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        /// Whatever commands do (grow in place, overwrite, delete, expire, evict, switch
+        /// policies), the per-slice byte counts equal a full walk.
+        #[test]
+        fn running_counts_equal_a_walk(ops in proptest::collection::vec(op(), 1..120)) {
+            let ks = ks(4);
+            let lim = EncodingLimits::default();
+            let mut now = 1_000_000u64;
+            for op in ops {
+                let key = |k: u8| format!("key:{k}").into_bytes();
+                match op {
+                    Op::SetStr(k, n) => {
+                        let mut g = ks.lock_key(&key(k), now);
+                        g.insert(0, &key(k), s(&vec![b'x'; n]), 0);
+                    }
+                    Op::Push(k, n) => {
+                        let mut g = ks.lock_key(&key(k), now);
+                        match g.get(0, &key(k)) {
+                            Some(e) => {
+                                if let Value::List(l) = &mut e.value {
+                                    for i in 0..n { l.push(crate::types::list::End::Tail, format!("{i}").as_bytes()); }
+                                }
+                            }
+                            None => {
+                                let v = ListValue::from_elements((0..n.max(1)).map(|i| format!("e{i}")), &lim);
+                                g.insert(0, &key(k), Value::from(v), 0);
+                            }
+                        }
+                    }
+                    Op::HSet(k, f, n) => {
+                        let mut g = ks.lock_key(&key(k), now);
+                        let field = format!("f{f}");
+                        let val = vec![b'v'; n];
+                        match g.get(0, &key(k)) {
+                            Some(e) => {
+                                if let Value::Hash(h) = &mut e.value {
+                                    h.set(field.as_bytes(), &val, &lim);
+                                }
+                            }
+                            None => {
+                                let mut h = HashValue::default();
+                                h.set(field.as_bytes(), &val, &lim);
+                                g.insert(0, &key(k), Value::from(h), 0);
+                            }
+                        }
+                    }
+                    Op::Append(k, n) => {
+                        let mut g = ks.lock_key(&key(k), now);
+                        if let Some(e) = g.get(0, &key(k))
+                            && let Value::Str(sv) = &mut e.value
+                        {
+                            sv.make_raw().extend(std::iter::repeat_n(b'a', n));
+                        }
+                    }
+                    Op::Del(k) => {
+                        let mut g = ks.lock_key(&key(k), now);
+                        g.remove(0, &key(k));
+                    }
+                    Op::Expire(k, t) => {
+                        let mut g = ks.lock_key(&key(k), now);
+                        g.set_expire(0, &key(k), now + t);
+                    }
+                    Op::Tick(t) => {
+                        now += t;
+                        for i in 0..ks.shard_count() {
+                            ks.expire_shard(i, now, 5);
+                        }
+                    }
+                    Op::Policy(p) => ks.set_policy(Policy::from_index(p), now),
+                    Op::Evict(n) => {
+                        ks.evict(n, now, 5, || true);
+                    }
+                }
+                check_accounting(&ks);
+            }
+        }
+    }
+
+    fn fill(ks: &Keyspace, n: usize, now: u64, ttl_every: usize) {
+        for i in 0..n {
+            let k = format!("key:{i:06}");
+            let mut g = ks.lock_key(k.as_bytes(), now);
+            let exp = if ttl_every > 0 && i % ttl_every == 0 {
+                now + 1_000_000 + i as u64
+            } else {
+                0
+            };
+            g.insert(0, k.as_bytes(), s(&[b'v'; 100]), exp);
+        }
+    }
+
+    const EVICTING: &[Policy] = &[
+        Policy::AllkeysLru,
+        Policy::AllkeysLfu,
+        Policy::AllkeysRandom,
+        Policy::VolatileLru,
+        Policy::VolatileLfu,
+        Policy::VolatileRandom,
+        Policy::VolatileTtl,
+        Policy::AllkeysFifo,
+        Policy::AllkeysS3Fifo,
+    ];
+
+    /// Evicting before each write keeps usage within one key of the limit.
+    #[test]
+    fn usage_never_exceeds_limit_by_more_than_one_value() {
+        for &p in EVICTING {
+            let ks = ks(8);
+            ks.set_policy(p, 0);
+            let limit = 300_000;
+            let mut now = 1_000_000;
+            let mut biggest = 0;
+            for i in 0..6000 {
+                now += 1;
+                let used = ks.used_bytes();
+                if used > limit {
+                    let out = ks.evict(used - limit, now, 5, || true);
+                    assert_eq!(out.status, EvictStatus::Done, "{p:?}");
+                }
+                let k = format!("k{i}");
+                let v = s(&vec![b'x'; 50 + i % 200]);
+                biggest = biggest.max(entry_bytes(k.len(), &v) + EXPIRE_INDEX_BYTES);
+                let mut g = ks.lock_key(k.as_bytes(), now);
+                // Volatile policies only evict keys with a deadline: give all one.
+                g.insert(0, k.as_bytes(), v, now + 10_000_000);
+                drop(g);
+                let used = ks.used_bytes();
+                assert!(used <= limit + biggest + 8 * BUCKET_BYTES * 1024, "{p:?}: {used}");
+            }
+            assert!(ks.stats().evicted_keys > 1000, "{p:?} evicted too little");
+            check_accounting(&ks);
+        }
+    }
+
+    #[test]
+    fn volatile_policies_only_evict_keys_with_a_deadline() {
+        for p in [
+            Policy::VolatileLru,
+            Policy::VolatileLfu,
+            Policy::VolatileRandom,
+            Policy::VolatileTtl,
+        ] {
+            let ks = ks(8);
+            ks.set_policy(p, 0);
+            fill(&ks, 1000, 1_000, 4);
+            let out = ks.evict(usize::MAX, 2_000, 5, || true);
+            // Like Redis: once no key has a deadline, nothing can be evicted.
+            assert_eq!(out.status, EvictStatus::Fail, "{p:?}");
+            assert_eq!(out.keys, 250, "{p:?}");
+            let sizes = ks.db_sizes();
+            assert_eq!(sizes[0], (750, 0), "{p:?}");
+            check_accounting(&ks);
+        }
+    }
+
+    #[test]
+    fn noeviction_fails_and_keeps_everything() {
+        let ks = ks(4);
+        fill(&ks, 100, 1_000, 0);
+        let out = ks.evict(1, 2_000, 5, || true);
+        assert_eq!(out.status, EvictStatus::Fail);
+        assert_eq!(ks.db_sizes()[0].0, 100);
+        assert_eq!(ks.evict(0, 2_000, 5, || true).status, EvictStatus::Done);
+    }
+
+    #[test]
+    fn time_limit_stops_eviction() {
+        let ks = ks(4);
+        ks.set_policy(Policy::AllkeysRandom, 0);
+        fill(&ks, 1000, 1_000, 0);
+        let out = ks.evict(usize::MAX, 2_000, 5, || false);
+        assert_eq!(out.status, EvictStatus::Running);
+        assert_eq!(out.keys, 16);
+    }
+
+    #[test]
+    fn volatile_ttl_evicts_nearest_deadline_first() {
+        let ks = ks(1);
+        ks.set_policy(Policy::VolatileTtl, 0);
+        fill(&ks, 100, 1_000, 1);
+        let one = entry_bytes(10, &s(&[b'v'; 100]));
+        ks.evict(one * 10, 2_000, 5, || true);
+        let mut g = ks.lock_all(2_000);
+        for i in 0..10 {
+            assert!(!g.exists(0, format!("key:{i:06}").as_bytes()), "{i}");
+        }
+        assert!(g.exists(0, b"key:000010"));
+    }
+
+    #[test]
+    fn lru_keeps_recently_used_keys() {
+        let ks = ks(4);
+        ks.set_policy(Policy::AllkeysLru, 0);
+        fill(&ks, 2000, 1_000_000, 0);
+        // Touch the first 200 keys a minute later.
+        for i in 0..200 {
+            let k = format!("key:{i:06}");
+            ks.lock_key(k.as_bytes(), 1_060_000).get(0, k.as_bytes());
+        }
+        let per = ks.used_bytes() / 2000;
+        ks.evict(per * 1000, 1_061_000, 5, || true);
+        let mut g = ks.lock_all(1_061_000);
+        let kept = (0..200)
+            .filter(|i| g.exists(0, format!("key:{i:06}").as_bytes()))
+            .count();
+        assert!(kept >= 190, "only {kept} of 200 recently used keys kept");
+    }
+
+    #[test]
+    fn lfu_keeps_frequently_used_keys() {
+        let ks = ks(4);
+        ks.set_policy(Policy::AllkeysLfu, 0);
+        ks.set_lfu(10, 1);
+        fill(&ks, 2000, 1_000_000, 0);
+        for _ in 0..20 {
+            for i in 0..200 {
+                let k = format!("key:{i:06}");
+                ks.lock_key(k.as_bytes(), 1_000_100).get(0, k.as_bytes());
+            }
+        }
+        {
+            let mut g = ks.lock_all(1_000_100);
+            let f = g.peek(0, b"key:000001").map(|e| e.lfu_freq(1_000_100, 1));
+            // Twenty hits with lfu-log-factor 10: the first always counts, later ones
+            // with probability 1/11.
+            assert!(f.is_some_and(|f| f >= 6), "{f:?}");
+            assert_eq!(
+                g.peek(0, b"key:001999").map(|e| e.lfu_freq(1_000_100, 1)),
+                Some(LFU_INIT_VAL)
+            );
+        }
+        let per = ks.used_bytes() / 2000;
+        ks.evict(per * 1000, 1_000_200, 5, || true);
+        let mut g = ks.lock_all(1_000_200);
+        let kept = (0..200)
+            .filter(|i| g.exists(0, format!("key:{i:06}").as_bytes()))
+            .count();
+        assert!(kept >= 190, "only {kept} of 200 frequent keys kept");
+    }
+
+    #[test]
+    fn fifo_evicts_in_insertion_order() {
+        let ks = ks(1);
+        ks.set_policy(Policy::AllkeysFifo, 0);
+        fill(&ks, 100, 1_000, 0);
+        // Accesses do not matter to FIFO.
+        ks.lock_all(2_000).get(0, b"key:000000");
+        let per = entry_bytes(10, &s(&[b'v'; 100]));
+        let out = ks.evict(per * 30 - 1, 2_000, 5, || true);
+        assert_eq!(out.keys, 30);
+        let mut g = ks.lock_all(2_000);
+        for i in 0..100 {
+            assert_eq!(g.exists(0, format!("key:{i:06}").as_bytes()), i >= 30, "{i}");
+        }
+    }
+
+    #[test]
+    fn s3fifo_survives_a_scan() {
+        let ks = ks(1);
+        ks.set_policy(Policy::AllkeysS3Fifo, 0);
+        let cap = 1000;
+        let mut now = 1_000;
+        let put = |k: &str, now: u64| {
+            let used = ks.used_bytes();
+            let limit = cap * entry_bytes(10, &s(&[b'v'; 100])) + 16 * 1024;
+            if used > limit {
+                ks.evict(used - limit, now, 5, || true);
+            }
+            ks.lock_key(k.as_bytes(), now)
+                .insert(0, k.as_bytes(), s(&[b'v'; 100]), 0);
+        };
+        // A hot set of 300 keys, each read a few times (cache-aside: miss then set).
+        for round in 0..5 {
+            for i in 0..300 {
+                let k = format!("hot:{i:05}");
+                now += 1;
+                if ks.lock_key(k.as_bytes(), now).get(0, k.as_bytes()).is_none() {
+                    put(&k, now);
+                }
+                let _ = round;
+            }
+        }
+        // A one-shot scan of 3x the cache.
+        for i in 0..3 * cap {
+            now += 1;
+            put(&format!("scan:{i:06}"), now);
+        }
+        let mut g = ks.lock_all(now);
+        let kept = (0..300)
+            .filter(|i| g.exists(0, format!("hot:{i:05}").as_bytes()))
+            .count();
+        assert!(kept >= 290, "S3-FIFO kept only {kept} of 300 hot keys");
+        drop(g);
+        check_accounting(&ks);
+    }
+
+    #[test]
+    fn fifo_queues_stay_bounded_under_churn() {
+        let ks = ks(1);
+        ks.set_policy(Policy::AllkeysS3Fifo, 0);
+        for i in 0..100_000u64 {
+            let k = format!("k{}", i % 10);
+            let mut g = ks.lock_key(k.as_bytes(), i);
+            g.insert(0, k.as_bytes(), s(b"v"), 0);
+            g.remove(0, k.as_bytes());
+            g.insert(0, k.as_bytes(), s(b"v"), 0);
+        }
+        let q = ks.shards[0].lock().dbs[0]
+            .fifo
+            .as_ref()
+            .map(|f| f.small.items.len() + f.main.items.len());
+        assert!(q.is_some_and(|n| n < 200), "{q:?}");
+        check_accounting(&ks);
+    }
+
+    #[test]
+    fn policy_switch_rebuilds_metadata() {
+        let ks = ks(2);
+        fill(&ks, 500, 1_000, 0);
+        ks.set_policy(Policy::AllkeysS3Fifo, 1_000);
+        check_accounting(&ks);
+        ks.set_policy(Policy::AllkeysLfu, 1_000);
+        let mut g = ks.lock_all(1_000);
+        assert_eq!(
+            g.peek(0, b"key:000003").map(|e| e.lfu_freq(1_000, 1)),
+            Some(LFU_INIT_VAL)
+        );
+        drop(g);
+        ks.set_policy(Policy::AllkeysFifo, 1_000);
+        let per = ks.used_bytes() / 500;
+        assert_eq!(ks.evict(per * 100, 1_000, 5, || true).status, EvictStatus::Done);
+        check_accounting(&ks);
+    }
+
+    /// 100k keys with mixed deadlines are all reclaimed by the active cycle alone (no
+    /// access), on an injected clock, within bounded work per call.
+    #[test]
+    fn active_expiry_reclaims_100k_keys_without_access() {
+        let ks = ks(16);
+        let t0 = 10_000_000u64;
+        for i in 0..100_000u64 {
+            let k = format!("key:{i}");
+            let exp = if i % 3 == 0 { 0 } else { t0 + 1 + (i * 7919) % 5_000 };
+            ks.lock_key(k.as_bytes(), t0)
+                .insert(0, k.as_bytes(), s(b"v"), exp);
+        }
+        let volatile = ks.db_sizes()[0].1;
+        assert_eq!(volatile, 66_666);
+        let mut now = t0;
+        let mut calls = 0;
+        while ks.db_sizes()[0].1 > 0 {
+            now += 100;
+            for i in 0..ks.shard_count() {
+                let (n, _) = ks.expire_shard(i, now, 64);
+                assert!(n <= 64);
+            }
+            calls += 1;
+            assert!(calls < 10_000, "expiry did not converge");
+        }
+        assert!(now <= t0 + 5_000 + 100 * 200);
+        assert_eq!(ks.db_sizes()[0], (33_334, 0));
+        assert_eq!(ks.stats().expired_keys, 66_666);
+        check_accounting(&ks);
+    }
+
+    #[test]
+    fn async_flush_hands_contents_to_the_thread() {
+        let ks = ks(4);
+        ks.lazyfree().start().unwrap();
+        fill(&ks, 1000, 1_000, 0);
+        ks.lock_all(1_000).flush_db_with(0, true);
+        assert_eq!(ks.db_sizes()[0].0, 0);
+        assert_eq!(ks.used_bytes() < 1000, true);
+        let t = std::time::Instant::now();
+        while ks.lazyfree().pending_objects() > 0 && t.elapsed().as_secs() < 10 {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        assert_eq!(ks.lazyfree().freed_objects(), 1000);
     }
 }

@@ -7,16 +7,23 @@
 pub mod bitops;
 pub mod dict;
 pub mod encoding;
+pub mod evict;
 pub mod geo;
 pub mod glob;
 pub mod hashing;
 pub mod hll;
 pub mod keyspace;
+pub mod lazyfree;
 pub mod ldouble;
+pub mod memory;
 pub mod num;
 pub mod types;
 pub mod value;
 
 pub use encoding::EncodingLimits;
-pub use keyspace::{Entry, Guard, Keyspace, KeyspaceConfig, Shard, ShardStats};
+pub use evict::Policy;
+pub use keyspace::{
+    DbMemory, Entry, EvictOutcome, EvictStatus, Guard, Keyspace, KeyspaceConfig, Shard, ShardStats,
+};
+pub use lazyfree::{LazyFree, Reason};
 pub use value::{StrValue, Value};

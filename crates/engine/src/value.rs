@@ -185,6 +185,37 @@ impl Value {
         }
     }
 
+    /// Heap bytes the value holds as the allocator rounds them, in O(1): the string's
+    /// buffer, or a collection's box plus its running byte count. The keyspace's memory
+    /// accounting adds this to each key's node and name (see `memory.rs`).
+    pub fn mem_usage(&self) -> usize {
+        use crate::memory::alloc_size;
+        use std::mem::size_of;
+        match self {
+            Value::Str(StrValue::Int(_)) => 0,
+            Value::Str(StrValue::Embstr(b)) => alloc_size(b.len()),
+            Value::Str(StrValue::Raw(v)) => alloc_size(v.capacity()),
+            Value::Hash(v) => alloc_size(size_of::<HashValue>()) + v.heap_size(),
+            Value::List(v) => alloc_size(size_of::<ListValue>()) + v.heap_size(),
+            Value::Set(v) => alloc_size(size_of::<SetValue>()) + v.heap_size(),
+            Value::ZSet(v) => alloc_size(size_of::<ZSetValue>()) + v.heap_size(),
+        }
+    }
+
+    /// About how many deallocations dropping the value takes (Redis's
+    /// `lazyfreeGetFreeEffort`): one for strings and compact encodings, the element or
+    /// node count for the large ones.
+    pub fn free_effort(&self) -> usize {
+        match self {
+            Value::Str(_) => 1,
+            Value::List(v) => v.node_count().max(1),
+            Value::Hash(v) if v.encoding() == "hashtable" => v.len(),
+            Value::Set(v) if v.encoding() == "hashtable" => v.len(),
+            Value::ZSet(v) if v.encoding() == "skiplist" => v.len(),
+            _ => 1,
+        }
+    }
+
     /// Approximate heap bytes held by the value.
     pub fn heap_size(&self) -> usize {
         match self {
