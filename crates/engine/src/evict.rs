@@ -237,9 +237,14 @@ impl Queue {
         seq
     }
 
-    /// Takes the oldest item and its stamp.
+    /// Takes the oldest item and its stamp. Gives memory back when the queue has
+    /// shrunk to a quarter of its capacity (after eviction down to a lower maxmemory).
     pub fn pop(&mut self) -> Option<(u64, u32)> {
         let h = self.items.pop_front()?;
+        let cap = self.items.capacity();
+        if cap > 1024 && self.items.len() * 4 < cap {
+            self.items.shrink_to(self.items.len() * 2);
+        }
         let seq = self.head;
         self.head = (self.head + 1) & SEQ_MASK;
         Some((h, seq))
@@ -283,8 +288,9 @@ impl Fifo {
     /// Remembers a key evicted from the small queue.
     pub fn ghost_add(&mut self, hash: u64) {
         let want = self.main.live.max(self.small.live).next_power_of_two().max(64);
-        if self.ghost.len() < want {
-            // Grows with the main queue; old fingerprints are dropped (their slots move).
+        if self.ghost.len() < want || self.ghost.len() > want * 4 {
+            // Follows the main queue's size; old fingerprints are dropped (their slots
+            // move).
             self.ghost = vec![0; want];
         }
         let mask = self.ghost.len() - 1;

@@ -12,6 +12,9 @@ use crate::keyspace::Entry;
 use crate::value::Value;
 
 /// Bytes the allocator hands out for a request of `n` bytes (0 for no allocation).
+/// Blocks over 16 MiB are rounded to 4 KiB pages (mimalloc maps them directly).
+/// The server's counting allocator counts with this function too, so `used_memory`
+/// and the keyspace's accounting agree.
 ///
 /// ```
 /// use basalt_engine::memory::alloc_size;
@@ -26,6 +29,9 @@ pub const fn alloc_size(n: usize) -> usize {
     }
     if n <= 64 {
         return (n + 7) & !7;
+    }
+    if n > 16 << 20 {
+        return (n + 4095) & !4095;
     }
     // Four classes per doubling: round up to a quarter of the power of two below `n`.
     let top = usize::BITS - 1 - (n - 1).leading_zeros();
@@ -68,9 +74,11 @@ mod tests {
         assert_eq!(alloc_size(129), 160);
         assert_eq!(alloc_size(1000), 1024);
         assert_eq!(alloc_size(1 << 20), 1 << 20);
+        assert_eq!(alloc_size((16 << 20) + 1), (16 << 20) + 4096);
         for n in 1..5000 {
             let a = alloc_size(n);
             assert!(a >= n && a <= n + n / 4 + 8, "{n} -> {a}");
+            assert!(alloc_size(a) == a, "{n} -> {a} is not a class");
         }
     }
 

@@ -144,6 +144,10 @@ async fn run(srv: &Arc<Server>, stream: &mut TcpStream, client: &mut Client) {
                             continue;
                         }
                     };
+                    if let Some(e) = srv.check_oom(client, resolved, batch_now) {
+                        encode(&srv.reject(client, &args, e), client.proto, &mut out);
+                        continue;
+                    }
                     if let Some(reply) = srv.queue_in_multi(client, resolved, &args, batch_now) {
                         encode(&reply, client.proto, &mut out);
                         continue;

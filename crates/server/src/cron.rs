@@ -1,5 +1,6 @@
-//! Background work run `hz` times per second: active expiry, the memory peak, and the
-//! save points (`save <seconds> <changes>`).
+//! Background work run `hz` times per second: active expiry, eviction down to
+//! `maxmemory` (after CONFIG SET lowered it), the memory peak, and the save points
+//! (`save <seconds> <changes>`).
 //!
 //! Active expiry walks the shards round-robin, reclaiming due keys from each shard's
 //! deadline index, and stops when the time budget of the tick (25% of it, as Redis's
@@ -21,6 +22,7 @@ pub async fn run(srv: Arc<Server>) {
         let period = Duration::from_millis(1000 / hz);
         tokio::time::sleep(period).await;
         next_shard = active_expire(&srv, next_shard, period / 4);
+        crate::evict::cron(&srv, unix_ms(), period / 4);
         crate::info::sample_memory(&srv);
         crate::persist::cron(&srv);
     }
@@ -32,7 +34,18 @@ pub fn active_expire(srv: &Server, start: usize, budget: Duration) -> usize {
     let n = srv.keyspace.shard_count();
     let mut idle_visits = 0;
     let mut i = start % n;
-    while idle_visits < n && t0.elapsed() < budget {
+    loop {
+        if idle_visits >= n {
+            break;
+        }
+        if t0.elapsed() >= budget {
+            // Due keys remain but this tick's time is used up (Redis's
+            // expired_time_cap_reached_count).
+            srv.stats
+                .expired_time_cap_reached
+                .fetch_add(1, Ordering::Relaxed);
+            break;
+        }
         let now = unix_ms();
         // Never between the commands of an EXEC.
         let gate = srv.exec_gate.read();

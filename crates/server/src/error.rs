@@ -25,6 +25,9 @@ pub const NOAUTH: &str = "NOAUTH Authentication required.";
 pub const WRONGPASS: &str = "WRONGPASS invalid username-password pair or user is disabled.";
 /// A count or index must be positive.
 pub const NOT_POSITIVE: &str = "ERR value is out of range, must be positive";
+/// A `denyoom` command refused because used memory is over `maxmemory` and nothing
+/// could be evicted.
+pub const OOM: &str = "OOM command not allowed when used memory > 'maxmemory'.";
 /// SETRANGE/APPEND beyond proto-max-bulk-len.
 pub const STRING_TOO_LONG: &str = "ERR string exceeds maximum allowed size (proto-max-bulk-len)";
 

@@ -32,6 +32,104 @@ impl Metrics {
     }
 }
 
+/// Memory figures shared by `INFO memory`, `MEMORY STATS` and `MEMORY DOCTOR`.
+#[derive(Debug, Default, Clone)]
+pub struct MemoryOverview {
+    /// Allocated bytes (`used_memory`).
+    pub used: u64,
+    /// Peak of `used`.
+    pub peak: u64,
+    /// Resident set size.
+    pub rss: u64,
+    /// Allocated at startup.
+    pub startup: u64,
+    /// Bytes of client query buffers.
+    pub clients: u64,
+    /// Connected clients.
+    pub connected: u64,
+    /// Per-database accounting.
+    pub dbs: Vec<basalt_engine::DbMemory>,
+    /// Keys in all databases.
+    pub keys: u64,
+    /// Keys with a deadline in all databases.
+    pub volatile: u64,
+    /// Everything that is not data: startup, clients, tables, deadline index, queues.
+    pub overhead: u64,
+    /// The keyspace's accounted bytes (data plus its overhead).
+    pub keyspace: u64,
+    /// `maxmemory`.
+    pub maxmemory: u64,
+    /// Objects waiting for the lazy-free thread.
+    pub lazyfree_pending: u64,
+    /// Bytes those objects hold.
+    pub lazyfree_bytes: u64,
+}
+
+/// Redis's `overhead.hashtable.main` for one database: buckets plus one node per key.
+pub trait MainOverhead {
+    /// Bytes of the table itself.
+    fn main_overhead(&self) -> usize;
+}
+
+impl MainOverhead for basalt_engine::DbMemory {
+    fn main_overhead(&self) -> usize {
+        self.table + self.keys * basalt_engine::memory::NODE_BYTES + self.eviction
+    }
+}
+
+impl MemoryOverview {
+    /// Reads every figure (locks each shard once; no walk over keys).
+    pub fn measure(srv: &Server) -> MemoryOverview {
+        let used = alloc::allocated() as u64;
+        let peak = srv.peak_memory.fetch_max(used, Ordering::Relaxed).max(used);
+        let (clients, connected) = {
+            let c = srv.clients.lock();
+            (
+                c.values()
+                    .map(|c| c.qbuf.load(Ordering::Relaxed) as u64)
+                    .sum::<u64>(),
+                c.len() as u64,
+            )
+        };
+        let dbs = srv.keyspace.db_memory();
+        let keys = dbs.iter().map(|d| d.keys as u64).sum();
+        let volatile = dbs.iter().map(|d| d.volatile as u64).sum();
+        let keyspace: u64 = dbs
+            .iter()
+            .map(|d| (d.data + d.table + d.expires + d.eviction) as u64)
+            .sum();
+        let startup = alloc::startup();
+        let overhead = startup
+            + clients
+            + dbs
+                .iter()
+                .map(|d| (d.main_overhead() + d.expires) as u64)
+                .sum::<u64>();
+        let lf = srv.keyspace.lazyfree();
+        MemoryOverview {
+            used,
+            peak,
+            rss: rss_bytes(),
+            startup,
+            clients,
+            connected,
+            dbs,
+            keys,
+            volatile,
+            overhead,
+            keyspace,
+            maxmemory: srv.live.maxmemory.load(Ordering::Relaxed),
+            lazyfree_pending: lf.pending_objects() as u64,
+            lazyfree_bytes: lf.pending_bytes() as u64,
+        }
+    }
+
+    /// `used_memory_dataset`: what is not overhead (Redis's definition).
+    pub fn dataset(&self) -> u64 {
+        self.used.saturating_sub(self.overhead)
+    }
+}
+
 /// Called from the cron: records the memory peak and the instantaneous rates.
 pub fn sample_memory(srv: &Server) {
     let used = alloc::allocated() as u64;
@@ -263,16 +361,11 @@ fn section(srv: &Server, name: &str, out: &mut String) {
         }
         "memory" => {
             out.push_str("# Memory\r\n");
-            let used = alloc::allocated() as u64;
-            let peak = srv.peak_memory.fetch_max(used, Ordering::Relaxed).max(used);
-            let rss = rss_bytes();
-            let startup = alloc::startup();
+            let m = MemoryOverview::measure(srv);
+            let (used, peak, rss, startup) = (m.used, m.peak, m.rss, m.startup);
             let total = total_system_memory();
-            let (maxmemory, policy) = {
-                let c = srv.config.read();
-                (c.maxmemory, c.maxmemory_policy.as_str())
-            };
-            let dataset = used.saturating_sub(startup);
+            let policy = srv.config.read().maxmemory_policy.as_str();
+            let dataset = m.dataset();
             line(out, "used_memory", used);
             line(out, "used_memory_human", human_bytes(used));
             line(out, "used_memory_rss", rss);
@@ -284,13 +377,16 @@ fn section(srv: &Server, name: &str, out: &mut String) {
                 "used_memory_peak_perc",
                 format!("{:.2}%", used as f64 * 100.0 / peak.max(1) as f64),
             );
-            line(out, "used_memory_overhead", startup);
+            line(out, "used_memory_overhead", m.overhead);
             line(out, "used_memory_startup", startup);
             line(out, "used_memory_dataset", dataset);
             line(
                 out,
                 "used_memory_dataset_perc",
-                format!("{:.2}%", dataset as f64 * 100.0 / used.max(1) as f64),
+                format!(
+                    "{:.2}%",
+                    dataset as f64 * 100.0 / used.saturating_sub(startup).max(1) as f64
+                ),
             );
             line(out, "allocator_allocated", used);
             line(out, "allocator_active", rss);
@@ -310,32 +406,42 @@ fn section(srv: &Server, name: &str, out: &mut String) {
             line(out, "used_memory_functions", 184);
             line(out, "used_memory_scripts", 184);
             line(out, "used_memory_scripts_human", "184B");
-            line(out, "maxmemory", maxmemory);
-            line(out, "maxmemory_human", human_bytes(maxmemory));
+            line(out, "maxmemory", m.maxmemory);
+            line(out, "maxmemory_human", human_bytes(m.maxmemory));
             line(out, "maxmemory_policy", policy);
             line(out, "allocator_frag_ratio", "1.00");
             line(out, "allocator_frag_bytes", 0);
             line(out, "allocator_rss_ratio", "1.00");
             line(out, "allocator_rss_bytes", 0);
-            line(out, "rss_overhead_ratio", "1.00");
-            line(out, "rss_overhead_bytes", 0);
+            line(
+                out,
+                "rss_overhead_ratio",
+                format!("{:.2}", rss as f64 / used.max(1) as f64),
+            );
+            line(out, "rss_overhead_bytes", rss as i64 - used as i64);
             line(
                 out,
                 "mem_fragmentation_ratio",
                 format!("{:.2}", rss as f64 / used.max(1) as f64),
             );
             line(out, "mem_fragmentation_bytes", rss as i64 - used as i64);
-            line(out, "mem_not_counted_for_evict", 0);
+            line(out, "mem_not_counted_for_evict", m.lazyfree_bytes);
             line(out, "mem_replication_backlog", 0);
             line(out, "mem_total_replication_buffers", 0);
             line(out, "mem_clients_slaves", 0);
-            line(out, "mem_clients_normal", 0);
+            line(out, "mem_clients_normal", m.clients);
             line(out, "mem_cluster_links", 0);
             line(out, "mem_aof_buffer", 0);
             line(out, "mem_allocator", alloc::NAME);
             line(out, "active_defrag_running", 0);
-            line(out, "lazyfree_pending_objects", 0);
-            line(out, "lazyfreed_objects", 0);
+            line(out, "lazyfree_pending_objects", m.lazyfree_pending);
+            line(
+                out,
+                "lazyfreed_objects",
+                srv.keyspace.lazyfree().freed_objects(),
+            );
+            // Basalt: the keyspace's own accounting (keys, values, tables, indexes).
+            line(out, "basalt_keyspace_bytes", m.keyspace);
         }
         "persistence" => {
             out.push_str("# Persistence\r\n");
@@ -453,11 +559,19 @@ fn section(srv: &Server, name: &str, out: &mut String) {
             line(out, "sync_partial_err", 0);
             line(out, "expired_keys", ks.expired_keys);
             line(out, "expired_stale_perc", "0.00");
-            line(out, "expired_time_cap_reached_count", 0);
+            line(
+                out,
+                "expired_time_cap_reached_count",
+                st.expired_time_cap_reached.load(Ordering::Relaxed),
+            );
             line(out, "expire_cycle_cpu_milliseconds", 0);
-            line(out, "evicted_keys", 0);
+            line(out, "evicted_keys", ks.evicted_keys);
             line(out, "evicted_clients", 0);
-            line(out, "total_eviction_exceeded_time", 0);
+            line(
+                out,
+                "total_eviction_exceeded_time",
+                st.eviction_usec.load(Ordering::Relaxed) / 1000,
+            );
             line(out, "current_eviction_exceeded_time", 0);
             line(out, "keyspace_hits", ks.keyspace_hits);
             line(out, "keyspace_misses", ks.keyspace_misses);

@@ -12,6 +12,7 @@ pub mod config;
 pub mod conn;
 pub mod cron;
 pub mod error;
+pub mod evict;
 pub mod families;
 pub mod info;
 pub mod logging;
@@ -77,6 +78,8 @@ pub async fn run(srv: Arc<Server>) -> std::io::Result<()> {
         binds.join(" ")
     );
     tracing::info!("Ready to accept connections tcp");
+    // What the server holds before any client or key (`used_memory_startup`).
+    alloc::mark_startup();
 
     let cron = tokio::spawn(cron::run(srv.clone()));
     let signals = tokio::spawn(wait_for_signals(srv.clone()));

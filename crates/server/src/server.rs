@@ -10,7 +10,7 @@ use crate::client::ClientShared;
 use crate::cmd::{CommandTable, Lookup, Resolved, flags};
 use crate::config::Config;
 use crate::error::{self, CmdResult, Error};
-use basalt_engine::{EncodingLimits, Keyspace, KeyspaceConfig};
+use basalt_engine::{EncodingLimits, EvictStatus, Keyspace, KeyspaceConfig, Reason};
 use basalt_proto::{Frame, Limits, Protocol};
 use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
@@ -70,6 +70,10 @@ pub struct Stats {
     pub client_query_buffer_limit_disconnections: AtomicU64,
     /// Peak of connected clients.
     pub max_clients_seen: AtomicUsize,
+    /// Active expiry ticks that stopped at their time budget with due keys left.
+    pub expired_time_cap_reached: AtomicU64,
+    /// Time spent evicting, in microseconds (`total_eviction_exceeded_time` is close).
+    pub eviction_usec: AtomicU64,
 }
 
 /// `CLIENT PAUSE` state.
@@ -99,6 +103,12 @@ pub struct Live {
     pub auth_required: AtomicBool,
     /// Collection encoding thresholds.
     pub enc: RwLock<EncodingLimits>,
+    /// maxmemory (0 = no limit).
+    pub maxmemory: AtomicU64,
+    /// maxmemory-samples.
+    pub maxmemory_samples: AtomicU64,
+    /// maxmemory-eviction-tenacity.
+    pub eviction_tenacity: AtomicU64,
 }
 
 /// State shared by all connections.
@@ -310,7 +320,14 @@ impl Server {
             hz: AtomicU64::new(config.hz),
             auth_required: AtomicBool::new(!config.requirepass.is_empty()),
             enc: RwLock::new(config.enc),
+            maxmemory: AtomicU64::new(config.maxmemory),
+            maxmemory_samples: AtomicU64::new(config.maxmemory_samples),
+            eviction_tenacity: AtomicU64::new(config.maxmemory_eviction_tenacity),
         };
+        if let Err(e) = keyspace.lazyfree().start() {
+            // Without the thread every value is freed in place: slower, still correct.
+            tracing::warn!("lazy free thread not started: {e}");
+        }
         let (shutdown, _) = tokio::sync::watch::channel(false);
         let mut run_id = String::with_capacity(40);
         let mut x = seed | 1;
@@ -321,7 +338,7 @@ impl Server {
             run_id.push(char::from(b"0123456789abcdef"[(x & 15) as usize]));
         }
         let started_unix_ms = unix_ms();
-        Arc::new_cyclic(|me| Server {
+        let srv = Arc::new_cyclic(|me| Server {
             keyspace,
             port: AtomicU64::new(u64::from(config.port)),
             config: RwLock::new(config),
@@ -349,7 +366,9 @@ impl Server {
             exec_id,
             persist: crate::persist::Persistence::new(started_unix_ms / 1000),
             me: me.clone(),
-        })
+        });
+        srv.apply_live_config();
+        srv
     }
 
     /// A fresh client id.
@@ -385,6 +404,29 @@ impl Server {
             .auth_required
             .store(!c.requirepass.is_empty(), Ordering::Relaxed);
         *self.live.enc.write() = c.enc;
+        self.live.maxmemory.store(c.maxmemory, Ordering::Relaxed);
+        self.live
+            .maxmemory_samples
+            .store(c.maxmemory_samples, Ordering::Relaxed);
+        self.live
+            .eviction_tenacity
+            .store(c.maxmemory_eviction_tenacity, Ordering::Relaxed);
+        let ks = &self.keyspace;
+        if ks.policy() != c.maxmemory_policy.engine() {
+            ks.set_policy(c.maxmemory_policy.engine(), unix_ms());
+        }
+        ks.set_lfu(
+            c.lfu_log_factor.min(u64::from(u32::MAX)) as u32,
+            c.lfu_decay_time.min(u64::from(u32::MAX)) as u32,
+        );
+        let flag = |on: bool, r: Reason| if on { r as u8 } else { 0 };
+        ks.lazyfree().set_flags(
+            flag(c.lazyfree_lazy_eviction, Reason::Eviction)
+                | flag(c.lazyfree_lazy_expire, Reason::Expire)
+                | flag(c.lazyfree_lazy_server_del, Reason::ServerDel)
+                | flag(c.lazyfree_lazy_user_del, Reason::UserDel)
+                | flag(c.lazyfree_lazy_user_flush, Reason::UserFlush),
+        );
         crate::logging::set_level(c.loglevel.as_str());
         drop(c);
         crate::persist::update_deny_writes(self);
@@ -539,6 +581,39 @@ impl Server {
         }
     }
 
+    /// Redis's maxmemory step of `processCommand`: while over `maxmemory`, evict first;
+    /// if nothing could be evicted, refuse (with the OOM error, already counted) a
+    /// `denyoom` command, any command being queued in MULTI but the transaction ones,
+    /// and an EXEC whose queue holds a `denyoom` command. Reads and deletes run.
+    pub fn check_oom(&self, client: &Client, resolved: &Resolved, now: u64) -> Option<Error> {
+        if self.live.maxmemory.load(Ordering::Relaxed) == 0 {
+            return None;
+        }
+        // Never between the commands of an EXEC.
+        let gate = self.exec_gate.read();
+        let status = crate::evict::perform(self, now);
+        drop(gate);
+        if status != EvictStatus::Fail {
+            return None;
+        }
+        let top = resolved.parent.unwrap_or(resolved.cmd);
+        let refuse = match (&client.multi, top.name) {
+            (Some(m), "exec") => m.has_denyoom,
+            (Some(_), "discard" | "multi" | "watch" | "unwatch" | "quit" | "reset") => false,
+            (Some(_), _) => true,
+            (None, _) => resolved.cmd.has(flags::DENYOOM),
+        };
+        if !refuse {
+            return None;
+        }
+        let e = Error::msg(error::OOM);
+        self.cmd_stats[resolved.id]
+            .rejected
+            .fetch_add(1, Ordering::Relaxed);
+        self.count_error(&e);
+        Some(e)
+    }
+
     /// Queues the command if the client is inside MULTI (every command but the ones
     /// that act on the transaction itself): returns the reply to send instead of
     /// running it (`+QUEUED`, or the error of a command that may not be queued).
@@ -567,6 +642,7 @@ impl Server {
             return Some(e.into_frame());
         }
         let writes = resolved.cmd.has(flags::WRITE) || resolved.cmd.has(flags::MAY_REPLICATE);
+        multi.has_denyoom |= resolved.cmd.has(flags::DENYOOM);
         multi.push(resolved.id, args, writes);
         let shared = &client.shared;
         // CLIENT LIST shows the last queued command, as Redis does.

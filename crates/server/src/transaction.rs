@@ -27,6 +27,8 @@ pub struct MultiState {
     pub mem: usize,
     /// Some queued command writes (CLIENT PAUSE WRITE holds the EXEC).
     pub has_write: bool,
+    /// Some queued command may grow memory (EXEC is refused with OOM over maxmemory).
+    pub has_denyoom: bool,
 }
 
 impl MultiState {

@@ -388,6 +388,7 @@ pub const FAMILIES: &[&[Command]] = &[
     families::transactions::COMMANDS,
     families::server::COMMANDS,
     families::persistence::COMMANDS,
+    families::memory::COMMANDS,
     introspect::COMMANDS,
 ];
 

@@ -69,20 +69,21 @@ pub enum MaxmemoryPolicy {
     AllkeysRandom,
     #[default]
     NoEviction,
+    /// Basalt: oldest key first.
+    AllkeysFifo,
+    /// Basalt: S3-FIFO.
+    AllkeysS3Fifo,
 }
 
 impl MaxmemoryPolicy {
-    /// Names in Redis 7.0's order (the order of its error message).
-    pub const NAMES: &'static [&'static str] = &[
-        "volatile-lru",
-        "volatile-lfu",
-        "volatile-random",
-        "volatile-ttl",
-        "allkeys-lru",
-        "allkeys-lfu",
-        "allkeys-random",
-        "noeviction",
-    ];
+    /// Names in Redis 7.0's order (the order of its error message), then Basalt's own
+    /// (accepted, but not listed in the error text, which stays Redis's word for word).
+    pub const NAMES: &'static [&'static str] = basalt_engine::evict::POLICY_NAMES;
+
+    /// The engine's policy.
+    pub fn engine(self) -> basalt_engine::Policy {
+        basalt_engine::Policy::from_index(self as usize)
+    }
 
     pub fn as_str(self) -> &'static str {
         Self::NAMES[self as usize]
@@ -97,6 +98,8 @@ impl MaxmemoryPolicy {
             4 => MaxmemoryPolicy::AllkeysLru,
             5 => MaxmemoryPolicy::AllkeysLfu,
             6 => MaxmemoryPolicy::AllkeysRandom,
+            8 => MaxmemoryPolicy::AllkeysFifo,
+            9 => MaxmemoryPolicy::AllkeysS3Fifo,
             _ => MaxmemoryPolicy::NoEviction,
         }
     }
@@ -201,6 +204,24 @@ pub struct Config {
     pub maxmemory: u64,
     /// `maxmemory-policy`.
     pub maxmemory_policy: MaxmemoryPolicy,
+    /// `maxmemory-samples`: keys sampled per shard visit by the sampled policies.
+    pub maxmemory_samples: u64,
+    /// `maxmemory-eviction-tenacity`: 0..=100, the time limit of one eviction run.
+    pub maxmemory_eviction_tenacity: u64,
+    /// `lfu-log-factor`.
+    pub lfu_log_factor: u64,
+    /// `lfu-decay-time` (minutes).
+    pub lfu_decay_time: u64,
+    /// `lazyfree-lazy-eviction`.
+    pub lazyfree_lazy_eviction: bool,
+    /// `lazyfree-lazy-expire`.
+    pub lazyfree_lazy_expire: bool,
+    /// `lazyfree-lazy-server-del`.
+    pub lazyfree_lazy_server_del: bool,
+    /// `lazyfree-lazy-user-del`.
+    pub lazyfree_lazy_user_del: bool,
+    /// `lazyfree-lazy-user-flush`.
+    pub lazyfree_lazy_user_flush: bool,
     /// `enable-protected-configs` (immutable): who may CONFIG SET protected directives.
     pub enable_protected_configs: ProtectedAction,
     /// `enable-debug-command` (immutable): who may run DEBUG.
@@ -251,6 +272,15 @@ impl Default for Config {
             appendonly: false,
             maxmemory: 0,
             maxmemory_policy: MaxmemoryPolicy::default(),
+            maxmemory_samples: 0,
+            maxmemory_eviction_tenacity: 0,
+            lfu_log_factor: 0,
+            lfu_decay_time: 0,
+            lazyfree_lazy_eviction: false,
+            lazyfree_lazy_expire: false,
+            lazyfree_lazy_server_del: false,
+            lazyfree_lazy_user_del: false,
+            lazyfree_lazy_user_flush: false,
             enable_protected_configs: ProtectedAction::default(),
             enable_debug_command: ProtectedAction::default(),
             threads: 0,

@@ -23,6 +23,10 @@ pub const SENSITIVE: u8 = 1 << 2;
 /// Basalt's own directive (not in Redis).
 pub const BASALT: u8 = 1 << 3;
 
+/// Basalt's own values of Redis enum directives (`maxmemory-policy allkeys-s3fifo`):
+/// accepted, but left out of the "must be one of" error so it stays Redis's text.
+const UNLISTED: &[&str] = &["allkeys-fifo", "allkeys-s3fifo"];
+
 /// One configuration directive.
 pub struct Directive {
     /// Canonical (lowercase) name.
@@ -173,9 +177,14 @@ impl Directive {
             {
                 Some(i) => store(c, i),
                 None => {
+                    let listed: Vec<&str> = names
+                        .iter()
+                        .copied()
+                        .filter(|n| !UNLISTED.contains(n))
+                        .collect();
                     return Err(format!(
                         "argument(s) must be one of the following: {}",
-                        names.join(", ")
+                        listed.join(", ")
                     ));
                 }
             },
@@ -670,6 +679,117 @@ pub static TABLE: &[Directive] = &[
             default: MaxmemoryPolicy::NoEviction as usize,
             get: |c| c.maxmemory_policy as usize,
             set: |c, i| c.maxmemory_policy = MaxmemoryPolicy::from_index(i),
+        },
+    },
+    Directive {
+        name: "maxmemory-samples",
+        aliases: &[],
+        flags: 0,
+        kind: Kind::Int {
+            min: 1,
+            max: INT_MAX,
+            default: 5,
+            clamp: None,
+            check: None,
+            get: |c| c.maxmemory_samples as i64,
+            set: |c, v| c.maxmemory_samples = v as u64,
+        },
+    },
+    Directive {
+        name: "maxmemory-eviction-tenacity",
+        aliases: &[],
+        flags: 0,
+        kind: Kind::Int {
+            min: 0,
+            max: 100,
+            default: 10,
+            clamp: None,
+            check: None,
+            get: |c| c.maxmemory_eviction_tenacity as i64,
+            set: |c, v| c.maxmemory_eviction_tenacity = v as u64,
+        },
+    },
+    Directive {
+        name: "lfu-log-factor",
+        aliases: &[],
+        flags: 0,
+        kind: Kind::Int {
+            min: 0,
+            max: INT_MAX,
+            default: 10,
+            clamp: None,
+            check: None,
+            get: |c| c.lfu_log_factor as i64,
+            set: |c, v| c.lfu_log_factor = v as u64,
+        },
+    },
+    Directive {
+        name: "lfu-decay-time",
+        aliases: &[],
+        flags: 0,
+        kind: Kind::Int {
+            min: 0,
+            max: INT_MAX,
+            default: 1,
+            clamp: None,
+            check: None,
+            get: |c| c.lfu_decay_time as i64,
+            set: |c, v| c.lfu_decay_time = v as u64,
+        },
+    },
+    Directive {
+        name: "lazyfree-lazy-eviction",
+        aliases: &[],
+        flags: 0,
+        kind: Kind::Bool {
+            default: false,
+            check: None,
+            get: |c| c.lazyfree_lazy_eviction,
+            set: |c, v| c.lazyfree_lazy_eviction = v,
+        },
+    },
+    Directive {
+        name: "lazyfree-lazy-expire",
+        aliases: &[],
+        flags: 0,
+        kind: Kind::Bool {
+            default: false,
+            check: None,
+            get: |c| c.lazyfree_lazy_expire,
+            set: |c, v| c.lazyfree_lazy_expire = v,
+        },
+    },
+    Directive {
+        name: "lazyfree-lazy-server-del",
+        aliases: &[],
+        flags: 0,
+        kind: Kind::Bool {
+            default: false,
+            check: None,
+            get: |c| c.lazyfree_lazy_server_del,
+            set: |c, v| c.lazyfree_lazy_server_del = v,
+        },
+    },
+    Directive {
+        name: "lazyfree-lazy-user-del",
+        aliases: &[],
+        flags: 0,
+        kind: Kind::Bool {
+            default: false,
+            check: None,
+            get: |c| c.lazyfree_lazy_user_del,
+            set: |c, v| c.lazyfree_lazy_user_del = v,
+        },
+    },
+    Directive {
+        name: "lazyfree-lazy-user-flush",
+        aliases: &[],
+        flags: 0,
+        kind: Kind::Bool {
+            default: false,
+            check: None,
+            get: |c| c.lazyfree_lazy_user_flush,
+            set: |c, v| c.lazyfree_lazy_user_flush = v,
         },
     },
     Directive {

@@ -11,7 +11,7 @@ use crate::error::{self, CmdResult, Error};
 use crate::server::Ctx;
 use crate::transaction::Replaced;
 use basalt_engine::glob::glob_match;
-use basalt_engine::{StrValue, Value};
+use basalt_engine::{Reason, StrValue, Value};
 use basalt_proto::Frame;
 use bytes::Bytes;
 
@@ -113,7 +113,7 @@ pub const COMMANDS: &[Command] = &[
         "4.0.0",
         "Asynchronously deletes one or more keys.",
         "O(1) for each key removed regardless of its size. Then the command does O(N) work in a different thread in order to reclaim memory, where N is the number of allocations the deleted objects where composed of.",
-        del
+        unlink
     ),
     key_cmd!(
         "exists",
@@ -406,11 +406,21 @@ pub const COMMANDS: &[Command] = &[
 ];
 
 fn del(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    // Lazy only under `lazyfree-lazy-user-del yes`.
+    delete_keys(ctx, args, Reason::UserDel)
+}
+
+/// UNLINK: removes the keys now, frees big values on the lazy-free thread.
+fn unlink(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    delete_keys(ctx, args, Reason::Always)
+}
+
+fn delete_keys(ctx: &mut Ctx<'_>, args: &[Bytes], reason: Reason) -> CmdResult {
     let db = ctx.client.db;
     let mut g = ctx.srv.keyspace.lock_keys(&args[1..], ctx.now);
     let n = args[1..]
         .iter()
-        .filter(|k| g.remove(db, k).is_some())
+        .filter(|k| g.delete(db, k, reason))
         .count();
     Ok(Frame::Integer(n as i64))
 }
@@ -784,29 +794,24 @@ fn object_encoding(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
 }
 
 fn lfu_policy(ctx: &Ctx<'_>) -> bool {
-    ctx.srv
-        .config
-        .read()
-        .maxmemory_policy
-        .as_str()
-        .contains("lfu")
+    ctx.srv.keyspace.policy().is_lfu()
 }
 
 fn object_freq(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let lfu = lfu_policy(ctx);
-    let db = ctx.client.db;
+    let decay = ctx.srv.keyspace.lfu_decay_time();
+    let (db, now) = (ctx.client.db, ctx.now);
     let mut g = ctx.srv.keyspace.lock_key(&args[2], ctx.now);
-    if g.get(db, &args[2]).is_none() {
+    // Reading the counter is not an access (Redis looks the key up with NOTOUCH).
+    let Some(freq) = g.peek(db, &args[2]).map(|e| e.lfu_freq(now, decay)) else {
         return Ok(Frame::Null);
-    }
+    };
     if !lfu {
         return Err(Error::msg(
             "ERR An LFU maxmemory policy is not selected, access frequency not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.",
         ));
     }
-    // The LFU counter arrives with the eviction policies; a fresh key starts at
-    // LFU_INIT_VAL (5) in Redis.
-    Ok(Frame::Integer(5))
+    Ok(Frame::Integer(i64::from(freq)))
 }
 
 fn object_idletime(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
@@ -887,10 +892,12 @@ fn dbsize(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CmdResult {
     Ok(Frame::Integer(n as i64))
 }
 
-fn flush_mode(args: &[Bytes]) -> Result<(), Error> {
+/// True for ASYNC, false for SYNC; without a mode, `lazyfree-lazy-user-flush` decides.
+fn flush_mode(ctx: &Ctx<'_>, args: &[Bytes]) -> Result<bool, Error> {
     match args.len() {
-        1 => Ok(()),
-        2 if is(&args[1], "async") || is(&args[1], "sync") => Ok(()),
+        1 => Ok(ctx.srv.keyspace.lazyfree().is_lazy(Reason::UserFlush)),
+        2 if is(&args[1], "async") => Ok(true),
+        2 if is(&args[1], "sync") => Ok(false),
         _ => Err(Error::msg(error::SYNTAX)),
     }
 }
@@ -904,20 +911,20 @@ fn touch_flushed(srv: &crate::server::Server, g: &mut basalt_engine::Guard<'_>, 
 }
 
 fn flushdb(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
-    flush_mode(args)?;
+    let lazy = flush_mode(ctx, args)?;
     let db = ctx.client.db;
     let mut g = ctx.srv.keyspace.lock_all(ctx.now);
     touch_flushed(ctx.srv, &mut g, db);
-    g.flush_db(db);
+    g.flush_db_with(db, lazy);
     Ok(Frame::ok())
 }
 
 fn flushall(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
-    flush_mode(args)?;
+    let lazy = flush_mode(ctx, args)?;
     let mut g = ctx.srv.keyspace.lock_all(ctx.now);
     for db in 0..ctx.srv.keyspace.databases() {
         touch_flushed(ctx.srv, &mut g, db);
-        g.flush_db(db);
+        g.flush_db_with(db, lazy);
     }
     drop(g);
     // As Redis: a running background save is stopped, and with save points the (now
