@@ -101,6 +101,9 @@ fn defaults() {
     assert!(!c.appendonly);
     assert_eq!(c.maxmemory, 0);
     assert_eq!(c.maxmemory_policy, MaxmemoryPolicy::NoEviction);
+    assert_eq!((c.maxmemory_samples, c.maxmemory_eviction_tenacity), (5, 10));
+    assert_eq!((c.lfu_log_factor, c.lfu_decay_time), (10, 1));
+    assert!(!c.lazyfree_lazy_user_del && !c.lazyfree_lazy_eviction);
     assert_eq!(c.enable_protected_configs, ProtectedAction::No);
     assert_eq!(c.threads, 0);
     assert_eq!(c.shards, 64);
@@ -588,7 +591,9 @@ fn get_patterns() {
         c.get(b"maxmemory*"),
         vec![
             ("maxmemory".to_string(), b"0".to_vec()),
-            ("maxmemory-policy".to_string(), b"noeviction".to_vec())
+            ("maxmemory-policy".to_string(), b"noeviction".to_vec()),
+            ("maxmemory-samples".to_string(), b"5".to_vec()),
+            ("maxmemory-eviction-tenacity".to_string(), b"10".to_vec()),
         ]
     );
     let all = c.get(b"*");
@@ -759,6 +764,26 @@ fn set_error_strings_match_redis() {
             &[("appendonly", "maybe")],
             "ERR CONFIG SET failed (possibly related to argument 'appendonly') - argument must \
              be 'yes' or 'no'",
+        ),
+        (
+            &[("maxmemory-samples", "0")],
+            "ERR CONFIG SET failed (possibly related to argument 'maxmemory-samples') - argument \
+             must be between 1 and 2147483647 inclusive",
+        ),
+        (
+            &[("maxmemory-eviction-tenacity", "101")],
+            "ERR CONFIG SET failed (possibly related to argument 'maxmemory-eviction-tenacity') \
+             - argument must be between 0 and 100 inclusive",
+        ),
+        (
+            &[("lfu-log-factor", "-1")],
+            "ERR CONFIG SET failed (possibly related to argument 'lfu-log-factor') - argument \
+             must be between 0 and 2147483647 inclusive",
+        ),
+        (
+            &[("lazyfree-lazy-user-del", "1")],
+            "ERR CONFIG SET failed (possibly related to argument 'lazyfree-lazy-user-del') - \
+             argument must be 'yes' or 'no'",
         ),
         (
             &[("maxmemory", "-1")],
@@ -1095,4 +1120,26 @@ mod properties {
             }
         }
     }
+}
+
+#[test]
+fn basalt_policies_are_accepted_but_not_listed() {
+    let mut c = Config::default();
+    c.set_many(&pairs(&[("maxmemory-policy", "ALLKEYS-S3FIFO")]))
+        .unwrap();
+    assert_eq!(c.maxmemory_policy, MaxmemoryPolicy::AllkeysS3Fifo);
+    assert_eq!(get1(&c, "maxmemory-policy"), "allkeys-s3fifo");
+    c.set_many(&pairs(&[("maxmemory-policy", "allkeys-fifo")]))
+        .unwrap();
+    assert_eq!(c.maxmemory_policy.engine(), basalt_engine::Policy::AllkeysFifo);
+    // Boundaries of the new directives.
+    c.set_many(&pairs(&[
+        ("maxmemory-samples", "1"),
+        ("maxmemory-eviction-tenacity", "100"),
+        ("lfu-decay-time", "0"),
+        ("lazyfree-lazy-expire", "yes"),
+    ]))
+    .unwrap();
+    assert_eq!(get1(&c, "maxmemory-samples"), "1");
+    assert_eq!(get1(&c, "lazyfree-lazy-expire"), "yes");
 }

@@ -12,6 +12,7 @@ mod hashes;
 mod hyperloglog;
 mod lifecycle;
 mod lists;
+mod memory;
 mod protocol;
 mod rdb;
 mod sets;
