@@ -227,7 +227,7 @@ fn doctor(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CmdResult {
 /// The doctor's report for a memory overview (separate for tests).
 pub fn doctor_report(m: &MemoryOverview, policy: &str) -> String {
     if m.used < 5 * 1024 * 1024 {
-        return "Hi Sam, this instance is empty or is using very little memory, my issues detector can't be used in these conditions. Please, leave for your mission on Earth and fill it with some data. The new Sam and I will be back to our programming as soon as I finished rebooting.".into();
+        return "Hi Sam, this instance is empty or is using very little memory, my issues detector can't be used in these conditions. Please, leave for your mission on Earth and fill it with some data. The new Sam and I will be back to our programming as soon as I finished rebooting.\n".into();
     }
     let mut issues: Vec<String> = Vec::new();
     if m.peak as f64 / m.used as f64 > 1.5 {
@@ -271,7 +271,7 @@ pub fn doctor_report(m: &MemoryOverview, policy: &str) -> String {
         ));
     }
     if issues.is_empty() {
-        return "Hi Sam, I can't find any memory issue in your instance. I can only account for what occurs on this base.".into();
+        return "Hi Sam, I can't find any memory issue in your instance. I can only account for what occurs on this base.\n".into();
     }
     let mut s = String::from(
         "Sam, I detected a few issues in this Basalt instance memory implants:\n\n",
@@ -299,22 +299,30 @@ fn malloc_stats(_ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CmdResult {
     })
 }
 
+/// `MEMORY HELP`: Redis 7.0 writes its last line as "Prints this help." (other
+/// containers say "Print"), so the reply is built here rather than with `help_reply`.
 fn help(_ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CmdResult {
-    Ok(super::keys::help_reply(
-        "MEMORY",
-        &[
-            "DOCTOR",
-            "    Return memory problems reports.",
-            "MALLOC-STATS",
-            "    Return internal statistics report from the memory allocator.",
-            "PURGE",
-            "    Attempt to purge dirty pages for reclamation by the allocator.",
-            "STATS",
-            "    Return information about the memory usage of the server.",
-            "USAGE <key> [SAMPLES <count>]",
-            "    Return memory in bytes used by <key> and its value. Nested values are",
-            "    sampled up to <count> times (default: 5, 0 means sample all).",
-        ],
+    let lines = [
+        "MEMORY <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+        "DOCTOR",
+        "    Return memory problems reports.",
+        "MALLOC-STATS",
+        "    Return internal statistics report from the memory allocator.",
+        "PURGE",
+        "    Attempt to purge dirty pages for reclamation by the allocator.",
+        "STATS",
+        "    Return information about the memory usage of the server.",
+        "USAGE <key> [SAMPLES <count>]",
+        "    Return memory in bytes used by <key> and its value. Nested values are",
+        "    sampled up to <count> times (default: 5, 0 means sample all).",
+        "HELP",
+        "    Prints this help.",
+    ];
+    Ok(Frame::Array(
+        lines
+            .iter()
+            .map(|l| Frame::Simple(Bytes::from_static(l.as_bytes())))
+            .collect(),
     ))
 }
 
