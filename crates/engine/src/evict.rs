@@ -118,7 +118,10 @@ impl Policy {
     pub fn is_volatile(self) -> bool {
         matches!(
             self,
-            Policy::VolatileLru | Policy::VolatileLfu | Policy::VolatileRandom | Policy::VolatileTtl
+            Policy::VolatileLru
+                | Policy::VolatileLfu
+                | Policy::VolatileRandom
+                | Policy::VolatileTtl
         )
     }
 
@@ -287,7 +290,12 @@ impl Fifo {
 
     /// Remembers a key evicted from the small queue.
     pub fn ghost_add(&mut self, hash: u64) {
-        let want = self.main.live.max(self.small.live).next_power_of_two().max(64);
+        let want = self
+            .main
+            .live
+            .max(self.small.live)
+            .next_power_of_two()
+            .max(64);
         if self.ghost.len() < want || self.ghost.len() > want * 4 {
             // Follows the main queue's size; old fingerprints are dropped (their slots
             // move).
@@ -323,7 +331,8 @@ impl Fifo {
             return true;
         }
         let total = self.small.live + self.main.live;
-        self.small.live > 0 && (self.main.live == 0 || self.small.live * 100 >= total * SMALL_PERCENT)
+        self.small.live > 0
+            && (self.main.live == 0 || self.small.live * 100 >= total * SMALL_PERCENT)
     }
 }
 

@@ -24,8 +24,7 @@
 
 use crate::dict::Dict;
 use crate::evict::{
-    self, FREQ_SHIFT, Fifo, IN_MAIN, LFU_INIT_VAL, Policy, SEQ_MASK, Tracking, fifo_freq,
-    fifo_hit,
+    self, FREQ_SHIFT, Fifo, IN_MAIN, LFU_INIT_VAL, Policy, SEQ_MASK, Tracking, fifo_freq, fifo_hit,
 };
 use crate::lazyfree::{LazyFree, Reason};
 use crate::memory::{BUCKET_BYTES, EXPIRE_INDEX_BYTES, alloc_size, entry_bytes};
@@ -302,7 +301,11 @@ impl Db {
                 break None;
             }
             let from_small = f.evict_from_small();
-            let q = if from_small { &mut f.small } else { &mut f.main };
+            let q = if from_small {
+                &mut f.small
+            } else {
+                &mut f.main
+            };
             let Some((h, seq)) = q.pop() else {
                 // Live counts without items: only after a bug; resynchronize.
                 q.live = 0;
@@ -794,11 +797,11 @@ impl Keyspace {
     }
 
     /// Books one evicted key: counters, then frees the value (maybe lazily).
-    fn evicted(&self, shard: &mut Shard, db: usize, hash: u64, key: Box<[u8]>, e: Entry) -> usize {
+    fn evicted(&self, shard: &mut Shard, db: usize, hash: u64, key_len: usize, e: Entry) -> usize {
         let d = &mut shard.dbs[db];
-        d.removed(hash, key.len(), &e);
+        d.removed(hash, key_len, &e);
         shard.stats.evicted_keys += 1;
-        let bytes = entry_bytes(key.len(), &e.value);
+        let bytes = entry_bytes(key_len, &e.value);
         self.lazy.free(e.value, Reason::Eviction);
         bytes
     }
@@ -837,7 +840,7 @@ impl Keyspace {
                     picked.and_then(|(h, k)| d.dict.remove(h, &k).map(|(k, e)| (h, k, e)))
                 };
                 if let Some((h, k, e)) = removed {
-                    return Some(self.evicted(&mut s, db, h, k, e));
+                    return Some(self.evicted(&mut s, db, h, k.len(), e));
                 }
             }
         }
@@ -852,7 +855,7 @@ impl Keyspace {
             let mut s = self.shards[si].lock();
             for db in 0..self.databases {
                 if let Some((h, k, e)) = s.dbs[db].fifo_evict_one() {
-                    return Some(self.evicted(&mut s, db, h, k, e));
+                    return Some(self.evicted(&mut s, db, h, k.len(), e));
                 }
             }
         }
@@ -939,7 +942,7 @@ impl Keyspace {
                     .dict
                     .remove_where(c.hash, |_, e| !volatile || e.expire_at != 0)
                 {
-                    return Some(self.evicted(&mut s, db, c.hash, k, e));
+                    return Some(self.evicted(&mut s, db, c.hash, k.len(), e));
                 }
             }
             if dry >= n {
@@ -1531,7 +1534,8 @@ mod memory_tests {
             let sh = sh.lock();
             for d in &sh.dbs {
                 let mut walked = 0;
-                d.dict.for_each(|k, e| walked += entry_bytes(k.len(), &e.value));
+                d.dict
+                    .for_each(|k, e| walked += entry_bytes(k.len(), &e.value));
                 assert_eq!(d.used, walked, "running byte count differs from a walk");
                 if let Some(f) = &d.fifo {
                     let mut small = 0;
@@ -1704,7 +1708,10 @@ mod memory_tests {
                 g.insert(0, k.as_bytes(), v, now + 10_000_000);
                 drop(g);
                 let used = ks.used_bytes();
-                assert!(used <= limit + biggest + 8 * BUCKET_BYTES * 1024, "{p:?}: {used}");
+                assert!(
+                    used <= limit + biggest + 8 * BUCKET_BYTES * 1024,
+                    "{p:?}: {used}"
+                );
             }
             assert!(ks.stats().evicted_keys > 1000, "{p:?} evicted too little");
             check_accounting(&ks);
@@ -1829,7 +1836,11 @@ mod memory_tests {
         assert_eq!(out.keys, 30);
         let mut g = ks.lock_all(2_000);
         for i in 0..100 {
-            assert_eq!(g.exists(0, format!("key:{i:06}").as_bytes()), i >= 30, "{i}");
+            assert_eq!(
+                g.exists(0, format!("key:{i:06}").as_bytes()),
+                i >= 30,
+                "{i}"
+            );
         }
     }
 
@@ -1853,7 +1864,11 @@ mod memory_tests {
             for i in 0..300 {
                 let k = format!("hot:{i:05}");
                 now += 1;
-                if ks.lock_key(k.as_bytes(), now).get(0, k.as_bytes()).is_none() {
+                if ks
+                    .lock_key(k.as_bytes(), now)
+                    .get(0, k.as_bytes())
+                    .is_none()
+                {
                     put(&k, now);
                 }
                 let _ = round;
@@ -1907,7 +1922,10 @@ mod memory_tests {
         drop(g);
         ks.set_policy(Policy::AllkeysFifo, 1_000);
         let per = ks.used_bytes() / 500;
-        assert_eq!(ks.evict(per * 100, 1_000, 5, || true).status, EvictStatus::Done);
+        assert_eq!(
+            ks.evict(per * 100, 1_000, 5, || true).status,
+            EvictStatus::Done
+        );
         check_accounting(&ks);
     }
 
@@ -1919,7 +1937,11 @@ mod memory_tests {
         let t0 = 10_000_000u64;
         for i in 0..100_000u64 {
             let k = format!("key:{i}");
-            let exp = if i % 3 == 0 { 0 } else { t0 + 1 + (i * 7919) % 5_000 };
+            let exp = if i % 3 == 0 {
+                0
+            } else {
+                t0 + 1 + (i * 7919) % 5_000
+            };
             ks.lock_key(k.as_bytes(), t0)
                 .insert(0, k.as_bytes(), s(b"v"), exp);
         }
@@ -1949,7 +1971,7 @@ mod memory_tests {
         fill(&ks, 1000, 1_000, 0);
         ks.lock_all(1_000).flush_db_with(0, true);
         assert_eq!(ks.db_sizes()[0].0, 0);
-        assert_eq!(ks.used_bytes() < 1000, true);
+        assert!(ks.used_bytes() < 1000);
         let t = std::time::Instant::now();
         while ks.lazyfree().pending_objects() > 0 && t.elapsed().as_secs() < 10 {
             std::thread::sleep(std::time::Duration::from_millis(1));

@@ -152,9 +152,9 @@ impl LazyFree {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::EncodingLimits;
     use crate::types::SetValue;
     use crate::value::StrValue;
-    use crate::EncodingLimits;
     use std::sync::Arc;
 
     fn big_set(n: usize) -> Value {

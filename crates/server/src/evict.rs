@@ -52,11 +52,9 @@ pub fn perform(srv: &Server, now: u64) -> EvictStatus {
     let samples = srv.live.maxmemory_samples.load(Ordering::Relaxed) as usize;
     let limit = time_limit(srv.live.eviction_tenacity.load(Ordering::Relaxed));
     let start = Instant::now();
-    let out = srv
-        .keyspace
-        .evict((used - max) as usize, now, samples, || {
-            limit.is_none_or(|l| start.elapsed() < l)
-        });
+    let out = srv.keyspace.evict((used - max) as usize, now, samples, || {
+        limit.is_none_or(|l| start.elapsed() < l)
+    });
     srv.stats
         .eviction_usec
         .fetch_add(start.elapsed().as_micros() as u64, Ordering::Relaxed);

@@ -101,7 +101,10 @@ fn defaults() {
     assert!(!c.appendonly);
     assert_eq!(c.maxmemory, 0);
     assert_eq!(c.maxmemory_policy, MaxmemoryPolicy::NoEviction);
-    assert_eq!((c.maxmemory_samples, c.maxmemory_eviction_tenacity), (5, 10));
+    assert_eq!(
+        (c.maxmemory_samples, c.maxmemory_eviction_tenacity),
+        (5, 10)
+    );
     assert_eq!((c.lfu_log_factor, c.lfu_decay_time), (10, 1));
     assert!(!c.lazyfree_lazy_user_del && !c.lazyfree_lazy_eviction);
     assert_eq!(c.enable_protected_configs, ProtectedAction::No);
@@ -1131,7 +1134,10 @@ fn basalt_policies_are_accepted_but_not_listed() {
     assert_eq!(get1(&c, "maxmemory-policy"), "allkeys-s3fifo");
     c.set_many(&pairs(&[("maxmemory-policy", "allkeys-fifo")]))
         .unwrap();
-    assert_eq!(c.maxmemory_policy.engine(), basalt_engine::Policy::AllkeysFifo);
+    assert_eq!(
+        c.maxmemory_policy.engine(),
+        basalt_engine::Policy::AllkeysFifo
+    );
     // Boundaries of the new directives.
     c.set_many(&pairs(&[
         ("maxmemory-samples", "1"),

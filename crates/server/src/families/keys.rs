@@ -418,10 +418,7 @@ fn unlink(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
 fn delete_keys(ctx: &mut Ctx<'_>, args: &[Bytes], reason: Reason) -> CmdResult {
     let db = ctx.client.db;
     let mut g = ctx.srv.keyspace.lock_keys(&args[1..], ctx.now);
-    let n = args[1..]
-        .iter()
-        .filter(|k| g.delete(db, k, reason))
-        .count();
+    let n = args[1..].iter().filter(|k| g.delete(db, k, reason)).count();
     Ok(Frame::Integer(n as i64))
 }
 

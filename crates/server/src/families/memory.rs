@@ -185,7 +185,7 @@ fn stats(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CmdResult {
         pair("keys.count", int(m.keys)),
         pair(
             "keys.bytes-per-key",
-            int(if m.keys == 0 { 0 } else { net / m.keys }),
+            int(net.checked_div(m.keys).unwrap_or(0)),
         ),
         pair("dataset.bytes", int(m.dataset())),
         pair(
@@ -273,9 +273,8 @@ pub fn doctor_report(m: &MemoryOverview, policy: &str) -> String {
     if issues.is_empty() {
         return "Hi Sam, I can't find any memory issue in your instance. I can only account for what occurs on this base.\n".into();
     }
-    let mut s = String::from(
-        "Sam, I detected a few issues in this Basalt instance memory implants:\n\n",
-    );
+    let mut s =
+        String::from("Sam, I detected a few issues in this Basalt instance memory implants:\n\n");
     for i in issues {
         s.push_str(&i);
     }
@@ -342,13 +341,22 @@ mod tests {
 
     #[test]
     fn doctor_reports_like_redis() {
-        assert!(doctor_report(&overview(1 << 20), "noeviction").starts_with("Hi Sam, this instance is empty"));
-        assert!(doctor_report(&overview(100 << 20), "noeviction").starts_with("Hi Sam, I can't find any memory issue"));
+        assert!(
+            doctor_report(&overview(1 << 20), "noeviction")
+                .starts_with("Hi Sam, this instance is empty")
+        );
+        assert!(
+            doctor_report(&overview(100 << 20), "noeviction")
+                .starts_with("Hi Sam, I can't find any memory issue")
+        );
         let mut m = overview(100 << 20);
         m.peak = 300 << 20;
         m.maxmemory = 50 << 20;
         let r = doctor_report(&m, "noeviction");
-        assert!(r.contains(" * Peak memory:") && r.contains(" * Over maxmemory:"), "{r}");
+        assert!(
+            r.contains(" * Peak memory:") && r.contains(" * Over maxmemory:"),
+            "{r}"
+        );
         assert!(r.contains("-OOM"));
         assert!(r.ends_with("I want to help you.\n"));
     }

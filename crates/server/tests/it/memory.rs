@@ -8,9 +8,7 @@ use std::time::{Duration, Instant};
 const OOM: &[u8] = b"-OOM command not allowed when used memory > 'maxmemory'.\r\n";
 
 fn info_field(c: &mut RawClient, section: &str, field: &str) -> u64 {
-    let raw = c
-        .cmd(&[b"INFO", section.as_bytes()])
-        .expect("info");
+    let raw = c.cmd(&[b"INFO", section.as_bytes()]).expect("info");
     let text = String::from_utf8_lossy(&raw).into_owned();
     text.lines()
         .find_map(|l| l.strip_prefix(&format!("{field}:")))
@@ -59,15 +57,22 @@ fn noeviction_refuses_denyoom_but_serves_reads_and_deletes() {
     assert_eq!(c.cmd(&[b"GET", b"k0"]).expect("get").len(), 1000 + 9);
     assert_eq!(c.cmd(&[b"EXISTS", b"k1"]).expect("exists"), b":1\r\n");
     assert_eq!(c.cmd(&[b"LPUSH", b"l", b"a"]).expect("lpush"), OOM);
-    assert_eq!(c.cmd(&[b"EXPIRE", b"k1", b"100"]).expect("expire"), b":1\r\n");
+    assert_eq!(
+        c.cmd(&[b"EXPIRE", b"k1", b"100"]).expect("expire"),
+        b":1\r\n"
+    );
     assert_eq!(c.cmd(&[b"DEL", b"k0"]).expect("del"), b":1\r\n");
-    let stats = String::from_utf8_lossy(&c.cmd(&[b"INFO", b"everything"]).expect("info"))
-        .into_owned();
+    let stats =
+        String::from_utf8_lossy(&c.cmd(&[b"INFO", b"everything"]).expect("info")).into_owned();
     assert!(stats.contains("errorstat_OOM:count="), "{stats}");
-    assert!(stats.contains("cmdstat_lpush:calls=0,usec=0,usec_per_call=0.00,rejected_calls=1"), "{stats}");
+    assert!(
+        stats.contains("cmdstat_lpush:calls=0,usec=0,usec_per_call=0.00,rejected_calls=1"),
+        "{stats}"
+    );
     // Freeing memory (UNLINK here) lets writes in again.
     for i in 1..n / 2 {
-        c.cmd(&[b"UNLINK", format!("k{i}").as_bytes()]).expect("unlink");
+        c.cmd(&[b"UNLINK", format!("k{i}").as_bytes()])
+            .expect("unlink");
     }
     assert_eq!(c.cmd(&[b"SET", b"again", b"v"]).expect("set"), b"+OK\r\n");
     assert_eq!(info_field(&mut c, "stats", "evicted_keys"), 0);
@@ -79,7 +84,14 @@ fn noeviction_refuses_denyoom_but_serves_reads_and_deletes() {
 fn eviction_keeps_usage_within_one_value_of_the_limit() {
     let server = crate::start(&[]);
     let mut c = RawClient::connect_port(server.port()).expect("connect");
-    for policy in ["allkeys-lru", "allkeys-lfu", "allkeys-random", "allkeys-fifo", "allkeys-s3fifo", "volatile-ttl"] {
+    for policy in [
+        "allkeys-lru",
+        "allkeys-lfu",
+        "allkeys-random",
+        "allkeys-fifo",
+        "allkeys-s3fifo",
+        "volatile-ttl",
+    ] {
         c.cmd(&[b"FLUSHALL"]).expect("flush");
         config_set(&mut c, "maxmemory", "0");
         config_set(&mut c, "maxmemory-policy", policy);
@@ -178,7 +190,10 @@ fn lowering_maxmemory_evicts_down_promptly() {
     config_set(&mut c, "maxmemory", &limit.to_string());
     let t0 = Instant::now();
     while used(&mut c) > limit + 16 * 1024 {
-        assert!(t0.elapsed() < Duration::from_secs(20), "still over the limit");
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "still over the limit"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     assert!(info_field(&mut c, "stats", "evicted_keys") > 3000);
@@ -191,7 +206,10 @@ fn object_freq_and_idletime_follow_the_policy() {
     c.cmd(&[b"SET", b"k", b"v"]).expect("set");
     let freq_err = c.cmd(&[b"OBJECT", b"FREQ", b"k"]).expect("freq");
     assert!(freq_err.starts_with(b"-ERR An LFU maxmemory policy is not selected"));
-    assert_eq!(c.cmd(&[b"OBJECT", b"IDLETIME", b"k"]).expect("idle"), b":0\r\n");
+    assert_eq!(
+        c.cmd(&[b"OBJECT", b"IDLETIME", b"k"]).expect("idle"),
+        b":0\r\n"
+    );
     config_set(&mut c, "maxmemory-policy", "allkeys-lfu");
     c.cmd(&[b"SET", b"n", b"v"]).expect("set");
     assert_eq!(c.cmd(&[b"OBJECT", b"FREQ", b"n"]).expect("freq"), b":5\r\n");
@@ -202,12 +220,20 @@ fn object_freq_and_idletime_follow_the_policy() {
         c.cmd(&[b"GET", b"n"]).expect("get");
     }
     let f = c.cmd(&[b"OBJECT", b"FREQ", b"n"]).expect("freq");
-    let f: u32 = std::str::from_utf8(&f[1..f.len() - 2]).unwrap().parse().unwrap();
+    let f: u32 = std::str::from_utf8(&f[1..f.len() - 2])
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!((7..40).contains(&f), "{f}");
     let idle_err = c.cmd(&[b"OBJECT", b"IDLETIME", b"n"]).expect("idle");
-    assert!(idle_err.starts_with(b"-ERR An LFU maxmemory policy is selected, idle time not tracked."));
+    assert!(
+        idle_err.starts_with(b"-ERR An LFU maxmemory policy is selected, idle time not tracked.")
+    );
     config_set(&mut c, "maxmemory-policy", "allkeys-s3fifo");
-    assert_eq!(c.cmd(&[b"OBJECT", b"IDLETIME", b"n"]).expect("idle"), b":0\r\n");
+    assert_eq!(
+        c.cmd(&[b"OBJECT", b"IDLETIME", b"n"]).expect("idle"),
+        b":0\r\n"
+    );
 }
 
 /// UNLINK and FLUSHALL ASYNC hand big values to the freeing thread.
@@ -219,8 +245,11 @@ fn unlink_and_async_flush_free_in_the_background() {
     for i in 0..20_000 {
         let f = format!("field:{i}");
         pipe.extend_from_slice(
-            format!("*4\r\n$4\r\nHSET\r\n$1\r\nh\r\n${}\r\n{f}\r\n$1\r\nv\r\n", f.len())
-                .as_bytes(),
+            format!(
+                "*4\r\n$4\r\nHSET\r\n$1\r\nh\r\n${}\r\n{f}\r\n$1\r\nv\r\n",
+                f.len()
+            )
+            .as_bytes(),
         );
     }
     c.send_raw(&pipe).expect("send");
@@ -228,7 +257,10 @@ fn unlink_and_async_flush_free_in_the_background() {
         c.read_reply_raw().expect("reply");
     }
     let before = used(&mut c);
-    assert_eq!(c.cmd(&[b"UNLINK", b"h", b"nokey"]).expect("unlink"), b":1\r\n");
+    assert_eq!(
+        c.cmd(&[b"UNLINK", b"h", b"nokey"]).expect("unlink"),
+        b":1\r\n"
+    );
     assert_eq!(c.cmd(&[b"EXISTS", b"h"]).expect("exists"), b":0\r\n");
     let t0 = Instant::now();
     while info_field(&mut c, "memory", "lazyfreed_objects") < 1 {
@@ -236,9 +268,13 @@ fn unlink_and_async_flush_free_in_the_background() {
         std::thread::sleep(Duration::from_millis(10));
     }
     assert_eq!(info_field(&mut c, "memory", "lazyfree_pending_objects"), 0);
-    assert!(used(&mut c) + 500_000 < before, "the hash's memory came back");
+    assert!(
+        used(&mut c) + 500_000 < before,
+        "the hash's memory came back"
+    );
     for i in 0..1000 {
-        c.cmd(&[b"SET", format!("k{i}").as_bytes(), b"v"]).expect("set");
+        c.cmd(&[b"SET", format!("k{i}").as_bytes(), b"v"])
+            .expect("set");
     }
     assert_eq!(c.cmd(&[b"FLUSHALL", b"ASYNC"]).expect("flush"), b"+OK\r\n");
     assert_eq!(c.cmd(&[b"DBSIZE"]).expect("dbsize"), b":0\r\n");
@@ -247,7 +283,10 @@ fn unlink_and_async_flush_free_in_the_background() {
         std::thread::sleep(Duration::from_millis(10));
     }
     assert_eq!(c.cmd(&[b"FLUSHDB", b"SYNC"]).expect("flush"), b"+OK\r\n");
-    assert_eq!(c.cmd(&[b"FLUSHDB", b"LAZY"]).expect("flush"), b"-ERR syntax error\r\n");
+    assert_eq!(
+        c.cmd(&[b"FLUSHDB", b"LAZY"]).expect("flush"),
+        b"-ERR syntax error\r\n"
+    );
 }
 
 #[test]
@@ -256,22 +295,48 @@ fn memory_usage_and_stats() {
     let mut c = RawClient::connect_port(server.port()).expect("connect");
     c.cmd(&[b"SET", b"foo", b"bar"]).expect("set");
     // Node (80) + key (8) + embstr value (8).
-    assert_eq!(c.cmd(&[b"MEMORY", b"USAGE", b"foo"]).expect("usage"), b":96\r\n");
-    assert_eq!(c.cmd(&[b"MEMORY", b"USAGE", b"nokey"]).expect("usage"), b"$-1\r\n");
+    assert_eq!(
+        c.cmd(&[b"MEMORY", b"USAGE", b"foo"]).expect("usage"),
+        b":96\r\n"
+    );
+    assert_eq!(
+        c.cmd(&[b"MEMORY", b"USAGE", b"nokey"]).expect("usage"),
+        b"$-1\r\n"
+    );
     let big = vec![b'x'; 10_000];
     c.cmd(&[b"SET", b"big", &big]).expect("set");
-    let u = c.cmd(&[b"MEMORY", b"USAGE", b"big", b"SAMPLES", b"0"]).expect("usage");
-    let u: u64 = std::str::from_utf8(&u[1..u.len() - 2]).unwrap().parse().unwrap();
+    let u = c
+        .cmd(&[b"MEMORY", b"USAGE", b"big", b"SAMPLES", b"0"])
+        .expect("usage");
+    let u: u64 = std::str::from_utf8(&u[1..u.len() - 2])
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!((10_000..10_000 + 2600).contains(&u), "{u}");
-    let stats = String::from_utf8_lossy(&c.cmd(&[b"MEMORY", b"STATS"]).expect("stats"))
-        .into_owned();
-    for f in ["peak.allocated", "db.0", "overhead.hashtable.main", "keys.count", "dataset.bytes", "fragmentation.bytes"] {
+    let stats =
+        String::from_utf8_lossy(&c.cmd(&[b"MEMORY", b"STATS"]).expect("stats")).into_owned();
+    for f in [
+        "peak.allocated",
+        "db.0",
+        "overhead.hashtable.main",
+        "keys.count",
+        "dataset.bytes",
+        "fragmentation.bytes",
+    ] {
         assert!(stats.contains(f), "MEMORY STATS lacks {f}: {stats}");
     }
     let doctor = c.cmd(&[b"MEMORY", b"DOCTOR"]).expect("doctor");
-    assert!(doctor.starts_with(b"$"), "{:?}", String::from_utf8_lossy(&doctor));
+    assert!(
+        doctor.starts_with(b"$"),
+        "{:?}",
+        String::from_utf8_lossy(&doctor)
+    );
     assert_eq!(c.cmd(&[b"MEMORY", b"PURGE"]).expect("purge"), b"+OK\r\n");
-    assert!(c.cmd(&[b"MEMORY", b"MALLOC-STATS"]).expect("stats").starts_with(b"$"));
+    assert!(
+        c.cmd(&[b"MEMORY", b"MALLOC-STATS"])
+            .expect("stats")
+            .starts_with(b"$")
+    );
 }
 
 /// 100k keys with mixed TTLs disappear after their deadlines without being accessed.
@@ -307,12 +372,15 @@ fn hundred_thousand_keys_with_mixed_ttls_expire_without_access() {
     }
     let t0 = Instant::now();
     loop {
-        let ks = String::from_utf8_lossy(&c.cmd(&[b"INFO", b"keyspace"]).expect("info"))
-            .into_owned();
+        let ks =
+            String::from_utf8_lossy(&c.cmd(&[b"INFO", b"keyspace"]).expect("info")).into_owned();
         if ks.contains(&format!("db0:keys={persistent},expires=0")) {
             break;
         }
-        assert!(t0.elapsed() < Duration::from_secs(30), "not reclaimed: {ks}");
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "not reclaimed: {ks}"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
     assert_eq!(
