@@ -423,17 +423,21 @@ pub fn memory(ctx: &Ctx) -> ScenarioOut {
     }
 }
 
-/// S5: cache-aside hit ratio at equal maxmemory with allkeys-lru, Zipf 0.99 and 0.8, then
-/// again after a one-shot scan of twice the cache size.
+/// S5: cache-aside hit ratio at equal maxmemory, Zipf 0.99 and 0.8, then again after a
+/// one-shot scan of twice the cache size. Redis runs `allkeys-lru`; Basalt runs each of
+/// its policies in `BASALT_S5_POLICIES` (its `allkeys-lru`, and S3-FIFO), each compared
+/// with the same Redis runs.
 pub fn hit_ratio(ctx: &Ctx) -> ScenarioOut {
     let sz = &ctx.sizes;
     let keys = sz.s5_keys;
-    let extra = vec![
-        st("--maxmemory"),
-        st(&sz.s5_maxmemory),
-        st("--maxmemory-policy"),
-        st("allkeys-lru"),
-    ];
+    let extra = |policy: &str| {
+        vec![
+            st("--maxmemory"),
+            st(&sz.s5_maxmemory),
+            st("--maxmemory-policy"),
+            st(policy),
+        ]
+    };
     let cache = |alpha: f64, seed: u64, requests: u64| {
         let mut a = strs(&[
             "--cache-aside",
@@ -460,96 +464,120 @@ pub fn hit_ratio(ctx: &Ctx) -> ScenarioOut {
         ]);
         a
     };
+    // One measurement: (hit ratio, hit ratio after the scan, keys held).
+    let measure =
+        |side: usize, policy: &str, alpha: f64, run: u64| -> Result<(f64, f64, f64), String> {
+            let srv = start(ctx, side, &extra(policy))?;
+            let e = |e: anyhow::Error| format!("{e:#}");
+            let mut c = srv.client().map_err(e)?;
+            match c.config_get("maxmemory-policy").map_err(e)? {
+                Some(p) if p == policy => {}
+                other => {
+                    return Err(format!(
+                        "maxmemory-policy {policy} not supported (CONFIG GET says {other:?})"
+                    ));
+                }
+            }
+            // Warm up until the cache is full (the first eviction), within bounds.
+            let mut chunk = 0;
+            loop {
+                let seed = run * 10 + 1 + 1000 * chunk;
+                let warm = cache(alpha, seed, 2 * sz.s5_requests);
+                clean_run(ctx, srv.port, &warm, None).map_err(e)?;
+                chunk += 1;
+                match check_evicting(&srv, &sz.s5_maxmemory) {
+                    Ok(()) => break,
+                    Err(Eviction::NotYet(_)) if chunk < 4 => continue,
+                    Err(Eviction::NotYet(why) | Eviction::Unsupported(why)) => {
+                        return Err(why);
+                    }
+                }
+            }
+            let m1 = clean_run(
+                ctx,
+                srv.port,
+                &cache(alpha, run * 10 + 2, sz.s5_requests),
+                None,
+            )
+            .map_err(e)?;
+            let held = c.dbsize().map_err(e)?;
+            let scan = scan_args(&(2 * held).max(1).to_string());
+            clean_run(ctx, srv.port, &scan, None).map_err(e)?;
+            let m2 = clean_run(
+                ctx,
+                srv.port,
+                &cache(alpha, run * 10 + 3, sz.s5_requests),
+                None,
+            )
+            .map_err(e)?;
+            Ok((
+                m1.hit_ratio.unwrap_or(0.0),
+                m2.hit_ratio.unwrap_or(0.0),
+                held as f64,
+            ))
+        };
     let mut rows = Vec::new();
     let mut commands = Vec::new();
     let mut notes = Vec::new();
     for alpha in [0.99, 0.8] {
-        let mut before = Row::new(
-            format!("hit ratio, Zipf {alpha}"),
-            Unit::Percent,
-            Better::Higher,
-        );
-        let mut after = Row::new(
-            format!("hit ratio after a scan of 2× the cache, Zipf {alpha}"),
-            Unit::Percent,
-            Better::Higher,
-        );
-        let mut cached = Row::new(
-            format!("keys held in {}, Zipf {alpha}", sz.s5_maxmemory),
-            Unit::Ops,
-            Better::Higher,
-        );
+        let label = |what: &str, policy: &str| {
+            if policy == "allkeys-lru" {
+                format!("{what}, Zipf {alpha}")
+            } else {
+                format!("{what}, Zipf {alpha} (basalt {policy})")
+            }
+        };
+        let mut groups: Vec<[Row; 3]> = BASALT_S5_POLICIES
+            .iter()
+            .map(|p| {
+                [
+                    Row::new(label("hit ratio", p), Unit::Percent, Better::Higher),
+                    Row::new(
+                        label("hit ratio after a scan of 2× the cache", p),
+                        Unit::Percent,
+                        Better::Higher,
+                    ),
+                    Row::new(
+                        label(&format!("keys held in {}", sz.s5_maxmemory), p),
+                        Unit::Ops,
+                        Better::Higher,
+                    ),
+                ]
+            })
+            .collect();
         for run in 0..sz.runs as u64 {
-            for side in [BASALT, REDIS] {
+            for (g, policy) in BASALT_S5_POLICIES.iter().enumerate() {
                 // Once a side is n/a, its remaining runs would only fail the same way.
-                if before.cells[side].is_err() {
+                if groups[g][0].cells[BASALT].is_err() {
                     continue;
                 }
-                let res = (|| -> Result<(f64, f64, f64), String> {
-                    let srv = start(ctx, side, &extra)?;
-                    let e = |e: anyhow::Error| format!("{e:#}");
-                    let mut c = srv.client().map_err(e)?;
-                    match c.config_get("maxmemory-policy").map_err(e)? {
-                        Some(p) if p == "allkeys-lru" => {}
-                        other => {
-                            return Err(format!(
-                                "maxmemory-policy allkeys-lru not supported (CONFIG GET says {other:?})"
-                            ));
-                        }
-                    }
-                    // Warm up until the cache is full (the first eviction), within bounds.
-                    let mut chunk = 0;
-                    loop {
-                        let seed = run * 10 + 1 + 1000 * chunk;
-                        let warm = cache(alpha, seed, 2 * sz.s5_requests);
-                        clean_run(ctx, srv.port, &warm, None).map_err(e)?;
-                        chunk += 1;
-                        match check_evicting(&srv, &sz.s5_maxmemory) {
-                            Ok(()) => break,
-                            Err(Eviction::NotYet(_)) if chunk < 4 => continue,
-                            Err(Eviction::NotYet(why) | Eviction::Unsupported(why)) => {
-                                return Err(why);
-                            }
-                        }
-                    }
-                    let m1 = clean_run(
-                        ctx,
-                        srv.port,
-                        &cache(alpha, run * 10 + 2, sz.s5_requests),
-                        None,
-                    )
-                    .map_err(e)?;
-                    let held = c.dbsize().map_err(e)?;
-                    let scan = scan_args(&(2 * held).max(1).to_string());
-                    clean_run(ctx, srv.port, &scan, None).map_err(e)?;
-                    let m2 = clean_run(
-                        ctx,
-                        srv.port,
-                        &cache(alpha, run * 10 + 3, sz.s5_requests),
-                        None,
-                    )
-                    .map_err(e)?;
-                    Ok((
-                        m1.hit_ratio.unwrap_or(0.0),
-                        m2.hit_ratio.unwrap_or(0.0),
-                        held as f64,
-                    ))
-                })();
-                match res {
+                match measure(BASALT, policy, alpha, run) {
                     Ok((h1, h2, held)) => {
-                        before.push(side, h1);
-                        after.push(side, h2);
-                        cached.push(side, held);
+                        groups[g][0].push(BASALT, h1);
+                        groups[g][1].push(BASALT, h2);
+                        groups[g][2].push(BASALT, held);
                     }
-                    Err(e) => {
-                        for r in [&mut before, &mut after, &mut cached] {
-                            r.na(side, &e);
-                        }
-                    }
+                    Err(e) => groups[g].iter_mut().for_each(|r| r.na(BASALT, &e)),
                 }
             }
+            if groups[0][0].cells[REDIS].is_err() {
+                continue;
+            }
+            // Redis runs allkeys-lru once; every Basalt policy is compared with it.
+            match measure(REDIS, "allkeys-lru", alpha, run) {
+                Ok((h1, h2, held)) => groups.iter_mut().for_each(|g| {
+                    g[0].push(REDIS, h1);
+                    g[1].push(REDIS, h2);
+                    g[2].push(REDIS, held);
+                }),
+                Err(e) => groups
+                    .iter_mut()
+                    .for_each(|g| g.iter_mut().for_each(|r| r.na(REDIS, &e))),
+            }
         }
-        rows.extend([before, after, cached]);
+        for g in groups {
+            rows.extend(g);
+        }
         commands.push(format!(
             "# Zipf {alpha}, per run: warm up, measure, scan, measure again (fresh server each run, seeds vary by run)\n{}\n{}\n{}\n{}",
             ctx.bench_cmdline(&cache(alpha, 1, 2 * sz.s5_requests)),
@@ -559,8 +587,9 @@ pub fn hit_ratio(ctx: &Ctx) -> ScenarioOut {
         ));
     }
     notes.push(format!(
-        "Both servers run with `--maxmemory {} --maxmemory-policy allkeys-lru`; {keys} keys of 100 bytes, so the cache holds only a fraction of them.",
-        sz.s5_maxmemory
+        "Both servers run with `--maxmemory {}`; redis-server with `--maxmemory-policy allkeys-lru`, basalt-server once per policy ({}; rows marked with the policy compare it with the same redis runs). {keys} keys of 100 bytes, so the cache holds only a fraction of them.",
+        sz.s5_maxmemory,
+        BASALT_S5_POLICIES.join(", ")
     ));
     ScenarioOut {
         id: "S5".into(),
@@ -575,6 +604,9 @@ pub fn hit_ratio(ctx: &Ctx) -> ScenarioOut {
         plot: None,
     }
 }
+
+/// Basalt's policies measured in S5 (Redis always runs `allkeys-lru`).
+const BASALT_S5_POLICIES: &[&str] = &["allkeys-lru", "allkeys-s3fifo"];
 
 /// A one-shot sequential scan of `count` keys that are not in the Zipf keyspace (`count`
 /// is a number, or a shell expression when shown in the docs).
