@@ -318,3 +318,105 @@ mod tests {
         assert_eq!(nines_label(4), "99.99%");
     }
 }
+
+/// A grouped bar chart of percentages: one group per `(label, bars)`, one bar per
+/// `(series, value in 0..=1)`; series keep their colour across groups. Used for S5's hit
+/// ratios.
+pub fn bars(title: &str, groups: &[(String, Vec<(String, f64)>)]) -> String {
+    let mut series: Vec<&str> = Vec::new();
+    for (_, bs) in groups {
+        for (s, _) in bs {
+            if !series.contains(&s.as_str()) {
+                series.push(s);
+            }
+        }
+    }
+    let legend_h = 22.0 * series.len() as f64;
+    let height = H + legend_h;
+    let p = Panel {
+        x0: 70.0,
+        y0: 50.0,
+        w: W - 100.0,
+        h: H - 130.0,
+    };
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{height}" viewBox="0 0 {W} {height}" font-family="sans-serif" font-size="13">
+<rect width="100%" height="100%" fill="white"/>
+<text x="{}" y="28" font-size="16" text-anchor="middle">{}</text>"#,
+        W / 2.0,
+        esc(title)
+    );
+    for t in 0..=10 {
+        let f = t as f64 / 10.0;
+        let y = p.y(f);
+        let _ = writeln!(
+            out,
+            r##"<line x1="{}" y1="{y}" x2="{}" y2="{y}" stroke="#ddd"/><text x="{}" y="{}" text-anchor="end">{}%</text>"##,
+            p.x0,
+            p.x0 + p.w,
+            p.x0 - 6.0,
+            y + 4.0,
+            t * 10
+        );
+    }
+    let gw = p.w / groups.len().max(1) as f64;
+    for (gi, (label, bs)) in groups.iter().enumerate() {
+        let gx = p.x0 + gi as f64 * gw;
+        let bw = (gw * 0.8) / bs.len().max(1) as f64;
+        for (bi, (s, v)) in bs.iter().enumerate() {
+            let ci = series.iter().position(|x| x == s).unwrap_or(0) % COLORS.len();
+            let x = gx + gw * 0.1 + bi as f64 * bw;
+            let y = p.y(*v);
+            let _ = writeln!(
+                out,
+                r#"<rect x="{x:.1}" y="{y:.1}" width="{:.1}" height="{:.1}" fill="{}"/><text x="{:.1}" y="{:.1}" text-anchor="middle" font-size="11">{:.1}</text>"#,
+                bw * 0.9,
+                p.y0 + p.h - y,
+                COLORS[ci],
+                x + bw * 0.45,
+                y - 4.0,
+                v * 100.0
+            );
+        }
+        let _ = writeln!(
+            out,
+            r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">{}</text>"#,
+            gx + gw / 2.0,
+            p.y0 + p.h + 20.0,
+            esc(label)
+        );
+    }
+    for (i, s) in series.iter().enumerate() {
+        let y = H - 40.0 + 22.0 * i as f64;
+        let _ = writeln!(
+            out,
+            r#"<rect x="{}" y="{}" width="14" height="14" fill="{}"/><text x="{}" y="{}">{}</text>"#,
+            p.x0,
+            y - 11.0,
+            COLORS[i % COLORS.len()],
+            p.x0 + 20.0,
+            y,
+            esc(s)
+        );
+    }
+    out.push_str("</svg>\n");
+    out
+}
+
+#[cfg(test)]
+mod bar_tests {
+    #[test]
+    fn bars_render_every_value() {
+        let svg = super::bars(
+            "t",
+            &[
+                ("a".into(), vec![("x".into(), 0.5), ("y".into(), 0.25)]),
+                ("b".into(), vec![("x".into(), 1.0)]),
+            ],
+        );
+        assert!(svg.starts_with("<svg") && svg.ends_with("</svg>\n"));
+        assert!(svg.contains(">50.0<") && svg.contains(">25.0<") && svg.contains(">100.0<"));
+    }
+}

@@ -107,9 +107,14 @@ fn chart(ctx: &Ctx, name: &str, title: &str, reports: &[Vec<Report>; 2]) -> Opti
     if series.is_empty() {
         return None;
     }
+    write_plot(ctx, name, &crate::plot::render(title, &series))
+}
+
+/// Writes `svg` as `<plots_dir>/<name>.svg`; returns its link for the docs.
+fn write_plot(ctx: &Ctx, name: &str, svg: &str) -> Option<String> {
     std::fs::create_dir_all(&ctx.args.plots_dir).ok()?;
     let path = ctx.args.plots_dir.join(format!("{name}.svg"));
-    std::fs::write(&path, crate::plot::render(title, &series)).ok()?;
+    std::fs::write(&path, svg).ok()?;
     if path.is_absolute() {
         return Some(path.display().to_string());
     }
@@ -519,6 +524,7 @@ pub fn hit_ratio(ctx: &Ctx) -> ScenarioOut {
     let mut rows = Vec::new();
     let mut commands = Vec::new();
     let mut notes = Vec::new();
+    let mut chart_groups = Vec::new();
     for alpha in [0.99, 0.8] {
         let label = |what: &str, policy: &str| {
             if policy == "allkeys-lru" {
@@ -575,6 +581,25 @@ pub fn hit_ratio(ctx: &Ctx) -> ScenarioOut {
                     .for_each(|g| g.iter_mut().for_each(|r| r.na(REDIS, &e))),
             }
         }
+        for (row, name) in [
+            (0, format!("Zipf {alpha}")),
+            (1, format!("Zipf {alpha}, after a scan")),
+        ] {
+            let mut bars = Vec::new();
+            if let Ok(v) = &groups[0][row].cells[REDIS]
+                && let Some(m) = median(v)
+            {
+                bars.push(("redis-server allkeys-lru".to_string(), m));
+            }
+            for (g, policy) in BASALT_S5_POLICIES.iter().enumerate() {
+                if let Ok(v) = &groups[g][row].cells[BASALT]
+                    && let Some(m) = median(v)
+                {
+                    bars.push((format!("basalt-server {policy}"), m));
+                }
+            }
+            chart_groups.push((name, bars));
+        }
         for g in groups {
             rows.extend(g);
         }
@@ -591,17 +616,27 @@ pub fn hit_ratio(ctx: &Ctx) -> ScenarioOut {
         sz.s5_maxmemory,
         BASALT_S5_POLICIES.join(", ")
     ));
+    let title = format!(
+        "hit ratio: cache-aside, {keys} keys, 100-byte values, maxmemory {}",
+        sz.s5_maxmemory
+    );
+    let plot = if chart_groups.iter().any(|(_, b)| !b.is_empty()) {
+        write_plot(
+            ctx,
+            "s5-hit-ratio",
+            &crate::plot::bars(&format!("S5 {title}"), &chart_groups),
+        )
+    } else {
+        None
+    };
     ScenarioOut {
         id: "S5".into(),
-        title: format!(
-            "hit ratio: cache-aside, {keys} keys, 100-byte values, maxmemory {}",
-            sz.s5_maxmemory
-        ),
+        title,
         columns: columns(SERVER_COLUMNS),
         rows,
         commands,
         notes,
-        plot: None,
+        plot,
     }
 }
 
