@@ -688,7 +688,9 @@ impl Keyspace {
     /// `lazyfree-lazy-expire` says so.
     pub fn expire_shard(&self, i: usize, now: u64, budget: usize) -> (usize, bool) {
         let mut shard = self.shards[i].lock();
-        shard.expire_cycle(now, budget, &self.lazy, &mut |db, key| self.expired(db, key))
+        shard.expire_cycle(now, budget, &self.lazy, &mut |db, key| {
+            self.expired(db, key)
+        })
     }
 
     /// Sums every shard's counters.
@@ -1443,16 +1445,24 @@ mod tests {
         drop(g);
         let mut removed = 0;
         for i in 0..ks.shard_count() {
-            removed += ks.with_shard(i, |sh| sh.expire_cycle(5, 1000, &LazyFree::default(), &mut |_, _| {}).0);
+            removed += ks.with_shard(i, |sh| {
+                sh.expire_cycle(5, 1000, &LazyFree::default(), &mut |_, _| {})
+                    .0
+            });
         }
         assert_eq!(removed, 0, "nothing is due at t=5");
         for i in 0..ks.shard_count() {
-            let (n, _) = ks.with_shard(i, |sh| sh.expire_cycle(10, 3, &LazyFree::default(), &mut |_, _| {}));
+            let (n, _) = ks.with_shard(i, |sh| {
+                sh.expire_cycle(10, 3, &LazyFree::default(), &mut |_, _| {})
+            });
             assert!(n <= 3);
             removed += n;
         }
         for i in 0..ks.shard_count() {
-            removed += ks.with_shard(i, |sh| sh.expire_cycle(10, 1000, &LazyFree::default(), &mut |_, _| {}).0);
+            removed += ks.with_shard(i, |sh| {
+                sh.expire_cycle(10, 1000, &LazyFree::default(), &mut |_, _| {})
+                    .0
+            });
         }
         assert_eq!(removed, 100);
         assert_eq!(ks.db_sizes()[1], (0, 0));
