@@ -21,6 +21,12 @@
 //!
 //! Eviction ([`Keyspace::evict`]): the policy's metadata lives in each key's node (see
 //! `evict.rs`); sampled policies share one pool of candidates across calls.
+//!
+//! Key events: a key created, expired (lazily or by the active cycle) or evicted is
+//! reported to the [`KeyEvents`] sink the server installs (keyspace notifications), but
+//! only for the kinds switched on with [`Keyspace::set_event_mask`], so the cost with
+//! notifications off is one relaxed atomic load. The sink runs while the key's shard is
+//! locked: it must not lock shards itself.
 
 use crate::dict::Dict;
 use crate::evict::{
@@ -34,8 +40,57 @@ use parking_lot::{Mutex, MutexGuard};
 use smallvec::SmallVec;
 use std::collections::BTreeMap;
 use std::hash::BuildHasher;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, AtomicU32, Ordering};
+use std::sync::{Arc, OnceLock};
+
+/// What happened to a key, as reported to a [`KeyEvents`] sink.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyEvent {
+    /// A key that did not exist was added (Redis's `new` notification).
+    New,
+    /// A key was removed because its deadline passed (lazy or active expiry).
+    Expired,
+    /// A key was removed to free memory (`maxmemory`).
+    Evicted,
+    /// A read command looked a key up and did not find it (Redis's `keymiss`).
+    Miss,
+}
+
+impl KeyEvent {
+    /// The event's bit in [`Keyspace::set_event_mask`].
+    pub const fn bit(self) -> u8 {
+        match self {
+            KeyEvent::New => 1,
+            KeyEvent::Expired => 2,
+            KeyEvent::Evicted => 4,
+            KeyEvent::Miss => 8,
+        }
+    }
+}
+
+/// Receives key events (keyspace notifications). Called with the key's shard locked.
+pub trait KeyEvents: Send + Sync {
+    /// `key` in database `db` was created, expired or evicted.
+    fn key_event(&self, db: usize, key: &[u8], event: KeyEvent);
+}
+
+/// The sink and the mask of events it wants.
+#[derive(Default)]
+struct EventHook {
+    sink: OnceLock<Arc<dyn KeyEvents>>,
+    mask: AtomicU8,
+}
+
+impl EventHook {
+    #[inline]
+    fn emit(&self, db: usize, key: &[u8], event: KeyEvent) {
+        if self.mask.load(Ordering::Relaxed) & event.bit() != 0
+            && let Some(sink) = self.sink.get()
+        {
+            sink.key_event(db, key, event);
+        }
+    }
+}
 
 /// Construction parameters of a [`Keyspace`].
 #[derive(Debug, Clone)]
@@ -538,6 +593,7 @@ pub struct Keyspace {
     lazy: Arc<LazyFree>,
     evict: Mutex<EvictState>,
     expire_hook: std::sync::OnceLock<ExpireHook>,
+    events: EventHook,
 }
 
 impl Keyspace {
@@ -567,7 +623,25 @@ impl Keyspace {
             lazy: Arc::new(LazyFree::default()),
             evict: Mutex::new(EvictState::default()),
             expire_hook: std::sync::OnceLock::new(),
+            events: EventHook::default(),
         }
+    }
+
+    /// Installs the sink of key events (once; later calls are ignored).
+    pub fn set_event_sink(&self, sink: Arc<dyn KeyEvents>) {
+        let _ = self.events.sink.set(sink);
+    }
+
+    /// Chooses which [`KeyEvent`]s reach the sink (an OR of [`KeyEvent::bit`]s; 0: none).
+    pub fn set_event_mask(&self, mask: u8) {
+        self.events.mask.store(mask, Ordering::Relaxed);
+    }
+
+    /// Reports that `key` was removed from `db` to free memory (the `evicted` keyspace
+    /// notification). [`Keyspace::evict`] reports its own evictions; this is for any
+    /// other eviction path. The sink does not touch the keyspace.
+    pub fn notify_evicted(&self, db: usize, key: &[u8]) {
+        self.events.emit(db, key, KeyEvent::Evicted);
     }
 
     /// Installs the hook told about expired keys (once; later calls are ignored).
@@ -579,6 +653,7 @@ impl Keyspace {
         if let Some(h) = self.expire_hook.get() {
             h(db, key);
         }
+        self.events.emit(db, key, KeyEvent::Expired);
     }
 
     /// Number of databases.
@@ -798,11 +873,14 @@ impl Keyspace {
         out
     }
 
-    /// Books one evicted key: counters, then frees the value (maybe lazily).
-    fn evicted(&self, shard: &mut Shard, db: usize, hash: u64, key_len: usize, e: Entry) -> usize {
+    /// Books one evicted key: counters, the `evicted` key event, then frees the value
+    /// (maybe lazily).
+    fn evicted(&self, shard: &mut Shard, db: usize, hash: u64, key: &[u8], e: Entry) -> usize {
+        let key_len = key.len();
         let d = &mut shard.dbs[db];
         d.removed(hash, key_len, &e);
         shard.stats.evicted_keys += 1;
+        self.events.emit(db, key, KeyEvent::Evicted);
         let bytes = entry_bytes(key_len, &e.value);
         self.lazy.free(e.value, Reason::Eviction);
         bytes
@@ -842,7 +920,7 @@ impl Keyspace {
                     picked.and_then(|(h, k)| d.dict.remove(h, &k).map(|(k, e)| (h, k, e)))
                 };
                 if let Some((h, k, e)) = removed {
-                    return Some(self.evicted(&mut s, db, h, k.len(), e));
+                    return Some(self.evicted(&mut s, db, h, &k, e));
                 }
             }
         }
@@ -857,7 +935,7 @@ impl Keyspace {
             let mut s = self.shards[si].lock();
             for db in 0..self.databases {
                 if let Some((h, k, e)) = s.dbs[db].fifo_evict_one() {
-                    return Some(self.evicted(&mut s, db, h, k.len(), e));
+                    return Some(self.evicted(&mut s, db, h, &k, e));
                 }
             }
         }
@@ -944,7 +1022,7 @@ impl Keyspace {
                     .dict
                     .remove_where(c.hash, |_, e| !volatile || e.expire_at != 0)
                 {
-                    return Some(self.evicted(&mut s, db, c.hash, k.len(), e));
+                    return Some(self.evicted(&mut s, db, c.hash, &k, e));
                 }
             }
             if dry >= n {
@@ -1102,12 +1180,14 @@ impl<'a> Guard<'a> {
     /// Removes the key if its deadline passed; true if it is present and live.
     fn expire_if_due(&mut self, p: usize, db: usize, hash: u64, key: &[u8], count: bool) -> bool {
         let now = self.now;
+        let ks = self.ks;
         let shard = &mut *self.guards[p].1;
         let d = &mut shard.dbs[db];
         let expired = match d.dict.get(hash, key) {
             None => {
                 if count {
                     shard.stats.keyspace_misses += 1;
+                    ks.events.emit(db, key, KeyEvent::Miss);
                 }
                 return false;
             }
@@ -1122,6 +1202,7 @@ impl<'a> Guard<'a> {
             self.ks.expired(db, key);
             if count {
                 shard.stats.keyspace_misses += 1;
+                ks.events.emit(db, key, KeyEvent::Miss);
             }
             return false;
         }
@@ -1226,6 +1307,9 @@ impl<'a> Guard<'a> {
                 slot.meta = fifo_hit(slot.meta);
             }
             d.used = d.used + add - old_value.mem_usage();
+            // The old value may have expired without being reclaimed: to observers (and
+            // INFO) that is an expiry followed by the creation of a new key.
+            let expired_over = old != 0 && old <= now;
             if old != expire_at {
                 if old != 0 {
                     d.exp_remove(old, hash);
@@ -1235,6 +1319,11 @@ impl<'a> Guard<'a> {
                 }
             }
             ks.lazy.free(old_value, Reason::ServerDel);
+            if expired_over {
+                self.guards[p].1.stats.expired_keys += 1;
+                ks.expired(db, key);
+                ks.events.emit(db, key, KeyEvent::New);
+            }
             return;
         }
         if expire_at != 0 {
@@ -1259,6 +1348,7 @@ impl<'a> Guard<'a> {
         if d.fifo.is_some() {
             d.fifo_maybe_compact();
         }
+        ks.events.emit(db, key, KeyEvent::New);
     }
 
     /// Removes a key; returns its entry if it existed (an expired key counts as absent).

@@ -36,8 +36,14 @@ pub struct ClientShared {
     pub last_cmd: AtomicUsize,
     /// Bytes in the query buffer.
     pub qbuf: AtomicUsize,
-    /// Bytes pending in the output buffer.
-    pub obuf: AtomicUsize,
+    /// Channels subscribed to (`sub=`).
+    pub sub: AtomicUsize,
+    /// Patterns subscribed to (`psub=`).
+    pub psub: AtomicUsize,
+    /// Shard channels subscribed to (`ssub=`).
+    pub ssub: AtomicUsize,
+    /// Published messages waiting for this connection, and its output accounting.
+    pub outbox: crate::pubsub::Outbox,
     /// CLIENT NO-EVICT.
     pub no_evict: AtomicBool,
     /// Commands queued by MULTI (-1: not in a transaction).
@@ -69,7 +75,10 @@ impl ClientShared {
             last_interaction_ms: AtomicU64::new(now_ms),
             last_cmd: AtomicUsize::new(0),
             qbuf: AtomicUsize::new(0),
-            obuf: AtomicUsize::new(0),
+            sub: AtomicUsize::new(0),
+            psub: AtomicUsize::new(0),
+            ssub: AtomicUsize::new(0),
+            outbox: crate::pubsub::Outbox::default(),
             no_evict: AtomicBool::new(false),
             multi: AtomicI64::new(-1),
             multi_mem: AtomicUsize::new(0),
@@ -83,6 +92,21 @@ impl ClientShared {
     pub fn touch(&self, now_ms: u64, cmd_id: usize) {
         self.last_interaction_ms.store(now_ms, Ordering::Relaxed);
         self.last_cmd.store(cmd_id + 1, Ordering::Relaxed);
+    }
+
+    /// Mirrors the connection's subscription counts for CLIENT LIST.
+    pub fn set_sub_counts(&self, subs: &crate::pubsub::Subscriptions) {
+        self.sub.store(subs.channels.len(), Ordering::Relaxed);
+        self.psub.store(subs.patterns.len(), Ordering::Relaxed);
+        self.ssub.store(subs.shard.len(), Ordering::Relaxed);
+    }
+
+    /// True while subscribed to anything (Redis's CLIENT_PUBSUB flag).
+    pub fn is_pubsub(&self) -> bool {
+        self.sub.load(Ordering::Relaxed)
+            + self.psub.load(Ordering::Relaxed)
+            + self.ssub.load(Ordering::Relaxed)
+            > 0
     }
 
     /// Asks the connection to close.
@@ -104,8 +128,11 @@ impl ClientShared {
         };
         let age = now_ms.saturating_sub(self.created_ms) / 1000;
         let idle = now_ms.saturating_sub(self.last_interaction_ms.load(Ordering::Relaxed)) / 1000;
-        // Redis's flag letters, in its order.
+        // Redis's flag letters, in its order (catClientInfoString); N when none.
         let mut flags = String::new();
+        if self.is_pubsub() {
+            flags.push('P');
+        }
         let multi = self.multi.load(Ordering::Relaxed);
         if multi >= 0 {
             flags.push('x');
@@ -120,9 +147,10 @@ impl ClientShared {
             flags.push('N');
         }
         let qbuf = self.qbuf.load(Ordering::Relaxed);
-        let obuf = self.obuf.load(Ordering::Relaxed);
+        let omem = self.outbox.pending();
+        let oll = self.outbox.queued_messages();
         format!(
-            "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub=0 psub=0 ssub=0 multi={} qbuf={} qbuf-free={} argv-mem=0 multi-mem={} rbs={} rbp={} obl={} oll=0 omem=0 tot-mem={} events=r cmd={} user=default redir=-1 resp={} lib-name={} lib-ver={}",
+            "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi={} qbuf={} qbuf-free={} argv-mem=0 multi-mem={} rbs={} rbp={} obl=0 oll={} omem={} tot-mem={} events={} cmd={} user=default redir=-1 resp={} lib-name={} lib-ver={}",
             self.id,
             self.addr,
             self.laddr,
@@ -132,14 +160,19 @@ impl ClientShared {
             idle,
             flags,
             self.db.load(Ordering::Relaxed),
+            self.sub.load(Ordering::Relaxed),
+            self.psub.load(Ordering::Relaxed),
+            self.ssub.load(Ordering::Relaxed),
             multi,
             qbuf,
             16384usize.saturating_sub(qbuf),
             self.multi_mem.load(Ordering::Relaxed),
             qbuf.max(16384),
             qbuf,
-            obuf,
-            qbuf + obuf + 16384,
+            oll,
+            omem,
+            qbuf + omem + 16384,
+            if omem > 0 { "rw" } else { "r" },
             last,
             self.resp.load(Ordering::Relaxed),
             self.lib_name.lock(),

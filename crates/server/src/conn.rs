@@ -5,6 +5,13 @@
 //! Redis's `-ERR Protocol error: ...` reply and close only this connection. The query
 //! buffer (unparsed bytes plus the arguments of a partly received command) is bounded
 //! by `client-query-buffer-limit`; a client that exceeds it is disconnected, as in Redis.
+//!
+//! Pub/Sub: messages published to this client wait in its outbox (`pubsub::Outbox`);
+//! the task copies them into its write buffer after each command (so a client's own
+//! PUBLISH or write delivers its push before its reply, as in Redis) and whenever the
+//! outbox wakes it while idle. The write buffer plus the outbox are this client's output
+//! buffer, bounded by `client-output-buffer-limit`; writes stop at once when the client
+//! is killed, so a subscriber stuck on a full socket is closed when it overflows.
 
 use crate::client::ClientShared;
 use crate::server::{Client, Server, unix_ms};
@@ -72,10 +79,23 @@ pub async fn serve(srv: Arc<Server>, mut stream: TcpStream) {
             keys: Vec::new(),
         },
         in_exec: false,
+        subs: Default::default(),
+        reply_first: false,
+        reply_in_outbox: false,
     };
     tracing::debug!(id, addr = %shared.addr, "client connected");
     run(&srv, &mut stream, &mut client).await;
     srv.watches.unwatch_all(&mut client.watch);
+    srv.pubsub.unsubscribe_all(&mut client.subs, &shared);
+    if shared.outbox.overflowed() {
+        tracing::warn!(
+            "Client {} scheduled to be closed ASAP for overcoming of output buffer limits.",
+            shared.info_line(unix_ms(), &srv.commands)
+        );
+        srv.pubsub
+            .obuf_disconnections
+            .fetch_add(1, Ordering::Relaxed);
+    }
     let _ = stream.shutdown().await;
     srv.clients.lock().remove(&id);
     tracing::debug!(id, "client closed");
@@ -94,7 +114,12 @@ async fn run(srv: &Arc<Server>, stream: &mut TcpStream, client: &mut Client) {
         if rbuf.capacity() - rbuf.len() < 1024 {
             rbuf.reserve(READ_CHUNK);
         }
-        let timeout = srv.live.timeout_secs.load(Ordering::Relaxed);
+        // Subscribers are never closed for idleness (as in Redis).
+        let timeout = if client.subs.active() {
+            0
+        } else {
+            srv.live.timeout_secs.load(Ordering::Relaxed)
+        };
         let idle = async {
             if timeout == 0 {
                 std::future::pending::<()>().await
@@ -108,6 +133,15 @@ async fn run(srv: &Arc<Server>, stream: &mut TcpStream, client: &mut Client) {
             biased;
             _ = shared.kill.notified() => return,
             _ = shutdown.changed() => return,
+            _ = shared.outbox.wake.notified() => {
+                // Published messages while idle.
+                let discard = client.reply == crate::server::ReplyMode::Off;
+                shared.outbox.drain_into(&mut out, discard);
+                if write_out(srv, stream, &mut out, &shared).await.is_err() {
+                    return;
+                }
+                continue;
+            }
             r = stream.read_buf(&mut rbuf) => r,
             _ = idle => {
                 tracing::debug!(id = client.id, "closing idle client");
@@ -140,6 +174,10 @@ async fn run(srv: &Arc<Server>, stream: &mut TcpStream, client: &mut Client) {
                     let resolved = match srv.prepare(client, &args) {
                         Ok(r) => r,
                         Err(e) => {
+                            if shared.outbox.has_queued() {
+                                let discard = client.reply == crate::server::ReplyMode::Off;
+                                shared.outbox.drain_into(&mut out, discard);
+                            }
                             encode(&srv.reject(client, &args, e), client.proto, &mut out);
                             continue;
                         }
@@ -156,7 +194,7 @@ async fn run(srv: &Arc<Server>, stream: &mut TcpStream, client: &mut Client) {
                     let mut now = batch_now;
                     if srv.pause_remaining(resolved, queued_writes, now) > 0 {
                         // Flush what is already answered, then wait out the pause.
-                        if write_out(srv, stream, &mut out).await.is_err() {
+                        if write_out(srv, stream, &mut out, &shared).await.is_err() {
                             return;
                         }
                         wait_pause(srv, resolved, queued_writes).await;
@@ -165,7 +203,10 @@ async fn run(srv: &Arc<Server>, stream: &mut TcpStream, client: &mut Client) {
                     let mut reply = srv.execute(client, resolved, &args, now);
                     if let Some(req) = client.block.take() {
                         // Answer everything before the blocking command, then wait.
-                        if write_out(srv, stream, &mut out).await.is_err() {
+                        if shared.outbox.has_queued() {
+                            shared.outbox.drain_into(&mut out, false);
+                        }
+                        if write_out(srv, stream, &mut out, &shared).await.is_err() {
                             return;
                         }
                         match wait_blocked(srv, stream, &mut rbuf, client, resolved, &args, req)
@@ -175,9 +216,7 @@ async fn run(srv: &Arc<Server>, stream: &mut TcpStream, client: &mut Client) {
                             None => return,
                         }
                     }
-                    if let Some(reply) = reply {
-                        encode(&reply, client.proto, &mut out);
-                    }
+                    emit(client, reply, &mut out);
                     if client.close_after_reply {
                         close = true;
                         break;
@@ -208,7 +247,7 @@ async fn run(srv: &Arc<Server>, stream: &mut TcpStream, client: &mut Client) {
             srv.stats
                 .client_query_buffer_limit_disconnections
                 .fetch_add(1, Ordering::Relaxed);
-            let _ = write_out(srv, stream, &mut out).await;
+            let _ = write_out(srv, stream, &mut out, &shared).await;
             return;
         }
         if let Some(want) = decoder.wanted_capacity() {
@@ -219,7 +258,10 @@ async fn run(srv: &Arc<Server>, stream: &mut TcpStream, client: &mut Client) {
                 rbuf.reserve(want);
             }
         }
-        if write_out(srv, stream, &mut out).await.is_err() || close {
+        if output_limit_reached(srv, client, &out) {
+            return;
+        }
+        if write_out(srv, stream, &mut out, &shared).await.is_err() || close {
             return;
         }
         if rbuf.is_empty() && rbuf.capacity() > 4 * READ_CHUNK {
@@ -229,18 +271,81 @@ async fn run(srv: &Arc<Server>, stream: &mut TcpStream, client: &mut Client) {
     }
 }
 
+/// Appends a command's reply and whatever its execution queued in the outbox (its own
+/// subscription confirmations, messages it published to itself, notifications), in
+/// Redis's order: queued pushes first unless the handler asked to reply first.
+fn emit(client: &mut Client, reply: Option<Frame>, out: &mut BytesMut) {
+    let reply_first = std::mem::take(&mut client.reply_first);
+    let in_outbox = std::mem::take(&mut client.reply_in_outbox);
+    // A reply suppressed by CLIENT REPLY OFF/SKIP suppresses the pushes its command
+    // queued too (Redis 7.0 does not write pushes to such clients).
+    let discard = reply.is_none();
+    let reply = if in_outbox { None } else { reply };
+    if reply_first && let Some(r) = &reply {
+        encode(r, client.proto, out);
+    }
+    if client.shared.outbox.has_queued() {
+        client.shared.outbox.drain_into(out, discard);
+    }
+    if !reply_first && let Some(r) = &reply {
+        encode(r, client.proto, out);
+    }
+}
+
+/// Redis's output buffer limit check for the client's own replies: when the pending
+/// output (write buffer plus outbox) is over the limit of the client's class, the
+/// client is closed without writing. Returns true when it must close.
+fn output_limit_reached(srv: &Server, client: &Client, out: &BytesMut) -> bool {
+    use crate::pubsub::ObufClass;
+    let class = if client.subs.active() {
+        ObufClass::Pubsub
+    } else {
+        ObufClass::Normal
+    };
+    let limit = srv.pubsub.limit(class);
+    if limit.hard == 0 && limit.soft == 0 {
+        return false;
+    }
+    let outbox = &client.shared.outbox;
+    let used = (out.len() + outbox.queued_bytes()) as u64;
+    if outbox.limit_reached(used, limit) {
+        outbox.set_overflowed();
+        return true;
+    }
+    false
+}
+
+/// Writes `out` completely, stopping at once (with an error) if the client is killed
+/// meanwhile, and keeps the outbox's count of unwritten bytes current for the output
+/// buffer limit and CLIENT LIST.
 async fn write_out(
     srv: &Server,
     stream: &mut TcpStream,
     out: &mut BytesMut,
+    shared: &ClientShared,
 ) -> std::io::Result<()> {
     if out.is_empty() {
         return Ok(());
     }
-    stream.write_all(out).await?;
-    srv.stats
-        .net_output_bytes
-        .fetch_add(out.len() as u64, Ordering::Relaxed);
+    shared.outbox.set_writing(out.len());
+    while !out.is_empty() {
+        let n = tokio::select! {
+            biased;
+            _ = shared.kill.notified() => {
+                shared.outbox.set_writing(0);
+                return Err(std::io::ErrorKind::ConnectionAborted.into());
+            }
+            r = stream.write(out) => r?,
+        };
+        if n == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        srv.stats
+            .net_output_bytes
+            .fetch_add(n as u64, Ordering::Relaxed);
+        let _ = out.split_to(n);
+        shared.outbox.set_writing(out.len());
+    }
     out.clear();
     if out.capacity() > 4 * READ_CHUNK {
         *out = BytesMut::with_capacity(READ_CHUNK);
@@ -308,6 +413,15 @@ async fn wait_blocked(
                     Ok(n) => {
                         srv.stats.net_input_bytes.fetch_add(n as u64, Ordering::Relaxed);
                     }
+                }
+            }
+            _ = shared.outbox.wake.notified() => {
+                // A RESP3 subscriber may block: its messages still flow meanwhile.
+                let mut out = BytesMut::new();
+                let discard = client.reply == crate::server::ReplyMode::Off;
+                shared.outbox.drain_into(&mut out, discard);
+                if write_out(srv, stream, &mut out, &shared).await.is_err() {
+                    break None;
                 }
             }
             _ = shared.kill.notified() => break None,

@@ -575,9 +575,10 @@ fn section(srv: &Server, name: &str, out: &mut String) {
             line(out, "current_eviction_exceeded_time", 0);
             line(out, "keyspace_hits", ks.keyspace_hits);
             line(out, "keyspace_misses", ks.keyspace_misses);
-            line(out, "pubsub_channels", 0);
-            line(out, "pubsub_patterns", 0);
-            line(out, "pubsubshard_channels", 0);
+            let (channels, patterns, shard) = srv.pubsub.counts();
+            line(out, "pubsub_channels", channels);
+            line(out, "pubsub_patterns", patterns);
+            line(out, "pubsubshard_channels", shard);
             line(out, "latest_fork_usec", 0);
             line(out, "total_forks", 0);
             line(out, "migrate_cached_sockets", 0);
@@ -619,6 +620,11 @@ fn section(srv: &Server, name: &str, out: &mut String) {
                 "client_query_buffer_limit_disconnections",
                 st.client_query_buffer_limit_disconnections
                     .load(Ordering::Relaxed),
+            );
+            line(
+                out,
+                "client_output_buffer_limit_disconnections",
+                srv.pubsub.obuf_disconnections.load(Ordering::Relaxed),
             );
         }
         "replication" => {

@@ -17,6 +17,7 @@ pub mod families;
 pub mod info;
 pub mod logging;
 pub mod persist;
+pub mod pubsub;
 pub mod rand;
 pub mod server;
 pub mod transaction;

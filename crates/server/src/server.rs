@@ -167,6 +167,8 @@ pub struct Server {
     pub persist: crate::persist::Persistence,
     /// This server's own handle, for background jobs that outlive a command (BGSAVE).
     pub me: std::sync::Weak<Server>,
+    /// Pub/Sub channels, output buffer limits and keyspace notifications.
+    pub pubsub: Arc<crate::pubsub::Hub>,
 }
 
 /// What a handler sees.
@@ -219,6 +221,14 @@ pub struct Client {
     pub watch: crate::transaction::WatchState,
     /// Running the commands of an EXEC (blocking commands answer at once).
     pub in_exec: bool,
+    /// Channels, patterns and shard channels this client is subscribed to.
+    pub subs: crate::pubsub::Subscriptions,
+    /// Set by a handler whose reply Redis sends before the notifications it caused
+    /// (see [`Ctx::reply_first`]); reset by the connection after each command.
+    pub reply_first: bool,
+    /// Set by a handler that queued its reply in the outbox itself (the subscription
+    /// commands); the connection then sends no other reply for it.
+    pub reply_in_outbox: bool,
 }
 
 /// A command's request to wait for one of `keys` (BLPOP and friends).
@@ -286,6 +296,28 @@ impl Ctx<'_> {
         Ok(Frame::NullArray)
     }
 
+    /// Publishes a keyspace notification for `key` in the client's database: `class` is
+    /// a `pubsub::notify` class bit (`GENERIC`, `STRING`, `LIST`, ...), `event` Redis's
+    /// event name (`"set"`, `"lpush"`, `"expire"`, ...). One atomic load when that class
+    /// is not enabled. Call it after the change, where Redis calls notifyKeyspaceEvent.
+    #[inline]
+    pub fn notify(&self, class: u32, event: &str, key: &[u8]) {
+        self.srv.pubsub.notify(class, event, key, self.client.db);
+    }
+
+    /// [`Ctx::notify`] for a key in another database (MOVE, COPY ... DB).
+    #[inline]
+    pub fn notify_db(&self, class: u32, event: &str, key: &[u8], db: usize) {
+        self.srv.pubsub.notify(class, event, key, db);
+    }
+
+    /// Marks that this command's reply goes out before the notifications it published
+    /// (Redis replies first in LPOP, SPOP with a count, ...). Only observable by a
+    /// client subscribed to its own keyspace events over RESP3.
+    pub fn reply_first(&mut self) {
+        self.client.reply_first = true;
+    }
+
     /// Tells blocked clients that `key` in `db` may now let them proceed (a push, a
     /// rename onto it, ...). Cheap when nobody is blocked.
     pub fn signal_ready(&self, db: usize, key: &[u8]) {
@@ -328,6 +360,13 @@ impl Server {
             // Without the thread every value is freed in place: slower, still correct.
             tracing::warn!("lazy free thread not started: {e}");
         }
+        let pubsub = Arc::new(crate::pubsub::Hub::new());
+        pubsub.set_limits(&config.client_obuf_limits);
+        pubsub.set_notify_flags(config.notify_keyspace_events);
+        keyspace.set_event_sink(pubsub.clone());
+        keyspace.set_event_mask(crate::pubsub::Hub::key_event_mask(
+            config.notify_keyspace_events,
+        ));
         let (shutdown, _) = tokio::sync::watch::channel(false);
         let mut run_id = String::with_capacity(40);
         let mut x = seed | 1;
@@ -366,6 +405,7 @@ impl Server {
             exec_id,
             persist: crate::persist::Persistence::new(started_unix_ms / 1000),
             me: me.clone(),
+            pubsub,
         });
         srv.apply_live_config();
         srv
@@ -427,6 +467,10 @@ impl Server {
                 | flag(c.lazyfree_lazy_user_del, Reason::UserDel)
                 | flag(c.lazyfree_lazy_user_flush, Reason::UserFlush),
         );
+        self.pubsub.set_limits(&c.client_obuf_limits);
+        self.pubsub.set_notify_flags(c.notify_keyspace_events);
+        self.keyspace
+            .set_event_mask(crate::pubsub::Hub::key_event_mask(c.notify_keyspace_events));
         crate::logging::set_level(c.loglevel.as_str());
         drop(c);
         crate::persist::update_deny_writes(self);
@@ -494,6 +538,27 @@ impl Server {
                     && client.multi.as_ref().is_some_and(|m| m.has_write)))
         {
             return reject(Error::msg(crate::persist::MISCONF));
+        }
+        // RESP2 subscribed mode: only the (un)subscribe commands, PING, QUIT and RESET.
+        if client.proto == Protocol::Resp2 && client.subs.active() {
+            let top = resolved.parent.unwrap_or(resolved.cmd).name;
+            if !matches!(
+                top,
+                "subscribe"
+                    | "unsubscribe"
+                    | "psubscribe"
+                    | "punsubscribe"
+                    | "ssubscribe"
+                    | "sunsubscribe"
+                    | "ping"
+                    | "quit"
+                    | "reset"
+            ) {
+                return reject(Error::msg(format!(
+                    "ERR Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context",
+                    resolved.fullname
+                )));
+            }
         }
         Ok(resolved)
     }

@@ -386,6 +386,7 @@ pub const FAMILIES: &[&[Command]] = &[
     families::streams::COMMANDS,
     families::sort::COMMANDS,
     families::transactions::COMMANDS,
+    families::pubsub::COMMANDS,
     families::server::COMMANDS,
     families::persistence::COMMANDS,
     families::memory::COMMANDS,

@@ -232,6 +232,10 @@ pub struct Config {
     pub shards: usize,
     /// Collection encoding thresholds (`hash-max-listpack-entries`, ...).
     pub enc: basalt_engine::EncodingLimits,
+    /// `notify-keyspace-events`: `crate::pubsub::notify` class bits.
+    pub notify_keyspace_events: u32,
+    /// `client-output-buffer-limit`, indexed by `crate::pubsub::ObufClass`.
+    pub client_obuf_limits: [crate::pubsub::ObufLimit; 3],
     /// The configuration file this was loaded from (absolute), for CONFIG REWRITE.
     config_file: Option<PathBuf>,
 }
@@ -286,6 +290,8 @@ impl Default for Config {
             threads: 0,
             shards: 0,
             enc: basalt_engine::EncodingLimits::default(),
+            notify_keyspace_events: 0,
+            client_obuf_limits: crate::pubsub::DEFAULT_OBUF_LIMITS,
             config_file: None,
         };
         for d in table::TABLE {

@@ -560,6 +560,39 @@ pub static TABLE: &[Directive] = &[
         },
     },
     Directive {
+        name: "client-output-buffer-limit",
+        aliases: &[],
+        flags: 0,
+        kind: Kind::Special(&Special {
+            multi_arg: true,
+            set: set_obuf_limits,
+            get: get_obuf_limits,
+            rewrite: rewrite_obuf_limits,
+            reset: |c| c.client_obuf_limits = crate::pubsub::DEFAULT_OBUF_LIMITS,
+        }),
+    },
+    Directive {
+        name: "notify-keyspace-events",
+        aliases: &[],
+        flags: 0,
+        kind: Kind::Special(&Special {
+            multi_arg: false,
+            set: set_notify_events,
+            get: |c| crate::pubsub::notify::to_string(c.notify_keyspace_events).into_bytes(),
+            rewrite: |c, st| {
+                let flags = crate::pubsub::notify::to_string(c.notify_keyspace_events);
+                let mut line = b"notify-keyspace-events ".to_vec();
+                line.extend_from_slice(&repr(flags.as_bytes()));
+                st.rewrite_line(
+                    "notify-keyspace-events",
+                    line,
+                    c.notify_keyspace_events != 0,
+                );
+            },
+            reset: |c| c.notify_keyspace_events = 0,
+        }),
+    },
+    Directive {
         name: "daemonize",
         aliases: &[],
         flags: IMMUTABLE,
@@ -1028,6 +1061,89 @@ fn rewrite_bind(c: &Config, st: &mut Rewrite) {
         format!("bind {}", c.bind.join(" ")).into_bytes(),
         true,
     );
+}
+
+/// Class names as `client-output-buffer-limit` takes them (Redis's getClientTypeByName;
+/// `master` exists but has no limits).
+fn obuf_class(name: &[u8]) -> Option<usize> {
+    let lower = name.to_ascii_lowercase();
+    match lower.as_slice() {
+        b"normal" => Some(0),
+        b"slave" | b"replica" => Some(1),
+        b"pubsub" => Some(2),
+        _ => None,
+    }
+}
+
+/// `client-output-buffer-limit <class> <hard> <soft> <seconds> [...]`: every group is
+/// checked before any is applied, so a bad group changes nothing (as in Redis).
+fn set_obuf_limits(c: &mut Config, args: &[Vec<u8>], _: &mut SetCtx) -> Result<(), String> {
+    if !args.len().is_multiple_of(4) {
+        return Err("Wrong number of arguments in buffer limit configuration.".to_string());
+    }
+    let mut parsed = Vec::with_capacity(args.len() / 4);
+    for g in args.chunks_exact(4) {
+        let class = obuf_class(&g[0])
+            .ok_or("Invalid client class specified in buffer limit configuration.")?;
+        const BAD: &str =
+            "Error in hard, soft or soft_seconds setting in buffer limit configuration.";
+        let hard = parse_memory(&g[1]).ok_or(BAD)?;
+        let soft = parse_memory(&g[2]).ok_or(BAD)?;
+        let seconds = parse_strtoll(&g[3])
+            .filter(|s| (0..i64::MAX).contains(s))
+            .ok_or(BAD)?;
+        parsed.push((
+            class,
+            crate::pubsub::ObufLimit {
+                hard,
+                soft,
+                seconds,
+            },
+        ));
+    }
+    for (class, limit) in parsed {
+        c.client_obuf_limits[class] = limit;
+    }
+    Ok(())
+}
+
+/// CONFIG GET's form: `normal 0 0 0 slave 268435456 67108864 60 pubsub ...`.
+fn get_obuf_limits(c: &Config) -> Vec<u8> {
+    let names = ["normal", "slave", "pubsub"];
+    let parts: Vec<String> = names
+        .iter()
+        .zip(&c.client_obuf_limits)
+        .map(|(n, l)| format!("{n} {} {} {}", l.hard, l.soft, l.seconds))
+        .collect();
+    parts.join(" ").into_bytes()
+}
+
+/// One line per class, `replica` spelled the new way, sizes with units; written when the
+/// class differs from its default (Redis's rewriteConfigClientOutputBufferLimitOption).
+fn rewrite_obuf_limits(c: &Config, st: &mut Rewrite) {
+    let names = ["normal", "replica", "pubsub"];
+    for ((name, l), d) in names
+        .iter()
+        .zip(&c.client_obuf_limits)
+        .zip(&crate::pubsub::DEFAULT_OBUF_LIMITS)
+    {
+        let line = format!(
+            "client-output-buffer-limit {name} {} {} {}",
+            format_memory(l.hard),
+            format_memory(l.soft),
+            l.seconds
+        );
+        st.rewrite_line("client-output-buffer-limit", line.into_bytes(), l != d);
+    }
+}
+
+fn set_notify_events(c: &mut Config, args: &[Vec<u8>], _: &mut SetCtx) -> Result<(), String> {
+    let [arg] = args else {
+        return Err("wrong number of arguments".to_string());
+    };
+    c.notify_keyspace_events = crate::pubsub::notify::parse(arg)
+        .ok_or("Invalid event class character. Use 'Ag$lshzxeKEtmdn'.")?;
+    Ok(())
 }
 
 fn set_save(c: &mut Config, args: &[Vec<u8>], ctx: &mut SetCtx) -> Result<(), String> {

@@ -222,6 +222,14 @@ pub const COMMANDS: &[Command] = &[
 ];
 
 fn ping(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    if args.len() <= 2 && ctx.client.proto == Protocol::Resp2 && ctx.client.subs.active() {
+        // RESP2 subscribed mode answers in the shape of a message.
+        let payload = args.get(1).cloned().unwrap_or_default();
+        return Ok(Frame::Array(vec![
+            Frame::Bulk(Bytes::from_static(b"pong")),
+            Frame::Bulk(payload),
+        ]));
+    }
     match args.len() {
         1 => Ok(Frame::simple("PONG")),
         2 => Ok(Frame::Bulk(args[1].clone())),
@@ -350,6 +358,10 @@ fn select(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
 
 fn reset(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CmdResult {
     ctx.srv.end_transaction(ctx.client);
+    let shared = ctx.client.shared.clone();
+    ctx.srv
+        .pubsub
+        .unsubscribe_all(&mut ctx.client.subs, &shared);
     let c = &mut *ctx.client;
     c.db = 0;
     c.proto = Protocol::Resp2;
@@ -400,6 +412,8 @@ fn verbatim(text: String) -> Frame {
 
 fn client_list(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let mut ids: Option<Vec<u64>> = None;
+    // Some(true): only pubsub clients; Some(false): only normal ones.
+    let mut want_pubsub: Option<bool> = None;
     let mut i = 2;
     while i < args.len() {
         if is(&args[i], "type") && i + 1 < args.len() {
@@ -415,8 +429,12 @@ fn client_list(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
                     args::text(t)
                 )));
             }
-            if !is(t, "normal") {
-                // Only normal clients exist until replication and pub/sub arrive.
+            if is(t, "normal") {
+                want_pubsub = Some(false);
+            } else if is(t, "pubsub") {
+                want_pubsub = Some(true);
+            } else {
+                // No master or replica clients exist until replication arrives.
                 ids = Some(Vec::new());
             }
             i += 2;
@@ -440,6 +458,9 @@ fn client_list(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         if let Some(ids) = &ids
             && !ids.contains(&c.id)
         {
+            continue;
+        }
+        if want_pubsub.is_some_and(|p| p != c.is_pubsub()) {
             continue;
         }
         out.push_str(&c.info_line(ctx.now, &ctx.srv.commands));
@@ -474,7 +495,9 @@ fn client_kill(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let mut id: Option<u64> = None;
     let mut addr: Option<String> = None;
     let mut laddr: Option<String> = None;
-    let mut type_normal: Option<bool> = None;
+    // Some(Some(true)): pubsub clients; Some(Some(false)): normal; Some(None): a type
+    // no client has yet (master, replica).
+    let mut kill_type: Option<Option<bool>> = None;
     let mut user: Option<String> = None;
     let mut skipme = true;
     let mut i = 2;
@@ -490,13 +513,11 @@ fn client_kill(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
             id = Some(v as u64);
         } else if is(opt, "type") {
             if is(val, "normal") {
-                type_normal = Some(true);
-            } else if is(val, "master")
-                || is(val, "replica")
-                || is(val, "slave")
-                || is(val, "pubsub")
-            {
-                type_normal = Some(false);
+                kill_type = Some(Some(false));
+            } else if is(val, "pubsub") {
+                kill_type = Some(Some(true));
+            } else if is(val, "master") || is(val, "replica") || is(val, "slave") {
+                kill_type = Some(None);
             } else {
                 return Err(Error::msg(format!(
                     "ERR Unknown client type '{}'",
@@ -534,7 +555,7 @@ fn client_kill(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         if id.is_some_and(|v| v != c.id)
             || addr.as_ref().is_some_and(|a| *a != c.addr)
             || laddr.as_ref().is_some_and(|a| *a != c.laddr)
-            || type_normal == Some(false)
+            || kill_type.is_some_and(|t| t != Some(c.is_pubsub()))
         {
             continue;
         }

@@ -10,6 +10,7 @@ pub mod keys;
 pub mod lists;
 pub mod memory;
 pub mod persistence;
+pub mod pubsub;
 pub mod server;
 pub mod sets;
 pub mod sort;
