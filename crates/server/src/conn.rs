@@ -80,7 +80,7 @@ pub async fn serve(srv: Arc<Server>, mut stream: TcpStream) {
         },
         in_exec: false,
         subs: Default::default(),
-        reply_first: false,
+        reply_at: None,
         reply_in_outbox: false,
     };
     tracing::debug!(id, addr = %shared.addr, "client connected");
@@ -273,21 +273,32 @@ async fn run(srv: &Arc<Server>, stream: &mut TcpStream, client: &mut Client) {
 
 /// Appends a command's reply and whatever its execution queued in the outbox (its own
 /// subscription confirmations, messages it published to itself, notifications), in
-/// Redis's order: queued pushes first unless the handler asked to reply first.
+/// Redis's order: queued pushes first, unless the handler marked an earlier place for
+/// its reply (`Ctx::reply_here`).
 fn emit(client: &mut Client, reply: Option<Frame>, out: &mut BytesMut) {
-    let reply_first = std::mem::take(&mut client.reply_first);
+    let reply_at = client.reply_at.take();
     let in_outbox = std::mem::take(&mut client.reply_in_outbox);
     // A reply suppressed by CLIENT REPLY OFF/SKIP suppresses the pushes its command
     // queued too (Redis 7.0 does not write pushes to such clients).
     let discard = reply.is_none();
     let reply = if in_outbox { None } else { reply };
-    if reply_first && let Some(r) = &reply {
-        encode(r, client.proto, out);
+    let outbox = &client.shared.outbox;
+    if let Some(n) = reply_at {
+        if n > 0 {
+            outbox.drain_some_into(out, n, discard);
+        }
+        if let Some(r) = &reply {
+            encode(r, client.proto, out);
+        }
+        if outbox.has_queued() {
+            outbox.drain_into(out, discard);
+        }
+        return;
     }
-    if client.shared.outbox.has_queued() {
-        client.shared.outbox.drain_into(out, discard);
+    if outbox.has_queued() {
+        outbox.drain_into(out, discard);
     }
-    if !reply_first && let Some(r) = &reply {
+    if let Some(r) = &reply {
         encode(r, client.proto, out);
     }
 }

@@ -211,6 +211,21 @@ impl Outbox {
         self.writing.store(out.len(), Ordering::Relaxed);
     }
 
+    /// Like [`Outbox::drain_into`] for the first `n` queued messages only.
+    pub fn drain_some_into(&self, out: &mut BytesMut, n: usize, discard: bool) {
+        let mut q = self.queue.lock();
+        let n = n.min(q.len());
+        let mut bytes = 0;
+        for m in q.drain(..n) {
+            bytes += m.len();
+            if !discard {
+                out.extend_from_slice(&m);
+            }
+        }
+        self.queued.fetch_sub(bytes, Ordering::Relaxed);
+        self.writing.store(out.len(), Ordering::Relaxed);
+    }
+
     /// Queues bytes the client's own command produced (subscription confirmations).
     fn push_own(&self, bytes: Bytes) {
         let mut q = self.queue.lock();

@@ -223,9 +223,10 @@ pub struct Client {
     pub in_exec: bool,
     /// Channels, patterns and shard channels this client is subscribed to.
     pub subs: crate::pubsub::Subscriptions,
-    /// Set by a handler whose reply Redis sends before the notifications it caused
-    /// (see [`Ctx::reply_first`]); reset by the connection after each command.
-    pub reply_first: bool,
+    /// Set by a handler whose reply Redis sends before some of the notifications it
+    /// caused: how many outbox messages go before the reply (see [`Ctx::reply_here`]);
+    /// reset by the connection after each command.
+    pub reply_at: Option<usize>,
     /// Set by a handler that queued its reply in the outbox itself (the subscription
     /// commands); the connection then sends no other reply for it.
     pub reply_in_outbox: bool,
@@ -311,11 +312,18 @@ impl Ctx<'_> {
         self.srv.pubsub.notify(class, event, key, db);
     }
 
-    /// Marks that this command's reply goes out before the notifications it published
-    /// (Redis replies first in LPOP, SPOP with a count, ...). Only observable by a
+    /// Marks where this command's reply goes among the notifications it publishes: the
+    /// ones published so far precede it, later ones follow (Redis replies before
+    /// notifying in LPOP, between the two events of LMOVE, ...). Only observable by a
     /// client subscribed to its own keyspace events over RESP3.
-    pub fn reply_first(&mut self) {
-        self.client.reply_first = true;
+    pub fn reply_here(&mut self) {
+        let outbox = &self.client.shared.outbox;
+        let n = if outbox.has_queued() {
+            outbox.queued_messages()
+        } else {
+            0
+        };
+        self.client.reply_at = Some(n);
     }
 
     /// Tells blocked clients that `key` in `db` may now let them proceed (a push, a

@@ -11,6 +11,7 @@
 use crate::cmd::flags::*;
 use crate::cmd::{Command, KeySpec, acl};
 use crate::error::{self, CmdResult, Error};
+use crate::pubsub::notify as ev;
 use crate::server::Ctx;
 use basalt_engine::bitops::{self, BitOp, Overflow, Unit};
 use basalt_engine::num::parse_i64;
@@ -216,8 +217,11 @@ fn setbit(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     }
     let db = ctx.client.db;
     let mut g = ctx.srv.keyspace.lock_key(&args[1], ctx.now);
-    let (buf, _) = string_for_write(&mut g, db, &args[1], (offset >> 3) as usize + 1)?;
+    let (buf, dirty) = string_for_write(&mut g, db, &args[1], (offset >> 3) as usize + 1)?;
     let old = bitops::set_bit(buf, offset, on == 1);
+    if dirty || old != (on == 1) {
+        ctx.notify(ev::STRING, "setbit", &args[1]);
+    }
     Ok(Frame::Integer(i64::from(old)))
 }
 
@@ -334,8 +338,9 @@ fn bitop(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let len = result.len();
     if len > 0 {
         g.insert(db, dest, Value::Str(StrValue::Raw(result)), 0);
-    } else {
-        g.remove(db, dest);
+        ctx.notify(ev::STRING, "set", dest);
+    } else if g.remove(db, dest).is_some() {
+        ctx.notify(ev::GENERIC, "del", dest);
     }
     Ok(Frame::Integer(len as i64))
 }
@@ -496,6 +501,10 @@ fn bitfield_generic(ctx: &mut Ctx<'_>, args: &[Bytes], ro: bool) -> CmdResult {
             _ => apply_write(buf, op),
         })
         .collect();
+    // Any SET/INCRBY counts as a change, even one refused by OVERFLOW FAIL (Redis 7.0);
+    // the reply goes first.
+    ctx.reply_here();
+    ctx.notify(ev::STRING, "setbit", key);
     Ok(Frame::Array(replies))
 }
 

@@ -16,6 +16,7 @@ use crate::cmd::flags::*;
 use crate::cmd::{BeginSearch, Command, FindKeys, KeySpec, acl};
 use crate::error::{self, CmdResult, Error};
 use crate::families::sort::partial_sort;
+use crate::pubsub::notify as ev;
 use crate::server::Ctx;
 use basalt_engine::geo::{self, Extent, Shape};
 use basalt_engine::types::ZSetValue;
@@ -366,6 +367,11 @@ fn geoadd(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
                 }
             }
         }
+    }
+    if added > 0 || updated > 0 {
+        // GEOADD is ZADD underneath: reply first, then `zadd`.
+        ctx.reply_here();
+        ctx.notify(ev::ZSET, "zadd", key);
     }
     drop(g);
     if added > 0 {
@@ -745,7 +751,9 @@ fn georadius_generic(
         // No source: delete the destination, or an empty reply.
         return Ok(match s.store {
             Some(d) => {
-                g.remove(db, &args[d]);
+                if g.remove(db, &args[d]).is_some() {
+                    ctx.notify(ev::GENERIC, "del", &args[d]);
+                }
                 Frame::Integer(0)
             }
             None => Frame::Array(Vec::new()),
@@ -808,7 +816,9 @@ fn georadius_generic(
     let dst = &args[d];
     let n = points.len();
     if n == 0 {
-        g.remove(db, dst);
+        if g.remove(db, dst).is_some() {
+            ctx.notify(ev::GENERIC, "del", dst);
+        }
         return Ok(Frame::Integer(0));
     }
     let entries = points
@@ -828,6 +838,12 @@ fn georadius_generic(
         Value::from(ZSetValue::from_entries(entries, &enc)),
         0,
     );
+    let event = if matches!(variant, Variant::SearchStore) {
+        "geosearchstore"
+    } else {
+        "georadiusstore"
+    };
+    ctx.notify(ev::ZSET, event, dst);
     drop(g);
     ctx.signal_ready(db, dst);
     Ok(Frame::Integer(n as i64))

@@ -10,6 +10,7 @@ use crate::cmd::args::{self, is};
 use crate::cmd::flags::*;
 use crate::cmd::{Command, KeySpec, acl};
 use crate::error::{self, CmdResult, Error};
+use crate::pubsub::notify as ev;
 use crate::server::Ctx;
 use basalt_engine::glob::glob_match;
 use basalt_engine::ldouble::{self, IncrFloatError, SoftF80};
@@ -245,22 +246,23 @@ fn read_hash<'g>(
 
 /// Runs `f` on the hash at `key`, created empty if missing (Redis's
 /// hashTypeLookupWriteOrCreate). A hash left empty is deleted, and a new one is stored
-/// only if `f` left something in it.
+/// only if `f` left something in it. `f` returns its result and the hash event to
+/// notify (`hset`, `hincrby`, ...), published after the key is stored, as in Redis.
 fn write_hash<R>(
-    ctx: &Ctx<'_>,
+    ctx: &mut Ctx<'_>,
     key: &[u8],
-    f: impl FnOnce(&mut HashValue) -> Result<R, Error>,
+    f: impl FnOnce(&mut HashValue) -> Result<(R, Option<&'static str>), Error>,
 ) -> Result<R, Error> {
     let db = ctx.client.db;
     let mut g = ctx.srv.keyspace.lock_key(key, ctx.now);
-    match g.get(db, key) {
+    let (r, event) = match g.get(db, key) {
         Some(e) => {
             let h = as_hash(&mut e.value)?;
             let r = f(h);
             if h.is_empty() {
                 g.remove(db, key);
             }
-            r
+            r?
         }
         None => {
             let mut h = HashValue::new();
@@ -268,9 +270,15 @@ fn write_hash<R>(
             if !h.is_empty() {
                 g.insert(db, key, Value::from(h), 0);
             }
-            r
+            r?
         }
+    };
+    if let Some(event) = event {
+        // Redis replies, then notifies (a new key's `new` came first).
+        ctx.reply_here();
+        ctx.notify(ev::HASH, event, key);
     }
+    Ok(r)
 }
 
 fn bulk(b: &[u8]) -> Frame {
@@ -284,10 +292,11 @@ fn hset(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let limits = ctx.enc();
     let created = write_hash(ctx, &args[1], |h| {
         h.prepare_write(&args[2..], &limits);
-        Ok(args[2..]
+        let created = args[2..]
             .chunks_exact(2)
             .filter(|p| h.set(&p[0], &p[1], &limits))
-            .count())
+            .count();
+        Ok((created, Some("hset")))
     })?;
     // HMSET is the deprecated form: same work, +OK instead of the count.
     if args[0].len() > 1 && args[0][1].eq_ignore_ascii_case(&b'm') {
@@ -301,11 +310,11 @@ fn hsetnx(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let limits = ctx.enc();
     write_hash(ctx, &args[1], |h| {
         if h.contains(&args[2]) {
-            return Ok(Frame::Integer(0));
+            return Ok((Frame::Integer(0), None));
         }
         h.prepare_write(&args[2..4], &limits);
         h.set(&args[2], &args[3], &limits);
-        Ok(Frame::Integer(1))
+        Ok((Frame::Integer(1), Some("hset")))
     })
 }
 
@@ -353,8 +362,13 @@ fn hdel(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
             }
         }
     }
-    if h.is_empty() {
+    let empty = h.is_empty();
+    if deleted > 0 {
+        ctx.notify(ev::HASH, "hdel", key);
+    }
+    if empty {
         g.remove(db, key);
+        ctx.notify(ev::GENERIC, "del", key);
     }
     Ok(Frame::Integer(deleted))
 }
@@ -430,7 +444,7 @@ fn hincrby(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
             .checked_add(incr)
             .ok_or_else(|| Error::msg(error::OVERFLOW))?;
         h.set(field, itoa::Buffer::new().format(value).as_bytes(), &limits);
-        Ok(Frame::Integer(value))
+        Ok((Frame::Integer(value), Some("hincrby")))
     })
 }
 
@@ -454,7 +468,7 @@ fn hincrbyfloat(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
             }
         })?;
         h.set(field, &result, &limits);
-        Ok(Frame::Bulk(Bytes::from(result)))
+        Ok((Frame::Bulk(Bytes::from(result)), Some("hincrbyfloat")))
     })
 }
 

@@ -13,6 +13,7 @@
 use crate::cmd::flags::*;
 use crate::cmd::{Command, KeySpec, acl};
 use crate::error::{self, CmdResult, Error};
+use crate::pubsub::notify as ev;
 use crate::server::Ctx;
 use basalt_engine::hll::{self, REGISTERS};
 use basalt_engine::{Guard, StrValue, Value};
@@ -161,6 +162,7 @@ fn pfadd(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     }
     if updated {
         hll::invalidate_cache(s);
+        ctx.notify(ev::STRING, "pfadd", &args[1]);
     }
     Ok(Frame::Integer(i64::from(updated)))
 }
@@ -225,6 +227,7 @@ fn pfmerge(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         }
     }
     hll::invalidate_cache(s);
+    ctx.notify(ev::STRING, "pfadd", &args[1]);
     Ok(Frame::ok())
 }
 

@@ -8,6 +8,7 @@ use crate::cmd::args::{self, is};
 use crate::cmd::flags::*;
 use crate::cmd::{Command, KeySpec, acl};
 use crate::error::{self, CmdResult, Error};
+use crate::pubsub::notify as ev;
 use crate::server::Ctx;
 use crate::transaction::Replaced;
 use basalt_engine::glob::glob_match;
@@ -418,8 +419,14 @@ fn unlink(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
 fn delete_keys(ctx: &mut Ctx<'_>, args: &[Bytes], reason: Reason) -> CmdResult {
     let db = ctx.client.db;
     let mut g = ctx.srv.keyspace.lock_keys(&args[1..], ctx.now);
-    let n = args[1..].iter().filter(|k| g.delete(db, k, reason)).count();
-    Ok(Frame::Integer(n as i64))
+    let mut n = 0;
+    for k in &args[1..] {
+        if g.delete(db, k, reason) {
+            ctx.notify(ev::GENERIC, "del", k);
+            n += 1;
+        }
+    }
+    Ok(Frame::Integer(n))
 }
 
 fn exists(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
@@ -468,6 +475,8 @@ fn rename_generic(ctx: &mut Ctx<'_>, args: &[Bytes], nx: bool) -> CmdResult {
         s.fire_watchers();
     }
     g.insert(db, dst, entry.value, expire_at);
+    ctx.notify(ev::GENERIC, "rename_from", src);
+    ctx.notify(ev::GENERIC, "rename_to", dst);
     drop(g);
     ctx.signal_ready(db, dst);
     Ok(if nx { Frame::Integer(1) } else { Frame::ok() })
@@ -529,6 +538,7 @@ fn copy(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         g.remove(dst_db, dst);
     }
     g.insert(dst_db, dst, value, expire_at);
+    ctx.notify_db(ev::GENERIC, "copy_to", dst, dst_db);
     drop(g);
     ctx.signal_ready(dst_db, dst);
     Ok(Frame::Integer(1))
@@ -555,6 +565,8 @@ fn move_cmd(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         s.fire_watchers();
     }
     g.insert(dst_db, key, entry.value, expire_at);
+    ctx.notify_db(ev::GENERIC, "move_from", key, src_db);
+    ctx.notify_db(ev::GENERIC, "move_to", key, dst_db);
     drop(g);
     ctx.signal_ready(dst_db, key);
     Ok(Frame::Integer(1))
@@ -702,8 +714,11 @@ fn expire_generic(ctx: &mut Ctx<'_>, args: &[Bytes], basetime: i64, unit_ms: i64
     }
     if when <= ctx.now as i64 {
         g.remove(db, key);
+        ctx.notify(ev::GENERIC, "del", key);
     } else {
         g.set_expire(db, key, when as u64);
+        ctx.reply_here();
+        ctx.notify(ev::GENERIC, "expire", key);
     }
     Ok(Frame::Integer(1))
 }
@@ -775,6 +790,7 @@ fn persist(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     match g.get(db, &args[1]).map(|e| e.expire_at()) {
         Some(t) if t != 0 => {
             g.set_expire(db, &args[1], 0);
+            ctx.notify(ev::GENERIC, "persist", &args[1]);
             Ok(Frame::Integer(1))
         }
         _ => Ok(Frame::Integer(0)),

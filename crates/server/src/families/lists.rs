@@ -11,6 +11,7 @@ use crate::cmd::args::{self, is};
 use crate::cmd::flags::*;
 use crate::cmd::{BeginSearch, Command, FindKeys, KeySpec, acl};
 use crate::error::{self, CmdResult, Error};
+use crate::pubsub::notify as ev;
 use crate::server::Ctx;
 use basalt_engine::types::ListValue;
 use basalt_engine::types::list::End;
@@ -359,11 +360,32 @@ fn range(start: i64, end: i64, len: usize) -> Option<(usize, usize)> {
     Some((start as usize, (end - start + 1) as usize))
 }
 
-/// Removes `key` if its list became empty.
-fn drop_if_empty(g: &mut Guard<'_>, db: usize, key: &[u8]) {
+/// Removes `key` if its list became empty (notifying `del`).
+fn drop_if_empty(ctx: &Ctx<'_>, g: &mut Guard<'_>, db: usize, key: &[u8]) {
     let empty = matches!(g.get(db, key).map(|e| &e.value), Some(Value::List(l)) if l.is_empty());
     if empty {
         g.remove(db, key);
+        ctx.notify(ev::GENERIC, "del", key);
+    }
+}
+
+/// Redis's listElementsRemoved: `lpop`/`rpop`, then `del` if the list became empty.
+fn popped(ctx: &Ctx<'_>, g: &mut Guard<'_>, db: usize, key: &[u8], end: End) {
+    ctx.notify(ev::LIST, pop_event(end), key);
+    drop_if_empty(ctx, g, db, key);
+}
+
+fn pop_event(end: End) -> &'static str {
+    match end {
+        End::Head => "lpop",
+        End::Tail => "rpop",
+    }
+}
+
+fn push_event(end: End) -> &'static str {
+    match end {
+        End::Head => "lpush",
+        End::Tail => "rpush",
     }
 }
 
@@ -398,6 +420,9 @@ fn push_generic(ctx: &mut Ctx<'_>, args: &[Bytes], end: End, only_existing: bool
             n
         }
     };
+    // Redis replies, then notifies (a new key's `new` came first).
+    ctx.reply_here();
+    ctx.notify(ev::LIST, push_event(end), key);
     drop(g);
     ctx.signal_ready(db, key);
     Ok(Frame::Integer(len as i64))
@@ -439,6 +464,7 @@ fn linsert(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     };
     l.insert(if after { pos + 1 } else { pos }, &args[4]);
     let len = l.len();
+    ctx.notify(ev::LIST, "linsert", key);
     drop(g);
     ctx.signal_ready(db, key);
     Ok(Frame::Integer(len as i64))
@@ -468,14 +494,15 @@ fn pop_generic(ctx: &mut Ctx<'_>, args: &[Bytes], end: End) -> CmdResult {
     };
     let l = list_mut(&mut e.value)?;
     let reply = match count {
-        Some(0) => Frame::Array(Vec::new()),
+        Some(0) => return Ok(Frame::Array(Vec::new())),
         Some(n) => bulks(l.pop_many(end, n)),
         None => match l.pop(end) {
             Some(v) => Frame::Bulk(v),
             None => Frame::Null,
         },
     };
-    drop_if_empty(&mut g, db, key);
+    ctx.reply_here();
+    popped(ctx, &mut g, db, key, end);
     Ok(reply)
 }
 
@@ -545,7 +572,11 @@ fn lset(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let l = list_mut(&mut e.value)?;
     let i = args::int(&args[2])?;
     match index(i, l.len()) {
-        Some(i) if l.set(i, &args[3]) => Ok(Frame::ok()),
+        Some(i) if l.set(i, &args[3]) => {
+            ctx.reply_here();
+            ctx.notify(ev::LIST, "lset", &args[1]);
+            Ok(Frame::ok())
+        }
         _ => Err(Error::msg("ERR index out of range")),
     }
 }
@@ -559,7 +590,10 @@ fn lrem(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         return Ok(Frame::Integer(0));
     };
     let removed = list_mut(&mut e.value)?.remove_matching(&args[3], count);
-    drop_if_empty(&mut g, db, key);
+    if removed > 0 {
+        ctx.notify(ev::LIST, "lrem", key);
+        drop_if_empty(ctx, &mut g, db, key);
+    }
     Ok(Frame::Integer(removed as i64))
 }
 
@@ -578,7 +612,8 @@ fn ltrim(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         Some((first, n)) => l.trim(first, len - first - n),
         None => l.trim(len, 0),
     }
-    drop_if_empty(&mut g, db, key);
+    ctx.notify(ev::LIST, "ltrim", key);
+    drop_if_empty(ctx, &mut g, db, key);
     Ok(Frame::ok())
 }
 
@@ -697,7 +732,8 @@ fn move_element(
     else {
         return Ok(None);
     };
-    drop_if_empty(&mut g, db, src);
+    // Push first (the source may be the destination), then Redis's events: the push,
+    // the reply, the pop, and `del` if the source is now empty.
     match g.get(db, dst) {
         Some(d) => list_mut(&mut d.value)?.push(to, &v),
         None => {
@@ -706,6 +742,9 @@ fn move_element(
             g.insert(db, dst, Value::from(l), 0);
         }
     }
+    ctx.notify(ev::LIST, push_event(to), dst);
+    ctx.reply_here();
+    popped(ctx, &mut g, db, src, from);
     drop(g);
     ctx.signal_ready(db, dst);
     Ok(Some(v))
@@ -760,7 +799,8 @@ fn pop_first(
             },
             Some(n) => Frame::Array(vec![Frame::Bulk(key.clone()), bulks(l.pop_many(end, n))]),
         };
-        drop_if_empty(&mut g, db, key);
+        ctx.reply_here();
+        popped(ctx, &mut g, db, key, end);
         return Ok(Popped::Reply(reply));
     }
     Ok(Popped::Empty)

@@ -14,6 +14,7 @@ use crate::cmd::args::{self, is};
 use crate::cmd::flags::*;
 use crate::cmd::{BeginSearch, Command, FindKeys, KeySpec, acl};
 use crate::error::{self, CmdResult, Error};
+use crate::pubsub::notify as ev;
 use crate::server::Ctx;
 use basalt_engine::glob::glob_match;
 use basalt_engine::types::set::{Member, SetValue};
@@ -470,6 +471,9 @@ fn sadd(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
             g.insert(db, key, Value::from(s), 0);
         }
     }
+    if added > 0 {
+        ctx.notify(ev::SET, "sadd", key);
+    }
     Ok(Frame::Integer(added))
 }
 
@@ -487,8 +491,13 @@ fn srem(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
             break;
         }
     }
-    if s.is_empty() {
+    let empty = s.is_empty();
+    if removed > 0 {
+        ctx.notify(ev::SET, "srem", key);
+    }
+    if empty {
         g.remove(db, key);
+        ctx.notify(ev::GENERIC, "del", key);
     }
     Ok(Frame::Integer(removed))
 }
@@ -541,8 +550,12 @@ fn spop(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         return Ok(Frame::Null);
     };
     let popped = s.pop_random(&mut command_rng());
-    if s.is_empty() {
+    let empty = s.is_empty();
+    ctx.notify(ev::SET, "spop", key);
+    ctx.reply_here();
+    if empty {
         g.remove(db, key);
+        ctx.notify(ev::GENERIC, "del", key);
     }
     Ok(popped.map_or(Frame::Null, Frame::Bulk))
 }
@@ -563,11 +576,14 @@ fn spop_count(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         return Ok(Frame::Set(Vec::new()));
     }
     let size = s.len() as u64;
+    ctx.notify(ev::SET, "spop", key);
+    ctx.reply_here();
     if count >= size {
         // The whole set, replied through a fresh union as Redis does: an all-integer
         // hash table comes back sorted, because the copy is an intset.
         let copy = union_or_diff(&[Some(&*s)], false, &lim);
         drop(g.remove(db, key));
+        ctx.notify(ev::GENERIC, "del", key);
         return Ok(Frame::Set(all_members(&copy)));
     }
     let mut rng = command_rng();
@@ -599,6 +615,7 @@ fn spop_count(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     }
     if s.is_empty() {
         g.remove(db, key);
+        ctx.notify(ev::GENERIC, "del", key);
     }
     Ok(Frame::Set(out))
 }
@@ -694,18 +711,23 @@ fn smove(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     if !s.remove(member) {
         return Ok(Frame::Integer(0));
     }
-    if s.is_empty() {
+    let empty = s.is_empty();
+    ctx.notify(ev::SET, "srem", src);
+    if empty {
         g.remove(db, src);
+        ctx.notify(ev::GENERIC, "del", src);
     }
-    match set_of(g.get(db, dst))? {
-        Some(d) => {
-            d.add(member, &lim);
-        }
+    let added = match set_of(g.get(db, dst))? {
+        Some(d) => d.add(member, &lim),
         None => {
             let mut d = SetValue::with_first(member, 1, &lim);
             d.add(member, &lim);
             g.insert(db, dst, Value::from(d), 0);
+            true
         }
+    };
+    if added {
+        ctx.notify(ev::SET, "sadd", dst);
     }
     Ok(Frame::Integer(1))
 }
@@ -764,13 +786,31 @@ fn sintercard(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
 }
 
 /// Stores `result` at `dst` (deleting `dst` when empty) and replies with its size.
-fn store(ctx: &Ctx<'_>, mut g: Guard<'_>, db: usize, dst: &Bytes, result: SetValue) -> CmdResult {
+/// `event` is the store's notification; Redis replies before notifying, except for
+/// SINTERSTORE with a missing source (`reply_late`), which deletes and notifies first.
+fn store(
+    ctx: &mut Ctx<'_>,
+    mut g: Guard<'_>,
+    db: usize,
+    dst: &Bytes,
+    result: SetValue,
+    event: &'static str,
+    reply_late: bool,
+) -> CmdResult {
     let n = result.len();
+    if !reply_late {
+        ctx.reply_here();
+    }
     if n == 0 {
-        g.remove(db, dst);
+        if g.remove(db, dst).is_some() {
+            ctx.notify(ev::GENERIC, "del", dst);
+        }
         return Ok(Frame::Integer(0));
     }
     g.insert(db, dst, Value::from(result), 0);
+    // The new key's `new` event precedes the reply; the store's event follows it.
+    ctx.reply_here();
+    ctx.notify(ev::SET, event, dst);
     drop(g);
     ctx.signal_ready(db, dst);
     Ok(Frame::Integer(n as i64))
@@ -782,12 +822,13 @@ fn sinterstore(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let mut g = ctx.srv.keyspace.lock_keys(&args[1..], ctx.now);
     let src = Sources::take(&mut g, db, &args[2..])?;
     let mut result = SetValue::new();
+    let missing = src.views().iter().any(Option::is_none);
     intersect(&src.views(), |m| {
         result.add_member(m, &lim);
         true
     });
     src.restore(&mut g, db);
-    store(ctx, g, db, &args[1], result)
+    store(ctx, g, db, &args[1], result, "sinterstore", missing)
 }
 
 fn union_diff_reply(ctx: &mut Ctx<'_>, args: &[Bytes], diff: bool) -> CmdResult {
@@ -809,7 +850,8 @@ fn union_diff_store(ctx: &mut Ctx<'_>, args: &[Bytes], diff: bool) -> CmdResult 
     let src = Sources::take(&mut g, db, &args[2..])?;
     let result = union_or_diff(&src.views(), diff, &lim);
     src.restore(&mut g, db);
-    store(ctx, g, db, &args[1], result)
+    let event = if diff { "sdiffstore" } else { "sunionstore" };
+    store(ctx, g, db, &args[1], result, event, false)
 }
 
 fn sunion(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {

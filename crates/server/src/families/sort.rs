@@ -22,6 +22,7 @@ use crate::cmd::args;
 use crate::cmd::flags::*;
 use crate::cmd::{BeginSearch, Command, FindKeys, KeySpec, acl};
 use crate::error::{self, CmdResult, Error};
+use crate::pubsub::notify as ev;
 use crate::server::Ctx;
 use basalt_engine::types::ListValue;
 use basalt_engine::types::ZSetValue;
@@ -645,7 +646,9 @@ fn sort_generic(ctx: &mut Ctx<'_>, args: &[Bytes], readonly: bool) -> CmdResult 
         }
     }
     if outputlen == 0 {
-        g.remove(db, dst);
+        if g.remove(db, dst).is_some() {
+            ctx.notify(ev::GENERIC, "del", dst);
+        }
         return Ok(Frame::Integer(0));
     }
     g.insert(
@@ -654,6 +657,7 @@ fn sort_generic(ctx: &mut Ctx<'_>, args: &[Bytes], readonly: bool) -> CmdResult 
         Value::from(ListValue::from_elements(values, &enc)),
         0,
     );
+    ctx.notify(ev::LIST, "sortstore", dst);
     drop(g);
     ctx.signal_ready(db, dst);
     Ok(Frame::Integer(outputlen as i64))

@@ -8,6 +8,7 @@ use crate::cmd::args::{self, is};
 use crate::cmd::flags::*;
 use crate::cmd::{Command, KeySpec, acl};
 use crate::error::{self, CmdResult, Error};
+use crate::pubsub::notify as ev;
 use crate::server::Ctx;
 use basalt_engine::{Guard, StrValue, Value};
 use basalt_proto::Frame;
@@ -417,7 +418,10 @@ fn set(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let key = &args[1];
     let mut g = ctx.srv.keyspace.lock_key(key, ctx.now);
     let old = if a.get {
-        Some(read_string(&mut g, db, key)?)
+        // SET ... GET replies with the old value before it writes (and notifies).
+        let v = read_string(&mut g, db, key)?;
+        ctx.reply_here();
+        Some(v)
     } else {
         None
     };
@@ -438,21 +442,44 @@ fn set(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         ExpireOpt::None | ExpireOpt::Persist => 0,
         _ => a.when as u64,
     };
-    store(&mut g, db, key, StrValue::from_bytes(&args[2]), expire_at);
+    store(
+        ctx,
+        &mut g,
+        db,
+        key,
+        StrValue::from_bytes(&args[2]),
+        expire_at,
+        a.expire,
+    );
     Ok(match old {
         Some(v) => bulk_or_null(v),
         None => Frame::ok(),
     })
 }
 
-/// Stores a string, deleting the key at once if the deadline already passed (as Redis
-/// does for SET ... EXAT/PXAT in the past).
-fn store(g: &mut Guard<'_>, db: usize, key: &[u8], v: StrValue, expire_at: u64) {
+/// Stores a string and notifies `set` (plus `expire` when an expiry option was given).
+/// A deadline already passed reclaims the key at once, which reports it `expired` as
+/// Redis's next expiry cycle would.
+fn store(
+    ctx: &Ctx<'_>,
+    g: &mut Guard<'_>,
+    db: usize,
+    key: &[u8],
+    v: StrValue,
+    expire_at: u64,
+    opt: ExpireOpt,
+) {
+    g.insert(db, key, Value::Str(v), expire_at);
+    ctx.notify(ev::STRING, "set", key);
+    if !matches!(
+        opt,
+        ExpireOpt::None | ExpireOpt::KeepTtl | ExpireOpt::Persist
+    ) {
+        ctx.notify(ev::GENERIC, "expire", key);
+    }
     if expire_at != 0 && expire_at <= g.now() {
         g.remove(db, key);
-        return;
     }
-    g.insert(db, key, Value::Str(v), expire_at);
 }
 
 fn setnx(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
@@ -462,6 +489,7 @@ fn setnx(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         return Ok(Frame::Integer(0));
     }
     g.insert(db, &args[1], Value::Str(StrValue::from_bytes(&args[2])), 0);
+    ctx.notify(ev::STRING, "set", &args[1]);
     Ok(Frame::Integer(1))
 }
 
@@ -476,11 +504,13 @@ fn setex_generic(ctx: &mut Ctx<'_>, args: &[Bytes], unit_ms: i64) -> CmdResult {
     let db = ctx.client.db;
     let mut g = ctx.srv.keyspace.lock_key(&args[1], ctx.now);
     store(
+        ctx,
         &mut g,
         db,
         &args[1],
         StrValue::from_bytes(&args[3]),
         when as u64,
+        ExpireOpt::Px,
     );
     Ok(Frame::ok())
 }
@@ -506,6 +536,7 @@ fn mset(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let mut g = ctx.srv.keyspace.lock_keys(&keys, ctx.now);
     for pair in args[1..].chunks_exact(2) {
         g.insert(db, &pair[0], Value::Str(StrValue::from_bytes(&pair[1])), 0);
+        ctx.notify(ev::STRING, "set", &pair[0]);
     }
     Ok(Frame::ok())
 }
@@ -519,6 +550,7 @@ fn msetnx(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     }
     for pair in args[1..].chunks_exact(2) {
         g.insert(db, &pair[0], Value::Str(StrValue::from_bytes(&pair[1])), 0);
+        ctx.notify(ev::STRING, "set", &pair[0]);
     }
     Ok(Frame::Integer(1))
 }
@@ -540,7 +572,9 @@ fn getset(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let db = ctx.client.db;
     let mut g = ctx.srv.keyspace.lock_key(&args[1], ctx.now);
     let old = read_string(&mut g, db, &args[1])?;
+    ctx.reply_here();
     g.insert(db, &args[1], Value::Str(StrValue::from_bytes(&args[2])), 0);
+    ctx.notify(ev::STRING, "set", &args[1]);
     Ok(bulk_or_null(old))
 }
 
@@ -548,8 +582,10 @@ fn getdel(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let db = ctx.client.db;
     let mut g = ctx.srv.keyspace.lock_key(&args[1], ctx.now);
     let old = read_string(&mut g, db, &args[1])?;
+    ctx.reply_here();
     if old.is_some() {
         g.remove(db, &args[1]);
+        ctx.notify(ev::GENERIC, "del", &args[1]);
     }
     Ok(bulk_or_null(old))
 }
@@ -562,15 +598,22 @@ fn getex(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let Some(v) = read_string(&mut g, db, key)? else {
         return Ok(Frame::Null);
     };
+    ctx.reply_here();
     match a.expire {
         ExpireOpt::Persist => {
+            let had = g.get(db, key).is_some_and(|e| e.expire_at() != 0);
             g.set_expire(db, key, 0);
+            if had {
+                ctx.notify(ev::GENERIC, "persist", key);
+            }
         }
         ExpireOpt::Ex | ExpireOpt::Px | ExpireOpt::ExAt | ExpireOpt::PxAt => {
             if a.when as u64 <= ctx.now {
                 g.remove(db, key);
+                ctx.notify(ev::GENERIC, "del", key);
             } else {
                 g.set_expire(db, key, a.when as u64);
+                ctx.notify(ev::GENERIC, "expire", key);
             }
         }
         ExpireOpt::None | ExpireOpt::KeepTtl => {}
@@ -592,6 +635,7 @@ fn append(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     match g.get(db, &args[1]) {
         None => {
             g.insert(db, &args[1], Value::Str(StrValue::from_bytes(&args[2])), 0);
+            ctx.notify(ev::STRING, "append", &args[1]);
             Ok(Frame::Integer(args[2].len() as i64))
         }
         Some(e) => {
@@ -602,7 +646,9 @@ fn append(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
             }
             let raw = s.make_raw();
             raw.extend_from_slice(&args[2]);
-            Ok(Frame::Integer(raw.len() as i64))
+            let len = raw.len();
+            ctx.notify(ev::STRING, "append", &args[1]);
+            Ok(Frame::Integer(len as i64))
         }
     }
 }
@@ -622,6 +668,7 @@ fn incr_by(ctx: &mut Ctx<'_>, key: &[u8], delta: i64) -> CmdResult {
     match g.get(db, key) {
         None => {
             g.insert(db, key, Value::Str(StrValue::Int(delta)), 0);
+            ctx.notify(ev::STRING, "incrby", key);
             Ok(Frame::Integer(delta))
         }
         Some(e) => {
@@ -631,6 +678,7 @@ fn incr_by(ctx: &mut Ctx<'_>, key: &[u8], delta: i64) -> CmdResult {
                 .checked_add(delta)
                 .ok_or_else(|| Error::msg(error::OVERFLOW))?;
             *s = StrValue::Int(v);
+            ctx.notify(ev::STRING, "incrby", key);
             Ok(Frame::Integer(v))
         }
     }
@@ -681,6 +729,7 @@ fn incrbyfloat(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         Value::Str(StrValue::from_bytes_no_int(&result)),
         expire_at,
     );
+    ctx.notify(ev::STRING, "incrbyfloat", key);
     Ok(Frame::Bulk(Bytes::from(result)))
 }
 
@@ -743,6 +792,7 @@ fn setrange(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
             buf.extend_from_slice(value);
             let len = buf.len();
             g.insert(db, &args[1], Value::Str(StrValue::Raw(buf)), 0);
+            ctx.notify(ev::STRING, "setrange", &args[1]);
             Ok(Frame::Integer(len as i64))
         }
         Some(e) => {
@@ -757,7 +807,9 @@ fn setrange(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
                 raw.resize(end, 0);
             }
             raw[offset as usize..end].copy_from_slice(value);
-            Ok(Frame::Integer(raw.len() as i64))
+            let len = raw.len();
+            ctx.notify(ev::STRING, "setrange", &args[1]);
+            Ok(Frame::Integer(len as i64))
         }
     }
 }

@@ -15,6 +15,7 @@ use crate::cmd::args::{self, is};
 use crate::cmd::flags::*;
 use crate::cmd::{BeginSearch, Command, FindKeys, KeySpec, acl};
 use crate::error::{self, CmdResult, Error};
+use crate::pubsub::notify as ev;
 use crate::server::Ctx;
 use basalt_engine::glob::glob_match;
 use basalt_engine::types::zset::{LexRange, ScoreRange, cmp_key};
@@ -547,13 +548,15 @@ fn write<'g>(
     }
 }
 
-/// Deletes `key` if its sorted set became empty (Redis never keeps empty collections).
-fn delete_if_empty(g: &mut Guard<'_>, db: usize, key: &[u8]) {
+/// Deletes `key` if its sorted set became empty (Redis never keeps empty collections),
+/// notifying `del`.
+fn delete_if_empty(ctx: &Ctx<'_>, g: &mut Guard<'_>, db: usize, key: &[u8]) {
     if let Some(e) = g.get(db, key)
         && let Value::ZSet(z) = &e.value
         && z.is_empty()
     {
         g.remove(db, key);
+        ctx.notify(ev::GENERIC, "del", key);
     }
 }
 
@@ -833,6 +836,11 @@ fn zadd_generic(ctx: &mut Ctx<'_>, args: &[Bytes], mut f: AddFlags, zincrby: boo
     {
         g.insert(db, key, Value::from(z), 0);
     }
+    if added > 0 || updated > 0 {
+        // Redis replies first, then notifies (after the key's `new`).
+        ctx.reply_here();
+        ctx.notify(ev::ZSET, if f.incr { "zincr" } else { "zadd" }, key);
+    }
     drop(g);
     if added > 0 {
         ctx.signal_ready(db, key);
@@ -872,7 +880,10 @@ fn zrem(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
             }
         }
     }
-    delete_if_empty(&mut g, db, key);
+    if removed > 0 {
+        ctx.notify(ev::ZSET, "zrem", key);
+        delete_if_empty(ctx, &mut g, db, key);
+    }
     Ok(Frame::Integer(removed))
 }
 
@@ -1072,8 +1083,11 @@ fn zrange_generic(
         Some(z) => select(z, &range, rev, offset, limit),
     };
     let n = items.len();
+    ctx.reply_here();
     if n == 0 {
-        g.remove(db, dst);
+        if g.remove(db, dst).is_some() {
+            ctx.notify(ev::GENERIC, "del", dst);
+        }
         return Ok(Frame::Integer(0));
     }
     // Built as Redis builds it: a skiplist from the start when a rank range is known to
@@ -1089,6 +1103,8 @@ fn zrange_generic(
         z.insert(m, *s, &enc);
     }
     g.insert(db, dst, Value::from(z), 0);
+    ctx.reply_here();
+    ctx.notify(ev::ZSET, "zrangestore", dst);
     drop(g);
     ctx.signal_ready(db, dst);
     Ok(Frame::Integer(n as i64))
@@ -1150,7 +1166,15 @@ fn zremrange_generic(ctx: &mut Ctx<'_>, args: &[Bytes], rangetype: RangeType) ->
         Range::Lex(r) => z.lex_ranks(r, false),
     };
     let removed = z.remove_ranks(lo, hi);
-    delete_if_empty(&mut g, db, key);
+    if removed > 0 {
+        let event = match rangetype {
+            RangeType::Score => "zremrangebyscore",
+            RangeType::Lex => "zremrangebylex",
+            _ => "zremrangebyrank",
+        };
+        ctx.notify(ev::ZSET, event, key);
+        delete_if_empty(ctx, &mut g, db, key);
+    }
     Ok(Frame::Integer(removed as i64))
 }
 
@@ -1179,6 +1203,7 @@ struct Popped {
 /// it is not a sorted set, unless `skip_wrong` — a blocked client being re-run, which
 /// Redis would simply not serve from such a key) gives up to `count` elements.
 fn pop_first(
+    ctx: &mut Ctx<'_>,
     g: &mut Guard<'_>,
     db: usize,
     keys: &[Bytes],
@@ -1200,7 +1225,10 @@ fn pop_first(
                 None => break,
             }
         }
-        delete_if_empty(g, db, key);
+        // Redis replies with the popped elements, then notifies.
+        ctx.reply_here();
+        ctx.notify(ev::ZSET, if max { "zpopmax" } else { "zpopmin" }, key);
+        delete_if_empty(ctx, g, db, key);
         return Ok(Some(Popped {
             key: key.clone(),
             items,
@@ -1234,7 +1262,7 @@ fn zpop_generic(ctx: &mut Ctx<'_>, args: &[Bytes], max: bool) -> CmdResult {
         write(&mut g, db, &args[1])?;
         return Ok(Frame::Array(Vec::new()));
     }
-    let popped = pop_first(&mut g, db, &args[1..2], max, want, false)?;
+    let popped = pop_first(ctx, &mut g, db, &args[1..2], max, want, false)?;
     drop(g);
     let items = popped.map(|p| p.items).unwrap_or_default();
     let nested = resp3(ctx) && count.is_some();
@@ -1269,7 +1297,7 @@ fn bzpop_generic(ctx: &mut Ctx<'_>, args: &[Bytes], max: bool) -> CmdResult {
     let db = ctx.client.db;
     let skip_wrong = rerun(ctx);
     let mut g = ctx.srv.keyspace.lock_keys(keys, ctx.now);
-    let popped = pop_first(&mut g, db, keys, max, 1, skip_wrong)?;
+    let popped = pop_first(ctx, &mut g, db, keys, max, 1, skip_wrong)?;
     drop(g);
     if let Some(Popped { key, mut items }) = popped
         && let Some((m, s)) = items.pop()
@@ -1345,7 +1373,7 @@ fn zmpop(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let (keys, max, count) = parse_mpop(args, 1)?;
     let db = ctx.client.db;
     let mut g = ctx.srv.keyspace.lock_keys(keys, ctx.now);
-    let popped = pop_first(&mut g, db, keys, max, count, false)?;
+    let popped = pop_first(ctx, &mut g, db, keys, max, count, false)?;
     Ok(mpop_reply(popped))
 }
 
@@ -1355,7 +1383,7 @@ fn bzmpop(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let db = ctx.client.db;
     let skip_wrong = rerun(ctx);
     let mut g = ctx.srv.keyspace.lock_keys(keys, ctx.now);
-    let popped = pop_first(&mut g, db, keys, max, count, skip_wrong)?;
+    let popped = pop_first(ctx, &mut g, db, keys, max, count, skip_wrong)?;
     drop(g);
     if popped.is_some() {
         return Ok(mpop_reply(popped));
@@ -1797,8 +1825,11 @@ fn zsetop(
         Some(d) => {
             let dkey = &args[d];
             let n = items.len();
+            ctx.reply_here();
             if n == 0 {
-                g.remove(db, dkey);
+                if g.remove(db, dkey).is_some() {
+                    ctx.notify(ev::GENERIC, "del", dkey);
+                }
                 return Ok(Frame::Integer(0));
             }
             g.insert(
@@ -1807,6 +1838,13 @@ fn zsetop(
                 Value::from(ZSetValue::from_entries(items, &enc)),
                 0,
             );
+            ctx.reply_here();
+            let event = match op {
+                SetOp::Union => "zunionstore",
+                SetOp::Inter => "zinterstore",
+                SetOp::Diff => "zdiffstore",
+            };
+            ctx.notify(ev::ZSET, event, dkey);
             drop(g);
             ctx.signal_ready(db, dkey);
             Ok(Frame::Integer(n as i64))
