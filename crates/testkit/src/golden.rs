@@ -12,13 +12,19 @@
 //! > !resp3
 //! > GET k
 //! < $1\r\nv\r\n
+//! > @sub ?read 2
+//! < *3\r\n$7\r\nmessage\r\n...
+//! < *3\r\n$7\r\nmessage\r\n...
 //! ```
+//!
+//! A step has as many `< ` lines as it reads replies: one for a command, N for `?read N`,
+//! none for a directive.
 //!
 //! [`run_all`] replays every sequence against a live server and returns the differences;
 //! it starts nothing itself, so the same code checks Basalt (in `cargo test`) and re-checks
 //! the goldens against redis-server (in CI, through the `basalt-golden` binary).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -34,8 +40,20 @@ use crate::seqfile::{Check, Sequence, Step, parse_cmds};
 pub struct GoldenStep {
     /// The step's text in the `.cmds` file (command line with marker, or directive).
     pub text: String,
-    /// The raw reply bytes; `None` for directives.
-    pub reply: Option<Vec<u8>>,
+    /// The raw bytes of each reply read: one for a command, N for `?read N`, none for a
+    /// directive.
+    pub replies: Vec<Vec<u8>>,
+}
+
+/// True for a directive's text (`!resp3`, `@sub !resp3`, `!sleep 5`): no replies.
+fn is_directive(text: &str) -> bool {
+    let body = match text.strip_prefix('@') {
+        Some(rest) => rest
+            .split_once(char::is_whitespace)
+            .map_or("", |(_, b)| b.trim_start()),
+        None => text,
+    };
+    body.starts_with('!')
 }
 
 /// One recorded sequence.
@@ -63,7 +81,7 @@ pub fn write_golden(header: &[String], seqs: &[GoldenSeq]) -> String {
             out.push_str("> ");
             out.push_str(&step.text);
             out.push('\n');
-            if let Some(reply) = &step.reply {
+            for reply in &step.replies {
                 out.push_str("< ");
                 out.push_str(&escape(reply));
                 out.push('\n');
@@ -94,15 +112,16 @@ pub fn parse_golden(text: &str) -> anyhow::Result<Vec<GoldenSeq>> {
         if let Some(step) = line.strip_prefix("> ") {
             seq.steps.push(GoldenStep {
                 text: step.to_string(),
-                reply: None,
+                replies: Vec::new(),
             });
         } else if let Some(reply) = line.strip_prefix("< ") {
             let step = seq
                 .steps
                 .last_mut()
-                .filter(|s| s.reply.is_none() && !s.text.starts_with('!'))
+                .filter(|s| !is_directive(&s.text))
                 .ok_or_else(|| anyhow!("line {n}: reply without a command before it"))?;
-            step.reply = Some(unescape(reply).map_err(|e| anyhow!("line {n}: {e}"))?);
+            step.replies
+                .push(unescape(reply).map_err(|e| anyhow!("line {n}: {e}"))?);
         } else {
             bail!("line {n}: expected `=== `, `> ` or `< `");
         }
@@ -111,7 +130,7 @@ pub fn parse_golden(text: &str) -> anyhow::Result<Vec<GoldenSeq>> {
         if let Some(s) = seq
             .steps
             .iter()
-            .find(|s| s.reply.is_none() && !s.text.starts_with('!'))
+            .find(|s| s.replies.is_empty() && !is_directive(&s.text))
         {
             bail!("sequence {}: command {:?} has no reply", seq.name, s.text);
         }
@@ -355,44 +374,95 @@ fn file_label(path: &Path) -> String {
 }
 
 /// Opens a fresh connection and empties the keyspace: every sequence starts on a new
-/// connection (RESP2, database 0, no client state) against an empty server.
+/// connection (RESP2, database 0, no client state) against an empty server, with
+/// keyspace notifications off and no subscription left over from an earlier sequence
+/// (closed connections are reaped asynchronously, so this waits, up to 5 s, until the
+/// server reports no channel, pattern or shard channel).
 fn fresh_connection(port: u16) -> anyhow::Result<RawClient> {
     let mut c = RawClient::connect_port(port).with_context(|| format!("connecting to {port}"))?;
     let r = c.cmd(&[b"FLUSHALL"]).context("FLUSHALL")?;
     if r != b"+OK\r\n" {
         bail!("FLUSHALL answered {}", escape(&r));
     }
-    Ok(c)
+    // A server without these commands answers with an error: nothing to reset then.
+    c.cmd(&[b"CONFIG", b"SET", b"notify-keyspace-events", b""])
+        .context("resetting notify-keyspace-events")?;
+    for _ in 0..500 {
+        let numpat = c.cmd(&[b"PUBSUB", b"NUMPAT"])?;
+        let chans = c.cmd(&[b"PUBSUB", b"CHANNELS"])?;
+        let shard = c.cmd(&[b"PUBSUB", b"SHARDCHANNELS"])?;
+        // Only a positive count or a non-empty list means "still subscribed"; errors
+        // and other answers (a server without Pub/Sub) count as clean.
+        let busy = |r: &[u8]| {
+            (r.starts_with(b":") && r != b":0\r\n") || (r.starts_with(b"*") && r != b"*0\r\n")
+        };
+        if !busy(&numpat) && !busy(&chans) && !busy(&shard) {
+            return Ok(c);
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    bail!("subscriptions of an earlier sequence are still active after 5 s")
 }
 
-/// Replays one sequence on a fresh connection; returns the raw reply of each step (`None`
-/// for directives). Stops at the first I/O error, returning it with the replies so far.
-pub fn replay(seq: &Sequence, port: u16) -> (Vec<Option<Vec<u8>>>, Option<anyhow::Error>) {
+/// The sequence's main connection (`None`) or a named one, opened on first use.
+fn conn_for<'c>(
+    conns: &'c mut HashMap<String, RawClient>,
+    name: &Option<String>,
+    port: u16,
+) -> anyhow::Result<&'c mut RawClient> {
+    let key = name.clone().unwrap_or_default();
+    if !conns.contains_key(&key) {
+        let c =
+            RawClient::connect_port(port).with_context(|| format!("opening connection @{key}"))?;
+        conns.insert(key.clone(), c);
+    }
+    conns
+        .get_mut(&key)
+        .ok_or_else(|| anyhow!("connection @{key} vanished"))
+}
+
+/// Replays one sequence on a fresh connection (plus the named connections it uses,
+/// opened on first use); returns the raw replies of each step (none for directives).
+/// Stops at the first I/O error, returning it with the replies so far.
+pub fn replay(seq: &Sequence, port: u16) -> (Vec<Vec<Vec<u8>>>, Option<anyhow::Error>) {
     let mut replies = Vec::new();
-    let mut client = match fresh_connection(port) {
+    let main = match fresh_connection(port) {
         Ok(c) => c,
         Err(e) => return (replies, Some(e.context("preparing the sequence"))),
     };
+    let mut conns: HashMap<String, RawClient> = HashMap::new();
+    conns.insert(String::new(), main);
     for step in &seq.steps {
-        let res: anyhow::Result<Option<Vec<u8>>> = match step {
-            Step::Resp3 => client
-                .cmd(&[b"HELLO", b"3"])
-                .context("HELLO 3")
-                .and_then(|r| {
-                    if r.starts_with(b"%") {
-                        Ok(None)
-                    } else {
-                        Err(anyhow!("HELLO 3 answered {}", escape(&r)))
-                    }
-                }),
+        let res: anyhow::Result<Vec<Vec<u8>>> = match step {
+            Step::Resp3(conn) => conn_for(&mut conns, conn, port).and_then(|client| {
+                let r = client.cmd(&[b"HELLO", b"3"]).context("HELLO 3")?;
+                if r.starts_with(b"%") {
+                    Ok(Vec::new())
+                } else {
+                    Err(anyhow!("HELLO 3 answered {}", escape(&r)))
+                }
+            }),
             Step::Sleep(ms) => {
                 std::thread::sleep(Duration::from_millis(*ms));
-                Ok(None)
+                Ok(Vec::new())
             }
-            Step::Command { args, .. } => {
-                let refs: Vec<&[u8]> = args.iter().map(Vec::as_slice).collect();
-                client.cmd(&refs).map(Some).map_err(anyhow::Error::from)
+            Step::Command { args, conn, .. } => {
+                conn_for(&mut conns, conn, port).and_then(|client| {
+                    let refs: Vec<&[u8]> = args.iter().map(Vec::as_slice).collect();
+                    Ok(vec![client.cmd(&refs)?])
+                })
             }
+            Step::Read { n, conn, .. } => conn_for(&mut conns, conn, port).and_then(|client| {
+                let mut out = Vec::with_capacity(*n);
+                for i in 0..*n {
+                    out.push(
+                        client
+                            .read_reply_raw()
+                            .with_context(|| format!("reading reply {} of {n}", i + 1))?,
+                    );
+                }
+                Ok(out)
+            }),
         };
         match res {
             Ok(r) => replies.push(r),
@@ -452,7 +522,7 @@ fn load_pairs(cmds: &Path, golden: &Path) -> (Vec<(Sequence, GoldenSeq)>, Vec<Mi
                 .steps
                 .iter()
                 .zip(&gold.steps)
-                .all(|(a, b)| a.text() == b.text);
+                .all(|(a, b)| a.text() == b.text && a.replies() == b.replies.len());
         if !same {
             problems.push(problem(
                 &file,
@@ -509,23 +579,25 @@ pub fn verify_recordings(dir: &Path) -> Vec<Mismatch> {
                 ));
             }
             for (step, g) in seq.steps.iter().zip(&gold.steps) {
-                if let (
+                let (check, line, text) = match step {
                     Step::Command {
                         check, line, text, ..
-                    },
-                    Some(r),
-                ) = (step, &g.reply)
-                    && let Err(why) = self_check(check, r)
-                {
-                    out.push(Mismatch {
-                        file: file.clone(),
-                        name: seq.name.clone(),
-                        line: *line,
-                        command: text.clone(),
-                        expected: String::new(),
-                        got: escape(r),
-                        reason: format!("recording does not satisfy its marker: {why}"),
-                    });
+                    } => (check.clone(), *line, text),
+                    Step::Read { line, text, .. } => (Check::Exact, *line, text),
+                    _ => continue,
+                };
+                for r in &g.replies {
+                    if let Err(why) = self_check(&check, r) {
+                        out.push(Mismatch {
+                            file: file.clone(),
+                            name: seq.name.clone(),
+                            line,
+                            command: text.clone(),
+                            expected: String::new(),
+                            got: escape(r),
+                            reason: format!("recording does not satisfy its marker: {why}"),
+                        });
+                    }
                 }
             }
         }
@@ -546,26 +618,28 @@ fn compare_sequence(file: &str, seq: &Sequence, gold: &GoldenSeq, port: u16) -> 
     let (replies, err) = replay(seq, port);
     let mut out = Vec::new();
     for (i, (step, g)) in seq.steps.iter().zip(&gold.steps).enumerate() {
-        let Step::Command {
-            text, check, line, ..
-        } = step
-        else {
-            if let (Some(e), true) = (&err, i == replies.len()) {
-                out.push(Mismatch {
-                    file: file.to_string(),
-                    name: seq.name.clone(),
-                    line: 0,
-                    command: step.text(),
-                    expected: String::new(),
-                    got: format!("<error: {e:#}>"),
-                    reason: "directive failed".into(),
-                });
-                break;
+        let (text, check, line) = match step {
+            Step::Command {
+                text, check, line, ..
+            } => (text, check.clone(), line),
+            Step::Read { text, line, .. } => (text, Check::Exact, line),
+            _ => {
+                if let (Some(e), true) = (&err, i == replies.len()) {
+                    out.push(Mismatch {
+                        file: file.to_string(),
+                        name: seq.name.clone(),
+                        line: 0,
+                        command: step.text(),
+                        expected: String::new(),
+                        got: format!("<error: {e:#}>"),
+                        reason: "directive failed".into(),
+                    });
+                    break;
+                }
+                continue;
             }
-            continue;
         };
-        let expected = g.reply.as_deref().unwrap_or_default();
-        let mk = |got: String, reason: String| Mismatch {
+        let mk = |expected: &[u8], got: String, reason: String| Mismatch {
             file: file.to_string(),
             name: seq.name.clone(),
             line: *line,
@@ -575,17 +649,26 @@ fn compare_sequence(file: &str, seq: &Sequence, gold: &GoldenSeq, port: u16) -> 
             reason,
         };
         match replies.get(i) {
-            Some(Some(got)) => {
-                if let Err(reason) = compare(check, expected, got) {
-                    out.push(mk(escape(got), reason));
+            Some(got) if got.len() == g.replies.len() => {
+                for (k, (e, r)) in g.replies.iter().zip(got).enumerate() {
+                    if let Err(reason) = compare(&check, e, r) {
+                        let reason = if got.len() > 1 {
+                            format!("reply {} of {}: {reason}", k + 1, got.len())
+                        } else {
+                            reason
+                        };
+                        out.push(mk(e, escape(r), reason));
+                    }
                 }
             }
             _ => {
+                let expected = g.replies.first().map(Vec::as_slice).unwrap_or_default();
                 let e = err
                     .as_ref()
                     .map(|e| format!("{e:#}"))
                     .unwrap_or_else(|| "no reply".into());
                 out.push(mk(
+                    expected,
                     format!("<error: {e}>"),
                     "no reply; rest of sequence skipped".into(),
                 ));
@@ -690,41 +773,58 @@ pub fn record_file(
                 bail!("sequence {} (repeat run): {e:#}", seq.name);
             }
             for ((step, a), b) in seq.steps.iter().zip(&first).zip(&again) {
-                if let (Step::Command { check, line, .. }, Some(a), Some(b)) = (step, a, b)
-                    && let Err(why) = compare(check, a, b)
-                {
-                    problems.push(format!(
-                        "line {line}: reply changes between runs ({why}): {} vs {}",
-                        escape(a),
-                        escape(b)
-                    ));
+                let (check, line) = match step {
+                    Step::Command { check, line, .. } => (check.clone(), *line),
+                    Step::Read { line, .. } => (Check::Exact, *line),
+                    _ => continue,
+                };
+                for (a, b) in a.iter().zip(b) {
+                    if let Err(why) = compare(&check, a, b) {
+                        problems.push(format!(
+                            "line {line}: reply changes between runs ({why}): {} vs {}",
+                            escape(a),
+                            escape(b)
+                        ));
+                    }
                 }
             }
         }
         let old_seq = previous.iter().find(|g| g.name == seq.name);
         let mut steps = Vec::new();
-        for (i, (step, mut reply)) in seq.steps.iter().zip(first).enumerate() {
-            if let (Step::Command { check, line, .. }, Some(r)) = (step, &reply) {
-                summary.commands += 1;
-                // A recording must satisfy its own marker, or the marker is wrong.
-                if let Err(why) = self_check(check, r) {
-                    problems.push(format!("line {line}: {why}: {}", escape(r)));
+        for (i, (step, mut replies)) in seq.steps.iter().zip(first).enumerate() {
+            match step {
+                Step::Command { check, line, .. } => {
+                    summary.commands += 1;
+                    let Some(r) = replies.first() else { continue };
+                    // A recording must satisfy its own marker, or the marker is wrong.
+                    if let Err(why) = self_check(check, r) {
+                        problems.push(format!("line {line}: {why}: {}", escape(r)));
+                    }
+                    let old = old_seq
+                        .and_then(|g| g.steps.get(i))
+                        .filter(|o| o.text == step.text())
+                        .and_then(|o| o.replies.first().cloned());
+                    if let Some(old) = old
+                        && *check != Check::Exact
+                        && self_check(check, &old).is_ok()
+                        && compare(check, &old, r).is_ok()
+                    {
+                        replies = vec![old];
+                    }
                 }
-                let old = old_seq
-                    .and_then(|g| g.steps.get(i))
-                    .filter(|o| o.text == step.text())
-                    .and_then(|o| o.reply.clone());
-                if let Some(old) = old
-                    && *check != Check::Exact
-                    && self_check(check, &old).is_ok()
-                    && compare(check, &old, r).is_ok()
-                {
-                    reply = Some(old);
+                Step::Read { line, .. } => {
+                    summary.commands += 1;
+                    for r in &replies {
+                        if let Err(why) = self_check(&Check::Exact, r) {
+                            problems.push(format!("line {line}: {why}: {}", escape(r)));
+                        }
+                    }
                 }
+                _ => {}
             }
             steps.push(GoldenStep {
                 text: step.text(),
-                reply,
+                replies,
             });
         }
         summary.sequences += 1;
@@ -777,15 +877,23 @@ mod tests {
                 steps: vec![
                     GoldenStep {
                         text: "SET k \"v\\n\"".into(),
-                        reply: Some(b"+OK\r\n".to_vec()),
+                        replies: vec![b"+OK\r\n".to_vec()],
                     },
                     GoldenStep {
                         text: "!resp3".into(),
-                        reply: None,
+                        replies: vec![],
+                    },
+                    GoldenStep {
+                        text: "@sub !resp3".into(),
+                        replies: vec![],
                     },
                     GoldenStep {
                         text: "GET k".into(),
-                        reply: Some(b"$2\r\nv\n\r\n".to_vec()),
+                        replies: vec![b"$2\r\nv\n\r\n".to_vec()],
+                    },
+                    GoldenStep {
+                        text: "@sub ?read 2".into(),
+                        replies: vec![b":1\r\n".to_vec(), b":2\r\n".to_vec()],
                     },
                 ],
             },
@@ -793,7 +901,7 @@ mod tests {
                 name: "b".into(),
                 steps: vec![GoldenStep {
                     text: "?range 1 2 TTL x".into(),
-                    reply: Some((0..=255u8).collect()),
+                    replies: vec![(0..=255u8).collect()],
                 }],
             },
         ];
@@ -809,6 +917,8 @@ mod tests {
         assert!(parse_golden("=== a\n< +OK\\r\\n").is_err());
         assert!(parse_golden("=== a\n> GET k\n").is_err());
         assert!(parse_golden("=== a\n> !resp3\n< +OK\\r\\n").is_err());
+        assert!(parse_golden("=== a\n> @s !resp3\n< +OK\\r\\n").is_err());
+        assert!(parse_golden("=== a\n> @s ?read 1\n").is_err());
         assert!(parse_golden("=== a\n> GET k\n< \\q").is_err());
         assert!(parse_golden("=== a\nbogus").is_err());
     }

@@ -12,6 +12,9 @@
 //! ?sorted KEYS *              compare arrays ignoring element order
 //! ?type PTTL k                compare only the reply's type/shape
 //! ?range 99 100 TTL k         integer reply within [99, 100]
+//! @sub SUBSCRIBE ch           runs on the named connection `sub` (opened on first use)
+//! @sub ?read 2                reads two more replies (pushed messages) from `sub`
+//! @sub !resp3                 directives take a connection too
 //! ```
 //!
 //! The full format is documented in `docs/testing.md`. Parsing is strict: anything the runner
@@ -32,13 +35,16 @@ pub enum Check {
     Range(i64, i64),
 }
 
+/// Largest `?read N`.
+pub const MAX_READ: usize = 1000;
+
 /// One line of a sequence.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Step {
     /// A command to send and whose reply is recorded.
     Command {
-        /// The line as written (trimmed), marker included: the key that ties a golden
-        /// entry to its command.
+        /// The line as written (trimmed), connection prefix and marker included: the key
+        /// that ties a golden entry to its command.
         text: String,
         /// The comparison mode from the marker.
         check: Check,
@@ -46,21 +52,45 @@ pub enum Step {
         args: Vec<Vec<u8>>,
         /// 1-based line number in the `.cmds` file.
         line: usize,
+        /// The named connection (`@name`), `None` for the sequence's main connection.
+        conn: Option<String>,
     },
-    /// `!resp3`: `HELLO 3` on this connection, reply not recorded.
-    Resp3,
+    /// `?read N`: read `n` more replies (pushed messages) from a connection, each
+    /// recorded and compared byte for byte.
+    Read {
+        /// The line as written.
+        text: String,
+        /// How many replies.
+        n: usize,
+        /// 1-based line number.
+        line: usize,
+        /// The named connection, `None` for the main one.
+        conn: Option<String>,
+    },
+    /// `!resp3`: `HELLO 3` on this (or the named) connection, reply not recorded.
+    Resp3(Option<String>),
     /// `!sleep MS`.
     Sleep(u64),
 }
 
 impl Step {
-    /// The text by which this step appears in a golden file (`!resp3`, `!sleep 5`, or the
-    /// command line).
+    /// The text by which this step appears in a golden file (`!resp3`, `@sub !resp3`,
+    /// `!sleep 5`, or the command line).
     pub fn text(&self) -> String {
         match self {
-            Step::Command { text, .. } => text.clone(),
-            Step::Resp3 => "!resp3".to_string(),
+            Step::Command { text, .. } | Step::Read { text, .. } => text.clone(),
+            Step::Resp3(None) => "!resp3".to_string(),
+            Step::Resp3(Some(c)) => format!("@{c} !resp3"),
             Step::Sleep(ms) => format!("!sleep {ms}"),
+        }
+    }
+
+    /// How many replies the step records (0 for directives).
+    pub fn replies(&self) -> usize {
+        match self {
+            Step::Command { .. } => 1,
+            Step::Read { n, .. } => *n,
+            _ => 0,
         }
     }
 }
@@ -158,11 +188,32 @@ pub fn parse_cmds(text: &str) -> Result<Vec<Sequence>, ParseError> {
         let Some(seq) = seqs.last_mut() else {
             return Err(err("command before the first `=== name` line".to_string()));
         };
-        if let Some(dir) = t.strip_prefix('!') {
+        let (conn, body) = match t.strip_prefix('@') {
+            Some(rest) => {
+                let mut parts = rest.splitn(2, char::is_whitespace);
+                let name = parts.next().unwrap_or_default();
+                let body = parts.next().unwrap_or_default().trim_start();
+                if name.is_empty()
+                    || !name
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_'))
+                {
+                    return Err(err(format!(
+                        "bad connection name {name:?} (use letters, digits, - _)"
+                    )));
+                }
+                if body.is_empty() {
+                    return Err(err(format!("@{name} without a command")));
+                }
+                (Some(name.to_string()), body)
+            }
+            None => (None, t),
+        };
+        if let Some(dir) = body.strip_prefix('!') {
             let mut words = dir.split_whitespace();
             let step = match (words.next(), words.next(), words.next()) {
-                (Some("resp3"), None, _) => Step::Resp3,
-                (Some("sleep"), Some(ms), None) => match ms.parse::<u64>() {
+                (Some("resp3"), None, _) => Step::Resp3(conn),
+                (Some("sleep"), Some(ms), None) if conn.is_none() => match ms.parse::<u64>() {
                     Ok(ms) if ms <= 10_000 => Step::Sleep(ms),
                     _ => return Err(err(format!("!sleep wants 0..=10000 ms, got {ms:?}"))),
                 },
@@ -171,10 +222,24 @@ pub fn parse_cmds(text: &str) -> Result<Vec<Sequence>, ParseError> {
             seq.steps.push(step);
             continue;
         }
-        let (check, cmd) = if t.starts_with('?') {
-            parse_marker(t).map_err(err)?
+        if let Some(n) = body.strip_prefix("?read") {
+            let n = n.trim();
+            let n = match n.parse::<usize>() {
+                Ok(n) if (1..=MAX_READ).contains(&n) => n,
+                _ => return Err(err(format!("?read wants 1..={MAX_READ}, got {n:?}"))),
+            };
+            seq.steps.push(Step::Read {
+                text: t.to_string(),
+                n,
+                line,
+                conn,
+            });
+            continue;
+        }
+        let (check, cmd) = if body.starts_with('?') {
+            parse_marker(body).map_err(err)?
         } else {
-            (Check::Exact, t)
+            (Check::Exact, body)
         };
         let args = split_args(cmd.as_bytes()).ok_or_else(|| {
             err("unbalanced quotes, or a closing quote not followed by a space".to_string())
@@ -187,6 +252,7 @@ pub fn parse_cmds(text: &str) -> Result<Vec<Sequence>, ParseError> {
             check,
             args,
             line,
+            conn,
         });
     }
     if let Some(empty) = seqs.iter().find(|s| s.steps.is_empty()) {
@@ -232,12 +298,13 @@ GET '#notacomment'
                 check: Check::Exact,
                 args: vec![b"SET".to_vec(), b"k".to_vec(), b"a b".to_vec()],
                 line: 4,
+                conn: None,
             }
         );
         assert!(
             matches!(&s[1], Step::Command { check: Check::Sorted, args, .. } if args.len() == 2)
         );
-        assert_eq!(s[2], Step::Resp3);
+        assert_eq!(s[2], Step::Resp3(None));
         assert!(matches!(
             &s[3],
             Step::Command {
@@ -271,6 +338,30 @@ GET '#notacomment'
     }
 
     #[test]
+    fn parses_named_connections_and_reads() {
+        let seqs =
+            parse_cmds("=== p\n@sub SUBSCRIBE ch\n@sub ?read 2\n@sub !resp3\nPUBLISH ch m\n")
+                .unwrap();
+        let s = &seqs[0].steps;
+        assert!(
+            matches!(&s[0], Step::Command { conn: Some(c), args, .. } if c == "sub" && args[0] == b"SUBSCRIBE")
+        );
+        assert_eq!(
+            s[1],
+            Step::Read {
+                text: "@sub ?read 2".into(),
+                n: 2,
+                line: 3,
+                conn: Some("sub".into())
+            }
+        );
+        assert_eq!(s[2], Step::Resp3(Some("sub".into())));
+        assert_eq!(s[2].text(), "@sub !resp3");
+        assert_eq!(s[1].replies(), 2);
+        assert!(matches!(&s[3], Step::Command { conn: None, .. }));
+    }
+
+    #[test]
     fn rejects_malformed_input() {
         assert_eq!(err_line("GET k").0, 1);
         assert!(
@@ -295,6 +386,16 @@ GET '#notacomment'
         assert!(err_line("=== a\n?range x 1 TTL k").1.contains("low bound"));
         assert!(err_line("=== a\n?sorted").1.contains("without a command"));
         assert!(err_line("=== a\nGET \"k").1.contains("unbalanced"));
+        assert!(err_line("=== a\n@ GET k").1.contains("connection name"));
+        assert!(err_line("=== a\n@a!b GET k").1.contains("connection name"));
+        assert!(err_line("=== a\n@sub").1.contains("without a command"));
+        assert!(err_line("=== a\n?read 0").1.contains("?read"));
+        assert!(err_line("=== a\n@s ?read x").1.contains("?read"));
+        assert!(
+            err_line("=== a\n@s !sleep 5")
+                .1
+                .contains("unknown directive")
+        );
         assert_eq!(
             err_line("=== a\n\n=== b\nGET k"),
             (1, "sequence \"a\" has no commands".into())

@@ -390,7 +390,8 @@ fn resolve_keys(
         _ => return Err(Error::msg("ERR Invalid command specified")),
     };
     let cmd = resolved.cmd;
-    if cmd.key_specs.is_empty() {
+    // Specs of channels (SSUBSCRIBE, SPUBLISH) are flagged `not_key`: no keys then.
+    if cmd.getkeys.is_none() && cmd.key_specs.iter().all(|s| s.flags.contains(&"not_key")) {
         return Err(Error::msg("ERR The command has no key arguments"));
     }
     if !cmd.arity_ok(target.len()) {

@@ -540,6 +540,10 @@ pub fn key_positions(cmd: &Command, args: &[Bytes]) -> Vec<(usize, &'static [&'s
     let argc = args.len() as i64;
     let mut out = Vec::new();
     for spec in cmd.key_specs {
+        if spec.flags.contains(&"not_key") {
+            // Shard channels are declared as keys for cluster routing, not as keys.
+            continue;
+        }
         let first = match spec.begin {
             BeginSearch::Unknown => continue,
             BeginSearch::Index(i) => i64::from(i),

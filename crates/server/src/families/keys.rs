@@ -432,7 +432,11 @@ fn delete_keys(ctx: &mut Ctx<'_>, args: &[Bytes], reason: Reason) -> CmdResult {
 fn exists(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let db = ctx.client.db;
     let mut g = ctx.srv.keyspace.lock_keys(&args[1..], ctx.now);
-    let n = args[1..].iter().filter(|k| g.exists(db, k)).count();
+    // A read lookup, as Redis's EXISTS: counts hits/misses and notifies `keymiss`.
+    let n = args[1..]
+        .iter()
+        .filter(|k| g.lookup_read(db, k).is_some())
+        .count();
     Ok(Frame::Integer(n as i64))
 }
 
@@ -474,6 +478,8 @@ fn rename_generic(ctx: &mut Ctx<'_>, args: &[Bytes], nx: bool) -> CmdResult {
         // Clients blocked in XREADGROUP on `src` learn that it is gone.
         s.fire_watchers();
     }
+    // Redis deletes an existing destination, then adds the key anew (a `new` event).
+    g.remove(db, dst);
     g.insert(db, dst, entry.value, expire_at);
     ctx.notify(ev::GENERIC, "rename_from", src);
     ctx.notify(ev::GENERIC, "rename_to", dst);

@@ -36,7 +36,47 @@ macro_rules! ps_cmd {
 const NOT_KEY: &[&str] = &["not_key"];
 const SUB: u32 = PUBSUB | NOSCRIPT | LOADING | STALE;
 
+/// In the order Redis 7.0 lists them (COMMAND INFO PUBSUB).
 const PUBSUB_SUBCOMMANDS: &[Command] = &[
+    ps_cmd!(
+        "numsub",
+        -2,
+        PUBSUB | LOADING | STALE,
+        "2.8.0",
+        "Get the count of subscribers for channels",
+        "O(N) for the NUMSUB subcommand, where N is the number of requested channels",
+        pubsub_numsub
+    ),
+    Command {
+        acl: 0,
+        ..ps_cmd!(
+            "help",
+            2,
+            LOADING | STALE,
+            "6.2.0",
+            "Show helpful text about the different subcommands",
+            "O(1)",
+            pubsub_help
+        )
+    },
+    ps_cmd!(
+        "shardnumsub",
+        -2,
+        PUBSUB | LOADING | STALE,
+        "7.0.0",
+        "Get the count of subscribers for shard channels",
+        "O(N) for the SHARDNUMSUB subcommand, where N is the number of requested shard channels",
+        pubsub_shardnumsub
+    ),
+    ps_cmd!(
+        "shardchannels",
+        -2,
+        PUBSUB | LOADING | STALE,
+        "7.0.0",
+        "List active shard channels",
+        "O(N) where N is the number of active shard channels, and assuming constant time pattern matching (relatively short shard channels).",
+        pubsub_shardchannels
+    ),
     ps_cmd!(
         "channels",
         -2,
@@ -55,45 +95,6 @@ const PUBSUB_SUBCOMMANDS: &[Command] = &[
         "O(1)",
         pubsub_numpat
     ),
-    ps_cmd!(
-        "numsub",
-        -2,
-        PUBSUB | LOADING | STALE,
-        "2.8.0",
-        "Get the count of subscribers for channels",
-        "O(N) for the NUMSUB subcommand, where N is the number of requested channels",
-        pubsub_numsub
-    ),
-    ps_cmd!(
-        "shardchannels",
-        -2,
-        PUBSUB | LOADING | STALE,
-        "7.0.0",
-        "List active shard channels",
-        "O(N) where N is the number of active shard channels, and assuming constant time pattern matching (relatively short shard channels).",
-        pubsub_shardchannels
-    ),
-    ps_cmd!(
-        "shardnumsub",
-        -2,
-        PUBSUB | LOADING | STALE,
-        "7.0.0",
-        "Get the count of subscribers for shard channels",
-        "O(N) for the SHARDNUMSUB subcommand, where N is the number of requested shard channels",
-        pubsub_shardnumsub
-    ),
-    Command {
-        acl: 0,
-        ..ps_cmd!(
-            "help",
-            2,
-            LOADING | STALE,
-            "6.2.0",
-            "Show helpful text about the different subcommands",
-            "O(1)",
-            pubsub_help
-        )
-    },
 ];
 
 /// The pubsub family's commands.
