@@ -1592,6 +1592,69 @@ mod tests {
         assert_eq!(seen.len(), 1000);
     }
 
+    #[derive(Default)]
+    struct Recorder(parking_lot::Mutex<Vec<(usize, Vec<u8>, KeyEvent)>>);
+
+    impl KeyEvents for Recorder {
+        fn key_event(&self, db: usize, key: &[u8], event: KeyEvent) {
+            self.0.lock().push((db, key.to_vec(), event));
+        }
+    }
+
+    #[test]
+    fn key_events_reach_the_sink_only_when_masked_in() {
+        let ks = ks();
+        let rec = Arc::new(Recorder::default());
+        ks.set_event_sink(rec.clone());
+        let mut g = ks.lock_all(1_000);
+        g.insert(0, b"a", s("1"), 0);
+        drop(g);
+        assert!(rec.0.lock().is_empty(), "mask 0 reports nothing");
+        ks.set_event_mask(
+            KeyEvent::New.bit()
+                | KeyEvent::Expired.bit()
+                | KeyEvent::Evicted.bit()
+                | KeyEvent::Miss.bit(),
+        );
+        let mut g = ks.lock_all(1_000);
+        g.insert(1, b"b", s("1"), 0);
+        g.insert(1, b"b", s("2"), 0); // overwrite: not new
+        g.insert(2, b"c", s("1"), 1_500);
+        assert!(g.lookup_read(0, b"missing").is_none());
+        drop(g);
+        // Lazy expiry on a read, then a write over an expired key.
+        let mut g = ks.lock_all(2_000);
+        assert!(g.lookup_read(2, b"c").is_none());
+        g.insert(2, b"d", s("1"), 1_900);
+        drop(g);
+        let mut g = ks.lock_all(3_000);
+        g.insert(2, b"d", s("2"), 0);
+        g.insert(3, b"e", s("1"), 2_500);
+        drop(g);
+        // Active expiry.
+        for i in 0..ks.shard_count() {
+            ks.expire_shard(i, 3_000, 100);
+        }
+        ks.notify_evicted(0, b"a");
+        let got = rec.0.lock().clone();
+        use KeyEvent::*;
+        let want: Vec<(usize, Vec<u8>, KeyEvent)> = vec![
+            (1, b"b".to_vec(), New),
+            (2, b"c".to_vec(), New),
+            (0, b"missing".to_vec(), Miss),
+            (2, b"c".to_vec(), Expired),
+            (2, b"c".to_vec(), Miss),
+            (2, b"d".to_vec(), New),
+            (2, b"d".to_vec(), Expired),
+            (2, b"d".to_vec(), New),
+            (3, b"e".to_vec(), New),
+            (3, b"e".to_vec(), Expired),
+            (0, b"a".to_vec(), Evicted),
+        ];
+        assert_eq!(got, want);
+        assert_eq!(ks.stats().expired_keys, 3);
+    }
+
     #[test]
     fn swap_and_flush() {
         let ks = ks();

@@ -1148,4 +1148,144 @@ fn basalt_policies_are_accepted_but_not_listed() {
     .unwrap();
     assert_eq!(get1(&c, "maxmemory-samples"), "1");
     assert_eq!(get1(&c, "lazyfree-lazy-expire"), "yes");
+fn client_output_buffer_limit_like_redis() {
+    let mut c = Config::default();
+    assert_eq!(
+        get1(&c, "client-output-buffer-limit"),
+        "normal 0 0 0 slave 268435456 67108864 60 pubsub 33554432 8388608 60"
+    );
+    c.set_many(&pairs(&[(
+        "client-output-buffer-limit",
+        "pubsub 1mb 2mb 10",
+    )]))
+    .unwrap();
+    assert_eq!(
+        get1(&c, "client-output-buffer-limit"),
+        "normal 0 0 0 slave 268435456 67108864 60 pubsub 1048576 2097152 10"
+    );
+    c.set_many(&pairs(&[(
+        "client-output-buffer-limit",
+        "normal 1 2 3 replica 4 5 6 PUBSUB 1k 2kb +3",
+    )]))
+    .unwrap();
+    assert_eq!(
+        get1(&c, "client-output-buffer-limit"),
+        "normal 1 2 3 slave 4 5 6 pubsub 1000 2048 3"
+    );
+    let before = c.clone();
+    for (value, reason) in [
+        (
+            "pubsub 1mb",
+            "Wrong number of arguments in buffer limit configuration.",
+        ),
+        (
+            "normal 1 2 3 pubsub 4 5",
+            "Wrong number of arguments in buffer limit configuration.",
+        ),
+        (
+            "foo 1 2 3",
+            "Invalid client class specified in buffer limit configuration.",
+        ),
+        (
+            "master 1 2 3",
+            "Invalid client class specified in buffer limit configuration.",
+        ),
+        (
+            "normal 1 1 1 pubsub -1 0 0",
+            "Error in hard, soft or soft_seconds setting in buffer limit configuration.",
+        ),
+        (
+            "pubsub 1x 0 0",
+            "Error in hard, soft or soft_seconds setting in buffer limit configuration.",
+        ),
+        (
+            "pubsub 0 0 -1",
+            "Error in hard, soft or soft_seconds setting in buffer limit configuration.",
+        ),
+        (
+            "pubsub 1 2 3x",
+            "Error in hard, soft or soft_seconds setting in buffer limit configuration.",
+        ),
+    ] {
+        let e = c
+            .set_many(&pairs(&[("client-output-buffer-limit", value)]))
+            .unwrap_err();
+        assert_eq!(
+            e,
+            format!(
+                "ERR CONFIG SET failed (possibly related to argument \
+                 'client-output-buffer-limit') - {reason}"
+            ),
+            "{value}"
+        );
+        // A bad group changes nothing, not even the good groups before it.
+        assert_eq!(c, before, "{value}");
+    }
+    // Config files: one class per line, later lines win per class.
+    let c = load_file(
+        "client-output-buffer-limit normal 1mb 0 0\nclient-output-buffer-limit pubsub 1000 2kb 5\n",
+        &[],
+    )
+    .unwrap();
+    assert_eq!(
+        get1(&c, "client-output-buffer-limit"),
+        "normal 1048576 0 0 slave 268435456 67108864 60 pubsub 1000 2048 5"
+    );
+}
+
+#[test]
+fn notify_keyspace_events_like_redis() {
+    let mut c = Config::default();
+    assert_eq!(get1(&c, "notify-keyspace-events"), "");
+    c.set_many(&pairs(&[("notify-keyspace-events", "KEA")]))
+        .unwrap();
+    assert_eq!(get1(&c, "notify-keyspace-events"), "AKE");
+    let e = c
+        .set_many(&pairs(&[("notify-keyspace-events", "KEq")]))
+        .unwrap_err();
+    assert_eq!(
+        e,
+        "ERR CONFIG SET failed (possibly related to argument 'notify-keyspace-events') - \
+         Invalid event class character. Use 'Ag$lshzxeKEtmdn'."
+    );
+    assert_eq!(get1(&c, "notify-keyspace-events"), "AKE");
+}
+
+#[test]
+fn rewrite_of_pubsub_directives_matches_redis() {
+    // Recorded from redis-server 7.0.15: CONFIG SET client-output-buffer-limit
+    // "normal 1mb 0 0 pubsub 1000 2048 5", notify-keyspace-events KEA, CONFIG REWRITE.
+    let dir = TempDir::new();
+    let path = dir.write(
+        "basalt.conf",
+        "save \"\"\nclient-output-buffer-limit normal 0 0 0\n",
+    );
+    let mut c = load_from(&args(&[path.to_str().unwrap()]), &mut std::io::empty()).unwrap();
+    c.set_many(&pairs(&[
+        (
+            "client-output-buffer-limit",
+            "normal 1mb 0 0 pubsub 1000 2048 5",
+        ),
+        ("notify-keyspace-events", "KEA"),
+    ]))
+    .unwrap();
+    c.rewrite(&path).unwrap();
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(
+        text.starts_with("save \"\"\nclient-output-buffer-limit normal 1mb 0 0\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("\nclient-output-buffer-limit pubsub 1000 2kb 5\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("\nnotify-keyspace-events \"AKE\"\n"),
+        "{text}"
+    );
+    assert!(!text.contains("replica"), "{text}");
+    // Read back: the same values.
+    let again = load_from(&args(&[path.to_str().unwrap()]), &mut std::io::empty()).unwrap();
+    assert_eq!(again.client_obuf_limits, c.client_obuf_limits);
+    assert_eq!(again.notify_keyspace_events, c.notify_keyspace_events);
 }

@@ -14,6 +14,7 @@ mod lifecycle;
 mod lists;
 mod memory;
 mod protocol;
+mod pubsub;
 mod rdb;
 mod sets;
 mod streams;
