@@ -9,6 +9,7 @@ mod compare;
 mod keys;
 mod plot;
 mod poll;
+mod pubsub;
 mod report;
 mod resp;
 mod rng;
@@ -41,6 +42,8 @@ enum Cmd {
     /// Run the scenarios on basalt-server and redis-server side by side and write
     /// docs/benchmarks.md.
     Compare(Box<compare::CompareArgs>),
+    /// PUBLISH fan-out throughput: N subscribers, one pipelining publisher.
+    Pubsub(pubsub::PubsubArgs),
     /// Draw one chart from saved --json reports (FILE or LABEL=FILE).
     Plot {
         /// Output SVG file.
@@ -59,6 +62,7 @@ fn main() {
     let cli = Cli::parse();
     let result = match cli.cmd {
         Some(Cmd::Compare(args)) => compare::main(&args),
+        Some(Cmd::Pubsub(args)) => pubsub::main(&args),
         Some(Cmd::Plot {
             out,
             title,
