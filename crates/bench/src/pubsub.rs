@@ -70,12 +70,16 @@ pub fn main(a: &PubsubArgs) -> anyhow::Result<()> {
     let confirm = b"*3\r\n$9\r\nsubscribe\r\n$12\r\nbench:pubsub\r\n:1\r\n";
     let mut subs = Vec::with_capacity(a.subscribers);
     for _ in 0..a.subscribers {
-        let mut s = TcpStream::connect(&a.addr).with_context(|| format!("connecting to {}", a.addr))?;
+        let mut s =
+            TcpStream::connect(&a.addr).with_context(|| format!("connecting to {}", a.addr))?;
         s.set_nodelay(true)?;
         s.write_all(&command(&[b"SUBSCRIBE", CHANNEL.as_bytes()]))?;
         let got = read_exact_len(&mut s, confirm.len())?;
         if got != confirm {
-            bail!("unexpected SUBSCRIBE reply {:?}", String::from_utf8_lossy(&got));
+            bail!(
+                "unexpected SUBSCRIBE reply {:?}",
+                String::from_utf8_lossy(&got)
+            );
         }
         s.set_nonblocking(true)?;
         subs.push(s);

@@ -146,6 +146,11 @@ fn exec(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CmdResult {
         // Blocking commands answer at once inside a transaction; a handler that asked to
         // block anyway gets the timeout reply it already returned.
         ctx.client.block = None;
+        // Reply placement marks are for top-level replies: inside EXEC, confirmations
+        // queued by SUBSCRIBE and notifications go out before the EXEC array (Redis
+        // writes them inside it, see docs/messaging.md), and the element is kept.
+        ctx.client.reply_in_outbox = false;
+        ctx.client.reply_at = None;
         replies.push(reply);
     }
     ctx.client.in_exec = false;
