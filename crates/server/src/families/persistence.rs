@@ -6,6 +6,7 @@ use crate::cmd::args::{self, is};
 use crate::cmd::flags::*;
 use crate::cmd::{Command, KeySpec, acl};
 use crate::error::{self, CmdResult, Error};
+use crate::pubsub::notify as ev;
 use crate::server::Ctx;
 use basalt_persist::dump;
 use basalt_persist::rdb::encode::EncodeOptions;
@@ -185,8 +186,11 @@ fn restore(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
             ttl.saturating_add(now as i64)
         };
         if at <= now as i64 {
-            // Already expired: the key is not created (an old one was deleted by REPLACE).
-            let _ = deleted;
+            // Already expired: the key is not created (an old one was deleted by REPLACE,
+            // which Redis reports as `del`).
+            if deleted {
+                ctx.notify(ev::GENERIC, "del", key);
+            }
             return Ok(Frame::ok());
         }
         expire_at = at as u64;
@@ -200,6 +204,7 @@ fn restore(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     // FREQ is accepted and validated; the LFU counter arrives with the eviction
     // policies (issue 5), until then there is nothing to store it in.
     let _ = freq;
+    ctx.notify(ev::GENERIC, "restore", key);
     drop(g);
     ctx.signal_ready(db, key);
     Ok(Frame::ok())
