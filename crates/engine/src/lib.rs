@@ -23,7 +23,8 @@ pub mod value;
 pub use encoding::EncodingLimits;
 pub use evict::Policy;
 pub use keyspace::{
-    DbMemory, Entry, EvictOutcome, EvictStatus, Guard, KeyEvent, KeyEvents, Keyspace, KeyspaceConfig, Shard, ShardStats,
+    DbMemory, Entry, EvictOutcome, EvictStatus, Guard, KeyEvent, KeyEvents, Keyspace,
+    KeyspaceConfig, Shard, ShardStats,
 };
 pub use lazyfree::{LazyFree, Reason};
 pub use value::{StrValue, Value};

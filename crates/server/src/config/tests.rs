@@ -1148,6 +1148,9 @@ fn basalt_policies_are_accepted_but_not_listed() {
     .unwrap();
     assert_eq!(get1(&c, "maxmemory-samples"), "1");
     assert_eq!(get1(&c, "lazyfree-lazy-expire"), "yes");
+}
+
+#[test]
 fn client_output_buffer_limit_like_redis() {
     let mut c = Config::default();
     assert_eq!(

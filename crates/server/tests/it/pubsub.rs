@@ -274,3 +274,42 @@ fn subscribers_are_not_closed_for_idleness() {
     assert_eq!(ctl.cmd_line("PUBLISH ch x").unwrap(), b":1\r\n");
     assert!(reply(&mut sub).contains("message"));
 }
+
+#[test]
+fn evicted_keys_are_notified() {
+    let server = crate::start(&[]);
+    let mut ctl = client(&server);
+    ctl.cmd_line("CONFIG SET notify-keyspace-events Ee")
+        .unwrap();
+    let mut sub = client(&server);
+    send(&mut sub, "SUBSCRIBE __keyevent@0__:evicted");
+    reply(&mut sub);
+    ctl.cmd_line("CONFIG SET maxmemory-policy allkeys-random")
+        .unwrap();
+    let used: u64 = info_field(&mut ctl, "memory", "used_memory")
+        .parse()
+        .unwrap();
+    ctl.cmd_line(&format!("CONFIG SET maxmemory {}", used + 512 * 1024))
+        .unwrap();
+    let value = "v".repeat(1024);
+    for i in 0..2000 {
+        ctl.cmd(&[b"SET", format!("key:{i}").as_bytes(), value.as_bytes()])
+            .unwrap();
+    }
+    let evicted: u64 = info_field(&mut ctl, "stats", "evicted_keys")
+        .parse()
+        .unwrap();
+    assert!(evicted > 0);
+    // One message per evicted key, naming it.
+    for _ in 0..evicted {
+        let m = reply(&mut sub);
+        assert!(m.starts_with("*3\r\n$7\r\nmessage\r\n$22\r\n__keyevent@0__:evicted\r\n"));
+        assert!(m.contains("key:"), "{m}");
+    }
+    ctl.cmd_line("CONFIG SET maxmemory 0").unwrap();
+    assert_eq!(
+        ctl.cmd_line("PUBLISH __keyevent@0__:evicted end").unwrap(),
+        b":1\r\n"
+    );
+    assert!(reply(&mut sub).ends_with("$3\r\nend\r\n"));
+}
