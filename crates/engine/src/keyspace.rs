@@ -577,9 +577,11 @@ impl EvictState {
     }
 }
 
-/// Told `(db, key)` for every key deleted because its deadline passed (lazily by a
-/// lookup or actively by the expiry cycle), while the key's shard is still locked.
-pub type ExpireHook = Box<dyn Fn(usize, &[u8]) + Send + Sync>;
+/// Told `(db, key)` for every key the keyspace deletes by itself: because its deadline
+/// passed (lazily by a lookup or actively by the expiry cycle) or to free memory
+/// (eviction), while the key's shard is still locked. Unlike the event sink it is not
+/// masked: the server uses it for WATCH, which must see every such deletion.
+pub type RemovalHook = Box<dyn Fn(usize, &[u8]) + Send + Sync>;
 
 /// The sharded keyspace.
 pub struct Keyspace {
@@ -592,7 +594,7 @@ pub struct Keyspace {
     lfu_decay_time: AtomicU32,
     lazy: Arc<LazyFree>,
     evict: Mutex<EvictState>,
-    expire_hook: std::sync::OnceLock<ExpireHook>,
+    removal_hook: std::sync::OnceLock<RemovalHook>,
     events: EventHook,
 }
 
@@ -622,7 +624,7 @@ impl Keyspace {
             lfu_decay_time: AtomicU32::new(1),
             lazy: Arc::new(LazyFree::default()),
             evict: Mutex::new(EvictState::default()),
-            expire_hook: std::sync::OnceLock::new(),
+            removal_hook: std::sync::OnceLock::new(),
             events: EventHook::default(),
         }
     }
@@ -641,18 +643,24 @@ impl Keyspace {
     /// notification). [`Keyspace::evict`] reports its own evictions; this is for any
     /// other eviction path. The sink does not touch the keyspace.
     pub fn notify_evicted(&self, db: usize, key: &[u8]) {
+        self.removed_by_keyspace(db, key);
         self.events.emit(db, key, KeyEvent::Evicted);
     }
 
-    /// Installs the hook told about expired keys (once; later calls are ignored).
-    pub fn set_expire_hook(&self, hook: ExpireHook) {
-        let _ = self.expire_hook.set(hook);
+    /// Installs the hook told about keys removed by expiry or eviction (once; later
+    /// calls are ignored).
+    pub fn set_removal_hook(&self, hook: RemovalHook) {
+        let _ = self.removal_hook.set(hook);
+    }
+
+    fn removed_by_keyspace(&self, db: usize, key: &[u8]) {
+        if let Some(h) = self.removal_hook.get() {
+            h(db, key);
+        }
     }
 
     fn expired(&self, db: usize, key: &[u8]) {
-        if let Some(h) = self.expire_hook.get() {
-            h(db, key);
-        }
+        self.removed_by_keyspace(db, key);
         self.events.emit(db, key, KeyEvent::Expired);
     }
 
@@ -880,6 +888,7 @@ impl Keyspace {
         let d = &mut shard.dbs[db];
         d.removed(hash, key_len, &e);
         shard.stats.evicted_keys += 1;
+        self.removed_by_keyspace(db, key);
         self.events.emit(db, key, KeyEvent::Evicted);
         let bytes = entry_bytes(key_len, &e.value);
         self.lazy.free(e.value, Reason::Eviction);
@@ -1900,6 +1909,28 @@ mod memory_tests {
             assert_eq!(sizes[0], (750, 0), "{p:?}");
             check_accounting(&ks);
         }
+    }
+
+    #[test]
+    fn removal_hook_hears_every_eviction_and_expiry() {
+        let ks = ks(4);
+        let heard = Arc::new(Mutex::new(Vec::new()));
+        let h = heard.clone();
+        ks.set_removal_hook(Box::new(move |db, key: &[u8]| {
+            h.lock().push((db, key.to_vec()))
+        }));
+        ks.set_policy(Policy::AllkeysRandom, 0);
+        fill(&ks, 100, 1_000, 0);
+        let out = ks.evict(usize::MAX, 2_000, 5, || true);
+        assert_eq!(out.keys, 100);
+        assert_eq!(heard.lock().len(), 100);
+        heard.lock().clear();
+        {
+            let mut g = ks.lock_key(b"t", 0);
+            g.insert(0, b"t", Value::Str(crate::StrValue::from_bytes(b"v")), 10);
+        }
+        assert!(ks.lock_key(b"t", 20).get(0, b"t").is_none());
+        assert_eq!(*heard.lock(), vec![(0, b"t".to_vec())]);
     }
 
     #[test]

@@ -303,13 +303,28 @@ impl Ctx<'_> {
     /// is not enabled. Call it after the change, where Redis calls notifyKeyspaceEvent.
     #[inline]
     pub fn notify(&self, class: u32, event: &str, key: &[u8]) {
-        self.srv.pubsub.notify(class, event, key, self.client.db);
+        self.notify_db(class, event, key, self.client.db);
     }
 
     /// [`Ctx::notify`] for a key in another database (MOVE, COPY ... DB).
     #[inline]
     pub fn notify_db(&self, class: u32, event: &str, key: &[u8], db: usize) {
+        // Every notification site is a modification (Redis pairs notifyKeyspaceEvent
+        // with signalModifiedKey), so this is where WATCH learns of writes too.
+        self.srv.watches.touch(db, key);
         self.srv.pubsub.notify(class, event, key, db);
+    }
+
+    /// A keyspace event Redis publishes without signalling the key as modified (the
+    /// consumer-group events of streams, XSETID): WATCH is not touched.
+    pub fn notify_event_only(&self, class: u32, event: &str, key: &[u8]) {
+        self.srv.pubsub.notify(class, event, key, self.client.db);
+    }
+
+    /// A modification Redis signals without a keyspace event (PFCOUNT refreshing its
+    /// cached cardinality): touches WATCHed keys only.
+    pub fn modified(&self, key: &[u8]) {
+        self.srv.watches.touch(self.client.db, key);
     }
 
     /// Marks where this command's reply goes among the notifications it publishes: the
@@ -345,10 +360,10 @@ impl Server {
             rng_seed: seed.rotate_left(17) ^ 0x5DEE_CE66_D1CE_4E5B,
         });
         let commands = CommandTable::build();
-        // An expired key is a modified key for WATCH.
+        // An expired or evicted key is a modified key for WATCH.
         let watches = Arc::new(crate::transaction::Watches::default());
         let w = watches.clone();
-        keyspace.set_expire_hook(Box::new(move |db, key| w.touch(db, key)));
+        keyspace.set_removal_hook(Box::new(move |db, key| w.touch(db, key)));
         let exec_id = commands.get(b"exec").map(|r| r.id).unwrap_or(usize::MAX);
         let cmd_stats = (0..commands.len()).map(|_| CmdStats::default()).collect();
         let live = Live {

@@ -194,6 +194,10 @@ fn pfcount(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     }
     let card = hll::count(s).map_err(|_| Error::msg(CORRUPTED))?;
     hll::set_cached_card(s, card);
+    // Refreshing the cached cardinality changes the stored bytes: Redis signals the key
+    // as modified (WATCH), without a keyspace event.
+    drop(g);
+    ctx.modified(&args[1]);
     Ok(Frame::Integer(card as i64))
 }
 

@@ -19,6 +19,7 @@ use crate::cmd::args::{self, is};
 use crate::cmd::flags::*;
 use crate::cmd::{BeginSearch, Command, FindKeys, KeySpec, acl};
 use crate::error::{self, CmdResult, Error};
+use crate::pubsub::notify as ev;
 use crate::server::Ctx;
 use basalt_engine::types::stream::{
     AddError, ClaimOptions, EntryRef, IdRequest, StreamId, StreamValue, Trim, TrimStrategy,
@@ -662,10 +663,14 @@ fn xadd(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         Err(AddError::IdTooSmall) => return Err(Error::msg(XADD_SMALL)),
         Err(AddError::TooLarge) => return Err(Error::msg(XADD_TOO_LARGE)),
     };
-    if let Some(t) = &a.trim {
-        s.trim(t);
-    }
+    let trimmed = a.trim.as_ref().is_some_and(|t| s.trim(t) > 0);
     drop(g);
+    // Redis replies, then publishes xadd (and xtrim when trimming removed entries).
+    ctx.reply_here();
+    ctx.notify(ev::STREAM, "xadd", key);
+    if trimmed {
+        ctx.notify(ev::STREAM, "xtrim", key);
+    }
     ctx.signal_ready(db, key);
     Ok(id_frame(id))
 }
@@ -681,6 +686,10 @@ fn xtrim(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         Some(t) => s.trim(t),
         None => 0,
     };
+    drop(g);
+    if n > 0 {
+        ctx.notify(ev::STREAM, "xtrim", &args[1]);
+    }
     Ok(Frame::Integer(n as i64))
 }
 
@@ -762,6 +771,8 @@ fn xdel(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     }
     if deleted > 0 {
         s.after_delete(first_removed);
+        drop(g);
+        ctx.notify(ev::STREAM, "xdel", &args[1]);
     }
     Ok(Frame::Integer(deleted))
 }
@@ -813,6 +824,11 @@ fn xsetid(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         }
     }
     s.set_meta(id, entries_added, max_deleted.filter(|m| !m.is_zero()));
+    drop(g);
+    // Redis publishes xsetid after replying and does not signal the key as modified
+    // (a WATCH survives XSETID in 7.0).
+    ctx.reply_here();
+    ctx.notify_event_only(ev::STREAM, "xsetid", &args[1]);
     Ok(Frame::ok())
 }
 
@@ -986,17 +1002,21 @@ fn read_generic(ctx: &mut Ctx<'_>, args: &[Bytes], group_mode: bool) -> CmdResul
                 if s.is_empty() || s.last_valid_id() <= last {
                     continue;
                 }
+                let had = has_consumer(s, gname, cname);
                 s.read_group_new(gname, cname, count, noack, ctx.now, |e| {
                     entries.push(entry_frame(&e))
                 });
+                consumer_created(ctx, s, key, had, gname, cname);
             }
             (Some((gname, cname)), ReadFrom::After(after)) => {
+                let had = has_consumer(s, gname, cname);
                 s.read_group_history(gname, cname, after, count, ctx.now, |id, e| {
                     entries.push(match e {
                         Some(e) => entry_frame(&e),
                         None => Frame::Array(vec![id_frame(id), Frame::NullArray]),
                     })
                 });
+                consumer_created(ctx, s, key, had, gname, cname);
             }
             (None, ReadFrom::New) => continue,
         }
@@ -1115,6 +1135,27 @@ fn group_checks<'g>(
     Ok(Some(s))
 }
 
+/// True if `group` of the stream has `consumer`.
+fn has_consumer(s: &StreamValue, group: &[u8], consumer: &[u8]) -> bool {
+    s.group(group)
+        .is_some_and(|g| g.consumer(consumer).is_some())
+}
+
+/// Publishes `xgroup-createconsumer` if a read or claim just created the consumer (Redis
+/// publishes it when the consumer is made, before the reply).
+fn consumer_created(
+    ctx: &Ctx<'_>,
+    s: &StreamValue,
+    key: &[u8],
+    had: bool,
+    group: &[u8],
+    consumer: &[u8],
+) {
+    if !had && has_consumer(s, group, consumer) {
+        ctx.notify_event_only(ev::STREAM, "xgroup-createconsumer", key);
+    }
+}
+
 fn xgroup_create(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let (mkstream, entries_read) = parse_group_opts(args, true)?;
     let db = ctx.client.db;
@@ -1134,11 +1175,16 @@ fn xgroup_create(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     };
     if !exists {
         g.insert(db, key, Value::from(StreamValue::new()), 0);
+        // MKSTREAM made the key: that is a modification (WATCH).
+        ctx.modified(key);
     }
     let Some(s) = stream_mut(&mut g, db, key)? else {
         return Err(Error::msg(XGROUP_NEEDS_KEY));
     };
     if s.create_group(&args[3], id, entries_read) {
+        drop(g);
+        ctx.reply_here();
+        ctx.notify_event_only(ev::STREAM, "xgroup-create", key);
         Ok(Frame::ok())
     } else {
         Err(Error::msg(BUSYGROUP))
@@ -1164,6 +1210,9 @@ fn xgroup_setid(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         gr.last_id = id;
         gr.entries_read = entries_read;
     }
+    drop(g);
+    ctx.reply_here();
+    ctx.notify_event_only(ev::STREAM, "xgroup-setid", &args[2]);
     Ok(Frame::ok())
 }
 
@@ -1176,6 +1225,8 @@ fn xgroup_destroy(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let destroyed = s.destroy_group(&args[3]);
     drop(g);
     if destroyed {
+        ctx.reply_here();
+        ctx.notify_event_only(ev::STREAM, "xgroup-destroy", &args[2]);
         // Clients blocked on the group get their error.
         ctx.signal_ready(db, &args[2]);
     }
@@ -1192,6 +1243,10 @@ fn xgroup_createconsumer(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let created = s
         .group_mut(&args[3])
         .is_some_and(|gr| gr.create_consumer(&args[4], now));
+    drop(g);
+    if created {
+        ctx.notify_event_only(ev::STREAM, "xgroup-createconsumer", &args[2]);
+    }
     Ok(Frame::Integer(i64::from(created)))
 }
 
@@ -1201,11 +1256,14 @@ fn xgroup_delconsumer(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let Some(s) = group_checks(&mut g, db, args, false, true)? else {
         return Err(Error::msg(XGROUP_NEEDS_KEY));
     };
-    let pending = s
+    let deleted = s
         .group_mut(&args[3])
-        .and_then(|gr| gr.delete_consumer(&args[4]))
-        .unwrap_or(0);
-    Ok(Frame::Integer(pending as i64))
+        .and_then(|gr| gr.delete_consumer(&args[4]));
+    drop(g);
+    if deleted.is_some() {
+        ctx.notify_event_only(ev::STREAM, "xgroup-delconsumer", &args[2]);
+    }
+    Ok(Frame::Integer(deleted.unwrap_or(0) as i64))
 }
 
 fn help_lines(container: &str, lines: &[&str]) -> Frame {
@@ -1428,12 +1486,14 @@ fn xclaim(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         return Err(nogroup_key(&args[1], &args[2]));
     };
     let mut out = Vec::new();
+    let had = has_consumer(s, &args[2], &args[3]);
     s.claim(&args[2], &args[3], &ids, &opts, now, |id, e| {
         out.push(match e {
             Some(e) => entry_frame(&e),
             None => id_frame(id),
         })
     });
+    consumer_created(ctx, s, &args[1], had, &args[2], &args[3]);
     Ok(Frame::Array(out))
 }
 
@@ -1471,6 +1531,7 @@ fn xautoclaim(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         ));
     }
     let mut claimed = Vec::new();
+    let had = has_consumer(s, &args[2], &args[3]);
     let Some((next, deleted)) = s.autoclaim(
         &args[2],
         &args[3],
@@ -1488,6 +1549,7 @@ fn xautoclaim(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     ) else {
         return Err(nogroup_key(&args[1], &args[2]));
     };
+    consumer_created(ctx, s, &args[1], had, &args[2], &args[3]);
     Ok(Frame::Array(vec![
         id_frame(next),
         Frame::Array(claimed),

@@ -18,6 +18,7 @@ mod pubsub;
 mod rdb;
 mod sets;
 mod streams;
+mod transactions;
 mod waiting;
 mod zsets;
 
