@@ -106,7 +106,7 @@ def run_child(args):
 def run_one(name, args):
     """Runs scenario `name` in a child process group. Returns (ok, reason, output)."""
     cmd = [sys.executable, os.path.abspath(__file__), "--host", args.host,
-           "--port", str(args.port), "--child", name]
+           "--port", str(args.port), "--timeout", str(args.timeout), "--child", name]
     p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                          start_new_session=True)
     timed_out = False

@@ -80,7 +80,8 @@ async function runChild(args) {
 function runOne(name, args) {
   return new Promise((resolve) => {
     const p = spawn(process.execPath, [SELF, "--host", args.host, "--port", String(args.port),
-      "--child", name], { stdio: ["ignore", "pipe", "pipe"], detached: true });
+      "--timeout", String(args.timeout), "--child", name],
+    { stdio: ["ignore", "pipe", "pipe"], detached: true });
     let out = "";
     p.stdout.on("data", (d) => { out += d; });
     p.stderr.on("data", (d) => { out += d; });
@@ -138,6 +139,7 @@ async function main() {
   const { default: Redis } = await import("ioredis");
   const probe = new Redis({ host: args.host, port: args.port, lazyConnect: true,
     maxRetriesPerRequest: 0, retryStrategy: () => null });
+  probe.on("error", () => {}); // reported below through the rejected connect()
   try {
     await probe.connect();
     await probe.ping();

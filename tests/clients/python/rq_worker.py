@@ -1,6 +1,7 @@
-"""Runs one RQ worker in burst mode on one queue, then exits (used by scen_rq.py).
+"""Runs one RQ worker on one queue (used by scen_rq.py): in burst mode it exits once the
+queue is empty; with `serve` it runs until told to stop (shutdown command or signal).
 
-Usage: python3 rq_worker.py REDIS_URL QUEUE_NAME WORKER_NAME
+Usage: python3 rq_worker.py REDIS_URL QUEUE_NAME WORKER_NAME [serve]
 """
 
 import sys
@@ -14,8 +15,8 @@ def main():
     conn = Redis.from_url(url, socket_timeout=30)
     queue = Queue(queue_name, connection=conn)
     worker = Worker([queue], connection=conn, name=worker_name)
-    # Burst: work until the queue is empty, then exit 0.
-    worker.work(burst=True, logging_level="WARNING")
+    burst = len(sys.argv) < 5 or sys.argv[4] != "serve"
+    worker.work(burst=burst, logging_level="WARNING")
 
 
 if __name__ == "__main__":

@@ -5,17 +5,22 @@ failures land in the failed registry), retries, and job dependencies.
 import os
 import subprocess
 
-from rq import Queue, Retry
+from rq import Queue, Retry, Worker
+from rq.command import send_shutdown_command
 from rq.job import Job
 from rq.registry import FailedJobRegistry, FinishedJobRegistry
 
-from common import child_env, expect, python_exe
+from common import child_env, expect, python_exe, wait_until
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 def _run_workers(ctx, queue_name, n, timeout=180):
-    """Starts `n` burst workers on the queue and waits until every one has exited."""
+    """Starts `n` burst workers on the queue and waits until every one has exited.
+
+    Job ids carry the scenario's prefix so that cleanup finds `rq:job:<id>` and
+    `rq:results:<id>`; the workers' own `rq:worker:<name>` keys carry it through the name.
+    """
     procs = [
         subprocess.Popen(
             [python_exe(), os.path.join(HERE, "rq_worker.py"), ctx.url, queue_name,
@@ -96,8 +101,10 @@ def retries(ctx):
     q = Queue(ctx.prefix, connection=r)
     counts = ctx.key("counts")
     try:
-        ok = [q.enqueue("rq_tasks.flaky", counts, i, 2, retry=Retry(max=2)) for i in range(5)]
-        bad = q.enqueue("rq_tasks.flaky", counts, 99, 3, retry=Retry(max=2))
+        ok = [q.enqueue("rq_tasks.flaky", counts, i, 2, retry=Retry(max=2),
+                        job_id=f"{ctx.prefix}-flaky-{i}") for i in range(5)]
+        bad = q.enqueue("rq_tasks.flaky", counts, 99, 3, retry=Retry(max=2),
+                        job_id=f"{ctx.prefix}-doomed")
         _run_workers(ctx, q.name, 1)
 
         c = ctx.client()
@@ -121,10 +128,10 @@ def dependencies(ctx):
     order = ctx.key("order")
     try:
         # Dependents wait in a deferred registry until their parent finishes.
-        first = q.enqueue("rq_tasks.append", order, "0")
-        prev = first
+        prev = q.enqueue("rq_tasks.append", order, "0", job_id=f"{ctx.prefix}-chain-0")
         for i in range(1, 6):
-            prev = q.enqueue("rq_tasks.append", order, str(i), depends_on=prev)
+            prev = q.enqueue("rq_tasks.append", order, str(i), depends_on=prev,
+                             job_id=f"{ctx.prefix}-chain-{i}")
         expect(q.count, 1, "only the head of the chain is queued")
         _run_workers(ctx, q.name, 1)
         expect(ctx.client().lrange(order, 0, -1), [str(i) for i in range(6)],
@@ -134,8 +141,35 @@ def dependencies(ctx):
         _cleanup_queue(q)
 
 
+def shutdown_command(ctx):
+    """`send_shutdown_command` reaches a running worker through pub/sub; it exits."""
+    r = ctx.client(decode_responses=False)
+    q = Queue(ctx.prefix, connection=r)
+    name = f"{ctx.prefix}-serving"
+    p = subprocess.Popen(
+        [python_exe(), os.path.join(HERE, "rq_worker.py"), ctx.url, q.name, name, "serve"],
+        env=child_env(HERE), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        c = ctx.client()
+        channel = f"rq:pubsub:{name}"
+        wait_until(lambda: p.poll() is not None or c.pubsub_numsub(channel) == [(channel, 1)],
+                   "worker subscribed to its command channel")
+        assert p.poll() is None, f"worker exited early: {p.communicate()[0][-600:]}"
+        expect([w.name for w in Worker.all(queue=q)], [name], "registered workers")
+        send_shutdown_command(r, name)
+        out, _ = p.communicate(timeout=30)
+        expect(p.returncode, 0, f"worker exit code after the shutdown command ({out[-300:]})")
+        expect(Worker.all(queue=q), [], "registered workers after shutdown")
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+        _cleanup_queue(q)
+
+
 SCENARIOS = [
     ("rq.jobs", jobs),
     ("rq.retries", retries),
     ("rq.dependencies", dependencies),
+    ("rq.shutdown-command", shutdown_command),
 ]
