@@ -6,8 +6,10 @@
 //!   place). Replies that walk the hash (HGETALL, HKEYS, HSCAN...) come out in that
 //!   order, byte for byte as Redis's listpack gives them. Lookups are linear, as in Redis;
 //!   the entry-count threshold keeps them short.
-//! - `hashtable`: a [`Dict`] keyed by field, so HSCAN cursors keep Redis's guarantee
-//!   (every field present for the whole scan is returned) and random picks are cheap.
+//! - `hashtable`: the chained table sets use too (`types/table.rs`), so HSCAN cursors
+//!   keep Redis's guarantee (every field present for the whole scan is returned) and
+//!   random picks are cheap. A field and its value share one table node when together
+//!   at most 37 bytes long (a 48-byte allocation), else one extra allocation.
 //!
 //! A hash converts from listpack to hashtable when it grows past
 //! `hash-max-listpack-entries` fields, or when a field or value longer than
@@ -17,21 +19,12 @@
 //!
 //! Randomness (HRANDFIELD) is drawn from a generator the caller supplies.
 
-use crate::dict::Dict;
 use crate::encoding::EncodingLimits;
-use crate::hashing::hash_bytes;
+use crate::types::table::{self, Entry};
 use std::collections::HashSet;
 
 /// Redis's `lpSafeToAdd` limit: a listpack that would grow past 1 GiB converts instead.
 const LISTPACK_SAFETY_SIZE: usize = 1 << 30;
-
-/// Random buckets tried before falling back to a probing pick (an almost empty table
-/// after many deletions could otherwise take long to hit a non-empty bucket).
-const RANDOM_BUCKET_TRIES: usize = 100;
-
-/// Estimated bytes of one table node besides the field and value bytes: hash, `Bytes`
-/// handle, boxed value handle, chain pointer.
-const TABLE_NODE_OVERHEAD: usize = 8 + std::mem::size_of::<Box<[u8]>>() + 16 + 8;
 
 /// A hash value.
 #[derive(Clone, Default)]
@@ -56,7 +49,9 @@ impl Clone for Repr {
             Repr::Listpack(lp) => Repr::Listpack(lp.clone()),
             Repr::Table(t) => {
                 let mut copy = Table::default();
-                t.dict.for_each(|k, v| copy.insert(k.into(), v));
+                for p in t.iter() {
+                    copy.set(p.key(), p.value());
+                }
                 Repr::Table(copy)
             }
         }
@@ -105,7 +100,7 @@ impl HashValue {
     pub fn len(&self) -> usize {
         match &self.repr {
             Repr::Listpack(lp) => lp.pairs,
-            Repr::Table(t) => t.dict.len(),
+            Repr::Table(t) => t.len(),
         }
     }
 
@@ -126,11 +121,7 @@ impl HashValue {
     pub fn heap_size(&self) -> usize {
         match &self.repr {
             Repr::Listpack(lp) => lp.buf.capacity(),
-            Repr::Table(t) => {
-                t.dict.bucket_count() * std::mem::size_of::<usize>()
-                    + t.dict.len() * TABLE_NODE_OVERHEAD
-                    + t.bytes
-            }
+            Repr::Table(t) => t.heap_size(),
         }
     }
 
@@ -138,7 +129,7 @@ impl HashValue {
     pub fn get(&self, field: &[u8]) -> Option<&[u8]> {
         match &self.repr {
             Repr::Listpack(lp) => lp.get(field),
-            Repr::Table(t) => t.dict.get(hash_bytes(field), field).map(|v| &**v),
+            Repr::Table(t) => t.get(field).map(Pair::value),
         }
     }
 
@@ -196,13 +187,7 @@ impl HashValue {
     pub fn remove(&mut self, field: &[u8]) -> bool {
         match &mut self.repr {
             Repr::Listpack(lp) => lp.remove(field),
-            Repr::Table(t) => match t.dict.remove(hash_bytes(field), field) {
-                Some((k, v)) => {
-                    t.bytes -= k.len() + v.len();
-                    true
-                }
-                None => false,
-            },
+            Repr::Table(t) => t.remove(field).is_some(),
         }
     }
 
@@ -211,7 +196,7 @@ impl HashValue {
     pub fn for_each(&self, mut f: impl FnMut(&[u8], &[u8])) {
         match &self.repr {
             Repr::Listpack(lp) => lp.iter().for_each(|(k, v)| f(k, v)),
-            Repr::Table(t) => t.dict.for_each(|k, v| f(k, v)),
+            Repr::Table(t) => t.iter().for_each(|p| f(p.key(), p.value())),
         }
     }
 
@@ -230,8 +215,8 @@ impl HashValue {
                 let mut budget = count.saturating_mul(10);
                 let mut emitted = 0usize;
                 loop {
-                    cursor = t.dict.scan(cursor, |k, v| {
-                        f(k, v);
+                    cursor = t.scan(cursor, |p| {
+                        f(p.key(), p.value());
                         emitted += 1;
                     });
                     if cursor == 0 || budget == 0 || emitted >= count {
@@ -253,7 +238,7 @@ impl HashValue {
                 let i = (rng() % lp.pairs as u64) as usize;
                 lp.iter().nth(i)
             }
-            Repr::Table(t) => t.random(rng),
+            Repr::Table(t) => t.random_pair(rng),
         }
     }
 
@@ -271,7 +256,7 @@ impl HashValue {
                     .map(|_| all[(rng() % all.len() as u64) as usize])
                     .collect()
             }
-            Repr::Table(t) => (0..count).filter_map(|_| t.random(rng)).collect(),
+            Repr::Table(t) => (0..count).filter_map(|_| t.random_pair(rng)).collect(),
         }
     }
 
@@ -323,7 +308,7 @@ impl HashValue {
                         HashSet::with_capacity_and_hasher(count, Default::default());
                     let mut out = Vec::with_capacity(count);
                     while out.len() < count {
-                        let Some((k, v)) = t.random(rng) else {
+                        let Some((k, v)) = t.random_pair(rng) else {
                             break;
                         };
                         if seen.insert(k) {
@@ -339,13 +324,7 @@ impl HashValue {
     fn collect_into<'a>(&'a self, out: &mut Vec<(&'a [u8], &'a [u8])>) {
         match &self.repr {
             Repr::Listpack(lp) => out.extend(lp.iter()),
-            Repr::Table(t) => {
-                // Dict::for_each lends its entries only for the callback's duration, so
-                // walk the buckets in the same order with references tied to the table.
-                for b in 0..t.dict.bucket_count() {
-                    t.bucket_into(b as u64, out);
-                }
-            }
+            Repr::Table(t) => out.extend(t.iter().map(|p| (p.key(), p.value()))),
         }
     }
 
@@ -356,7 +335,7 @@ impl HashValue {
         };
         let mut t = Table::default();
         for (k, v) in lp.iter() {
-            t.insert(k.into(), v);
+            t.set(k, v);
         }
         self.repr = Repr::Table(t);
     }
@@ -493,66 +472,105 @@ impl Listpack {
     }
 }
 
-/// The large encoding.
-#[derive(Default)]
-struct Table {
-    dict: Dict<Box<[u8]>>,
-    /// Field and value bytes held, for `heap_size`.
-    bytes: usize,
+/// Longest field plus value stored inside their table node.
+const PAIR_INLINE: usize = 37;
+
+/// A field and its value as the `hashtable` encoding stores them: together inside the
+/// 48-byte table node when they fit in [`PAIR_INLINE`] bytes, else together in one
+/// allocation (`[field][value]`). Either way one field costs one or two allocations,
+/// never three (node, field, value) as in the keyspace's `Dict`.
+enum Pair {
+    Inline {
+        flen: u8,
+        vlen: u8,
+        buf: [u8; PAIR_INLINE],
+    },
+    Heap {
+        flen: usize,
+        buf: Box<[u8]>,
+    },
 }
 
+impl Pair {
+    fn new(field: &[u8], value: &[u8]) -> Pair {
+        let n = field.len() + value.len();
+        if n <= PAIR_INLINE {
+            let mut buf = [0u8; PAIR_INLINE];
+            buf[..field.len()].copy_from_slice(field);
+            buf[field.len()..n].copy_from_slice(value);
+            Pair::Inline {
+                flen: field.len() as u8,
+                vlen: value.len() as u8,
+                buf,
+            }
+        } else {
+            let mut buf = Vec::with_capacity(n);
+            buf.extend_from_slice(field);
+            buf.extend_from_slice(value);
+            Pair::Heap {
+                flen: field.len(),
+                buf: buf.into_boxed_slice(),
+            }
+        }
+    }
+
+    fn value(&self) -> &[u8] {
+        match self {
+            Pair::Inline { flen, vlen, buf } => {
+                let f = usize::from(*flen);
+                &buf[f..f + usize::from(*vlen)]
+            }
+            Pair::Heap { flen, buf } => &buf[*flen..],
+        }
+    }
+
+    /// Replaces the value, in place when the new one fits where the old one was (an
+    /// inline pair that stays short, or a same-length value such as most HINCRBY
+    /// results); otherwise the pair is rebuilt.
+    fn set_value(&mut self, value: &[u8]) {
+        match self {
+            Pair::Inline { flen, vlen, buf } if usize::from(*flen) + value.len() <= PAIR_INLINE => {
+                let f = usize::from(*flen);
+                buf[f..f + value.len()].copy_from_slice(value);
+                *vlen = value.len() as u8;
+            }
+            Pair::Heap { flen, buf } if buf.len() == *flen + value.len() => {
+                buf[*flen..].copy_from_slice(value);
+            }
+            _ => *self = Pair::new(self.key(), value),
+        }
+    }
+}
+
+impl Entry for Pair {
+    /// The field.
+    fn key(&self) -> &[u8] {
+        match self {
+            Pair::Inline { flen, buf, .. } => &buf[..usize::from(*flen)],
+            Pair::Heap { flen, buf } => &buf[..*flen],
+        }
+    }
+
+    fn heap_len(&self) -> usize {
+        match self {
+            Pair::Inline { .. } => 0,
+            Pair::Heap { buf, .. } => buf.len(),
+        }
+    }
+}
+
+/// The large encoding: the shared chained table (`types/table.rs`) of [`Pair`]s.
+type Table = table::Table<Pair>;
+
 impl Table {
-    fn insert(&mut self, field: Box<[u8]>, value: &[u8]) {
-        let added = field.len() + value.len();
-        let flen = field.len();
-        if let Some(old) = self.dict.insert(hash_bytes(&field), field, value.into()) {
-            self.bytes -= old.len() + flen;
-        }
-        self.bytes += added;
-    }
-
+    /// Sets `field` to `value`; true if the field is new.
     fn set(&mut self, field: &[u8], value: &[u8]) -> bool {
-        let h = hash_bytes(field);
-        if let Some(slot) = self.dict.get_mut(h, field) {
-            self.bytes = self.bytes - slot.len() + value.len();
-            *slot = value.into();
-            return false;
-        }
-        self.bytes += field.len() + value.len();
-        self.dict.insert(h, field.into(), value.into());
-        true
+        self.upsert(field, |p| p.set_value(value), || Pair::new(field, value))
     }
 
-    /// Pushes the entries of bucket `b`, in chain order, borrowed from the table.
-    fn bucket_into<'a>(&'a self, b: u64, out: &mut Vec<(&'a [u8], &'a [u8])>) {
-        let mut n = 0usize;
-        self.dict.scan(b, |_, _| n += 1);
-        // random_entry(start, i) returns the i-th entry of the first non-empty bucket at
-        // or after `start`: with a non-empty bucket at `start`, exactly its i-th entry.
-        for i in 0..n {
-            if let Some((k, v)) = self.dict.random_entry(b, i as u64) {
-                out.push((k, &**v));
-            }
-        }
-    }
-
-    /// A random entry, as Redis's dictGetRandomKey picks it: a uniformly random
-    /// non-empty bucket, then a uniformly random entry of its chain.
-    fn random<'a>(&'a self, rng: &mut impl FnMut() -> u64) -> Option<(&'a [u8], &'a [u8])> {
-        if self.dict.is_empty() {
-            return None;
-        }
-        let mask = self.dict.bucket_count().wrapping_sub(1) as u64;
-        for _ in 0..RANDOM_BUCKET_TRIES {
-            let b = rng() & mask;
-            let mut n = 0u64;
-            self.dict.scan(b, |_, _| n += 1);
-            if n > 0 {
-                let i = rng() % n;
-                return self.dict.random_entry(b, i).map(|(k, v)| (k, &**v));
-            }
-        }
-        self.dict.random_entry(rng(), rng()).map(|(k, v)| (k, &**v))
+    /// A random pair, picked as Redis's `dictGetRandomKey` does.
+    fn random_pair(&self, rng: &mut impl FnMut() -> u64) -> Option<(&[u8], &[u8])> {
+        self.random(rng).map(|p| (p.key(), p.value()))
     }
 }
 
@@ -806,6 +824,58 @@ mod tests {
         assert!(h.heap_size() < before);
     }
 
+    #[test]
+    fn table_nodes_hold_short_pairs_inline() {
+        // 48 bytes is an allocator size class (mimalloc and jemalloc alike).
+        assert_eq!(Table::NODE_SIZE, 48);
+        let mut t = Table::default();
+        // member:%08d + v%08d, the benchmark's shape: 24 bytes, inline.
+        assert!(t.set(b"member:00000001", b"v00000001"));
+        assert_eq!(t.out_of_line_bytes(), 0);
+        let f = vec![b'f'; 20];
+        let fits = vec![b'v'; PAIR_INLINE - 20];
+        let over = vec![b'w'; PAIR_INLINE - 19];
+        assert!(t.set(&f, &fits));
+        assert_eq!(t.out_of_line_bytes(), 0);
+        // Growing past the inline size moves the pair out; same-length updates stay.
+        assert!(!t.set(&f, &over));
+        assert_eq!(t.out_of_line_bytes(), PAIR_INLINE + 1);
+        let same = vec![b'z'; over.len()];
+        assert!(!t.set(&f, &same));
+        assert_eq!(t.get(&f).map(Pair::value), Some(&same[..]));
+        assert_eq!(t.out_of_line_bytes(), PAIR_INLINE + 1);
+        // Shrinking back brings it inline again.
+        assert!(!t.set(&f, b"1"));
+        assert_eq!(t.out_of_line_bytes(), 0);
+        assert_eq!(t.get(&f).map(Pair::value), Some(&b"1"[..]));
+        // A long field with an empty value, an empty field with a long value.
+        let long = vec![b'k'; 300];
+        assert!(t.set(&long, b""));
+        assert!(t.set(b"", &long));
+        assert_eq!(t.get(&long).map(Pair::value), Some(&b""[..]));
+        assert_eq!(t.get(b"").map(Pair::value), Some(&long[..]));
+        assert_eq!(t.out_of_line_bytes(), 600);
+        assert!(t.remove(&long).is_some());
+        assert_eq!(t.out_of_line_bytes(), 300);
+        assert_eq!(t.len(), 3);
+    }
+
+    #[test]
+    fn counters_update_in_place() {
+        // HINCRBY's path: get, parse, set the new digits.
+        let l = limits(0, 64);
+        let mut h = HashValue::new();
+        for i in 0..1000i64 {
+            let cur = h
+                .get(b"n")
+                .map_or(0, |v| crate::num::parse_i64(v).unwrap_or(0));
+            h.set(b"n", itoa::Buffer::new().format(cur + i).as_bytes(), &l);
+        }
+        assert_eq!(h.get(b"n"), Some(&b"499500"[..]));
+        assert_eq!(h.encoding(), "hashtable");
+        assert_eq!(h.len(), 1);
+    }
+
     #[derive(Debug, Clone)]
     enum Op {
         Set(u8, usize),
@@ -817,6 +887,8 @@ mod tests {
         use proptest::prelude::*;
         prop_oneof![
             6 => (0u8..24, 0usize..10).prop_map(|(f, l)| Op::Set(f, l)),
+            // Values around the table's inline size (fields are 1 to 3 bytes long).
+            2 => (0u8..24, 30usize..40).prop_map(|(f, l)| Op::Set(f, l)),
             1 => proptest::collection::vec(0usize..10, 0..4).prop_map(Op::Prepare),
             3 => (0u8..24).prop_map(Op::Remove),
         ]

@@ -20,11 +20,12 @@
 
 use crate::encoding::EncodingLimits;
 use crate::num::parse_i64;
+use crate::types::table::Entry;
 use bytes::Bytes;
 use std::fmt;
-use table::Table;
+use stored::MemberTable as Table;
 
-mod table;
+mod stored;
 
 /// Redis limits intsets to 2^30 entries whatever `set-max-intset-entries` says.
 const INTSET_HARD_MAX: usize = 1 << 30;
@@ -529,7 +530,7 @@ impl SetValue {
         match &mut self.repr {
             Repr::Ints(s) => parse_i64(m).is_some_and(|x| s.remove(x)),
             Repr::Pack(p) => p.remove(m),
-            Repr::Table(t) => t.remove(m),
+            Repr::Table(t) => t.remove_member(m),
         }
     }
 
@@ -569,7 +570,13 @@ impl SetValue {
                     }
                 }
             }
-            Repr::Table(t) => t.for_each_while(|b| f(Member::Bytes(b))),
+            Repr::Table(t) => {
+                for e in t.iter() {
+                    if !f(Member::Bytes(e.key())) {
+                        break;
+                    }
+                }
+            }
         }
     }
 
@@ -594,10 +601,7 @@ impl SetValue {
                 let i = (rng() % n as u64) as usize;
                 p.iter().nth(i).map(|(_, _, m)| Member::Bytes(m))
             }
-            Repr::Table(t) => {
-                let (r1, r2) = (rng(), rng());
-                t.random(r1, r2).map(Member::Bytes)
-            }
+            Repr::Table(t) => t.random(rng).map(|e| Member::Bytes(e.key())),
         }
     }
 
@@ -619,9 +623,9 @@ impl SetValue {
                 let mut budget = count.saturating_mul(10);
                 let mut cursor = cursor;
                 loop {
-                    cursor = t.scan(cursor, |b| {
+                    cursor = t.scan(cursor, |e| {
                         seen += 1;
-                        f(Member::Bytes(b));
+                        f(Member::Bytes(e.key()));
                     });
                     if cursor == 0 || budget == 0 || seen >= count {
                         return cursor;
@@ -886,12 +890,18 @@ mod tests {
             assert!(s.random_member(&mut counted).is_some());
             assert!(s.contains(format!("member:{i}").as_bytes()));
         }
-        // A hash-table pick costs two draws, an intset pick one: no retry loops.
-        assert_eq!(draws.get(), 100_000);
+        // A hash-table pick draws buckets until a non-empty one (as Redis does; at a load
+        // factor of at least a half that is under two draws on average), then one chain
+        // entry; an intset pick draws once.
+        let table_draws = draws.get();
+        assert!(
+            (100_000..=200_000).contains(&table_draws),
+            "{table_draws} draws"
+        );
         for _ in 0..50_000 {
             assert!(small.random_member(&mut counted).is_some());
         }
-        assert_eq!(draws.get(), 150_000);
+        assert_eq!(draws.get(), table_draws + 50_000);
         for _ in 0..50_000 {
             assert!(s.pop_random(&mut counted).is_some());
         }
@@ -992,7 +1002,7 @@ mod tests {
                     let bytes: usize = model
                         .iter()
                         .map(Vec::len)
-                        .filter(|n| *n > table::INLINE)
+                        .filter(|n| *n > stored::INLINE)
                         .sum();
                     prop_assert_eq!(t.out_of_line_bytes(), bytes, "byte count kept incrementally");
                 }
