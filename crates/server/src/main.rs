@@ -42,6 +42,9 @@ fn main() -> ExitCode {
         eprintln!("Can't open the log file: {e}");
         return ExitCode::FAILURE;
     }
+    if cfg.disable_thp && !basalt_server::alloc::disable_thp() {
+        tracing::warn!("WARNING: could not disable transparent huge pages for the process");
+    }
     let threads = if cfg.threads == 0 {
         std::thread::available_parallelism()
             .map(|n| n.get())

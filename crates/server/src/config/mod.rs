@@ -187,6 +187,9 @@ pub struct Config {
     pub client_query_buffer_limit: u64,
     /// `daemonize` (immutable): always `false`, Basalt runs in the foreground.
     pub daemonize: bool,
+    /// `disable-thp` (immutable): turn transparent huge pages off for the process at
+    /// start-up, as Redis does (see `alloc::disable_thp`).
+    pub disable_thp: bool,
     /// `save`: snapshot rules (`save <seconds> <changes>` points; empty = none).
     pub save: Vec<SaveRule>,
     /// `dbfilename`: the RDB file's name inside `dir` (never a path).
@@ -268,6 +271,7 @@ impl Default for Config {
             proto_max_multibulk_len: 0,
             client_query_buffer_limit: 0,
             daemonize: false,
+            disable_thp: true,
             save: Vec::new(),
             dbfilename: String::new(),
             rdbcompression: true,

@@ -613,6 +613,17 @@ pub static TABLE: &[Directive] = &[
         },
     },
     Directive {
+        name: "disable-thp",
+        aliases: &[],
+        flags: IMMUTABLE,
+        kind: Kind::Bool {
+            default: true,
+            check: None,
+            get: |c| c.disable_thp,
+            set: |c, v| c.disable_thp = v,
+        },
+    },
+    Directive {
         name: "save",
         aliases: &[],
         flags: 0,

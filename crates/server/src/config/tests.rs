@@ -97,6 +97,7 @@ fn defaults() {
     assert_eq!(c.proto_max_multibulk_len, 2_147_483_647);
     assert_eq!(c.client_query_buffer_limit, 1024 * 1024 * 1024);
     assert!(!c.daemonize);
+    assert!(c.disable_thp);
     assert_eq!(get1(&c, "save"), "3600 1 300 100 60 10000");
     assert!(!c.appendonly);
     assert_eq!(c.maxmemory, 0);
@@ -613,6 +614,7 @@ fn get_patterns() {
     assert_eq!(value("client-query-buffer-limit"), "1073741824");
     assert_eq!(value("appendonly"), "no");
     assert_eq!(value("daemonize"), "no");
+    assert_eq!(value("disable-thp"), "yes");
     assert_eq!(value("requirepass"), "");
     assert_eq!(value("pidfile"), "");
     assert_eq!(value("bind"), "127.0.0.1");

@@ -46,6 +46,39 @@ fn info_reports_redis_fields_and_counters() {
     );
 }
 
+/// `disable-thp yes` (the default, as in Redis) turns transparent huge pages off for the
+/// server process; `no` leaves the kernel's setting alone.
+#[cfg(target_os = "linux")]
+#[test]
+fn disable_thp_reaches_the_process() {
+    let thp_enabled = |pid: u32| {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
+        // Kernels before 6.x have no such line; then there is nothing to check.
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("THP_enabled:"))
+            .map(|v| v.trim() == "1")
+    };
+    let server = crate::start(&[]);
+    let mut c = RawClient::connect_port(server.port()).expect("connect");
+    assert_eq!(
+        c.cmd(&[b"CONFIG", b"GET", b"disable-thp"]).expect("config"),
+        b"*2\r\n$11\r\ndisable-thp\r\n$3\r\nyes\r\n"
+    );
+    assert!(
+        text(
+            c.cmd(&[b"CONFIG", b"SET", b"disable-thp", b"no"])
+                .expect("set")
+        )
+        .contains("can't set immutable config")
+    );
+    if let Some(enabled) = thp_enabled(server.pid()) {
+        assert!(!enabled, "THP still enabled for the server");
+        let kept = crate::start(&["--disable-thp", "no"]);
+        assert_eq!(thp_enabled(kept.pid()), thp_enabled(std::process::id()));
+    }
+}
+
 #[test]
 fn client_list_setname_kill() {
     let server = crate::start(&[]);
