@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# User-space instructions per command, basalt-server next to redis-server, counted by
+# valgrind's callgrind (deterministic, so it works on a loaded machine):
+#   bench/callgrind-pair.sh [requests] [port-base] [pipeline]
+# Each server runs under callgrind (Basalt with --threads 1); for every test the counters
+# are zeroed, redis-benchmark sends the same stream (pipeline 16 unless given, 50 clients, random
+# members over 100000), the counters are dumped, and the script prints instructions per
+# command (everything the server executed meanwhile: event loop, parsing, the command,
+# replies, allocator). Tests run in order, so HGET and ZRANGE find the hash and zset
+# that HSET and ZADD built.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+n=${1:-200000}; base=${2:-0}; depth=${3:-16}
+basalt=${BASALT_BIN:-target/release/basalt-server}
+[ -x "$basalt" ] || cargo build --release -p basalt-server
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+scratch=$(mktemp -d)
+if [ "$base" = 0 ]; then bport=$(free_port); rport=$(free_port); else bport=$base; rport=$((base + 1)); fi
+# name|redis-benchmark arguments after the common ones
+tests=(
+  "HSET|-t hset"
+  "HGET|HGET myhash element:__rand_int__"
+  "LPUSH|-t lpush"
+  "LPOP|-t lpop"
+  "SADD|-t sadd"
+  "ZADD|-t zadd"
+  "ZRANGE 0 9|ZRANGE myzset 0 9"
+)
+run_server() { # kind port
+  local kind=$1 port=$2 pid
+  if [ "$kind" = basalt ]; then
+    valgrind --tool=callgrind --callgrind-out-file="$scratch/$kind.%p.out" \
+      "$basalt" --port "$port" --bind 127.0.0.1 --threads 1 --save '' --appendonly no \
+      --dir "$scratch" >"$scratch/$kind.log" 2>&1 &
+  else
+    valgrind --tool=callgrind --callgrind-out-file="$scratch/$kind.%p.out" \
+      redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no \
+      --dir "$scratch" >"$scratch/$kind.log" 2>&1 &
+  fi
+  pid=$!
+  for _ in $(seq 1 300); do redis-cli -p "$port" ping 2>/dev/null | grep -q PONG && break; sleep 0.2; done
+  for t in "${tests[@]}"; do
+    name=${t%%|*}; args=${t#*|}
+    callgrind_control -z "$pid" >/dev/null 2>&1
+    # shellcheck disable=SC2086
+    redis-benchmark -p "$port" -n "$n" -P "$depth" -c 50 -r 100000 -q $args >/dev/null 2>&1
+    callgrind_control -d "${name// /_}" "$pid" >/dev/null 2>&1
+    sleep 0.5
+    f=$(ls -t "$scratch/$kind.$pid.out".* | head -1)
+    ir=$(grep -E '^(summary|totals):' "$f" | head -1 | awk '{print $2}')
+    echo "$kind|$name|$ir" >> "$scratch/results"
+  done
+  kill "$pid"; wait "$pid" 2>/dev/null || true
+}
+run_server basalt "$bport"
+run_server redis "$rport"
+echo "redis-benchmark -n $n -P $depth -c 50 -r 100000 per test; user-space instructions per command (callgrind)"
+echo "| command | basalt-server | redis-server | basalt / redis |"
+echo "|---|---:|---:|---:|"
+python3 - "$scratch/results" "$n" <<'PY'
+import sys
+n = int(sys.argv[2])
+d = {}
+order = []
+for line in open(sys.argv[1]):
+    kind, name, ir = line.strip().split("|")
+    d[(kind, name)] = int(ir) / n
+    if name not in order:
+        order.append(name)
+for name in order:
+    b, r = d[("basalt", name)], d[("redis", name)]
+    print(f"| {name} | {b:,.0f} | {r:,.0f} | {b / r:.2f} |")
+PY
+echo "basalt: $("$basalt" --version); redis: $(redis-server --version | cut -d' ' -f3)"
+echo "callgrind outputs kept in $scratch"
