@@ -112,6 +112,12 @@ impl ClientShared {
     /// Asks the connection to close.
     pub fn kill(&self) {
         self.killed.store(true, Ordering::Release);
+        // Every waiter must wake: the read loop keeps one kill waiter for the whole
+        // connection while a write stuck on a full socket waits on another, and
+        // `notify_one` would wake only the older. `notify_waiters` reaches every
+        // `Notified` created so far (polled or not); the permit `notify_one` then leaves
+        // covers a waiter created later.
+        self.kill.notify_waiters();
         self.kill.notify_one();
     }
 

@@ -105,10 +105,19 @@ async fn run(srv: &Arc<Server>, stream: &mut TcpStream, client: &mut Client) {
     let mut rbuf = BytesMut::with_capacity(READ_CHUNK);
     let mut out = BytesMut::with_capacity(READ_CHUNK);
     let mut decoder = RequestDecoder::new(srv.proto_limits());
-    let mut shutdown = srv.shutdown.subscribe();
+    let mut shutdown_rx = srv.shutdown.subscribe();
     let shared = client.shared.clone();
+    // The kill and shutdown waiters live as long as the connection: created (and
+    // registered with their `Notify`/`watch` on first poll) once, not once per read.
+    // Re-creating them in every `select!` cost about 300 instructions per read (5% of a
+    // request at pipeline depth 1, callgrind). A `notify_one` that comes before the
+    // first poll leaves a permit the first poll takes, so no kill is lost.
+    let kill = shared.kill.notified();
+    tokio::pin!(kill);
+    let shutdown = shutdown_rx.changed();
+    tokio::pin!(shutdown);
     loop {
-        if *shutdown.borrow() || shared.killed.load(Ordering::Acquire) {
+        if *srv.shutdown.borrow() || shared.killed.load(Ordering::Acquire) {
             return;
         }
         if rbuf.capacity() - rbuf.len() < 1024 {
@@ -131,8 +140,8 @@ async fn run(srv: &Arc<Server>, stream: &mut TcpStream, client: &mut Client) {
         // so a killed client never gets one more reply.
         let n = tokio::select! {
             biased;
-            _ = shared.kill.notified() => return,
-            _ = shutdown.changed() => return,
+            _ = &mut kill => return,
+            _ = &mut shutdown => return,
             _ = shared.outbox.wake.notified() => {
                 // Published messages while idle.
                 let discard = client.reply == crate::server::ReplyMode::Off;
