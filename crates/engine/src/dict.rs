@@ -19,6 +19,17 @@ struct Node<V> {
     next: Option<Box<Node<V>>>,
 }
 
+/// Redis's SCAN cursor step for a table of `mask + 1` buckets: increments the cursor's
+/// reversed bits over the masked range (the unmasked high bits are set first so the
+/// carry runs through them). Shared by every chained table with SCAN (`Dict`, the
+/// collection table, the sorted-set index). Returns 0 when the scan is complete.
+pub(crate) fn next_cursor(cursor: u64, mask: u64) -> u64 {
+    (cursor | !mask)
+        .reverse_bits()
+        .wrapping_add(1)
+        .reverse_bits()
+}
+
 /// Smallest number of buckets a non-empty table keeps.
 const MIN_BUCKETS: usize = 4;
 
@@ -302,11 +313,7 @@ impl<V> Dict<V> {
             f(&node.key, &node.value);
             cur = node.next.as_deref();
         }
-        // Increment the reversed cursor over the unmasked bits.
-        let mut v = cursor | !mask;
-        v = v.reverse_bits();
-        v = v.wrapping_add(1);
-        v.reverse_bits()
+        next_cursor(cursor, mask)
     }
 
     /// A pseudo-random entry: `r1` picks a non-empty bucket (probing from a random

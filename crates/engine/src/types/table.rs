@@ -188,10 +188,7 @@ impl<E: Entry> Table<E> {
             f(&node.entry);
             cur = node.next.as_deref();
         }
-        let mut v = cursor | !mask;
-        v = v.reverse_bits();
-        v = v.wrapping_add(1);
-        v.reverse_bits()
+        crate::dict::next_cursor(cursor, mask)
     }
 
     /// A random entry, as Redis's `dictGetRandomKey` picks it: a uniformly random

@@ -349,11 +349,7 @@ impl Large {
                 visited += 1;
                 cur = self.store.slots[cur as usize].next;
             }
-            // Increment the reversed cursor over the unmasked bits.
-            cursor = (cursor | !mask)
-                .reverse_bits()
-                .wrapping_add(1)
-                .reverse_bits();
+            cursor = crate::dict::next_cursor(cursor, mask);
             steps -= 1;
             if cursor == 0 || steps == 0 || visited.saturating_mul(2) >= count {
                 return cursor;
