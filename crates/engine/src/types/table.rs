@@ -228,10 +228,12 @@ impl<E: Entry> Table<E> {
         Some(&node.entry)
     }
 
-    /// Approximate heap bytes: bucket array, nodes, bytes held outside the nodes.
+    /// Approximate heap bytes: bucket array and nodes as the allocator rounds them,
+    /// plus the bytes entries hold outside their nodes.
     pub fn heap_size(&self) -> usize {
-        self.buckets.capacity() * std::mem::size_of::<Option<Box<Node<E>>>>()
-            + self.len * std::mem::size_of::<Node<E>>()
+        use crate::memory::alloc_size;
+        alloc_size(self.buckets.capacity() * std::mem::size_of::<Option<Box<Node<E>>>>())
+            + self.len * alloc_size(std::mem::size_of::<Node<E>>())
             + self.heap
     }
 
