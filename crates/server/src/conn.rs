@@ -116,6 +116,11 @@ async fn run(srv: &Arc<Server>, stream: &mut TcpStream, client: &mut Client) {
     tokio::pin!(kill);
     let shutdown = shutdown_rx.changed();
     tokio::pin!(shutdown);
+    // The outbox waiter too; it is re-armed each time it fires. The same waiter serves
+    // `wait_blocked`, so a publish while blocked wakes the blocked wait, not a waiter
+    // nobody polls.
+    let wake = shared.outbox.wake.notified();
+    tokio::pin!(wake);
     loop {
         if *srv.shutdown.borrow() || shared.killed.load(Ordering::Acquire) {
             return;
@@ -142,7 +147,8 @@ async fn run(srv: &Arc<Server>, stream: &mut TcpStream, client: &mut Client) {
             biased;
             _ = &mut kill => return,
             _ = &mut shutdown => return,
-            _ = shared.outbox.wake.notified() => {
+            _ = &mut wake => {
+                wake.set(shared.outbox.wake.notified());
                 // Published messages while idle.
                 let discard = client.reply == crate::server::ReplyMode::Off;
                 shared.outbox.drain_into(&mut out, discard);
@@ -218,9 +224,20 @@ async fn run(srv: &Arc<Server>, stream: &mut TcpStream, client: &mut Client) {
                         if write_out(srv, stream, &mut out, &shared).await.is_err() {
                             return;
                         }
-                        match wait_blocked(srv, stream, &mut rbuf, client, resolved, &args, req)
-                            .await
-                        {
+                        let waited = wait_blocked(
+                            srv,
+                            stream,
+                            &mut rbuf,
+                            client,
+                            Call {
+                                resolved,
+                                args: &args,
+                                req,
+                            },
+                            (&shared.outbox.wake, wake.as_mut()),
+                        )
+                        .await;
+                        match waited {
                             Some(r) => reply = r,
                             None => return,
                         }
@@ -377,15 +394,29 @@ async fn write_out(
 /// times out, or is unblocked. Returns the reply to send (`Some(None)` when the client
 /// turned replies off), or `None` when the connection must close (peer gone, killed,
 /// shutdown). Bytes the client sends meanwhile are kept in `rbuf` for later.
-async fn wait_blocked(
+/// The blocked command: what to re-run and how it asked to wait.
+struct Call<'a> {
+    resolved: &'a crate::cmd::Resolved,
+    args: &'a [bytes::Bytes],
+    req: crate::server::BlockRequest,
+}
+
+async fn wait_blocked<'n>(
     srv: &Arc<Server>,
     stream: &mut TcpStream,
     rbuf: &mut BytesMut,
     client: &mut Client,
-    resolved: &crate::cmd::Resolved,
-    args: &[bytes::Bytes],
-    req: crate::server::BlockRequest,
+    call: Call<'_>,
+    (outbox_wake, mut wake): (
+        &'n tokio::sync::Notify,
+        std::pin::Pin<&mut tokio::sync::futures::Notified<'n>>,
+    ),
 ) -> Option<Option<Frame>> {
+    let Call {
+        resolved,
+        args,
+        req,
+    } = call;
     use crate::blocking::{UNBLOCK_ERROR, UNBLOCK_TIMEOUT};
     let slot = srv.blocking.register(client.id, client.db, &req.keys);
     let mut shutdown = srv.shutdown.subscribe();
@@ -435,7 +466,8 @@ async fn wait_blocked(
                     }
                 }
             }
-            _ = shared.outbox.wake.notified() => {
+            _ = wake.as_mut() => {
+                wake.set(outbox_wake.notified());
                 // A RESP3 subscriber may block: its messages still flow meanwhile.
                 let mut out = BytesMut::new();
                 let discard = client.reply == crate::server::ReplyMode::Off;

@@ -313,3 +313,30 @@ fn evicted_keys_are_notified() {
     );
     assert!(reply(&mut sub).ends_with("$3\r\nend\r\n"));
 }
+
+#[test]
+fn resp3_subscriber_gets_messages_while_blocked_and_after() {
+    let server = crate::start(&[]);
+    let mut sub = client(&server);
+    let mut ctl = client(&server);
+    sub.cmd_line("HELLO 3").unwrap();
+    assert!(reply_of(&mut sub, "SUBSCRIBE ch").starts_with(">3\r\n"));
+    // Published while idle, before blocking.
+    assert_eq!(ctl.cmd_line("PUBLISH ch m0").unwrap(), b":1\r\n");
+    assert!(reply(&mut sub).ends_with("$2\r\nm0\r\n"));
+    send(&mut sub, "BLPOP q 0");
+    crate::waiting::wait_blocked(&mut ctl, 1);
+    // Published while blocked: delivered at once, the BLPOP still waits.
+    for i in 1..=3 {
+        assert_eq!(
+            ctl.cmd_line(&format!("PUBLISH ch m{i}")).unwrap(),
+            b":1\r\n"
+        );
+        assert!(reply(&mut sub).ends_with(&format!("$2\r\nm{i}\r\n")));
+    }
+    ctl.cmd_line("RPUSH q x").unwrap();
+    assert_eq!(reply(&mut sub), "*2\r\n$1\r\nq\r\n$1\r\nx\r\n");
+    // And idle again afterwards.
+    assert_eq!(ctl.cmd_line("PUBLISH ch m4").unwrap(), b":1\r\n");
+    assert!(reply(&mut sub).ends_with("$2\r\nm4\r\n"));
+}
