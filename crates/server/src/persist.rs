@@ -232,7 +232,6 @@ fn write_keyspace(
     let mut batch: Vec<(usize, Box<[u8]>, Value, u64)> = Vec::new();
     let mut buf = Vec::with_capacity(64 << 10);
     let mut keys = 0u64;
-    let mut skipped = 0u64;
     for shard in 0..srv.keyspace.shard_count() {
         if cancel.is_some_and(|c| c.load(Ordering::Relaxed)) {
             return Err("Background saving interrupted (the server is shutting down)".into());
@@ -249,21 +248,11 @@ fn write_keyspace(
             resized[db] = true;
             w.select_db(db, resize).map_err(werr)?;
             buf.clear();
-            if !enc.key_value(&mut buf, &key, &value, expire) {
-                skipped += 1;
-                continue;
-            }
+            enc.key_value(&mut buf, &key, &value, expire);
             w.write(&buf).map_err(werr)?;
             keys += 1;
         }
         srv.persist.keys_processed.store(keys, Ordering::Relaxed);
-    }
-    if skipped > 0 {
-        // Streams cannot be written to RDB yet: they are left out (and said so) rather
-        // than failing every save, which would refuse all writes through MISCONF.
-        tracing::warn!(
-            "{skipped} stream keys were NOT saved: Basalt cannot write streams to RDB files yet"
-        );
     }
     let (bw, bytes) = w.finish().map_err(werr)?;
     let file = bw.into_inner().map_err(|e| werr(e.into_error()))?;

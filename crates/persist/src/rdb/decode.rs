@@ -410,9 +410,7 @@ pub fn read_object<R: Read>(
             Value::from(l)
         }
         types::STREAM_LISTPACKS | types::STREAM_LISTPACKS_2 => {
-            return Err(RdbError::Unsupported(
-                "The RDB file contains a stream key; Basalt cannot load streams yet".into(),
-            ));
+            Value::from(super::stream::read(r, ty == types::STREAM_LISTPACKS_2)?)
         }
         types::MODULE_2 | types::MODULE_PRE_GA => {
             let id = r.length()?;
@@ -431,7 +429,7 @@ pub fn read_object<R: Read>(
         Value::Hash(h) => h.is_empty(),
         Value::Set(s) => s.is_empty(),
         Value::ZSet(z) => z.is_empty(),
-        // Not produced by this decoder (streams are refused above).
+        // Redis keeps empty streams (XDEL of every entry, XGROUP CREATE MKSTREAM).
         Value::Stream(_) => false,
     };
     Ok(if empty { None } else { Some(v) })

@@ -8,6 +8,7 @@
 //! | hash `listpack` / `hashtable` | `HASH_LISTPACK` (fields in insertion order) / `HASH` |
 //! | set `intset` / other | `SET_INTSET` / `SET` |
 //! | sorted set `listpack` / `skiplist` | `ZSET_LISTPACK` (scores as Redis's `d2string` text) / `ZSET_2` (binary doubles, highest score first) |
+//! | stream | `STREAM_LISTPACKS_2`: Redis's listpack per node, metadata, groups (see [`super::stream`]) |
 //!
 //! For the compact encodings the bytes are exactly Redis's (listpack entries encoded as
 //! `lpAppend` encodes them, LZF as liblzf compresses), so `DUMP` output can be compared
@@ -190,17 +191,10 @@ impl Encoder {
         }
     }
 
-    /// True if this encoder can write `v`. Streams cannot be written yet (the stream
-    /// codec, `RDB_TYPE_STREAM_LISTPACKS_2`, is still to come).
-    pub fn supports(v: &Value) -> bool {
-        !matches!(v, Value::Stream(_))
-    }
-
-    /// The RDB object type of `v` as this encoder writes it (`None`: not supported, see
-    /// [`Encoder::supports`]).
-    pub fn object_type(v: &Value) -> Option<u8> {
-        Some(match v {
-            Value::Stream(_) => return None,
+    /// The RDB object type of `v` as this encoder writes it.
+    pub fn object_type(v: &Value) -> u8 {
+        match v {
+            Value::Stream(_) => types::STREAM_LISTPACKS_2,
             Value::Str(_) => types::STRING,
             Value::List(_) => types::LIST_QUICKLIST_2,
             Value::Hash(h) => {
@@ -224,26 +218,19 @@ impl Encoder {
                     types::ZSET_2
                 }
             }
-        })
+        }
     }
 
-    /// Appends the type byte and the body of `v` (what `DUMP` serializes). False, with
-    /// nothing written, for a value the encoder does not support.
-    pub fn object(&mut self, out: &mut Vec<u8>, v: &Value) -> bool {
-        let Some(ty) = Self::object_type(v) else {
-            return false;
-        };
-        out.push(ty);
+    /// Appends the type byte and the body of `v` (what `DUMP` serializes).
+    pub fn object(&mut self, out: &mut Vec<u8>, v: &Value) {
+        out.push(Self::object_type(v));
         self.body(out, v);
-        true
     }
 
     /// Appends an expire time (if any), the type, the key and the value: one key of a
-    /// snapshot. False, with nothing written, for a value the encoder does not support.
-    pub fn key_value(&mut self, out: &mut Vec<u8>, key: &[u8], v: &Value, expire_ms: u64) -> bool {
-        let Some(ty) = Self::object_type(v) else {
-            return false;
-        };
+    /// snapshot.
+    pub fn key_value(&mut self, out: &mut Vec<u8>, key: &[u8], v: &Value, expire_ms: u64) {
+        let ty = Self::object_type(v);
         if expire_ms != 0 {
             out.push(opcodes::EXPIRETIME_MS);
             out.extend_from_slice(&expire_ms.to_le_bytes());
@@ -251,7 +238,6 @@ impl Encoder {
         out.push(ty);
         self.string(out, key);
         self.body(out, v);
-        true
     }
 
     /// Appends an aux field (`RDB_OPCODE_AUX key value`).
@@ -263,8 +249,7 @@ impl Encoder {
 
     fn body(&mut self, out: &mut Vec<u8>, v: &Value) {
         match v {
-            // Refused by `object_type` before any byte is written.
-            Value::Stream(_) => {}
+            Value::Stream(s) => super::stream::write(self, out, s),
             Value::Str(StrValue::Int(i)) => self.int_string(out, *i),
             Value::Str(s) => self.string(out, &s.as_bytes()),
             Value::List(l) => self.list(out, l),

@@ -4,6 +4,7 @@
 //!   7.0 would choose for Basalt's encoding of each value), shared by snapshots and `DUMP`.
 //! - [`decode`]: every object type Redis 7.0 can load (including ziplist, zipmap and
 //!   quicklist-of-ziplist encodings of older files) back into Basalt values.
+//! - [`stream`]: streams (`STREAM_LISTPACKS_2`), their listpack nodes and groups.
 //! - [`file`]: whole files: the `REDIS0010` header, aux fields, `SELECTDB`/`RESIZEDB`,
 //!   expire times, `EOF` and the CRC-64 trailer, written as a stream and loaded through
 //!   a callback, so the AOF's RDB preamble can reuse both.
@@ -14,6 +15,7 @@
 pub mod decode;
 pub mod encode;
 pub mod file;
+pub mod stream;
 
 use std::fmt;
 

@@ -111,14 +111,7 @@ fn dump_cmd(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let Some(e) = g.lookup_read(db, &args[1]) else {
         return Ok(Frame::Null);
     };
-    match dump::dump(&e.value, opts) {
-        Some(p) => Ok(Frame::Bulk(Bytes::from(p))),
-        // Redis would serialize the stream; Basalt cannot yet, and a reply that RESTORE
-        // could not read back would be worse than an error.
-        None => Err(Error::msg(
-            "ERR DUMP of stream keys is not supported yet by Basalt",
-        )),
-    }
+    Ok(Frame::Bulk(Bytes::from(dump::dump(&e.value, opts))))
 }
 
 fn restore(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {

@@ -21,10 +21,9 @@ mod node;
 mod rax;
 
 pub use group::{ClaimOptions, Consumer, Group, Nack};
-pub use node::{FieldIter, Node};
+pub use node::{FLAG_DELETED, FLAG_SAMEFIELDS, FieldIter, Node, RawEntry};
 
 use crate::encoding::EncodingLimits;
-use node::RawEntry;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::{Arc, Weak};
@@ -538,6 +537,19 @@ impl StreamValue {
         self.log.first_id = id;
     }
 
+    /// Adds a node rebuilt from a snapshot under its master ID, counting its live
+    /// entries into the length. The caller guarantees the nodes arrive in ascending
+    /// order with non-overlapping ID ranges (the loader checks it). False, with nothing
+    /// changed, if a node with this master ID exists or the node holds no entry.
+    pub fn restore_node(&mut self, master: StreamId, node: Node) -> bool {
+        if node.total() == 0 || self.log.nodes.contains_key(&master) {
+            return false;
+        }
+        self.log.length += u64::from(node.live);
+        self.log.nodes.insert(master, node);
+        true
+    }
+
     /// Approximate heap bytes.
     pub fn heap_size(&self) -> usize {
         let nodes: usize = self.log.nodes.values().map(|n| n.heap_size() + 64).sum();
@@ -638,7 +650,9 @@ impl StreamValue {
             }
         }
         match tail {
-            Some((&master, node)) => node.push(master, id, pairs),
+            Some((&master, node)) => {
+                node.push(master, id, pairs);
+            }
             None => {
                 let mut node = Node::new(pairs.iter().map(|(f, _)| *f));
                 node.push(id, id, pairs);

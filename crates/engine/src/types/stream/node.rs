@@ -115,8 +115,35 @@ impl Node {
         self.master_fields().zip(pairs).all(|(m, (f, _))| m == *f)
     }
 
-    /// Appends an entry (its ID must be above every ID in the node).
-    pub fn push(&mut self, master: StreamId, id: StreamId, pairs: &[(&[u8], &[u8])]) {
+    /// Live entries.
+    pub fn live(&self) -> u64 {
+        u64::from(self.live)
+    }
+
+    /// Entries flagged deleted (still in the node, as in Redis's listpack).
+    pub fn deleted(&self) -> u64 {
+        u64::from(self.deleted)
+    }
+
+    /// Number of master fields.
+    pub fn master_field_count(&self) -> u64 {
+        u64::from(self.master_fields)
+    }
+
+    /// Every entry, deleted ones included, in order (what a snapshot writes).
+    pub fn raw_entries(&self, master: StreamId) -> impl Iterator<Item = RawEntry> + '_ {
+        let mut at = self.first_offset();
+        std::iter::from_fn(move || {
+            let e = self.entry_at(master, at)?;
+            at = e.end;
+            Some(e)
+        })
+    }
+
+    /// Appends an entry (its ID must be above every ID in the node) and returns its
+    /// offset.
+    pub fn push(&mut self, master: StreamId, id: StreamId, pairs: &[(&[u8], &[u8])]) -> usize {
+        let at = self.data.len();
         let same = self.same_as_master(pairs);
         let flags = if same { FLAG_SAMEFIELDS } else { 0 };
         let ms_delta = id.ms.wrapping_sub(master.ms);
@@ -145,6 +172,7 @@ impl Node {
         lp += lp_int_size(lp_count as i64);
         self.lp_body += lp as u64;
         self.live += 1;
+        at
     }
 
     /// Decodes the entry at `at` (an offset returned by iteration).
