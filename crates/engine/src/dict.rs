@@ -239,6 +239,18 @@ impl<V> Dict<V> {
         }
     }
 
+    /// Consumes the table, handing every entry to `f` (order unspecified).
+    pub fn into_each(mut self, mut f: impl FnMut(Box<[u8]>, V)) {
+        for bucket in self.buckets.iter_mut() {
+            let mut cur = bucket.take();
+            while let Some(mut node) = cur {
+                cur = node.next.take();
+                f(node.key, node.value);
+            }
+        }
+        self.len = 0;
+    }
+
     /// Removes every entry and releases the buckets.
     pub fn clear(&mut self) {
         // Unlink chains iteratively: dropping a long `Box` chain recursively could

@@ -22,6 +22,12 @@
 //! Eviction ([`Keyspace::evict`]): the policy's metadata lives in each key's node (see
 //! `evict.rs`); sampled policies share one pool of candidates across calls.
 //!
+//! Point-in-time views without fork ([`Keyspace::freeze`]): every shard is marked at one
+//! instant; afterwards the first change of a key in a shard that has not been saved yet
+//! keeps the key's old entry aside (value-level copy-on-write), and
+//! [`Keyspace::take_frozen`] hands a shard's content as it was at the freeze to the
+//! saver, then forgets the old entries. The AOF rewrite's base file is built this way.
+//!
 //! Key events: a key created, expired (lazily or by the active cycle) or evicted is
 //! reported to the [`KeyEvents`] sink the server installs (keyspace notifications), but
 //! only for the kinds switched on with [`Keyspace::set_event_mask`], so the cost with
@@ -137,6 +143,16 @@ impl Entry {
     /// LFU policy is in force.
     pub fn lfu_freq(&self, now: u64, decay_time: u32) -> u8 {
         evict::lfu_decayed(self.meta, evict::lfu_minutes(now), decay_time)
+    }
+
+    /// A copy of the entry (value, deadline, access time, eviction metadata).
+    pub fn duplicate(&self) -> Entry {
+        Entry {
+            value: self.value.clone(),
+            expire_at: self.expire_at,
+            access_secs: self.access_secs,
+            meta: self.meta,
+        }
     }
 }
 
@@ -268,6 +284,7 @@ impl Db {
         now: u64,
         lazy: &LazyFree,
         on_expired: &mut dyn FnMut(&[u8]),
+        keep: &mut dyn FnMut(&[u8], Entry) -> Option<Entry>,
     ) -> bool {
         let Some((&(at, hash), _)) = self.expires.first_key_value() else {
             return false;
@@ -279,7 +296,9 @@ impl Db {
             Some((k, e)) => {
                 self.removed(hash, k.len(), &e);
                 on_expired(&k);
-                lazy.free(e.value, Reason::Expire);
+                if let Some(e) = keep(&k, e) {
+                    lazy.free(e.value, Reason::Expire);
+                }
             }
             None => {
                 // Cannot happen while the index and the table agree; drop the stray
@@ -422,12 +441,67 @@ impl Db {
     }
 }
 
+/// A shard's state while a point-in-time view is being saved: the entries, as they were
+/// at the freeze, of the keys changed since (`None`: the key did not exist then).
+struct Freeze {
+    /// Old entries by database.
+    old: Vec<std::collections::HashMap<Box<[u8]>, Option<Entry>>>,
+    /// Databases whose whole freeze-time content is in `old` (FLUSHDB, SWAPDB): their
+    /// current content no longer matters to the view.
+    complete: Vec<bool>,
+}
+
+impl Freeze {
+    /// Keeps the freeze-time entry of `key` (found in `d`) unless it is already kept.
+    fn keep(&mut self, db: usize, d: &Db, hash: u64, key: &[u8]) {
+        if self.complete[db] || self.old[db].contains_key(key) {
+            return;
+        }
+        let old = d.dict.get(hash, key).map(Entry::duplicate);
+        self.old[db].insert(key.into(), old);
+    }
+
+    /// Keeps `e`, which is leaving the table (expiry, eviction), as the freeze-time entry
+    /// of `key`; gives it back if one is already kept (the caller frees it).
+    fn keep_owned(&mut self, db: usize, key: &[u8], e: Entry) -> Option<Entry> {
+        if self.complete[db] || self.old[db].contains_key(key) {
+            return Some(e);
+        }
+        self.old[db].insert(key.into(), Some(e));
+        None
+    }
+
+    /// Keeps every freeze-time entry of `d` (about to be emptied or swapped away), moving
+    /// them out of `d` when `take` (FLUSHDB: the caller then resets the slice), copying
+    /// them otherwise (SWAPDB).
+    fn keep_db(&mut self, db: usize, d: &mut Db, take: bool) {
+        if self.complete[db] {
+            return;
+        }
+        let old = &mut self.old[db];
+        if take {
+            std::mem::take(&mut d.dict).into_each(|k, e| {
+                old.entry(k).or_insert(Some(e));
+            });
+        } else {
+            d.dict.for_each(|k, e| {
+                if !old.contains_key(k) {
+                    old.insert(k.into(), Some(e.duplicate()));
+                }
+            });
+        }
+        self.complete[db] = true;
+    }
+}
+
 /// One shard: a slice of every database.
 pub struct Shard {
     dbs: Vec<Db>,
     /// INFO counters.
     pub stats: ShardStats,
     rng: u64,
+    /// Set between [`Keyspace::freeze`] and [`Keyspace::take_frozen`].
+    freeze: Option<Freeze>,
 }
 
 impl Shard {
@@ -498,13 +572,18 @@ impl Shard {
     ) -> (usize, bool) {
         let mut removed = 0;
         let mut more = false;
+        let freeze = &mut self.freeze;
         for (i, db) in self.dbs.iter_mut().enumerate() {
             loop {
                 if removed >= budget {
                     more = db.expires.keys().next().is_some_and(|(t, _)| *t <= now);
                     break;
                 }
-                if !db.exp_reclaim_one(now, lazy, &mut |k| on_expired(i, k)) {
+                let mut keep = |k: &[u8], e: Entry| match freeze.as_mut() {
+                    Some(f) => f.keep_owned(i, k, e),
+                    None => Some(e),
+                };
+                if !db.exp_reclaim_one(now, lazy, &mut |k| on_expired(i, k), &mut keep) {
                     break;
                 }
                 removed += 1;
@@ -580,8 +659,18 @@ impl EvictState {
 /// Told `(db, key)` for every key the keyspace deletes by itself: because its deadline
 /// passed (lazily by a lookup or actively by the expiry cycle) or to free memory
 /// (eviction), while the key's shard is still locked. Unlike the event sink it is not
-/// masked: the server uses it for WATCH, which must see every such deletion.
-pub type RemovalHook = Box<dyn Fn(usize, &[u8]) + Send + Sync>;
+/// masked: the server uses it for WATCH, which must see every such deletion, and for the
+/// AOF, which logs it as a deletion.
+pub type RemovalHook = Box<dyn Fn(usize, &[u8], Removal) + Send + Sync>;
+
+/// Why the keyspace deleted a key by itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Removal {
+    /// Its deadline passed.
+    Expired,
+    /// `maxmemory` eviction.
+    Evicted,
+}
 
 /// The sharded keyspace.
 pub struct Keyspace {
@@ -611,6 +700,7 @@ impl Keyspace {
                     dbs,
                     stats: ShardStats::default(),
                     rng: (cfg.rng_seed ^ (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)) | 1,
+                    freeze: None,
                 })
             })
             .collect();
@@ -643,7 +733,7 @@ impl Keyspace {
     /// notification). [`Keyspace::evict`] reports its own evictions; this is for any
     /// other eviction path. The sink does not touch the keyspace.
     pub fn notify_evicted(&self, db: usize, key: &[u8]) {
-        self.removed_by_keyspace(db, key);
+        self.removed_by_keyspace(db, key, Removal::Evicted);
         self.events.emit(db, key, KeyEvent::Evicted);
     }
 
@@ -653,14 +743,14 @@ impl Keyspace {
         let _ = self.removal_hook.set(hook);
     }
 
-    fn removed_by_keyspace(&self, db: usize, key: &[u8]) {
+    fn removed_by_keyspace(&self, db: usize, key: &[u8], why: Removal) {
         if let Some(h) = self.removal_hook.get() {
-            h(db, key);
+            h(db, key, why);
         }
     }
 
     fn expired(&self, db: usize, key: &[u8]) {
-        self.removed_by_keyspace(db, key);
+        self.removed_by_keyspace(db, key, Removal::Expired);
         self.events.emit(db, key, KeyEvent::Expired);
     }
 
@@ -764,6 +854,65 @@ impl Keyspace {
     /// Runs `f` on one shard while holding its lock (expiry cycle, stats).
     pub fn with_shard<R>(&self, i: usize, f: impl FnOnce(&mut Shard) -> R) -> R {
         f(&mut self.shards[i].lock())
+    }
+
+    /// Marks the present content of every locked shard of `g` (which must lock them all)
+    /// as the point-in-time view to save. From now on a changed key of a shard not yet
+    /// taken keeps its old entry aside. False (nothing changed) if a view is already
+    /// being saved.
+    pub fn freeze(&self, g: &mut Guard<'_>) -> bool {
+        assert!(g.all, "a freeze must lock every shard");
+        g.settle();
+        if g.guards.iter().any(|(_, s)| s.freeze.is_some()) {
+            return false;
+        }
+        let dbs = self.databases;
+        for (_, s) in g.guards.iter_mut() {
+            s.freeze = Some(Freeze {
+                old: (0..dbs).map(|_| Default::default()).collect(),
+                complete: vec![false; dbs],
+            });
+        }
+        true
+    }
+
+    /// Shard `i`'s content as it was at the freeze: calls `f(db, key, entry)` for every
+    /// key that existed then (expired ones included: the caller judges deadlines), then
+    /// ends the freeze for this shard. Keys changed since are given in their old
+    /// version. Calls `f` on the current content if the shard is not frozen.
+    pub fn take_frozen(&self, i: usize, mut f: impl FnMut(usize, &[u8], &Entry)) {
+        let mut shard = self.shards[i].lock();
+        let freeze = shard.freeze.take();
+        for (db, d) in shard.dbs.iter().enumerate() {
+            let old = freeze.as_ref().map(|fr| (&fr.old[db], fr.complete[db]));
+            match old {
+                Some((_, true)) => {}
+                Some((old, false)) => d.dict.for_each(|k, e| {
+                    if !old.contains_key(k) {
+                        f(db, k, e);
+                    }
+                }),
+                None => d.dict.for_each(|k, e| f(db, k, e)),
+            }
+            if let Some((old, _)) = old {
+                for (k, e) in old {
+                    if let Some(e) = e {
+                        f(db, k, e);
+                    }
+                }
+            }
+        }
+        drop(shard);
+        // The kept entries are freed here, outside the lock.
+        drop(freeze);
+    }
+
+    /// Ends a freeze on every shard without saving (a rewrite that failed).
+    pub fn thaw(&self) {
+        for s in self.shards.iter() {
+            let old = s.lock().freeze.take();
+            drop(old);
+        }
     }
 
     /// One active-expiry step on shard `i` (see [`Shard::expire_cycle`]): the expire hook
@@ -888,10 +1037,18 @@ impl Keyspace {
         let d = &mut shard.dbs[db];
         d.removed(hash, key_len, &e);
         shard.stats.evicted_keys += 1;
-        self.removed_by_keyspace(db, key);
+        self.removed_by_keyspace(db, key, Removal::Evicted);
         self.events.emit(db, key, KeyEvent::Evicted);
         let bytes = entry_bytes(key_len, &e.value);
-        self.lazy.free(e.value, Reason::Eviction);
+        // A point-in-time view being saved still needs the value: it is freed once its
+        // shard is saved.
+        let e = match shard.freeze.as_mut() {
+            Some(f) => f.keep_owned(db, key, e),
+            None => Some(e),
+        };
+        if let Some(e) = e {
+            self.lazy.free(e.value, Reason::Eviction);
+        }
         bytes
     }
 
@@ -1205,7 +1362,13 @@ impl<'a> Guard<'a> {
         if expired {
             if let Some((k, e)) = d.dict.remove(hash, key) {
                 d.removed(hash, k.len(), &e);
-                self.ks.lazy.free(e.value, Reason::Expire);
+                let e = match shard.freeze.as_mut() {
+                    Some(f) => f.keep_owned(db, key, e),
+                    None => Some(e),
+                };
+                if let Some(e) = e {
+                    self.ks.lazy.free(e.value, Reason::Expire);
+                }
             }
             shard.stats.expired_keys += 1;
             self.ks.expired(db, key);
@@ -1231,6 +1394,11 @@ impl<'a> Guard<'a> {
         }
         let now = self.now;
         let shard = &mut *self.guards[p].1;
+        // The caller may change the entry through the reference: a view being saved
+        // keeps its old version first.
+        if let Some(f) = shard.freeze.as_mut() {
+            f.keep(db, &shard.dbs[db], hash, key);
+        }
         let tracking = ks.policy().tracking();
         let r = if tracking == Tracking::Lfu {
             shard.next_unit()
@@ -1304,7 +1472,11 @@ impl<'a> Guard<'a> {
         let now = self.now;
         let p = position(&self.guards, self.all, ks.shard_of(hash));
         let tracking = ks.policy().tracking();
-        let d = &mut self.guards[p].1.dbs[db];
+        let shard = &mut *self.guards[p].1;
+        if let Some(f) = shard.freeze.as_mut() {
+            f.keep(db, &shard.dbs[db], hash, key);
+        }
+        let d = &mut shard.dbs[db];
         let add = value.mem_usage();
         // One lookup; the deadline index is touched only when a deadline changes.
         if let Some(slot) = d.dict.get_mut(hash, key) {
@@ -1368,6 +1540,9 @@ impl<'a> Guard<'a> {
         let now = self.now;
         let lazy = &ks.lazy;
         let shard = self.shard_mut(hash);
+        if let Some(f) = shard.freeze.as_mut() {
+            f.keep(db, &shard.dbs[db], hash, key);
+        }
         let d = &mut shard.dbs[db];
         let (k, e) = d.dict.remove(hash, key)?;
         d.removed(hash, k.len(), &e);
@@ -1444,6 +1619,10 @@ impl<'a> Guard<'a> {
         let ks = self.ks;
         let lf = &ks.lazy;
         for (_, s) in self.guards.iter_mut() {
+            let s = &mut **s;
+            if let Some(f) = s.freeze.as_mut() {
+                f.keep_db(db, &mut s.dbs[db], true);
+            }
             let (garbage, keys, bytes) = s.dbs[db].take();
             if lazy && keys > 0 {
                 lf.send(Box::new(garbage), keys, bytes);
@@ -1456,6 +1635,11 @@ impl<'a> Guard<'a> {
         debug_assert!(self.all, "SWAPDB must lock every shard");
         self.settle();
         for (_, s) in self.guards.iter_mut() {
+            let s = &mut **s;
+            if let Some(f) = s.freeze.as_mut() {
+                f.keep_db(a, &mut s.dbs[a], false);
+                f.keep_db(b, &mut s.dbs[b], false);
+            }
             s.dbs.swap(a, b);
         }
     }
@@ -1916,7 +2100,7 @@ mod memory_tests {
         let ks = ks(4);
         let heard = Arc::new(Mutex::new(Vec::new()));
         let h = heard.clone();
-        ks.set_removal_hook(Box::new(move |db, key: &[u8]| {
+        ks.set_removal_hook(Box::new(move |db, key: &[u8], _why| {
             h.lock().push((db, key.to_vec()))
         }));
         ks.set_policy(Policy::AllkeysRandom, 0);
@@ -2171,5 +2355,159 @@ mod memory_tests {
             std::thread::sleep(std::time::Duration::from_millis(1));
         }
         assert_eq!(ks.lazyfree().freed_objects(), 1000);
+    }
+}
+
+#[cfg(test)]
+mod freeze_tests {
+    use super::*;
+    use crate::value::StrValue;
+
+    fn ks() -> Keyspace {
+        Keyspace::new(&KeyspaceConfig {
+            shards: 8,
+            databases: 4,
+            hash_seed: 1,
+            rng_seed: 2,
+        })
+    }
+
+    fn s(v: &str) -> Value {
+        Value::Str(StrValue::from_bytes(v.as_bytes()))
+    }
+
+    /// Everything `take_frozen` hands over, per shard, as a sorted list.
+    fn frozen_view(ks: &Keyspace) -> Vec<(usize, Vec<u8>, Value, u64)> {
+        let mut out = Vec::new();
+        for i in 0..ks.shard_count() {
+            ks.take_frozen(i, |db, k, e| {
+                out.push((db, k.to_vec(), e.value.clone(), e.expire_at()))
+            });
+        }
+        out.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+        out
+    }
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Set(usize, u8, u8, u64),
+        Del(usize, u8),
+        Mutate(usize, u8),
+        Expire(usize, u8, u64),
+        Flush(usize),
+        Swap(usize, usize),
+        Cycle(u64),
+        Evict(usize),
+        Take(usize),
+    }
+
+    fn op() -> impl proptest::strategy::Strategy<Value = Op> {
+        use proptest::prelude::*;
+        prop_oneof![
+            4 => (0usize..4, 0u8..24, any::<u8>(), prop_oneof![Just(0u64), 1_000u64..3_000])
+                .prop_map(|(d, k, v, t)| Op::Set(d, k, v, t)),
+            2 => (0usize..4, 0u8..24).prop_map(|(d, k)| Op::Del(d, k)),
+            2 => (0usize..4, 0u8..24).prop_map(|(d, k)| Op::Mutate(d, k)),
+            1 => (0usize..4, 0u8..24, 1_000u64..3_000).prop_map(|(d, k, t)| Op::Expire(d, k, t)),
+            1 => (0usize..4).prop_map(Op::Flush),
+            1 => (0usize..4, 0usize..4).prop_map(|(a, b)| Op::Swap(a, b)),
+            1 => (1_000u64..3_000).prop_map(Op::Cycle),
+            1 => (1usize..4).prop_map(Op::Evict),
+            1 => (0usize..8).prop_map(Op::Take),
+        ]
+    }
+
+    fn apply(ks: &Keyspace, op: &Op) {
+        let key = |k: u8| vec![b'k', k];
+        match op {
+            Op::Set(d, k, v, t) => {
+                let mut g = ks.lock_all(1_500);
+                g.insert(*d, &key(*k), s(&v.to_string()), *t);
+            }
+            Op::Del(d, k) => {
+                ks.lock_all(1_500).remove(*d, &key(*k));
+            }
+            Op::Mutate(d, k) => {
+                let mut g = ks.lock_all(1_500);
+                if let Some(e) = g.get(*d, &key(*k)) {
+                    e.value = s("mutated");
+                }
+            }
+            Op::Expire(d, k, t) => {
+                ks.lock_all(1_500).set_expire(*d, &key(*k), *t);
+            }
+            Op::Flush(d) => ks.lock_all(1_500).flush_db(*d),
+            Op::Swap(a, b) => ks.lock_all(1_500).swap_db(*a, *b),
+            Op::Cycle(now) => {
+                for i in 0..ks.shard_count() {
+                    ks.expire_shard(i, *now, 1000);
+                }
+            }
+            Op::Evict(n) => {
+                ks.evict(n * 100, 1_500, 3, || true);
+            }
+            // Taking a shard early is what the saver does while writes go on.
+            Op::Take(_) => {}
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+
+        /// Whatever happens after a freeze, the frozen view is the content at the
+        /// freeze; shards taken early stop keeping old entries.
+        #[test]
+        fn frozen_view_is_the_content_at_the_freeze(
+            before in proptest::collection::vec(op(), 0..60),
+            after in proptest::collection::vec(op(), 0..60),
+        ) {
+            let ks = ks();
+            ks.set_policy(crate::evict::Policy::AllkeysRandom, 0);
+            for o in &before {
+                apply(&ks, o);
+            }
+            let mut want = Vec::new();
+            {
+                let g = ks.lock_all(0);
+                for (_, sh) in &g.guards {
+                    for (db, d) in sh.dbs.iter().enumerate() {
+                        d.dict.for_each(|k, e| {
+                            want.push((db, k.to_vec(), e.value.clone(), e.expire_at()))
+                        });
+                    }
+                }
+            }
+            want.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+            let mut g = ks.lock_all(0);
+            proptest::prop_assert!(ks.freeze(&mut g));
+            proptest::prop_assert!(!ks.freeze(&mut g));
+            drop(g);
+            let mut got = Vec::new();
+            let mut taken = Vec::new();
+            for o in &after {
+                match o {
+                    // The saver takes each shard once.
+                    Op::Take(i) if taken.contains(i) => {}
+                    Op::Take(i) => {
+                        taken.push(*i);
+                        ks.take_frozen(*i, |db, k, e| {
+                            got.push((db, k.to_vec(), e.value.clone(), e.expire_at()))
+                        });
+                    }
+                    o => apply(&ks, o),
+                }
+            }
+            for i in 0..ks.shard_count() {
+                if !taken.contains(&i) {
+                    ks.take_frozen(i, |db, k, e| {
+                        got.push((db, k.to_vec(), e.value.clone(), e.expire_at()))
+                    });
+                }
+            }
+            got.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+            proptest::prop_assert_eq!(got, want);
+            // Nothing is kept any more: a second view is the current content.
+            let _ = frozen_view(&ks);
+        }
     }
 }

@@ -24,7 +24,7 @@ pub use encoding::EncodingLimits;
 pub use evict::Policy;
 pub use keyspace::{
     DbMemory, Entry, EvictOutcome, EvictStatus, Guard, KeyEvent, KeyEvents, Keyspace,
-    KeyspaceConfig, Shard, ShardStats,
+    KeyspaceConfig, Removal, Shard, ShardStats,
 };
 pub use lazyfree::{LazyFree, Reason};
 pub use value::{StrValue, Value};

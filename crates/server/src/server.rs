@@ -363,7 +363,7 @@ impl Server {
         // An expired or evicted key is a modified key for WATCH.
         let watches = Arc::new(crate::transaction::Watches::default());
         let w = watches.clone();
-        keyspace.set_removal_hook(Box::new(move |db, key| w.touch(db, key)));
+        keyspace.set_removal_hook(Box::new(move |db, key, _why| w.touch(db, key)));
         let exec_id = commands.get(b"exec").map(|r| r.id).unwrap_or(usize::MAX);
         let cmd_stats = (0..commands.len()).map(|_| CmdStats::default()).collect();
         let live = Live {
