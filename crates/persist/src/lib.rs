@@ -3,8 +3,10 @@
 //! and the CRC-64 and LZF codecs they rest on.
 //!
 //! The server drives these (snapshots, startup load, commands); the AOF's RDB preamble
-//! uses the same writer and loader.
+//! uses the same writer and loader, and [`aof`] has the AOF's manifest and command
+//! stream.
 
+pub mod aof;
 pub mod crc64;
 pub mod dump;
 pub mod lzf;
