@@ -15,7 +15,7 @@
 
 use crate::client::ClientShared;
 use crate::server::{Client, Server, unix_ms};
-use basalt_proto::{Frame, Protocol, RequestDecoder, encode};
+use basalt_proto::{Frame, RequestDecoder, encode};
 use bytes::BytesMut;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -64,25 +64,7 @@ pub async fn serve(srv: Arc<Server>, mut stream: TcpStream) {
             .max_clients_seen
             .fetch_max(clients.len(), Ordering::Relaxed);
     }
-    let mut client = Client {
-        id,
-        db: 0,
-        proto: Protocol::Resp2,
-        authenticated: false,
-        shared: shared.clone(),
-        reply: Default::default(),
-        close_after_reply: false,
-        block: None,
-        multi: None,
-        watch: crate::transaction::WatchState {
-            dirty: shared.watch_dirty.clone(),
-            keys: Vec::new(),
-        },
-        in_exec: false,
-        subs: Default::default(),
-        reply_at: None,
-        reply_in_outbox: false,
-    };
+    let mut client = Client::new(shared.clone());
     tracing::debug!(id, addr = %shared.addr, "client connected");
     run(&srv, &mut stream, &mut client).await;
     srv.watches.unwatch_all(&mut client.watch);
@@ -209,6 +191,7 @@ async fn run(srv: &Arc<Server>, stream: &mut TcpStream, client: &mut Client) {
                     let mut now = batch_now;
                     if srv.pause_remaining(resolved, queued_writes, now) > 0 {
                         // Flush what is already answered, then wait out the pause.
+                        durable(srv, client).await;
                         if write_out(srv, stream, &mut out, &shared).await.is_err() {
                             return;
                         }
@@ -221,6 +204,7 @@ async fn run(srv: &Arc<Server>, stream: &mut TcpStream, client: &mut Client) {
                         if shared.outbox.has_queued() {
                             shared.outbox.drain_into(&mut out, false);
                         }
+                        durable(srv, client).await;
                         if write_out(srv, stream, &mut out, &shared).await.is_err() {
                             return;
                         }
@@ -273,6 +257,7 @@ async fn run(srv: &Arc<Server>, stream: &mut TcpStream, client: &mut Client) {
             srv.stats
                 .client_query_buffer_limit_disconnections
                 .fetch_add(1, Ordering::Relaxed);
+            durable(srv, client).await;
             let _ = write_out(srv, stream, &mut out, &shared).await;
             return;
         }
@@ -287,6 +272,7 @@ async fn run(srv: &Arc<Server>, stream: &mut TcpStream, client: &mut Client) {
         if output_limit_reached(srv, client, &out) {
             return;
         }
+        durable(srv, client).await;
         if write_out(srv, stream, &mut out, &shared).await.is_err() || close {
             return;
         }
@@ -355,6 +341,17 @@ fn output_limit_reached(srv: &Server, client: &Client, out: &BytesMut) -> bool {
 /// Writes `out` completely, stopping at once (with an error) if the client is killed
 /// meanwhile, and keeps the outbox's count of unwritten bytes current for the output
 /// buffer limit and CLIENT LIST.
+/// Holds the replies back until this client's logged writes are as durable as
+/// `appendfsync` promises (written to the AOF, or fsynced with `always`). Free when the
+/// client logged nothing since the last wait.
+async fn durable(srv: &Server, client: &mut Client) {
+    let seq = client.aof_seq;
+    if seq > client.aof_acked {
+        srv.aof.wait(seq).await;
+        client.aof_acked = seq;
+    }
+}
+
 async fn write_out(
     srv: &Server,
     stream: &mut TcpStream,

@@ -25,6 +25,7 @@ pub async fn run(srv: Arc<Server>) {
         crate::evict::cron(&srv, unix_ms(), period / 4);
         crate::info::sample_memory(&srv);
         crate::persist::cron(&srv);
+        crate::aof::cron(&srv);
     }
 }
 

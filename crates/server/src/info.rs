@@ -497,18 +497,73 @@ fn section(srv: &Server, name: &str, out: &mut String) {
                 "rdb_last_load_keys_loaded",
                 p.loaded_keys.load(Ordering::Relaxed),
             );
-            line(out, "aof_enabled", 0);
-            line(out, "aof_rewrite_in_progress", 0);
-            line(out, "aof_rewrite_scheduled", 0);
-            line(out, "aof_last_rewrite_time_sec", -1);
-            line(out, "aof_current_rewrite_time_sec", -1);
-            line(out, "aof_last_bgrewrite_status", "ok");
-            line(out, "aof_rewrites", 0);
-            line(out, "aof_rewrites_consecutive_failures", 0);
-            line(out, "aof_last_write_status", "ok");
+            let a = &srv.aof;
+            let enabled = srv.config.read().appendonly;
+            let rewriting = a.rewrite_running.load(Ordering::Relaxed);
+            line(out, "aof_enabled", u8::from(enabled));
+            line(out, "aof_rewrite_in_progress", u8::from(rewriting));
+            line(
+                out,
+                "aof_rewrite_scheduled",
+                u8::from(a.enable_pending.load(Ordering::Relaxed)),
+            );
+            line(
+                out,
+                "aof_last_rewrite_time_sec",
+                a.last_rewrite_secs.load(Ordering::Relaxed),
+            );
+            line(
+                out,
+                "aof_current_rewrite_time_sec",
+                crate::aof::current_rewrite_secs(srv),
+            );
+            line(
+                out,
+                "aof_last_bgrewrite_status",
+                if a.last_rewrite_ok.load(Ordering::Relaxed) {
+                    "ok"
+                } else {
+                    "err"
+                },
+            );
+            line(out, "aof_rewrites", a.rewrites.load(Ordering::Relaxed));
+            line(
+                out,
+                "aof_rewrites_consecutive_failures",
+                a.rewrite_failures.load(Ordering::Relaxed),
+            );
+            line(
+                out,
+                "aof_last_write_status",
+                if a.last_write_ok.load(Ordering::Relaxed) {
+                    "ok"
+                } else {
+                    "err"
+                },
+            );
             line(out, "aof_last_cow_size", 0);
             line(out, "module_fork_in_progress", 0);
             line(out, "module_fork_last_cow_size", 0);
+            if enabled {
+                line(
+                    out,
+                    "aof_current_size",
+                    a.current_size.load(Ordering::Relaxed),
+                );
+                line(out, "aof_base_size", a.base_size.load(Ordering::Relaxed));
+                line(out, "aof_pending_rewrite", 0);
+                line(
+                    out,
+                    "aof_buffer_length",
+                    a.buffer_len.load(Ordering::Relaxed),
+                );
+                line(out, "aof_pending_bio_fsync", 0);
+                line(
+                    out,
+                    "aof_delayed_fsync",
+                    a.delayed_fsync.load(Ordering::Relaxed),
+                );
+            }
         }
         "stats" => {
             out.push_str("# Stats\r\n");

@@ -5,6 +5,7 @@
 //! here so tests and embedders can start a server in-process.
 
 pub mod alloc;
+pub mod aof;
 pub mod blocking;
 pub mod client;
 pub mod cmd;
@@ -26,10 +27,19 @@ use server::Server;
 use std::sync::Arc;
 use tokio::net::TcpListener;
 
-/// Loads the RDB file (if any), binds every configured address and serves until
-/// shutdown. A file that cannot be loaded stops the start (the file is left as it is).
+/// Loads the AOF (with `appendonly yes`) or the RDB file (if any), binds every
+/// configured address and serves until shutdown. A file that cannot be loaded stops the
+/// start (the file is left as it is, but for a torn last AOF command cut off with
+/// `aof-load-truncated yes`).
 pub async fn run(srv: Arc<Server>) -> std::io::Result<()> {
-    if let Err(e) = persist::load_at_startup(&srv) {
+    // With `appendonly yes` the AOF is the source of truth and the RDB is not read, as
+    // in Redis.
+    let loaded = if srv.config.read().appendonly {
+        aof::load_at_startup(&srv).and_then(|()| aof::open_at_startup(&srv))
+    } else {
+        persist::load_at_startup(&srv)
+    };
+    if let Err(e) = loaded {
         tracing::warn!("{e}");
         return Err(std::io::Error::other(e));
     }

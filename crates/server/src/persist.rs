@@ -129,13 +129,30 @@ fn unix_secs() -> u64 {
     unix_ms() / 1000
 }
 
-/// Recomputes whether writes are refused (after a save finished or CONFIG SET).
+/// Recomputes whether writes are refused (after a save finished, an AOF write failed
+/// or succeeded again, or CONFIG SET).
 pub fn update_deny_writes(srv: &Server) {
     let c = srv.config.read();
     let deny = c.stop_writes_on_bgsave_error
         && !c.save.is_empty()
         && !srv.persist.last_ok.load(Ordering::Relaxed);
-    srv.persist.deny_writes.store(deny, Ordering::Relaxed);
+    let aof_failing = srv.aof.is_on() && !srv.aof.last_write_ok.load(Ordering::Relaxed);
+    srv.persist
+        .deny_writes
+        .store(deny || aof_failing, Ordering::Relaxed);
+}
+
+/// The reply refusing a write while writes are denied: the AOF's error if the AOF
+/// cannot write, else the RDB one.
+pub fn misconf(srv: &Server) -> String {
+    if srv.aof.is_on() && !srv.aof.last_write_ok.load(Ordering::Relaxed) {
+        format!(
+            "MISCONF Errors writing to the AOF file: {}",
+            srv.aof.last_write_error()
+        )
+    } else {
+        MISCONF.to_string()
+    }
 }
 
 /// The RDB file's path: `dir` / `dbfilename`.
@@ -462,6 +479,7 @@ pub fn prepare_shutdown(srv: &Server, mode: ShutdownSave, force: bool) -> bool {
             }
         }
     }
+    crate::aof::shutdown(srv);
     true
 }
 
@@ -484,6 +502,35 @@ pub fn load_at_startup(srv: &Server) -> Result<(), String> {
         .map_err(|e| format!("Fatal error loading the DB: {e}. Exiting."))?
         .len();
     let start = Instant::now();
+    load_rdb_stream(
+        srv,
+        BufReader::with_capacity(WRITE_BUFFER, file),
+        len,
+        false,
+    )
+    .map_err(|e| {
+        format!(
+            "Fatal error loading the DB from {}: {e}. Exiting.",
+            path.display()
+        )
+    })?;
+    tracing::info!(
+        "DB loaded from disk: {:.3} seconds",
+        start.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// Loads an RDB stream of at most `len` bytes into the keyspace (an RDB file, or the
+/// RDB base of an AOF: `aof_base`), logging what Redis logs. Returns the bytes the RDB
+/// took (an old-style AOF continues with commands after them). On error every database
+/// is emptied again.
+pub fn load_rdb_stream<R: std::io::Read>(
+    srv: &Server,
+    input: R,
+    len: u64,
+    aof_base: bool,
+) -> Result<u64, String> {
     let (limits, verify) = {
         let c = srv.config.read();
         (c.enc, c.rdbchecksum)
@@ -496,46 +543,38 @@ pub fn load_at_startup(srv: &Server) -> Result<(), String> {
     let dbs = srv.keyspace.databases();
     let mut expired = 0u64;
     let mut g = srv.keyspace.lock_all(now);
-    let result = load(
-        BufReader::with_capacity(WRITE_BUFFER, file),
-        len,
-        &opts,
-        |k: LoadedKey| {
-            if k.db >= dbs {
-                return Err(RdbError::Unsupported(format!(
-                    "FATAL: Data file was created with a Redis server configured to handle more than {dbs} databases. Exiting"
-                )));
-            }
-            if k.expire_ms != 0 && k.expire_ms < now {
-                expired += 1;
-                return Ok(());
-            }
-            if g.exists(k.db, &k.key) {
-                return Err(RdbError::Unsupported(format!(
-                    "RDB has duplicated key '{}' in DB {}",
-                    String::from_utf8_lossy(&k.key),
-                    k.db
-                )));
-            }
-            g.insert(k.db, &k.key, k.value, k.expire_ms);
-            if let Some(idle) = k.idle
-                && let Some(e) = g.get(k.db, &k.key)
-            {
-                e.set_access_secs((now / 1000).saturating_sub(idle) as u32);
-            }
-            Ok(())
-        },
-    );
+    let result = load(input, len, &opts, |k: LoadedKey| {
+        if k.db >= dbs {
+            return Err(RdbError::Unsupported(format!(
+                "FATAL: Data file was created with a Redis server configured to handle more than {dbs} databases. Exiting"
+            )));
+        }
+        if k.expire_ms != 0 && k.expire_ms < now {
+            expired += 1;
+            return Ok(());
+        }
+        if g.exists(k.db, &k.key) {
+            return Err(RdbError::Unsupported(format!(
+                "RDB has duplicated key '{}' in DB {}",
+                String::from_utf8_lossy(&k.key),
+                k.db
+            )));
+        }
+        g.insert(k.db, &k.key, k.value, k.expire_ms);
+        if let Some(idle) = k.idle
+            && let Some(e) = g.get(k.db, &k.key)
+        {
+            e.set_access_secs((now / 1000).saturating_sub(idle) as u32);
+        }
+        Ok(())
+    });
     let summary = match result {
         Ok(s) => s,
         Err(e) => {
             for db in 0..dbs {
                 g.flush_db(db);
             }
-            return Err(format!(
-                "Fatal error loading the DB from {}: {e}. Exiting.",
-                path.display()
-            ));
+            return Err(e.to_string());
         }
     };
     drop(g);
@@ -560,6 +599,9 @@ pub fn load_at_startup(srv: &Server) -> Result<(), String> {
             mem as f64 / (1024.0 * 1024.0)
         );
     }
+    if aof_base && summary.aux_field("aof-base") == Some(&b"1"[..]) {
+        tracing::info!("RDB is base AOF");
+    }
     if summary.empty_skipped > 0 {
         tracing::info!("Skipped {} empty keys", summary.empty_skipped);
     }
@@ -567,9 +609,5 @@ pub fn load_at_startup(srv: &Server) -> Result<(), String> {
     srv.persist.loaded_keys.store(loaded, Ordering::Relaxed);
     srv.persist.loaded_expired.store(expired, Ordering::Relaxed);
     tracing::info!("Done loading RDB, keys loaded: {loaded}, keys expired: {expired}.");
-    tracing::info!(
-        "DB loaded from disk: {:.3} seconds",
-        start.elapsed().as_secs_f64()
-    );
-    Ok(())
+    Ok(summary.bytes)
 }

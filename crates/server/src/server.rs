@@ -165,6 +165,8 @@ pub struct Server {
     exec_id: usize,
     /// Snapshot state (SAVE/BGSAVE, save points, INFO persistence).
     pub persist: crate::persist::Persistence,
+    /// The append-only file.
+    pub aof: Arc<crate::aof::Aof>,
     /// This server's own handle, for background jobs that outlive a command (BGSAVE).
     pub me: std::sync::Weak<Server>,
     /// Pub/Sub channels, output buffer limits and keyspace notifications.
@@ -230,6 +232,44 @@ pub struct Client {
     /// Set by a handler that queued its reply in the outbox itself (the subscription
     /// commands); the connection then sends no other reply for it.
     pub reply_in_outbox: bool,
+    /// What the running command logs to the AOF instead of itself (`None`: itself, if
+    /// it is a write that succeeded). Set through [`Ctx::propagate`].
+    pub aof_effects: Option<Vec<Vec<Bytes>>>,
+    /// Effects of the commands of the running EXEC, with their databases.
+    pub aof_exec: Option<Vec<(usize, Vec<Bytes>)>>,
+    /// Sequence number of this client's last logged effect.
+    pub aof_seq: u64,
+    /// The last sequence number known durable (replies up to it were released).
+    pub aof_acked: u64,
+}
+
+impl Client {
+    /// A client in database 0, RESP2, not authenticated, with default state.
+    pub fn new(shared: Arc<ClientShared>) -> Client {
+        Client {
+            id: shared.id,
+            db: 0,
+            proto: Protocol::Resp2,
+            authenticated: false,
+            watch: crate::transaction::WatchState {
+                dirty: shared.watch_dirty.clone(),
+                keys: Vec::new(),
+            },
+            shared,
+            reply: ReplyMode::default(),
+            close_after_reply: false,
+            block: None,
+            multi: None,
+            in_exec: false,
+            subs: Default::default(),
+            reply_at: None,
+            reply_in_outbox: false,
+            aof_effects: None,
+            aof_exec: None,
+            aof_seq: 0,
+            aof_acked: 0,
+        }
+    }
 }
 
 /// A command's request to wait for one of `keys` (BLPOP and friends).
@@ -251,6 +291,28 @@ pub struct BlockRequest {
 }
 
 impl Ctx<'_> {
+    /// True while the AOF logs effects: handlers build their replacement effects only
+    /// then.
+    #[inline]
+    pub fn aof_on(&self) -> bool {
+        self.srv.aof.is_on()
+    }
+
+    /// Logs `args` (one command) as this command's effect instead of the command itself;
+    /// several calls log several commands, in order. Handlers call it only when
+    /// [`Ctx::aof_on`].
+    pub fn propagate(&mut self, args: Vec<Bytes>) {
+        self.client
+            .aof_effects
+            .get_or_insert_with(Vec::new)
+            .push(args);
+    }
+
+    /// Logs nothing for this command (a write that changed nothing).
+    pub fn propagate_nothing(&mut self) {
+        self.client.aof_effects.get_or_insert_with(Vec::new);
+    }
+
     /// The encoding thresholds in force.
     pub fn enc(&self) -> EncodingLimits {
         *self.srv.live.enc.read()
@@ -360,10 +422,18 @@ impl Server {
             rng_seed: seed.rotate_left(17) ^ 0x5DEE_CE66_D1CE_4E5B,
         });
         let commands = CommandTable::build();
-        // An expired or evicted key is a modified key for WATCH.
+        // An expired or evicted key is a modified key for WATCH, and a DEL in the AOF.
         let watches = Arc::new(crate::transaction::Watches::default());
+        let aof = Arc::new(crate::aof::Aof::default());
+        aof.apply_config(config.appendfsync, config.no_appendfsync_on_rewrite);
         let w = watches.clone();
-        keyspace.set_removal_hook(Box::new(move |db, key, _why| w.touch(db, key)));
+        let a = aof.clone();
+        keyspace.set_removal_hook(Box::new(move |db, key, _why| {
+            w.touch(db, key);
+            if a.is_on() {
+                a.append_expired(db, key);
+            }
+        }));
         let exec_id = commands.get(b"exec").map(|r| r.id).unwrap_or(usize::MAX);
         let cmd_stats = (0..commands.len()).map(|_| CmdStats::default()).collect();
         let live = Live {
@@ -427,6 +497,7 @@ impl Server {
             exec_gate: RwLock::new(()),
             exec_id,
             persist: crate::persist::Persistence::new(started_unix_ms / 1000),
+            aof,
             me: me.clone(),
             pubsub,
         });
@@ -495,6 +566,8 @@ impl Server {
         self.keyspace
             .set_event_mask(crate::pubsub::Hub::key_event_mask(c.notify_keyspace_events));
         crate::logging::set_level(c.loglevel.as_str());
+        self.aof
+            .apply_config(c.appendfsync, c.no_appendfsync_on_rewrite);
         drop(c);
         crate::persist::update_deny_writes(self);
     }
@@ -560,7 +633,7 @@ impl Server {
                 || (resolved.id == self.exec_id
                     && client.multi.as_ref().is_some_and(|m| m.has_write)))
         {
-            return reject(Error::msg(crate::persist::MISCONF));
+            return reject(Error::msg(crate::persist::misconf(self)));
         }
         // RESP2 subscribed mode: only the (un)subscribe commands, PING, QUIT and RESET.
         if client.proto == Protocol::Resp2 && client.subs.active() {
@@ -637,6 +710,12 @@ impl Server {
         // As in Redis, the client's last command is set before it runs (CLIENT LIST shows
         // `cmd=client|list` for the caller).
         client.shared.touch(now, resolved.id);
+        // With the AOF on, writes run one at a time so their effects reach the log in
+        // the order they happened (an EXEC's commands already run alone).
+        let logging = self.aof.is_on();
+        let writes = resolved.cmd.has(flags::WRITE) || resolved.cmd.has(flags::MAY_REPLICATE);
+        let _order = (logging && writes && !client.in_exec).then(|| self.aof.order.lock());
+        let db_before = client.db;
         let start = Instant::now();
         let result: CmdResult = {
             let mut ctx = Ctx {
@@ -654,6 +733,24 @@ impl Server {
         self.stats
             .commands_processed
             .fetch_add(1, Ordering::Relaxed);
+        let effects = client.aof_effects.take();
+        if logging && result.is_ok() {
+            let cmds = match effects {
+                Some(v) => v,
+                None if resolved.cmd.has(flags::WRITE) => vec![args.to_vec()],
+                None => Vec::new(),
+            };
+            if !cmds.is_empty() {
+                match client.aof_exec.as_mut() {
+                    Some(collected) => collected.extend(cmds.into_iter().map(|c| (db_before, c))),
+                    None => {
+                        let effects: Vec<(usize, Vec<Bytes>)> =
+                            cmds.into_iter().map(|c| (db_before, c)).collect();
+                        client.aof_seq = self.aof.append(&effects);
+                    }
+                }
+            }
+        }
         match result {
             Ok(f) => {
                 if resolved.cmd.has(flags::WRITE) {

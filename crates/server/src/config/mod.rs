@@ -105,6 +105,35 @@ impl MaxmemoryPolicy {
     }
 }
 
+/// When the AOF is fsynced (`appendfsync`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum AppendFsync {
+    /// Once per second, in the background.
+    #[default]
+    EverySec,
+    /// Before every reply to a write (group commit).
+    Always,
+    /// Never explicitly: the OS decides.
+    No,
+}
+
+impl AppendFsync {
+    /// Names in Redis 7.0's order (the order of its error message).
+    pub const NAMES: &'static [&'static str] = &["everysec", "always", "no"];
+
+    pub fn as_str(self) -> &'static str {
+        Self::NAMES[self as usize]
+    }
+
+    fn from_index(i: usize) -> Self {
+        match i {
+            1 => AppendFsync::Always,
+            2 => AppendFsync::No,
+            _ => AppendFsync::EverySec,
+        }
+    }
+}
+
 /// Who may use a guarded feature (`enable-protected-configs`, `enable-debug-command`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum ProtectedAction {
@@ -201,8 +230,29 @@ pub struct Config {
     /// `stop-writes-on-bgsave-error`: refuse writes (MISCONF) while the last background
     /// save failed and save points are configured.
     pub stop_writes_on_bgsave_error: bool,
-    /// `appendonly`.
+    /// `appendonly`: log every write to the AOF.
     pub appendonly: bool,
+    /// `appendfilename` (immutable): the AOF files' base name.
+    pub appendfilename: String,
+    /// `appenddirname` (immutable): the directory of the AOF files, inside `dir`.
+    pub appenddirname: String,
+    /// `appendfsync`.
+    pub appendfsync: AppendFsync,
+    /// `no-appendfsync-on-rewrite`: skip fsyncs while a rewrite runs.
+    pub no_appendfsync_on_rewrite: bool,
+    /// `auto-aof-rewrite-percentage` (0: no automatic rewrite).
+    pub auto_aof_rewrite_percentage: i64,
+    /// `auto-aof-rewrite-min-size` in bytes.
+    pub auto_aof_rewrite_min_size: u64,
+    /// `aof-load-truncated`: load an AOF whose last command is torn (and cut it off).
+    pub aof_load_truncated: bool,
+    /// `aof-use-rdb-preamble`: the base file is an RDB (else RESP commands).
+    pub aof_use_rdb_preamble: bool,
+    /// `aof-timestamp-enabled`: accepted; Basalt writes no timestamp annotations.
+    pub aof_timestamp_enabled: bool,
+    /// `aof-rewrite-incremental-fsync`: accepted (Basalt's rewrite fsyncs once, at the
+    /// end).
+    pub aof_rewrite_incremental_fsync: bool,
     /// `maxmemory` in bytes (0 = no limit).
     pub maxmemory: u64,
     /// `maxmemory-policy`.
@@ -278,6 +328,16 @@ impl Default for Config {
             rdbchecksum: true,
             stop_writes_on_bgsave_error: true,
             appendonly: false,
+            appendfilename: String::new(),
+            appenddirname: String::new(),
+            appendfsync: AppendFsync::default(),
+            no_appendfsync_on_rewrite: false,
+            auto_aof_rewrite_percentage: 0,
+            auto_aof_rewrite_min_size: 0,
+            aof_load_truncated: true,
+            aof_use_rdb_preamble: true,
+            aof_timestamp_enabled: false,
+            aof_rewrite_incremental_fsync: true,
             maxmemory: 0,
             maxmemory_policy: MaxmemoryPolicy::default(),
             maxmemory_samples: 0,

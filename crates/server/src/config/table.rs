@@ -10,7 +10,7 @@ use super::rewrite::Rewrite;
 use super::value::{
     format_memory, parse_memory, parse_strtoll, parse_yes_no, repr, strerror, yes_no,
 };
-use super::{Config, LogLevel, MaxmemoryPolicy, ProtectedAction, SaveRule};
+use super::{AppendFsync, Config, LogLevel, MaxmemoryPolicy, ProtectedAction, SaveRule};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::PathBuf;
 
@@ -324,6 +324,11 @@ pub fn all_names() -> impl Iterator<Item = (&'static str, &'static Directive)> {
             .chain(d.aliases.iter().copied())
             .map(move |n| (n, d))
     })
+}
+
+/// Redis's `pathIsBaseName`: no `/` and not `.` or `..`.
+fn is_base_name(v: &[u8]) -> bool {
+    !v.contains(&b'/') && v != b"." && v != b".." && !v.is_empty()
 }
 
 fn utf8(v: &[u8]) -> Result<String, &'static str> {
@@ -700,6 +705,130 @@ pub static TABLE: &[Directive] = &[
             check: None,
             get: |c| c.appendonly,
             set: |c, v| c.appendonly = v,
+        },
+    },
+    Directive {
+        name: "appendfilename",
+        aliases: &[],
+        flags: IMMUTABLE,
+        kind: Kind::Str {
+            default: Some("appendonly.aof"),
+            get: |c| Some(c.appendfilename.as_bytes().to_vec()),
+            set: |c, v| {
+                if !is_base_name(v) {
+                    return Err("appendfilename can't be a path, just a filename");
+                }
+                c.appendfilename = utf8(v)?;
+                Ok(())
+            },
+        },
+    },
+    Directive {
+        name: "appenddirname",
+        aliases: &[],
+        flags: IMMUTABLE,
+        kind: Kind::Str {
+            default: Some("appendonlydir"),
+            get: |c| Some(c.appenddirname.as_bytes().to_vec()),
+            set: |c, v| {
+                if !is_base_name(v) {
+                    return Err("appenddirname can't be a path, just a dirname");
+                }
+                c.appenddirname = utf8(v)?;
+                Ok(())
+            },
+        },
+    },
+    Directive {
+        name: "appendfsync",
+        aliases: &[],
+        flags: 0,
+        kind: Kind::Enum {
+            names: AppendFsync::NAMES,
+            default: AppendFsync::EverySec as usize,
+            get: |c| c.appendfsync as usize,
+            set: |c, i| c.appendfsync = AppendFsync::from_index(i),
+        },
+    },
+    Directive {
+        name: "no-appendfsync-on-rewrite",
+        aliases: &[],
+        flags: 0,
+        kind: Kind::Bool {
+            default: false,
+            check: None,
+            get: |c| c.no_appendfsync_on_rewrite,
+            set: |c, v| c.no_appendfsync_on_rewrite = v,
+        },
+    },
+    Directive {
+        name: "auto-aof-rewrite-percentage",
+        aliases: &[],
+        flags: 0,
+        kind: Kind::Int {
+            min: 0,
+            max: INT_MAX,
+            default: 100,
+            clamp: None,
+            check: None,
+            get: |c| c.auto_aof_rewrite_percentage,
+            set: |c, v| c.auto_aof_rewrite_percentage = v,
+        },
+    },
+    Directive {
+        name: "auto-aof-rewrite-min-size",
+        aliases: &[],
+        flags: 0,
+        kind: Kind::Memory {
+            min: 0,
+            max: LONG_MAX,
+            default: 64 * 1024 * 1024,
+            get: |c| c.auto_aof_rewrite_min_size,
+            set: |c, v| c.auto_aof_rewrite_min_size = v,
+        },
+    },
+    Directive {
+        name: "aof-load-truncated",
+        aliases: &[],
+        flags: 0,
+        kind: Kind::Bool {
+            default: true,
+            check: None,
+            get: |c| c.aof_load_truncated,
+            set: |c, v| c.aof_load_truncated = v,
+        },
+    },
+    Directive {
+        name: "aof-use-rdb-preamble",
+        aliases: &[],
+        flags: 0,
+        kind: Kind::Bool {
+            default: true,
+            check: None,
+            get: |c| c.aof_use_rdb_preamble,
+            set: |c, v| c.aof_use_rdb_preamble = v,
+        },
+    },
+    Directive {
+        name: "aof-timestamp-enabled",
+        aliases: &[],
+        flags: 0,
+        kind: Kind::Bool {
+            default: false,
+            check: None,
+            get: |c| c.aof_timestamp_enabled,
+            set: |c, v| c.aof_timestamp_enabled = v,
+        },
+    },
+    Directive {
+        name: "aof-rewrite-incremental-fsync",
+        aliases: &[],
+        flags: 0,
+        kind: Kind::Bool {
+            default: true,
+            check: None,
+            get: |c| c.aof_rewrite_incremental_fsync,
+            set: |c, v| c.aof_rewrite_incremental_fsync = v,
         },
     },
     Directive {

@@ -1,6 +1,7 @@
-//! The persistence family: SAVE, BGSAVE (server group) and DUMP, RESTORE (generic group).
-//! LASTSAVE and SHUTDOWN live in the server family; the snapshot machinery is in
-//! `crate::persist`, the formats in `basalt-persist`.
+//! The persistence family: SAVE, BGSAVE, BGREWRITEAOF (server group) and DUMP, RESTORE
+//! (generic group). LASTSAVE and SHUTDOWN live in the server family; the snapshot
+//! machinery is in `crate::persist`, the AOF's in `crate::aof`, the formats in
+//! `basalt-persist`.
 
 use crate::cmd::args::{self, is};
 use crate::cmd::flags::*;
@@ -35,6 +36,17 @@ pub const COMMANDS: &[Command] = &[
         summary: "Asynchronously save the dataset to disk",
         complexity: "O(1)",
         handler: Some(bgsave),
+        ..Command::EMPTY
+    },
+    Command {
+        name: "bgrewriteaof",
+        arity: 1,
+        flags: ADMIN | NOSCRIPT | NO_ASYNC_LOADING,
+        group: "server",
+        since: "1.0.0",
+        summary: "Asynchronously rewrite the append-only file",
+        complexity: "O(1)",
+        handler: Some(bgrewriteaof),
         ..Command::EMPTY
     },
     Command {
@@ -93,6 +105,19 @@ fn bgsave(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     } else {
         // A foreground SAVE is running (Redis cannot get here: SAVE blocks it).
         Err(Error::msg(IN_PROGRESS))
+    }
+}
+
+/// BGREWRITEAOF: a new base written from a point-in-time view of the dataset, without
+/// fork (see `crate::aof`). Unlike Redis it does not wait for a running BGSAVE: the two
+/// do not compete for a child process.
+fn bgrewriteaof(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CmdResult {
+    if crate::aof::start_rewrite(ctx.srv, false) {
+        Ok(Frame::Simple(
+            "Background append only file rewriting started".into(),
+        ))
+    } else {
+        Err(Error::msg(crate::aof::REWRITE_IN_PROGRESS))
     }
 }
 

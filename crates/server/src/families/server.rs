@@ -246,8 +246,13 @@ fn config_set(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
             .to_string();
         return Err(Error::msg(crate::config::set_failed("dir", &reason)));
     }
+    let appendonly = cfg.appendonly;
     drop(cfg);
     ctx.srv.apply_live_config();
+    if changes.iter().any(|c| c.name == "appendonly") {
+        // Turning the AOF on writes a base first (in the background), as Redis does.
+        crate::aof::set_enabled(ctx.srv, appendonly);
+    }
     Ok(Frame::ok())
 }
 

@@ -140,6 +140,11 @@ fn exec(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CmdResult {
     }
     let mut replies = Vec::with_capacity(state.queued.len());
     ctx.client.in_exec = true;
+    // The effects are collected and logged together, as MULTI ... EXEC.
+    let logging = srv.aof.is_on();
+    if logging {
+        ctx.client.aof_exec = Some(Vec::new());
+    }
     for (id, args) in &state.queued {
         let resolved = &srv.commands.entries()[*id];
         let reply = srv.call(ctx.client, resolved, args, ctx.now);
@@ -154,6 +159,13 @@ fn exec(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CmdResult {
         replies.push(reply);
     }
     ctx.client.in_exec = false;
+    if let Some(effects) = ctx.client.aof_exec.take()
+        && !effects.is_empty()
+    {
+        ctx.client.aof_seq = srv.aof.append(&effects);
+    }
+    // EXEC itself is not logged: its effects are.
+    ctx.propagate_nothing();
     Ok(Frame::Array(replies))
 }
 
