@@ -1139,3 +1139,13 @@ pub fn cron(srv: &Server) {
         start_rewrite(srv, false);
     }
 }
+
+/// Builds an effect command from its parts.
+pub fn cmd<const N: usize>(parts: [&[u8]; N]) -> Vec<Bytes> {
+    parts.iter().map(|p| Bytes::copy_from_slice(p)).collect()
+}
+
+/// An integer argument.
+pub fn int_arg(v: impl itoa::Integer) -> Bytes {
+    Bytes::copy_from_slice(itoa::Buffer::new().format(v).as_bytes())
+}

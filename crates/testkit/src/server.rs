@@ -209,7 +209,8 @@ impl TestServer {
         }
     }
 
-    /// Polls until `PING` gets `+PONG` (or `-NOAUTH`), the process exits, or [`READY_TIMEOUT`] passes.
+    /// Polls until `PING` gets `+PONG` (or `-NOAUTH`; `-LOADING` means wait more), the
+    /// process exits, or [`READY_TIMEOUT`] passes.
     fn wait_ready(&mut self) -> anyhow::Result<()> {
         let deadline = Instant::now() + READY_TIMEOUT;
         loop {
@@ -224,6 +225,14 @@ impl TestServer {
                     // A server with requirepass answers NOAUTH: it is up all the same.
                     if reply == b"+PONG\r\n" || reply.starts_with(b"-NOAUTH") {
                         return Ok(());
+                    }
+                    // Still loading its data set (redis-server answers while it loads).
+                    if reply.starts_with(b"-LOADING") {
+                        if Instant::now() >= deadline {
+                            bail!("still loading after {READY_TIMEOUT:?}");
+                        }
+                        std::thread::sleep(Duration::from_millis(20));
+                        continue;
                     }
                     // A server that answers something else will not improve by waiting.
                     bail!(
@@ -277,6 +286,17 @@ impl TestServer {
             Some(c) => matches!(c.try_wait(), Ok(None)),
             None => false,
         }
+    }
+
+    /// Kills the server at once with SIGKILL (a crash: nothing is flushed, no shutdown
+    /// code runs) and reaps it. Its scratch directory is kept until the drop.
+    pub fn crash(&mut self) -> anyhow::Result<()> {
+        if let Some(mut child) = self.child.take() {
+            // `Child::kill` sends SIGKILL to this very child (never by name).
+            let _ = child.kill();
+            child.wait()?;
+        }
+        Ok(())
     }
 
     /// Stops the server: SIGTERM, up to [`STOP_TIMEOUT`] for a clean exit, then SIGKILL.

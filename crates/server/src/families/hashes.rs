@@ -455,7 +455,7 @@ fn hincrbyfloat(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     }
     let limits = ctx.enc();
     let field = &args[2];
-    write_hash(ctx, &args[1], |h| {
+    let reply = write_hash(ctx, &args[1], |h| {
         let current = match h.get(field) {
             None => SoftF80::from_i64(0),
             Some(v) => ldouble::parse_long_double(v)
@@ -469,7 +469,20 @@ fn hincrbyfloat(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         })?;
         h.set(field, &result, &limits);
         Ok((Frame::Bulk(Bytes::from(result)), Some("hincrbyfloat")))
-    })
+    });
+    // Logged as the value it produced, as Redis does.
+    if ctx.aof_on()
+        && let Ok(Frame::Bulk(v)) = &reply
+    {
+        let effect = vec![
+            Bytes::from_static(b"HSET"),
+            args[1].clone(),
+            field.clone(),
+            v.clone(),
+        ];
+        ctx.propagate(effect);
+    }
+    reply
 }
 
 fn hrandfield(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {

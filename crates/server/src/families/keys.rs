@@ -708,6 +708,8 @@ fn expire_generic(ctx: &mut Ctx<'_>, args: &[Bytes], basetime: i64, unit_ms: i64
     let key = &args[1];
     let mut g = ctx.srv.keyspace.lock_key(key, ctx.now);
     let Some(current) = g.get(db, key).map(|e| e.expire_at()) else {
+        drop(g);
+        ctx.propagate_nothing();
         return Ok(Frame::Integer(0));
     };
     let current: i64 = if current == 0 { -1 } else { current as i64 };
@@ -716,15 +718,32 @@ fn expire_generic(ctx: &mut Ctx<'_>, args: &[Bytes], basetime: i64, unit_ms: i64
         || (flag & EXPIRE_GT != 0 && (when <= current || current == -1))
         || (flag & EXPIRE_LT != 0 && current != -1 && when >= current)
     {
+        drop(g);
+        ctx.propagate_nothing();
         return Ok(Frame::Integer(0));
     }
-    if when <= ctx.now as i64 {
+    // Logged with the absolute deadline (PEXPIREAT), or as DEL when it already passed.
+    let deleted = when <= ctx.now as i64;
+    if deleted {
         g.remove(db, key);
         ctx.notify(ev::GENERIC, "del", key);
     } else {
         g.set_expire(db, key, when as u64);
         ctx.reply_here();
         ctx.notify(ev::GENERIC, "expire", key);
+    }
+    drop(g);
+    if ctx.aof_on() {
+        let key = key.clone();
+        ctx.propagate(if deleted {
+            vec![Bytes::from_static(b"DEL"), key]
+        } else {
+            vec![
+                Bytes::from_static(b"PEXPIREAT"),
+                key,
+                crate::aof::int_arg(when),
+            ]
+        });
     }
     Ok(Frame::Integer(1))
 }

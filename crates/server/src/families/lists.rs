@@ -714,6 +714,8 @@ fn move_element(
     let db = ctx.client.db;
     let lim = ctx.enc();
     let keys = [src, dst];
+    // Whatever happens, the blocking forms are never logged as themselves.
+    ctx.propagate_nothing();
     let mut g = ctx.srv.keyspace.lock_keys(&keys, ctx.now);
     let Some(e) = g.get(db, src) else {
         return Ok(None);
@@ -747,7 +749,25 @@ fn move_element(
     popped(ctx, &mut g, db, src, from);
     drop(g);
     ctx.signal_ready(db, dst);
+    if ctx.aof_on() {
+        // BLMOVE and BRPOPLPUSH are logged as the LMOVE they did.
+        ctx.client.aof_effects = None;
+        ctx.propagate(vec![
+            Bytes::from_static(b"LMOVE"),
+            src.clone(),
+            dst.clone(),
+            end_name(from),
+            end_name(to),
+        ]);
+    }
     Ok(Some(v))
+}
+
+fn end_name(e: End) -> Bytes {
+    Bytes::from_static(match e {
+        End::Head => b"LEFT",
+        End::Tail => b"RIGHT",
+    })
 }
 
 fn lmove(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
@@ -780,6 +800,8 @@ fn pop_first(
     skip_wrong: bool,
 ) -> Result<Popped, Error> {
     let db = ctx.client.db;
+    // Whatever happens, the blocking and multi-key forms are never logged as themselves.
+    ctx.propagate_nothing();
     let mut g = ctx.srv.keyspace.lock_keys(keys, ctx.now);
     for key in keys {
         let Some(e) = g.get(db, key) else {
@@ -792,15 +814,39 @@ fn pop_first(
         if l.is_empty() {
             continue;
         }
-        let reply = match count {
+        let (reply, count_popped) = match count {
             None => match l.pop(end) {
-                Some(v) => Frame::Array(vec![Frame::Bulk(key.clone()), Frame::Bulk(v)]),
+                Some(v) => (
+                    Frame::Array(vec![Frame::Bulk(key.clone()), Frame::Bulk(v)]),
+                    None,
+                ),
                 None => continue,
             },
-            Some(n) => Frame::Array(vec![Frame::Bulk(key.clone()), bulks(l.pop_many(end, n))]),
+            Some(n) => {
+                let items = l.pop_many(end, n);
+                let k = items.len();
+                (
+                    Frame::Array(vec![Frame::Bulk(key.clone()), bulks(items)]),
+                    Some(k),
+                )
+            }
         };
         ctx.reply_here();
         popped(ctx, &mut g, db, key, end);
+        drop(g);
+        if ctx.aof_on() {
+            // Logged as the LPOP/RPOP [count] that happened, as Redis does.
+            ctx.client.aof_effects = None;
+            let name = Bytes::from_static(match end {
+                End::Head => b"LPOP",
+                End::Tail => b"RPOP",
+            });
+            let mut effect = vec![name, key.clone()];
+            if let Some(k) = count_popped {
+                effect.push(crate::aof::int_arg(k));
+            }
+            ctx.propagate(effect);
+        }
         return Ok(Popped::Reply(reply));
     }
     Ok(Popped::Empty)

@@ -209,6 +209,15 @@ fn restore(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
             if deleted {
                 ctx.notify(ev::GENERIC, "del", key);
             }
+            drop(g);
+            // Logged as the deletion, if REPLACE deleted anything.
+            if ctx.aof_on() {
+                if deleted {
+                    ctx.propagate(vec![Bytes::from_static(b"DEL"), key.clone()]);
+                } else {
+                    ctx.propagate_nothing();
+                }
+            }
             return Ok(Frame::ok());
         }
         expire_at = at as u64;
@@ -225,5 +234,12 @@ fn restore(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     ctx.notify(ev::GENERIC, "restore", key);
     drop(g);
     ctx.signal_ready(db, key);
+    if ctx.aof_on() && ttl != 0 && !absttl {
+        // Logged with the absolute deadline, as Redis does.
+        let mut effect = args.to_vec();
+        effect[2] = crate::aof::int_arg(expire_at);
+        effect.push(Bytes::from_static(b"ABSTTL"));
+        ctx.propagate(effect);
+    }
     Ok(Frame::ok())
 }

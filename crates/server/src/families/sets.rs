@@ -547,6 +547,8 @@ fn spop(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let key = &args[1];
     let mut g = ctx.srv.keyspace.lock_key(key, ctx.now);
     let Some(s) = set_of(g.get(db, key))? else {
+        drop(g);
+        ctx.propagate_nothing();
         return Ok(Frame::Null);
     };
     let popped = s.pop_random(&mut command_rng());
@@ -557,7 +559,36 @@ fn spop(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         g.remove(db, key);
         ctx.notify(ev::GENERIC, "del", key);
     }
+    drop(g);
+    // The random pick is logged as what it removed.
+    if ctx.aof_on() {
+        match &popped {
+            Some(m) => ctx.propagate(vec![Bytes::from_static(b"SREM"), key.clone(), m.clone()]),
+            None => ctx.propagate_nothing(),
+        }
+    }
     Ok(popped.map_or(Frame::Null, Frame::Bulk))
+}
+
+/// Logs what SPOP with a count removed: `SREM key m...` (in batches of 1024, as Redis),
+/// or `DEL key` when the whole set went.
+fn propagate_spop(ctx: &mut Ctx<'_>, key: &Bytes, members: &[Frame], whole: bool) {
+    if whole {
+        ctx.propagate(vec![Bytes::from_static(b"DEL"), key.clone()]);
+        return;
+    }
+    if members.is_empty() {
+        ctx.propagate_nothing();
+        return;
+    }
+    for chunk in members.chunks(1024) {
+        let mut effect = vec![Bytes::from_static(b"SREM"), key.clone()];
+        effect.extend(chunk.iter().filter_map(|m| match m {
+            Frame::Bulk(b) => Some(b.clone()),
+            _ => None,
+        }));
+        ctx.propagate(effect);
+    }
 }
 
 fn spop_count(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
@@ -570,9 +601,13 @@ fn spop_count(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let key = &args[1];
     let mut g = ctx.srv.keyspace.lock_key(key, ctx.now);
     let Some(s) = set_of(g.get(db, key))? else {
+        drop(g);
+        ctx.propagate_nothing();
         return Ok(Frame::Set(Vec::new()));
     };
     if count == 0 {
+        drop(g);
+        ctx.propagate_nothing();
         return Ok(Frame::Set(Vec::new()));
     }
     let size = s.len() as u64;
@@ -584,6 +619,10 @@ fn spop_count(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         let copy = union_or_diff(&[Some(&*s)], false, &lim);
         drop(g.remove(db, key));
         ctx.notify(ev::GENERIC, "del", key);
+        drop(g);
+        if ctx.aof_on() {
+            propagate_spop(ctx, key, &[], true);
+        }
         return Ok(Frame::Set(all_members(&copy)));
     }
     let mut rng = command_rng();
@@ -616,6 +655,10 @@ fn spop_count(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     if s.is_empty() {
         g.remove(db, key);
         ctx.notify(ev::GENERIC, "del", key);
+    }
+    drop(g);
+    if ctx.aof_on() {
+        propagate_spop(ctx, key, &out, false);
     }
     Ok(Frame::Set(out))
 }

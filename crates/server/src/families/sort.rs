@@ -399,6 +399,10 @@ fn compare(a: &Item, b: &Item, alpha: bool, bypattern: bool, store: bool, desc: 
 }
 
 fn sort(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    // Only SORT ... STORE changes the dataset: a plain SORT is not logged.
+    if ctx.aof_on() && sort_keys(args).len() < 2 {
+        ctx.propagate_nothing();
+    }
     sort_generic(ctx, args, false)
 }
 

@@ -648,6 +648,8 @@ fn xadd(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let mut g = ctx.srv.keyspace.lock_key(key, ctx.now);
     if stream_mut(&mut g, db, key)?.is_none() {
         if a.nomkstream {
+            drop(g);
+            ctx.propagate_nothing();
             return Ok(Frame::Null);
         }
         g.insert(db, key, Value::from(StreamValue::new()), 0);
@@ -663,7 +665,11 @@ fn xadd(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         Err(AddError::IdTooSmall) => return Err(Error::msg(XADD_SMALL)),
         Err(AddError::TooLarge) => return Err(Error::msg(XADD_TOO_LARGE)),
     };
-    let trimmed = a.trim.as_ref().is_some_and(|t| s.trim(t) > 0);
+    let mut trimmed = false;
+    let trim_effect = a.trim.as_ref().map(|t| {
+        trimmed = s.trim(t) > 0;
+        exact_trim(t, s)
+    });
     drop(g);
     // Redis replies, then publishes xadd (and xtrim when trimming removed entries).
     ctx.reply_here();
@@ -672,7 +678,41 @@ fn xadd(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         ctx.notify(ev::STREAM, "xtrim", key);
     }
     ctx.signal_ready(db, key);
+    if ctx.aof_on() {
+        // Logged with the ID it got and an exact trim that removes what this one did.
+        let mut effect = vec![Bytes::from_static(b"XADD"), key.clone()];
+        if a.nomkstream {
+            effect.push(Bytes::from_static(b"NOMKSTREAM"));
+        }
+        if let Some(t) = trim_effect {
+            effect.extend(t);
+        }
+        effect.push(Bytes::from(id.to_string()));
+        effect.extend(args[field_pos..].iter().cloned());
+        ctx.propagate(effect);
+    }
     Ok(id_frame(id))
+}
+
+/// The deterministic form of a trim that just ran on `s`: `MAXLEN = <length now>` or
+/// `MINID = <first entry now>` (Redis rewrites `~` trims the same way, so a replay
+/// removes exactly what this trim removed, node boundaries included).
+fn exact_trim(t: &Trim, s: &StreamValue) -> [Bytes; 3] {
+    let (name, value) = match t.strategy {
+        TrimStrategy::MaxLen(n) => ("MAXLEN", if t.approx { s.len() } else { n }.to_string()),
+        TrimStrategy::MinId(min) => {
+            let first = match (t.approx, s.first_entry()) {
+                (true, Some(e)) => e.id,
+                _ => min,
+            };
+            ("MINID", first.to_string())
+        }
+    };
+    [
+        Bytes::from_static(name.as_bytes()),
+        Bytes::from_static(b"="),
+        Bytes::from(value),
+    ]
 }
 
 fn xtrim(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
@@ -680,15 +720,27 @@ fn xtrim(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let db = ctx.client.db;
     let mut g = ctx.srv.keyspace.lock_key(&args[1], ctx.now);
     let Some(s) = stream_mut(&mut g, db, &args[1])? else {
+        drop(g);
+        ctx.propagate_nothing();
         return Ok(Frame::Integer(0));
     };
-    let n = match &a.trim {
-        Some(t) => s.trim(t),
-        None => 0,
+    let (n, effect) = match &a.trim {
+        Some(t) => (s.trim(t), Some(exact_trim(t, s))),
+        None => (0, None),
     };
     drop(g);
     if n > 0 {
         ctx.notify(ev::STREAM, "xtrim", &args[1]);
+    }
+    if ctx.aof_on() {
+        match effect {
+            Some(e) if n > 0 => {
+                let mut cmd = vec![Bytes::from_static(b"XTRIM"), args[1].clone()];
+                cmd.extend(e);
+                ctx.propagate(cmd);
+            }
+            _ => ctx.propagate_nothing(),
+        }
     }
     Ok(Frame::Integer(n as i64))
 }
@@ -978,10 +1030,22 @@ fn read_generic(ctx: &mut Ctx<'_>, args: &[Bytes], group_mode: bool) -> CmdResul
 
     let count = count as usize;
     let mut served: Vec<(Frame, Frame)> = Vec::new();
+    let logging = ctx.aof_on();
+    let mut effects: Vec<Vec<Bytes>> = Vec::new();
     for (key, from) in keys.iter().zip(&froms) {
         let Some(s) = stream_mut(&mut g, db, key).ok().flatten() else {
             continue;
         };
+        // What XREADGROUP changed is logged as Redis logs it: the consumer's creation,
+        // an XCLAIM per delivered entry (absolute time, delivery count) and the group's
+        // new last ID with its entries-read counter.
+        let before = match (logging, group) {
+            (true, Some((gname, cname))) => s
+                .group(gname)
+                .map(|gr| (gr.consumer(cname).is_some(), gr.last_id, gr.entries_read)),
+            _ => None,
+        };
+        let mut delivered: Vec<StreamId> = Vec::new();
         let mut entries = Vec::new();
         match (group, *from) {
             (None, ReadFrom::After(after)) => {
@@ -1004,6 +1068,9 @@ fn read_generic(ctx: &mut Ctx<'_>, args: &[Bytes], group_mode: bool) -> CmdResul
                 }
                 let had = has_consumer(s, gname, cname);
                 s.read_group_new(gname, cname, count, noack, ctx.now, |e| {
+                    if !noack {
+                        delivered.push(e.id);
+                    }
                     entries.push(entry_frame(&e))
                 });
                 consumer_created(ctx, s, key, had, gname, cname);
@@ -1012,7 +1079,10 @@ fn read_generic(ctx: &mut Ctx<'_>, args: &[Bytes], group_mode: bool) -> CmdResul
                 let had = has_consumer(s, gname, cname);
                 s.read_group_history(gname, cname, after, count, ctx.now, |id, e| {
                     entries.push(match e {
-                        Some(e) => entry_frame(&e),
+                        Some(e) => {
+                            delivered.push(id);
+                            entry_frame(&e)
+                        }
                         None => Frame::Array(vec![id_frame(id), Frame::NullArray]),
                     })
                 });
@@ -1020,7 +1090,37 @@ fn read_generic(ctx: &mut Ctx<'_>, args: &[Bytes], group_mode: bool) -> CmdResul
             }
             (None, ReadFrom::New) => continue,
         }
+        if let (Some((had_consumer, last_before, read_before)), Some((gname, cname))) =
+            (before, group)
+            && let Some(gr) = s.group(gname)
+        {
+            if !had_consumer && gr.consumer(cname).is_some() {
+                effects.push(vec![
+                    Bytes::from_static(b"XGROUP"),
+                    Bytes::from_static(b"CREATECONSUMER"),
+                    key.clone(),
+                    gname.clone(),
+                    cname.clone(),
+                ]);
+            }
+            for id in &delivered {
+                if let Some(nack) = gr.pel().get(id) {
+                    effects.push(xclaim_effect(key, gname, cname, *id, nack, gr.last_id));
+                }
+            }
+            if gr.last_id != last_before || gr.entries_read != read_before {
+                effects.push(setid_effect(key, gname, gr));
+            }
+        }
         served.push((Frame::Bulk(key.clone()), Frame::Array(entries)));
+    }
+    if logging {
+        if effects.is_empty() {
+            ctx.propagate_nothing();
+        }
+        for e in effects {
+            ctx.propagate(e);
+        }
     }
     if !served.is_empty() {
         return Ok(read_reply(ctx, served));
@@ -1065,6 +1165,53 @@ fn read_generic(ctx: &mut Ctx<'_>, args: &[Bytes], group_mode: bool) -> CmdResul
         t => Some(ctx.now + t as u64),
     };
     ctx.block_streams(keys.to_vec(), deadline, rerun, watchers)
+}
+
+/// `XCLAIM key group consumer 0 id TIME <ms> RETRYCOUNT <n> FORCE JUSTID LASTID <id>`:
+/// how Redis logs a delivery or claim of a pending entry (Redis's
+/// `streamPropagateXCLAIM`).
+fn xclaim_effect(
+    key: &Bytes,
+    group: &Bytes,
+    consumer: &[u8],
+    id: StreamId,
+    nack: &basalt_engine::types::stream::Nack,
+    last_id: StreamId,
+) -> Vec<Bytes> {
+    vec![
+        Bytes::from_static(b"XCLAIM"),
+        key.clone(),
+        group.clone(),
+        Bytes::copy_from_slice(consumer),
+        Bytes::from_static(b"0"),
+        Bytes::from(id.to_string()),
+        Bytes::from_static(b"TIME"),
+        crate::aof::int_arg(nack.delivery_time),
+        Bytes::from_static(b"RETRYCOUNT"),
+        crate::aof::int_arg(nack.delivery_count),
+        Bytes::from_static(b"FORCE"),
+        Bytes::from_static(b"JUSTID"),
+        Bytes::from_static(b"LASTID"),
+        Bytes::from(last_id.to_string()),
+    ]
+}
+
+/// `XGROUP SETID key group <last id> ENTRIESREAD <n>` (Redis's
+/// `streamPropagateGroupID`).
+fn setid_effect(
+    key: &Bytes,
+    group: &Bytes,
+    gr: &basalt_engine::types::stream::Group,
+) -> Vec<Bytes> {
+    vec![
+        Bytes::from_static(b"XGROUP"),
+        Bytes::from_static(b"SETID"),
+        key.clone(),
+        group.clone(),
+        Bytes::from(gr.last_id.to_string()),
+        Bytes::from_static(b"ENTRIESREAD"),
+        crate::aof::int_arg(gr.entries_read),
+    ]
 }
 
 /// XREAD's reply: a map from stream name to entries (an array of pairs in RESP2).
@@ -1485,16 +1632,87 @@ fn xclaim(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let Some(s) = stream_mut(&mut g, db, &args[1])? else {
         return Err(nogroup_key(&args[1], &args[2]));
     };
+    let logging = ctx.aof_on();
+    let before = s.group(&args[2]).filter(|_| logging).map(|gr| {
+        let pending: Vec<StreamId> = ids
+            .iter()
+            .copied()
+            .filter(|id| gr.pel().contains_key(id))
+            .collect();
+        (pending, gr.last_id)
+    });
     let mut out = Vec::new();
     let had = has_consumer(s, &args[2], &args[3]);
+    let mut claimed = Vec::new();
     s.claim(&args[2], &args[3], &ids, &opts, now, |id, e| {
+        claimed.push(id);
         out.push(match e {
             Some(e) => entry_frame(&e),
             None => id_frame(id),
         })
     });
     consumer_created(ctx, s, &args[1], had, &args[2], &args[3]);
+    let effects = match (before, s.group(&args[2])) {
+        (Some((pending, last_before)), Some(gr)) => claim_effects(
+            &args[1],
+            &args[2],
+            &args[3],
+            gr,
+            &claimed,
+            &pending,
+            last_before,
+        ),
+        _ => Vec::new(),
+    };
+    drop(g);
+    if logging {
+        log_effects(ctx, effects);
+    }
     Ok(Frame::Array(out))
+}
+
+/// What XCLAIM/XAUTOCLAIM changed, as Redis logs it: an XCLAIM (absolute time, count)
+/// per claimed entry, one per pending entry dropped because its stream entry is gone
+/// (replayed, it drops it too), and the group's last ID if it moved.
+fn claim_effects(
+    key: &Bytes,
+    group: &Bytes,
+    consumer: &Bytes,
+    gr: &basalt_engine::types::stream::Group,
+    claimed: &[StreamId],
+    pending_before: &[StreamId],
+    last_before: StreamId,
+) -> Vec<Vec<Bytes>> {
+    let mut effects = Vec::new();
+    for id in claimed {
+        if let Some(nack) = gr.pel().get(id) {
+            effects.push(xclaim_effect(key, group, consumer, *id, nack, gr.last_id));
+        }
+    }
+    for id in pending_before {
+        if !gr.pel().contains_key(id) {
+            let gone = basalt_engine::types::stream::Nack {
+                consumer: std::sync::Arc::from(&consumer[..]),
+                delivery_time: 0,
+                delivery_count: 0,
+            };
+            effects.push(xclaim_effect(key, group, consumer, *id, &gone, gr.last_id));
+        }
+    }
+    if gr.last_id != last_before {
+        effects.push(setid_effect(key, group, gr));
+    }
+    effects
+}
+
+/// Logs `effects`, or nothing when there are none.
+fn log_effects(ctx: &mut Ctx<'_>, effects: Vec<Vec<Bytes>>) {
+    if effects.is_empty() {
+        ctx.propagate_nothing();
+    }
+    for e in effects {
+        ctx.propagate(e);
+    }
 }
 
 fn xautoclaim(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
@@ -1525,6 +1743,8 @@ fn xautoclaim(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let Some(s) = s.filter(|s| s.group(&args[2]).is_some()) else {
         return Err(nogroup_key(&args[1], &args[2]));
     };
+    let logging = ctx.aof_on();
+    let last_before = s.group(&args[2]).map_or(StreamId::MIN, |gr| gr.last_id);
     if (count as u64).saturating_mul(16) >= AUTOCLAIM_MAX_BYTES {
         return Err(Error::msg(
             "ERR Insufficient memory, failed allocating transient memory, COUNT too high.",
@@ -1532,6 +1752,7 @@ fn xautoclaim(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     }
     let mut claimed = Vec::new();
     let had = has_consumer(s, &args[2], &args[3]);
+    let mut claimed_ids = Vec::new();
     let Some((next, deleted)) = s.autoclaim(
         &args[2],
         &args[3],
@@ -1541,6 +1762,7 @@ fn xautoclaim(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         justid,
         now,
         |id, e| {
+            claimed_ids.push(id);
             claimed.push(match e {
                 Some(e) => entry_frame(&e),
                 None => id_frame(id),
@@ -1550,6 +1772,22 @@ fn xautoclaim(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         return Err(nogroup_key(&args[1], &args[2]));
     };
     consumer_created(ctx, s, &args[1], had, &args[2], &args[3]);
+    let effects = match s.group(&args[2]) {
+        Some(gr) if logging => claim_effects(
+            &args[1],
+            &args[2],
+            &args[3],
+            gr,
+            &claimed_ids,
+            &deleted,
+            last_before,
+        ),
+        _ => Vec::new(),
+    };
+    drop(g);
+    if logging {
+        log_effects(ctx, effects);
+    }
     Ok(Frame::Array(vec![
         id_frame(next),
         Frame::Array(claimed),

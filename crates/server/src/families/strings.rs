@@ -432,6 +432,8 @@ fn set(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         None
     };
     if (a.nx && existing.is_some()) || (a.xx && existing.is_none()) {
+        drop(g);
+        ctx.propagate_nothing();
         return Ok(match old {
             Some(v) => bulk_or_null(v),
             None => Frame::Null,
@@ -451,10 +453,35 @@ fn set(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         expire_at,
         a.expire,
     );
+    drop(g);
+    if ctx.aof_on()
+        && !matches!(
+            a.expire,
+            ExpireOpt::None | ExpireOpt::KeepTtl | ExpireOpt::Persist
+        )
+    {
+        propagate_set_at(ctx, key, &args[2], expire_at);
+    }
     Ok(match old {
         Some(v) => bulk_or_null(v),
         None => Frame::ok(),
     })
+}
+
+/// Logs a SET with a deadline as Redis does: `SET key value PXAT <ms>`, or `DEL key`
+/// when the deadline had already passed (the key was deleted).
+fn propagate_set_at(ctx: &mut Ctx<'_>, key: &Bytes, value: &Bytes, expire_at: u64) {
+    if expire_at <= ctx.now {
+        ctx.propagate(vec![Bytes::from_static(b"DEL"), key.clone()]);
+    } else {
+        ctx.propagate(vec![
+            Bytes::from_static(b"SET"),
+            key.clone(),
+            value.clone(),
+            Bytes::from_static(b"PXAT"),
+            crate::aof::int_arg(expire_at),
+        ]);
+    }
 }
 
 /// Stores a string and notifies `set` (plus `expire` when an expiry option was given).
@@ -512,6 +539,10 @@ fn setex_generic(ctx: &mut Ctx<'_>, args: &[Bytes], unit_ms: i64) -> CmdResult {
         when as u64,
         ExpireOpt::Px,
     );
+    drop(g);
+    if ctx.aof_on() {
+        propagate_set_at(ctx, &args[1], &args[3], when as u64);
+    }
     Ok(Frame::ok())
 }
 
@@ -587,6 +618,14 @@ fn getdel(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         g.remove(db, &args[1]);
         ctx.notify(ev::GENERIC, "del", &args[1]);
     }
+    drop(g);
+    if ctx.aof_on() {
+        if old.is_some() {
+            ctx.propagate(vec![Bytes::from_static(b"DEL"), args[1].clone()]);
+        } else {
+            ctx.propagate_nothing();
+        }
+    }
     Ok(bulk_or_null(old))
 }
 
@@ -596,27 +635,44 @@ fn getex(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let key = &args[1];
     let mut g = ctx.srv.keyspace.lock_key(key, ctx.now);
     let Some(v) = read_string(&mut g, db, key)? else {
+        drop(g);
+        ctx.propagate_nothing();
         return Ok(Frame::Null);
     };
     ctx.reply_here();
-    match a.expire {
+    // Logged as its effect: PERSIST, PEXPIREAT, or DEL for a deadline already past.
+    let effect = match a.expire {
         ExpireOpt::Persist => {
             let had = g.get(db, key).is_some_and(|e| e.expire_at() != 0);
             g.set_expire(db, key, 0);
             if had {
                 ctx.notify(ev::GENERIC, "persist", key);
             }
+            Some(vec![Bytes::from_static(b"PERSIST"), key.clone()])
         }
         ExpireOpt::Ex | ExpireOpt::Px | ExpireOpt::ExAt | ExpireOpt::PxAt => {
             if a.when as u64 <= ctx.now {
                 g.remove(db, key);
                 ctx.notify(ev::GENERIC, "del", key);
+                Some(vec![Bytes::from_static(b"DEL"), key.clone()])
             } else {
                 g.set_expire(db, key, a.when as u64);
                 ctx.notify(ev::GENERIC, "expire", key);
+                Some(vec![
+                    Bytes::from_static(b"PEXPIREAT"),
+                    key.clone(),
+                    crate::aof::int_arg(a.when),
+                ])
             }
         }
-        ExpireOpt::None | ExpireOpt::KeepTtl => {}
+        ExpireOpt::None | ExpireOpt::KeepTtl => None,
+    };
+    drop(g);
+    if ctx.aof_on() {
+        match effect {
+            Some(e) => ctx.propagate(e),
+            None => ctx.propagate_nothing(),
+        }
     }
     Ok(Frame::Bulk(v))
 }
@@ -730,7 +786,18 @@ fn incrbyfloat(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         expire_at,
     );
     ctx.notify(ev::STRING, "incrbyfloat", key);
-    Ok(Frame::Bulk(Bytes::from(result)))
+    drop(g);
+    let result = Bytes::from(result);
+    if ctx.aof_on() {
+        // The float text is the effect; KEEPTTL keeps the deadline as it is.
+        ctx.propagate(vec![
+            Bytes::from_static(b"SET"),
+            key.clone(),
+            result.clone(),
+            Bytes::from_static(b"KEEPTTL"),
+        ]);
+    }
+    Ok(Frame::Bulk(result))
 }
 
 /// Redis's GETRANGE index normalisation; `None` means the empty string.

@@ -1299,6 +1299,7 @@ fn bzpop_generic(ctx: &mut Ctx<'_>, args: &[Bytes], max: bool) -> CmdResult {
     let mut g = ctx.srv.keyspace.lock_keys(keys, ctx.now);
     let popped = pop_first(ctx, &mut g, db, keys, max, 1, skip_wrong)?;
     drop(g);
+    propagate_zpop(ctx, popped.as_ref(), max, false);
     if let Some(Popped { key, mut items }) = popped
         && let Some((m, s)) = items.pop()
     {
@@ -1359,6 +1360,24 @@ fn parse_mpop(args: &[Bytes], numkeys_idx: usize) -> Result<(&[Bytes], bool, usi
     Ok((&args[numkeys_idx + 1..where_idx], max, count.unwrap_or(1)))
 }
 
+/// Logs a blocking or multi-key pop as the ZPOPMIN/ZPOPMAX it did (`with_count`: with
+/// the number popped), or nothing when nothing was popped.
+fn propagate_zpop(ctx: &mut Ctx<'_>, popped: Option<&Popped>, max: bool, with_count: bool) {
+    if !ctx.aof_on() {
+        return;
+    }
+    let Some(p) = popped.filter(|p| !p.items.is_empty()) else {
+        ctx.propagate_nothing();
+        return;
+    };
+    let name = Bytes::from_static(if max { b"ZPOPMAX" } else { b"ZPOPMIN" });
+    let mut effect = vec![name, p.key.clone()];
+    if with_count {
+        effect.push(crate::aof::int_arg(p.items.len()));
+    }
+    ctx.propagate(effect);
+}
+
 fn mpop_reply(popped: Option<Popped>) -> Frame {
     match popped {
         None => Frame::NullArray,
@@ -1374,6 +1393,8 @@ fn zmpop(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let db = ctx.client.db;
     let mut g = ctx.srv.keyspace.lock_keys(keys, ctx.now);
     let popped = pop_first(ctx, &mut g, db, keys, max, count, false)?;
+    drop(g);
+    propagate_zpop(ctx, popped.as_ref(), max, true);
     Ok(mpop_reply(popped))
 }
 
@@ -1385,6 +1406,7 @@ fn bzmpop(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let mut g = ctx.srv.keyspace.lock_keys(keys, ctx.now);
     let popped = pop_first(ctx, &mut g, db, keys, max, count, skip_wrong)?;
     drop(g);
+    propagate_zpop(ctx, popped.as_ref(), max, true);
     if popped.is_some() {
         return Ok(mpop_reply(popped));
     }

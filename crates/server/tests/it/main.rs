@@ -4,6 +4,7 @@
 //! One test binary (modules below) keeps link time down.
 
 mod admin;
+mod aof;
 mod bitmaps;
 mod clients;
 mod geo;
