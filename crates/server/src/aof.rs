@@ -15,7 +15,8 @@
 //!   write that changed nothing, e.g. `SORT` without `STORE`);
 //! - the commands of an `EXEC` are logged as `MULTI` ... `EXEC` (one effect alone is
 //!   logged bare);
-//! - a key deleted because it expired is logged as `DEL`.
+//! - a key deleted because it expired or was evicted is logged as `DEL` (`UNLINK` under
+//!   `lazyfree-lazy-expire` / `lazyfree-lazy-eviction`).
 //!
 //! "Changed the dataset" is judged by the handler (the `write` flag plus the handler's
 //! own knowledge); when keyspace notifications land, the same sites that notify will
@@ -136,6 +137,17 @@ pub struct Aof {
     pub buffer_len: AtomicU64,
     /// `CONFIG SET appendonly yes` arrived while a rewrite ran: enable when it ends.
     pub enable_pending: AtomicBool,
+    unlink_expired: AtomicBool,
+    unlink_evicted: AtomicBool,
+}
+
+/// Why a key left the dataset without a command naming it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Deletion {
+    /// Its deadline passed.
+    Expired,
+    /// `maxmemory` eviction.
+    Evicted,
 }
 
 impl Default for Aof {
@@ -164,6 +176,8 @@ impl Default for Aof {
             delayed_fsync: AtomicU64::new(0),
             buffer_len: AtomicU64::new(0),
             enable_pending: AtomicBool::new(false),
+            unlink_expired: AtomicBool::new(false),
+            unlink_evicted: AtomicBool::new(false),
         }
     }
 }
@@ -188,11 +202,17 @@ impl Aof {
         policy_of(self.fsync_policy.load(Ordering::Relaxed))
     }
 
-    /// Copies `appendfsync` and `no-appendfsync-on-rewrite` for the writer.
-    pub fn apply_config(&self, policy: AppendFsync, no_fsync_on_rewrite: bool) {
-        self.fsync_policy.store(policy as u8, Ordering::Relaxed);
+    /// Copies `appendfsync`, `no-appendfsync-on-rewrite` and the lazy-free choices
+    /// that decide between DEL and UNLINK for expired and evicted keys.
+    pub fn apply_config(&self, c: &crate::config::Config) {
+        self.fsync_policy
+            .store(c.appendfsync as u8, Ordering::Relaxed);
         self.no_fsync_on_rewrite
-            .store(no_fsync_on_rewrite, Ordering::Relaxed);
+            .store(c.no_appendfsync_on_rewrite, Ordering::Relaxed);
+        self.unlink_expired
+            .store(c.lazyfree_lazy_expire, Ordering::Relaxed);
+        self.unlink_evicted
+            .store(c.lazyfree_lazy_eviction, Ordering::Relaxed);
         self.wake.notify_one();
     }
 
@@ -235,14 +255,18 @@ impl Aof {
         seq
     }
 
-    /// Logs the deletion of an expired key (called with the key's shard locked).
-    pub fn append_expired(&self, db: usize, key: &[u8]) {
+    /// Logs the deletion of an expired or evicted key (called with the key's shard
+    /// locked): `DEL`, or `UNLINK` under `lazyfree-lazy-expire` /
+    /// `lazyfree-lazy-eviction`, as Redis's `propagateDeletion`.
+    pub fn append_deleted(&self, db: usize, key: &[u8], why: Deletion) {
+        let unlink = match why {
+            Deletion::Expired => &self.unlink_expired,
+            Deletion::Evicted => &self.unlink_evicted,
+        }
+        .load(Ordering::Relaxed);
+        let name = Bytes::from_static(if unlink { b"UNLINK" } else { b"DEL" });
         let mut b = self.buf.lock();
-        Self::encode_into(
-            &mut b,
-            db,
-            &[Bytes::from_static(b"DEL"), Bytes::copy_from_slice(key)],
-        );
+        Self::encode_into(&mut b, db, &[name, Bytes::copy_from_slice(key)]);
         b.seq += 1;
         drop(b);
         self.wake.notify_one();

@@ -425,13 +425,20 @@ impl Server {
         // An expired or evicted key is a modified key for WATCH, and a DEL in the AOF.
         let watches = Arc::new(crate::transaction::Watches::default());
         let aof = Arc::new(crate::aof::Aof::default());
-        aof.apply_config(config.appendfsync, config.no_appendfsync_on_rewrite);
+        aof.apply_config(&config);
         let w = watches.clone();
         let a = aof.clone();
         keyspace.set_removal_hook(Box::new(move |db, key, _why| {
             w.touch(db, key);
             if a.is_on() {
-                a.append_expired(db, key);
+                a.append_deleted(db, key, crate::aof::Deletion::Expired);
+            }
+        }));
+        // An evicted key is a DEL (or UNLINK) in the AOF too.
+        let a = aof.clone();
+        keyspace.set_evict_hook(Box::new(move |db, key| {
+            if a.is_on() {
+                a.append_deleted(db, key, crate::aof::Deletion::Evicted);
             }
         }));
         let exec_id = commands.get(b"exec").map(|r| r.id).unwrap_or(usize::MAX);
@@ -566,8 +573,7 @@ impl Server {
         self.keyspace
             .set_event_mask(crate::pubsub::Hub::key_event_mask(c.notify_keyspace_events));
         crate::logging::set_level(c.loglevel.as_str());
-        self.aof
-            .apply_config(c.appendfsync, c.no_appendfsync_on_rewrite);
+        self.aof.apply_config(&c);
         drop(c);
         crate::persist::update_deny_writes(self);
     }

@@ -984,3 +984,56 @@ fn basalt_loads_an_aof_written_by_redis() {
         let _ = std::fs::remove_dir_all(&rdir);
     }
 }
+
+/// Evicted keys are logged as deletions (UNLINK under `lazyfree-lazy-eviction`), so a
+/// restart shows the dataset as it was, not the keys eviction removed.
+#[test]
+fn evicted_keys_are_logged_as_deletions() {
+    let dir = scratch("aof-evict");
+    let mut s = start_aof(
+        &dir,
+        &[
+            "--maxmemory",
+            "3mb",
+            "--maxmemory-policy",
+            "allkeys-random",
+            "--lazyfree-lazy-eviction",
+            "yes",
+        ],
+    );
+    let mut c = s.client().expect("client");
+    let value = "v".repeat(1000);
+    for i in 0..6000 {
+        let r = run(&mut c, &format!("SET key:{i} {value}"));
+        assert!(
+            r.starts_with(b"+OK") || r.starts_with(b"-OOM"),
+            "{}",
+            String::from_utf8_lossy(&r)
+        );
+    }
+    let evicted: u64 = {
+        let r = c.cmd(&[b"INFO", b"stats"]).expect("info");
+        let text = String::from_utf8_lossy(&r).into_owned();
+        text.lines()
+            .find_map(|l| l.strip_prefix("evicted_keys:"))
+            .and_then(|v| v.trim().parse().ok())
+            .expect("evicted_keys")
+    };
+    assert!(evicted > 0, "nothing was evicted");
+    // No more evictions while the dataset is read.
+    assert_eq!(run(&mut c, "CONFIG SET maxmemory 0"), b"+OK\r\n");
+    let want = full_dataset(&mut c);
+    let log = String::from_utf8_lossy(
+        &std::fs::read(aof_dir(&dir).join("appendonly.aof.1.incr.aof")).expect("incr"),
+    )
+    .into_owned();
+    assert!(log.contains("\r\nUNLINK\r\n"));
+    drop(c);
+    s.crash().expect("kill");
+    let s = start_aof(&dir, &[]);
+    let mut c = s.client().expect("client");
+    assert_same(&full_dataset(&mut c), &want, "after eviction");
+    drop(c);
+    drop(s);
+    let _ = std::fs::remove_dir_all(&dir);
+}
