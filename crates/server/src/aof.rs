@@ -141,15 +141,6 @@ pub struct Aof {
     unlink_evicted: AtomicBool,
 }
 
-/// Why a key left the dataset without a command naming it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Deletion {
-    /// Its deadline passed.
-    Expired,
-    /// `maxmemory` eviction.
-    Evicted,
-}
-
 impl Default for Aof {
     fn default() -> Self {
         Aof {
@@ -258,10 +249,10 @@ impl Aof {
     /// Logs the deletion of an expired or evicted key (called with the key's shard
     /// locked): `DEL`, or `UNLINK` under `lazyfree-lazy-expire` /
     /// `lazyfree-lazy-eviction`, as Redis's `propagateDeletion`.
-    pub fn append_deleted(&self, db: usize, key: &[u8], why: Deletion) {
+    pub fn append_deleted(&self, db: usize, key: &[u8], why: basalt_engine::Removal) {
         let unlink = match why {
-            Deletion::Expired => &self.unlink_expired,
-            Deletion::Evicted => &self.unlink_evicted,
+            basalt_engine::Removal::Expired => &self.unlink_expired,
+            basalt_engine::Removal::Evicted => &self.unlink_evicted,
         }
         .load(Ordering::Relaxed);
         let name = Bytes::from_static(if unlink { b"UNLINK" } else { b"DEL" });

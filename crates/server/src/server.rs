@@ -428,17 +428,10 @@ impl Server {
         aof.apply_config(&config);
         let w = watches.clone();
         let a = aof.clone();
-        keyspace.set_removal_hook(Box::new(move |db, key, _why| {
+        keyspace.set_removal_hook(Box::new(move |db, key, why| {
             w.touch(db, key);
             if a.is_on() {
-                a.append_deleted(db, key, crate::aof::Deletion::Expired);
-            }
-        }));
-        // An evicted key is a DEL (or UNLINK) in the AOF too.
-        let a = aof.clone();
-        keyspace.set_evict_hook(Box::new(move |db, key| {
-            if a.is_on() {
-                a.append_deleted(db, key, crate::aof::Deletion::Evicted);
+                a.append_deleted(db, key, why);
             }
         }));
         let exec_id = commands.get(b"exec").map(|r| r.id).unwrap_or(usize::MAX);
