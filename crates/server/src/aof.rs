@@ -766,6 +766,17 @@ pub fn open_at_startup(srv: &Arc<Server>) -> Result<(), String> {
             n.dir.display()
         )
     })?;
+    // A rewrite or a manifest switch cut short by a crash leaves its temp file behind.
+    let temp_manifest = format!("temp-{}", manifest::manifest_name(&n.file));
+    if let Ok(entries) = std::fs::read_dir(&n.dir) {
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.starts_with("temp-rewriteaof-") || name == temp_manifest {
+                tracing::info!("Removing the leftover temp file {name}");
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+    }
     let mut m = read_manifest(&n)?.unwrap_or_default();
     if m.base.is_none() && m.incrs.is_empty() {
         let seq = m.base_seq() + 1;
