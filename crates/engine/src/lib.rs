@@ -17,6 +17,7 @@ pub mod lazyfree;
 pub mod ldouble;
 pub mod memory;
 pub mod num;
+pub mod ratelimit;
 pub mod types;
 pub mod value;
 
