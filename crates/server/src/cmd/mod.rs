@@ -390,6 +390,7 @@ pub const FAMILIES: &[&[Command]] = &[
     families::server::COMMANDS,
     families::persistence::COMMANDS,
     families::memory::COMMANDS,
+    families::ratelimit::COMMANDS,
     introspect::COMMANDS,
 ];
 

@@ -11,6 +11,7 @@ pub mod lists;
 pub mod memory;
 pub mod persistence;
 pub mod pubsub;
+pub mod ratelimit;
 pub mod server;
 pub mod sets;
 pub mod sort;

@@ -16,6 +16,7 @@ mod lists;
 mod memory;
 mod protocol;
 mod pubsub;
+mod ratelimit;
 mod rdb;
 mod sets;
 mod streams;
