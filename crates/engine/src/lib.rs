@@ -18,6 +18,7 @@ pub mod ldouble;
 pub mod memory;
 pub mod num;
 pub mod ratelimit;
+pub mod rl;
 pub mod types;
 pub mod value;
 

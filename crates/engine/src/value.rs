@@ -13,6 +13,13 @@ use std::borrow::Cow;
 /// Longest string Redis stores with the `embstr` encoding.
 pub const EMBSTR_MAX: usize = 44;
 
+/// What `TYPE` answers for an `RL.*` rate limiter (Basalt's own type; Redis has none).
+pub const RATELIMIT_TYPE: &str = "ratelimit";
+
+fn size_of_rl() -> usize {
+    std::mem::size_of::<crate::rl::RateLimit>()
+}
+
 /// A string value.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StrValue {
@@ -128,6 +135,8 @@ pub enum Value {
     ZSet(Box<ZSetValue>),
     /// A stream.
     Stream(Box<StreamValue>),
+    /// A rate limiter of the `RL.*` family (Basalt's own type).
+    RateLimit(Box<crate::rl::RateLimit>),
 }
 
 impl From<StreamValue> for Value {
@@ -170,6 +179,7 @@ impl Value {
             Value::Set(_) => "set",
             Value::ZSet(_) => "zset",
             Value::Stream(_) => "stream",
+            Value::RateLimit(_) => RATELIMIT_TYPE,
         }
     }
 
@@ -182,6 +192,7 @@ impl Value {
             Value::Set(v) => v.encoding(),
             Value::ZSet(v) => v.encoding(),
             Value::Stream(_) => "stream",
+            Value::RateLimit(r) => r.spec().name(),
         }
     }
 
@@ -201,6 +212,9 @@ impl Value {
             Value::ZSet(v) => alloc_size(size_of::<ZSetValue>()) + v.heap_size(),
             // Not O(1) yet: StreamValue sums its nodes (see the report of issue 5).
             Value::Stream(v) => alloc_size(size_of::<StreamValue>()) + v.heap_size(),
+            Value::RateLimit(r) => {
+                alloc_size(size_of::<crate::rl::RateLimit>()) + alloc_size(r.heap_size())
+            }
         }
     }
 
@@ -229,6 +243,7 @@ impl Value {
             Value::Set(v) => v.heap_size(),
             Value::ZSet(v) => v.heap_size(),
             Value::Stream(v) => v.heap_size(),
+            Value::RateLimit(r) => size_of_rl() + r.heap_size(),
         }
     }
 }

@@ -249,6 +249,10 @@ fn elem_bytes(e: &Elem<'_>) -> Vec<u8> {
     e.to_vec()
 }
 
+/// Most words a `basalt-rl` module value holds: algorithm, three parameters, a log
+/// length and two words per log entry.
+const RL_MAX_WORDS: usize = 5 + 2 * basalt_engine::rl::MAX_LIMIT as usize;
+
 /// Reads the body of an object of RDB type `ty`. `Ok(None)` is an empty collection, which
 /// Redis skips with a notice instead of failing the load.
 pub fn read_object<R: Read>(
@@ -412,7 +416,33 @@ pub fn read_object<R: Read>(
         types::STREAM_LISTPACKS | types::STREAM_LISTPACKS_2 => {
             Value::from(super::stream::read(r, ty == types::STREAM_LISTPACKS_2)?)
         }
-        types::MODULE_2 | types::MODULE_PRE_GA => {
+        types::MODULE_2 => {
+            let id = r.length()?;
+            if id == super::BASALT_RL_MODULE_ID {
+                let mut words = Vec::new();
+                loop {
+                    match r.length()? {
+                        super::module_opcodes::EOF => break,
+                        super::module_opcodes::UINT if words.len() < RL_MAX_WORDS => {
+                            words.push(r.length()? as i64)
+                        }
+                        other => {
+                            return Err(r.corrupt(format!(
+                                "Invalid basalt-rl module value (opcode {other})"
+                            )));
+                        }
+                    }
+                }
+                let rl = basalt_engine::rl::RateLimit::from_words(&words)
+                    .ok_or_else(|| r.corrupt("Invalid basalt-rl module value"))?;
+                return Ok(Some(Value::RateLimit(Box::new(rl))));
+            }
+            return Err(RdbError::Unsupported(format!(
+                "The RDB file contains module data I can't load: no matching module type '{}'",
+                super::module_type_name(id)
+            )));
+        }
+        types::MODULE_PRE_GA => {
             let id = r.length()?;
             return Err(RdbError::Unsupported(format!(
                 "The RDB file contains module data I can't load: no matching module type '{}'",
@@ -430,7 +460,7 @@ pub fn read_object<R: Read>(
         Value::Set(s) => s.is_empty(),
         Value::ZSet(z) => z.is_empty(),
         // Redis keeps empty streams (XDEL of every entry, XGROUP CREATE MKSTREAM).
-        Value::Stream(_) => false,
+        Value::Stream(_) | Value::RateLimit(_) => false,
     };
     Ok(if empty { None } else { Some(v) })
 }

@@ -195,6 +195,7 @@ impl Encoder {
     pub fn object_type(v: &Value) -> u8 {
         match v {
             Value::Stream(_) => types::STREAM_LISTPACKS_2,
+            Value::RateLimit(_) => types::MODULE_2,
             Value::Str(_) => types::STRING,
             Value::List(_) => types::LIST_QUICKLIST_2,
             Value::Hash(h) => {
@@ -250,6 +251,17 @@ impl Encoder {
     fn body(&mut self, out: &mut Vec<u8>, v: &Value) {
         match v {
             Value::Stream(s) => super::stream::write(self, out, s),
+            // A module value (RDB_TYPE_MODULE_2): the module type id, each word as an
+            // unsigned-integer opcode, then EOF.
+            Value::RateLimit(r) => {
+                use super::module_opcodes;
+                write_len(out, super::BASALT_RL_MODULE_ID);
+                for w in r.to_words() {
+                    write_len(out, module_opcodes::UINT);
+                    write_len(out, w as u64);
+                }
+                write_len(out, module_opcodes::EOF);
+            }
             Value::Str(StrValue::Int(i)) => self.int_string(out, *i),
             Value::Str(s) => self.string(out, &s.as_bytes()),
             Value::List(l) => self.list(out, l),

@@ -142,6 +142,38 @@ impl From<std::io::Error> for RdbError {
     }
 }
 
+/// The RDB module-type id of Basalt's `RL.*` limiters: the name `basalt-rl`, encoding
+/// version 1. Redis cannot load such keys (it has no module of that name); Basalt loads
+/// them as `Value::RateLimit`.
+pub const BASALT_RL_MODULE_ID: u64 = module_type_id(b"basalt-rl", 1);
+
+/// The 64-bit id of a module type named by nine characters of the module alphabet.
+pub const fn module_type_id(name: &[u8; 9], encver: u64) -> u64 {
+    let mut id: u64 = 0;
+    let mut i = 0;
+    while i < 9 {
+        let c = name[i];
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'-' => 62,
+            _ => 63,
+        };
+        id = (id << 6) | v as u64;
+        i += 1;
+    }
+    (id << 10) | (encver & 1023)
+}
+
+/// Module value opcodes (`RDB_MODULE_OPCODE_*`).
+pub mod module_opcodes {
+    /// End of the value.
+    pub const EOF: u64 = 0;
+    /// An unsigned integer (RM_SaveUnsigned / RM_SaveSigned).
+    pub const UINT: u64 = 2;
+}
+
 /// The name of a module type from its 64-bit RDB id (nine characters of a 64-symbol
 /// alphabet in the top 54 bits; the low 10 bits are the encoding version), for messages.
 pub fn module_type_name(id: u64) -> String {

@@ -391,6 +391,7 @@ pub const FAMILIES: &[&[Command]] = &[
     families::persistence::COMMANDS,
     families::memory::COMMANDS,
     families::ratelimit::COMMANDS,
+    families::rl::COMMANDS,
     introspect::COMMANDS,
 ];
 

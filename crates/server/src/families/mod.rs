@@ -12,6 +12,7 @@ pub mod memory;
 pub mod persistence;
 pub mod pubsub;
 pub mod ratelimit;
+pub mod rl;
 pub mod server;
 pub mod sets;
 pub mod sort;

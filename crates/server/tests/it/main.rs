@@ -18,6 +18,7 @@ mod protocol;
 mod pubsub;
 mod ratelimit;
 mod rdb;
+mod rl;
 mod sets;
 mod streams;
 mod transactions;

@@ -1,0 +1,441 @@
+//! The `RL.*` family: `RL.CHECK`, `RL.MCHECK`, `RL.INFO`, `RL.RESET`.
+//!
+//! Each limiter is a `Value::RateLimit` (TYPE `ratelimit`, OBJECT ENCODING the
+//! algorithm's name) holding its spec and state; the arithmetic is
+//! `basalt_engine::rl`. Time is the command's snapshot (`Ctx::now`), never the client's.
+//! A limiter that is back to its full limit holds no information, so its key expires at
+//! that moment (`reset_after_ms`) and idle limiters cost nothing.
+//!
+//! Errors are checked before anything is read or written: a bad spec, option or cost
+//! never changes a limiter.
+//!
+//! Limiters are saved in RDB files (and DUMP payloads) as module-type values with
+//! Basalt's module id `basalt-rl` (see `basalt_persist::rdb`); Redis cannot load those
+//! keys. Not yet: `RL.LEASE`/`RL.UNLEASE` and `RL.POLICY`.
+
+use crate::cmd::flags::*;
+use crate::cmd::{BeginSearch, Command, FindKeys, KeySpec, args};
+use crate::error::{self, CmdResult, Error};
+use crate::pubsub::notify as ev;
+use crate::server::Ctx;
+use basalt_engine::rl::{Decision, MAX_LIMIT, Mode, RateLimit, Spec};
+use basalt_engine::{Guard, Reason, Value};
+use basalt_proto::Frame;
+use bytes::Bytes;
+
+/// Most limits one `RL.MCHECK` checks together.
+pub const MAX_MCHECK: usize = 64;
+
+const RW_UPDATE: &[&str] = &["RW", "access", "update"];
+
+const MCHECK_KEY_SPECS: &[KeySpec] = &[KeySpec {
+    notes: "Each limit is a key followed by its spec; the spec's length depends on its algorithm",
+    flags: RW_UPDATE,
+    begin: BeginSearch::Unknown,
+    find: FindKeys::Unknown,
+}];
+
+macro_rules! rl_cmd {
+    ($name:literal, $arity:expr, $flags:expr, $keys:expr, $specs:expr, $summary:literal, $h:expr) => {
+        Command {
+            name: $name,
+            arity: $arity,
+            flags: $flags,
+            keys: $keys,
+            key_specs: $specs,
+            group: "rate_limit",
+            since: "0.1.0",
+            summary: $summary,
+            complexity: "O(1) (LOG: O(entries expired))",
+            handler: Some($h),
+            ..Command::EMPTY
+        }
+    };
+}
+
+/// The `RL.*` commands.
+pub const COMMANDS: &[Command] = &[
+    rl_cmd!(
+        "rl.check",
+        -5,
+        WRITE | DENYOOM | FAST,
+        (1, 1, 1),
+        &[KeySpec::single(1, RW_UPDATE)],
+        "Checks and consumes a rate limit (GCRA, TOKEN, FIXED, SLIDING, LOG) on server time.",
+        rl_check
+    ),
+    Command {
+        getkeys: Some(mcheck_keys),
+        ..rl_cmd!(
+            "rl.mcheck",
+            -5,
+            WRITE | DENYOOM | MOVABLE_KEYS,
+            (0, 0, 0),
+            MCHECK_KEY_SPECS,
+            "Checks several rate limits atomically: nothing is consumed unless all allow.",
+            rl_mcheck
+        )
+    },
+    rl_cmd!(
+        "rl.info",
+        2,
+        READONLY | FAST,
+        (1, 1, 1),
+        &[KeySpec::single(1, &["RO", "access"])],
+        "Describes a rate limiter: its spec and current state.",
+        rl_info
+    ),
+    rl_cmd!(
+        "rl.reset",
+        2,
+        WRITE | FAST,
+        (1, 1, 1),
+        &[KeySpec::single(1, &["RW", "delete"])],
+        "Deletes a rate limiter, restoring its full limit.",
+        rl_reset
+    ),
+];
+
+/// One limit of a check: key, spec, cost.
+struct Limit<'a> {
+    key: &'a Bytes,
+    spec: Spec,
+    cost: i64,
+}
+
+/// Parses `ALG args...` starting at `argv[i]`; returns the spec and the next index.
+fn parse_spec(argv: &[Bytes], i: usize) -> Result<(Spec, usize), Error> {
+    let alg = argv.get(i).ok_or_else(|| Error::msg(error::SYNTAX))?;
+    let n = Spec::arg_count(alg).ok_or_else(|| {
+        Error::msg(format!(
+            "ERR unknown rate limit algorithm '{}' (GCRA, TOKEN, FIXED, SLIDING, LOG)",
+            String::from_utf8_lossy(alg)
+        ))
+    })?;
+    let rest = argv.get(i + 1..i + 1 + n).ok_or_else(|| {
+        Error::msg(format!(
+            "ERR {} takes {n} arguments",
+            args::text(alg).to_uppercase()
+        ))
+    })?;
+    let a: Vec<&[u8]> = rest.iter().map(|b| b.as_ref()).collect();
+    let spec = Spec::parse(alg, &a).map_err(|e| Error::msg(format!("ERR {e}")))?;
+    Ok((spec, i + 1 + n))
+}
+
+fn parse_cost(arg: Option<&Bytes>) -> Result<i64, Error> {
+    let arg = arg.ok_or_else(|| Error::msg(error::SYNTAX))?;
+    match basalt_engine::num::parse_i64(arg) {
+        Some(c) if (0..=MAX_LIMIT).contains(&c) => Ok(c),
+        _ => Err(Error::msg(format!(
+            "ERR COST must be an integer between 0 and {MAX_LIMIT}"
+        ))),
+    }
+}
+
+/// The limiter stored under `key`, if any (WRONGTYPE for other types; an error if it
+/// uses another algorithm than `spec`).
+fn stored<'g>(
+    g: &'g mut Guard<'_>,
+    db: usize,
+    key: &[u8],
+    spec: &Spec,
+) -> Result<Option<&'g mut RateLimit>, Error> {
+    match g.get(db, key).map(|e| &mut e.value) {
+        None => Ok(None),
+        Some(Value::RateLimit(r)) => {
+            if r.spec().name() != spec.name() {
+                return Err(Error::msg(format!(
+                    "ERR key holds a {} rate limiter; RL.RESET it to change the algorithm",
+                    r.spec().name().to_uppercase()
+                )));
+            }
+            Ok(Some(r))
+        }
+        Some(_) => Err(Error::msg(error::WRONGTYPE)),
+    }
+}
+
+/// Stores `rl` under `key` until it is full again (`reset_ms` from now), or deletes the
+/// key if it already is.
+fn store(g: &mut Guard<'_>, db: usize, key: &[u8], rl: RateLimit, now: u64, reset_ms: i64) {
+    if reset_ms <= 0 {
+        g.delete(db, key, Reason::ServerDel);
+    } else {
+        let deadline = now.saturating_add(reset_ms as u64);
+        g.insert(db, key, Value::RateLimit(Box::new(rl)), deadline);
+    }
+}
+
+fn decision_frame(d: &Decision, spec: &Spec, headers: bool) -> Frame {
+    let mut m = vec![
+        (
+            Frame::bulk(b"allowed"),
+            Frame::Integer(i64::from(d.allowed)),
+        ),
+        (Frame::bulk(b"limit"), Frame::Integer(d.limit)),
+        (Frame::bulk(b"remaining"), Frame::Integer(d.remaining)),
+        (
+            Frame::bulk(b"retry_after_ms"),
+            Frame::Integer(d.retry_after_ms),
+        ),
+        (
+            Frame::bulk(b"reset_after_ms"),
+            Frame::Integer(d.reset_after_ms),
+        ),
+    ];
+    if headers {
+        let secs = |ms: i64| (ms + 999) / 1000;
+        // draft-ietf-httpapi-ratelimit-headers: RateLimit-Policy and RateLimit fields.
+        let policy = format!("\"default\";q={};w={}", d.limit, secs(spec.window_ms()));
+        let state = format!(
+            "\"default\";r={};t={}",
+            d.remaining,
+            secs(if d.allowed {
+                d.reset_after_ms
+            } else {
+                d.retry_after_ms.max(0)
+            })
+        );
+        m.push((
+            Frame::bulk(b"ratelimit-policy"),
+            Frame::bulk(policy.as_bytes()),
+        ));
+        m.push((Frame::bulk(b"ratelimit"), Frame::bulk(state.as_bytes())));
+    }
+    Frame::Map(m)
+}
+
+fn now_us(ctx: &Ctx<'_>) -> i64 {
+    (ctx.now as i64).saturating_mul(1000)
+}
+
+fn rl_check(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
+    let key = &argv[1];
+    let (spec, mut i) = parse_spec(argv, 2)?;
+    let mut cost = 1;
+    let (mut peek, mut refund, mut headers) = (false, false, false);
+    while i < argv.len() {
+        let a = &argv[i];
+        if args::is(a, "cost") {
+            cost = parse_cost(argv.get(i + 1))?;
+            i += 2;
+            continue;
+        } else if args::is(a, "peek") {
+            peek = true;
+        } else if args::is(a, "refund") {
+            refund = true;
+        } else if args::is(a, "headers") {
+            headers = true;
+        } else {
+            return Err(Error::msg(error::SYNTAX));
+        }
+        i += 1;
+    }
+    if peek && refund {
+        return Err(Error::msg("ERR PEEK and REFUND cannot be combined"));
+    }
+    let mode = if peek {
+        Mode::Peek
+    } else if refund {
+        Mode::Refund
+    } else {
+        Mode::Consume
+    };
+    let db = ctx.client.db;
+    let now = ctx.now;
+    let t = now_us(ctx);
+    let mut g = ctx.srv.keyspace.lock_key(key, now);
+    let existing = stored(&mut g, db, key, &spec)?.map(|r| r.clone());
+    let existed = existing.is_some();
+    let mut rl = existing.unwrap_or_else(|| RateLimit::new(spec, t));
+    rl.set_spec(spec, t);
+    let d = rl.check(t, cost, mode);
+    let changed = match mode {
+        Mode::Peek => false,
+        Mode::Refund => existed,
+        Mode::Consume => d.allowed && (existed || cost > 0),
+    };
+    if changed {
+        store(&mut g, db, key, rl, now, d.reset_after_ms);
+        drop(g);
+        ctx.notify(ev::MODULE, "rl.check", key);
+    }
+    Ok(decision_frame(&d, &spec, headers))
+}
+
+/// Parses `n key spec [COST c] ...` of RL.MCHECK.
+fn parse_mcheck(argv: &[Bytes]) -> Result<Vec<Limit<'_>>, Error> {
+    let n = match basalt_engine::num::parse_i64(&argv[1]) {
+        Some(n) if n >= 1 && n as usize <= MAX_MCHECK => n as usize,
+        _ => {
+            return Err(Error::msg(format!(
+                "ERR the number of limits must be between 1 and {MAX_MCHECK}"
+            )));
+        }
+    };
+    let mut limits = Vec::with_capacity(n);
+    let mut i = 2;
+    for _ in 0..n {
+        let key = argv.get(i).ok_or_else(|| Error::msg(error::SYNTAX))?;
+        let (spec, next) = parse_spec(argv, i + 1)?;
+        i = next;
+        let mut cost = 1;
+        if argv.get(i).is_some_and(|a| args::is(a, "cost")) {
+            cost = parse_cost(argv.get(i + 1))?;
+            i += 2;
+        }
+        limits.push(Limit { key, spec, cost });
+    }
+    if i != argv.len() {
+        return Err(Error::msg(error::SYNTAX));
+    }
+    Ok(limits)
+}
+
+fn mcheck_keys(argv: &[Bytes]) -> Vec<(usize, &'static [&'static str])> {
+    let Ok(limits) = parse_mcheck(argv) else {
+        return Vec::new();
+    };
+    // Positions: recompute by walking the same grammar.
+    let mut out = Vec::with_capacity(limits.len());
+    let mut i = 2;
+    for _ in &limits {
+        out.push((i, RW_UPDATE));
+        i += 2 + Spec::arg_count(&argv[i + 1]).unwrap_or(0);
+        if argv.get(i).is_some_and(|a| args::is(a, "cost")) {
+            i += 2;
+        }
+    }
+    out
+}
+
+fn rl_mcheck(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
+    let limits = parse_mcheck(argv)?;
+    let db = ctx.client.db;
+    let now = ctx.now;
+    let t = now_us(ctx);
+    let keys: Vec<&Bytes> = limits.iter().map(|l| l.key).collect();
+    let mut g = ctx.srv.keyspace.lock_keys(&keys, now);
+    // Working copies, one per distinct key, so a key named twice is charged twice.
+    let mut work: Vec<(&Bytes, RateLimit, bool)> = Vec::new();
+    let mut decisions = Vec::with_capacity(limits.len());
+    for l in &limits {
+        let idx = match work.iter().position(|(k, _, _)| *k == l.key) {
+            Some(idx) => {
+                if work[idx].1.spec().name() != l.spec.name() {
+                    return Err(Error::msg(
+                        "ERR the same key is named with two different algorithms",
+                    ));
+                }
+                idx
+            }
+            None => {
+                let existing = stored(&mut g, db, l.key, &l.spec)?.map(|r| r.clone());
+                let existed = existing.is_some();
+                work.push((
+                    l.key,
+                    existing.unwrap_or_else(|| RateLimit::new(l.spec, t)),
+                    existed,
+                ));
+                work.len() - 1
+            }
+        };
+        let rl = &mut work[idx].1;
+        rl.set_spec(l.spec, t);
+        decisions.push(rl.check(t, l.cost, Mode::Consume));
+    }
+    let allowed = decisions.iter().all(|d| d.allowed);
+    let retry = decisions
+        .iter()
+        .filter(|d| !d.allowed)
+        .map(|d| d.retry_after_ms)
+        .fold(
+            0,
+            |acc, r| if acc == -1 || r == -1 { -1 } else { acc.max(r) },
+        );
+    let mut touched = Vec::new();
+    if allowed {
+        for (key, rl, existed) in work {
+            let d = {
+                let mut probe = rl.clone();
+                probe.check(t, 0, Mode::Peek)
+            };
+            if existed || d.reset_after_ms > 0 {
+                store(&mut g, db, key, rl, now, d.reset_after_ms);
+                touched.push(key);
+            }
+        }
+    }
+    drop(g);
+    for key in touched {
+        ctx.notify(ev::MODULE, "rl.check", key);
+    }
+    let results = limits
+        .iter()
+        .zip(&decisions)
+        .map(|(l, d)| decision_frame(d, &l.spec, false))
+        .collect();
+    Ok(Frame::Map(vec![
+        (Frame::bulk(b"allowed"), Frame::Integer(i64::from(allowed))),
+        (Frame::bulk(b"retry_after_ms"), Frame::Integer(retry)),
+        (Frame::bulk(b"results"), Frame::Array(results)),
+    ]))
+}
+
+fn rl_info(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
+    let db = ctx.client.db;
+    let t = now_us(ctx);
+    let mut g = ctx.srv.keyspace.lock_key(&argv[1], ctx.now);
+    let rl = match g.lookup_read(db, &argv[1]).map(|e| &e.value) {
+        None => return Ok(Frame::NullArray),
+        Some(Value::RateLimit(r)) => (**r).clone(),
+        Some(_) => return Err(Error::msg(error::WRONGTYPE)),
+    };
+    drop(g);
+    let mut probe = rl.clone();
+    let d = probe.check(t, 0, Mode::Peek);
+    let spec = *rl.spec();
+    let mut m = vec![(
+        Frame::bulk(b"algorithm"),
+        Frame::bulk(spec.name().to_uppercase().as_bytes()),
+    )];
+    let params: Vec<(&str, i64)> = match spec {
+        Spec::Gcra {
+            burst,
+            rate,
+            period_ms,
+        } => vec![("burst", burst), ("rate", rate), ("period_ms", period_ms)],
+        Spec::Token { capacity, refill } => {
+            vec![("capacity", capacity), ("refill_per_second", refill)]
+        }
+        Spec::Fixed { limit, window_ms }
+        | Spec::Sliding { limit, window_ms }
+        | Spec::Log { limit, window_ms } => vec![("limit", limit), ("window_ms", window_ms)],
+    };
+    let fields = params
+        .into_iter()
+        .chain([
+            ("remaining", d.remaining),
+            ("reset_after_ms", d.reset_after_ms),
+        ])
+        .chain(rl.state_fields());
+    for (k, v) in fields {
+        m.push((Frame::bulk(k.as_bytes()), Frame::Integer(v)));
+    }
+    Ok(Frame::Map(m))
+}
+
+fn rl_reset(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
+    let db = ctx.client.db;
+    let mut g = ctx.srv.keyspace.lock_key(&argv[1], ctx.now);
+    match g.get(db, &argv[1]).map(|e| &e.value) {
+        None => return Ok(Frame::Integer(0)),
+        Some(Value::RateLimit(_)) => {}
+        Some(_) => return Err(Error::msg(error::WRONGTYPE)),
+    }
+    g.delete(db, &argv[1], Reason::ServerDel);
+    drop(g);
+    ctx.notify(ev::GENERIC, "del", &argv[1]);
+    Ok(Frame::Integer(1))
+}
