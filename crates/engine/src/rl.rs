@@ -831,6 +831,12 @@ mod tests {
     }
 
     #[test]
+    fn state_stays_small() {
+        // docs/ratelimit.md quotes this size as the per-key state of every algorithm.
+        assert_eq!(std::mem::size_of::<RateLimit>(), 64);
+    }
+
+    #[test]
     fn extremes_do_not_overflow() {
         let specs = [
             spec("GCRA", &["1", "1", "1000000000000"]),
