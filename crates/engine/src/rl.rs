@@ -857,4 +857,136 @@ mod tests {
             }
         }
     }
+
+    /// Model check: LOG and FIXED against brute-force models on random request
+    /// sequences (time steps in ms, costs, refunds), compared after every step.
+    mod model {
+        use super::super::*;
+        use proptest::prelude::*;
+
+        const T0: i64 = 1_700_000_000_000_000;
+
+        proptest! {
+            #[test]
+            fn log_matches_a_list_of_admitted_requests(
+                limit in 1i64..8,
+                window in 1i64..50,
+                ops in proptest::collection::vec((0i64..20, 0i64..10, any::<bool>()), 1..200),
+            ) {
+                let spec = Spec::Log { limit, window_ms: window };
+                let mut rl = RateLimit::new(spec, T0);
+                let mut admitted: Vec<(i64, i64)> = Vec::new();
+                let mut now = T0;
+                for (step, cost, refund) in ops {
+                    now += step * 1000;
+                    let w = window * 1000;
+                    admitted.retain(|&(t, _)| t + w > now);
+                    let used: i64 = admitted.iter().map(|&(_, c)| c).sum();
+                    if refund {
+                        rl.check(now, cost, Mode::Refund);
+                        let mut left = cost;
+                        while left > 0 {
+                            let Some(last) = admitted.last_mut() else { break };
+                            if last.1 > left { last.1 -= left; left = 0; } else { left -= last.1; admitted.pop(); }
+                        }
+                        continue;
+                    }
+                    let d = rl.check(now, cost, Mode::Consume);
+                    let fits = used + cost <= limit;
+                    prop_assert_eq!(d.allowed, fits);
+                    if fits && cost > 0 {
+                        admitted.push((now, cost));
+                    }
+                    let used_after: i64 = admitted.iter().map(|&(_, c)| c).sum();
+                    prop_assert_eq!(d.remaining, limit - used_after);
+                    if !d.allowed && cost <= limit {
+                        // Retrying exactly at retry_after passes, one ms earlier does not.
+                        let mut probe = rl.clone();
+                        let at = now + d.retry_after_ms * 1000;
+                        prop_assert!(probe.check(at, cost, Mode::Peek).allowed);
+                        if d.retry_after_ms > 1 {
+                            prop_assert!(!probe.check(at - 1000, cost, Mode::Peek).allowed);
+                        }
+                    }
+                }
+            }
+
+            #[test]
+            fn fixed_matches_a_counter_per_aligned_window(
+                limit in 1i64..8,
+                window in 1i64..50,
+                ops in proptest::collection::vec((0i64..20, 0i64..10), 1..200),
+            ) {
+                let spec = Spec::Fixed { limit, window_ms: window };
+                let mut rl = RateLimit::new(spec, T0);
+                let mut counts = std::collections::HashMap::<i64, i64>::new();
+                let mut now = T0;
+                for (step, cost) in ops {
+                    now += step * 1000;
+                    let win = now.div_euclid(window * 1000);
+                    let c = counts.entry(win).or_insert(0);
+                    let d = rl.check(now, cost, Mode::Consume);
+                    prop_assert_eq!(d.allowed, *c + cost <= limit);
+                    if d.allowed { *c += cost; }
+                    prop_assert_eq!(d.remaining, limit - *c);
+                }
+            }
+
+            #[test]
+            fn sliding_never_exceeds_its_limit_per_aligned_window(
+                limit in 1i64..8,
+                window in 1i64..50,
+                ops in proptest::collection::vec((0i64..20, 0i64..4), 1..200),
+            ) {
+                let spec = Spec::Sliding { limit, window_ms: window };
+                let mut rl = RateLimit::new(spec, T0);
+                let mut counts = std::collections::HashMap::<i64, i64>::new();
+                let mut now = T0;
+                for (step, cost) in ops {
+                    now += step * 1000;
+                    let d = rl.check(now, cost, Mode::Consume);
+                    if d.allowed {
+                        *counts.entry(now.div_euclid(window * 1000)).or_insert(0) += cost;
+                    }
+                    prop_assert!(d.remaining >= 0 && d.remaining <= limit);
+                }
+                // Within one window at most `limit`; across any two adjacent ones at
+                // most 2 × limit (the counter's worst case).
+                for (&w, &c) in &counts {
+                    prop_assert!(c <= limit);
+                    prop_assert!(c + counts.get(&(w + 1)).copied().unwrap_or(0) <= 2 * limit);
+                }
+            }
+
+            #[test]
+            fn gcra_and_token_retry_after_is_exact(
+                burst in 1i64..8,
+                rate in 1i64..10,
+                period in 1i64..5000,
+                ops in proptest::collection::vec((0i64..2000, 1i64..10), 1..100),
+            ) {
+                let refill = rate.max(1);
+                for spec in [
+                    Spec::Gcra { burst, rate, period_ms: period },
+                    Spec::Token { capacity: burst, refill },
+                ] {
+                    let mut rl = RateLimit::new(spec, T0);
+                    let mut now = T0;
+                    for &(step, cost) in &ops {
+                        now += step * 1000;
+                        let d = rl.check(now, cost, Mode::Consume);
+                        prop_assert!(d.remaining >= 0 && d.remaining <= burst);
+                        if !d.allowed && cost <= burst {
+                            let mut probe = rl.clone();
+                            let at = now + d.retry_after_ms * 1000;
+                            prop_assert!(probe.check(at, cost, Mode::Peek).allowed, "{:?} at +{}", spec, d.retry_after_ms);
+                            if d.retry_after_ms > 1 {
+                                prop_assert!(!probe.check(at - 1000, cost, Mode::Peek).allowed);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
 }
