@@ -11,9 +11,11 @@
 //!   milliseconds, as redis-cell's `InternalRedisStore` does. Like a module command it
 //!   publishes no keyspace event but signals the key as modified (WATCH).
 //! - `GCRA` stores microseconds with the absolute deadline `TAT / 1000` ms and publishes
-//!   `set` and `expire`, as upstream does; upstream propagates it as
-//!   `SET key tat PXAT deadline`, which is what an AOF/replication stream should record
-//!   for it (the stored state, never a recomputation on another clock).
+//!   `set` and `expire`, as upstream does.
+//!
+//! The AOF records an allowed request as the state it stored, `SET key tat PXAT deadline`
+//! (upstream GCRA rewrites itself to exactly this), never the command, whose result
+//! depends on the clock; a refused request records nothing.
 //!
 //! Neither command ever reads a client's clock: the time is the command's snapshot
 //! (`Ctx::now`, milliseconds) scaled to the unit of the state.
@@ -143,6 +145,9 @@ fn cl_throttle(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
         g.insert(db, key, Value::Str(StrValue::Int(new_tat)), deadline);
         drop(g);
         ctx.modified(key);
+        propagate_tat(ctx, key, new_tat, deadline);
+    } else if ctx.aof_on() {
+        ctx.propagate_nothing();
     }
     Ok(Frame::Array(vec![
         Frame::Integer(i64::from(o.limited)),
@@ -151,6 +156,27 @@ fn cl_throttle(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
         Frame::Integer(o.retry_after.map_or(-1, ratelimit::cell_seconds)),
         Frame::Integer(ratelimit::cell_seconds(o.reset_after)),
     ]))
+}
+
+/// Logs an allowed request as its effect, the stored state: `SET key <tat> PXAT
+/// <deadline>` (upstream GCRA rewrites itself to exactly this), or `DEL key` when the
+/// deadline is already due. The command itself must not be replayed: its result depends
+/// on the time.
+fn propagate_tat(ctx: &mut Ctx<'_>, key: &Bytes, tat: i64, deadline: u64) {
+    if !ctx.aof_on() {
+        return;
+    }
+    if deadline <= ctx.now {
+        ctx.propagate(vec![Bytes::from_static(b"DEL"), key.clone()]);
+    } else {
+        ctx.propagate(vec![
+            Bytes::from_static(b"SET"),
+            key.clone(),
+            crate::aof::int_arg(tat),
+            Bytes::from_static(b"PXAT"),
+            crate::aof::int_arg(deadline),
+        ]);
+    }
 }
 
 /// Redis's getRangeLongFromObjectOrReply with its default message.
@@ -207,6 +233,9 @@ fn gcra(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
         drop(g);
         ctx.notify(ev::STRING, "set", key);
         ctx.notify(ev::GENERIC, "expire", key);
+        propagate_tat(ctx, key, new_tat, deadline);
+    } else if ctx.aof_on() {
+        ctx.propagate_nothing();
     }
     Ok(Frame::Array(vec![
         Frame::Integer(i64::from(o.limited)),

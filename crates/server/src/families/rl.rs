@@ -157,13 +157,49 @@ fn stored<'g>(
 }
 
 /// Stores `rl` under `key` until it is full again (`reset_ms` from now), or deletes the
-/// key if it already is.
-fn store(g: &mut Guard<'_>, db: usize, key: &[u8], rl: RateLimit, now: u64, reset_ms: i64) {
+/// key if it already is. Returns the deadline stored (`None`: deleted).
+fn store(
+    g: &mut Guard<'_>,
+    db: usize,
+    key: &[u8],
+    rl: RateLimit,
+    now: u64,
+    reset_ms: i64,
+) -> Option<(u64, RateLimit)> {
     if reset_ms <= 0 {
         g.delete(db, key, Reason::ServerDel);
+        None
     } else {
         let deadline = now.saturating_add(reset_ms as u64);
-        g.insert(db, key, Value::RateLimit(Box::new(rl)), deadline);
+        g.insert(db, key, Value::RateLimit(Box::new(rl.clone())), deadline);
+        Some((deadline, rl))
+    }
+}
+
+/// Logs a limiter's new state as its AOF effect: `RESTORE key <deadline> <payload>
+/// REPLACE ABSTTL` (the DUMP payload holds the `basalt-rl` module value), or `DEL key`
+/// when the limiter went back to full. Replaying it never depends on the replaying
+/// server's clock.
+fn propagate_state(ctx: &mut Ctx<'_>, key: &Bytes, stored: Option<(u64, RateLimit)>) {
+    if !ctx.aof_on() {
+        return;
+    }
+    match stored {
+        None => ctx.propagate(vec![Bytes::from_static(b"DEL"), key.clone()]),
+        Some((deadline, rl)) => {
+            let payload = basalt_persist::dump::dump(
+                &Value::RateLimit(Box::new(rl)),
+                basalt_persist::rdb::encode::EncodeOptions::default(),
+            );
+            ctx.propagate(vec![
+                Bytes::from_static(b"RESTORE"),
+                key.clone(),
+                crate::aof::int_arg(deadline),
+                Bytes::from(payload),
+                Bytes::from_static(b"REPLACE"),
+                Bytes::from_static(b"ABSTTL"),
+            ]);
+        }
     }
 }
 
@@ -257,9 +293,12 @@ fn rl_check(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
         Mode::Consume => d.allowed && (existed || cost > 0),
     };
     if changed {
-        store(&mut g, db, key, rl, now, d.reset_after_ms);
+        let stored = store(&mut g, db, key, rl, now, d.reset_after_ms);
         drop(g);
         ctx.notify(ev::MODULE, "rl.check", key);
+        propagate_state(ctx, key, stored);
+    } else if ctx.aof_on() {
+        ctx.propagate_nothing();
     }
     Ok(decision_frame(&d, &spec, headers))
 }
@@ -362,14 +401,18 @@ fn rl_mcheck(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
                 probe.check(t, 0, Mode::Peek)
             };
             if existed || d.reset_after_ms > 0 {
-                store(&mut g, db, key, rl, now, d.reset_after_ms);
-                touched.push(key);
+                let stored = store(&mut g, db, key, rl, now, d.reset_after_ms);
+                touched.push((key, stored));
             }
         }
     }
     drop(g);
-    for key in touched {
+    if touched.is_empty() && ctx.aof_on() {
+        ctx.propagate_nothing();
+    }
+    for (key, stored) in touched {
         ctx.notify(ev::MODULE, "rl.check", key);
+        propagate_state(ctx, key, stored);
     }
     let results = limits
         .iter()

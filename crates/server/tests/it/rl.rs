@@ -413,3 +413,123 @@ fn limiters_survive_save_and_restart() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Everything the rate limiters' state is made of, for comparing across a restart.
+fn rl_state(c: &mut RawClient) -> Vec<String> {
+    let mut out = Vec::new();
+    for key in ["cl", "gc"] {
+        out.push(format!("{key}={:?}", cmd(c, &["GET", key])));
+    }
+    for key in ["g", "f", "s", "l"] {
+        let info = pairs(cmd(c, &["RL.INFO", key]));
+        let raw: Vec<_> = info
+            .into_iter()
+            .filter(|(n, _)| !matches!(n.as_str(), "reset_after_ms" | "remaining"))
+            .collect();
+        out.push(format!("{key}={raw:?}"));
+    }
+    out
+}
+
+#[test]
+fn limiters_survive_aof_replay_and_rewrite() {
+    let dir = scratch("aof");
+    let d = dir.to_string_lossy().into_owned();
+    let args = ["--dir", d.as_str(), "--save", "", "--appendonly", "yes"];
+    let hour = "3600000";
+    let before = {
+        let server = crate::start(&args);
+        let mut c = RawClient::connect_port(server.port()).expect("connect");
+        for _ in 0..3 {
+            // The third of each is refused and must log nothing.
+            ints_of(cmd(&mut c, &["CL.THROTTLE", "cl", "1", "1", "3600"]));
+            ints_of(cmd(&mut c, &["GCRA", "gc", "1", "1", "3600"]));
+            for (key, spec) in [
+                ("g", ["GCRA", "2", "2", hour].as_slice()),
+                ("f", &["FIXED", "2", hour]),
+                ("s", &["SLIDING", "2", hour]),
+                ("l", &["LOG", "2", hour]),
+            ] {
+                let mut a = vec!["RL.CHECK", key];
+                a.extend(spec);
+                check(&mut c, &a);
+            }
+        }
+        let mut m = vec![
+            "RL.MCHECK",
+            "2",
+            "f",
+            "FIXED",
+            "2",
+            hour,
+            "x",
+            "LOG",
+            "5",
+            hour,
+        ];
+        assert_eq!(pairs_top(cmd(&mut c, &m)), 0);
+        m[2] = "y"; // a fresh FIXED key instead of the exhausted one
+        assert_eq!(pairs_top(cmd(&mut c, &m)), 1);
+        rl_state(&mut c)
+    };
+    // The AOF holds the effects (SET ... PXAT, RESTORE ... ABSTTL), never the
+    // time-dependent commands themselves.
+    let mut logged = Vec::new();
+    for e in std::fs::read_dir(dir.join("appendonlydir")).expect("appendonlydir") {
+        logged.extend(std::fs::read(e.expect("entry").path()).expect("read"));
+    }
+    let has = |needle: &[u8]| {
+        logged
+            .windows(needle.len())
+            .any(|w| w.eq_ignore_ascii_case(needle))
+    };
+    for cmd in [
+        &b"CL.THROTTLE"[..],
+        b"RL.CHECK",
+        b"RL.MCHECK",
+        b"$4\r\nGCRA",
+    ] {
+        assert!(
+            !has(cmd),
+            "{} logged verbatim",
+            String::from_utf8_lossy(cmd)
+        );
+    }
+    assert!(has(b"RESTORE") && has(b"PXAT") && has(b"ABSTTL"));
+    {
+        let server = crate::start(&args);
+        let mut c = RawClient::connect_port(server.port()).expect("connect");
+        assert_eq!(rl_state(&mut c), before, "after replaying the AOF");
+        // The refused MCHECK charged nothing; the allowed one (y and x) both keys.
+        assert_eq!(cmd(&mut c, &["EXISTS", "x", "y"]), Frame::Integer(2));
+        assert_eq!(field(&pairs(cmd(&mut c, &["RL.INFO", "x"])), "total"), 1);
+        assert!(matches!(cmd(&mut c, &["BGREWRITEAOF"]), Frame::Simple(_)));
+        // Wait for the rewrite to finish.
+        for _ in 0..200 {
+            let Frame::Bulk(info) = cmd(&mut c, &["INFO", "persistence"]) else {
+                panic!("INFO")
+            };
+            if String::from_utf8_lossy(&info).contains("aof_rewrite_in_progress:0") {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+    let server = crate::start(&args);
+    let mut c = RawClient::connect_port(server.port()).expect("connect");
+    assert_eq!(rl_state(&mut c), before, "after loading the rewritten AOF");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn ints_of(f: Frame) -> Vec<i64> {
+    match f {
+        Frame::Array(items) => items
+            .into_iter()
+            .map(|i| match i {
+                Frame::Integer(v) => v,
+                other => panic!("{other:?}"),
+            })
+            .collect(),
+        other => panic!("{other:?}"),
+    }
+}
