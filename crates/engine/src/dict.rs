@@ -8,15 +8,123 @@
 //! smaller, so a cursor never skips them. Open addressing (hashbrown) moves entries
 //! between probe positions and cannot keep that promise.
 //!
+//! Memory layout (this table holds every key of the server, so bytes per key matter):
+//! each entry is ONE heap block, `[next link | value | key length | key bytes]`. The
+//! key's name lives inside the node instead of in a second allocation, and the node
+//! does not store the key's hash: the table keeps the keyspace's hasher and recomputes
+//! a hash where it needs one (moving entries on resize, confirming a match in the
+//! `*_where` lookups, reporting a sampled entry's hash). A 16-byte key with the
+//! keyspace's 48-byte `Entry` takes one 80-byte block, where a boxed key plus a node
+//! with a stored hash took 80 + 16 bytes in two blocks.
+//!
 //! The caller supplies the key's 64-bit hash (the keyspace computes it once to pick the
-//! shard); the table uses its low bits. Resizing is done at once: with many shards per
-//! server each table stays small enough for that to be cheap.
+//! shard; it must come from the same hasher as the table's, which debug builds check);
+//! the table uses its low bits. Resizing is done at once: with many shards per server
+//! each table stays small enough for that to be cheap, and the bucket array (8 bytes a
+//! bucket) is the only thing reallocated, so growth adds at most 8 bytes per key of
+//! transient memory.
 
+use foldhash::fast::FixedState;
+use std::alloc::{Layout, alloc, dealloc, handle_alloc_error};
+use std::hash::BuildHasher;
+use std::marker::PhantomData;
+use std::ptr::NonNull;
+
+/// A link to the next node of a chain (or a bucket's head).
+type Link<V> = Option<NonNull<Node<V>>>;
+
+/// The fixed part of a node; `key_len` bytes of key follow right after `key_len` in
+/// the same allocation (at [`Node::KEY_OFFSET`], which may be inside this struct's
+/// trailing padding). Nodes are only ever accessed field by field through raw
+/// pointers, never copied or written whole, so those padding bytes keep the key.
+#[repr(C)]
 struct Node<V> {
-    hash: u64,
-    key: Box<[u8]>,
+    next: Link<V>,
     value: V,
-    next: Option<Box<Node<V>>>,
+    key_len: u32,
+}
+
+impl<V> Node<V> {
+    /// Where the key's bytes start in a node's block.
+    const KEY_OFFSET: usize = std::mem::offset_of!(Self, key_len) + std::mem::size_of::<u32>();
+
+    /// Bytes requested for a node with a key of `key_len` bytes. At least the struct's
+    /// size, so that the `Node<V>` at the start of the block is entirely in bounds.
+    const fn block_size(key_len: usize) -> usize {
+        let n = Self::KEY_OFFSET + key_len;
+        let min = std::mem::size_of::<Self>();
+        if n > min { n } else { min }
+    }
+
+    fn layout(key_len: usize) -> Layout {
+        match Layout::from_size_align(Self::block_size(key_len), std::mem::align_of::<Self>()) {
+            Ok(l) => l,
+            // Only for keys near isize::MAX bytes, which no request can carry.
+            Err(_) => panic!("key of {key_len} bytes is too long for a table node"),
+        }
+    }
+
+    /// Allocates a node holding `key` and `value`, linked to `next`.
+    fn create(key: &[u8], value: V, next: Link<V>) -> NonNull<Node<V>> {
+        // Keys are bounded by proto-max-bulk-len (at most 512 MiB), far below u32::MAX.
+        let key_len = u32::try_from(key.len()).unwrap_or_else(|_| panic!("key too long"));
+        let layout = Self::layout(key.len());
+        // SAFETY: the layout has a non-zero size (at least `size_of::<Node<V>>()`, and a
+        // node holds a pointer).
+        let raw = unsafe { alloc(layout) }.cast::<Node<V>>();
+        let Some(node) = NonNull::new(raw) else {
+            handle_alloc_error(layout)
+        };
+        // SAFETY: `raw` is a fresh block of `block_size(key.len())` bytes aligned for
+        // `Node<V>`: the struct fits (block_size >= size_of) and the key's bytes fit at
+        // KEY_OFFSET. The struct is written before the key so its padding cannot
+        // overwrite the key.
+        unsafe {
+            raw.write(Node {
+                next,
+                value,
+                key_len,
+            });
+            std::ptr::copy_nonoverlapping(
+                key.as_ptr(),
+                raw.cast::<u8>().add(Self::KEY_OFFSET),
+                key.len(),
+            );
+        }
+        node
+    }
+
+    /// The key stored in `node`.
+    ///
+    /// # Safety
+    /// `node` must be a live node made by [`Node::create`], and the slice must not
+    /// outlive it.
+    unsafe fn key<'a>(node: NonNull<Node<V>>) -> &'a [u8] {
+        let p = node.as_ptr();
+        // SAFETY: per the contract, the block holds `key_len` key bytes at KEY_OFFSET.
+        unsafe {
+            let len = (*p).key_len as usize;
+            std::slice::from_raw_parts(p.cast::<u8>().add(Self::KEY_OFFSET), len)
+        }
+    }
+
+    /// Frees `node` and returns its value.
+    ///
+    /// # Safety
+    /// `node` must be a live node made by [`Node::create`] and unlinked from every
+    /// chain; it is dangling afterwards.
+    unsafe fn destroy(node: NonNull<Node<V>>) -> V {
+        let p = node.as_ptr();
+        // SAFETY: per the contract the node is live and owned by the caller: its value
+        // is moved out exactly once and the block is freed with the layout it was
+        // allocated with (recomputed from the same key length).
+        unsafe {
+            let layout = Self::layout((*p).key_len as usize);
+            let value = std::ptr::read(&raw const (*p).value);
+            dealloc(p.cast::<u8>(), layout);
+            value
+        }
+    }
 }
 
 /// Redis's SCAN cursor step for a table of `mask + 1` buckets: increments the cursor's
@@ -33,11 +141,24 @@ pub(crate) fn next_cursor(cursor: u64, mask: u64) -> u64 {
 /// Smallest number of buckets a non-empty table keeps.
 const MIN_BUCKETS: usize = 4;
 
+/// Seed of the hasher of tables built with [`Dict::new`].
+const DEFAULT_SEED: u64 = 0x5EED_D1C7;
+
 /// A hash table from byte-string keys to `V`, with stable-cursor scanning and random sampling.
 pub struct Dict<V> {
-    buckets: Vec<Option<Box<Node<V>>>>,
+    buckets: Vec<Link<V>>,
     len: usize,
+    hasher: FixedState,
+    /// The table owns its nodes (and so its `V`s), as a `Box<Node<V>>` would.
+    _owns: PhantomData<Box<Node<V>>>,
 }
+
+// SAFETY: a `Dict` owns its nodes exclusively (no node is shared between tables and no
+// pointer to one escapes except as borrows tied to `&self`/`&mut self`), exactly like a
+// `Vec<Box<(Vec<u8>, V)>>`, so it is `Send`/`Sync` when `V` is.
+unsafe impl<V: Send> Send for Dict<V> {}
+// SAFETY: see the `Send` impl; shared access only hands out `&V` and `&[u8]`.
+unsafe impl<V: Sync> Sync for Dict<V> {}
 
 impl<V> Default for Dict<V> {
     fn default() -> Self {
@@ -46,12 +167,31 @@ impl<V> Default for Dict<V> {
 }
 
 impl<V> Dict<V> {
-    /// An empty table (allocates nothing until the first insert).
+    /// An empty table hashing with a fixed seed (allocates nothing until the first
+    /// insert). Callers must pass hashes from [`Dict::hash`].
     pub fn new() -> Self {
+        Self::with_hasher(FixedState::with_seed(DEFAULT_SEED))
+    }
+
+    /// An empty table whose keys' hashes come from `hasher` (the hashes callers pass
+    /// must be `hasher.hash_one(key)`).
+    pub fn with_hasher(hasher: FixedState) -> Self {
         Dict {
             buckets: Vec::new(),
             len: 0,
+            hasher,
+            _owns: PhantomData,
         }
+    }
+
+    /// An empty table with the same hasher as this one.
+    pub fn empty_like(&self) -> Self {
+        Self::with_hasher(self.hasher.clone())
+    }
+
+    /// The hash of `key` as this table computes it.
+    pub fn hash(&self, key: &[u8]) -> u64 {
+        self.hasher.hash_one(key)
     }
 
     /// Number of entries.
@@ -73,50 +213,56 @@ impl<V> Dict<V> {
         self.buckets.len().wrapping_sub(1)
     }
 
-    /// Looks a key up.
-    pub fn get(&self, hash: u64, key: &[u8]) -> Option<&V> {
+    /// Bytes requested from the allocator for one entry whose key is `key_len` bytes:
+    /// the node (chain link, value, key length) and the key's bytes, in one block.
+    pub const fn node_size(key_len: usize) -> usize {
+        Node::<V>::block_size(key_len)
+    }
+
+    /// Bytes of a node besides its key's bytes.
+    pub const fn node_header_size() -> usize {
+        Node::<V>::KEY_OFFSET
+    }
+
+    /// The first node of `hash`'s chain for which `pred` holds.
+    fn find(&self, hash: u64, mut pred: impl FnMut(&[u8], &V) -> bool) -> Link<V> {
         if self.buckets.is_empty() {
             return None;
         }
-        let mut cur = self.buckets[hash as usize & self.mask()].as_deref();
+        let mut cur = self.buckets[hash as usize & self.mask()];
         while let Some(node) = cur {
-            if node.hash == hash && node.key.as_ref() == key {
-                return Some(&node.value);
+            // SAFETY: every node linked from the table is live while `self` is borrowed.
+            unsafe {
+                if pred(Node::key(node), &(*node.as_ptr()).value) {
+                    return Some(node);
+                }
+                cur = (*node.as_ptr()).next;
             }
-            cur = node.next.as_deref();
         }
         None
+    }
+
+    /// Looks a key up.
+    pub fn get(&self, hash: u64, key: &[u8]) -> Option<&V> {
+        let node = self.find(hash, |k, _| k == key)?;
+        // SAFETY: the node is live for as long as `self` is borrowed.
+        Some(unsafe { &(*node.as_ptr()).value })
     }
 
     /// Looks a key up for modification.
     pub fn get_mut(&mut self, hash: u64, key: &[u8]) -> Option<&mut V> {
-        if self.buckets.is_empty() {
-            return None;
-        }
-        let idx = hash as usize & self.mask();
-        let mut cur = self.buckets[idx].as_deref_mut();
-        while let Some(node) = cur {
-            if node.hash == hash && node.key.as_ref() == key {
-                return Some(&mut node.value);
-            }
-            cur = node.next.as_deref_mut();
-        }
-        None
+        let node = self.find(hash, |k, _| k == key)?;
+        // SAFETY: the node is live and `self` is borrowed mutably, so no other
+        // reference to its value exists.
+        Some(unsafe { &mut (*node.as_ptr()).value })
     }
 
     /// Looks up the first entry with `hash` for which `pred` holds.
     pub fn get_where(&self, hash: u64, mut pred: impl FnMut(&[u8], &V) -> bool) -> Option<&V> {
-        if self.buckets.is_empty() {
-            return None;
-        }
-        let mut cur = self.buckets[hash as usize & self.mask()].as_deref();
-        while let Some(node) = cur {
-            if node.hash == hash && pred(&node.key, &node.value) {
-                return Some(&node.value);
-            }
-            cur = node.next.as_deref();
-        }
-        None
+        let hasher = self.hasher.clone();
+        let node = self.find(hash, |k, v| pred(k, v) && hasher.hash_one(k) == hash)?;
+        // SAFETY: the node is live for as long as `self` is borrowed.
+        Some(unsafe { &(*node.as_ptr()).value })
     }
 
     /// Looks up the first entry with `hash` for which `pred` holds, for modification
@@ -126,44 +272,23 @@ impl<V> Dict<V> {
         hash: u64,
         mut pred: impl FnMut(&[u8], &V) -> bool,
     ) -> Option<(&[u8], &mut V)> {
-        if self.buckets.is_empty() {
-            return None;
-        }
-        let idx = hash as usize & self.mask();
-        let mut cur = self.buckets[idx].as_deref_mut();
-        while let Some(node) = cur {
-            if node.hash == hash && pred(&node.key, &node.value) {
-                return Some((&*node.key, &mut node.value));
-            }
-            cur = node.next.as_deref_mut();
-        }
-        None
-    }
-
-    /// Heap bytes of one entry's node (hash, key pointer, value, chain link), as
-    /// allocated: the per-key cost of the table besides the key's bytes.
-    pub const fn node_size() -> usize {
-        std::mem::size_of::<Node<V>>()
+        let hasher = self.hasher.clone();
+        let node = self.find(hash, |k, v| pred(k, v) && hasher.hash_one(k) == hash)?;
+        // SAFETY: the node is live and `self` is borrowed mutably; the key and the
+        // value are disjoint parts of the block.
+        unsafe { Some((Node::key(node), &mut (*node.as_ptr()).value)) }
     }
 
     /// Looks a key up and returns the stored key too.
     pub fn get_key_value(&self, hash: u64, key: &[u8]) -> Option<(&[u8], &V)> {
-        if self.buckets.is_empty() {
-            return None;
-        }
-        let mut cur = self.buckets[hash as usize & self.mask()].as_deref();
-        while let Some(node) = cur {
-            if node.hash == hash && node.key.as_ref() == key {
-                return Some((&*node.key, &node.value));
-            }
-            cur = node.next.as_deref();
-        }
-        None
+        let node = self.find(hash, |k, _| k == key)?;
+        // SAFETY: the node is live for as long as `self` is borrowed.
+        unsafe { Some((Node::key(node), &(*node.as_ptr()).value)) }
     }
 
     /// Inserts or replaces; returns the previous value of the key.
-    pub fn insert(&mut self, hash: u64, key: Box<[u8]>, value: V) -> Option<V> {
-        if let Some(slot) = self.get_mut(hash, &key) {
+    pub fn insert(&mut self, hash: u64, key: &[u8], value: V) -> Option<V> {
+        if let Some(slot) = self.get_mut(hash, key) {
             return Some(std::mem::replace(slot, value));
         }
         self.insert_unique(hash, key, value);
@@ -171,81 +296,85 @@ impl<V> Dict<V> {
     }
 
     /// Inserts a key the caller knows is absent (saves the lookup of [`Dict::insert`]).
-    pub fn insert_unique(&mut self, hash: u64, key: Box<[u8]>, value: V) {
+    pub fn insert_unique(&mut self, hash: u64, key: &[u8], value: V) {
+        debug_assert_eq!(hash, self.hash(key), "hash from another hasher");
         debug_assert!(
-            self.get(hash, &key).is_none(),
+            self.get(hash, key).is_none(),
             "insert_unique of a present key"
         );
         if self.len >= self.buckets.len() {
             self.resize((self.buckets.len() * 2).max(MIN_BUCKETS));
         }
         let idx = hash as usize & self.mask();
-        let next = self.buckets[idx].take();
-        self.buckets[idx] = Some(Box::new(Node {
-            hash,
-            key,
-            value,
-            next,
-        }));
+        self.buckets[idx] = Some(Node::create(key, value, self.buckets[idx]));
         self.len += 1;
     }
 
-    /// Removes a key; returns the stored key and value.
-    pub fn remove(&mut self, hash: u64, key: &[u8]) -> Option<(Box<[u8]>, V)> {
+    /// Unlinks the first node of `hash`'s chain for which `pred` holds.
+    fn unlink(&mut self, hash: u64, mut pred: impl FnMut(&[u8], &V) -> bool) -> Link<V> {
         if self.buckets.is_empty() {
             return None;
         }
         let idx = hash as usize & self.mask();
-        let mut link = &mut self.buckets[idx];
-        loop {
-            match link {
-                None => return None,
-                Some(node) if node.hash == hash && node.key.as_ref() == key => {
-                    let mut boxed = link.take()?;
-                    *link = boxed.next.take();
+        let mut link: *mut Link<V> = &mut self.buckets[idx];
+        // SAFETY: `link` always points at a live link slot (a bucket, or the `next`
+        // field of a live node) and `self` is borrowed mutably throughout.
+        unsafe {
+            while let Some(node) = *link {
+                let p = node.as_ptr();
+                if pred(Node::key(node), &(*p).value) {
+                    *link = (*p).next;
                     self.len -= 1;
-                    self.maybe_shrink();
-                    return Some((boxed.key, boxed.value));
+                    return Some(node);
                 }
-                Some(node) => link = &mut node.next,
+                link = &raw mut (*p).next;
             }
         }
+        None
+    }
+
+    /// Removes a key; returns its value.
+    pub fn remove(&mut self, hash: u64, key: &[u8]) -> Option<V> {
+        let node = self.unlink(hash, |k, _| k == key)?;
+        // SAFETY: the node was just unlinked and is owned here.
+        let value = unsafe { Node::destroy(node) };
+        self.maybe_shrink();
+        Some(value)
     }
 
     /// Removes the first entry with `hash` for which `pred` holds (used when only the hash
-    /// of a key is known, as in the keyspace's deadline index).
+    /// of a key is known, as in the keyspace's deadline index); returns a copy of the
+    /// stored key and the value.
     pub fn remove_where(
         &mut self,
         hash: u64,
         mut pred: impl FnMut(&[u8], &V) -> bool,
     ) -> Option<(Box<[u8]>, V)> {
-        if self.buckets.is_empty() {
-            return None;
-        }
-        let idx = hash as usize & self.mask();
-        let mut link = &mut self.buckets[idx];
-        loop {
-            match link {
-                None => return None,
-                Some(node) if node.hash == hash && pred(&node.key, &node.value) => {
-                    let mut boxed = link.take()?;
-                    *link = boxed.next.take();
-                    self.len -= 1;
-                    self.maybe_shrink();
-                    return Some((boxed.key, boxed.value));
-                }
-                Some(node) => link = &mut node.next,
-            }
-        }
+        let hasher = self.hasher.clone();
+        let node = self.unlink(hash, |k, v| pred(k, v) && hasher.hash_one(k) == hash)?;
+        // SAFETY: the node was just unlinked and is owned here; the key is copied out
+        // before the node is freed.
+        let (key, value) = unsafe {
+            let key: Box<[u8]> = Node::key(node).into();
+            (key, Node::destroy(node))
+        };
+        self.maybe_shrink();
+        Some((key, value))
     }
 
     /// Consumes the table, handing every entry to `f` (order unspecified).
     pub fn into_each(mut self, mut f: impl FnMut(Box<[u8]>, V)) {
         for bucket in self.buckets.iter_mut() {
             let mut cur = bucket.take();
-            while let Some(mut node) = cur {
-                cur = node.next.take();
-                f(node.key, node.value);
+            while let Some(node) = cur {
+                // SAFETY: the chain was detached from the table, so each node is owned
+                // here; `next` and the key are read before the node is freed.
+                let (key, value) = unsafe {
+                    cur = (*node.as_ptr()).next;
+                    let key: Box<[u8]> = Node::key(node).into();
+                    (key, Node::destroy(node))
+                };
+                f(key, value);
             }
         }
         self.len = 0;
@@ -253,12 +382,15 @@ impl<V> Dict<V> {
 
     /// Removes every entry and releases the buckets.
     pub fn clear(&mut self) {
-        // Unlink chains iteratively: dropping a long `Box` chain recursively could
-        // overflow the stack.
         for bucket in self.buckets.iter_mut() {
             let mut cur = bucket.take();
-            while let Some(mut node) = cur {
-                cur = node.next.take();
+            while let Some(node) = cur {
+                // SAFETY: the chain was detached from the table, so each node is owned
+                // here; `next` is read before the node is freed.
+                unsafe {
+                    cur = (*node.as_ptr()).next;
+                    drop(Node::destroy(node));
+                }
             }
         }
         self.buckets = Vec::new();
@@ -275,40 +407,57 @@ impl<V> Dict<V> {
 
     fn resize(&mut self, new_size: usize) {
         debug_assert!(new_size.is_power_of_two());
-        let mut fresh: Vec<Option<Box<Node<V>>>> = Vec::with_capacity(new_size);
-        fresh.resize_with(new_size, || None);
+        let mut fresh: Vec<Link<V>> = vec![None; new_size];
         let mask = new_size - 1;
         for bucket in self.buckets.iter_mut() {
             let mut cur = bucket.take();
-            while let Some(mut node) = cur {
-                cur = node.next.take();
-                let idx = node.hash as usize & mask;
-                node.next = fresh[idx].take();
-                fresh[idx] = Some(node);
+            while let Some(node) = cur {
+                // SAFETY: each node of the detached chain is live and relinked exactly
+                // once into `fresh`; `next` is read before it is overwritten.
+                unsafe {
+                    let p = node.as_ptr();
+                    cur = (*p).next;
+                    let idx = self.hasher.hash_one(Node::key(node)) as usize & mask;
+                    (*p).next = fresh[idx];
+                    fresh[idx] = Some(node);
+                }
             }
         }
         self.buckets = fresh;
     }
 
+    /// Visits the nodes of one chain.
+    fn chain(&self, mut cur: Link<V>, mut f: impl FnMut(NonNull<Node<V>>)) {
+        while let Some(node) = cur {
+            // SAFETY: nodes linked from the table are live while `self` is borrowed;
+            // `next` is read before `f` sees the node (which it must not unlink).
+            unsafe {
+                cur = (*node.as_ptr()).next;
+            }
+            f(node);
+        }
+    }
+
     /// Visits every entry (order unspecified).
     pub fn for_each(&self, mut f: impl FnMut(&[u8], &V)) {
-        for bucket in &self.buckets {
-            let mut cur = bucket.as_deref();
-            while let Some(node) = cur {
-                f(&node.key, &node.value);
-                cur = node.next.as_deref();
-            }
+        for &head in &self.buckets {
+            // SAFETY: the nodes are live while `self` is borrowed.
+            self.chain(head, |n| unsafe { f(Node::key(n), &(*n.as_ptr()).value) });
         }
     }
 
     /// Visits every entry with its hash, for modification (order unspecified).
     pub fn for_each_mut(&mut self, mut f: impl FnMut(u64, &[u8], &mut V)) {
-        for bucket in self.buckets.iter_mut() {
-            let mut cur = bucket.as_deref_mut();
-            while let Some(node) = cur {
-                f(node.hash, &node.key, &mut node.value);
-                cur = node.next.as_deref_mut();
-            }
+        let hasher = self.hasher.clone();
+        for &head in &self.buckets {
+            self.chain(head, |n| {
+                // SAFETY: the nodes are live and `self` is borrowed mutably, so this is
+                // the only reference to each value; key and value are disjoint.
+                unsafe {
+                    let key = Node::key(n);
+                    f(hasher.hash_one(key), key, &mut (*n.as_ptr()).value)
+                }
+            });
         }
     }
 
@@ -320,11 +469,9 @@ impl<V> Dict<V> {
             return 0;
         }
         let mask = self.mask() as u64;
-        let mut cur = self.buckets[(cursor & mask) as usize].as_deref();
-        while let Some(node) = cur {
-            f(&node.key, &node.value);
-            cur = node.next.as_deref();
-        }
+        let head = self.buckets[(cursor & mask) as usize];
+        // SAFETY: the nodes are live while `self` is borrowed.
+        self.chain(head, |n| unsafe { f(Node::key(n), &(*n.as_ptr()).value) });
         next_cursor(cursor, mask)
     }
 
@@ -344,21 +491,26 @@ impl<V> Dict<V> {
         let start = r1 as usize & (n - 1);
         for i in 0..n {
             let idx = (start + i) & (n - 1);
-            if let Some(head) = self.buckets[idx].as_deref() {
-                let mut chain_len = 0usize;
-                let mut cur = Some(head);
-                while let Some(node) = cur {
-                    chain_len += 1;
-                    cur = node.next.as_deref();
-                }
-                let mut pick = (r2 % chain_len as u64) as usize;
-                let mut cur = head;
-                while pick > 0 {
-                    pick -= 1;
-                    cur = cur.next.as_deref()?;
-                }
-                return Some((cur.hash, &*cur.key, &cur.value));
+            let head = self.buckets[idx];
+            if head.is_none() {
+                continue;
             }
+            let mut chain_len = 0u64;
+            self.chain(head, |_| chain_len += 1);
+            let mut pick = r2 % chain_len;
+            let mut found = None;
+            self.chain(head, |node| {
+                if pick == 0 && found.is_none() {
+                    found = Some(node);
+                }
+                pick = pick.wrapping_sub(1);
+            });
+            let node = found?;
+            // SAFETY: the node is live while `self` is borrowed.
+            return unsafe {
+                let key = Node::key(node);
+                Some((self.hasher.hash_one(key), key, &(*node.as_ptr()).value))
+            };
         }
         None
     }
@@ -377,7 +529,7 @@ mod tests {
 
     fn h(k: &[u8]) -> u64 {
         use std::hash::BuildHasher;
-        foldhash::fast::FixedState::with_seed(7).hash_one(k)
+        foldhash::fast::FixedState::with_seed(DEFAULT_SEED).hash_one(k)
     }
 
     #[test]
@@ -385,14 +537,11 @@ mod tests {
         let mut d = Dict::new();
         for i in 0..1000u32 {
             let k = format!("k{i}");
-            assert!(
-                d.insert(h(k.as_bytes()), k.into_bytes().into_boxed_slice(), i)
-                    .is_none()
-            );
+            assert!(d.insert(h(k.as_bytes()), k.as_bytes(), i).is_none());
         }
         assert_eq!(d.len(), 1000);
         assert_eq!(d.get(h(b"k10"), b"k10"), Some(&10));
-        assert_eq!(d.insert(h(b"k10"), b"k10"[..].into(), 99), Some(10));
+        assert_eq!(d.insert(h(b"k10"), b"k10", 99), Some(10));
         assert_eq!(d.len(), 1000);
         for i in 0..1000u32 {
             let k = format!("k{i}");
@@ -407,11 +556,7 @@ mod tests {
         let mut d = Dict::new();
         let stable: Vec<String> = (0..500).map(|i| format!("stable{i}")).collect();
         for k in &stable {
-            d.insert(
-                h(k.as_bytes()),
-                k.clone().into_bytes().into_boxed_slice(),
-                (),
-            );
+            d.insert(h(k.as_bytes()), k.as_bytes(), ());
         }
         let mut seen = HashSet::new();
         let mut cursor = 0u64;
@@ -425,7 +570,7 @@ mod tests {
             if step == 3 {
                 for i in 0..5000 {
                     let k = format!("tmp{i}");
-                    d.insert(h(k.as_bytes()), k.into_bytes().into_boxed_slice(), ());
+                    d.insert(h(k.as_bytes()), k.as_bytes(), ());
                 }
             }
             if step == 40 {
@@ -449,7 +594,7 @@ mod tests {
         assert!(d.random_entry(1, 2).is_none());
         for i in 0..100u32 {
             let k = format!("k{i}");
-            d.insert(h(k.as_bytes()), k.into_bytes().into_boxed_slice(), i);
+            d.insert(h(k.as_bytes()), k.as_bytes(), i);
         }
         let mut seen = HashSet::new();
         for i in 0..2000u64 {
@@ -470,8 +615,8 @@ mod tests {
                 let k = format!("key{key}");
                 let hk = h(k.as_bytes());
                 match op {
-                    0 => { proptest::prop_assert_eq!(d.insert(hk, k.clone().into_bytes().into_boxed_slice(), val), m.insert(k, val)); }
-                    1 => { proptest::prop_assert_eq!(d.remove(hk, k.as_bytes()).map(|(_, v)| v), m.remove(&k)); }
+                    0 => { proptest::prop_assert_eq!(d.insert(hk, k.as_bytes(), val), m.insert(k, val)); }
+                    1 => { proptest::prop_assert_eq!(d.remove(hk, k.as_bytes()), m.remove(&k)); }
                     _ => { proptest::prop_assert_eq!(d.get(hk, k.as_bytes()), m.get(&k)); }
                 }
                 proptest::prop_assert_eq!(d.len(), m.len());

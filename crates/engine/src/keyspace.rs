@@ -39,7 +39,7 @@ use crate::evict::{
     self, FREQ_SHIFT, Fifo, IN_MAIN, LFU_INIT_VAL, Policy, SEQ_MASK, Tracking, fifo_freq, fifo_hit,
 };
 use crate::lazyfree::{LazyFree, Reason};
-use crate::memory::{BUCKET_BYTES, EXPIRE_INDEX_BYTES, alloc_size, entry_bytes};
+use crate::memory::{BUCKET_BYTES, EXPIRE_INDEX_BYTES, entry_bytes};
 use crate::value::Value;
 use bytes::Bytes;
 use parking_lot::{Mutex, MutexGuard};
@@ -196,7 +196,6 @@ pub struct DbMemory {
 }
 
 /// One database's keys within one shard.
-#[derive(Default)]
 struct Db {
     dict: Dict<Entry>,
     /// Keys with a deadline, as `(deadline, key hash) -> count`. The key itself is not
@@ -220,13 +219,25 @@ struct Flushed {
 }
 
 impl Db {
+    /// An empty slice whose table hashes keys with the keyspace's `hasher`.
+    fn new(hasher: foldhash::fast::FixedState) -> Db {
+        Db {
+            dict: Dict::with_hasher(hasher),
+            expires: BTreeMap::new(),
+            volatile: 0,
+            used: 0,
+            fifo: None,
+        }
+    }
+
     /// Empties the slice, returning its contents (the caller frees them, maybe lazily).
     fn take(&mut self) -> (Flushed, usize, usize) {
         let keys = self.dict.len();
         let bytes = self.used;
         let fifo = self.fifo.as_ref().map(|f| Box::new(Fifo::new(f.s3)));
+        let empty = self.dict.empty_like();
         let out = Flushed {
-            _dict: std::mem::take(&mut self.dict),
+            _dict: std::mem::replace(&mut self.dict, empty),
             _expires: std::mem::take(&mut self.expires),
             _fifo: std::mem::replace(&mut self.fifo, fifo),
         };
@@ -480,7 +491,8 @@ impl Freeze {
         }
         let old = &mut self.old[db];
         if take {
-            std::mem::take(&mut d.dict).into_each(|k, e| {
+            let empty = d.dict.empty_like();
+            std::mem::replace(&mut d.dict, empty).into_each(|k, e| {
                 old.entry(k).or_insert(Some(e));
             });
         } else {
@@ -694,8 +706,9 @@ impl Keyspace {
         let databases = cfg.databases.max(1);
         let shards = (0..n)
             .map(|i| {
+                let hasher = foldhash::fast::FixedState::with_seed(cfg.hash_seed);
                 let mut dbs = Vec::with_capacity(databases);
-                dbs.resize_with(databases, Db::default);
+                dbs.resize_with(databases, || Db::new(hasher.clone()));
                 Mutex::new(Shard {
                     dbs,
                     stats: ShardStats::default(),
@@ -1083,7 +1096,7 @@ impl Keyspace {
                     })
                 } else {
                     let picked = d.dict.random_node(r1, r2).map(|(h, k, _)| (h, k.to_vec()));
-                    picked.and_then(|(h, k)| d.dict.remove(h, &k).map(|(k, e)| (h, k, e)))
+                    picked.and_then(|(h, k)| d.dict.remove(h, &k).map(|e| (h, k.into(), e)))
                 };
                 if let Some((h, k, e)) = removed {
                     return Some(self.evicted(&mut s, db, h, &k, e));
@@ -1360,8 +1373,8 @@ impl<'a> Guard<'a> {
             Some(e) => e.expire_at != 0 && e.expire_at <= now,
         };
         if expired {
-            if let Some((k, e)) = d.dict.remove(hash, key) {
-                d.removed(hash, k.len(), &e);
+            if let Some(e) = d.dict.remove(hash, key) {
+                d.removed(hash, key.len(), &e);
                 let e = match shard.freeze.as_mut() {
                     Some(f) => f.keep_owned(db, key, e),
                     None => Some(e),
@@ -1518,7 +1531,7 @@ impl<'a> Guard<'a> {
         d.used += node_and_key(key.len()) + add;
         d.dict.insert_unique(
             hash,
-            key.into(),
+            key,
             Entry {
                 value,
                 expire_at,
@@ -1544,8 +1557,8 @@ impl<'a> Guard<'a> {
             f.keep(db, &shard.dbs[db], hash, key);
         }
         let d = &mut shard.dbs[db];
-        let (k, e) = d.dict.remove(hash, key)?;
-        d.removed(hash, k.len(), &e);
+        let e = d.dict.remove(hash, key)?;
+        d.removed(hash, key.len(), &e);
         if e.expire_at != 0 && e.expire_at <= now {
             shard.stats.expired_keys += 1;
             ks.expired(db, key);
@@ -1680,7 +1693,7 @@ impl<'a> Guard<'a> {
 
 /// Bytes of a node and its key name (the value is added separately).
 fn node_and_key(key_len: usize) -> usize {
-    crate::memory::NODE_BYTES + alloc_size(key_len)
+    crate::memory::node_bytes(key_len)
 }
 
 #[cfg(test)]

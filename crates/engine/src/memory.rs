@@ -39,9 +39,20 @@ pub const fn alloc_size(n: usize) -> usize {
     (n + step - 1) & !(step - 1)
 }
 
-/// Bytes of one keyspace table node (hash, key pointer, value, deadline, eviction
-/// metadata, chain link).
-pub const NODE_BYTES: usize = alloc_size(Dict::<Entry>::node_size());
+/// Bytes of one keyspace table node besides its key's bytes (chain link, value,
+/// deadline, eviction metadata, key length): the fixed per-key cost of the table. The
+/// node and the key's name share one allocation, see [`node_bytes`].
+pub const NODE_BYTES: usize = Dict::<Entry>::node_header_size();
+
+/// Bytes of the single block holding one key's table node and its name.
+///
+/// ```
+/// use basalt_engine::memory::node_bytes;
+/// assert_eq!(node_bytes(16), 80);
+/// ```
+pub const fn node_bytes(key_len: usize) -> usize {
+    alloc_size(Dict::<Entry>::node_size(key_len))
+}
 
 /// Bytes per key with a deadline in the per-database deadline index (a B-tree entry of
 /// `(deadline, hash) -> count` at about two-thirds occupancy).
@@ -52,7 +63,7 @@ pub const BUCKET_BYTES: usize = std::mem::size_of::<usize>();
 
 /// Bytes one key costs in the table: its node, its name and its value.
 pub fn entry_bytes(key_len: usize, value: &Value) -> usize {
-    NODE_BYTES + alloc_size(key_len) + value.mem_usage()
+    node_bytes(key_len) + value.mem_usage()
 }
 
 /// Freeing a value costs about one deallocation per this many elements or nodes: values
@@ -83,7 +94,13 @@ mod tests {
     }
 
     #[test]
-    fn node_stays_at_80_bytes() {
-        assert_eq!(NODE_BYTES, 80);
+    fn node_and_key_share_one_small_block() {
+        // A 16-byte key and its node fit the 80-byte class (they took 80 + 16 before
+        // the key moved into the node and the stored hash went away).
+        assert_eq!(NODE_BYTES, 52);
+        assert_eq!(node_bytes(0), 56);
+        assert_eq!(node_bytes(16), 80);
+        assert_eq!(node_bytes(28), 80);
+        assert_eq!(node_bytes(29), 96);
     }
 }

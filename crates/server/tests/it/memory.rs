@@ -294,10 +294,10 @@ fn memory_usage_and_stats() {
     let server = crate::start(&[]);
     let mut c = RawClient::connect_port(server.port()).expect("connect");
     c.cmd(&[b"SET", b"foo", b"bar"]).expect("set");
-    // Node (80) + key (8) + embstr value (8).
+    // Node with the key's 3 bytes in one block (56) + embstr value (8).
     assert_eq!(
         c.cmd(&[b"MEMORY", b"USAGE", b"foo"]).expect("usage"),
-        b":96\r\n"
+        b":64\r\n"
     );
     assert_eq!(
         c.cmd(&[b"MEMORY", b"USAGE", b"nokey"]).expect("usage"),
