@@ -9,13 +9,14 @@
 //! between probe positions and cannot keep that promise.
 //!
 //! Memory layout (this table holds every key of the server, so bytes per key matter):
-//! each entry is ONE heap block, `[next link | value | key length | key bytes]`. The
-//! key's name lives inside the node instead of in a second allocation, and the node
-//! does not store the key's hash: the table keeps the keyspace's hasher and recomputes
-//! a hash where it needs one (moving entries on resize, confirming a match in the
-//! `*_where` lookups, reporting a sampled entry's hash). A 16-byte key with the
-//! keyspace's 48-byte `Entry` takes one 80-byte block, where a boxed key plus a node
-//! with a stored hash took 80 + 16 bytes in two blocks.
+//! each entry is ONE heap block, `[next link | value | key bytes]`. The key's name lives
+//! inside the node instead of in a second allocation; its length rides in the top 16
+//! bits of the link that points to the node (keys of 64 KiB or more store it in the
+//! node instead); and the node does not store the key's hash: the table keeps the
+//! keyspace's hasher and recomputes a hash where it needs one (moving entries on resize,
+//! confirming a match in the `*_where` lookups, reporting a sampled entry's hash). A
+//! 16-byte key with the keyspace's 40-byte `Entry` takes one 64-byte block, where a
+//! boxed key and a node with a stored hash took 80 + 16 bytes in two blocks.
 //!
 //! The caller supplies the key's 64-bit hash (the keyspace computes it once to pick the
 //! shard; it must come from the same hasher as the table's, which debug builds check);
@@ -30,30 +31,67 @@ use std::hash::BuildHasher;
 use std::marker::PhantomData;
 use std::ptr::NonNull;
 
-/// A link to the next node of a chain (or a bucket's head).
-type Link<V> = Option<NonNull<Node<V>>>;
+// Links keep the key's length in their top 16 bits (below), which needs 64-bit
+// pointers whose top 16 bits are zero: true of user-space addresses on x86-64 and
+// AArch64 Linux, macOS and Windows (checked for every node allocated).
+const _: () = assert!(
+    usize::BITS == 64,
+    "the keyspace table needs 64-bit pointers"
+);
 
-/// The fixed part of a node; `key_len` bytes of key follow right after `key_len` in
-/// the same allocation (at [`Node::KEY_OFFSET`], which may be inside this struct's
-/// trailing padding). Nodes are only ever accessed field by field through raw
-/// pointers, never copied or written whole, so those padding bytes keep the key.
+/// Key lengths from this one up are stored in the node (8 bytes before the key) and the
+/// link carries this value instead.
+const LONG_KEY: usize = 0xFFFF;
+
+/// Bits of a link's address that hold the node's address.
+const ADDR_MASK: usize = (1 << 48) - 1;
+
+/// A pointer to a node, with the node's key length (or [`LONG_KEY`]) in its top 16 bits:
+/// keeping the length in the link that leads to a node saves four bytes in every node,
+/// which is what puts a 16-byte key and its 48-byte node in one 64-byte block.
+struct Tagged<V>(NonNull<Node<V>>);
+
+impl<V> Clone for Tagged<V> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<V> Copy for Tagged<V> {}
+
+impl<V> Tagged<V> {
+    /// The node's address, untagged.
+    fn as_ptr(self) -> *mut Node<V> {
+        self.0.as_ptr().map_addr(|a| a & ADDR_MASK)
+    }
+
+    /// The tag: the key's length, or [`LONG_KEY`] for keys stored with their length.
+    fn tag(self) -> usize {
+        self.0.as_ptr().addr() >> 48
+    }
+}
+
+/// A link to the next node of a chain (or a bucket's head).
+type Link<V> = Option<Tagged<V>>;
+
+/// The fixed part of a node; the key follows in the same allocation, at
+/// [`Node::KEY_OFFSET`], preceded by its length (8 bytes) only for keys of
+/// [`LONG_KEY`] bytes or more. Nodes are only ever accessed field by field through raw
+/// pointers, never copied or written whole.
 #[repr(C)]
 struct Node<V> {
     next: Link<V>,
     value: V,
-    key_len: u32,
 }
 
 impl<V> Node<V> {
-    /// Where the key's bytes start in a node's block.
-    const KEY_OFFSET: usize = std::mem::offset_of!(Self, key_len) + std::mem::size_of::<u32>();
+    /// Where the key's bytes (or a long key's length) start in a node's block.
+    const KEY_OFFSET: usize = std::mem::size_of::<Self>();
 
-    /// Bytes requested for a node with a key of `key_len` bytes. At least the struct's
-    /// size, so that the `Node<V>` at the start of the block is entirely in bounds.
+    /// Bytes requested for a node with a key of `key_len` bytes.
     const fn block_size(key_len: usize) -> usize {
-        let n = Self::KEY_OFFSET + key_len;
-        let min = std::mem::size_of::<Self>();
-        if n > min { n } else { min }
+        let prefix = if key_len >= LONG_KEY { 8 } else { 0 };
+        Self::KEY_OFFSET + prefix + key_len
     }
 
     fn layout(key_len: usize) -> Layout {
@@ -65,33 +103,36 @@ impl<V> Node<V> {
     }
 
     /// Allocates a node holding `key` and `value`, linked to `next`.
-    fn create(key: &[u8], value: V, next: Link<V>) -> NonNull<Node<V>> {
-        // Keys are bounded by proto-max-bulk-len (at most 512 MiB), far below u32::MAX.
-        let key_len = u32::try_from(key.len()).unwrap_or_else(|_| panic!("key too long"));
+    fn create(key: &[u8], value: V, next: Link<V>) -> Tagged<V> {
         let layout = Self::layout(key.len());
         // SAFETY: the layout has a non-zero size (at least `size_of::<Node<V>>()`, and a
         // node holds a pointer).
         let raw = unsafe { alloc(layout) }.cast::<Node<V>>();
-        let Some(node) = NonNull::new(raw) else {
+        if raw.is_null() {
             handle_alloc_error(layout)
-        };
-        // SAFETY: `raw` is a fresh block of `block_size(key.len())` bytes aligned for
-        // `Node<V>`: the struct fits (block_size >= size_of) and the key's bytes fit at
-        // KEY_OFFSET. The struct is written before the key so its padding cannot
-        // overwrite the key.
-        unsafe {
-            raw.write(Node {
-                next,
-                value,
-                key_len,
-            });
-            std::ptr::copy_nonoverlapping(
-                key.as_ptr(),
-                raw.cast::<u8>().add(Self::KEY_OFFSET),
-                key.len(),
-            );
         }
-        node
+        // A set top bit would corrupt the tag: a broken platform assumption, not an
+        // error a client could cause.
+        assert!(
+            raw.addr() & !ADDR_MASK == 0,
+            "node address {raw:p} does not fit 48 bits"
+        );
+        // SAFETY: `raw` is a fresh block of `block_size(key.len())` bytes aligned for
+        // `Node<V>`: the struct fits at the start, then the optional length prefix and
+        // the key's bytes at KEY_OFFSET.
+        unsafe {
+            raw.write(Node { next, value });
+            let mut dst = raw.cast::<u8>().add(Self::KEY_OFFSET);
+            if key.len() >= LONG_KEY {
+                dst.cast::<u64>().write_unaligned(key.len() as u64);
+                dst = dst.add(8);
+            }
+            std::ptr::copy_nonoverlapping(key.as_ptr(), dst, key.len());
+        }
+        let tag = key.len().min(LONG_KEY);
+        let tagged = raw.map_addr(|a| a | (tag << 48));
+        // SAFETY: `raw` is non-null and the tag only sets bits above the address.
+        Tagged(unsafe { NonNull::new_unchecked(tagged) })
     }
 
     /// The key stored in `node`.
@@ -99,12 +140,19 @@ impl<V> Node<V> {
     /// # Safety
     /// `node` must be a live node made by [`Node::create`], and the slice must not
     /// outlive it.
-    unsafe fn key<'a>(node: NonNull<Node<V>>) -> &'a [u8] {
-        let p = node.as_ptr();
-        // SAFETY: per the contract, the block holds `key_len` key bytes at KEY_OFFSET.
+    unsafe fn key<'a>(node: Tagged<V>) -> &'a [u8] {
+        let p = node.as_ptr().cast::<u8>();
+        // SAFETY: per the contract, the block holds the key (after its length for long
+        // keys) at KEY_OFFSET, and the tag says which.
         unsafe {
-            let len = (*p).key_len as usize;
-            std::slice::from_raw_parts(p.cast::<u8>().add(Self::KEY_OFFSET), len)
+            let at = p.add(Self::KEY_OFFSET);
+            match node.tag() {
+                LONG_KEY => {
+                    let len = at.cast::<u64>().read_unaligned() as usize;
+                    std::slice::from_raw_parts(at.add(8), len)
+                }
+                len => std::slice::from_raw_parts(at, len),
+            }
         }
     }
 
@@ -113,13 +161,13 @@ impl<V> Node<V> {
     /// # Safety
     /// `node` must be a live node made by [`Node::create`] and unlinked from every
     /// chain; it is dangling afterwards.
-    unsafe fn destroy(node: NonNull<Node<V>>) -> V {
+    unsafe fn destroy(node: Tagged<V>) -> V {
         let p = node.as_ptr();
         // SAFETY: per the contract the node is live and owned by the caller: its value
         // is moved out exactly once and the block is freed with the layout it was
         // allocated with (recomputed from the same key length).
         unsafe {
-            let layout = Self::layout((*p).key_len as usize);
+            let layout = Self::layout(Self::key(node).len());
             let value = std::ptr::read(&raw const (*p).value);
             dealloc(p.cast::<u8>(), layout);
             value
@@ -214,7 +262,7 @@ impl<V> Dict<V> {
     }
 
     /// Bytes requested from the allocator for one entry whose key is `key_len` bytes:
-    /// the node (chain link, value, key length) and the key's bytes, in one block.
+    /// the node (chain link, value) and the key's bytes, in one block.
     pub const fn node_size(key_len: usize) -> usize {
         Node::<V>::block_size(key_len)
     }
@@ -427,7 +475,7 @@ impl<V> Dict<V> {
     }
 
     /// Visits the nodes of one chain.
-    fn chain(&self, mut cur: Link<V>, mut f: impl FnMut(NonNull<Node<V>>)) {
+    fn chain(&self, mut cur: Link<V>, mut f: impl FnMut(Tagged<V>)) {
         while let Some(node) = cur {
             // SAFETY: nodes linked from the table are live while `self` is borrowed;
             // `next` is read before `f` sees the node (which it must not unlink).
@@ -549,6 +597,70 @@ mod tests {
         }
         assert!(d.is_empty());
         assert!(d.bucket_count() <= MIN_BUCKETS);
+    }
+
+    #[test]
+    fn keys_of_every_length_class_round_trip() {
+        // Around the boundary where the length moves from the link's tag into the node.
+        let lens = [
+            0usize,
+            1,
+            16,
+            17,
+            LONG_KEY - 1,
+            LONG_KEY,
+            LONG_KEY + 1,
+            200_000,
+        ];
+        let mut d = Dict::new();
+        let keys: Vec<Vec<u8>> = lens
+            .iter()
+            .enumerate()
+            .map(|(i, &n)| (0..n).map(|j| (i * 31 + j) as u8).collect())
+            .collect();
+        for (i, k) in keys.iter().enumerate() {
+            assert!(d.insert(h(k), k, i).is_none());
+        }
+        // Force resizes so every node is relinked (and re-tagged links copied).
+        for i in 0..100u32 {
+            let k = format!("filler{i}");
+            d.insert(h(k.as_bytes()), k.as_bytes(), 1000);
+        }
+        for (i, k) in keys.iter().enumerate() {
+            assert_eq!(d.get_key_value(h(k), k), Some((&k[..], &i)));
+        }
+        let mut seen = 0;
+        d.for_each_mut(|hash, k, v| {
+            assert_eq!(hash, h(k));
+            if *v < 1000 {
+                assert_eq!(k, &keys[*v][..]);
+                seen += 1;
+            }
+        });
+        assert_eq!(seen, keys.len());
+        for (i, k) in keys.iter().enumerate() {
+            let (key, v) = d.remove_where(h(k), |_, v| *v == i).expect("present");
+            assert_eq!((&key[..], v), (&k[..], i));
+        }
+        assert_eq!(d.len(), 100);
+    }
+
+    #[test]
+    fn where_lookups_confirm_the_hash() {
+        // A predicate that holds for every entry must still pick the entry with the
+        // asked hash, whichever chain the entries share.
+        let mut d = Dict::new();
+        d.insert(h(b"a"), b"a", 1u32);
+        d.insert(h(b"b"), b"b", 1u32);
+        for k in [&b"a"[..], b"b"] {
+            assert_eq!(d.get_where(h(k), |_, _| true), Some(&1));
+            let (key, _) = d.get_mut_where(h(k), |_, _| true).expect("present");
+            assert_eq!(key, k);
+        }
+        let (key, _) = d.remove_where(h(b"b"), |_, _| true).expect("present");
+        assert_eq!(&key[..], b"b");
+        assert!(d.remove_where(h(b"b"), |_, _| true).is_none());
+        assert_eq!(d.get(h(b"a"), b"a"), Some(&1));
     }
 
     #[test]

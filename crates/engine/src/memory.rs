@@ -40,7 +40,7 @@ pub const fn alloc_size(n: usize) -> usize {
 }
 
 /// Bytes of one keyspace table node besides its key's bytes (chain link, value,
-/// deadline, eviction metadata, key length): the fixed per-key cost of the table. The
+/// deadline, eviction metadata): the fixed per-key cost of the table. The
 /// node and the key's name share one allocation, see [`node_bytes`].
 pub const NODE_BYTES: usize = Dict::<Entry>::node_header_size();
 
@@ -48,7 +48,7 @@ pub const NODE_BYTES: usize = Dict::<Entry>::node_header_size();
 ///
 /// ```
 /// use basalt_engine::memory::node_bytes;
-/// assert_eq!(node_bytes(16), 80);
+/// assert_eq!(node_bytes(16), 64);
 /// ```
 pub const fn node_bytes(key_len: usize) -> usize {
     alloc_size(Dict::<Entry>::node_size(key_len))
@@ -95,12 +95,16 @@ mod tests {
 
     #[test]
     fn node_and_key_share_one_small_block() {
-        // A 16-byte key and its node fit the 80-byte class (they took 80 + 16 before
+        // A 16-byte key and its node fit the 64-byte class (they took 80 + 16 before
         // the key moved into the node and the stored hash went away).
-        assert_eq!(NODE_BYTES, 52);
-        assert_eq!(node_bytes(0), 56);
-        assert_eq!(node_bytes(16), 80);
-        assert_eq!(node_bytes(28), 80);
-        assert_eq!(node_bytes(29), 96);
+        assert_eq!(NODE_BYTES, 48);
+        assert_eq!(node_bytes(0), 48);
+        assert_eq!(node_bytes(16), 64);
+        assert_eq!(node_bytes(17), 80);
+        assert_eq!(node_bytes(32), 80);
+        assert_eq!(node_bytes(33), 96);
+        // Keys of 64 KiB and more keep their length in the node.
+        assert_eq!(Dict::<Entry>::node_size(0xFFFE), 48 + 0xFFFE);
+        assert_eq!(Dict::<Entry>::node_size(0xFFFF), 48 + 8 + 0xFFFF);
     }
 }
