@@ -10,9 +10,10 @@
 //!
 //! Memory layout (this table holds every key of the server, so bytes per key matter):
 //! each entry is ONE heap block, `[next link | value | key bytes]`. The key's name lives
-//! inside the node instead of in a second allocation; its length rides in the top 16
-//! bits of the link that points to the node (keys of 64 KiB or more store it in the
-//! node instead); and the node does not store the key's hash: the table keeps the
+//! inside the node instead of in a second allocation; its length (up to 254 bytes;
+//! longer keys store it in the node) and an 8-bit fingerprint of its hash ride in the
+//! top 16 bits of the link that points to the node, so lookups skip most chain
+//! neighbours without comparing keys; and the node does not store the full hash: the table keeps the
 //! keyspace's hasher and recomputes a hash where it needs one (moving entries on resize,
 //! confirming a match in the `*_where` lookups, reporting a sampled entry's hash). A
 //! 16-byte key with the keyspace's 40-byte `Entry` takes one 64-byte block, where a
@@ -40,15 +41,23 @@ const _: () = assert!(
 );
 
 /// Key lengths from this one up are stored in the node (8 bytes before the key) and the
-/// link carries this value instead.
-const LONG_KEY: usize = 0xFFFF;
+/// link's length byte carries this value instead.
+const LONG_KEY: usize = 0xFF;
+
+/// The 8-bit fingerprint of a hash kept in links: bits 40..48, clear of the top bits
+/// that pick the shard and of the low bits that pick the bucket.
+fn fingerprint(hash: u64) -> usize {
+    ((hash >> 40) & 0xFF) as usize
+}
 
 /// Bits of a link's address that hold the node's address.
 const ADDR_MASK: usize = (1 << 48) - 1;
 
-/// A pointer to a node, with the node's key length (or [`LONG_KEY`]) in its top 16 bits:
-/// keeping the length in the link that leads to a node saves four bytes in every node,
-/// which is what puts a 16-byte key and its 48-byte node in one 64-byte block.
+/// A pointer to a node with, in its top 16 bits, the node's key length (or [`LONG_KEY`])
+/// and its hash's [`fingerprint`]. Keeping the length in the link that leads to a node
+/// saves four bytes in every node, which is what puts a 16-byte key and its 48-byte node
+/// in one 64-byte block; the fingerprint lets a lookup pass over chain neighbours
+/// without comparing their keys (the node stores no hash).
 struct Tagged<V>(NonNull<Node<V>>);
 
 impl<V> Clone for Tagged<V> {
@@ -65,9 +74,14 @@ impl<V> Tagged<V> {
         self.0.as_ptr().map_addr(|a| a & ADDR_MASK)
     }
 
-    /// The tag: the key's length, or [`LONG_KEY`] for keys stored with their length.
-    fn tag(self) -> usize {
-        self.0.as_ptr().addr() >> 48
+    /// The key's length, or [`LONG_KEY`] for keys stored with their length.
+    fn len_tag(self) -> usize {
+        (self.0.as_ptr().addr() >> 48) & 0xFF
+    }
+
+    /// The fingerprint of the key's hash.
+    fn fingerprint(self) -> usize {
+        self.0.as_ptr().addr() >> 56
     }
 }
 
@@ -102,8 +116,8 @@ impl<V> Node<V> {
         }
     }
 
-    /// Allocates a node holding `key` and `value`, linked to `next`.
-    fn create(key: &[u8], value: V, next: Link<V>) -> Tagged<V> {
+    /// Allocates a node holding `key` (whose hash is `hash`) and `value`, linked to `next`.
+    fn create(key: &[u8], hash: u64, value: V, next: Link<V>) -> Tagged<V> {
         let layout = Self::layout(key.len());
         // SAFETY: the layout has a non-zero size (at least `size_of::<Node<V>>()`, and a
         // node holds a pointer).
@@ -129,7 +143,7 @@ impl<V> Node<V> {
             }
             std::ptr::copy_nonoverlapping(key.as_ptr(), dst, key.len());
         }
-        let tag = key.len().min(LONG_KEY);
+        let tag = key.len().min(LONG_KEY) | (fingerprint(hash) << 8);
         let tagged = raw.map_addr(|a| a | (tag << 48));
         // SAFETY: `raw` is non-null and the tag only sets bits above the address.
         Tagged(unsafe { NonNull::new_unchecked(tagged) })
@@ -146,7 +160,7 @@ impl<V> Node<V> {
         // keys) at KEY_OFFSET, and the tag says which.
         unsafe {
             let at = p.add(Self::KEY_OFFSET);
-            match node.tag() {
+            match node.len_tag() {
                 LONG_KEY => {
                     let len = at.cast::<u64>().read_unaligned() as usize;
                     std::slice::from_raw_parts(at.add(8), len)
@@ -272,16 +286,18 @@ impl<V> Dict<V> {
         Node::<V>::KEY_OFFSET
     }
 
-    /// The first node of `hash`'s chain for which `pred` holds.
+    /// The first node of `hash`'s chain whose fingerprint matches `hash` and for which
+    /// `pred` holds.
     fn find(&self, hash: u64, mut pred: impl FnMut(&[u8], &V) -> bool) -> Link<V> {
         if self.buckets.is_empty() {
             return None;
         }
+        let fp = fingerprint(hash);
         let mut cur = self.buckets[hash as usize & self.mask()];
         while let Some(node) = cur {
             // SAFETY: every node linked from the table is live while `self` is borrowed.
             unsafe {
-                if pred(Node::key(node), &(*node.as_ptr()).value) {
+                if node.fingerprint() == fp && pred(Node::key(node), &(*node.as_ptr()).value) {
                     return Some(node);
                 }
                 cur = (*node.as_ptr()).next;
@@ -354,23 +370,25 @@ impl<V> Dict<V> {
             self.resize((self.buckets.len() * 2).max(MIN_BUCKETS));
         }
         let idx = hash as usize & self.mask();
-        self.buckets[idx] = Some(Node::create(key, value, self.buckets[idx]));
+        self.buckets[idx] = Some(Node::create(key, hash, value, self.buckets[idx]));
         self.len += 1;
     }
 
-    /// Unlinks the first node of `hash`'s chain for which `pred` holds.
+    /// Unlinks the first node of `hash`'s chain whose fingerprint matches `hash` and for
+    /// which `pred` holds.
     fn unlink(&mut self, hash: u64, mut pred: impl FnMut(&[u8], &V) -> bool) -> Link<V> {
         if self.buckets.is_empty() {
             return None;
         }
         let idx = hash as usize & self.mask();
+        let fp = fingerprint(hash);
         let mut link: *mut Link<V> = &mut self.buckets[idx];
         // SAFETY: `link` always points at a live link slot (a bucket, or the `next`
         // field of a live node) and `self` is borrowed mutably throughout.
         unsafe {
             while let Some(node) = *link {
                 let p = node.as_ptr();
-                if pred(Node::key(node), &(*p).value) {
+                if node.fingerprint() == fp && pred(Node::key(node), &(*p).value) {
                     *link = (*p).next;
                     self.len -= 1;
                     return Some(node);

@@ -103,8 +103,8 @@ mod tests {
         assert_eq!(node_bytes(17), 80);
         assert_eq!(node_bytes(32), 80);
         assert_eq!(node_bytes(33), 96);
-        // Keys of 64 KiB and more keep their length in the node.
-        assert_eq!(Dict::<Entry>::node_size(0xFFFE), 48 + 0xFFFE);
-        assert_eq!(Dict::<Entry>::node_size(0xFFFF), 48 + 8 + 0xFFFF);
+        // Keys of 255 bytes and more keep their length in the node.
+        assert_eq!(Dict::<Entry>::node_size(254), 48 + 254);
+        assert_eq!(Dict::<Entry>::node_size(255), 48 + 8 + 255);
     }
 }
