@@ -343,6 +343,17 @@ impl<V> Dict<V> {
         unsafe { Some((Node::key(node), &mut (*node.as_ptr()).value)) }
     }
 
+    /// The value stored at address `addr` in `hash`'s chain (an entry handed out earlier
+    /// and found again by identity, as the keyspace does to re-measure a value after a
+    /// command changed it). Cheaper than [`Dict::get_mut_where`]: neither keys nor hashes
+    /// are compared.
+    pub fn get_mut_at(&mut self, hash: u64, addr: usize) -> Option<&mut V> {
+        let node = self.find(hash, |_, v| std::ptr::from_ref(v).addr() == addr)?;
+        // SAFETY: the node is live and `self` is borrowed mutably, so no other
+        // reference to its value exists.
+        Some(unsafe { &mut (*node.as_ptr()).value })
+    }
+
     /// Looks a key up and returns the stored key too.
     pub fn get_key_value(&self, hash: u64, key: &[u8]) -> Option<(&[u8], &V)> {
         let node = self.find(hash, |k, _| k == key)?;
@@ -661,6 +672,21 @@ mod tests {
             assert_eq!((&key[..], v), (&k[..], i));
         }
         assert_eq!(d.len(), 100);
+    }
+
+    #[test]
+    fn get_mut_at_finds_an_entry_by_address() {
+        let mut d = Dict::new();
+        for i in 0..50u32 {
+            let k = format!("k{i}");
+            d.insert(h(k.as_bytes()), k.as_bytes(), i);
+        }
+        let addr = std::ptr::from_ref(d.get(h(b"k7"), b"k7").expect("present")).addr();
+        *d.get_mut_at(h(b"k7"), addr).expect("found by address") = 700;
+        assert_eq!(d.get(h(b"k7"), b"k7"), Some(&700));
+        assert!(d.get_mut_at(h(b"k7"), addr + 1).is_none());
+        d.remove(h(b"k7"), b"k7");
+        assert!(d.get_mut_at(h(b"k7"), addr).is_none());
     }
 
     #[test]

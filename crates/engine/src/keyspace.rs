@@ -1324,10 +1324,7 @@ impl<'a> Guard<'a> {
             return;
         };
         let d = &mut self.guards[p.pos].1.dbs[p.db];
-        if let Some((_, e)) = d
-            .dict
-            .get_mut_where(p.hash, |_, e| std::ptr::from_ref(e) as usize == p.addr)
-        {
+        if let Some(e) = d.dict.get_mut_at(p.hash, p.addr) {
             let after = e.value.mem_usage();
             d.used = (d.used + after).saturating_sub(p.before);
         }
