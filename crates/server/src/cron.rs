@@ -21,7 +21,9 @@ pub async fn run(srv: Arc<Server>) {
         let hz = srv.live.hz.load(Ordering::Relaxed).clamp(1, 500);
         let period = Duration::from_millis(1000 / hz);
         tokio::time::sleep(period).await;
-        next_shard = active_expire(&srv, next_shard, period / 4);
+        if srv.live.active_expire.load(Ordering::Relaxed) {
+            next_shard = active_expire(&srv, next_shard, period / 4);
+        }
         crate::evict::cron(&srv, unix_ms(), period / 4);
         crate::info::sample_memory(&srv);
         crate::persist::cron(&srv);

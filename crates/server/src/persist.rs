@@ -531,6 +531,53 @@ pub fn load_rdb_stream<R: std::io::Read>(
     len: u64,
     aof_base: bool,
 ) -> Result<u64, String> {
+    load_rdb_into(srv, input, len, aof_base, false)
+}
+
+/// `DEBUG RELOAD [MERGE] [NOFLUSH] [NOSAVE]`: saves the RDB (unless `save` is false),
+/// empties every database (unless `flush` is false) and loads the file back. With
+/// `merge`, a key of the file replaces the key of the same name in memory; without it
+/// such a conflict is an error (Redis kills the server there; Basalt replies with an
+/// error and leaves the databases empty, as after any failed load).
+pub fn debug_reload(srv: &Server, save: bool, flush: bool, merge: bool) -> Result<(), String> {
+    if save && let Err(e) = self::save(srv) {
+        return Err(e.unwrap_or_else(|| "a background save is in progress".into()));
+    }
+    let path = rdb_path(srv);
+    let file = File::open(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let len = file.metadata().map_err(|e| e.to_string())?.len();
+    if flush {
+        let mut g = srv.keyspace.lock_all(unix_ms());
+        for db in 0..srv.keyspace.databases() {
+            srv.watches.touch_db(db, |k| crate::transaction::Replaced {
+                existed: g.stored(db, k).is_some(),
+                replacement: None,
+            });
+            g.flush_db(db);
+        }
+    }
+    let start = Instant::now();
+    load_rdb_into(
+        srv,
+        BufReader::with_capacity(WRITE_BUFFER, file),
+        len,
+        false,
+        merge,
+    )?;
+    tracing::info!(
+        "DB reloaded by DEBUG RELOAD: {:.3} seconds",
+        start.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+fn load_rdb_into<R: std::io::Read>(
+    srv: &Server,
+    input: R,
+    len: u64,
+    aof_base: bool,
+    merge: bool,
+) -> Result<u64, String> {
     let (limits, verify) = {
         let c = srv.config.read();
         (c.enc, c.rdbchecksum)
@@ -553,7 +600,9 @@ pub fn load_rdb_stream<R: std::io::Read>(
             expired += 1;
             return Ok(());
         }
-        if g.exists(k.db, &k.key) {
+        if merge {
+            g.remove(k.db, &k.key);
+        } else if g.exists(k.db, &k.key) {
             return Err(RdbError::Unsupported(format!(
                 "RDB has duplicated key '{}' in DB {}",
                 String::from_utf8_lossy(&k.key),

@@ -99,6 +99,8 @@ pub struct Live {
     pub query_buffer_limit: AtomicU64,
     /// hz.
     pub hz: AtomicU64,
+    /// Whether the cron reclaims expired keys nobody reads (`DEBUG SET-ACTIVE-EXPIRE`).
+    pub active_expire: AtomicBool,
     /// requirepass is non-empty.
     pub auth_required: AtomicBool,
     /// Collection encoding thresholds.
@@ -443,6 +445,7 @@ impl Server {
             max_multibulk_len: AtomicU64::new(config.proto_max_multibulk_len),
             query_buffer_limit: AtomicU64::new(config.client_query_buffer_limit),
             hz: AtomicU64::new(config.hz),
+            active_expire: AtomicBool::new(true),
             auth_required: AtomicBool::new(!config.requirepass.is_empty()),
             enc: RwLock::new(config.enc),
             maxmemory: AtomicU64::new(config.maxmemory),

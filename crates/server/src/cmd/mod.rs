@@ -389,6 +389,7 @@ pub const FAMILIES: &[&[Command]] = &[
     families::pubsub::COMMANDS,
     families::server::COMMANDS,
     families::persistence::COMMANDS,
+    families::debug::COMMANDS,
     families::memory::COMMANDS,
     families::ratelimit::COMMANDS,
     families::rl::COMMANDS,

@@ -3,6 +3,7 @@
 
 pub mod bitmaps;
 pub mod connection;
+pub mod debug;
 pub mod geo;
 pub mod hashes;
 pub mod hyperloglog;

@@ -256,7 +256,8 @@ fn config_set(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     Ok(Frame::ok())
 }
 
-fn is_loopback(addr: &str) -> bool {
+/// Whether a client address (`ip:port`) is a loopback one (`local` guarded features).
+pub(crate) fn is_loopback(addr: &str) -> bool {
     addr.parse::<std::net::SocketAddr>()
         .map(|a| a.ip().is_loopback())
         .unwrap_or(false)

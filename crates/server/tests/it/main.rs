@@ -7,6 +7,7 @@ mod admin;
 mod aof;
 mod bitmaps;
 mod clients;
+mod debug;
 mod geo;
 mod golden;
 mod hashes;
