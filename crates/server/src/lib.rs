@@ -7,6 +7,7 @@
 pub mod alloc;
 pub mod aof;
 pub mod blocking;
+pub mod check;
 pub mod client;
 pub mod cmd;
 pub mod config;

@@ -1,5 +1,8 @@
 //! `basalt-server [/path/to/basalt.conf] [--directive value ...]`, invoked like
 //! redis-server. Defaults serve 127.0.0.1:6379 with no file.
+//!
+//! `basalt-server --check-rdb <file>` and `--check-aof [--fix [--yes]] <path>` check
+//! persistence files instead of serving (see `basalt_server::check`).
 
 use basalt_server::{config, logging, server::Server};
 use std::process::ExitCode;
@@ -13,10 +16,15 @@ fn main() -> ExitCode {
         );
         return ExitCode::SUCCESS;
     }
+    if let Some(code) = basalt_server::check::from_args(&args) {
+        return ExitCode::from(code as u8);
+    }
     if args.iter().any(|a| a == "-h" || a == "--help") {
         println!("Usage: basalt-server [/path/to/basalt.conf] [options]");
         println!("       basalt-server -v or --version");
         println!("       basalt-server -h or --help");
+        println!("       basalt-server --check-rdb <file.rdb>");
+        println!("       basalt-server --check-aof [--fix [--yes]] <file.manifest|dir|file.aof>");
         println!();
         println!("Examples:");
         println!("       basalt-server (serves 127.0.0.1:6379 with built-in defaults)");

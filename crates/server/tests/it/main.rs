@@ -6,6 +6,7 @@
 mod admin;
 mod aof;
 mod bitmaps;
+mod check;
 mod clients;
 mod debug;
 mod geo;
