@@ -633,13 +633,13 @@ fn load_file(
     if len == 0 {
         return Ok(Replay::Complete);
     }
-    let mut r = BufReader::with_capacity(WRITE_BUFFER, file);
+    let mut r = BufReader::with_capacity(WRITE_BUFFER, crate::persist::Progress::new(file, srv));
     let mut head = [0u8; 5];
     let n = len.min(5) as usize;
     r.read_exact(&mut head[..n])
         .map_err(|e| format!("Unrecoverable error reading the append only file {name}: {e}"))?;
     let mut start = 0u64;
-    let mut r: Box<dyn std::io::BufRead> = if n == 5 && &head == b"REDIS" {
+    let mut r: Box<dyn std::io::BufRead + '_> = if n == 5 && &head == b"REDIS" {
         if is_base {
             tracing::info!("Reading RDB base file on AOF loading...");
         } else {
@@ -689,18 +689,49 @@ pub fn load_at_startup(srv: &Server) -> Result<(), String> {
         }
     }
     let mut client = Client::new(Arc::new(crate::client::ClientShared::new(
-        u64::MAX,
+        crate::client::LOADER_CLIENT_ID,
         String::new(),
         String::new(),
         -1,
         unix_ms(),
     )));
     client.authenticated = true;
+    let total: u64 = files
+        .iter()
+        .map(|(f, _)| file_size(&n.dir.join(&f.name)))
+        .sum();
+    srv.persist.start_loading(total);
+    let r = load_files(srv, &mut client, &n.dir, &files, truncated_ok);
+    srv.persist.stop_loading();
+    r?;
+    let size: u64 = files
+        .iter()
+        .map(|(f, _)| file_size(&n.dir.join(&f.name)))
+        .sum();
+    srv.aof.current_size.store(size, Ordering::Relaxed);
+    srv.aof.base_size.store(size, Ordering::Relaxed);
+    srv.persist.dirty.store(0, Ordering::Relaxed);
+    tracing::info!(
+        "DB loaded from append only file: {:.3} seconds",
+        start.elapsed().as_secs_f64()
+    );
+    srv.aof.files.lock().manifest = m;
+    Ok(())
+}
+
+/// Replays the files of the manifest in order (base first).
+fn load_files(
+    srv: &Server,
+    client: &mut Client,
+    dir: &Path,
+    files: &[(&AofFile, bool)],
+    truncated_ok: bool,
+) -> Result<(), String> {
     let last = files.len() - 1;
     for (i, (f, is_base)) in files.iter().enumerate() {
-        let path = n.dir.join(&f.name);
+        let path = dir.join(&f.name);
         let t0 = Instant::now();
-        match load_file(srv, &mut client, &path, &f.name, *is_base)? {
+        match load_file(srv, client, &path, &f.name, *is_base)? {
             Replay::Complete => {}
             Replay::Truncated(at) => {
                 if i != last {
@@ -740,18 +771,6 @@ pub fn load_at_startup(srv: &Server) -> Result<(), String> {
             t0.elapsed().as_secs_f64()
         );
     }
-    let size: u64 = files
-        .iter()
-        .map(|(f, _)| file_size(&n.dir.join(&f.name)))
-        .sum();
-    srv.aof.current_size.store(size, Ordering::Relaxed);
-    srv.aof.base_size.store(size, Ordering::Relaxed);
-    srv.persist.dirty.store(0, Ordering::Relaxed);
-    tracing::info!(
-        "DB loaded from append only file: {:.3} seconds",
-        start.elapsed().as_secs_f64()
-    );
-    srv.aof.files.lock().manifest = m;
     Ok(())
 }
 

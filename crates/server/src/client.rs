@@ -8,6 +8,10 @@ use parking_lot::Mutex;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU8, AtomicU64, AtomicUsize, Ordering};
 
+/// The id of the internal client that replays the AOF at startup (allowed to run
+/// commands while the server is loading).
+pub const LOADER_CLIENT_ID: u64 = u64::MAX;
+
 /// A client's shared, observable state.
 pub struct ClientShared {
     /// Client id.

@@ -21,6 +21,8 @@ pub const NO_SUCH_KEY: &str = "ERR no such key";
 pub const DB_OUT_OF_RANGE: &str = "ERR DB index is out of range";
 /// Commands that need authentication first.
 pub const NOAUTH: &str = "NOAUTH Authentication required.";
+/// Refusal of a command without the `loading` flag while the dataset loads.
+pub const LOADING: &str = "LOADING Redis is loading the dataset in memory";
 /// Bad password.
 pub const WRONGPASS: &str = "WRONGPASS invalid username-password pair or user is disabled.";
 /// A count or index must be positive.

@@ -10,6 +10,39 @@ use parking_lot::Mutex;
 use std::fmt::Write;
 use std::sync::atomic::Ordering;
 
+/// Redis's `loading_*` fields, shown while the dataset loads.
+fn loading_fields(srv: &Server, out: &mut String) {
+    let p = &srv.persist;
+    let start = p.loading_start.load(Ordering::Relaxed);
+    let total = p.loading_total.load(Ordering::Relaxed);
+    let loaded = p.loading_loaded.load(Ordering::Relaxed);
+    let elapsed = (unix_ms() / 1000).saturating_sub(start);
+    let (perc, remaining) = if total > 0 {
+        (
+            loaded as f64 / total as f64 * 100.0,
+            total.saturating_sub(loaded),
+        )
+    } else {
+        (0.0, 1)
+    };
+    // As Redis: a made-up 1 second in the first second, then the rate so far.
+    let eta = if elapsed == 0 {
+        1
+    } else {
+        elapsed.saturating_mul(remaining) / (loaded + 1)
+    };
+    line(out, "loading_start_time", start);
+    line(out, "loading_total_bytes", total);
+    line(
+        out,
+        "loading_rdb_used_mem",
+        p.loading_rdb_used_mem.load(Ordering::Relaxed),
+    );
+    line(out, "loading_loaded_bytes", loaded);
+    line(out, "loading_loaded_perc", format!("{perc:.2}"));
+    line(out, "loading_eta_seconds", eta);
+}
+
 /// Samples kept for the `instantaneous_*` metrics (as Redis's STATS_METRIC_SAMPLES).
 const SAMPLES: usize = 16;
 
@@ -445,7 +478,8 @@ fn section(srv: &Server, name: &str, out: &mut String) {
         }
         "persistence" => {
             out.push_str("# Persistence\r\n");
-            line(out, "loading", 0);
+            let loading = srv.persist.loading.load(Ordering::Acquire);
+            line(out, "loading", u8::from(loading));
             line(out, "async_loading", 0);
             line(out, "current_cow_peak", 0);
             line(out, "current_cow_size", 0);
@@ -563,6 +597,9 @@ fn section(srv: &Server, name: &str, out: &mut String) {
                     "aof_delayed_fsync",
                     a.delayed_fsync.load(Ordering::Relaxed),
                 );
+            }
+            if loading {
+                loading_fields(srv, out);
             }
         }
         "stats" => {

@@ -28,22 +28,11 @@ use server::Server;
 use std::sync::Arc;
 use tokio::net::TcpListener;
 
-/// Loads the AOF (with `appendonly yes`) or the RDB file (if any), binds every
-/// configured address and serves until shutdown. A file that cannot be loaded stops the
-/// start (the file is left as it is, but for a torn last AOF command cut off with
-/// `aof-load-truncated yes`).
+/// Binds every configured address, loads the AOF (with `appendonly yes`) or the RDB
+/// file (if any) while already accepting clients (who get `-LOADING` meanwhile), then
+/// serves until shutdown. A file that cannot be loaded stops the start (the file is left
+/// as it is, but for a torn last AOF command cut off with `aof-load-truncated yes`).
 pub async fn run(srv: Arc<Server>) -> std::io::Result<()> {
-    // With `appendonly yes` the AOF is the source of truth and the RDB is not read, as
-    // in Redis.
-    let loaded = if srv.config.read().appendonly {
-        aof::load_at_startup(&srv).and_then(|()| aof::open_at_startup(&srv))
-    } else {
-        persist::load_at_startup(&srv)
-    };
-    if let Err(e) = loaded {
-        tracing::warn!("{e}");
-        return Err(std::io::Error::other(e));
-    }
     let (binds, port) = {
         let c = srv.config.read();
         (c.bind.clone(), c.port)
@@ -89,16 +78,47 @@ pub async fn run(srv: Arc<Server>) -> std::io::Result<()> {
         env!("CARGO_PKG_VERSION"),
         binds.join(" ")
     );
-    tracing::info!("Ready to accept connections tcp");
     // What the server holds before any client or key (`used_memory_startup`).
     alloc::mark_startup();
 
-    let cron = tokio::spawn(cron::run(srv.clone()));
+    // Clients are accepted while the dataset loads: commands without the `loading` flag
+    // get -LOADING until it is done, as in Redis.
     let signals = tokio::spawn(wait_for_signals(srv.clone()));
     let mut tasks = Vec::new();
     for l in listeners {
         tasks.push(tokio::spawn(accept_loop(srv.clone(), l)));
     }
+    // With `appendonly yes` the AOF is the source of truth and the RDB is not read, as
+    // in Redis. Loading runs off the async workers.
+    let loader = srv.clone();
+    let loaded = tokio::task::spawn_blocking(move || {
+        if loader.config.read().appendonly {
+            aof::load_at_startup(&loader).and_then(|()| {
+                if *loader.shutdown.borrow() {
+                    return Ok(());
+                }
+                aof::open_at_startup(&loader)
+            })
+        } else {
+            persist::load_at_startup(&loader)
+        }
+    })
+    .await
+    .unwrap_or_else(|e| Err(format!("the loading thread failed: {e}")));
+    if let Err(e) = loaded {
+        for t in tasks {
+            t.abort();
+        }
+        signals.abort();
+        if *srv.shutdown.borrow() {
+            tracing::warn!("Basalt is now ready to exit, bye bye...");
+            return Ok(());
+        }
+        tracing::warn!("{e}");
+        return Err(std::io::Error::other(e));
+    }
+    tracing::info!("Ready to accept connections tcp");
+    let cron = tokio::spawn(cron::run(srv.clone()));
     let mut shutdown = srv.shutdown.subscribe();
     while !*shutdown.borrow() {
         if shutdown.changed().await.is_err() {

@@ -79,6 +79,16 @@ pub struct Persistence {
     pub loaded_keys: AtomicU64,
     /// Keys found expired (and skipped) by the last load.
     pub loaded_expired: AtomicU64,
+    /// The dataset is being loaded at startup (`loading:1`, `-LOADING` replies).
+    pub loading: AtomicBool,
+    /// Unix seconds when the load started (`loading_start_time`).
+    pub loading_start: AtomicU64,
+    /// Bytes of the files to load (`loading_total_bytes`).
+    pub loading_total: AtomicU64,
+    /// Bytes read so far (`loading_loaded_bytes`).
+    pub loading_loaded: AtomicU64,
+    /// The `used-mem` aux field of the RDB being loaded (`loading_rdb_used_mem`).
+    pub loading_rdb_used_mem: AtomicU64,
 }
 
 impl Persistence {
@@ -102,7 +112,26 @@ impl Persistence {
             keys_total: AtomicU64::new(0),
             loaded_keys: AtomicU64::new(0),
             loaded_expired: AtomicU64::new(0),
+            loading: AtomicBool::new(false),
+            loading_start: AtomicU64::new(0),
+            loading_total: AtomicU64::new(0),
+            loading_loaded: AtomicU64::new(0),
+            loading_rdb_used_mem: AtomicU64::new(0),
         }
+    }
+
+    /// Enters the loading state for `total` bytes of files (Redis's `startLoading`).
+    pub fn start_loading(&self, total: u64) {
+        self.loading_start.store(unix_secs(), Ordering::Relaxed);
+        self.loading_total.store(total, Ordering::Relaxed);
+        self.loading_loaded.store(0, Ordering::Relaxed);
+        self.loading_rdb_used_mem.store(0, Ordering::Relaxed);
+        self.loading.store(true, Ordering::Release);
+    }
+
+    /// Leaves the loading state (Redis's `stopLoading`).
+    pub fn stop_loading(&self) {
+        self.loading.store(false, Ordering::Release);
     }
 
     /// Counts one successful write command.
@@ -463,7 +492,11 @@ pub enum ShutdownSave {
 pub fn prepare_shutdown(srv: &Server, mode: ShutdownSave, force: bool) -> bool {
     tracing::warn!("User requested shutdown...");
     kill_bgsave(srv);
+    // While the dataset is still loading, saving would overwrite the file with part of
+    // it: Redis turns every shutdown into NOSAVE then, and so does Basalt.
+    let loading = srv.persist.loading.load(Ordering::Acquire);
     let want = match mode {
+        _ if loading => false,
         ShutdownSave::Save => true,
         ShutdownSave::NoSave => false,
         ShutdownSave::Default => !srv.config.read().save.is_empty(),
@@ -481,6 +514,30 @@ pub fn prepare_shutdown(srv: &Server, mode: ShutdownSave, force: bool) -> bool {
     }
     crate::aof::shutdown(srv);
     true
+}
+
+/// A reader that adds what it reads to `loading_loaded_bytes`.
+pub struct Progress<'a, R> {
+    inner: R,
+    counter: &'a AtomicU64,
+}
+
+impl<'a, R> Progress<'a, R> {
+    /// Counts the bytes read from `inner` into the server's load progress.
+    pub fn new(inner: R, srv: &'a Server) -> Progress<'a, R> {
+        Progress {
+            inner,
+            counter: &srv.persist.loading_loaded,
+        }
+    }
+}
+
+impl<R: std::io::Read> std::io::Read for Progress<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.counter.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
 }
 
 /// Loads `dir`/`dbfilename` into the (empty) keyspace, if the file exists. An error
@@ -502,13 +559,15 @@ pub fn load_at_startup(srv: &Server) -> Result<(), String> {
         .map_err(|e| format!("Fatal error loading the DB: {e}. Exiting."))?
         .len();
     let start = Instant::now();
-    load_rdb_stream(
+    srv.persist.start_loading(len);
+    let r = load_rdb_stream(
         srv,
-        BufReader::with_capacity(WRITE_BUFFER, file),
+        BufReader::with_capacity(WRITE_BUFFER, Progress::new(file, srv)),
         len,
         false,
-    )
-    .map_err(|e| {
+    );
+    srv.persist.stop_loading();
+    r.map_err(|e| {
         format!(
             "Fatal error loading the DB from {}: {e}. Exiting.",
             path.display()
@@ -590,7 +649,26 @@ fn load_rdb_into<R: std::io::Read>(
     let dbs = srv.keyspace.databases();
     let mut expired = 0u64;
     let mut g = srv.keyspace.lock_all(now);
+    let loading = srv.persist.loading.load(Ordering::Relaxed);
+    let delay = if loading {
+        srv.config.read().key_load_delay
+    } else {
+        0
+    };
+    let mut seen = 0u64;
     let result = load(input, len, &opts, |k: LoadedKey| {
+        seen += 1;
+        // A shutdown requested while the server loads at startup stops the load.
+        if loading && seen.is_multiple_of(1024) && *srv.shutdown.borrow() {
+            return Err(RdbError::Unsupported(
+                "loading interrupted by a shutdown".into(),
+            ));
+        }
+        if delay > 0 {
+            std::thread::sleep(std::time::Duration::from_micros(delay as u64));
+        } else if delay < 0 && seen.is_multiple_of(delay.unsigned_abs()) {
+            std::thread::sleep(std::time::Duration::from_micros(1));
+        }
         if k.db >= dbs {
             return Err(RdbError::Unsupported(format!(
                 "FATAL: Data file was created with a Redis server configured to handle more than {dbs} databases. Exiting"

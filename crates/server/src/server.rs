@@ -637,6 +637,14 @@ impl Server {
         {
             return reject(Error::msg(crate::persist::misconf(self)));
         }
+        // While the dataset loads at startup, only commands flagged `loading` run (the
+        // loader's own client replays the AOF meanwhile).
+        if self.persist.loading.load(Ordering::Acquire)
+            && client.id != crate::client::LOADER_CLIENT_ID
+            && !resolved.cmd.has(flags::LOADING)
+        {
+            return reject(Error::msg(error::LOADING));
+        }
         // RESP2 subscribed mode: only the (un)subscribe commands, PING, QUIT and RESET.
         if client.proto == Protocol::Resp2 && client.subs.active() {
             let top = resolved.parent.unwrap_or(resolved.cmd).name;

@@ -279,6 +279,9 @@ pub struct Config {
     pub enable_protected_configs: ProtectedAction,
     /// `enable-debug-command` (immutable): who may run DEBUG.
     pub enable_debug_command: ProtectedAction,
+    /// `key-load-delay` (hidden, for tests): microseconds slept after each key loaded at
+    /// startup; negative: 1 microsecond every -N keys.
+    pub key_load_delay: i64,
     /// `threads` (Basalt, immutable): worker threads, 0 = one per core.
     pub threads: usize,
     /// `shards` (Basalt, immutable): keyspace shards, a power of two.
@@ -351,6 +354,7 @@ impl Default for Config {
             lazyfree_lazy_user_flush: false,
             enable_protected_configs: ProtectedAction::default(),
             enable_debug_command: ProtectedAction::default(),
+            key_load_delay: 0,
             threads: 0,
             shards: 0,
             enc: basalt_engine::EncodingLimits::default(),
@@ -424,6 +428,9 @@ impl Config {
                 continue;
             }
             for (name, d) in table::all_names() {
+                if d.has(table::HIDDEN) {
+                    continue;
+                }
                 if !seen(&out, name.as_bytes()) && glob_match(pattern, name.as_bytes(), true) {
                     out.push((name.to_string(), d.get(self)));
                 }

@@ -22,6 +22,9 @@ pub const PROTECTED: u8 = 1 << 1;
 pub const SENSITIVE: u8 = 1 << 2;
 /// Basalt's own directive (not in Redis).
 pub const BASALT: u8 = 1 << 3;
+/// Left out of `CONFIG GET` patterns (an exact name still answers), as Redis's hidden
+/// test directives.
+pub const HIDDEN: u8 = 1 << 4;
 
 /// Basalt's own values of Redis enum directives (`maxmemory-policy allkeys-s3fifo`):
 /// accepted, but left out of the "must be one of" error so it stays Redis's text.
@@ -985,6 +988,23 @@ pub static TABLE: &[Directive] = &[
             default: ProtectedAction::No as usize,
             get: |c| c.enable_debug_command as usize,
             set: |c, i| c.enable_debug_command = ProtectedAction::from_index(i),
+        },
+    },
+    Directive {
+        // Redis's hidden test directive: microseconds to sleep after each key loaded at
+        // startup (negative: 1 microsecond every -N keys), to make the loading state
+        // observable in tests.
+        name: "key-load-delay",
+        aliases: &[],
+        flags: HIDDEN,
+        kind: Kind::Int {
+            min: INT_MIN,
+            max: INT_MAX,
+            default: 0,
+            clamp: None,
+            check: None,
+            get: |c| c.key_load_delay,
+            set: |c, v| c.key_load_delay = v,
         },
     },
     Directive {

@@ -15,6 +15,7 @@ mod hashes;
 mod hyperloglog;
 mod lifecycle;
 mod lists;
+mod loading;
 mod memory;
 mod protocol;
 mod pubsub;
