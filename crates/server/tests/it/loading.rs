@@ -10,48 +10,58 @@ use std::time::{Duration, Instant};
 
 const KEYS: usize = 2000;
 
-#[test]
-fn clients_see_loading_then_the_data() {
-    let dir = scratch("loading");
-    {
-        let mut s = crate::rdb::start_in(&dir, &[]);
-        let mut c = s.client().unwrap();
-        let mut pipeline = Vec::new();
-        for i in 0..KEYS {
-            pipeline.extend_from_slice(
-                format!(
-                    "*3\r\n$3\r\nSET\r\n${}\r\nk{i}\r\n$1\r\nv\r\n",
-                    format!("k{i}").len()
-                )
-                .as_bytes(),
-            );
-        }
-        c.send_raw(&pipeline).unwrap();
-        for _ in 0..KEYS {
-            c.read_reply_raw().unwrap();
-        }
-        ok(&mut c, "SAVE");
-        s.stop().unwrap();
+/// A scratch dir holding a `dump.rdb` of `KEYS` keys, written by Basalt.
+fn dir_with_rdb(name: &str) -> std::path::PathBuf {
+    let dir = scratch(name);
+    let mut s = crate::rdb::start_in(&dir, &[]);
+    let mut c = s.client().unwrap();
+    let mut pipeline = Vec::new();
+    for i in 0..KEYS {
+        let k = format!("k{i}");
+        pipeline.extend_from_slice(
+            format!("*3\r\n$3\r\nSET\r\n${}\r\n{k}\r\n$1\r\nv\r\n", k.len()).as_bytes(),
+        );
     }
-    let rdb_len = std::fs::metadata(dir.join("dump.rdb")).unwrap().len();
+    c.send_raw(&pipeline).unwrap();
+    for _ in 0..KEYS {
+        c.read_reply_raw().unwrap();
+    }
+    ok(&mut c, "SAVE");
+    s.stop().unwrap();
+    dir
+}
+
+/// Starts the server on `dir` with a 2 ms per key load delay and `extra`; returns the
+/// child and a client connected as soon as it listens.
+fn spawn_slow_loader(dir: &std::path::Path, extra: &[&str]) -> (std::process::Child, RawClient) {
     let port = free_port().unwrap();
     let port_s = port.to_string();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_basalt-server"))
+    let child = Command::new(env!("CARGO_BIN_EXE_basalt-server"))
         .args(["--port", &port_s, "--bind", "127.0.0.1", "--dir"])
-        .arg(&dir)
-        .args(["--key-load-delay", "2000", "--save", ""])
+        .arg(dir)
+        .args(["--key-load-delay", "2000"])
+        .args(extra)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .expect("spawn");
     let t0 = Instant::now();
-    let mut c = loop {
+    let c = loop {
         if let Ok(c) = RawClient::connect_port(port) {
             break c;
         }
         assert!(t0.elapsed() < Duration::from_secs(30), "never listened");
         std::thread::sleep(Duration::from_millis(10));
     };
+    (child, c)
+}
+
+#[test]
+fn clients_see_loading_then_the_data() {
+    let dir = dir_with_rdb("loading");
+    let rdb_len = std::fs::metadata(dir.join("dump.rdb")).unwrap().len();
+    let (mut child, mut c) = spawn_slow_loader(&dir, &["--save", ""]);
+    let t0 = Instant::now();
     // KEYS keys at 2 ms each: the load takes seconds, the checks below microseconds.
     assert_eq!(
         run(&mut c, "GET k1"),
@@ -88,4 +98,20 @@ fn clients_see_loading_then_the_data() {
     assert_eq!(run(&mut c, "CONFIG GET key-load-*"), b"*0\r\n");
     let _ = child.kill();
     let _ = child.wait();
+}
+
+#[test]
+fn shutdown_while_loading_never_saves_a_partial_dataset() {
+    let dir = dir_with_rdb("loading-shutdown");
+    let before = std::fs::read(dir.join("dump.rdb")).unwrap();
+    // Default save points: a normal SHUTDOWN would save.
+    let (mut child, mut c) = spawn_slow_loader(&dir, &[]);
+    assert_eq!(
+        run(&mut c, "GET k1"),
+        b"-LOADING Redis is loading the dataset in memory\r\n"
+    );
+    c.send(&[b"SHUTDOWN"]).unwrap();
+    let status = child.wait().expect("wait");
+    assert!(status.success(), "{status:?}");
+    assert_eq!(std::fs::read(dir.join("dump.rdb")).unwrap(), before);
 }
