@@ -701,9 +701,7 @@ pub fn load_at_startup(srv: &Server) -> Result<(), String> {
         .map(|(f, _)| file_size(&n.dir.join(&f.name)))
         .sum();
     srv.persist.start_loading(total);
-    let r = load_files(srv, &mut client, &n.dir, &files, truncated_ok);
-    srv.persist.stop_loading();
-    r?;
+    load_files(srv, &mut client, &n.dir, &files, truncated_ok)?;
     let size: u64 = files
         .iter()
         .map(|(f, _)| file_size(&n.dir.join(&f.name)))

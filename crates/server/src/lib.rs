@@ -82,7 +82,9 @@ pub async fn run(srv: Arc<Server>) -> std::io::Result<()> {
     alloc::mark_startup();
 
     // Clients are accepted while the dataset loads: commands without the `loading` flag
-    // get -LOADING until it is done, as in Redis.
+    // get -LOADING until it is done, as in Redis. The state lasts until the AOF is open
+    // for appending too, so no write can slip in unlogged.
+    srv.persist.start_loading(0);
     let signals = tokio::spawn(wait_for_signals(srv.clone()));
     let mut tasks = Vec::new();
     for l in listeners {
@@ -105,6 +107,7 @@ pub async fn run(srv: Arc<Server>) -> std::io::Result<()> {
     })
     .await
     .unwrap_or_else(|e| Err(format!("the loading thread failed: {e}")));
+    srv.persist.stop_loading();
     if let Err(e) = loaded {
         for t in tasks {
             t.abort();

@@ -120,7 +120,8 @@ impl Persistence {
         }
     }
 
-    /// Enters the loading state for `total` bytes of files (Redis's `startLoading`).
+    /// Enters the loading state for `total` bytes of files (Redis's `startLoading`); the
+    /// server leaves it with [`Persistence::stop_loading`] once the AOF is open too.
     pub fn start_loading(&self, total: u64) {
         self.loading_start.store(unix_secs(), Ordering::Relaxed);
         self.loading_total.store(total, Ordering::Relaxed);
@@ -560,14 +561,13 @@ pub fn load_at_startup(srv: &Server) -> Result<(), String> {
         .len();
     let start = Instant::now();
     srv.persist.start_loading(len);
-    let r = load_rdb_stream(
+    load_rdb_stream(
         srv,
         BufReader::with_capacity(WRITE_BUFFER, Progress::new(file, srv)),
         len,
         false,
-    );
-    srv.persist.stop_loading();
-    r.map_err(|e| {
+    )
+    .map_err(|e| {
         format!(
             "Fatal error loading the DB from {}: {e}. Exiting.",
             path.display()
@@ -648,27 +648,34 @@ fn load_rdb_into<R: std::io::Read>(
     let now = unix_ms();
     let dbs = srv.keyspace.databases();
     let mut expired = 0u64;
-    let mut g = srv.keyspace.lock_all(now);
     let loading = srv.persist.loading.load(Ordering::Relaxed);
     let delay = if loading {
         srv.config.read().key_load_delay
     } else {
         0
     };
+    let mut g = Some(srv.keyspace.lock_all(now));
     let mut seen = 0u64;
     let result = load(input, len, &opts, |k: LoadedKey| {
         seen += 1;
-        // A shutdown requested while the server loads at startup stops the load.
-        if loading && seen.is_multiple_of(1024) && *srv.shutdown.borrow() {
-            return Err(RdbError::Unsupported(
-                "loading interrupted by a shutdown".into(),
-            ));
+        if loading && (delay != 0 || seen.is_multiple_of(1024)) {
+            // Between keys of the load at startup the shards are let go for a moment, so
+            // the commands allowed while loading (INFO's keyspace and memory sections
+            // count per shard) are not held up until the end.
+            drop(g.take());
+            // A shutdown requested while the server loads stops the load.
+            if *srv.shutdown.borrow() {
+                return Err(RdbError::Unsupported(
+                    "loading interrupted by a shutdown".into(),
+                ));
+            }
+            if delay > 0 {
+                std::thread::sleep(std::time::Duration::from_micros(delay as u64));
+            } else if delay < 0 && seen.is_multiple_of(delay.unsigned_abs()) {
+                std::thread::sleep(std::time::Duration::from_micros(1));
+            }
         }
-        if delay > 0 {
-            std::thread::sleep(std::time::Duration::from_micros(delay as u64));
-        } else if delay < 0 && seen.is_multiple_of(delay.unsigned_abs()) {
-            std::thread::sleep(std::time::Duration::from_micros(1));
-        }
+        let g = g.get_or_insert_with(|| srv.keyspace.lock_all(now));
         if k.db >= dbs {
             return Err(RdbError::Unsupported(format!(
                 "FATAL: Data file was created with a Redis server configured to handle more than {dbs} databases. Exiting"
@@ -695,6 +702,7 @@ fn load_rdb_into<R: std::io::Read>(
         }
         Ok(())
     });
+    let mut g = g.unwrap_or_else(|| srv.keyspace.lock_all(now));
     let summary = match result {
         Ok(s) => s,
         Err(e) => {

@@ -82,6 +82,10 @@ fn clients_see_loading_then_the_data() {
     assert!((0.0..=100.0).contains(&perc));
     info_field(&mut c, "loading_loaded_bytes");
     info_field(&mut c, "loading_eta_seconds");
+    // Every INFO section answers meanwhile (the loader lets the shards go between keys).
+    let all = String::from_utf8(run(&mut c, "INFO everything")).unwrap();
+    assert!(all.contains("\r\nloading:1\r\n"), "{all}");
+    assert!(all.contains("# Keyspace"), "{all}");
     // Commands flagged `loading` run meanwhile.
     assert!(run(&mut c, "CONFIG GET port").starts_with(b"*2"));
     // Then the data.
