@@ -477,13 +477,20 @@ fn entry_frame(e: &EntryRef<'_>) -> Frame {
     Frame::Array(vec![id_frame(e.id), Frame::Array(fields)])
 }
 
-/// The stream at `key`, or `None`; WRONGTYPE for another type.
-fn stream_mut<'g>(
+/// The stream at `key`, or `None`; WRONGTYPE for another type. `read` counts a keyspace
+/// hit or miss (read commands).
+fn stream_at<'g>(
     g: &'g mut Guard<'_>,
     db: usize,
     key: &[u8],
+    read: bool,
 ) -> Result<Option<&'g mut StreamValue>, Error> {
-    match g.get(db, key) {
+    let entry = if read {
+        g.lookup_read(db, key)
+    } else {
+        g.get(db, key)
+    };
+    match entry {
         None => Ok(None),
         Some(e) => match &mut e.value {
             Value::Stream(s) => Ok(Some(s)),
@@ -492,19 +499,22 @@ fn stream_mut<'g>(
     }
 }
 
-/// Like [`stream_mut`] for read commands (counts a keyspace hit or miss).
+/// [`stream_at`] for write commands.
+fn stream_mut<'g>(
+    g: &'g mut Guard<'_>,
+    db: usize,
+    key: &[u8],
+) -> Result<Option<&'g mut StreamValue>, Error> {
+    stream_at(g, db, key, false)
+}
+
+/// [`stream_at`] for read commands.
 fn stream_read<'g>(
     g: &'g mut Guard<'_>,
     db: usize,
     key: &[u8],
 ) -> Result<Option<&'g mut StreamValue>, Error> {
-    match g.lookup_read(db, key) {
-        None => Ok(None),
-        Some(e) => match &mut e.value {
-            Value::Stream(s) => Ok(Some(s)),
-            _ => Err(Error::msg(error::WRONGTYPE)),
-        },
-    }
+    stream_at(g, db, key, true)
 }
 
 /// `getLongLongFromObjectOrReply`.
