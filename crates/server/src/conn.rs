@@ -14,7 +14,7 @@
 //! is killed, so a subscriber stuck on a full socket is closed when it overflows.
 
 use crate::client::ClientShared;
-use crate::server::{Client, Server, unix_ms};
+use crate::server::{Attempt, Client, Server, unix_ms};
 use basalt_proto::{Frame, RequestDecoder, encode};
 use bytes::BytesMut;
 use std::sync::Arc;
@@ -183,6 +183,18 @@ async fn run(srv: &Arc<Server>, stream: &mut TcpStream, client: &mut Client) {
                         encode(&srv.reject(client, &args, e), client.proto, &mut out);
                         continue;
                     }
+                    // While a script is busy, commands are refused before MULTI queues
+                    // them (the transaction then fails), as in Redis.
+                    if client.multi.is_some()
+                        && let Some(e) = srv.busy_refusal(resolved)
+                    {
+                        srv.cmd_stats[resolved.id]
+                            .rejected
+                            .fetch_add(1, Ordering::Relaxed);
+                        srv.count_error(&e);
+                        encode(&srv.reject(client, &args, e), client.proto, &mut out);
+                        continue;
+                    }
                     if let Some(reply) = srv.queue_in_multi(client, resolved, &args, batch_now) {
                         encode(&reply, client.proto, &mut out);
                         continue;
@@ -198,7 +210,18 @@ async fn run(srv: &Arc<Server>, stream: &mut TcpStream, client: &mut Client) {
                         wait_pause(srv, resolved, queued_writes).await;
                         now = unix_ms();
                     }
-                    let mut reply = srv.execute(client, resolved, &args, now);
+                    let mut reply = match srv.try_execute(client, resolved, &args, now) {
+                        Attempt::Done(r) => r,
+                        Attempt::Wait => {
+                            // A transaction or script holds the gate: answer what is
+                            // already done, then wait without blocking a worker thread.
+                            durable(srv, client).await;
+                            if write_out(srv, stream, &mut out, &shared).await.is_err() {
+                                return;
+                            }
+                            execute_gated(srv, client, resolved, &args).await
+                        }
+                    };
                     if let Some(req) = client.block.take() {
                         // Answer everything before the blocking command, then wait.
                         if shared.outbox.has_queued() {
@@ -442,7 +465,7 @@ async fn wait_blocked<'n>(
                     _ => {}
                 }
                 let rerun = req.rerun.as_deref().unwrap_or(args);
-                let reply = srv.execute(client, resolved, rerun, unix_ms());
+                let reply = execute_gated(srv, client, resolved, rerun).await;
                 if client.block.take().is_some() {
                     // Someone else got there first (or, for a stream, the new entries
                     // were not for us): keep our place and wait again. Stream readers
@@ -479,6 +502,34 @@ async fn wait_blocked<'n>(
     };
     srv.blocking.unregister(&slot);
     outcome
+}
+
+/// How often a command waiting for the exec gate looks again (besides being woken
+/// when a writer releases it): the holder may have become a busy script meanwhile.
+const GATE_RECHECK: Duration = Duration::from_millis(10);
+
+/// Runs a command once the exec gate allows it, waiting asynchronously while a
+/// transaction or a (not yet busy) script holds it.
+async fn execute_gated(
+    srv: &Server,
+    client: &mut Client,
+    resolved: &crate::cmd::Resolved,
+    args: &[bytes::Bytes],
+) -> Option<Frame> {
+    loop {
+        let released = srv.gate_released.notified();
+        tokio::pin!(released);
+        released.as_mut().enable();
+        match srv.try_execute(client, resolved, args, unix_ms()) {
+            Attempt::Done(reply) => return reply,
+            Attempt::Wait => {
+                tokio::select! {
+                    _ = &mut released => {}
+                    _ = tokio::time::sleep(GATE_RECHECK) => {}
+                }
+            }
+        }
+    }
 }
 
 async fn wait_pause(srv: &Server, resolved: &crate::cmd::Resolved, queued_writes: bool) {

@@ -50,8 +50,11 @@ pub fn active_expire(srv: &Server, start: usize, budget: Duration) -> usize {
             break;
         }
         let now = unix_ms();
-        // Never between the commands of an EXEC.
-        let gate = srv.exec_gate.read();
+        // Never between the commands of an EXEC or a script; and never wait for one
+        // (a long script would park this worker thread): try again next tick.
+        let Some(gate) = srv.exec_gate.try_read() else {
+            break;
+        };
         let (removed, more) = srv.keyspace.expire_shard(i, now, KEYS_PER_VISIT);
         drop(gate);
         if removed == 0 || !more {

@@ -66,8 +66,11 @@ pub fn perform(srv: &Server, now: u64) -> EvictStatus {
 pub fn cron(srv: &Server, now: u64, budget: Duration) {
     let t0 = Instant::now();
     while t0.elapsed() < budget {
-        // Never between the commands of an EXEC.
-        let gate = srv.exec_gate.read();
+        // Never between the commands of an EXEC or a script, and never wait for one (a
+        // long script would park this worker thread): the next tick tries again.
+        let Some(gate) = srv.exec_gate.try_read() else {
+            break;
+        };
         let status = perform(srv, now);
         drop(gate);
         if status != EvictStatus::Running {

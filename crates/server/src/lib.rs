@@ -21,10 +21,14 @@ pub mod logging;
 pub mod persist;
 pub mod pubsub;
 pub mod rand;
+pub mod scripting;
 pub mod server;
 pub mod transaction;
 
 use server::Server;
+
+/// Stack size of the runtime's worker threads (scripts recurse as deep as Redis allows).
+pub const WORKER_STACK_BYTES: usize = 32 * 1024 * 1024;
 use std::sync::Arc;
 use tokio::net::TcpListener;
 

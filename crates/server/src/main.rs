@@ -63,6 +63,9 @@ fn main() -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(threads)
         .thread_name("basalt-worker")
+        // Lua scripts run on the workers, and Redis's nesting limits (cjson's 1000
+        // levels, deep replies) recurse that deep: give them Redis-like stack room.
+        .thread_stack_size(basalt_server::WORKER_STACK_BYTES)
         .enable_all()
         .build()
     {

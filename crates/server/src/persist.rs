@@ -271,6 +271,21 @@ fn write_keyspace(
         false,
     );
     w.write(&aux).map_err(werr)?;
+    // Function libraries come before the databases, as Redis writes them.
+    let libraries: Vec<bytes::Bytes> = srv
+        .scripting
+        .functions
+        .lock()
+        .libraries
+        .values()
+        .map(|l| l.code.clone())
+        .collect();
+    let mut fbuf = Vec::new();
+    for code in &libraries {
+        fbuf.push(crate::scripting::dump::OPCODE_FUNCTION2);
+        enc.string(&mut fbuf, code);
+    }
+    w.write(&fbuf).map_err(werr)?;
     let sizes = srv.keyspace.db_sizes();
     let total: u64 = sizes.iter().map(|(k, _)| *k as u64).sum();
     srv.persist.keys_total.store(total, Ordering::Relaxed);
@@ -739,6 +754,17 @@ fn load_rdb_into<R: std::io::Read>(
     }
     if summary.empty_skipped > 0 {
         tracing::info!("Skipped {} empty keys", summary.empty_skipped);
+    }
+    if !summary.functions.is_empty() {
+        let mut engine = srv.scripting.functions.lock();
+        for code in &summary.functions {
+            // REPLACE: a reload (DEBUG RELOAD, an AOF base) brings back the same libraries.
+            if let Err(e) = engine.load(&bytes::Bytes::copy_from_slice(code), true) {
+                return Err(format!("Failed loading library: {e}"));
+            }
+        }
+        drop(engine);
+        srv.scripting.refresh_function_counts();
     }
     let loaded = summary.keys - expired;
     srv.persist.loaded_keys.store(loaded, Ordering::Relaxed);

@@ -160,10 +160,16 @@ pub struct Server {
     pub blocking: Arc<crate::blocking::Registry>,
     /// WATCHed keys.
     pub watches: Arc<crate::transaction::Watches>,
-    /// Held for reading by every command and for writing by EXEC, so no command runs
-    /// while a transaction executes (EXEC is atomic across shards).
+    /// Held for reading by every command and for writing by EXCLUSIVE commands (EXEC,
+    /// EVAL, FCALL), so no command runs while a transaction or script executes (they are
+    /// atomic across shards). Taken only by [`Server::try_execute`], never blocking a
+    /// worker thread for long.
     pub exec_gate: RwLock<()>,
-    /// The table id of EXEC (it takes the gate itself).
+    /// Woken when a writer releases the exec gate (connections waiting for it retry).
+    pub gate_released: tokio::sync::Notify,
+    /// Lua scripting: the EVAL and FUNCTION engines and the running script's state.
+    pub scripting: crate::scripting::Scripting,
+    /// The table id of EXEC (CLIENT PAUSE WRITE holds it when it queued writes).
     exec_id: usize,
     /// Snapshot state (SAVE/BGSAVE, save points, INFO persistence).
     pub persist: crate::persist::Persistence,
@@ -173,6 +179,18 @@ pub struct Server {
     pub me: std::sync::Weak<Server>,
     /// Pub/Sub channels, output buffer limits and keyspace notifications.
     pub pubsub: Arc<crate::pubsub::Hub>,
+}
+
+/// How long a command tries to take the exec gate before waiting asynchronously.
+const GATE_SPIN: std::time::Duration = std::time::Duration::from_millis(2);
+
+/// The outcome of [`Server::try_execute`].
+pub enum Attempt {
+    /// The command ran (or was refused); the reply to send, if any.
+    Done(Option<Frame>),
+    /// The exec gate is held by a transaction or a script that is not busy yet: wait
+    /// for [`Server::gate_released`] (or a short while) and try again.
+    Wait,
 }
 
 /// What a handler sees.
@@ -243,6 +261,8 @@ pub struct Client {
     pub aof_seq: u64,
     /// The last sequence number known durable (replies up to it were released).
     pub aof_acked: u64,
+    /// Running the commands of a script (blocking commands answer at once).
+    pub in_script: bool,
 }
 
 impl Client {
@@ -263,6 +283,7 @@ impl Client {
             block: None,
             multi: None,
             in_exec: false,
+            in_script: false,
             subs: Default::default(),
             reply_at: None,
             reply_in_outbox: false,
@@ -323,7 +344,7 @@ impl Ctx<'_> {
     /// False where a blocking command must not block (inside MULTI or a script): it then
     /// answers as if its timeout had expired.
     pub fn can_block(&self) -> bool {
-        !self.client.in_exec
+        !self.client.in_exec && !self.client.in_script
     }
 
     /// Blocks the calling command until one of `keys` is signalled (then the command runs
@@ -463,6 +484,16 @@ impl Server {
         keyspace.set_event_mask(crate::pubsub::Hub::key_event_mask(
             config.notify_keyspace_events,
         ));
+        let scripting =
+            crate::scripting::Scripting::new(config.busy_reply_threshold, config.lua_memory_limit);
+        let single_worker = match config.threads {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()) == 1,
+            n => n == 1,
+        };
+        scripting
+            .run
+            .single_worker
+            .store(single_worker, Ordering::Relaxed);
         let (shutdown, _) = tokio::sync::watch::channel(false);
         let mut run_id = String::with_capacity(40);
         let mut x = seed | 1;
@@ -498,6 +529,8 @@ impl Server {
             blocking: Arc::new(crate::blocking::Registry::default()),
             watches,
             exec_gate: RwLock::new(()),
+            gate_released: tokio::sync::Notify::new(),
+            scripting,
             exec_id,
             persist: crate::persist::Persistence::new(started_unix_ms / 1000),
             aof,
@@ -568,6 +601,8 @@ impl Server {
         self.pubsub.set_notify_flags(c.notify_keyspace_events);
         self.keyspace
             .set_event_mask(crate::pubsub::Hub::key_event_mask(c.notify_keyspace_events));
+        self.scripting
+            .configure(c.busy_reply_threshold, c.lua_memory_limit);
         crate::logging::set_level(c.loglevel.as_str());
         self.aof.apply_config(&c);
         drop(c);
@@ -669,9 +704,80 @@ impl Server {
         Ok(resolved)
     }
 
-    /// Runs a prepared command and returns its reply, or `None` when the client asked
-    /// not to get it (CLIENT REPLY OFF/SKIP).
+    /// The `-BUSY` refusal for a command arriving while a script is busy (commands
+    /// flagged `allow_busy` pass).
+    pub fn busy_refusal(&self, resolved: &Resolved) -> Option<Error> {
+        let busy = self.scripting.run.busy_error()?;
+        if resolved.cmd.has(flags::ALLOW_BUSY) {
+            return None;
+        }
+        Some(Error::msg(busy))
+    }
+
+    /// Runs a prepared command if the exec gate allows it now, and returns its reply
+    /// (`None` when the client asked not to get it, CLIENT REPLY OFF/SKIP). Never blocks
+    /// a worker thread for more than a moment: when a transaction or script holds the
+    /// gate it answers [`Attempt::Wait`]; while a script is busy it refuses with `-BUSY`
+    /// or, for `allow_busy` commands (SCRIPT KILL, SHUTDOWN, ...), runs without the gate.
+    pub fn try_execute(
+        &self,
+        client: &mut Client,
+        resolved: &Resolved,
+        args: &[Bytes],
+        now: u64,
+    ) -> Attempt {
+        let run = &self.scripting.run;
+        // A FUNCTION LOAD runs its library code under the gate held for reading: other
+        // commands need not wait for it.
+        if run.is_running() && !run.loading.load(Ordering::Relaxed) {
+            if run.busy_error().is_some() {
+                if let Some(e) = self.busy_refusal(resolved) {
+                    self.cmd_stats[resolved.id]
+                        .rejected
+                        .fetch_add(1, Ordering::Relaxed);
+                    self.count_error(&e);
+                    return Attempt::Done(Some(e.into_frame()));
+                }
+                return Attempt::Done(self.call_replying(client, resolved, args, now));
+            }
+            return Attempt::Wait;
+        }
+        if resolved.cmd.has(flags::EXCLUSIVE) {
+            let Some(gate) = self.exec_gate.try_write_for(GATE_SPIN) else {
+                return Attempt::Wait;
+            };
+            let reply = self.call_replying(client, resolved, args, now);
+            drop(gate);
+            self.gate_released.notify_waiters();
+            Attempt::Done(reply)
+        } else {
+            let Some(_gate) = self.exec_gate.try_read_for(GATE_SPIN) else {
+                return Attempt::Wait;
+            };
+            Attempt::Done(self.call_replying(client, resolved, args, now))
+        }
+    }
+
+    /// Runs a prepared command, waiting (blocking this thread) for the exec gate if
+    /// needed. For callers outside a connection task (tests, embedders); connections
+    /// use [`Server::try_execute`] and wait asynchronously.
     pub fn execute(
+        &self,
+        client: &mut Client,
+        resolved: &Resolved,
+        args: &[Bytes],
+        now: u64,
+    ) -> Option<Frame> {
+        loop {
+            match self.try_execute(client, resolved, args, now) {
+                Attempt::Done(r) => return r,
+                Attempt::Wait => std::thread::sleep(std::time::Duration::from_millis(1)),
+            }
+        }
+    }
+
+    /// [`Server::call`] under the client's CLIENT REPLY mode.
+    fn call_replying(
         &self,
         client: &mut Client,
         resolved: &Resolved,
@@ -681,13 +787,7 @@ impl Server {
         if client.reply == ReplyMode::SkipNext {
             client.reply = ReplyMode::Skip;
         }
-        let frame = if resolved.id == self.exec_id {
-            // EXEC takes the gate for writing itself.
-            self.call(client, resolved, args, now)
-        } else {
-            let _gate = self.exec_gate.read();
-            self.call(client, resolved, args, now)
-        };
+        let frame = self.call(client, resolved, args, now);
         match client.reply {
             ReplyMode::On => Some(frame),
             ReplyMode::Off => None,
@@ -699,6 +799,12 @@ impl Server {
             // not sent, as in Redis.
             ReplyMode::SkipNext => None,
         }
+    }
+
+    /// True when `maxmemory` is set and exceeded (scripts without `allow-oom` refuse).
+    pub fn over_maxmemory(&self) -> bool {
+        let max = self.live.maxmemory.load(Ordering::Relaxed);
+        max > 0 && crate::evict::used_for_limit(self) > max
     }
 
     /// Runs a command's handler and counts it (Redis's `call`): the reply, with an
@@ -724,7 +830,10 @@ impl Server {
         // the order they happened (an EXEC's commands already run alone).
         let logging = self.aof.is_on();
         let writes = resolved.cmd.has(flags::WRITE) || resolved.cmd.has(flags::MAY_REPLICATE);
-        let _order = (logging && writes && !client.in_exec).then(|| self.aof.order.lock());
+        // (An EXEC's commands already run alone; a script's run under its EVAL/FCALL's
+        // hold of the order lock.)
+        let _order = (logging && writes && !client.in_exec && !client.in_script)
+            .then(|| self.aof.order.lock());
         let db_before = client.db;
         let start = Instant::now();
         let result: CmdResult = {
@@ -784,8 +893,10 @@ impl Server {
         if self.live.maxmemory.load(Ordering::Relaxed) == 0 {
             return None;
         }
-        // Never between the commands of an EXEC.
-        let gate = self.exec_gate.read();
+        // Never between the commands of an EXEC or a script. A script may hold the gate
+        // for long: rather than park this worker thread, skip evicting now (the command
+        // then waits for the gate in `try_execute`, and is checked again next time).
+        let gate = self.exec_gate.try_read_for(GATE_SPIN)?;
         let status = crate::evict::perform(self, now);
         drop(gate);
         if status != EvictStatus::Fail {

@@ -131,6 +131,8 @@ pub struct LoadSummary {
     pub checksum_verified: bool,
     /// Bytes consumed, checksum included.
     pub bytes: u64,
+    /// Code of each function library (`FUNCTION2` records), in file order.
+    pub functions: Vec<Vec<u8>>,
 }
 
 impl LoadSummary {
@@ -241,9 +243,14 @@ pub fn load<R: Read>(
                     super::module_type_name(id)
                 )));
             }
-            opcodes::FUNCTION2 | opcodes::FUNCTION_PRE_GA => {
+            opcodes::FUNCTION2 => {
+                // A function library's code; the server loads it into its engine.
+                summary.functions.push(r.string()?);
+                continue;
+            }
+            opcodes::FUNCTION_PRE_GA => {
                 return Err(RdbError::Unsupported(
-                    "The RDB file contains functions (FUNCTION LOAD libraries), which Basalt cannot load yet"
+                    "The RDB file contains functions in the Redis 7.0 release-candidate format, which Basalt cannot load"
                         .into(),
                 ));
             }

@@ -87,6 +87,9 @@ pub mod flags {
     pub const ALLOW_BUSY: u32 = 1 << 18;
     /// Not allowed during async loading.
     pub const NO_ASYNC_LOADING: u32 = 1 << 19;
+    /// Runs alone: `Server::execute` holds the exec gate for writing around it (EXEC,
+    /// EVAL, FCALL). Basalt's own, never shown by COMMAND INFO.
+    pub const EXCLUSIVE: u32 = 1 << 20;
 
     /// Names in the order Redis replies with them (MAY_REPLICATE is hidden, as in Redis).
     pub const NAMES: &[(u32, &str)] = &[
@@ -387,6 +390,7 @@ pub const FAMILIES: &[&[Command]] = &[
     families::sort::COMMANDS,
     families::transactions::COMMANDS,
     families::pubsub::COMMANDS,
+    families::scripting::COMMANDS,
     families::server::COMMANDS,
     families::persistence::COMMANDS,
     families::debug::COMMANDS,

@@ -275,6 +275,11 @@ pub struct Config {
     pub lazyfree_lazy_user_del: bool,
     /// `lazyfree-lazy-user-flush`.
     pub lazyfree_lazy_user_flush: bool,
+    /// `busy-reply-threshold` (alias `lua-time-limit`): ms after which a running script
+    /// is busy (other clients get `-BUSY`, SCRIPT KILL works); 0 = never.
+    pub busy_reply_threshold: u64,
+    /// `lua-memory-limit` (Basalt): most bytes each Lua VM may allocate; 0 = no limit.
+    pub lua_memory_limit: u64,
     /// `enable-protected-configs` (immutable): who may CONFIG SET protected directives.
     pub enable_protected_configs: ProtectedAction,
     /// `enable-debug-command` (immutable): who may run DEBUG.
@@ -352,6 +357,8 @@ impl Default for Config {
             lazyfree_lazy_server_del: false,
             lazyfree_lazy_user_del: false,
             lazyfree_lazy_user_flush: false,
+            busy_reply_threshold: 0,
+            lua_memory_limit: 0,
             enable_protected_configs: ProtectedAction::default(),
             enable_debug_command: ProtectedAction::default(),
             key_load_delay: 0,

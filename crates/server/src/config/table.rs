@@ -969,6 +969,32 @@ pub static TABLE: &[Directive] = &[
         },
     },
     Directive {
+        name: "busy-reply-threshold",
+        aliases: &["lua-time-limit"],
+        flags: 0,
+        kind: Kind::Int {
+            min: 0,
+            max: i64::MAX,
+            default: 5000,
+            clamp: None,
+            check: None,
+            get: |c| c.busy_reply_threshold as i64,
+            set: |c, v| c.busy_reply_threshold = v as u64,
+        },
+    },
+    Directive {
+        name: "lua-memory-limit",
+        aliases: &[],
+        flags: BASALT,
+        kind: Kind::Memory {
+            min: 0,
+            max: u64::MAX,
+            default: 1024 * MB,
+            get: |c| c.lua_memory_limit,
+            set: |c, v| c.lua_memory_limit = v,
+        },
+    },
+    Directive {
         name: "enable-protected-configs",
         aliases: &[],
         flags: IMMUTABLE,

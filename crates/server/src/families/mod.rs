@@ -14,6 +14,7 @@ pub mod persistence;
 pub mod pubsub;
 pub mod ratelimit;
 pub mod rl;
+pub mod scripting;
 pub mod server;
 pub mod sets;
 pub mod sort;

@@ -199,6 +199,15 @@ fn shutdown(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         }
         return Err(Error::msg("ERR No shutdown in progress."));
     }
+    // While a script is busy only SHUTDOWN NOSAVE may stop the server; the script is
+    // stopped where it stands (its writes are not kept anyway).
+    let run = &ctx.srv.scripting.run;
+    if let Some(busy) = run.busy_error() {
+        if !matches!(mode, crate::persist::ShutdownSave::NoSave) {
+            return Err(Error::msg(busy));
+        }
+        run.force_kill();
+    }
     if !crate::persist::prepare_shutdown(ctx.srv, mode, force) {
         return Err(Error::msg("ERR Errors trying to SHUTDOWN. Check logs."));
     }

@@ -3,7 +3,7 @@
 //! MULTI starts queueing: the connection answers `+QUEUED` to every later command but
 //! these five, QUIT and RESET ([`crate::server::Server::queue_in_multi`]). A command
 //! refused while queueing (unknown, wrong arity, not allowed in a transaction) makes EXEC
-//! answer EXECABORT. EXEC takes the server's exec gate for writing, so the queued
+//! answer EXECABORT. EXEC runs with the server's exec gate held for writing, so the queued
 //! commands run with no other command in between (on any shard), then checks the WATCHed
 //! keys and runs the queue. Runtime errors of queued commands are returned in place; the
 //! other commands still run (nothing is rolled back), as in Redis.
@@ -50,7 +50,7 @@ pub const COMMANDS: &[Command] = &[
     tx_cmd!(
         "exec",
         1,
-        NOSCRIPT | LOADING | STALE | SKIP_SLOWLOG,
+        NOSCRIPT | LOADING | STALE | SKIP_SLOWLOG | EXCLUSIVE,
         "1.2.0",
         "Execute all commands issued after MULTI",
         "Depends on commands in the transaction",
@@ -122,10 +122,10 @@ fn exec(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CmdResult {
     if ctx.client.multi.is_none() {
         return Err(Error::msg("ERR EXEC without MULTI"));
     }
-    // No other command runs until the transaction is done; touches of watched keys by
+    // EXEC is EXCLUSIVE: `Server::execute` holds the exec gate for writing, so no other
+    // command runs until the transaction is done, and touches of watched keys by
     // commands that ran before are complete.
     let srv = ctx.srv;
-    let _gate = srv.exec_gate.write();
     let broken = watch_broken(ctx);
     let Some(state) = srv.end_transaction(ctx.client) else {
         return Err(Error::msg("ERR EXEC without MULTI"));

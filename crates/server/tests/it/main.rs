@@ -22,6 +22,7 @@ mod pubsub;
 mod ratelimit;
 mod rdb;
 mod rl;
+mod scripting;
 mod sets;
 mod streams;
 mod transactions;

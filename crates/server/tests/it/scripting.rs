@@ -1,0 +1,333 @@
+//! Lua scripting against a live server: busy scripts (BUSY replies, SCRIPT KILL,
+//! FUNCTION KILL, UNKILLABLE, SHUTDOWN NOSAVE), the per-VM memory limit at its boundary,
+//! and INFO's scripting fields. Reply texts are compared with what redis-server 7.0.15
+//! answers; nothing here depends on timings beyond "eventually".
+
+use basalt_testkit::{RawClient, TestServer};
+use std::time::{Duration, Instant};
+
+const LOOP: &[u8] = b"local i = 0 while true do i = i + 1 end";
+const BUSY_EVAL: &str =
+    "-BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.\r\n";
+const BUSY_FUNCTION: &str =
+    "-BUSY Redis is busy running a script. You can only call FUNCTION KILL or SHUTDOWN NOSAVE.\r\n";
+
+fn text(b: Vec<u8>) -> String {
+    String::from_utf8_lossy(&b).into_owned()
+}
+
+fn client(s: &TestServer) -> RawClient {
+    let mut c = RawClient::connect_port(s.port()).expect("connect");
+    c.set_timeout(Duration::from_secs(30)).expect("timeout");
+    c
+}
+
+/// Sends PING until the server answers `-BUSY` (the script passed the threshold).
+fn wait_busy(c: &mut RawClient, expected: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let r = text(c.cmd(&[b"PING"]).expect("ping"));
+        if r == expected {
+            return;
+        }
+        assert_eq!(r, "+PONG\r\n", "unexpected reply while waiting for BUSY");
+        assert!(Instant::now() < deadline, "the script never became busy");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn busy_script_is_killed(extra: &[&str]) {
+    let server = crate::start(extra);
+    let mut runner = client(&server);
+    let mut other = client(&server);
+    assert_eq!(
+        text(other.cmd(&[b"SCRIPT", b"KILL"]).expect("kill")),
+        "-NOTBUSY No scripts in execution right now.\r\n"
+    );
+    runner
+        .send(&[b"EVAL", LOOP, b"0"])
+        .expect("send the looping script");
+    wait_busy(&mut other, BUSY_EVAL);
+    // Other commands are refused, MULTI fails at EXEC, FUNCTION KILL/STATS name EVAL.
+    assert_eq!(text(other.cmd(&[b"GET", b"k"]).expect("get")), BUSY_EVAL);
+    assert_eq!(
+        text(other.cmd(&[b"FUNCTION", b"KILL"]).expect("fkill")),
+        BUSY_EVAL
+    );
+    assert_eq!(
+        text(other.cmd(&[b"FUNCTION", b"STATS"]).expect("fstats")),
+        BUSY_EVAL
+    );
+    assert_eq!(
+        text(other.cmd(&[b"SHUTDOWN"]).expect("shutdown")),
+        BUSY_EVAL
+    );
+    assert_eq!(text(other.cmd(&[b"MULTI"]).expect("multi")), "+OK\r\n");
+    assert_eq!(
+        text(other.cmd(&[b"SET", b"k", b"v"]).expect("set")),
+        BUSY_EVAL
+    );
+    assert_eq!(
+        text(other.cmd(&[b"EXEC"]).expect("exec")),
+        format!(
+            "-EXECABORT Transaction discarded because of: {}",
+            &BUSY_EVAL[1..]
+        )
+    );
+    assert_eq!(
+        text(other.cmd(&[b"SCRIPT", b"KILL"]).expect("kill")),
+        "+OK\r\n"
+    );
+    let reply = text(runner.read_reply_raw().expect("script reply"));
+    assert_eq!(
+        reply,
+        "-ERR Script killed by user with SCRIPT KILL... script: 3fcf51a9b854b8f66cb8685600b0d7df968f4398, on @user_script:1.\r\n"
+    );
+    // Both connections keep working.
+    assert_eq!(text(other.cmd(&[b"PING"]).expect("ping")), "+PONG\r\n");
+    assert_eq!(
+        text(runner.cmd(&[b"SET", b"k", b"v"]).expect("set")),
+        "+OK\r\n"
+    );
+    assert_eq!(
+        text(other.cmd(&[b"GET", b"k"]).expect("get")),
+        "$1\r\nv\r\n"
+    );
+}
+
+#[test]
+fn busy_script_gets_busy_replies_and_script_kill_ends_it() {
+    busy_script_is_killed(&["--busy-reply-threshold", "100"]);
+}
+
+#[test]
+fn busy_script_is_killable_with_a_single_worker_thread() {
+    busy_script_is_killed(&["--busy-reply-threshold", "100", "--threads", "1"]);
+}
+
+#[test]
+fn script_that_wrote_is_unkillable_and_shutdown_nosave_stops_the_server() {
+    let mut server = crate::start(&["--lua-time-limit", "100"]);
+    let mut runner = client(&server);
+    let mut other = client(&server);
+    runner
+        .send(&[
+            b"EVAL",
+            b"redis.call('set', 'w', '1') local i = 0 while true do i = i + 1 end",
+            b"0",
+        ])
+        .expect("send");
+    wait_busy(&mut other, BUSY_EVAL);
+    assert_eq!(
+        text(other.cmd(&[b"SCRIPT", b"KILL"]).expect("kill")),
+        "-UNKILLABLE Sorry the script already executed write commands against the dataset. You can either wait the script termination or kill the server in a hard way using the SHUTDOWN NOSAVE command.\r\n"
+    );
+    other.send(&[b"SHUTDOWN", b"NOSAVE"]).expect("shutdown");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while server.is_running() {
+        assert!(Instant::now() < deadline, "the server did not stop");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = server.stop();
+}
+
+#[test]
+fn busy_function_is_killed_with_function_kill() {
+    let server = crate::start(&["--busy-reply-threshold", "100"]);
+    let mut runner = client(&server);
+    let mut other = client(&server);
+    let lib = b"#!lua name=spin\nredis.register_function('spin', function() local i = 0 while true do i = i + 1 end end)";
+    assert_eq!(
+        text(runner.cmd(&[b"FUNCTION", b"LOAD", lib]).expect("load")),
+        "$4\r\nspin\r\n"
+    );
+    runner.send(&[b"FCALL", b"spin", b"0"]).expect("send");
+    wait_busy(&mut other, BUSY_FUNCTION);
+    assert_eq!(
+        text(other.cmd(&[b"SCRIPT", b"KILL"]).expect("skill")),
+        BUSY_FUNCTION
+    );
+    let stats = text(other.cmd(&[b"FUNCTION", b"STATS"]).expect("stats"));
+    assert!(
+        stats.starts_with("*4\r\n$14\r\nrunning_script\r\n*6\r\n$4\r\nname\r\n$4\r\nspin\r\n$7\r\ncommand\r\n*3\r\n$5\r\nFCALL\r\n$4\r\nspin\r\n$1\r\n0\r\n$11\r\nduration_ms\r\n:"),
+        "{stats}"
+    );
+    assert_eq!(
+        text(other.cmd(&[b"FUNCTION", b"KILL"]).expect("fkill")),
+        "+OK\r\n"
+    );
+    let reply = text(runner.read_reply_raw().expect("reply"));
+    assert_eq!(
+        reply,
+        "-ERR Script killed by user with SCRIPT KILL... script: spin, on @user_function:2.\r\n"
+    );
+    assert_eq!(
+        text(other.cmd(&[b"FCALL", b"spin", b"x"]).expect("fcall")),
+        "-ERR Bad number of keys provided\r\n"
+    );
+}
+
+#[test]
+fn scripts_that_are_not_busy_make_others_wait_not_fail() {
+    let server = crate::start(&["--busy-reply-threshold", "60000"]);
+    let mut runner = client(&server);
+    let mut other = client(&server);
+    // A script that runs a while but stays under the threshold: the other client's
+    // command waits for it and sees its write.
+    runner
+        .send(&[
+            b"EVAL",
+            b"local i = 0 while i < 3000000 do i = i + 1 end return redis.call('set', 'k', 'done')",
+            b"0",
+        ])
+        .expect("send");
+    std::thread::sleep(Duration::from_millis(20));
+    let got = text(other.cmd(&[b"GET", b"k"]).expect("get"));
+    assert!(got == "$4\r\ndone\r\n" || got == "$-1\r\n", "{got}");
+    assert_eq!(text(runner.read_reply_raw().expect("reply")), "+OK\r\n");
+    assert_eq!(
+        text(other.cmd(&[b"GET", b"k"]).expect("get")),
+        "$4\r\ndone\r\n"
+    );
+}
+
+#[test]
+fn lua_memory_limit_is_enforced_at_its_boundary() {
+    let server = crate::start(&[]);
+    let mut c = client(&server);
+    assert_eq!(
+        text(
+            c.cmd(&[b"CONFIG", b"GET", b"lua-memory-limit"])
+                .expect("get")
+        ),
+        "*2\r\n$16\r\nlua-memory-limit\r\n$10\r\n1073741824\r\n"
+    );
+    assert_eq!(
+        text(
+            c.cmd(&[b"CONFIG", b"SET", b"lua-memory-limit", b"8mb"])
+                .expect("set")
+        ),
+        "+OK\r\n"
+    );
+    // 2 MB fits under 8 MB.
+    assert_eq!(
+        text(
+            c.cmd(&[b"EVAL", b"return #string.rep('x', 2 * 1024 * 1024)", b"0"])
+                .expect("eval")
+        ),
+        ":2097152\r\n"
+    );
+    // 16 MB does not: the script fails, the VM recovers.
+    let r = text(
+        c.cmd(&[b"EVAL", b"return #string.rep('x', 16 * 1024 * 1024)", b"0"])
+            .expect("eval"),
+    );
+    assert!(
+        r.starts_with("-ERR Error running script ") && r.contains("not enough memory"),
+        "{r}"
+    );
+    assert_eq!(
+        text(
+            c.cmd(&[b"EVAL", b"return #string.rep('x', 1024)", b"0"])
+                .expect("eval")
+        ),
+        ":1024\r\n"
+    );
+    // The functions VM has the same limit.
+    let lib = b"#!lua name=m\nredis.register_function('big', function(keys, args) return #string.rep('x', tonumber(args[1])) end)";
+    assert_eq!(
+        text(c.cmd(&[b"FUNCTION", b"LOAD", lib]).expect("load")),
+        "$1\r\nm\r\n"
+    );
+    assert_eq!(
+        text(c.cmd(&[b"FCALL", b"big", b"0", b"1048576"]).expect("fcall")),
+        ":1048576\r\n"
+    );
+    let r = text(
+        c.cmd(&[b"FCALL", b"big", b"0", b"16777216"])
+            .expect("fcall"),
+    );
+    assert!(r.contains("not enough memory"), "{r}");
+    // 0 lifts the limit.
+    assert_eq!(
+        text(
+            c.cmd(&[b"CONFIG", b"SET", b"lua-memory-limit", b"0"])
+                .expect("set")
+        ),
+        "+OK\r\n"
+    );
+    assert_eq!(
+        text(
+            c.cmd(&[b"EVAL", b"return #string.rep('x', 16 * 1024 * 1024)", b"0"])
+                .expect("eval")
+        ),
+        ":16777216\r\n"
+    );
+}
+
+#[test]
+fn busy_reply_threshold_alias_and_info_fields() {
+    let server = crate::start(&["--lua-time-limit", "1234"]);
+    let mut c = client(&server);
+    assert_eq!(
+        text(
+            c.cmd(&[b"CONFIG", b"GET", b"busy-reply-threshold"])
+                .expect("get")
+        ),
+        "*2\r\n$20\r\nbusy-reply-threshold\r\n$4\r\n1234\r\n"
+    );
+    c.cmd(&[b"SCRIPT", b"LOAD", b"return 1"]).expect("load");
+    c.cmd(&[b"FUNCTION", b"LOAD", b"#!lua name=l\nredis.register_function('a', function() return 1 end)\nredis.register_function('b', function() return 2 end)"]).expect("fload");
+    let info = text(c.cmd(&[b"INFO", b"memory"]).expect("info"));
+    for field in [
+        "number_of_cached_scripts:1\r\n",
+        "number_of_functions:2\r\n",
+        "number_of_libraries:1\r\n",
+        "used_memory_lua:",
+        "used_memory_vm_functions:",
+        "used_memory_scripts_eval:",
+    ] {
+        assert!(info.contains(field), "INFO lacks {field}:\n{info}");
+    }
+    c.cmd(&[b"SCRIPT", b"FLUSH"]).expect("flush");
+    let info = text(c.cmd(&[b"INFO", b"memory"]).expect("info"));
+    assert!(info.contains("number_of_cached_scripts:0\r\n"), "{info}");
+}
+
+#[test]
+fn function_libraries_survive_a_restart_through_the_rdb_file() {
+    let dir = std::env::temp_dir().join(format!(
+        "basalt-it-scripting-rdb-{}-{:?}",
+        std::process::id(),
+        std::thread::current().id()
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    let d = dir.to_string_lossy().into_owned();
+    let lib = b"#!lua name=persisted\nredis.register_function{function_name='hello', callback=function(keys, args) return 'hello ' .. args[1] end, flags={'no-writes'}, description='greets'}";
+    {
+        let mut server = crate::start(&["--dir", d.as_str(), "--save", ""]);
+        let mut c = client(&server);
+        assert_eq!(
+            text(c.cmd(&[b"FUNCTION", b"LOAD", lib]).expect("load")),
+            "$9\r\npersisted\r\n"
+        );
+        assert_eq!(text(c.cmd(&[b"SAVE"]).expect("save")), "+OK\r\n");
+        server.stop().expect("stop");
+    }
+    let server = crate::start(&["--dir", d.as_str(), "--save", ""]);
+    let mut c = client(&server);
+    assert_eq!(
+        text(
+            c.cmd(&[b"FCALL_RO", b"hello", b"0", b"you"])
+                .expect("fcall")
+        ),
+        "$9\r\nhello you\r\n"
+    );
+    let list = text(c.cmd(&[b"FUNCTION", b"LIST"]).expect("list"));
+    assert!(
+        list.contains("$6\r\ngreets\r\n") && list.contains("+no-writes\r\n"),
+        "{list}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
