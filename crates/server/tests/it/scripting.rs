@@ -331,3 +331,55 @@ fn function_libraries_survive_a_restart_through_the_rdb_file() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn script_writes_reach_the_aof_as_effects_and_survive_a_restart() {
+    let dir = std::env::temp_dir().join(format!(
+        "basalt-it-scripting-aof-{}-{:?}",
+        std::process::id(),
+        std::thread::current().id()
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    let d = dir.to_string_lossy().into_owned();
+    let args = ["--dir", d.as_str(), "--save", "", "--appendonly", "yes"];
+    {
+        let mut server = crate::start(&args);
+        let mut c = client(&server);
+        let r = c
+            .cmd(&[
+                b"EVAL",
+                b"redis.call('set', KEYS[1], 'v') redis.call('incrby', KEYS[2], 5) redis.call('select', 3) redis.call('set', 'in3', 'x') redis.set_repl(redis.REPL_NONE) redis.call('set', 'unlogged', 'y') return 1",
+                b"2",
+                b"k",
+                b"n",
+            ])
+            .expect("eval");
+        assert_eq!(text(r), ":1\r\n");
+        server.stop().expect("stop");
+    }
+    let aof: String = std::fs::read_dir(dir.join("appendonlydir"))
+        .expect("aof dir")
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".incr.aof"))
+        .map(|e| String::from_utf8_lossy(&std::fs::read(e.path()).expect("read")).into_owned())
+        .collect();
+    assert!(
+        !aof.contains("EVAL"),
+        "the script itself is not logged: {aof}"
+    );
+    assert!(aof.contains("incrby") || aof.contains("INCRBY"), "{aof}");
+    assert!(
+        !aof.contains("unlogged"),
+        "REPL_NONE keeps writes out: {aof}"
+    );
+    let server = crate::start(&args);
+    let mut c = client(&server);
+    assert_eq!(text(c.cmd(&[b"GET", b"k"]).expect("get")), "$1\r\nv\r\n");
+    assert_eq!(text(c.cmd(&[b"GET", b"n"]).expect("get")), "$1\r\n5\r\n");
+    assert_eq!(text(c.cmd(&[b"GET", b"in3"]).expect("get")), "$-1\r\n");
+    c.cmd(&[b"SELECT", b"3"]).expect("select");
+    assert_eq!(text(c.cmd(&[b"GET", b"in3"]).expect("get")), "$1\r\nx\r\n");
+    assert_eq!(text(c.cmd(&[b"GET", b"unlogged"]).expect("get")), "$-1\r\n");
+    let _ = std::fs::remove_dir_all(&dir);
+}
