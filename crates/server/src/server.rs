@@ -486,14 +486,7 @@ impl Server {
         ));
         let scripting =
             crate::scripting::Scripting::new(config.busy_reply_threshold, config.lua_memory_limit);
-        let single_worker = match config.threads {
-            0 => std::thread::available_parallelism().map_or(1, |n| n.get()) == 1,
-            n => n == 1,
-        };
-        scripting
-            .run
-            .single_worker
-            .store(single_worker, Ordering::Relaxed);
+
         let (shutdown, _) = tokio::sync::watch::channel(false);
         let mut run_id = String::with_capacity(40);
         let mut x = seed | 1;

@@ -148,21 +148,19 @@ pub struct RunState {
     pub threshold_ms: AtomicU64,
     /// Name (SHA1 or function name), arguments and start of the running script.
     pub info: Mutex<Option<RunInfo>>,
-    /// The runtime has one worker thread: a busy script must hand the worker's other
-    /// connections to another thread (see [`hand_off_worker`]).
-    pub single_worker: AtomicBool,
     /// When the running script last tried to hand off its worker (ms since its start).
     handoff_ms: AtomicU64,
 }
 
-/// How often a busy script on a single-worker runtime retries handing off its worker.
+/// How often a busy script retries handing off its worker.
 const HANDOFF_RETRY_MS: u64 = 100;
 
 /// Hands the current tokio worker's other tasks to a fresh thread (tokio's
-/// `block_in_place`) so that a busy script on a single-worker runtime does not starve
-/// every other connection, SCRIPT KILL included. The new thread takes the worker over
-/// within the short pause given; if it has not yet, the script retries later. Outside a
-/// multi-thread runtime this only pauses.
+/// `block_in_place`) so that a busy script does not starve the connections queued on its
+/// worker: with one worker thread that is every connection (SCRIPT KILL included); with
+/// more, the tasks in the worker's LIFO slot, which other workers cannot steal. The new
+/// thread takes the worker over within the short pause given; if it has not yet, the
+/// script retries later. Outside a multi-thread runtime this only pauses.
 fn hand_off_worker() {
     let pause = || std::thread::sleep(std::time::Duration::from_millis(5));
     match tokio::runtime::Handle::try_current() {
@@ -282,13 +280,11 @@ fn install_hook(vm: &vm::Vm, st: Arc<RunState>) -> mlua::Result<()> {
             }
             let threshold = st.threshold_ms.load(Ordering::Relaxed);
             if st.busy.load(Ordering::Relaxed) {
-                if st.single_worker.load(Ordering::Relaxed) {
-                    let elapsed = st.elapsed_ms();
-                    let last = st.handoff_ms.load(Ordering::Relaxed);
-                    if elapsed >= last + HANDOFF_RETRY_MS {
-                        st.handoff_ms.store(elapsed, Ordering::Relaxed);
-                        hand_off_worker();
-                    }
+                let elapsed = st.elapsed_ms();
+                let last = st.handoff_ms.load(Ordering::Relaxed);
+                if elapsed >= last + HANDOFF_RETRY_MS {
+                    st.handoff_ms.store(elapsed, Ordering::Relaxed);
+                    hand_off_worker();
                 }
             } else if threshold > 0 {
                 let elapsed = st.elapsed_ms();
