@@ -661,27 +661,11 @@ fn rewrite_under_write_load_loses_and_doubles_nothing() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// Starts with the AOF on (no save points) on files that must not load.
 fn start_expecting_failure(dir: &Path, extra: &[&str]) -> (std::process::ExitStatus, String) {
-    let port = basalt_testkit::free_port().expect("port").to_string();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_basalt-server"))
-        .args([
-            "--port",
-            &port,
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "yes",
-        ])
-        .args(extra)
-        .arg("--dir")
-        .arg(dir)
-        .output()
-        .expect("spawn");
-    let text =
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
-    (out.status, text)
+    let mut args = vec!["--save", "", "--appendonly", "yes"];
+    args.extend_from_slice(extra);
+    crate::rdb::start_expecting_failure(dir, &args)
 }
 
 /// A torn last command is cut off with `aof-load-truncated yes` (Redis's log lines) and

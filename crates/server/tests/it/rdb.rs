@@ -405,11 +405,17 @@ fn failed_bgsave_refuses_writes_with_misconf() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// Starts the binary on a file that must not load; returns its exit status and output.
-pub(crate) fn start_expecting_failure(dir: &Path) -> (std::process::ExitStatus, String) {
+/// Starts the binary (with `extra` arguments) on files that must not load; returns its
+/// exit status and output.
+pub(crate) fn start_expecting_failure(
+    dir: &Path,
+    extra: &[&str],
+) -> (std::process::ExitStatus, String) {
     let port = basalt_testkit::free_port().expect("port").to_string();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_basalt-server"))
-        .args(["--port", &port, "--bind", "127.0.0.1", "--dir"])
+        .args(["--port", &port, "--bind", "127.0.0.1"])
+        .args(extra)
+        .arg("--dir")
         .arg(dir)
         .output()
         .expect("spawn");
@@ -450,7 +456,7 @@ fn corrupt_files_stop_the_start_and_are_left_untouched() {
     ];
     for (name, bytes, expect) in cases {
         std::fs::write(dir.join("dump.rdb"), &bytes).expect("write");
-        let (status, out) = start_expecting_failure(&dir);
+        let (status, out) = start_expecting_failure(&dir, &[]);
         assert!(!status.success(), "{name}: started");
         assert!(out.contains(expect), "{name}: {out}");
         assert_eq!(
