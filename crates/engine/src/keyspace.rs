@@ -1525,7 +1525,7 @@ impl<'a> Guard<'a> {
             Tracking::Fifo | Tracking::S3Fifo => d.fifo_admit(hash),
             Tracking::Plain => 0,
         };
-        d.used += node_and_key(key.len()) + add;
+        d.used += crate::memory::node_bytes(key.len()) + add;
         d.dict.insert_unique(
             hash,
             key,
@@ -1688,17 +1688,12 @@ impl<'a> Guard<'a> {
     }
 }
 
-/// Bytes of a node and its key name (the value is added separately).
-fn node_and_key(key_len: usize) -> usize {
-    crate::memory::node_bytes(key_len)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::value::StrValue;
 
-    fn ks() -> Keyspace {
+    pub(super) fn ks() -> Keyspace {
         Keyspace::new(&KeyspaceConfig {
             shards: 8,
             databases: 4,
@@ -1707,7 +1702,7 @@ mod tests {
         })
     }
 
-    fn s(v: &str) -> Value {
+    pub(super) fn s(v: &str) -> Value {
         Value::Str(StrValue::from_bytes(v.as_bytes()))
     }
 
@@ -2370,21 +2365,8 @@ mod memory_tests {
 
 #[cfg(test)]
 mod freeze_tests {
+    use super::tests::{ks, s};
     use super::*;
-    use crate::value::StrValue;
-
-    fn ks() -> Keyspace {
-        Keyspace::new(&KeyspaceConfig {
-            shards: 8,
-            databases: 4,
-            hash_seed: 1,
-            rng_seed: 2,
-        })
-    }
-
-    fn s(v: &str) -> Value {
-        Value::Str(StrValue::from_bytes(v.as_bytes()))
-    }
 
     /// Everything `take_frozen` hands over, per shard, as a sorted list.
     fn frozen_view(ks: &Keyspace) -> Vec<(usize, Vec<u8>, Value, u64)> {
