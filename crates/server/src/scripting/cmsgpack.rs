@@ -211,34 +211,19 @@ fn decode(lua: &Lua, c: &mut Cursor<'_>) -> Result<mlua::Result<Value>, DecodeEr
         0xca => num(f64::from(f32::from_bits(c.u(4)? as u32))),
         0xcb => num(f64::from_bits(c.u(8)?)),
         0xa0..=0xbf => string(lua, c, usize::from(t & 0x1f)),
-        0xd9 => {
-            let n = c.u(1)? as usize;
-            string(lua, c, n)
-        }
-        0xda => {
-            let n = c.u(2)? as usize;
-            string(lua, c, n)
-        }
-        0xdb => {
-            let n = c.u(4)? as usize;
+        // str8/16/32, array16/32, map16/32: a big-endian length of 1, 2 or 4 bytes.
+        0xd9..=0xdb => {
+            let n = c.u(1 << (t - 0xd9))? as usize;
             string(lua, c, n)
         }
         0x90..=0x9f => array(lua, c, usize::from(t & 0x0f)),
-        0xdc => {
-            let n = c.u(2)? as usize;
-            array(lua, c, n)
-        }
-        0xdd => {
-            let n = c.u(4)? as usize;
+        0xdc | 0xdd => {
+            let n = c.u(2 << (t - 0xdc))? as usize;
             array(lua, c, n)
         }
         0x80..=0x8f => map(lua, c, usize::from(t & 0x0f)),
-        0xde => {
-            let n = c.u(2)? as usize;
-            map(lua, c, n)
-        }
-        0xdf => {
-            let n = c.u(4)? as usize;
+        0xde | 0xdf => {
+            let n = c.u(2 << (t - 0xde))? as usize;
             map(lua, c, n)
         }
         _ => Err(DecodeError::BadFormat),
