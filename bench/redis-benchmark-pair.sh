@@ -13,7 +13,7 @@ basalt=target/release/basalt-server
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 scratch=$(mktemp -d)
 bport=$(free_port); rport=$(free_port)
-taskset -c 0 "$basalt" --port "$bport" --threads 1 >"$scratch/basalt.log" 2>&1 & bpid=$!
+taskset -c 0 "$basalt" --port "$bport" --threads 1 --save '' --dir "$scratch" >"$scratch/basalt.log" 2>&1 & bpid=$!
 taskset -c 0 redis-server --port "$rport" --bind 127.0.0.1 --save '' --appendonly no --dir "$scratch" >"$scratch/redis.log" 2>&1 & rpid=$!
 trap 'kill $bpid $rpid 2>/dev/null || true' EXIT
 for p in $bport $rport; do
