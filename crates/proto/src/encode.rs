@@ -137,11 +137,35 @@ pub fn encode(frame: &Frame, proto: Protocol, out: &mut BytesMut) {
 /// assert_eq!(&out[..], b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\n");
 /// ```
 pub fn encode_command(args: &[&[u8]], out: &mut BytesMut) {
+    bulks(out, b'*', args);
+}
+
+/// A push message of bulk strings (pub/sub `message`, `pmessage`, ...): `>N` under RESP3,
+/// a plain array under RESP2, encoded in one reservation.
+///
+/// ```
+/// use basalt_proto::Protocol;
+/// let mut out = bytes::BytesMut::new();
+/// basalt_proto::encode_push(&[b"message", b"c", b"m"], Protocol::Resp3, &mut out);
+/// assert_eq!(&out[..], b">3\r\n$7\r\nmessage\r\n$1\r\nc\r\n$1\r\nm\r\n");
+/// ```
+pub fn encode_push(args: &[&[u8]], proto: Protocol, out: &mut BytesMut) {
+    bulks(
+        out,
+        if proto == Protocol::Resp3 { b'>' } else { b'*' },
+        args,
+    );
+}
+
+/// `<kind>N` followed by N bulk strings, reserving the whole size first.
+fn bulks(out: &mut BytesMut, kind: u8, args: &[&[u8]]) {
     let payload: usize = args.iter().map(|a| a.len() + 16).sum();
     out.reserve(payload + 16);
-    header(out, b'*', args.len());
+    header(out, kind, args.len());
     for arg in args {
-        bulk(out, arg);
+        header(out, b'$', arg.len());
+        out.put_slice(arg);
+        out.put_slice(b"\r\n");
     }
 }
 

@@ -20,7 +20,7 @@ mod request;
 mod split;
 
 pub use decode::decode_frame;
-pub use encode::{encode, encode_command};
+pub use encode::{encode, encode_command, encode_push};
 pub use error::{FrameError, ProtocolError};
 pub use frame::{Frame, Protocol};
 pub use limits::{Limits, PROTO_INLINE_MAX_SIZE, PROTO_MBULK_BIG_ARG};

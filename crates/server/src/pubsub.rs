@@ -23,7 +23,7 @@
 use crate::client::ClientShared;
 use basalt_engine::glob::glob_match;
 use basalt_engine::{KeyEvent, KeyEvents};
-use basalt_proto::{Frame, Protocol, encode};
+use basalt_proto::{Frame, Protocol, encode, encode_push};
 use bytes::{Bytes, BytesMut};
 use indexmap::{IndexMap, IndexSet};
 use parking_lot::{Mutex, RwLock};
@@ -443,17 +443,18 @@ pub struct Hub {
     pub obuf_disconnections: AtomicU64,
 }
 
-/// One message encoded lazily, at most once per protocol.
-struct Encoded {
-    frame: Frame,
+/// One message encoded lazily, at most once per protocol, straight from the borrowed
+/// parts (no intermediate frames).
+struct Encoded<'a> {
+    parts: &'a [&'a [u8]],
     resp2: Option<Bytes>,
     resp3: Option<Bytes>,
 }
 
-impl Encoded {
-    fn new(items: Vec<Frame>) -> Encoded {
+impl<'a> Encoded<'a> {
+    fn new(parts: &'a [&'a [u8]]) -> Encoded<'a> {
         Encoded {
-            frame: Frame::Push(items),
+            parts,
             resp2: None,
             resp3: None,
         }
@@ -465,9 +466,10 @@ impl Encoded {
         } else {
             (&mut self.resp2, Protocol::Resp2)
         };
+        let parts = self.parts;
         slot.get_or_insert_with(|| {
             let mut b = BytesMut::new();
-            encode(&self.frame, proto, &mut b);
+            encode_push(parts, proto, &mut b);
             b.freeze()
         })
     }
@@ -627,11 +629,8 @@ impl Hub {
         };
         if let Some(subs) = subscribers {
             let kind: &'static [u8] = if shard { b"smessage" } else { b"message" };
-            let mut enc = Encoded::new(vec![
-                Frame::Bulk(Bytes::from_static(kind)),
-                Frame::bulk(channel),
-                Frame::bulk(message),
-            ]);
+            let parts = [kind, channel, message];
+            let mut enc = Encoded::new(&parts);
             for c in subs.values() {
                 let bytes = enc.get(c.resp.load(Ordering::Relaxed));
                 if c.outbox.push_message(bytes, limit) {
@@ -645,12 +644,8 @@ impl Hub {
                 if !glob_match(pattern, channel, false) {
                     continue;
                 }
-                let mut enc = Encoded::new(vec![
-                    Frame::Bulk(Bytes::from_static(b"pmessage")),
-                    Frame::Bulk(pattern.clone()),
-                    Frame::bulk(channel),
-                    Frame::bulk(message),
-                ]);
+                let parts: [&[u8]; 4] = [b"pmessage", pattern, channel, message];
+                let mut enc = Encoded::new(&parts);
                 for c in subs.values() {
                     let bytes = enc.get(c.resp.load(Ordering::Relaxed));
                     if c.outbox.push_message(bytes, limit) {
@@ -819,11 +814,8 @@ mod tests {
 
     #[test]
     fn encoded_once_per_protocol() {
-        let mut e = Encoded::new(vec![
-            Frame::bulk(b"message"),
-            Frame::bulk(b"c"),
-            Frame::bulk(b"m"),
-        ]);
+        let parts: [&[u8]; 3] = [b"message", b"c", b"m"];
+        let mut e = Encoded::new(&parts);
         let a = e.get(2).clone();
         let b = e.get(3).clone();
         assert_eq!(&a[..], b"*3\r\n$7\r\nmessage\r\n$1\r\nc\r\n$1\r\nm\r\n");
