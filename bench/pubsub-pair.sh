@@ -18,7 +18,7 @@ for p in "$PORT_B" "$PORT_R"; do
   if ss -ltn | grep -q ":$p "; then echo "port $p busy" >&2; exit 1; fi
 done
 dir=$(mktemp -d)
-taskset -c 0 "$BASALT" --port "$PORT_B" --bind 127.0.0.1 --maxclients 4096 >"$dir/basalt.log" 2>&1 &
+taskset -c 0 "$BASALT" --port "$PORT_B" --bind 127.0.0.1 --threads 1 --save '' --dir "$dir" --maxclients 4096 >"$dir/basalt.log" 2>&1 &
 bpid=$!
 taskset -c 0 redis-server --port "$PORT_R" --bind 127.0.0.1 --save '' --appendonly no \
   --maxclients 4096 --dir "$dir" >"$dir/redis.log" 2>&1 &
