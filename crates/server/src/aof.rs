@@ -281,7 +281,12 @@ impl Aof {
 // ---------------------------------------------------------------------------------------
 
 struct Names {
+    /// `dir`: where a Redis 6 style single-file AOF lives.
+    data_dir: PathBuf,
+    /// `dir`/`appenddirname`.
     dir: PathBuf,
+    /// `appenddirname` (for the log).
+    dir_name: String,
     file: String,
     rdb_preamble: bool,
 }
@@ -289,7 +294,9 @@ struct Names {
 fn names(srv: &Server) -> Names {
     let c = srv.config.read();
     Names {
+        data_dir: c.dir.clone(),
         dir: c.dir.join(&c.appenddirname),
+        dir_name: c.appenddirname.clone(),
         file: c.appendfilename.clone(),
         rdb_preamble: c.aof_use_rdb_preamble,
     }
@@ -615,13 +622,15 @@ fn replay<R: std::io::BufRead>(
 }
 
 /// Loads one file of the log: an RDB (possibly followed by commands, the old preamble
-/// form) or commands.
+/// form) or commands. `old_style`: the base is a single-file AOF moved in by the
+/// upgrade (Redis logs its RDB part as a preamble then).
 fn load_file(
     srv: &Server,
     client: &mut Client,
     path: &Path,
     name: &str,
     is_base: bool,
+    old_style: bool,
 ) -> Result<Replay, String> {
     let file = File::open(path).map_err(|e| {
         format!("Fatal error: can't open the append log file {name} for reading: {e}")
@@ -640,7 +649,7 @@ fn load_file(
         .map_err(|e| format!("Unrecoverable error reading the append only file {name}: {e}"))?;
     let mut start = 0u64;
     let mut r: Box<dyn std::io::BufRead + '_> = if n == 5 && &head == b"REDIS" {
-        if is_base {
+        if is_base && !old_style {
             tracing::info!("Reading RDB base file on AOF loading...");
         } else {
             tracing::info!("Reading RDB preamble from AOF file...");
@@ -650,6 +659,9 @@ fn load_file(
         let loaded = crate::persist::load_rdb_stream(srv, &mut chained, len, true)
             .map_err(|e| format!("Error reading the RDB preamble of the AOF file {name}, AOF loading aborted: {e}"))?;
         start = loaded;
+        if old_style {
+            tracing::info!("Reading the remaining AOF tail...");
+        }
         Box::new(chained)
     } else {
         Box::new(std::io::Cursor::new(head[..n].to_vec()).chain(r))
@@ -664,6 +676,7 @@ fn load_file(
 /// yes` (the only change ever made to a file here).
 pub fn load_at_startup(srv: &Server) -> Result<(), String> {
     let n = names(srv);
+    upgrade_old_style(&n)?;
     let Some(m) = read_manifest(&n)? else {
         return Ok(());
     };
@@ -701,7 +714,7 @@ pub fn load_at_startup(srv: &Server) -> Result<(), String> {
         .map(|(f, _)| file_size(&n.dir.join(&f.name)))
         .sum();
     srv.persist.start_loading(total);
-    load_files(srv, &mut client, &n.dir, &files, truncated_ok)?;
+    load_files(srv, &mut client, &n, &files, truncated_ok)?;
     let size: u64 = files
         .iter()
         .map(|(f, _)| file_size(&n.dir.join(&f.name)))
@@ -717,19 +730,86 @@ pub fn load_at_startup(srv: &Server) -> Result<(), String> {
     Ok(())
 }
 
+/// Redis 7.0's upgrade of a single-file AOF (what Redis 6.2 and older wrote:
+/// `dir`/`appendfilename`, RESP commands, maybe after an RDB preamble) into the multi-part
+/// layout, done at startup before loading, under Redis's conditions: the file exists
+/// and the AOF directory does not, or holds no manifest, or its manifest names only a
+/// base called `appendfilename` that is not in the directory yet (an upgrade cut short
+/// between its two steps).
+///
+/// The steps are Redis's `aofUpgradePrepare`, in its order: create the directory, write
+/// the manifest naming the old file as the base (`file appendonly.aof seq 1 type b`;
+/// temp file, fsync, rename, fsync of the directory), then move the file into the
+/// directory (a rename, fsynced on both sides). A crash before the manifest is in place
+/// leaves the old layout, one after it the third condition above: the next start
+/// finishes the upgrade either way, and the old file is never copied or rewritten. The
+/// first incremental file (`appendonly.aof.1.incr.aof`) is created when the AOF is
+/// opened, after the load.
+fn upgrade_old_style(n: &Names) -> Result<(), String> {
+    let old = n.data_dir.join(&n.file);
+    if !std::fs::metadata(&old).is_ok_and(|m| m.is_file()) {
+        return Ok(());
+    }
+    let manifest = if n.dir.is_dir() {
+        read_manifest(n)?
+    } else {
+        None
+    };
+    let interrupted = |m: &Manifest| {
+        m.incrs.is_empty()
+            && m.base.as_ref().is_some_and(|b| b.name == n.file)
+            && !n.dir.join(&n.file).exists()
+    };
+    let mut m = match manifest {
+        None => Manifest::default(),
+        Some(m) if m.is_empty() || interrupted(&m) => m,
+        // A multi-part AOF is there: the old file is left alone, as Redis does.
+        Some(_) => return Ok(()),
+    };
+    std::fs::create_dir_all(&n.dir).map_err(|e| {
+        format!(
+            "Can't open or create append-only dir {}: {e}",
+            n.dir.display()
+        )
+    })?;
+    sync_dir(&n.data_dir);
+    m.base = Some(AofFile {
+        name: n.file.clone(),
+        seq: 1,
+        kind: FileKind::Base,
+    });
+    persist_manifest(n, &m)?;
+    let to = n.dir.join(&n.file);
+    std::fs::rename(&old, &to).map_err(|e| {
+        format!(
+            "Error trying to rename the existing AOF to {} in the Upgrade process: {e}",
+            to.display()
+        )
+    })?;
+    sync_dir(&n.dir);
+    sync_dir(&n.data_dir);
+    tracing::info!(
+        "Successfully migrated an old-style AOF file ({}) into the AOF directory ({}).",
+        n.file,
+        n.dir_name
+    );
+    Ok(())
+}
+
 /// Replays the files of the manifest in order (base first).
 fn load_files(
     srv: &Server,
     client: &mut Client,
-    dir: &Path,
+    n: &Names,
     files: &[(&AofFile, bool)],
     truncated_ok: bool,
 ) -> Result<(), String> {
     let last = files.len() - 1;
     for (i, (f, is_base)) in files.iter().enumerate() {
-        let path = dir.join(&f.name);
+        let path = n.dir.join(&f.name);
         let t0 = Instant::now();
-        match load_file(srv, client, &path, &f.name, *is_base)? {
+        let old_style = *is_base && f.name == n.file;
+        match load_file(srv, client, &path, &f.name, *is_base, old_style)? {
             Replay::Complete => {}
             Replay::Truncated(at) => {
                 if i != last {

@@ -222,6 +222,11 @@ fn report_and_maybe_fix(
     line: &mut u64,
     out: &mut dyn Write,
 ) -> bool {
+    if c.size == 0 {
+        // redis-check-aof's `AOF_CHECK_EMPTY`: valid, no analysis line.
+        let _ = writeln!(out, "{label}{name} is empty");
+        return true;
+    }
     if !c.rdb_bad {
         *line += newlines(path, c);
         let _ = writeln!(
@@ -289,6 +294,12 @@ fn report_and_maybe_fix(
             false
         }
     }
+}
+
+/// True when the file begins with `REDIS` (an RDB, or an RDB preamble).
+fn starts_with_rdb_signature(path: &Path) -> bool {
+    let mut head = [0u8; 5];
+    File::open(path).is_ok_and(|mut f| f.read_exact(&mut head).is_ok() && &head == b"REDIS")
 }
 
 /// Finds the manifest in a directory: the only `*.manifest` file in it.
@@ -384,7 +395,9 @@ pub fn check_aof(path: &Path, mut fix: Option<Confirm<'_>>, out: &mut dyn Write)
         }
     };
     if let Some(b) = &m.base {
-        let rdb = b.name.ends_with(".rdb");
+        // As redis-check-aof: the format is the content's (a base moved in by the
+        // upgrade of a single-file AOF is named `appendonly.aof` and may be an RDB).
+        let rdb = starts_with_rdb_signature(&dir.join(&b.name));
         let _ = writeln!(
             out,
             "Start to check BASE AOF ({} format).",

@@ -210,3 +210,97 @@ fn fix_yes_is_non_interactive_and_damage_before_the_last_file_is_not_cut() {
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("Invalid AOF manifest file format"), "{out}");
 }
+
+/// Single-file AOFs as Redis ≤ 6.2 wrote them (and the directory the upgrade makes of
+/// one): an RDB preamble followed by commands, a torn plain file fixed by `--fix --yes`,
+/// an empty file; the upgraded directory's base named `appendonly.aof` is recognised as
+/// RDB by its content, and an empty incremental file is reported as Redis does.
+#[test]
+fn old_style_single_file_aofs() {
+    let dir = crate::rdb::scratch("check-aof-single");
+    let tail = b"*3\r\n$3\r\nSET\r\n$1\r\na\r\n$1\r\n1\r\n*2\r\n$4\r\nINCR\r\n$1\r\na\r\n";
+    let mut pre = std::fs::read(fixtures().join("rdb/redis-7.0.15-types.rdb")).unwrap();
+    let rdb_len = pre.len();
+    pre.extend_from_slice(tail);
+    let p = dir.join("appendonly.aof");
+    std::fs::write(&p, &pre).unwrap();
+    let (code, out) = run(&["--check-aof", s(&p)], "");
+    assert_eq!(code, 0, "{out}");
+    assert!(out.starts_with("Start checking Old-Style AOF\n"), "{out}");
+    assert!(
+        out.contains("RDB preamble is OK, proceeding with AOF tail..."),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!(
+            "size={}, ok_up_to={}, ok_up_to_line=13, diff=0\n",
+            pre.len(),
+            pre.len()
+        )),
+        "{out}"
+    );
+    assert!(out.ends_with(" is valid\n"), "{out}");
+
+    // The same file as the base of an upgraded directory.
+    let up = dir.join("appendonlydir");
+    std::fs::create_dir_all(&up).unwrap();
+    std::fs::copy(&p, up.join("appendonly.aof")).unwrap();
+    std::fs::write(up.join("appendonly.aof.1.incr.aof"), b"").unwrap();
+    std::fs::write(
+        up.join("appendonly.aof.manifest"),
+        "file appendonly.aof seq 1 type b\nfile appendonly.aof.1.incr.aof seq 1 type i\n",
+    )
+    .unwrap();
+    let (code, out) = run(&["--check-aof", s(&up)], "");
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("Start to check BASE AOF (RDB format).\n"),
+        "{out}"
+    );
+    assert!(out.contains("BASE AOF appendonly.aof is valid\n"), "{out}");
+    assert!(
+        out.ends_with(
+            "INCR AOF appendonly.aof.1.incr.aof is empty\nAll AOF files and manifest are valid\n"
+        ),
+        "{out}"
+    );
+
+    // A torn plain file: reported, then cut by --fix --yes at the last command.
+    let torn = dir.join("torn.aof");
+    let mut bytes = tail.to_vec();
+    bytes.extend_from_slice(b"*3\r\n$3\r\nSET\r\n$1\r\nb\r\n$1");
+    std::fs::write(&torn, &bytes).unwrap();
+    let (code, out) = run(&["--check-aof", s(&torn)], "");
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains(&format!(
+            "size={}, ok_up_to={}, ok_up_to_line=13, diff=22\n",
+            bytes.len(),
+            tail.len()
+        )),
+        "{out}"
+    );
+    assert_eq!(std::fs::read(&torn).unwrap(), bytes);
+    let (code, out) = run(&["--check-aof", "--fix", "--yes", s(&torn)], "");
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(std::fs::read(&torn).unwrap(), tail);
+    // A torn tail after a preamble is cut the same way, the RDB part kept.
+    let mut pre_torn = pre.clone();
+    pre_torn.extend_from_slice(b"*2\r\n$4\r\nINCR");
+    std::fs::write(&p, &pre_torn).unwrap();
+    let (code, out) = run(&["--check-aof", "--fix", "--yes", s(&p)], "");
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(std::fs::read(&p).unwrap(), pre);
+    assert!(rdb_len < pre.len());
+
+    // Empty.
+    let empty = dir.join("empty.aof");
+    std::fs::write(&empty, b"").unwrap();
+    let (code, out) = run(&["--check-aof", s(&empty)], "");
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(
+        out,
+        format!("Start checking Old-Style AOF\nAOF {} is empty\n", s(&empty))
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
