@@ -19,10 +19,10 @@
 //!   `lazyfree-lazy-expire` / `lazyfree-lazy-eviction`).
 //!
 //! "Changed the dataset" is judged by the handler (the `write` flag plus the handler's
-//! own knowledge); when keyspace notifications land, the same sites that notify will
-//! count a per-command dirty counter and the verbatim rule will become "logged iff the
-//! counter moved". A write that changed nothing and is logged anyway is harmless: it
-//! changes nothing on replay either.
+//! own knowledge). Each command's change count ([`crate::server::Changes`], Redis's
+//! `server.dirty` delta) could decide it as Redis does ("logged iff the count moved");
+//! it is not used for that yet. A write that changed nothing and is logged anyway is
+//! harmless: it changes nothing on replay either.
 //!
 //! ## Ordering
 //!

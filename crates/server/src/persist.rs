@@ -50,7 +50,8 @@ pub const MISCONF: &str = "MISCONF Redis is configured to save RDB snapshots, bu
 
 /// Snapshot state and counters (`INFO persistence`).
 pub struct Persistence {
-    /// Successful write commands since the last successful save.
+    /// Changes since the last successful save, counted as Redis's `server.dirty`
+    /// (`rdb_changes_since_last_save`; see [`crate::server::Changes`]).
     pub dirty: AtomicU64,
     dirty_at_start: AtomicU64,
     /// Unix seconds of the last successful save (server start before any).
@@ -135,10 +136,12 @@ impl Persistence {
         self.loading.store(false, Ordering::Release);
     }
 
-    /// Counts one successful write command.
+    /// Adds the changes a command made (see [`crate::server::Changes`]).
     #[inline]
-    pub fn note_write(&self) {
-        self.dirty.fetch_add(1, Ordering::Relaxed);
+    pub fn note_changes(&self, n: u64) {
+        if n > 0 {
+            self.dirty.fetch_add(n, Ordering::Relaxed);
+        }
     }
 
     /// Status of the last background (or foreground) save, for INFO.

@@ -203,6 +203,32 @@ pub struct Ctx<'a> {
     pub now: u64,
     /// The command's full name (`get`, `config|set`), for error messages.
     pub fullname: &'a str,
+    /// What the command changed, for `rdb_changes_since_last_save` (see
+    /// [`Ctx::changed`]).
+    pub changes: Changes,
+}
+
+/// The changes one command made to the dataset, counted as Redis counts `server.dirty`
+/// (`rdb_changes_since_last_save`, and the `changes` of `save <seconds> <changes>`).
+///
+/// By default a command that modified a key counts 1: every site that modifies a key
+/// calls [`Ctx::notify`] (or [`Ctx::notify_event_only`], [`Ctx::modified`]), which marks
+/// the command as having changed something, so `SET`, `EXPIRE`, `RENAME` count 1 and a
+/// write that changed nothing (`SET NX` on an existing key, `DEL` of a missing key,
+/// `PERSIST` without a TTL) counts 0. Commands for which Redis adds one per element
+/// (`MSET`, `DEL`, `SADD`, `HSET`, `LPUSH`, `ZADD`, pops with a count, `FLUSHALL`, ...)
+/// state their count with [`Ctx::changed`], which replaces the default.
+#[derive(Debug, Default)]
+pub struct Changes {
+    stated: std::cell::Cell<Option<u64>>,
+    touched: std::cell::Cell<bool>,
+}
+
+impl Changes {
+    /// The count: the stated one, else 1 if a key was modified.
+    pub fn count(&self) -> u64 {
+        self.stated.get().unwrap_or(u64::from(self.touched.get()))
+    }
 }
 
 /// CLIENT REPLY modes.
@@ -331,6 +357,14 @@ impl Ctx<'_> {
             .push(args);
     }
 
+    /// States how many changes this command made, as Redis adds them to `server.dirty`
+    /// (one per element added, removed or set, per key deleted...). Several calls add
+    /// up; once called, the default count of [`Changes`] no longer applies.
+    pub fn changed(&self, n: u64) {
+        let c = &self.changes.stated;
+        c.set(Some(c.get().unwrap_or(0) + n));
+    }
+
     /// Logs nothing for this command (a write that changed nothing).
     pub fn propagate_nothing(&mut self) {
         self.client.aof_effects.get_or_insert_with(Vec::new);
@@ -395,7 +429,9 @@ impl Ctx<'_> {
     #[inline]
     pub fn notify_db(&self, class: u32, event: &str, key: &[u8], db: usize) {
         // Every notification site is a modification (Redis pairs notifyKeyspaceEvent
-        // with signalModifiedKey), so this is where WATCH learns of writes too.
+        // with signalModifiedKey), so this is where WATCH learns of writes too, and
+        // where the command's change count learns that it changed something.
+        self.changes.touched.set(true);
         self.srv.watches.touch(db, key);
         self.srv.pubsub.notify(class, event, key, db);
     }
@@ -403,12 +439,14 @@ impl Ctx<'_> {
     /// A keyspace event Redis publishes without signalling the key as modified (the
     /// consumer-group events of streams, XSETID): WATCH is not touched.
     pub fn notify_event_only(&self, class: u32, event: &str, key: &[u8]) {
+        self.changes.touched.set(true);
         self.srv.pubsub.notify(class, event, key, self.client.db);
     }
 
     /// A modification Redis signals without a keyspace event (PFCOUNT refreshing its
     /// cached cardinality): touches WATCHed keys only.
     pub fn modified(&self, key: &[u8]) {
+        self.changes.touched.set(true);
         self.srv.watches.touch(self.client.db, key);
     }
 
@@ -835,8 +873,13 @@ impl Server {
                 client,
                 now,
                 fullname: &resolved.fullname,
+                changes: Changes::default(),
             };
-            handler(&mut ctx, args)
+            let result = handler(&mut ctx, args);
+            // Counted whatever the result, as Redis's `server.dirty` (a command that
+            // fails changes nothing, so this is 0 then).
+            self.persist.note_changes(ctx.changes.count());
+            result
         };
         let usec = start.elapsed().as_micros() as u64;
         let st = &self.cmd_stats[resolved.id];
@@ -864,12 +907,7 @@ impl Server {
             }
         }
         match result {
-            Ok(f) => {
-                if resolved.cmd.has(flags::WRITE) {
-                    self.persist.note_write();
-                }
-                f
-            }
+            Ok(f) => f,
             Err(e) => {
                 st.failed.fetch_add(1, Ordering::Relaxed);
                 self.count_error(&e);

@@ -429,8 +429,9 @@ fn parse_field_ops(ctx: &Ctx<'_>, args: &[Bytes]) -> Result<Vec<FieldOp>, Error>
 }
 
 /// Applies a SET or INCRBY to the buffer; the reply is the old value (SET), the new
-/// value (INCRBY), or null when OVERFLOW FAIL refused the write.
-fn apply_write(buf: &mut [u8], op: &FieldOp) -> Frame {
+/// value (INCRBY), or null when OVERFLOW FAIL refused the write. With it, whether the
+/// field's value changed (`None`: refused).
+fn apply_write(buf: &mut [u8], op: &FieldOp) -> (Frame, Option<bool>) {
     let incr = op.kind == FieldKind::Incrby;
     if op.signed {
         let old = bitops::get_signed(buf, op.offset, op.bits);
@@ -442,11 +443,14 @@ fn apply_write(buf: &mut [u8], op: &FieldOp) -> Frame {
             (op.value, o, l)
         };
         if overflow && op.overflow == Overflow::Fail {
-            return Frame::Null;
+            return (Frame::Null, None);
         }
         let new = if overflow { limit.unwrap_or(new) } else { new };
         bitops::set_field(buf, op.offset, op.bits, new as u64);
-        Frame::Integer(if incr { new } else { old })
+        (
+            Frame::Integer(if incr { new } else { old }),
+            Some(new != old),
+        )
     } else {
         let old = bitops::get_unsigned(buf, op.offset, op.bits);
         let (new, overflow, limit) = if incr {
@@ -458,11 +462,14 @@ fn apply_write(buf: &mut [u8], op: &FieldOp) -> Frame {
             (v, o, l)
         };
         if overflow && op.overflow == Overflow::Fail {
-            return Frame::Null;
+            return (Frame::Null, None);
         }
         let new = if overflow { limit.unwrap_or(new) } else { new };
         bitops::set_field(buf, op.offset, op.bits, new);
-        Frame::Integer(if incr { new as i64 } else { old as i64 })
+        (
+            Frame::Integer(if incr { new as i64 } else { old as i64 }),
+            Some(new != old),
+        )
     }
 }
 
@@ -493,18 +500,29 @@ fn bitfield_generic(ctx: &mut Ctx<'_>, args: &[Bytes], ro: bool) -> CmdResult {
             "ERR BITFIELD_RO only supports the GET subcommand",
         ));
     }
-    let (buf, _) = string_for_write(&mut g, db, key, (highest >> 3) as usize + 1)?;
+    let (buf, grown) = string_for_write(&mut g, db, key, (highest >> 3) as usize + 1)?;
+    // As Redis 7.0: a write counts as a change if it was not refused by OVERFLOW FAIL
+    // and it changed the field's value or the string was created or grown.
+    let mut changes = 0u64;
     let replies = ops
         .iter()
         .map(|op| match op.kind {
             FieldKind::Get => read_field(buf, op),
-            _ => apply_write(buf, op),
+            _ => {
+                let (reply, changed) = apply_write(buf, op);
+                if changed.is_some_and(|c| c || grown) {
+                    changes += 1;
+                }
+                reply
+            }
         })
         .collect();
-    // Any SET/INCRBY counts as a change, even one refused by OVERFLOW FAIL (Redis 7.0);
-    // the reply goes first.
+    // The reply goes first; the key is signalled only if something changed.
     ctx.reply_here();
-    ctx.notify(ev::STRING, "setbit", key);
+    if changes > 0 {
+        ctx.notify(ev::STRING, "setbit", key);
+    }
+    ctx.changed(changes);
     Ok(Frame::Array(replies))
 }
 
@@ -552,16 +570,16 @@ mod tests {
             value: 1,
             overflow: Overflow::Wrap,
         };
-        assert_eq!(apply_write(&mut buf, &op), Frame::Integer(1));
-        assert_eq!(apply_write(&mut buf, &op), Frame::Integer(2));
-        assert_eq!(apply_write(&mut buf, &op), Frame::Integer(3));
-        assert_eq!(apply_write(&mut buf, &op), Frame::Integer(0));
+        assert_eq!(apply_write(&mut buf, &op), (Frame::Integer(1), Some(true)));
+        assert_eq!(apply_write(&mut buf, &op), (Frame::Integer(2), Some(true)));
+        assert_eq!(apply_write(&mut buf, &op), (Frame::Integer(3), Some(true)));
+        assert_eq!(apply_write(&mut buf, &op), (Frame::Integer(0), Some(true)));
         let fail = FieldOp {
             overflow: Overflow::Fail,
             value: 4,
             ..op
         };
-        assert_eq!(apply_write(&mut buf, &fail), Frame::Null);
+        assert_eq!(apply_write(&mut buf, &fail), (Frame::Null, None));
         let set = FieldOp {
             kind: FieldKind::Set,
             signed: true,
@@ -570,7 +588,12 @@ mod tests {
             value: -1,
             overflow: Overflow::Wrap,
         };
-        assert_eq!(apply_write(&mut buf, &set), Frame::Integer(0));
+        assert_eq!(apply_write(&mut buf, &set), (Frame::Integer(0), Some(true)));
         assert_eq!(read_field(&buf, &set), Frame::Integer(-1));
+        // Writing the value already there changes nothing (no change is counted).
+        assert_eq!(
+            apply_write(&mut buf, &set),
+            (Frame::Integer(-1), Some(false))
+        );
     }
 }

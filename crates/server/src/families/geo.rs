@@ -373,6 +373,7 @@ fn geoadd(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         ctx.reply_here();
         ctx.notify(ev::ZSET, "zadd", key);
     }
+    ctx.changed((added + updated) as u64);
     drop(g);
     if added > 0 {
         ctx.signal_ready(db, key);
@@ -844,6 +845,8 @@ fn georadius_generic(
         "georadiusstore"
     };
     ctx.notify(ev::ZSET, event, dst);
+    // One change per member stored (Redis's `server.dirty += returned_items`).
+    ctx.changed(n as u64);
     drop(g);
     ctx.signal_ready(db, dst);
     Ok(Frame::Integer(n as i64))

@@ -298,6 +298,8 @@ fn hset(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
             .count();
         Ok((created, Some("hset")))
     })?;
+    // Every pair counts, new or not (Redis's `server.dirty += (argc - 2) / 2`).
+    ctx.changed((args.len() as u64 - 2) / 2);
     // HMSET is the deprecated form: same work, +OK instead of the count.
     if args[0].len() > 1 && args[0][1].eq_ignore_ascii_case(&b'm') {
         Ok(Frame::ok())
@@ -370,6 +372,7 @@ fn hdel(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         g.remove(db, key);
         ctx.notify(ev::GENERIC, "del", key);
     }
+    ctx.changed(deleted as u64);
     Ok(Frame::Integer(deleted))
 }
 

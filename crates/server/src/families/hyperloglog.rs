@@ -152,19 +152,21 @@ fn pfadd(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let db = ctx.client.db;
     let mut g = ctx.srv.keyspace.lock_key(&args[1], ctx.now);
     let (s, created) = hll_for_write(&mut g, db, &args[1])?;
-    let mut updated = created;
+    // Redis counts the creation and every element that changed a register.
+    let mut updated = u64::from(created);
     for ele in &args[2..] {
         // As in Redis, registers set before a corruption is found stay set.
         match hll::add(s, ele, hll::SPARSE_MAX_BYTES) {
-            Ok(changed) => updated |= changed,
+            Ok(changed) => updated += u64::from(changed),
             Err(hll::Corrupt) => return Err(Error::msg(CORRUPTED)),
         }
     }
-    if updated {
+    if updated > 0 {
         hll::invalidate_cache(s);
         ctx.notify(ev::STRING, "pfadd", &args[1]);
     }
-    Ok(Frame::Integer(i64::from(updated)))
+    ctx.changed(updated);
+    Ok(Frame::Integer(i64::from(updated > 0)))
 }
 
 fn pfcount(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {

@@ -426,6 +426,7 @@ fn delete_keys(ctx: &mut Ctx<'_>, args: &[Bytes], reason: Reason) -> CmdResult {
             n += 1;
         }
     }
+    ctx.changed(n as u64);
     Ok(Frame::Integer(n))
 }
 
@@ -953,6 +954,8 @@ fn flushdb(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let db = ctx.client.db;
     let mut g = ctx.srv.keyspace.lock_all(ctx.now);
     touch_flushed(ctx.srv, &mut g, db);
+    // Redis counts the keys removed (expired ones not yet reclaimed included).
+    ctx.changed(g.db_len(db) as u64);
     g.flush_db_with(db, lazy);
     Ok(Frame::ok())
 }
@@ -960,11 +963,17 @@ fn flushdb(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
 fn flushall(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let lazy = flush_mode(ctx, args)?;
     let mut g = ctx.srv.keyspace.lock_all(ctx.now);
+    let mut removed = 0;
     for db in 0..ctx.srv.keyspace.databases() {
         touch_flushed(ctx.srv, &mut g, db);
+        removed += g.db_len(db) as u64;
         g.flush_db_with(db, lazy);
     }
     drop(g);
+    // The keys removed count as changes before the save below, which takes them (as
+    // Redis's flushAllDataAndResetRDB): with save points the count is 0 afterwards.
+    ctx.srv.persist.note_changes(removed);
+    ctx.changed(0);
     // As Redis: a running background save is stopped, and with save points the (now
     // empty) dataset is saved at once, so a restart does not bring the data back.
     crate::persist::after_flushall(ctx.srv);
@@ -995,5 +1004,7 @@ fn swapdb(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         ctx.srv.blocking.signal_db(a);
         ctx.srv.blocking.signal_db(b);
     }
+    // One change, even for a database swapped with itself (Redis).
+    ctx.changed(1);
     Ok(Frame::ok())
 }

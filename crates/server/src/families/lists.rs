@@ -423,6 +423,7 @@ fn push_generic(ctx: &mut Ctx<'_>, args: &[Bytes], end: End, only_existing: bool
     // Redis replies, then notifies (a new key's `new` came first).
     ctx.reply_here();
     ctx.notify(ev::LIST, push_event(end), key);
+    ctx.changed(args.len() as u64 - 2);
     drop(g);
     ctx.signal_ready(db, key);
     Ok(Frame::Integer(len as i64))
@@ -495,7 +496,11 @@ fn pop_generic(ctx: &mut Ctx<'_>, args: &[Bytes], end: End) -> CmdResult {
     let l = list_mut(&mut e.value)?;
     let reply = match count {
         Some(0) => return Ok(Frame::Array(Vec::new())),
-        Some(n) => bulks(l.pop_many(end, n)),
+        Some(n) => {
+            let items = l.pop_many(end, n);
+            ctx.changed(items.len() as u64);
+            bulks(items)
+        }
         None => match l.pop(end) {
             Some(v) => Frame::Bulk(v),
             None => Frame::Null,
@@ -594,6 +599,7 @@ fn lrem(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         ctx.notify(ev::LIST, "lrem", key);
         drop_if_empty(ctx, &mut g, db, key);
     }
+    ctx.changed(removed as u64);
     Ok(Frame::Integer(removed as i64))
 }
 
@@ -608,11 +614,19 @@ fn ltrim(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     };
     let l = list_mut(&mut e.value)?;
     let len = l.len();
-    match range(start, end, len) {
-        Some((first, n)) => l.trim(first, len - first - n),
-        None => l.trim(len, 0),
-    }
+    let kept = match range(start, end, len) {
+        Some((first, n)) => {
+            l.trim(first, len - first - n);
+            n
+        }
+        None => {
+            l.trim(len, 0);
+            0
+        }
+    };
+    // Notified even when nothing went, but only the removed elements count (Redis).
     ctx.notify(ev::LIST, "ltrim", key);
+    ctx.changed((len - kept) as u64);
     drop_if_empty(ctx, &mut g, db, key);
     Ok(Frame::ok())
 }
@@ -825,6 +839,7 @@ fn pop_first(
             Some(n) => {
                 let items = l.pop_many(end, n);
                 let k = items.len();
+                ctx.changed(k as u64);
                 (
                     Frame::Array(vec![Frame::Bulk(key.clone()), bulks(items)]),
                     Some(k),

@@ -637,6 +637,8 @@ fn function_load(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         .map_err(|e| Error::msg(format!("ERR {e}")))?;
     drop(engine);
     ctx.srv.scripting.refresh_function_counts();
+    // The function libraries changed: one change, as Redis counts it.
+    ctx.changed(1);
     Ok(Frame::Bulk(Bytes::from(name)))
 }
 
@@ -644,6 +646,8 @@ fn function_delete(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let name = String::from_utf8_lossy(&args[2]).into_owned();
     if ctx.srv.scripting.functions.lock().remove(&name) {
         ctx.srv.scripting.refresh_function_counts();
+        // The function libraries changed: one change, as Redis counts it.
+        ctx.changed(1);
         Ok(Frame::ok())
     } else {
         Err(Error::msg("ERR Library not found"))
@@ -667,6 +671,8 @@ fn function_flush(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let fresh = ctx.srv.scripting.new_function_engine();
     *ctx.srv.scripting.functions.lock() = fresh;
     ctx.srv.scripting.refresh_function_counts();
+    // The function libraries changed: one change, as Redis counts it.
+    ctx.changed(1);
     Ok(Frame::ok())
 }
 
@@ -870,6 +876,8 @@ fn function_restore(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         *engine = fresh;
         drop(engine);
         srv.scripting.refresh_function_counts();
+        // The function libraries changed: one change, as Redis counts it.
+        ctx.changed(1);
         return Ok(Frame::ok());
     }
     for lib in &libs {
@@ -895,5 +903,7 @@ fn function_restore(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     }
     drop(engine);
     srv.scripting.refresh_function_counts();
+    // The function libraries changed: one change, as Redis counts it.
+    ctx.changed(1);
     Ok(Frame::ok())
 }

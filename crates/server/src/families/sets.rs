@@ -474,6 +474,7 @@ fn sadd(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     if added > 0 {
         ctx.notify(ev::SET, "sadd", key);
     }
+    ctx.changed(added as u64);
     Ok(Frame::Integer(added))
 }
 
@@ -499,6 +500,7 @@ fn srem(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         g.remove(db, key);
         ctx.notify(ev::GENERIC, "del", key);
     }
+    ctx.changed(removed as u64);
     Ok(Frame::Integer(removed))
 }
 
@@ -612,6 +614,7 @@ fn spop_count(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     }
     let size = s.len() as u64;
     ctx.notify(ev::SET, "spop", key);
+    ctx.changed(count.min(size));
     ctx.reply_here();
     if count >= size {
         // The whole set, replied through a fresh union as Redis does: an all-integer
@@ -772,6 +775,8 @@ fn smove(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     if added {
         ctx.notify(ev::SET, "sadd", dst);
     }
+    // The removal and the addition count apart.
+    ctx.changed(1 + u64::from(added));
     Ok(Frame::Integer(1))
 }
 

@@ -662,6 +662,8 @@ fn sort_generic(ctx: &mut Ctx<'_>, args: &[Bytes], readonly: bool) -> CmdResult 
         0,
     );
     ctx.notify(ev::LIST, "sortstore", dst);
+    // One change per element stored (Redis's `server.dirty += outputlen`).
+    ctx.changed(outputlen as u64);
     drop(g);
     ctx.signal_ready(db, dst);
     Ok(Frame::Integer(outputlen as i64))

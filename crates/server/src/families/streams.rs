@@ -742,6 +742,7 @@ fn xtrim(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     if n > 0 {
         ctx.notify(ev::STREAM, "xtrim", &args[1]);
     }
+    ctx.changed(n);
     if ctx.aof_on() {
         match effect {
             Some(e) if n > 0 => {
@@ -836,6 +837,7 @@ fn xdel(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         drop(g);
         ctx.notify(ev::STREAM, "xdel", &args[1]);
     }
+    ctx.changed(deleted as u64);
     Ok(Frame::Integer(deleted))
 }
 
@@ -1100,6 +1102,15 @@ fn read_generic(ctx: &mut Ctx<'_>, args: &[Bytes], group_mode: bool) -> CmdResul
             }
             (None, ReadFrom::New) => continue,
         }
+        // Redis counts one change per stream it propagated something for (a delivery,
+        // the group's new last ID), besides the consumer's creation.
+        let propagated = match from {
+            ReadFrom::New => !entries.is_empty(),
+            ReadFrom::After(_) => !delivered.is_empty(),
+        };
+        if group.is_some() && propagated {
+            ctx.changed(1);
+        }
         if let (Some((had_consumer, last_before, read_before)), Some((gname, cname))) =
             (before, group)
             && let Some(gr) = s.group(gname)
@@ -1310,6 +1321,7 @@ fn consumer_created(
 ) {
     if !had && has_consumer(s, group, consumer) {
         ctx.notify_event_only(ev::STREAM, "xgroup-createconsumer", key);
+        ctx.changed(1);
     }
 }
 
@@ -1480,6 +1492,7 @@ fn xack(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         return Ok(Frame::Integer(0));
     };
     let acked = ids.into_iter().filter(|&id| gr.ack(id)).count();
+    ctx.changed(acked as u64);
     Ok(Frame::Integer(acked as i64))
 }
 
@@ -1643,7 +1656,7 @@ fn xclaim(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         return Err(nogroup_key(&args[1], &args[2]));
     };
     let logging = ctx.aof_on();
-    let before = s.group(&args[2]).filter(|_| logging).map(|gr| {
+    let before = s.group(&args[2]).map(|gr| {
         let pending: Vec<StreamId> = ids
             .iter()
             .copied()
@@ -1662,7 +1675,10 @@ fn xclaim(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         })
     });
     consumer_created(ctx, s, &args[1], had, &args[2], &args[3]);
-    let effects = match (before, s.group(&args[2])) {
+    if let (Some((pending, last_before)), Some(gr)) = (&before, s.group(&args[2])) {
+        ctx.changed(claim_changes(gr, &claimed, pending, *last_before));
+    }
+    let effects = match (before.filter(|_| logging), s.group(&args[2])) {
         (Some((pending, last_before)), Some(gr)) => claim_effects(
             &args[1],
             &args[2],
@@ -1713,6 +1729,29 @@ fn claim_effects(
         effects.push(setid_effect(key, group, gr));
     }
     effects
+}
+
+/// The changes XCLAIM/XAUTOCLAIM made, as Redis counts them: one per claimed entry and
+/// per pending entry dropped because its stream entry is gone; without any, one if
+/// LASTID moved the group's last ID.
+fn claim_changes(
+    gr: &basalt_engine::types::stream::Group,
+    claimed: &[StreamId],
+    pending_before: &[StreamId],
+    last_before: StreamId,
+) -> u64 {
+    let claimed = claimed
+        .iter()
+        .filter(|id| gr.pel().contains_key(id))
+        .count();
+    let dropped = pending_before
+        .iter()
+        .filter(|id| !gr.pel().contains_key(id))
+        .count();
+    match (claimed + dropped) as u64 {
+        0 => u64::from(gr.last_id != last_before),
+        n => n,
+    }
 }
 
 /// Logs `effects`, or nothing when there are none.
@@ -1782,6 +1821,9 @@ fn xautoclaim(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         return Err(nogroup_key(&args[1], &args[2]));
     };
     consumer_created(ctx, s, &args[1], had, &args[2], &args[3]);
+    if let Some(gr) = s.group(&args[2]) {
+        ctx.changed(claim_changes(gr, &claimed_ids, &deleted, last_before));
+    }
     let effects = match s.group(&args[2]) {
         Some(gr) if logging => claim_effects(
             &args[1],

@@ -569,6 +569,7 @@ fn mset(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         g.insert(db, &pair[0], Value::Str(StrValue::from_bytes(&pair[1])), 0);
         ctx.notify(ev::STRING, "set", &pair[0]);
     }
+    ctx.changed(keys.len() as u64);
     Ok(Frame::ok())
 }
 
@@ -583,6 +584,7 @@ fn msetnx(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         g.insert(db, &pair[0], Value::Str(StrValue::from_bytes(&pair[1])), 0);
         ctx.notify(ev::STRING, "set", &pair[0]);
     }
+    ctx.changed(keys.len() as u64);
     Ok(Frame::Integer(1))
 }
 

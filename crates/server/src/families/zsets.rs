@@ -841,6 +841,7 @@ fn zadd_generic(ctx: &mut Ctx<'_>, args: &[Bytes], mut f: AddFlags, zincrby: boo
         ctx.reply_here();
         ctx.notify(ev::ZSET, if f.incr { "zincr" } else { "zadd" }, key);
     }
+    ctx.changed((added + updated) as u64);
     drop(g);
     if added > 0 {
         ctx.signal_ready(db, key);
@@ -884,6 +885,7 @@ fn zrem(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         ctx.notify(ev::ZSET, "zrem", key);
         delete_if_empty(ctx, &mut g, db, key);
     }
+    ctx.changed(removed as u64);
     Ok(Frame::Integer(removed))
 }
 
@@ -1175,6 +1177,7 @@ fn zremrange_generic(ctx: &mut Ctx<'_>, args: &[Bytes], rangetype: RangeType) ->
         ctx.notify(ev::ZSET, event, key);
         delete_if_empty(ctx, &mut g, db, key);
     }
+    ctx.changed(removed as u64);
     Ok(Frame::Integer(removed as i64))
 }
 
@@ -1228,6 +1231,7 @@ fn pop_first(
         // Redis replies with the popped elements, then notifies.
         ctx.reply_here();
         ctx.notify(ev::ZSET, if max { "zpopmax" } else { "zpopmin" }, key);
+        ctx.changed(items.len() as u64);
         delete_if_empty(ctx, g, db, key);
         return Ok(Some(Popped {
             key: key.clone(),

@@ -9,6 +9,7 @@ mod bitmaps;
 mod check;
 mod clients;
 mod debug;
+mod dirty;
 mod geo;
 mod golden;
 mod hashes;
