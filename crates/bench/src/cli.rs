@@ -93,6 +93,11 @@ pub struct RunArgs {
     /// No per-second progress lines on stderr.
     #[arg(long, short = 'q')]
     pub quiet: bool,
+    /// End the measurement when this file appears (checked every 20 ms): sending stops,
+    /// replies in flight are awaited, and the report covers the window up to then. For
+    /// scripts that measure "while something happens" (bench/bgsave-latency.sh).
+    #[arg(long)]
+    pub stop_file: Option<PathBuf>,
 }
 
 fn secs(name: &str, v: f64) -> anyhow::Result<Duration> {
@@ -207,6 +212,7 @@ impl RunArgs {
             timeout: secs("timeout", self.timeout)?,
             connect_timeout: secs("connect-timeout", self.connect_timeout)?,
             progress: !self.quiet,
+            stop_file: self.stop_file.clone(),
         };
         Ok((cfg, desc))
     }

@@ -67,6 +67,8 @@ pub struct RunConfig {
     pub connect_timeout: Duration,
     /// Print a progress line per second on stderr.
     pub progress: bool,
+    /// End the measurement early when this file exists (`--stop-file`).
+    pub stop_file: Option<std::path::PathBuf>,
 }
 
 /// What a run measured.
@@ -86,6 +88,8 @@ struct Shared {
     errors: AtomicU64,
     open_conns: AtomicU64,
     start_ns: AtomicU64,
+    /// When the stop file appeared (ns, 0: not yet): sending ends there.
+    stop_ns: AtomicU64,
 }
 
 /// How long replies may still arrive after `--duration` before they count as lost.
@@ -108,6 +112,7 @@ pub fn run(cfg: &RunConfig) -> anyhow::Result<RunResult> {
         errors: AtomicU64::new(0),
         open_conns: AtomicU64::new(0),
         start_ns: AtomicU64::new(0),
+        stop_ns: AtomicU64::new(0),
     });
     let barrier = Arc::new(Barrier::new(threads + 1));
     let mut handles = Vec::with_capacity(threads);
@@ -127,6 +132,21 @@ pub fn run(cfg: &RunConfig) -> anyhow::Result<RunResult> {
     let start = now_ns();
     shared.start_ns.store(start, Ordering::SeqCst);
     barrier.wait();
+    if let Some(path) = cfg.stop_file.clone() {
+        let shared = shared.clone();
+        std::thread::Builder::new()
+            .name("stop-file".into())
+            .spawn(move || {
+                // Ends with the process; one stat every 20 ms costs nothing.
+                while shared.stop_ns.load(Ordering::Relaxed) == 0 {
+                    if path.exists() {
+                        shared.stop_ns.store(now_ns(), Ordering::Relaxed);
+                        break;
+                    }
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+            })?;
+    }
     if cfg.progress {
         report_progress(&cfg, &shared, &handles, start);
     }
@@ -304,6 +324,12 @@ fn load_thread(
     let mut next_sweep = 0u64;
     while open > 0 {
         let now = now_ns();
+        // --stop-file: the window ends where the file appeared.
+        let stop = shared.stop_ns.load(Ordering::Relaxed);
+        if stop != 0 && stop < lp.win.send_end {
+            lp.win.send_end = stop.max(lp.win.measure_start);
+            lp.win.hard_end = lp.win.send_end.saturating_add(DRAIN_GRACE_NS);
+        }
         if cfg.rate.is_some() || now >= next_sweep {
             for c in conns.iter_mut().filter(|c| c.open) {
                 lp.service(c, &epoll, now);

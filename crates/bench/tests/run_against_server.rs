@@ -214,3 +214,52 @@ fn connection_failures_are_reported_not_hung_on() {
         "{r:#}"
     );
 }
+
+/// `--stop-file`: a run with an hour-long `--duration` ends once the file appears (made
+/// here after the server has seen some of its commands), replies in flight are
+/// awaited, and the report covers what was sent.
+#[test]
+fn a_stop_file_ends_the_measurement() {
+    let s = server();
+    let stop = temp_json().with_extension("stop");
+    let _ = std::fs::remove_file(&stop);
+    let port = s.port();
+    let watcher = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut c = basalt_testkit::RawClient::connect_port(port).expect("client");
+            loop {
+                let info = c.cmd(&[b"INFO", b"stats"]).expect("info");
+                let text = String::from_utf8_lossy(&info).into_owned();
+                let n: u64 = text
+                    .lines()
+                    .find_map(|l| l.strip_prefix("total_commands_processed:"))
+                    .and_then(|v| v.trim().parse().ok())
+                    .unwrap_or(0);
+                if n >= 50 {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            std::fs::write(&stop, b"").expect("stop file");
+        })
+    };
+    let (ok, r) = bench(
+        port,
+        &[
+            "--rate",
+            "500",
+            "--clients",
+            "2",
+            "--duration",
+            "3600",
+            "--stop-file",
+            stop.to_str().expect("utf-8 path"),
+        ],
+    );
+    watcher.join().expect("watcher");
+    let _ = std::fs::remove_file(&stop);
+    assert!(ok, "{r:#}");
+    assert_clean(&r);
+    assert!(r["requests"].as_u64().unwrap_or(0) > 0, "{r:#}");
+}
