@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# Latency of other clients and memory during BGSAVE, basalt-server vs redis-server 7.0.15
+# (issue 6's targets: p99 during BGSAVE <= 2x steady state, peak memory <= 1.10x before).
+#
+# For each server (pinned to core 0; Basalt with --threads 1, all its threads on core 0):
+#   1. load KEYS keys of VALUE bytes (sequential SETs from basalt-bench on core 1);
+#   2. steady window: an open-loop GET:SET 1:1 load at RATE ops/s over CLIENTS
+#      connections, uniform keys, for STEADY seconds -> p50/p99;
+#   3. BGSAVE window: the same load, BGSAVE, and the window ends (basalt-bench
+#      --stop-file) when INFO says rdb_bgsave_in_progress:0 -> p50/p99;
+#      meanwhile the memory is sampled every 0.1 s: PSS (proportional set size, from
+#      /proc/PID/smaps_rollup) of the server and its children, so Redis's forked child
+#      counts with the pages it shares with its parent counted once.
+# Prints one table: both servers, the p99 ratio (during / steady) and the memory ratio
+# (peak during / before).
+#
+# Usage: bench/bgsave-latency.sh BIN_DIR   (release builds of basalt-server, basalt-bench)
+# Env: KEYS (2000000), VALUE (100), RATE (20000), CLIENTS (8), STEADY (10),
+#      PORT_B (7540), PORT_R (7541), SERVERS ("basalt redis").
+# A quiet machine with 2+ cores; nothing is asserted, the numbers go to stdout.
+set -u
+BIN=${1:?usage: $0 BIN_DIR}
+KEYS=${KEYS:-2000000}
+VALUE=${VALUE:-100}
+RATE=${RATE:-20000}
+CLIENTS=${CLIENTS:-8}
+STEADY=${STEADY:-10}
+PORT_B=${PORT_B:-7540}
+PORT_R=${PORT_R:-7541}
+SERVERS=${SERVERS:-basalt redis}
+for p in "$PORT_B" "$PORT_R"; do
+  if ss -ltn | grep -q ":$p "; then echo "port $p busy" >&2; exit 1; fi
+done
+work=$(mktemp -d)
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+wait_port() { for _ in $(seq 1 300); do redis-cli -p "$1" ping 2>/dev/null | grep -q PONG && return 0; sleep 0.1; done; return 1; }
+info() { redis-cli -p "$1" info persistence | tr -d '\r' | sed -n "s/^$2://p"; }
+# PSS in kB of a process and its children (0 if gone).
+pss() {
+  local total=0 p v
+  for p in "$1" $(pgrep -P "$1"); do
+    v=$(awk '/^Pss:/ {print $2}' "/proc/$p/smaps_rollup" 2>/dev/null)
+    total=$((total + ${v:-0}))
+  done
+  echo $total
+}
+load_args=(--clients "$CLIENTS" --rate "$RATE" --ratio 1:1 --keyspace "$KEYS"
+  --key-pattern uniform --data-size "$VALUE" --quiet)
+rows=()
+for srv in $SERVERS; do
+  dir=$work/$srv; mkdir -p "$dir"
+  if [ "$srv" = basalt ]; then
+    port=$PORT_B
+    taskset -a -c 0 "$BIN/basalt-server" --port "$port" --bind 127.0.0.1 --save '' \
+      --dir "$dir" --threads 1 >"$dir/log" 2>&1 &
+  else
+    port=$PORT_R
+    taskset -c 0 redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no \
+      --dir "$dir" >"$dir/log" 2>&1 &
+  fi
+  pid=$!
+  pids+=("$pid")
+  wait_port "$port" || { echo "$srv did not start" >&2; cat "$dir/log" >&2; exit 1; }
+  taskset -c 1 "$BIN/basalt-bench" --port "$port" --clients 50 --pipeline 64 \
+    --key-pattern sequential --ratio 0:1 --keyspace "$KEYS" --requests "$KEYS" \
+    --data-size "$VALUE" --duration 3600 --quiet >/dev/null 2>&1
+  echo "$srv: $(redis-cli -p "$port" dbsize) keys loaded" >&2
+
+  taskset -c 1 "$BIN/basalt-bench" --port "$port" "${load_args[@]}" --warmup 1 \
+    --duration "$STEADY" --json "$dir/steady.json" >/dev/null 2>&1
+  before=$(pss "$pid")
+
+  stop=$dir/stop; rm -f "$stop"
+  taskset -c 1 "$BIN/basalt-bench" --port "$port" "${load_args[@]}" --warmup 1 \
+    --duration 3600 --stop-file "$stop" --json "$dir/bgsave.json" >/dev/null 2>&1 &
+  bench=$!
+  sleep 1     # the warm-up second: the measured window starts with the snapshot
+  t0=$(date +%s.%N)
+  redis-cli -p "$port" bgsave >/dev/null
+  peak=$before
+  while :; do
+    m=$(pss "$pid"); [ "$m" -gt "$peak" ] && peak=$m
+    [ "$(info "$port" rdb_bgsave_in_progress)" = 0 ] && break
+    sleep 0.1
+  done
+  t1=$(date +%s.%N)
+  touch "$stop"
+  wait "$bench"
+  status=$(info "$port" rdb_last_bgsave_status)
+  kill "$pid"; wait "$pid" 2>/dev/null
+
+  read -r s50 s99 <<<"$(jq -r '"\(.latency_ms.p50) \(.latency_ms.p99)"' "$dir/steady.json")"
+  read -r b50 b99 <<<"$(jq -r '"\(.latency_ms.p50) \(.latency_ms.p99)"' "$dir/bgsave.json")"
+  rows+=("$(printf '%-7s %9d %10.3f %10.3f %10.3f %10.3f %8.2fx %10d %10d %7.2fx %8.1f %s' \
+    "$srv" "$KEYS" "$s50" "$s99" "$b50" "$b99" "$(echo "$b99 / $s99" | bc -l)" \
+    "$((before / 1024))" "$((peak / 1024))" "$(echo "$peak / $before" | bc -l)" \
+    "$(echo "$t1 - $t0" | bc -l)" "$status")")
+done
+echo "keys=$KEYS value=${VALUE}B load=GET:SET 1:1 open loop ${RATE} ops/s over $CLIENTS connections; server on core 0, load on core 1"
+printf '%-7s %9s %10s %10s %10s %10s %9s %10s %10s %8s %8s %s\n' server keys \
+  'p50 ms' 'p99 ms' 'bg p50 ms' 'bg p99 ms' 'p99 x' 'PSS MB' 'peak MB' 'mem x' 'bgsave s' status
+printf '%s\n' "${rows[@]}"
+uptime
