@@ -196,7 +196,13 @@ impl TestServer {
             log,
             scratch,
         };
-        match server.wait_ready() {
+        // With `--requirepass` among the arguments, readiness is checked after AUTH:
+        // NOAUTH is answered before LOADING, so it does not say the data set is in.
+        let password = rest
+            .windows(2)
+            .find(|w| w[0] == "--requirepass")
+            .map(|w| w[1].as_bytes().to_vec());
+        match server.wait_ready(password.as_deref()) {
             Ok(()) => Ok(server),
             Err(e) => {
                 let _ = server.stop();
@@ -209,9 +215,10 @@ impl TestServer {
         }
     }
 
-    /// Polls until `PING` gets `+PONG` (or `-NOAUTH`; `-LOADING` means wait more), the
-    /// process exits, or [`READY_TIMEOUT`] passes.
-    fn wait_ready(&mut self) -> anyhow::Result<()> {
+    /// Polls until `PING` gets `+PONG` (or `-NOAUTH` when the password is unknown;
+    /// `-LOADING` means wait more), the process exits, or [`READY_TIMEOUT`] passes. With
+    /// `password`, a `-NOAUTH` is followed by `AUTH` and `PING` on the same connection.
+    fn wait_ready(&mut self, password: Option<&[u8]>) -> anyhow::Result<()> {
         let deadline = Instant::now() + READY_TIMEOUT;
         loop {
             if let Some(child) = self.child.as_mut()
@@ -221,8 +228,16 @@ impl TestServer {
             }
             if let Ok(mut c) = RawClient::connect(self.addr()) {
                 c.set_timeout(Duration::from_secs(2))?;
-                if let Ok(reply) = c.cmd(&[b"PING"]) {
-                    // A server with requirepass answers NOAUTH: it is up all the same.
+                if let Ok(mut reply) = c.cmd(&[b"PING"]) {
+                    if reply.starts_with(b"-NOAUTH")
+                        && let Some(pw) = password
+                        && c.cmd(&[b"AUTH", pw]).is_ok_and(|r| r == b"+OK\r\n")
+                        && let Ok(again) = c.cmd(&[b"PING"])
+                    {
+                        reply = again;
+                    }
+                    // A server with requirepass answers NOAUTH: without the password,
+                    // it is up all the same.
                     if reply == b"+PONG\r\n" || reply.starts_with(b"-NOAUTH") {
                         return Ok(());
                     }
