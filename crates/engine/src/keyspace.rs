@@ -134,9 +134,18 @@ impl Entry {
         self.access_secs
     }
 
-    /// Sets the last access time (RESTORE ... IDLETIME, loading an RDB's IDLE field).
-    pub fn set_access_secs(&mut self, secs: u32) {
-        self.access_secs = secs;
+    /// Sets the usage a RESTORE (IDLETIME / FREQ) or an RDB file (IDLE / FREQ opcodes)
+    /// carries, as Redis's `objectSetLRUOrLFU`: under an LFU policy the counter `freq`
+    /// (stamped with the current minute) and nothing else; under any other policy the
+    /// idle time.
+    fn restore_usage(&mut self, idle_secs: Option<u64>, freq: Option<u8>, now: u64, lfu: bool) {
+        if lfu {
+            if let Some(f) = freq {
+                self.meta = evict::lfu_pack(f, evict::lfu_minutes(now));
+            }
+        } else if let Some(idle) = idle_secs {
+            self.access_secs = (now / 1000).saturating_sub(idle) as u32;
+        }
     }
 
     /// The LFU counter after decay at `now` (`OBJECT FREQ`); meaningful only while an
@@ -1440,6 +1449,24 @@ impl<'a> Guard<'a> {
             before: e.value.mem_usage(),
         });
         Some(e)
+    }
+
+    /// Sets the usage RESTORE (IDLETIME / FREQ) or an RDB file (IDLE / FREQ) carries for
+    /// a key, without counting an access (see [`Entry::restore_usage`]).
+    pub fn restore_usage(
+        &mut self,
+        db: usize,
+        key: &[u8],
+        idle_secs: Option<u64>,
+        freq: Option<u8>,
+    ) {
+        if idle_secs.is_none() && freq.is_none() {
+            return;
+        }
+        let (now, lfu) = (self.now, self.ks.policy().is_lfu());
+        if let Some(e) = self.lookup(db, key, false, false) {
+            e.restore_usage(idle_secs, freq, now, lfu);
+        }
     }
 
     /// Like [`Guard::get`], and counts a keyspace hit or miss (read commands).

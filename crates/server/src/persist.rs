@@ -713,11 +713,7 @@ fn load_rdb_into<R: std::io::Read>(
             )));
         }
         g.insert(k.db, &k.key, k.value, k.expire_ms);
-        if let Some(idle) = k.idle
-            && let Some(e) = g.get(k.db, &k.key)
-        {
-            e.set_access_secs((now / 1000).saturating_sub(idle) as u32);
-        }
+        g.restore_usage(k.db, &k.key, k.idle, k.freq);
         Ok(())
     });
     let mut g = g.unwrap_or_else(|| srv.keyspace.lock_all(now));

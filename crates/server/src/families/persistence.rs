@@ -223,14 +223,8 @@ fn restore(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         expire_at = at as u64;
     }
     g.insert(db, key, value, expire_at);
-    if let Some(idle) = idle
-        && let Some(e) = g.get(db, key)
-    {
-        e.set_access_secs((now / 1000).saturating_sub(idle as u64) as u32);
-    }
-    // FREQ is accepted and validated; the LFU counter arrives with the eviction
-    // policies (issue 5), until then there is nothing to store it in.
-    let _ = freq;
+    // Both were checked non-negative (FREQ at most 255) while parsing.
+    g.restore_usage(db, key, idle.map(|i| i as u64), freq.map(|f| f as u8));
     ctx.notify(ev::GENERIC, "restore", key);
     drop(g);
     ctx.signal_ready(db, key);
