@@ -947,6 +947,21 @@ impl Keyspace {
         })
     }
 
+    /// Keys past their deadline but still stored (counted up to `cap` per database and
+    /// shard) and keys with a deadline, over every shard: what INFO's
+    /// `expired_stale_perc` estimates. Locks one shard at a time.
+    pub fn stale_sample(&self, now: u64, cap: usize) -> (usize, usize) {
+        let (mut stale, mut volatile) = (0, 0);
+        for s in self.shards.iter() {
+            let shard = s.lock();
+            for db in &shard.dbs {
+                volatile += db.volatile;
+                stale += db.expires.range(..=(now, u64::MAX)).take(cap).count();
+            }
+        }
+        (stale, volatile)
+    }
+
     /// Sums every shard's counters.
     pub fn stats(&self) -> ShardStats {
         let mut total = ShardStats::default();
@@ -1731,6 +1746,28 @@ mod tests {
 
     pub(super) fn s(v: &str) -> Value {
         Value::Str(StrValue::from_bytes(v.as_bytes()))
+    }
+
+    #[test]
+    fn stale_sample_counts_due_keys_until_reclaimed() {
+        let ks = ks();
+        let mut g = ks.lock_all(1_000);
+        for i in 0..100 {
+            let at = if i < 30 { 1_500 } else { 9_000 };
+            g.insert(i % 4, format!("k{i}").as_bytes(), s("v"), at);
+        }
+        g.insert(0, b"persistent", s("v"), 0);
+        drop(g);
+        assert_eq!(ks.stale_sample(1_000, 1024), (0, 100));
+        // Past the first deadline, before any reclaim: 30 stale of 100 volatile.
+        assert_eq!(ks.stale_sample(2_000, 1024), (30, 100));
+        // The count is capped per database and shard.
+        let (capped, _) = ks.stale_sample(2_000, 1);
+        assert!((1..30).contains(&capped), "{capped}");
+        for i in 0..ks.shard_count() {
+            ks.expire_shard(i, 2_000, 1_000);
+        }
+        assert_eq!(ks.stale_sample(2_000, 1024), (0, 70));
     }
 
     #[test]

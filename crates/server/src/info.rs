@@ -653,13 +653,18 @@ fn section(srv: &Server, name: &str, out: &mut String) {
             line(out, "sync_partial_ok", 0);
             line(out, "sync_partial_err", 0);
             line(out, "expired_keys", ks.expired_keys);
-            line(out, "expired_stale_perc", "0.00");
+            let stale = f64::from_bits(st.expired_stale.load(Ordering::Relaxed));
+            line(out, "expired_stale_perc", format!("{:.2}", stale * 100.0));
             line(
                 out,
                 "expired_time_cap_reached_count",
                 st.expired_time_cap_reached.load(Ordering::Relaxed),
             );
-            line(out, "expire_cycle_cpu_milliseconds", 0);
+            line(
+                out,
+                "expire_cycle_cpu_milliseconds",
+                st.expire_cycle_usec.load(Ordering::Relaxed) / 1000,
+            );
             line(out, "evicted_keys", ks.evicted_keys);
             line(out, "evicted_clients", 0);
             line(

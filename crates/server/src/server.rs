@@ -74,6 +74,12 @@ pub struct Stats {
     pub expired_time_cap_reached: AtomicU64,
     /// Time spent evicting, in microseconds (`total_eviction_exceeded_time` is close).
     pub eviction_usec: AtomicU64,
+    /// Time spent in active expiry passes, in microseconds
+    /// (`expire_cycle_cpu_milliseconds`).
+    pub expire_cycle_usec: AtomicU64,
+    /// Running estimate of the share of volatile keys that are past their deadline but
+    /// not reclaimed yet, as `f64` bits (`expired_stale_perc`, Redis's 5%/95% average).
+    pub expired_stale: AtomicU64,
 }
 
 /// `CLIENT PAUSE` state.

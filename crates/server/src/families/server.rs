@@ -291,6 +291,10 @@ fn config_resetstat(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CmdResult {
         &s.total_error_replies,
         &s.unexpected_error_replies,
         &s.client_query_buffer_limit_disconnections,
+        &s.expired_time_cap_reached,
+        &s.eviction_usec,
+        &s.expire_cycle_usec,
+        &s.expired_stale,
     ] {
         c.store(0, Ordering::Relaxed);
     }
