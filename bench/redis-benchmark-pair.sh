@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Side-by-side redis-benchmark runs of basalt-server and redis-server (issue 2's check):
-#   bench/redis-benchmark-pair.sh [runs] [requests-P1] [requests-P16] [tests]
-# (tests: redis-benchmark's -t list, default set,get)
+#   [EXTRA="CMD args;CMD args"] bench/redis-benchmark-pair.sh [runs] [requests-P1] [requests-P16] [tests]
+# (tests: redis-benchmark's -t list, default set,get; EXTRA: custom commands run after them)
 # Both servers are pinned to core 0 (basalt with --threads 1), redis-benchmark to core 1.
 # Runs alternate basalt, redis, basalt, ... and the script prints the median requests/s
 # of each server per test and pipeline depth, and the ratio basalt/redis.
@@ -27,11 +27,20 @@ for depth in 1 16; do
       port=$bport; [ $srv = redis ] && port=$rport
       taskset -c 1 redis-benchmark -p "$port" -t "$tests" -r 1000000 -d 64 -c 50 -P "$depth" -n "$n" -q 2>/dev/null \
         | tr '\r' '\n' | grep 'requests per second' \
-        | sed -E "s/^ *([A-Z_]+)[^:]*: ([0-9.]+) requests per second.*/$srv $depth \1 \2/" >> "$results"
+        | sed -E "s/^ *([A-Z_]+).*: ([0-9.]+) requests per second.*/$srv $depth \1 \2/" >> "$results"
+      # EXTRA: further commands run after the -t tests (so they find what those built),
+      # separated by ';', e.g. "HGET myhash element:__rand_int__;ZRANGE myzset 0 9".
+      IFS=';' read -ra extra <<< "${EXTRA:-}"
+      for cmd in "${extra[@]}"; do
+        read -ra words <<< "$cmd"
+        taskset -c 1 redis-benchmark -p "$port" -r 1000000 -c 50 -P "$depth" -n "$n" -q "${words[@]}" 2>/dev/null \
+          | tr '\r' '\n' | grep 'requests per second' \
+          | sed -E "s/^ *([A-Z_]+).*: ([0-9.]+) requests per second.*/$srv $depth \1 \2/" >> "$results"
+      done
     done
   done
 done
-echo "command: redis-benchmark -t $tests -r 1000000 -d 64 -c 50 -P {1,16} -n {$n1,$n16} -q; $runs alternating runs"
+echo "command: redis-benchmark -t $tests -r 1000000 -d 64 -c 50 -P {1,16} -n {$n1,$n16} -q${EXTRA:+, then $EXTRA}; $runs alternating runs"
 echo "| test | pipeline | basalt-server req/s (median) | redis-server req/s (median) | ratio |"
 echo "|---|---:|---:|---:|---:|"
 python3 - "$results" <<'PY'
