@@ -56,6 +56,12 @@ pub enum Spec {
         /// Window length in ms.
         window_ms: i64,
     },
+    /// Concurrency limit (`RL.LEASE`): at most `max` live leases, each expiring on its
+    /// own deadline. Not an `RL.CHECK` algorithm: [`Spec::parse`] never yields it.
+    Lease {
+        /// Most live holders.
+        max: i64,
+    },
 }
 
 /// A spec that cannot be parsed: the error text (without `ERR `).
@@ -138,6 +144,7 @@ impl Spec {
             Spec::Fixed { .. } => "fixed",
             Spec::Sliding { .. } => "sliding",
             Spec::Log { .. } => "log",
+            Spec::Lease { .. } => "lease",
         }
     }
 
@@ -149,6 +156,7 @@ impl Spec {
             Spec::Fixed { limit, .. } | Spec::Sliding { limit, .. } | Spec::Log { limit, .. } => {
                 limit
             }
+            Spec::Lease { max } => max,
         }
     }
 
@@ -167,6 +175,8 @@ impl Spec {
             Spec::Fixed { window_ms, .. }
             | Spec::Sliding { window_ms, .. }
             | Spec::Log { window_ms, .. } => window_ms,
+            // Leases have no window: a holder frees its place when it releases it.
+            Spec::Lease { .. } => 0,
         }
     }
 }
@@ -184,6 +194,14 @@ enum State {
     Sliding { start: i64, prev: i64, curr: i64 },
     /// (time µs, cost) of every request still in the window, oldest first.
     Log { entries: VecDeque<(i64, i64)> },
+    /// (lease id, deadline µs) of every lease, in grant order (ids increase); expired
+    /// ones are pruned on access. `next_id` is the smallest id not yet given out.
+    // Boxed: every other state fits 32 bytes, and `RateLimit` stays at 64.
+    #[allow(clippy::box_collection)]
+    Lease {
+        next_id: i64,
+        leases: Box<Vec<(i64, i64)>>,
+    },
 }
 
 /// The `RL.*` value type: a spec and its state.
@@ -250,6 +268,10 @@ impl RateLimit {
             Spec::Log { .. } => State::Log {
                 entries: VecDeque::new(),
             },
+            Spec::Lease { .. } => State::Lease {
+                next_id: 1,
+                leases: Box::default(),
+            },
         };
         RateLimit { spec, state }
     }
@@ -273,6 +295,10 @@ impl RateLimit {
     pub fn heap_size(&self) -> usize {
         match &self.state {
             State::Log { entries } => entries.capacity() * std::mem::size_of::<(i64, i64)>(),
+            State::Lease { leases, .. } => {
+                std::mem::size_of::<Vec<(i64, i64)>>()
+                    + leases.capacity() * std::mem::size_of::<(i64, i64)>()
+            }
             _ => 0,
         }
     }
@@ -346,6 +372,9 @@ impl RateLimit {
                     entries.pop_front();
                 }
             }
+            (Spec::Lease { .. }, State::Lease { leases, .. }) => {
+                leases.retain(|&(_, deadline)| deadline > now);
+            }
             _ => {}
         }
     }
@@ -418,6 +447,16 @@ impl RateLimit {
                 // Unreachable for cost <= limit: freeing every entry makes room.
                 w
             }
+            (&Spec::Lease { max }, State::Lease { leases, .. }) => {
+                if leases.len() as i64 + cost <= max {
+                    return 0;
+                }
+                // The `cost`-th lease to expire frees enough places.
+                let mut deadlines: Vec<i64> = leases.iter().map(|&(_, d)| d).collect();
+                deadlines.sort_unstable();
+                let need = (leases.len() as i64 + cost - max) as usize;
+                deadlines.get(need - 1).map_or(0, |&d| (d - now).max(1))
+            }
             _ => 0,
         }
     }
@@ -444,6 +483,8 @@ impl RateLimit {
                     _ => entries.push_back((now, cost)),
                 }
             }
+            // Leases are granted by `lease_acquire` (with a ttl); a check only peeks.
+            (_, State::Lease { .. }) => {}
             // The state always follows the spec (`new`, `set_spec`).
             _ => debug_assert!(false, "rate limit state does not match its spec"),
         }
@@ -481,6 +522,8 @@ impl RateLimit {
                     }
                 }
             }
+            // Leases are given back by id (`lease_release`).
+            (_, State::Lease { .. }) => {}
             // The state always follows the spec (`new`, `set_spec`).
             _ => debug_assert!(false, "rate limit state does not match its spec"),
         }
@@ -512,6 +555,9 @@ impl RateLimit {
             }
             (&Spec::Log { limit, .. }, State::Log { entries }) => {
                 (limit - entries.iter().map(|&(_, c)| c).sum::<i64>()).max(0)
+            }
+            (&Spec::Lease { max }, State::Lease { leases, .. }) => {
+                (max - leases.len() as i64).max(0)
             }
             _ => 0,
         }
@@ -545,12 +591,19 @@ impl RateLimit {
             (&Spec::Log { window_ms, .. }, State::Log { entries }) => entries
                 .back()
                 .map_or(0, |&(t, _)| (t + window_ms * 1000 - now).max(0)),
+            (_, State::Lease { leases, .. }) => leases
+                .iter()
+                .map(|&(_, d)| d - now)
+                .max()
+                .unwrap_or(0)
+                .max(0),
             _ => 0,
         }
     }
 
     /// The state's fields for `RL.INFO`, as (name, value) pairs.
-    pub fn state_fields(&self) -> Vec<(&'static str, i64)> {
+    /// `now_us` counts the live leases of a lease limiter.
+    pub fn state_fields(&self, now_us: i64) -> Vec<(&'static str, i64)> {
         match &self.state {
             State::Gcra { tat } => vec![("tat_us", *tat)],
             State::Token { micro, at } => vec![("tokens_micro", *micro), ("updated_us", *at)],
@@ -563,6 +616,10 @@ impl RateLimit {
             State::Log { entries } => vec![
                 ("entries", entries.len() as i64),
                 ("total", entries.iter().map(|&(_, c)| c).sum()),
+            ],
+            State::Lease { next_id, .. } => vec![
+                ("holders", self.lease_holders(now_us) as i64),
+                ("next_id", *next_id),
             ],
         }
     }
@@ -582,6 +639,7 @@ impl RateLimit {
             Spec::Fixed { limit, window_ms } => vec![2, limit, window_ms],
             Spec::Sliding { limit, window_ms } => vec![3, limit, window_ms],
             Spec::Log { limit, window_ms } => vec![4, limit, window_ms],
+            Spec::Lease { max } => vec![LEASE_KIND, max],
         };
         match &self.state {
             State::Gcra { tat } => w.push(*tat),
@@ -594,6 +652,12 @@ impl RateLimit {
                     w.extend([t, c]);
                 }
             }
+            State::Lease { next_id, leases } => {
+                w.extend([*next_id, leases.len() as i64]);
+                for &(id, deadline) in leases.iter() {
+                    w.extend([id, deadline]);
+                }
+            }
         }
         w
     }
@@ -602,6 +666,9 @@ impl RateLimit {
     /// does and the state's invariants. `None` for anything malformed.
     pub fn from_words(w: &[i64]) -> Option<RateLimit> {
         let (&alg, rest) = w.split_first()?;
+        if alg == LEASE_KIND {
+            return RateLimit::lease_from_words(rest);
+        }
         let names: [&[u8]; 5] = [b"GCRA", b"TOKEN", b"FIXED", b"SLIDING", b"LOG"];
         let name = *names.get(usize::try_from(alg).ok()?)?;
         let n = Spec::arg_count(name)?;
@@ -648,6 +715,119 @@ impl RateLimit {
             _ => return None,
         };
         Some(RateLimit { spec, state })
+    }
+}
+
+/// The first word of a lease limiter's [`RateLimit::to_words`] (the RL.CHECK algorithms
+/// are 0..=4). Files written before leases existed never hold it, so they load as before.
+pub const LEASE_KIND: i64 = 5;
+
+/// A lease granted by [`RateLimit::lease_acquire`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lease {
+    /// The lease's id, for `RL.UNLEASE`.
+    pub id: i64,
+    /// When it expires, µs.
+    pub deadline_us: i64,
+}
+
+impl RateLimit {
+    /// A concurrency limiter with no holders.
+    pub fn new_lease(max: i64) -> RateLimit {
+        RateLimit::new(Spec::Lease { max }, 0)
+    }
+
+    /// Grants a lease expiring `ttl_us` after `now_us` if fewer than `max` leases are
+    /// live (expired ones are dropped first). `Err` carries the µs until the earliest
+    /// live lease expires (at least 1), when a place may free up.
+    ///
+    /// Ids increase and start at the grant time in µs at the least, so a key that
+    /// expired and was created again never hands out an id an old holder still has.
+    pub fn lease_acquire(&mut self, now_us: i64, ttl_us: i64) -> Result<Lease, i64> {
+        self.advance(now_us);
+        let (Spec::Lease { max }, State::Lease { next_id, leases }) = (&self.spec, &mut self.state)
+        else {
+            debug_assert!(false, "lease_acquire on a {} limiter", self.spec.name());
+            return Err(-1);
+        };
+        if leases.len() as i64 >= *max {
+            let earliest = leases.iter().map(|&(_, d)| d).min().unwrap_or(now_us);
+            return Err((earliest - now_us).max(1));
+        }
+        let id = (*next_id).max(now_us);
+        *next_id = id.saturating_add(1);
+        let deadline_us = now_us.saturating_add(ttl_us);
+        leases.push((id, deadline_us));
+        Ok(Lease { id, deadline_us })
+    }
+
+    /// Releases lease `id`; false if it is not live (unknown, released or expired).
+    pub fn lease_release(&mut self, now_us: i64, id: i64) -> bool {
+        self.advance(now_us);
+        let State::Lease { leases, .. } = &mut self.state else {
+            return false;
+        };
+        match leases.iter().position(|&(i, _)| i == id) {
+            Some(pos) => {
+                leases.remove(pos);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Live leases at `now_us`.
+    pub fn lease_holders(&self, now_us: i64) -> usize {
+        match &self.state {
+            State::Lease { leases, .. } => leases.iter().filter(|&&(_, d)| d > now_us).count(),
+            _ => 0,
+        }
+    }
+
+    /// The live leases at `now_us`, in grant order.
+    pub fn live_leases(&self, now_us: i64) -> impl Iterator<Item = Lease> + '_ {
+        let leases: &[(i64, i64)] = match &self.state {
+            State::Lease { leases, .. } => leases.as_slice(),
+            _ => &[],
+        };
+        leases
+            .iter()
+            .filter(move |&&(_, d)| d > now_us)
+            .map(|&(id, deadline_us)| Lease { id, deadline_us })
+    }
+
+    /// The earliest and the latest deadline (µs) of the live leases at `now_us`.
+    pub fn lease_deadlines(&self, now_us: i64) -> Option<(i64, i64)> {
+        let State::Lease { leases, .. } = &self.state else {
+            return None;
+        };
+        let live = leases.iter().map(|&(_, d)| d).filter(|&d| d > now_us);
+        let min = live.clone().min()?;
+        Some((min, live.max()?))
+    }
+
+    /// Reads the words after [`LEASE_KIND`]: `max next_id n (id deadline)*n`, ids
+    /// increasing and below `next_id`, at most `max` leases.
+    fn lease_from_words(w: &[i64]) -> Option<RateLimit> {
+        let (&[max, next_id, n], pairs) = w.split_first_chunk::<3>()?;
+        if !(1..=MAX_LIMIT).contains(&max) || n < 0 || n > max {
+            return None;
+        }
+        if pairs.len() != 2 * n as usize {
+            return None;
+        }
+        let leases: Vec<(i64, i64)> = pairs.chunks(2).map(|p| (p[0], p[1])).collect();
+        let increasing = leases.windows(2).all(|p| p[0].0 < p[1].0);
+        if !increasing || leases.last().is_some_and(|&(id, _)| id >= next_id) {
+            return None;
+        }
+        Some(RateLimit {
+            spec: Spec::Lease { max },
+            state: State::Lease {
+                next_id,
+                leases: Box::new(leases),
+            },
+        })
     }
 }
 
@@ -828,6 +1008,90 @@ mod tests {
         assert_eq!(RateLimit::from_words(&[2, 0, 1000, 0, 0]), None);
         assert_eq!(RateLimit::from_words(&[2, 5, 1000, 0, -1]), None);
         assert_eq!(RateLimit::from_words(&[4, 1, 1000, 2, 1, 1, 2, 1]), None);
+    }
+
+    #[test]
+    fn leases_expire_release_and_never_exceed_max() {
+        let mut rl = RateLimit::new_lease(2);
+        let a = rl.lease_acquire(T0, 1000 * MS).unwrap();
+        let b = rl.lease_acquire(T0 + MS, 500 * MS).unwrap();
+        assert!(b.id > a.id && a.id >= T0);
+        assert_eq!(b.deadline_us, T0 + 501 * MS);
+        // Full: the wait is until the earliest deadline (b's).
+        assert_eq!(rl.lease_acquire(T0 + MS, 10 * MS), Err(500 * MS));
+        assert_eq!(rl.lease_holders(T0 + MS), 2);
+        assert_eq!(
+            rl.lease_deadlines(T0 + MS),
+            Some((T0 + 501 * MS, T0 + 1000 * MS))
+        );
+        // b expires exactly at its deadline.
+        assert_eq!(rl.lease_holders(T0 + 501 * MS), 1);
+        let c = rl.lease_acquire(T0 + 501 * MS, 10 * MS).unwrap();
+        assert!(c.id > b.id);
+        assert!(!rl.lease_release(T0 + 501 * MS, b.id), "expired");
+        assert!(rl.lease_release(T0 + 502 * MS, a.id));
+        assert!(!rl.lease_release(T0 + 502 * MS, a.id), "released twice");
+        // RL.INFO's view through a peek: one holder left, reset at c's deadline.
+        let d = rl.clone().check(T0 + 502 * MS, 0, Mode::Peek);
+        assert_eq!((d.limit, d.remaining, d.reset_after_ms), (2, 1, 9));
+        assert_eq!(rl.state_fields(T0 + 502 * MS)[0], ("holders", 1));
+        assert_eq!(rl.live_leases(T0 + 502 * MS).count(), 1);
+        // Words round-trip; malformed ones are refused.
+        let w = rl.to_words();
+        assert_eq!(w[0], LEASE_KIND);
+        assert_eq!(RateLimit::from_words(&w), Some(rl.clone()));
+        assert_eq!(RateLimit::from_words(&w[..w.len() - 1]), None);
+        assert_eq!(RateLimit::from_words(&[LEASE_KIND, 0, 1, 0]), None);
+        assert_eq!(
+            RateLimit::from_words(&[LEASE_KIND, 1, 5, 2, 1, 1, 2, 1]),
+            None
+        );
+        assert_eq!(
+            RateLimit::from_words(&[LEASE_KIND, 2, 2, 2, 1, 1, 1, 1]),
+            None
+        );
+        assert_eq!(RateLimit::from_words(&[LEASE_KIND, 2, 2, 1, 2, 1]), None);
+        assert!(RateLimit::from_words(&[LEASE_KIND, 2, 3, 1, 2, 1]).is_some());
+    }
+
+    /// Model check: random acquire/release/time steps against a list of (id, deadline);
+    /// never more than `max` live leases, and a refusal's wait is exact.
+    #[test]
+    fn leases_match_a_model() {
+        let mut seed = 0x9E37_79B9_7F4A_7C15_u64;
+        let mut rnd = |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        for max in 1..5 {
+            let mut rl = RateLimit::new_lease(max);
+            let mut model: Vec<(i64, i64)> = Vec::new();
+            let mut now = T0;
+            for _ in 0..2000 {
+                now += rnd(20) as i64 * MS;
+                model.retain(|&(_, d)| d > now);
+                if rnd(3) == 0 && !model.is_empty() {
+                    let (id, _) = model.remove(rnd(model.len() as u64) as usize);
+                    assert!(rl.lease_release(now, id));
+                    continue;
+                }
+                let ttl = (1 + rnd(100) as i64) * MS;
+                match rl.lease_acquire(now, ttl) {
+                    Ok(l) => {
+                        assert!((model.len() as i64) < max);
+                        model.push((l.id, l.deadline_us));
+                    }
+                    Err(wait) => {
+                        assert_eq!(model.len() as i64, max);
+                        let earliest = model.iter().map(|&(_, d)| d).min().unwrap();
+                        assert_eq!(wait, earliest - now);
+                    }
+                }
+                assert_eq!(rl.lease_holders(now), model.len());
+            }
+        }
     }
 
     #[test]

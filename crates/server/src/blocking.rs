@@ -7,10 +7,14 @@
 //! failure it keeps its place. Waiters are therefore served in FIFO order per key, and no
 //! wake-up is lost. A client that times out, is unblocked or disconnects also leaves and
 //! re-signals, passing on any wake-up it absorbed.
+//!
+//! Some waits end by time rather than by a write: an `RL.LEASE` waiter can proceed when
+//! a lease expires. [`Timers`] holds those wake-up times; [`run_timers`] signals each key
+//! when its time comes, exactly as a write would.
 
 use bytes::Bytes;
 use parking_lot::Mutex;
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 
@@ -169,6 +173,21 @@ impl Registry {
             && self.inner.lock().by_client.contains_key(&client_id)
     }
 
+    /// Waiters queued on `key` of `db` before `client_id` (all of them when the client
+    /// is not queued there): the ones a FIFO resource must serve first.
+    pub fn waiters_ahead(&self, db: usize, key: &[u8], client_id: u64) -> usize {
+        if self.blocked.load(Ordering::Acquire) == 0 {
+            return 0;
+        }
+        let inner = self.inner.lock();
+        let Some(q) = inner.by_key.get(&(db, Bytes::copy_from_slice(key))) else {
+            return 0;
+        };
+        q.iter()
+            .position(|s| s.client_id == client_id)
+            .unwrap_or(q.len())
+    }
+
     /// Number of blocked clients (INFO `blocked_clients`).
     pub fn blocked_clients(&self) -> usize {
         self.blocked.load(Ordering::Acquire)
@@ -177,6 +196,76 @@ impl Registry {
     /// Number of keys with at least one waiter (INFO `blocked_keys`... and tests).
     pub fn blocked_keys(&self) -> usize {
         self.inner.lock().by_key.len()
+    }
+}
+
+/// Keys to signal at given times (Unix ms): wake-ups that no write will cause, such as
+/// a lease expiring while clients wait for it. An entry is dropped once signalled; a
+/// waiter that still cannot proceed schedules the next time it may.
+#[derive(Default)]
+pub struct Timers {
+    due: Mutex<BTreeSet<(u64, usize, Bytes)>>,
+    changed: tokio::sync::Notify,
+}
+
+impl Timers {
+    /// Signals `key` of `db` at `at_ms` (once; scheduling the same time twice is one
+    /// entry).
+    pub fn schedule(&self, at_ms: u64, db: usize, key: &[u8]) {
+        let first = {
+            let mut due = self.due.lock();
+            due.insert((at_ms, db, Bytes::copy_from_slice(key)));
+            due.first().is_some_and(|f| f.0 == at_ms)
+        };
+        if first {
+            self.changed.notify_one();
+        }
+    }
+
+    /// Number of pending wake-ups (tests).
+    pub fn pending(&self) -> usize {
+        self.due.lock().len()
+    }
+
+    /// Removes and returns the entries due at `now_ms`, and the next time after them.
+    fn take_due(&self, now_ms: u64) -> (Vec<(usize, Bytes)>, Option<u64>) {
+        let mut due = self.due.lock();
+        let mut out = Vec::new();
+        while let Some(first) = due.first() {
+            if first.0 > now_ms {
+                return (out, Some(first.0));
+            }
+            if let Some((_, db, key)) = due.pop_first() {
+                out.push((db, key));
+            }
+        }
+        (out, None)
+    }
+}
+
+/// Signals each scheduled key when its time comes. Runs until aborted at shutdown.
+pub async fn run_timers(timers: Arc<Timers>, registry: Arc<Registry>) {
+    loop {
+        let changed = timers.changed.notified();
+        tokio::pin!(changed);
+        changed.as_mut().enable();
+        let now = crate::server::unix_ms();
+        let (due, next) = timers.take_due(now);
+        for (db, key) in due {
+            registry.signal(db, &key);
+        }
+        match next {
+            // Sleep in ms of the same clock the deadlines use; an early wake-up only
+            // loops once more.
+            Some(at) => {
+                let wait = std::time::Duration::from_millis(at.saturating_sub(now).max(1));
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => {}
+                    _ = &mut changed => {}
+                }
+            }
+            None => changed.await,
+        }
     }
 }
 

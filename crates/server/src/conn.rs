@@ -442,6 +442,9 @@ async fn wait_blocked<'n>(
     let mut shutdown = srv.shutdown.subscribe();
     let shared = client.shared.clone();
     let deadline = req.deadline;
+    if req.recheck {
+        slot.notify.notify_one();
+    }
     let outcome = loop {
         let sleep = async {
             match deadline {
@@ -458,7 +461,14 @@ async fn wait_blocked<'n>(
         tokio::select! {
             _ = slot.notify.notified() => {
                 match slot.unblock.load(Ordering::Acquire) {
-                    UNBLOCK_TIMEOUT => break Some(Some(Frame::NullArray)),
+                    UNBLOCK_TIMEOUT => match &req.timeout_rerun {
+                        Some(last) => {
+                            let reply = execute_gated(srv, client, resolved, last).await;
+                            client.block = None;
+                            break Some(reply);
+                        }
+                        None => break Some(Some(Frame::NullArray)),
+                    },
                     UNBLOCK_ERROR => break Some(Some(Frame::error(
                         "UNBLOCKED client unblocked via CLIENT UNBLOCK",
                     ))),
@@ -477,7 +487,15 @@ async fn wait_blocked<'n>(
                 }
                 break Some(reply);
             }
-            _ = sleep => break Some(Some(Frame::NullArray)),
+            _ = sleep => match &req.timeout_rerun {
+                // Still queued, so a FIFO resource sees this client in its place.
+                Some(last) => {
+                    let reply = execute_gated(srv, client, resolved, last).await;
+                    client.block = None;
+                    break Some(reply);
+                }
+                None => break Some(Some(Frame::NullArray)),
+            },
             r = stream.read_buf(rbuf) => {
                 match r {
                     Ok(0) | Err(_) => break None,

@@ -126,6 +126,10 @@ pub async fn run(srv: Arc<Server>) -> std::io::Result<()> {
     }
     tracing::info!("Ready to accept connections tcp");
     let cron = tokio::spawn(cron::run(srv.clone()));
+    let timers = tokio::spawn(blocking::run_timers(
+        srv.wake_timers.clone(),
+        srv.blocking.clone(),
+    ));
     let mut shutdown = srv.shutdown.subscribe();
     while !*shutdown.borrow() {
         if shutdown.changed().await.is_err() {
@@ -136,6 +140,7 @@ pub async fn run(srv: Arc<Server>) -> std::io::Result<()> {
         t.abort();
     }
     cron.abort();
+    timers.abort();
     signals.abort();
     // Let connection tasks see the shutdown and close their sockets.
     for _ in 0..50 {

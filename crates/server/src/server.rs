@@ -164,6 +164,8 @@ pub struct Server {
     pub executable: String,
     /// Clients blocked on keys.
     pub blocking: Arc<crate::blocking::Registry>,
+    /// Timed wake-ups of blocked clients (lease expiries), run by `blocking::run_timers`.
+    pub wake_timers: Arc<crate::blocking::Timers>,
     /// WATCHed keys.
     pub watches: Arc<crate::transaction::Watches>,
     /// Held for reading by every command and for writing by EXCLUSIVE commands (EXEC,
@@ -343,6 +345,12 @@ pub struct BlockRequest {
     /// Kept alive while the client waits (stream watchers that wake it when its
     /// stream is deleted).
     pub keepalive: Vec<Arc<basalt_engine::types::stream::Watcher>>,
+    /// Re-run once right after queueing, so a wake-up sent between the command's
+    /// refusal and the queueing is not lost (RL.LEASE: a lease released meanwhile).
+    pub recheck: bool,
+    /// On timeout, run these arguments once more (not blocking) and answer their reply
+    /// instead of a null array (RL.LEASE answers its usual reply, `acquired` 0).
+    pub timeout_rerun: Option<Vec<Bytes>>,
 }
 
 impl Ctx<'_> {
@@ -398,6 +406,28 @@ impl Ctx<'_> {
             rerun: None,
             pass_on: false,
             keepalive: Vec::new(),
+            recheck: false,
+            timeout_rerun: None,
+        });
+        Ok(Frame::NullArray)
+    }
+
+    /// [`Ctx::block`] for a FIFO resource (RL.LEASE): queued clients re-check once
+    /// after queueing, and on timeout run `timeout_rerun` for their reply.
+    pub fn block_fifo(
+        &mut self,
+        key: Bytes,
+        deadline: Option<u64>,
+        timeout_rerun: Vec<Bytes>,
+    ) -> CmdResult {
+        self.client.block = Some(BlockRequest {
+            keys: vec![key],
+            deadline,
+            rerun: None,
+            pass_on: false,
+            keepalive: Vec::new(),
+            recheck: true,
+            timeout_rerun: Some(timeout_rerun),
         });
         Ok(Frame::NullArray)
     }
@@ -418,6 +448,8 @@ impl Ctx<'_> {
             rerun: Some(rerun),
             pass_on: true,
             keepalive,
+            recheck: false,
+            timeout_rerun: None,
         });
         Ok(Frame::NullArray)
     }
@@ -564,6 +596,7 @@ impl Server {
             config_file,
             executable: std::env::args().next().unwrap_or_default(),
             blocking: Arc::new(crate::blocking::Registry::default()),
+            wake_timers: Arc::new(crate::blocking::Timers::default()),
             watches,
             exec_gate: RwLock::new(()),
             gate_released: tokio::sync::Notify::new(),

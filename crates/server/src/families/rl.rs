@@ -1,4 +1,5 @@
-//! The `RL.*` family: `RL.CHECK`, `RL.MCHECK`, `RL.INFO`, `RL.RESET`.
+//! The `RL.*` family: `RL.CHECK`, `RL.MCHECK`, `RL.LEASE`, `RL.UNLEASE`, `RL.INFO`,
+//! `RL.RESET`.
 //!
 //! Each limiter is a `Value::RateLimit` (TYPE `ratelimit`, OBJECT ENCODING the
 //! algorithm's name) holding its spec and state; the arithmetic is
@@ -11,14 +12,21 @@
 //!
 //! Limiters are saved in RDB files (and DUMP payloads) as module-type values with
 //! Basalt's module id `basalt-rl` (see `basalt_persist::rdb`); Redis cannot load those
-//! keys. Not yet: `RL.LEASE`/`RL.UNLEASE` and `RL.POLICY`.
+//! keys.
+//!
+//! Leases (`RL.LEASE`) are the same value type with the `lease` kind: the live leases'
+//! ids and deadlines. `WAIT` queues the client in the shared waiter registry
+//! (`crate::blocking`) like BLPOP; a release, an `RL.RESET` or a deletion signals the
+//! key, and a lease expiring signals it through a timed wake-up (`Server::wake_timers`)
+//! scheduled by each waiter that finds no place. Places go to waiters in queue order: a
+//! grant needs more free places than there are waiters queued before the client.
 
 use crate::cmd::flags::*;
 use crate::cmd::{BeginSearch, Command, FindKeys, KeySpec, args};
 use crate::error::{self, CmdResult, Error};
 use crate::pubsub::notify as ev;
 use crate::server::Ctx;
-use basalt_engine::rl::{Decision, MAX_LIMIT, Mode, RateLimit, Spec};
+use basalt_engine::rl::{Decision, MAX_LIMIT, MAX_WINDOW_MS, Mode, RateLimit, Spec};
 use basalt_engine::{Guard, Reason, Value};
 use basalt_proto::Frame;
 use bytes::Bytes;
@@ -76,6 +84,24 @@ pub const COMMANDS: &[Command] = &[
             rl_mcheck
         )
     },
+    rl_cmd!(
+        "rl.lease",
+        -4,
+        WRITE | DENYOOM | BLOCKING,
+        (1, 1, 1),
+        &[KeySpec::single(1, RW_UPDATE)],
+        "Takes one of at most max concurrent leases, expiring after ttl_ms; WAIT queues for one.",
+        rl_lease
+    ),
+    rl_cmd!(
+        "rl.unlease",
+        3,
+        WRITE | FAST,
+        (1, 1, 1),
+        &[KeySpec::single(1, RW_UPDATE)],
+        "Releases a lease taken with RL.LEASE, waking the first waiter.",
+        rl_unlease
+    ),
     rl_cmd!(
         "rl.info",
         2,
@@ -455,6 +481,7 @@ fn rl_info(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
         Spec::Fixed { limit, window_ms }
         | Spec::Sliding { limit, window_ms }
         | Spec::Log { limit, window_ms } => vec![("limit", limit), ("window_ms", window_ms)],
+        Spec::Lease { max } => vec![("max", max)],
     };
     let fields = params
         .into_iter()
@@ -462,9 +489,22 @@ fn rl_info(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
             ("remaining", d.remaining),
             ("reset_after_ms", d.reset_after_ms),
         ])
-        .chain(rl.state_fields());
+        .chain(rl.state_fields(t));
     for (k, v) in fields {
         m.push((Frame::bulk(k.as_bytes()), Frame::Integer(v)));
+    }
+    if let Spec::Lease { .. } = spec {
+        // Each live lease: its id and the ms it has left.
+        let leases = rl
+            .live_leases(t)
+            .flat_map(|l| {
+                [
+                    Frame::Integer(l.id),
+                    Frame::Integer(us_to_ms_ceil(l.deadline_us - t)),
+                ]
+            })
+            .collect();
+        m.push((Frame::bulk(b"leases"), Frame::Array(leases)));
     }
     Ok(Frame::Map(m))
 }
@@ -480,5 +520,159 @@ fn rl_reset(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     g.delete(db, &argv[1], Reason::ServerDel);
     drop(g);
     ctx.notify(ev::GENERIC, "del", &argv[1]);
+    // A reset lease limiter has every place free.
+    ctx.signal_ready(db, &argv[1]);
+    Ok(Frame::Integer(1))
+}
+
+fn us_to_ms_ceil(us: i64) -> i64 {
+    (us.max(0) + 999) / 1000
+}
+
+/// Parses an integer argument of RL.LEASE in `min..=max`.
+fn bounded(arg: &[u8], what: &str, min: i64, max: i64) -> Result<i64, Error> {
+    match basalt_engine::num::parse_i64(arg) {
+        Some(v) if (min..=max).contains(&v) => Ok(v),
+        _ => Err(Error::msg(format!(
+            "ERR {what} must be an integer between {min} and {max}"
+        ))),
+    }
+}
+
+/// Stores a lease limiter until its last lease expires, or deletes it when it has none
+/// left; logs the effect either way.
+fn store_leases(ctx: &mut Ctx<'_>, g: &mut Guard<'_>, key: &Bytes, rl: RateLimit, t: i64) {
+    let db = ctx.client.db;
+    let stored = match rl.lease_deadlines(t) {
+        Some((_, last)) => {
+            let deadline = us_to_ms_ceil(last) as u64;
+            g.insert(db, key, Value::RateLimit(Box::new(rl.clone())), deadline);
+            Some((deadline, rl))
+        }
+        None => {
+            g.delete(db, key, Reason::ServerDel);
+            None
+        }
+    };
+    propagate_state(ctx, key, stored);
+}
+
+/// `RL.LEASE key max ttl_ms [WAIT ms]`: takes a lease if fewer than `max` are live and
+/// no waiter queued earlier is owed the free place. Otherwise answers `acquired` 0, or
+/// with `WAIT` queues the client (at most `ms`, 0 meaning no limit) until a lease is
+/// released, reset or expires. Inside MULTI and scripts `WAIT` does not block.
+fn rl_lease(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
+    let key = &argv[1];
+    let max = bounded(&argv[2], "max", 1, MAX_LIMIT)?;
+    let ttl_ms = bounded(&argv[3], "ttl_ms", 1, MAX_WINDOW_MS)?;
+    let wait = match &argv[4..] {
+        [] => None,
+        [w, ms] if args::is(w, "wait") => Some(bounded(ms, "WAIT", 0, MAX_WINDOW_MS)?),
+        _ => return Err(Error::msg(error::SYNTAX)),
+    };
+    let spec = Spec::Lease { max };
+    let db = ctx.client.db;
+    let now = ctx.now;
+    let t = now_us(ctx);
+    let mut g = ctx.srv.keyspace.lock_key(key, now);
+    let existing = stored(&mut g, db, key, &spec)?.map(|r| r.clone());
+    let mut rl = existing.unwrap_or_else(|| RateLimit::new_lease(max));
+    rl.set_spec(spec, t);
+    let ahead = ctx.srv.blocking.waiters_ahead(db, key, ctx.client.id);
+    let free = (max - rl.lease_holders(t) as i64).max(0);
+    let granted = if free > ahead as i64 {
+        rl.lease_acquire(t, ttl_ms * 1000).ok()
+    } else {
+        None
+    };
+    let holders = rl.lease_holders(t) as i64;
+    let earliest = rl.lease_deadlines(t).map(|(first, _)| first);
+    if let Some(lease) = granted {
+        store_leases(ctx, &mut g, key, rl, t);
+        drop(g);
+        // Waiters still queued learn of this lease's expiry from its timer.
+        if ctx.srv.blocking.waiters_ahead(db, key, u64::MAX) > 0 {
+            let at = us_to_ms_ceil(lease.deadline_us) as u64;
+            ctx.srv.wake_timers.schedule(at, db, key);
+        }
+        ctx.notify(ev::MODULE, "rl.lease", key);
+        return Ok(lease_frame(Some(lease.id), max, holders, ttl_ms, 0));
+    }
+    drop(g);
+    if ctx.aof_on() {
+        ctx.propagate_nothing();
+    }
+    if let (Some(ms), true) = (wait, ctx.can_block()) {
+        // Whichever comes first wakes the queue's head: a release (signalled by the
+        // releaser) or the earliest lease's expiry (signalled by the timer).
+        if let Some(first) = earliest {
+            ctx.srv
+                .wake_timers
+                .schedule(us_to_ms_ceil(first) as u64, db, key);
+        }
+        let deadline = (ms > 0).then(|| now.saturating_add(ms as u64));
+        return ctx.block_fifo(key.clone(), deadline, argv[..4].to_vec());
+    }
+    let retry = earliest.map_or(0, |first| us_to_ms_ceil(first - t).max(1));
+    Ok(lease_frame(None, max, holders, 0, retry))
+}
+
+/// RL.LEASE's reply: a map under RESP3, the same pairs flat under RESP2.
+fn lease_frame(id: Option<i64>, max: i64, holders: i64, ttl_ms: i64, retry: i64) -> Frame {
+    Frame::Map(vec![
+        (
+            Frame::bulk(b"acquired"),
+            Frame::Integer(i64::from(id.is_some())),
+        ),
+        (
+            Frame::bulk(b"lease_id"),
+            id.map_or(Frame::Null, Frame::Integer),
+        ),
+        (Frame::bulk(b"max"), Frame::Integer(max)),
+        (Frame::bulk(b"holders"), Frame::Integer(holders)),
+        (Frame::bulk(b"ttl_ms"), Frame::Integer(ttl_ms)),
+        (Frame::bulk(b"retry_after_ms"), Frame::Integer(retry)),
+    ])
+}
+
+/// `RL.UNLEASE key lease_id`: 1 if the lease was live and is now released (the first
+/// waiter is woken), 0 otherwise.
+fn rl_unlease(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
+    let key = &argv[1];
+    let id =
+        basalt_engine::num::parse_i64(&argv[2]).ok_or_else(|| Error::msg(error::NOT_INTEGER))?;
+    let db = ctx.client.db;
+    let t = now_us(ctx);
+    let mut g = ctx.srv.keyspace.lock_key(key, ctx.now);
+    let rl = match g.get(db, key).map(|e| &mut e.value) {
+        None => None,
+        Some(Value::RateLimit(r)) if matches!(r.spec(), Spec::Lease { .. }) => Some(r),
+        Some(Value::RateLimit(r)) => {
+            return Err(Error::msg(format!(
+                "ERR key holds a {} rate limiter, not leases",
+                r.spec().name().to_uppercase()
+            )));
+        }
+        Some(_) => return Err(Error::msg(error::WRONGTYPE)),
+    };
+    let mut rl = match rl {
+        Some(r) => (**r).clone(),
+        None => {
+            if ctx.aof_on() {
+                ctx.propagate_nothing();
+            }
+            return Ok(Frame::Integer(0));
+        }
+    };
+    if !rl.lease_release(t, id) {
+        if ctx.aof_on() {
+            ctx.propagate_nothing();
+        }
+        return Ok(Frame::Integer(0));
+    }
+    store_leases(ctx, &mut g, key, rl, t);
+    drop(g);
+    ctx.notify(ev::MODULE, "rl.unlease", key);
+    ctx.signal_ready(db, key);
     Ok(Frame::Integer(1))
 }

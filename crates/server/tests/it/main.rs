@@ -23,6 +23,7 @@ mod pubsub;
 mod ratelimit;
 mod rdb;
 mod rl;
+mod rl_lease;
 mod scripting;
 mod sets;
 mod streams;

@@ -9,13 +9,13 @@ use basalt_testkit::RawClient;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
-fn cmd(c: &mut RawClient, args: &[&str]) -> Frame {
+pub fn cmd(c: &mut RawClient, args: &[&str]) -> Frame {
     let args: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
     c.cmd_frame(&args).expect("reply")
 }
 
 /// The integer fields of a RESP2 reply of name/value pairs.
-fn pairs(f: Frame) -> Vec<(String, i64)> {
+pub fn pairs(f: Frame) -> Vec<(String, i64)> {
     let Frame::Array(items) = f else {
         panic!("not an array: {f:?}")
     };
@@ -31,7 +31,7 @@ fn pairs(f: Frame) -> Vec<(String, i64)> {
         .collect()
 }
 
-fn field(f: &[(String, i64)], name: &str) -> i64 {
+pub fn field(f: &[(String, i64)], name: &str) -> i64 {
     f.iter()
         .find(|(k, _)| k == name)
         .map(|(_, v)| *v)
@@ -50,7 +50,7 @@ fn check(c: &mut RawClient, args: &[&str]) -> [i64; 5] {
     .map(|n| field(&f, n))
 }
 
-fn err(c: &mut RawClient, args: &[&str]) -> String {
+pub fn err(c: &mut RawClient, args: &[&str]) -> String {
     match cmd(c, args) {
         Frame::Error(e) => String::from_utf8_lossy(&e).into_owned(),
         other => panic!("{args:?}: not an error: {other:?}"),
@@ -344,7 +344,7 @@ fn rl_mcheck_atomic_under_50_clients() {
 }
 
 /// A scratch directory for one test's RDB file.
-fn scratch(name: &str) -> std::path::PathBuf {
+pub fn scratch(name: &str) -> std::path::PathBuf {
     let d = std::env::temp_dir().join(format!("basalt-it-rl-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).expect("mkdir");
