@@ -19,6 +19,7 @@ pub mod memory;
 pub mod num;
 pub mod ratelimit;
 pub mod rl;
+pub mod rl_policy;
 pub mod types;
 pub mod value;
 

@@ -958,6 +958,8 @@ fn write_base(srv: &Server, tmp: &Path, rdb: bool, frozen: Option<u64>) -> Resul
                 true,
             );
             w.write(&aux).map_err(werr)?;
+            w.write(&crate::persist::policy_aux(&mut enc, srv))
+                .map_err(werr)?;
             let mut buf = Vec::with_capacity(64 << 10);
             visit_frozen(srv, now, |db, key, value, exp| {
                 w.select_db(db, None).map_err(werr)?;
@@ -968,6 +970,11 @@ fn write_base(srv: &Server, tmp: &Path, rdb: bool, frozen: Option<u64>) -> Resul
             w.finish().map_err(werr)?;
         } else {
             let mut buf = Vec::with_capacity(64 << 10);
+            // Server state first: the rate-limit policies.
+            for cmd in crate::families::rl_policy::set_commands(srv) {
+                encode_command(&mut buf, &cmd);
+            }
+            out.write_all(&buf).map_err(werr)?;
             let mut cur_db: Option<usize> = None;
             visit_frozen(srv, now, |db, key, value, exp| {
                 buf.clear();

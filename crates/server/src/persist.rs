@@ -274,6 +274,7 @@ fn write_keyspace(
         false,
     );
     w.write(&aux).map_err(werr)?;
+    w.write(&policy_aux(&mut enc, srv)).map_err(werr)?;
     // Function libraries come before the databases, as Redis writes them.
     let libraries: Vec<bytes::Bytes> = srv
         .scripting
@@ -323,6 +324,19 @@ fn write_keyspace(
     let file = bw.into_inner().map_err(|e| werr(e.into_error()))?;
     file.sync_all().map_err(werr)?;
     Ok(SaveStats { keys, bytes })
+}
+
+/// The rate-limit policies as aux fields (`basalt-rl-policy`, one per policy).
+pub fn policy_aux(enc: &mut Encoder, srv: &Server) -> Vec<u8> {
+    let mut out = Vec::new();
+    for v in crate::families::rl_policy::aux_values(srv) {
+        enc.aux(
+            &mut out,
+            crate::families::rl_policy::AUX_FIELD.as_bytes(),
+            &v,
+        );
+    }
+    out
 }
 
 fn begin(srv: &Server) -> bool {
@@ -750,6 +764,11 @@ fn load_rdb_into<R: std::io::Read>(
     }
     if aof_base && summary.aux_field("aof-base") == Some(&b"1"[..]) {
         tracing::info!("RDB is base AOF");
+    }
+    for (k, v) in &summary.aux {
+        if k.as_slice() == crate::families::rl_policy::AUX_FIELD.as_bytes() {
+            crate::families::rl_policy::load_aux(srv, v)?;
+        }
     }
     if summary.empty_skipped > 0 {
         tracing::info!("Skipped {} empty keys", summary.empty_skipped);

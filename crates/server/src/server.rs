@@ -164,6 +164,8 @@ pub struct Server {
     pub executable: String,
     /// Clients blocked on keys.
     pub blocking: Arc<crate::blocking::Registry>,
+    /// Named rate-limit policies (`RL.POLICY`); server state, saved as RDB aux fields.
+    pub rl_policies: parking_lot::RwLock<basalt_engine::rl_policy::Policies>,
     /// Timed wake-ups of blocked clients (lease expiries), run by `blocking::run_timers`.
     pub wake_timers: Arc<crate::blocking::Timers>,
     /// WATCHed keys.
@@ -597,6 +599,7 @@ impl Server {
             executable: std::env::args().next().unwrap_or_default(),
             blocking: Arc::new(crate::blocking::Registry::default()),
             wake_timers: Arc::new(crate::blocking::Timers::default()),
+            rl_policies: parking_lot::RwLock::new(Default::default()),
             watches,
             exec_gate: RwLock::new(()),
             gate_released: tokio::sync::Notify::new(),

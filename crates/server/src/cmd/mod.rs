@@ -397,6 +397,7 @@ pub const FAMILIES: &[&[Command]] = &[
     families::memory::COMMANDS,
     families::ratelimit::COMMANDS,
     families::rl::COMMANDS,
+    families::rl_policy::COMMANDS,
     introspect::COMMANDS,
 ];
 

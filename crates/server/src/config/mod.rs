@@ -280,6 +280,8 @@ pub struct Config {
     pub busy_reply_threshold: u64,
     /// `lua-memory-limit` (Basalt): most bytes each Lua VM may allocate; 0 = no limit.
     pub lua_memory_limit: u64,
+    /// `rl-max-policies` (Basalt): most named rate-limit policies (`RL.POLICY SET`).
+    pub rl_max_policies: u64,
     /// `enable-protected-configs` (immutable): who may CONFIG SET protected directives.
     pub enable_protected_configs: ProtectedAction,
     /// `enable-debug-command` (immutable): who may run DEBUG.
@@ -359,6 +361,7 @@ impl Default for Config {
             lazyfree_lazy_user_flush: false,
             busy_reply_threshold: 0,
             lua_memory_limit: 0,
+            rl_max_policies: 0,
             enable_protected_configs: ProtectedAction::default(),
             enable_debug_command: ProtectedAction::default(),
             key_load_delay: 0,

@@ -995,6 +995,20 @@ pub static TABLE: &[Directive] = &[
         },
     },
     Directive {
+        name: "rl-max-policies",
+        aliases: &[],
+        flags: BASALT,
+        kind: Kind::Int {
+            min: 0,
+            max: 1_000_000,
+            default: 1000,
+            clamp: None,
+            check: None,
+            get: |c| c.rl_max_policies as i64,
+            set: |c, v| c.rl_max_policies = v as u64,
+        },
+    },
+    Directive {
         name: "enable-protected-configs",
         aliases: &[],
         flags: IMMUTABLE,

@@ -14,6 +14,7 @@ pub mod persistence;
 pub mod pubsub;
 pub mod ratelimit;
 pub mod rl;
+pub mod rl_policy;
 pub mod scripting;
 pub mod server;
 pub mod sets;

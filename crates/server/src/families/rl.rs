@@ -20,6 +20,10 @@
 //! key, and a lease expiring signals it through a timed wake-up (`Server::wake_timers`)
 //! scheduled by each waiter that finds no place. Places go to waiters in queue order: a
 //! grant needs more free places than there are waiters queued before the client.
+//!
+//! A spec may be `POLICY name` (`families::rl_policy`): it is resolved for the key
+//! (first matching override) before any lock is taken. Under a shadow policy a check
+//! counts as enforced but always answers `allowed` 1, with `shadow_limited`.
 
 use crate::cmd::flags::*;
 use crate::cmd::{BeginSearch, Command, FindKeys, KeySpec, args};
@@ -65,7 +69,7 @@ macro_rules! rl_cmd {
 pub const COMMANDS: &[Command] = &[
     rl_cmd!(
         "rl.check",
-        -5,
+        -4,
         WRITE | DENYOOM | FAST,
         (1, 1, 1),
         &[KeySpec::single(1, RW_UPDATE)],
@@ -122,16 +126,29 @@ pub const COMMANDS: &[Command] = &[
     ),
 ];
 
-/// One limit of a check: key, spec, cost.
+/// One limit of a check: key, spec (resolved through its policy), cost, and whether
+/// the policy is in shadow mode.
 struct Limit<'a> {
     key: &'a Bytes,
     spec: Spec,
     cost: i64,
+    shadow: bool,
 }
 
-/// Parses `ALG args...` starting at `argv[i]`; returns the spec and the next index.
-fn parse_spec(argv: &[Bytes], i: usize) -> Result<(Spec, usize), Error> {
+/// A spec as written in a command: inline, or `POLICY name`.
+enum SpecArg<'a> {
+    Inline(Spec),
+    Policy(&'a Bytes),
+}
+
+/// Parses `ALG args...` or `POLICY name` starting at `argv[i]`; returns it and the next
+/// index.
+fn parse_spec(argv: &[Bytes], i: usize) -> Result<(SpecArg<'_>, usize), Error> {
     let alg = argv.get(i).ok_or_else(|| Error::msg(error::SYNTAX))?;
+    if args::is(alg, "policy") {
+        let name = argv.get(i + 1).ok_or_else(|| Error::msg(error::SYNTAX))?;
+        return Ok((SpecArg::Policy(name), i + 2));
+    }
     let n = Spec::arg_count(alg).ok_or_else(|| {
         Error::msg(format!(
             "ERR unknown rate limit algorithm '{}' (GCRA, TOKEN, FIXED, SLIDING, LOG)",
@@ -146,7 +163,22 @@ fn parse_spec(argv: &[Bytes], i: usize) -> Result<(Spec, usize), Error> {
     })?;
     let a: Vec<&[u8]> = rest.iter().map(|b| b.as_ref()).collect();
     let spec = Spec::parse(alg, &a).map_err(|e| Error::msg(format!("ERR {e}")))?;
-    Ok((spec, i + 1 + n))
+    Ok((SpecArg::Inline(spec), i + 1 + n))
+}
+
+/// The spec a limit uses for `key`, and whether it is a shadow one: a policy's
+/// first matching override, else its spec.
+fn resolve(ctx: &Ctx<'_>, key: &[u8], arg: &SpecArg<'_>) -> Result<(Spec, bool), Error> {
+    match arg {
+        SpecArg::Inline(spec) => Ok((*spec, false)),
+        SpecArg::Policy(name) => match ctx.srv.rl_policies.read().get(name) {
+            Some(p) => Ok((p.spec_for(key), p.shadow)),
+            None => Err(Error::msg(format!(
+                "ERR no such rate limit policy '{}'",
+                String::from_utf8_lossy(name)
+            ))),
+        },
+    }
 }
 
 fn parse_cost(arg: Option<&Bytes>) -> Result<i64, Error> {
@@ -229,11 +261,13 @@ fn propagate_state(ctx: &mut Ctx<'_>, key: &Bytes, stored: Option<(u64, RateLimi
     }
 }
 
-fn decision_frame(d: &Decision, spec: &Spec, headers: bool) -> Frame {
+/// A check's reply. Under a shadow policy the request is always `allowed`, and
+/// `shadow_limited` tells whether it would have been refused.
+fn decision_frame(d: &Decision, spec: &Spec, headers: bool, shadow: bool) -> Frame {
     let mut m = vec![
         (
             Frame::bulk(b"allowed"),
-            Frame::Integer(i64::from(d.allowed)),
+            Frame::Integer(i64::from(d.allowed || shadow)),
         ),
         (Frame::bulk(b"limit"), Frame::Integer(d.limit)),
         (Frame::bulk(b"remaining"), Frame::Integer(d.remaining)),
@@ -246,6 +280,12 @@ fn decision_frame(d: &Decision, spec: &Spec, headers: bool) -> Frame {
             Frame::Integer(d.reset_after_ms),
         ),
     ];
+    if shadow {
+        m.push((
+            Frame::bulk(b"shadow_limited"),
+            Frame::Integer(i64::from(!d.allowed)),
+        ));
+    }
     if headers {
         let secs = |ms: i64| (ms + 999) / 1000;
         // draft-ietf-httpapi-ratelimit-headers: RateLimit-Policy and RateLimit fields.
@@ -274,7 +314,7 @@ fn now_us(ctx: &Ctx<'_>) -> i64 {
 
 fn rl_check(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     let key = &argv[1];
-    let (spec, mut i) = parse_spec(argv, 2)?;
+    let (arg, mut i) = parse_spec(argv, 2)?;
     let mut cost = 1;
     let (mut peek, mut refund, mut headers) = (false, false, false);
     while i < argv.len() {
@@ -297,6 +337,7 @@ fn rl_check(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     if peek && refund {
         return Err(Error::msg("ERR PEEK and REFUND cannot be combined"));
     }
+    let (spec, shadow) = resolve(ctx, key, &arg)?;
     let mode = if peek {
         Mode::Peek
     } else if refund {
@@ -326,11 +367,14 @@ fn rl_check(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     } else if ctx.aof_on() {
         ctx.propagate_nothing();
     }
-    Ok(decision_frame(&d, &spec, headers))
+    Ok(decision_frame(&d, &spec, headers, shadow))
 }
 
-/// Parses `n key spec [COST c] ...` of RL.MCHECK.
-fn parse_mcheck(argv: &[Bytes]) -> Result<Vec<Limit<'_>>, Error> {
+/// One limit of RL.MCHECK as written: the key's index in argv, the key, its spec, cost.
+type MLimit<'a> = (usize, &'a Bytes, SpecArg<'a>, i64);
+
+/// Parses `n key spec [COST c] ...` of RL.MCHECK (a spec may be `POLICY name`).
+fn parse_mcheck(argv: &[Bytes]) -> Result<Vec<MLimit<'_>>, Error> {
     let n = match basalt_engine::num::parse_i64(&argv[1]) {
         Some(n) if n >= 1 && n as usize <= MAX_MCHECK => n as usize,
         _ => {
@@ -342,6 +386,7 @@ fn parse_mcheck(argv: &[Bytes]) -> Result<Vec<Limit<'_>>, Error> {
     let mut limits = Vec::with_capacity(n);
     let mut i = 2;
     for _ in 0..n {
+        let key_at = i;
         let key = argv.get(i).ok_or_else(|| Error::msg(error::SYNTAX))?;
         let (spec, next) = parse_spec(argv, i + 1)?;
         i = next;
@@ -350,7 +395,7 @@ fn parse_mcheck(argv: &[Bytes]) -> Result<Vec<Limit<'_>>, Error> {
             cost = parse_cost(argv.get(i + 1))?;
             i += 2;
         }
-        limits.push(Limit { key, spec, cost });
+        limits.push((key_at, key, spec, cost));
     }
     if i != argv.len() {
         return Err(Error::msg(error::SYNTAX));
@@ -359,24 +404,25 @@ fn parse_mcheck(argv: &[Bytes]) -> Result<Vec<Limit<'_>>, Error> {
 }
 
 fn mcheck_keys(argv: &[Bytes]) -> Vec<(usize, &'static [&'static str])> {
-    let Ok(limits) = parse_mcheck(argv) else {
-        return Vec::new();
-    };
-    // Positions: recompute by walking the same grammar.
-    let mut out = Vec::with_capacity(limits.len());
-    let mut i = 2;
-    for _ in &limits {
-        out.push((i, RW_UPDATE));
-        i += 2 + Spec::arg_count(&argv[i + 1]).unwrap_or(0);
-        if argv.get(i).is_some_and(|a| args::is(a, "cost")) {
-            i += 2;
-        }
+    match parse_mcheck(argv) {
+        Ok(limits) => limits.iter().map(|l| (l.0, RW_UPDATE)).collect(),
+        Err(_) => Vec::new(),
     }
-    out
 }
 
 fn rl_mcheck(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
-    let limits = parse_mcheck(argv)?;
+    let limits = parse_mcheck(argv)?
+        .into_iter()
+        .map(|(_, key, arg, cost)| {
+            let (spec, shadow) = resolve(ctx, key, &arg)?;
+            Ok(Limit {
+                key,
+                spec,
+                cost,
+                shadow,
+            })
+        })
+        .collect::<Result<Vec<Limit<'_>>, Error>>()?;
     let db = ctx.client.db;
     let now = ctx.now;
     let t = now_us(ctx);
@@ -410,15 +456,18 @@ fn rl_mcheck(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
         rl.set_spec(l.spec, t);
         decisions.push(rl.check(t, l.cost, Mode::Consume));
     }
-    let allowed = decisions.iter().all(|d| d.allowed);
-    let retry = decisions
-        .iter()
-        .filter(|d| !d.allowed)
-        .map(|d| d.retry_after_ms)
-        .fold(
-            0,
-            |acc, r| if acc == -1 || r == -1 { -1 } else { acc.max(r) },
-        );
+    // A shadow limit never refuses: it is charged only when it would itself allow.
+    let refused = || {
+        decisions
+            .iter()
+            .zip(&limits)
+            .filter(|(d, l)| !d.allowed && !l.shadow)
+            .map(|(d, _)| d)
+    };
+    let allowed = refused().next().is_none();
+    let retry = refused().map(|d| d.retry_after_ms).fold(0, |acc, r| {
+        if acc == -1 || r == -1 { -1 } else { acc.max(r) }
+    });
     let mut touched = Vec::new();
     if allowed {
         for (key, rl, existed) in work {
@@ -443,7 +492,7 @@ fn rl_mcheck(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     let results = limits
         .iter()
         .zip(&decisions)
-        .map(|(l, d)| decision_frame(d, &l.spec, false))
+        .map(|(l, d)| decision_frame(d, &l.spec, false, l.shadow))
         .collect();
     Ok(Frame::Map(vec![
         (Frame::bulk(b"allowed"), Frame::Integer(i64::from(allowed))),

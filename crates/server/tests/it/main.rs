@@ -24,6 +24,7 @@ mod ratelimit;
 mod rdb;
 mod rl;
 mod rl_lease;
+mod rl_policy;
 mod scripting;
 mod sets;
 mod streams;
