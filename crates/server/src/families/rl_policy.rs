@@ -87,7 +87,18 @@ fn parse(args: &[Bytes]) -> Result<Policy, Error> {
 
 fn policy_set(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     let policy = parse(&argv[3..])?;
-    let max = ctx.srv.config.read().rl_max_policies as usize;
+    // While loading only the AOF runs commands: what it holds is never refused (the
+    // limit may have been lowered since it was written).
+    let max = if ctx
+        .srv
+        .persist
+        .loading
+        .load(std::sync::atomic::Ordering::Acquire)
+    {
+        usize::MAX
+    } else {
+        ctx.srv.config.read().rl_max_policies as usize
+    };
     ctx.srv
         .rl_policies
         .write()
