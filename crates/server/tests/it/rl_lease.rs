@@ -197,45 +197,88 @@ fn never_more_than_max_holders_under_50_clients() {
     let server = crate::start(&[]);
     let port = server.port();
     const MAX: i64 = 3;
-    // Each client's hold is an interval from the grant's reply to sending the release,
-    // inside the server's own [grant, release]: overlapping client intervals above MAX
-    // would prove the server overlapped too.
+    // Two views of the history. On the server: a poller reads RL.INFO (the live leases
+    // at server time, under the key's lock) throughout. On the clients: each releasing
+    // client's hold is an interval from the grant's reply to sending the release, inside
+    // the server's own [grant, release], so more than MAX overlapping client intervals
+    // would prove the server overlapped too. One client in five abandons its lease (a
+    // crashed holder): it expires after 20 ms, and only the expiry timer wakes waiters.
     let live = Arc::new(Mutex::new((0i64, 0i64))); // (live now, most ever)
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let poller = {
+        let done = done.clone();
+        std::thread::spawn(move || {
+            let mut c = RawClient::connect_port(port).expect("connect");
+            let mut samples = 0;
+            while !done.load(std::sync::atomic::Ordering::Acquire) {
+                let Frame::Array(info) = cmd(&mut c, &["RL.INFO", "pool"]) else {
+                    continue;
+                };
+                for kv in info.chunks(2) {
+                    match (&kv[0], &kv[1]) {
+                        (Frame::Bulk(n), Frame::Integer(h)) if n.as_ref() == b"holders" => {
+                            assert!(*h <= MAX, "{h} holders at server time")
+                        }
+                        (Frame::Bulk(n), Frame::Array(l)) if n.as_ref() == b"leases" => {
+                            assert!(l.len() as i64 <= 2 * MAX, "{l:?}")
+                        }
+                        _ => {}
+                    }
+                }
+                samples += 1;
+            }
+            samples
+        })
+    };
     let threads: Vec<_> = (0..50)
-        .map(|_| {
+        .map(|i| {
             let live = live.clone();
             std::thread::spawn(move || {
                 let mut c = RawClient::connect_port(port).expect("connect");
                 c.set_timeout(std::time::Duration::from_secs(60))
                     .expect("timeout");
+                let abandons = i % 5 == 0;
+                let ttl = if abandons { "20" } else { "600000" };
                 let mut granted = 0;
                 for _ in 0..4 {
-                    let (r, id) = lease(&mut c, &["RL.LEASE", "pool", "3", "600000", "WAIT", "0"]);
+                    let (r, id) = lease(&mut c, &["RL.LEASE", "pool", "3", ttl, "WAIT", "0"]);
                     let id = id.unwrap_or_else(|| panic!("WAIT 0 returned without a lease: {r:?}"));
+                    assert!(field(&r, "holders") <= MAX);
+                    granted += 1;
+                    if abandons {
+                        continue;
+                    }
                     {
                         let mut l = live.lock().expect("lock");
                         l.0 += 1;
                         l.1 = l.1.max(l.0);
                         assert!(l.0 <= MAX, "{} holders", l.0);
                     }
-                    assert!(field(&r, "holders") <= MAX);
                     std::thread::sleep(std::time::Duration::from_millis(1));
                     live.lock().expect("lock").0 -= 1;
                     assert_eq!(
                         cmd(&mut c, &["RL.UNLEASE", "pool", &id.to_string()]),
                         Frame::Integer(1)
                     );
-                    granted += 1;
                 }
                 granted
             })
         })
         .collect();
     let total: i64 = threads.into_iter().map(|t| t.join().expect("client")).sum();
+    done.store(true, std::sync::atomic::Ordering::Release);
+    assert!(poller.join().expect("poller") > 0);
     assert_eq!(total, 200);
-    let mut c = RawClient::connect_port(port).expect("connect");
-    assert_eq!(cmd(&mut c, &["EXISTS", "pool"]), Frame::Integer(0));
     assert!(live.lock().expect("lock").1 >= 1);
+    // The abandoned leases expire; then the key is gone.
+    let mut c = RawClient::connect_port(port).expect("connect");
+    for _ in 0..1000 {
+        if cmd(&mut c, &["EXISTS", "pool"]) == Frame::Integer(0) {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    panic!("the abandoned leases never expired");
 }
 
 #[test]
