@@ -104,6 +104,8 @@ fn policy_set(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
         .write()
         .set(&argv[2], policy, max)
         .map_err(|e| Error::msg(format!("ERR {e}")))?;
+    // Server state worth a save, as FUNCTION LOAD is in Redis.
+    ctx.changed(1);
     Ok(Frame::ok())
 }
 
@@ -133,7 +135,9 @@ fn policy_get(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
 
 fn policy_del(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     let deleted = ctx.srv.rl_policies.write().del(&argv[2]);
-    if !deleted && ctx.aof_on() {
+    if deleted {
+        ctx.changed(1);
+    } else if ctx.aof_on() {
         ctx.propagate_nothing();
     }
     Ok(Frame::Integer(i64::from(deleted)))

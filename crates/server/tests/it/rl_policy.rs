@@ -347,3 +347,48 @@ fn policies_survive_aof_replay_and_rewrite() {
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
+
+#[test]
+fn policies_and_leases_count_as_changes() {
+    let server = crate::start(&[]);
+    let mut c = RawClient::connect_port(server.port()).expect("connect");
+    let changes = |c: &mut RawClient| -> u64 {
+        crate::rdb::info_field(c, "rdb_changes_since_last_save")
+            .parse()
+            .expect("a number")
+    };
+    let cases: &[(u64, &[&str])] = &[
+        (1, &["RL.POLICY", "SET", "p", "FIXED", "1", "1000"]),
+        (1, &["RL.POLICY", "SET", "p", "FIXED", "2", "1000"]),
+        (0, &["RL.POLICY", "SET", "p", "FIXED", "0", "1000"]),
+        (1, &["RL.POLICY", "DEL", "p"]),
+        (0, &["RL.POLICY", "DEL", "p"]),
+        (1, &["RL.LEASE", "k", "1", "600000"]),
+        (0, &["RL.LEASE", "k", "1", "600000"]),
+        (0, &["RL.UNLEASE", "k", "1"]),
+    ];
+    for (want, args) in cases {
+        let before = changes(&mut c);
+        cmd(&mut c, args);
+        assert_eq!(changes(&mut c) - before, *want, "{args:?}");
+    }
+    let Frame::Array(info) = cmd(&mut c, &["RL.INFO", "k"]) else {
+        panic!("RL.INFO")
+    };
+    let Some(Frame::Array(leases)) = info
+        .chunks(2)
+        .find(|kv| kv[0] == Frame::Bulk("leases".into()))
+        .map(|kv| kv[1].clone())
+    else {
+        panic!("leases")
+    };
+    let Frame::Integer(id) = leases[0] else {
+        panic!("id")
+    };
+    let before = changes(&mut c);
+    assert_eq!(
+        cmd(&mut c, &["RL.UNLEASE", "k", &id.to_string()]),
+        Frame::Integer(1)
+    );
+    assert_eq!(changes(&mut c) - before, 1);
+}
