@@ -330,6 +330,14 @@ fn waiters_are_served_in_order_and_past_a_disconnect() {
     let unblock = ["CLIENT", "UNBLOCK", &id.to_string(), "TIMEOUT"];
     assert_eq!(cmd(&mut ctl, &unblock), Frame::Integer(1));
     assert_eq!(read_lease(&mut w), None);
+    // Deleting the key frees every place and wakes the queue (DEL, then RL.RESET).
+    for delete in ["DEL", "RL.RESET"] {
+        send(&mut w, "RL.LEASE k 1 600000 WAIT 0");
+        wait_blocked(&mut ctl, 1);
+        assert_eq!(cmd(&mut ctl, &[delete, "k"]), Frame::Integer(1));
+        read_lease(&mut w).expect("the waiter gets the freed place");
+        wait_blocked(&mut ctl, 0);
+    }
 }
 
 #[test]
