@@ -52,8 +52,12 @@ struct Inner {
 }
 
 impl Registry {
-    /// Queues a client on `keys` of `db` and returns its slot.
-    pub fn register(&self, client_id: u64, db: usize, keys: &[Bytes]) -> Arc<Slot> {
+    /// Queues a client on `keys` of `db` and returns its slot, and whether it is the
+    /// first waiter of at least one of the keys. A signal sent after the command found
+    /// nothing but before this call reached nobody for such a key (with someone ahead,
+    /// it went to them, and their leaving passes the turn on), so the caller must look
+    /// again once.
+    pub fn register(&self, client_id: u64, db: usize, keys: &[Bytes]) -> (Arc<Slot>, bool) {
         let mut keys: Vec<Bytes> = keys.to_vec();
         keys.sort();
         keys.dedup();
@@ -65,16 +69,15 @@ impl Registry {
             keys,
         });
         let mut inner = self.inner.lock();
+        let mut first = false;
         for k in &slot.keys {
-            inner
-                .by_key
-                .entry((db, k.clone()))
-                .or_default()
-                .push_back(slot.clone());
+            let q = inner.by_key.entry((db, k.clone())).or_default();
+            first |= q.is_empty();
+            q.push_back(slot.clone());
         }
         inner.by_client.insert(client_id, slot.clone());
         self.blocked.fetch_add(1, Ordering::Release);
-        slot
+        (slot, first)
     }
 
     /// Removes a slot from every queue and passes its turn on.
@@ -277,8 +280,13 @@ mod tests {
     async fn first_waiter_is_woken_and_turns_pass_on() {
         let r = Registry::default();
         let k = Bytes::from_static(b"k");
-        let a = r.register(1, 0, std::slice::from_ref(&k));
-        let b = r.register(2, 0, std::slice::from_ref(&k));
+        let (a, a_first) = r.register(1, 0, std::slice::from_ref(&k));
+        let (b, b_first) = r.register(2, 0, std::slice::from_ref(&k));
+        // Only a queue's first waiter must look again after queueing.
+        assert!(a_first && !b_first);
+        let (c, c_first) = r.register(3, 0, &[k.clone(), Bytes::from_static(b"other")]);
+        assert!(c_first, "first on `other`");
+        r.unregister(&c);
         assert_eq!(r.blocked_clients(), 2);
         r.signal(0, b"k");
         // a holds the permit; b was not woken.
@@ -304,7 +312,7 @@ mod tests {
     #[tokio::test]
     async fn unblock_marks_and_wakes() {
         let r = Registry::default();
-        let s = r.register(7, 3, &[Bytes::from_static(b"x"), Bytes::from_static(b"y")]);
+        let (s, _) = r.register(7, 3, &[Bytes::from_static(b"x"), Bytes::from_static(b"y")]);
         assert!(r.unblock(7, UNBLOCK_ERROR));
         assert!(!r.unblock(8, UNBLOCK_ERROR));
         s.notify.notified().await;

@@ -438,11 +438,15 @@ async fn wait_blocked<'n>(
         req,
     } = call;
     use crate::blocking::{UNBLOCK_ERROR, UNBLOCK_TIMEOUT};
-    let slot = srv.blocking.register(client.id, client.db, &req.keys);
+    let (slot, first) = srv.blocking.register(client.id, client.db, &req.keys);
     let mut shutdown = srv.shutdown.subscribe();
     let shared = client.shared.clone();
     let deadline = req.deadline;
-    if req.recheck {
+    // A write between the command's refusal and the queueing (another worker thread, or
+    // this task yielding in `durable`/`write_out`) signalled nobody: look again once.
+    // The re-run of a wake-up nobody sent must not be passed on as one.
+    let mut own_recheck = req.recheck || first;
+    if own_recheck {
         slot.notify.notify_one();
     }
     let outcome = loop {
@@ -476,11 +480,12 @@ async fn wait_blocked<'n>(
                 }
                 let rerun = req.rerun.as_deref().unwrap_or(args);
                 let reply = execute_gated(srv, client, resolved, rerun).await;
+                let recheck = std::mem::take(&mut own_recheck);
                 if client.block.take().is_some() {
                     // Someone else got there first (or, for a stream, the new entries
                     // were not for us): keep our place and wait again. Stream readers
                     // pass the wake-up on, as one XADD may serve several of them.
-                    if req.pass_on {
+                    if req.pass_on && !recheck {
                         srv.blocking.signal_after(&slot);
                     }
                     continue;

@@ -241,3 +241,27 @@ fn pipelined_commands_after_a_blocking_pop_wait_for_it() {
     assert_eq!(reply(&mut w), "+PONG\r\n");
     assert_eq!(reply(&mut w), ":1\r\n");
 }
+
+/// A push that lands while a BLPOP that found nothing is not yet queued (another worker
+/// thread runs it) must still wake it: the first waiter of a key looks again right after
+/// queueing. Pipelining the push right behind the BLPOP on a second connection makes the
+/// two race on the server's worker threads; before the fix some rounds hung until the
+/// BLPOP's timeout and answered a null array.
+#[test]
+fn a_push_racing_the_queueing_of_a_blpop_is_not_lost() {
+    let server = crate::start(&["--threads", "2"]);
+    let mut popper = client(&server);
+    let mut pusher = client(&server);
+    for round in 0..2000 {
+        let key = format!("race:{round}");
+        send(&mut popper, &format!("BLPOP {key} 5"));
+        send(&mut pusher, &format!("RPUSH {key} v"));
+        assert_eq!(reply(&mut pusher), ":1\r\n");
+        let got = reply(&mut popper);
+        assert_eq!(
+            got,
+            format!("*2\r\n${}\r\n{key}\r\n$1\r\nv\r\n", key.len()),
+            "round {round}"
+        );
+    }
+}
