@@ -881,7 +881,8 @@ pub fn open_at_startup(srv: &Arc<Server>) -> Result<(), String> {
         let tmp = n
             .dir
             .join(format!("temp-rewriteaof-{}.aof", std::process::id()));
-        write_base(srv, &tmp, n.rdb_preamble, None)?;
+        let libraries = crate::persist::library_codes(srv);
+        write_base(srv, &tmp, n.rdb_preamble, None, &libraries)?;
         std::fs::rename(&tmp, n.dir.join(&name)).map_err(|e| e.to_string())?;
         tracing::info!("Creating AOF base file {name} on server start");
         m.base = Some(AofFile {
@@ -929,7 +930,15 @@ pub fn open_at_startup(srv: &Arc<Server>) -> Result<(), String> {
 
 /// Writes a base file at `tmp` (fsynced): the frozen view if `frozen` says when the
 /// freeze happened, else the current content shard by shard (startup, nothing runs).
-fn write_base(srv: &Server, tmp: &Path, rdb: bool, frozen: Option<u64>) -> Result<u64, String> {
+/// Writes a base file of the keyspace (the frozen view when `frozen` gives its instant)
+/// and of `libraries`, the function libraries at that instant.
+fn write_base(
+    srv: &Server,
+    tmp: &Path,
+    rdb: bool,
+    frozen: Option<u64>,
+    libraries: &[Bytes],
+) -> Result<u64, String> {
     let werr = |e: std::io::Error| format!("Write error writing the AOF base file: {e}");
     let file = File::create(tmp).map_err(|e| {
         format!("Opening the temp file for AOF rewrite in rewriteAppendOnlyFile(): {e}")
@@ -960,6 +969,8 @@ fn write_base(srv: &Server, tmp: &Path, rdb: bool, frozen: Option<u64>) -> Resul
             w.write(&aux).map_err(werr)?;
             w.write(&crate::persist::policy_aux(&mut enc, srv))
                 .map_err(werr)?;
+            w.write(&crate::persist::function_records(&mut enc, libraries))
+                .map_err(werr)?;
             let mut buf = Vec::with_capacity(64 << 10);
             visit_frozen(srv, now, |db, key, value, exp| {
                 w.select_db(db, None).map_err(werr)?;
@@ -970,9 +981,13 @@ fn write_base(srv: &Server, tmp: &Path, rdb: bool, frozen: Option<u64>) -> Resul
             w.finish().map_err(werr)?;
         } else {
             let mut buf = Vec::with_capacity(64 << 10);
-            // Server state first: the rate-limit policies.
+            // Server state first: the rate-limit policies and the function libraries
+            // (FUNCTION LOAD, as Redis's rewriteFunctions).
             for cmd in crate::families::rl_policy::set_commands(srv) {
                 encode_command(&mut buf, &cmd);
+            }
+            for code in libraries {
+                encode_command(&mut buf, &[&b"FUNCTION"[..], b"LOAD", code]);
             }
             out.write_all(&buf).map_err(werr)?;
             let mut cur_db: Option<usize> = None;
@@ -1121,9 +1136,12 @@ fn rewrite(srv: &Arc<Server>, enable: bool) -> Result<(), String> {
     }
     // The point in time: no command runs while the view is frozen and the writer is
     // told where the new incremental file begins.
-    let frozen_at = {
+    let (frozen_at, libraries) = {
         let _gate = srv.exec_gate.write();
         let now = unix_ms();
+        // The libraries at the same instant: a FUNCTION LOAD after it is in the new
+        // incremental file, never in both.
+        let libraries = crate::persist::library_codes(srv);
         let mut g = srv.keyspace.lock_all(now);
         if !srv.keyspace.freeze(&mut g) {
             return Err(
@@ -1144,7 +1162,7 @@ fn rewrite(srv: &Arc<Server>, enable: bool) -> Result<(), String> {
                 srv.aof.on.store(true, Ordering::Release);
             }
         }
-        now
+        (now, libraries)
     };
     tracing::info!(
         "Background append only file rewriting started by pid {}",
@@ -1153,7 +1171,7 @@ fn rewrite(srv: &Arc<Server>, enable: bool) -> Result<(), String> {
     let tmp = n
         .dir
         .join(format!("temp-rewriteaof-bg-{}.aof", std::process::id()));
-    let base_bytes = write_base(srv, &tmp, n.rdb_preamble, Some(frozen_at))?;
+    let base_bytes = write_base(srv, &tmp, n.rdb_preamble, Some(frozen_at), &libraries)?;
     tracing::info!(
         "Successfully created the temporary AOF base file {}",
         tmp.file_name()

@@ -276,20 +276,8 @@ fn write_keyspace(
     w.write(&aux).map_err(werr)?;
     w.write(&policy_aux(&mut enc, srv)).map_err(werr)?;
     // Function libraries come before the databases, as Redis writes them.
-    let libraries: Vec<bytes::Bytes> = srv
-        .scripting
-        .functions
-        .lock()
-        .libraries
-        .values()
-        .map(|l| l.code.clone())
-        .collect();
-    let mut fbuf = Vec::new();
-    for code in &libraries {
-        fbuf.push(crate::scripting::dump::OPCODE_FUNCTION2);
-        enc.string(&mut fbuf, code);
-    }
-    w.write(&fbuf).map_err(werr)?;
+    w.write(&function_records(&mut enc, &library_codes(srv)))
+        .map_err(werr)?;
     let sizes = srv.keyspace.db_sizes();
     let total: u64 = sizes.iter().map(|(k, _)| *k as u64).sum();
     srv.persist.keys_total.store(total, Ordering::Relaxed);
@@ -324,6 +312,27 @@ fn write_keyspace(
     let file = bw.into_inner().map_err(|e| werr(e.into_error()))?;
     file.sync_all().map_err(werr)?;
     Ok(SaveStats { keys, bytes })
+}
+
+/// The source of every function library (what FUNCTION DUMP / an RDB file carries).
+pub fn library_codes(srv: &Server) -> Vec<bytes::Bytes> {
+    srv.scripting
+        .functions
+        .lock()
+        .libraries
+        .values()
+        .map(|l| l.code.clone())
+        .collect()
+}
+
+/// `RDB_OPCODE_FUNCTION2` records of `codes`, as Redis writes them before the databases.
+pub fn function_records(enc: &mut Encoder, codes: &[bytes::Bytes]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for code in codes {
+        out.push(crate::scripting::dump::OPCODE_FUNCTION2);
+        enc.string(&mut out, code);
+    }
+    out
 }
 
 /// The rate-limit policies as aux fields (`basalt-rl-policy`, one per policy).

@@ -1349,3 +1349,55 @@ fn upgraded_directories_move_between_basalt_and_redis() {
     let _ = std::fs::remove_dir_all(&dir);
     let _ = std::fs::remove_dir_all(&rdir);
 }
+
+/// BGREWRITEAOF keeps the function libraries: in the RDB preamble (FUNCTION2 records) and
+/// in a RESP base (FUNCTION LOAD, as Redis's rewriteFunctions); a library loaded after
+/// the rewrite lands in the new incremental file only, so the replay loads each once.
+#[test]
+fn rewrite_keeps_function_libraries() {
+    let lib = |name: &str| {
+        format!(
+            "#!lua name={name}\nredis.register_function('{name}_f', function() return '{name}' end)"
+        )
+    };
+    for preamble in ["yes", "no"] {
+        let dir = scratch(&format!("aof-functions-{preamble}"));
+        let s = start_aof(&dir, &["--aof-use-rdb-preamble", preamble]);
+        let mut c = s.client().expect("client");
+        let a = lib("liba");
+        assert_eq!(
+            c.cmd(&[b"FUNCTION", b"LOAD", a.as_bytes()]).expect("load"),
+            b"$4\r\nliba\r\n"
+        );
+        assert_eq!(
+            run(&mut c, "BGREWRITEAOF"),
+            b"+Background append only file rewriting started\r\n"
+        );
+        wait_rewrite(&mut c);
+        let b = lib("libb");
+        assert_eq!(
+            c.cmd(&[b"FUNCTION", b"LOAD", b.as_bytes()]).expect("load"),
+            b"$4\r\nlibb\r\n"
+        );
+        drop(s);
+        let s = start_aof(&dir, &[]);
+        let mut c = s.client().expect("client");
+        assert_eq!(
+            run(&mut c, "FCALL liba_f 0"),
+            b"$4\r\nliba\r\n",
+            "preamble {preamble}"
+        );
+        assert_eq!(
+            run(&mut c, "FCALL libb_f 0"),
+            b"$4\r\nlibb\r\n",
+            "preamble {preamble}"
+        );
+        assert!(
+            !s.log().contains("already exists"),
+            "a library was replayed twice:\n{}",
+            s.log()
+        );
+        drop(s);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
