@@ -38,7 +38,7 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
-wait_port() { for _ in $(seq 1 300); do redis-cli -p "$1" ping 2>/dev/null | grep -q PONG && return 0; sleep 0.1; done; return 1; }
+. "$(dirname "$0")/common.sh"
 info() { redis-cli -p "$1" info persistence | tr -d '\r' | sed -n "s/^$2://p"; }
 # PSS in kB of a process and its children (0 if gone).
 pss() {
@@ -54,16 +54,8 @@ load_args=(--clients "$CLIENTS" --rate "$RATE" --ratio 1:1 --keyspace "$KEYS"
 rows=()
 for srv in $SERVERS; do
   dir=$work/$srv; mkdir -p "$dir"
-  if [ "$srv" = basalt ]; then
-    port=$PORT_B
-    taskset -a -c 0 "$BIN/basalt-server" --port "$port" --bind 127.0.0.1 --save '' \
-      --dir "$dir" --threads 1 >"$dir/log" 2>&1 &
-  else
-    port=$PORT_R
-    taskset -c 0 redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no \
-      --dir "$dir" >"$dir/log" 2>&1 &
-  fi
-  pid=$!
+  port=$PORT_B; [ "$srv" = redis ] && port=$PORT_R
+  pid=$(start_server "$srv" "$port" "$dir")
   pids+=("$pid")
   wait_port "$port" || { echo "$srv did not start" >&2; cat "$dir/log" >&2; exit 1; }
   taskset -c 1 "$BIN/basalt-bench" --port "$port" --clients 50 --pipeline 64 \
@@ -94,8 +86,8 @@ for srv in $SERVERS; do
   status=$(info "$port" rdb_last_bgsave_status)
   kill "$pid"; wait "$pid" 2>/dev/null
 
-  read -r s50 s99 <<<"$(jq -r '"\(.latency_ms.p50) \(.latency_ms.p99)"' "$dir/steady.json")"
-  read -r b50 b99 <<<"$(jq -r '"\(.latency_ms.p50) \(.latency_ms.p99)"' "$dir/bgsave.json")"
+  read -r s50 s99 <<<"$(percentiles "$dir/steady.json")"
+  read -r b50 b99 <<<"$(percentiles "$dir/bgsave.json")"
   rows+=("$(printf '%-7s %9d %10.3f %10.3f %10.3f %10.3f %8.2fx %10d %10d %7.2fx %8.1f %s' \
     "$srv" "$KEYS" "$s50" "$s99" "$b50" "$b99" "$(echo "$b99 / $s99" | bc -l)" \
     "$((before / 1024))" "$((peak / 1024))" "$(echo "$peak / $before" | bc -l)" \
