@@ -123,6 +123,7 @@ impl ClientShared {
         // covers a waiter created later.
         self.kill.notify_waiters();
         self.kill.notify_one();
+        self.outbox.attention.signal();
     }
 
     /// One `CLIENT LIST` line (without the trailing newline), fields as Redis 7 prints

@@ -87,22 +87,10 @@ async fn run(srv: &Arc<Server>, stream: &mut TcpStream, client: &mut Client) {
     let mut rbuf = BytesMut::with_capacity(READ_CHUNK);
     let mut out = BytesMut::with_capacity(READ_CHUNK);
     let mut decoder = RequestDecoder::new(srv.proto_limits());
-    let mut shutdown_rx = srv.shutdown.subscribe();
     let shared = client.shared.clone();
-    // The kill and shutdown waiters live as long as the connection: created (and
-    // registered with their `Notify`/`watch` on first poll) once, not once per read.
-    // Re-creating them in every `select!` cost about 300 instructions per read (5% of a
-    // request at pipeline depth 1, callgrind). A `notify_one` that comes before the
-    // first poll leaves a permit the first poll takes, so no kill is lost.
-    let kill = shared.kill.notified();
-    tokio::pin!(kill);
-    let shutdown = shutdown_rx.changed();
-    tokio::pin!(shutdown);
-    // The outbox waiter too; it is re-armed each time it fires. The same waiter serves
-    // `wait_blocked`, so a publish while blocked wakes the blocked wait, not a waiter
-    // nobody polls.
-    let wake = shared.outbox.wake.notified();
-    tokio::pin!(wake);
+    // Besides the socket, the task waits on one flag (`Attention`): raised by a message
+    // queued in the outbox, a kill and the shutdown, each also recorded where the loop
+    // looks (the outbox, `killed`, the shutdown watch).
     loop {
         if *srv.shutdown.borrow() || shared.killed.load(Ordering::Acquire) {
             return;
@@ -127,10 +115,10 @@ async fn run(srv: &Arc<Server>, stream: &mut TcpStream, client: &mut Client) {
         // so a killed client never gets one more reply.
         let n = tokio::select! {
             biased;
-            _ = &mut kill => return,
-            _ = &mut shutdown => return,
-            _ = &mut wake => {
-                wake.set(shared.outbox.wake.notified());
+            _ = shared.outbox.attention.wait() => {
+                if *srv.shutdown.borrow() || shared.killed.load(Ordering::Acquire) {
+                    return;
+                }
                 // Published messages while idle.
                 let discard = client.reply == crate::server::ReplyMode::Off;
                 shared.outbox.drain_into(&mut out, discard);
@@ -241,7 +229,6 @@ async fn run(srv: &Arc<Server>, stream: &mut TcpStream, client: &mut Client) {
                                 args: &args,
                                 req,
                             },
-                            (&shared.outbox.wake, wake.as_mut()),
                         )
                         .await;
                         match waited {
@@ -421,16 +408,12 @@ struct Call<'a> {
     req: crate::server::BlockRequest,
 }
 
-async fn wait_blocked<'n>(
+async fn wait_blocked(
     srv: &Arc<Server>,
     stream: &mut TcpStream,
     rbuf: &mut BytesMut,
     client: &mut Client,
     call: Call<'_>,
-    (outbox_wake, mut wake): (
-        &'n tokio::sync::Notify,
-        std::pin::Pin<&mut tokio::sync::futures::Notified<'n>>,
-    ),
 ) -> Option<Option<Frame>> {
     let Call {
         resolved,
@@ -439,7 +422,6 @@ async fn wait_blocked<'n>(
     } = call;
     use crate::blocking::{UNBLOCK_ERROR, UNBLOCK_TIMEOUT};
     let (slot, first) = srv.blocking.register(client.id, client.db, &req.keys);
-    let mut shutdown = srv.shutdown.subscribe();
     let shared = client.shared.clone();
     let deadline = req.deadline;
     // A write between the command's refusal and the queueing (another worker thread, or
@@ -509,8 +491,10 @@ async fn wait_blocked<'n>(
                     }
                 }
             }
-            _ = wake.as_mut() => {
-                wake.set(outbox_wake.notified());
+            _ = shared.outbox.attention.wait() => {
+                if *srv.shutdown.borrow() || shared.killed.load(Ordering::Acquire) {
+                    break None;
+                }
                 // A RESP3 subscriber may block: its messages still flow meanwhile.
                 let mut out = BytesMut::new();
                 let discard = client.reply == crate::server::ReplyMode::Off;
@@ -519,8 +503,6 @@ async fn wait_blocked<'n>(
                     break None;
                 }
             }
-            _ = shared.kill.notified() => break None,
-            _ = shutdown.changed() => break None,
         }
     };
     srv.blocking.unregister(&slot);

@@ -6,6 +6,7 @@
 
 pub mod alloc;
 pub mod aof;
+pub mod attention;
 pub mod blocking;
 pub mod check;
 pub mod client;

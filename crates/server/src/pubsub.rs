@@ -155,8 +155,9 @@ pub struct Outbox {
     queued: AtomicUsize,
     /// Bytes in the connection's write buffer not yet accepted by the socket.
     writing: AtomicUsize,
-    /// Wakes the connection task when the queue becomes non-empty.
-    pub wake: tokio::sync::Notify,
+    /// Wakes the connection task when the queue becomes non-empty, when the client is
+    /// killed and when the server shuts down.
+    pub attention: crate::attention::Attention,
     /// Unix seconds when the soft limit was first seen exceeded (0: not exceeded).
     soft_since: AtomicU64,
     /// Set once the client overcame its output buffer limit: nothing more is queued.
@@ -254,7 +255,7 @@ impl Outbox {
             }
         }
         if was_empty {
-            self.wake.notify_one();
+            self.attention.signal();
         }
         false
     }

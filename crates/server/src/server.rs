@@ -685,6 +685,10 @@ impl Server {
     /// Asks every connection and the accept loop to stop.
     pub fn request_shutdown(&self) {
         self.shutdown.send_replace(true);
+        // Connection tasks wait on their attention flag, not on the watch.
+        for c in self.clients.lock().values() {
+            c.outbox.attention.signal();
+        }
     }
 
     /// Counts an error reply in INFO errorstats.
