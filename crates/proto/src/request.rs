@@ -82,6 +82,9 @@ pub struct RequestDecoder {
     scanned: usize,
     /// The error already reported: the decoder is unusable after it.
     failed: Option<ProtocolError>,
+    /// Whether complete requests take [`RequestDecoder::whole_command`] (tests compare
+    /// both paths).
+    fast_path: bool,
 }
 
 impl Default for RequestDecoder {
@@ -106,7 +109,15 @@ impl RequestDecoder {
             bulk_have: 0,
             scanned: 0,
             failed: None,
+            fast_path: true,
         }
+    }
+
+    /// Turns the whole-request fast path off or on; the replies and errors are the same
+    /// either way (property tests check it), only the work differs.
+    #[doc(hidden)]
+    pub fn set_fast_path(&mut self, on: bool) {
+        self.fast_path = on;
     }
 
     /// Replaces the limits (for example after `CONFIG SET proto-max-bulk-len`); they apply
@@ -179,6 +190,13 @@ impl RequestDecoder {
     }
 
     fn decode_inner(&mut self, buf: &mut BytesMut) -> Result<Option<Vec<Bytes>>, ProtocolError> {
+        if self.remaining == 0
+            && self.fast_path
+            && !self.auth_required
+            && let Some(args) = self.whole_command(buf)
+        {
+            return Ok(Some(args));
+        }
         loop {
             if self.remaining == 0 {
                 let Some(&first) = buf.first() else {
@@ -237,6 +255,65 @@ impl RequestDecoder {
             self.pending = 0;
             return Ok(Some(std::mem::take(&mut self.args)));
         }
+    }
+
+    /// The fast path for the common case: a complete, well-formed multibulk request of
+    /// short header lines at the front of `buf`. It is taken out with one split and its
+    /// arguments are slices of it (one reference count each) instead of one split and
+    /// one advance per line. Anything else — an incomplete request, a malformed or
+    /// unusual line, a count or length the slow path would refuse, a large argument —
+    /// returns `None` with nothing consumed, and the general decoder handles it with
+    /// its exact errors and waits.
+    fn whole_command(&mut self, buf: &mut BytesMut) -> Option<Vec<Bytes>> {
+        /// Longest `*N` / `$N` line the fast path parses (digits and the sign).
+        const MAX_HEADER: usize = 20;
+        /// Arguments the fast path takes; longer requests use the general decoder.
+        const MAX_ARGS: usize = 64;
+        let b: &[u8] = buf;
+        // `*<count>\r\n` or `$<len>\r\n`: the number, and where the next line starts.
+        let header = |at: usize, kind: u8| -> Option<(i64, usize)> {
+            if b.get(at) != Some(&kind) {
+                return None;
+            }
+            let end = (at + 1 + MAX_HEADER).min(b.len());
+            let cr = at + 1 + b.get(at + 1..end)?.iter().position(|&c| c == b'\r')?;
+            if b.get(cr + 1) != Some(&b'\n') {
+                return None;
+            }
+            Some((parse_i64_strict(&b[at + 1..cr])?, cr + 2))
+        };
+        let (count, mut at) = header(0, b'*')?;
+        if count <= 0
+            || count as usize > MAX_ARGS
+            || count.unsigned_abs() > self.limits.max_multibulk_len
+        {
+            return None;
+        }
+        let mut spans = [(0usize, 0usize); MAX_ARGS];
+        for span in spans.iter_mut().take(count as usize) {
+            let (len, start) = header(at, b'$')?;
+            if len < 0
+                || len.unsigned_abs() > self.limits.max_bulk_len
+                || len as usize >= PROTO_MBULK_BIG_ARG
+            {
+                return None;
+            }
+            let end = start + len as usize;
+            // Like the general path, the two bytes after the payload are not looked at.
+            if b.len() < end + 2 {
+                return None;
+            }
+            *span = (start, end);
+            at = end + 2;
+        }
+        let whole = buf.split_to(at).freeze();
+        self.scanned = 0;
+        Some(
+            spans[..count as usize]
+                .iter()
+                .map(|&(s, e)| whole.slice(s..e))
+                .collect(),
+        )
     }
 
     /// Finds `terminator` in the first `max_inline_len + 1` bytes of `buf`, resuming where

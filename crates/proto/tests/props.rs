@@ -118,7 +118,17 @@ fn feed(
     input: &[u8],
     chunks: &[usize],
 ) -> (Vec<Vec<Bytes>>, Option<basalt_proto::ProtocolError>) {
+    feed_with(limits, input, chunks, true)
+}
+
+fn feed_with(
+    limits: Limits,
+    input: &[u8],
+    chunks: &[usize],
+    fast_path: bool,
+) -> (Vec<Vec<Bytes>>, Option<basalt_proto::ProtocolError>) {
     let mut dec = RequestDecoder::new(limits);
+    dec.set_fast_path(fast_path);
     let mut buf = BytesMut::new();
     let mut out = Vec::new();
     let mut pos = 0;
@@ -234,6 +244,48 @@ proptest! {
         let whole = feed(limits, &input, &[input.len().max(1)]);
         let chunked = feed(limits, &input, &chunks);
         prop_assert_eq!(whole, chunked);
+    }
+
+    /// Well-formed requests with damage here and there (a byte changed, inserted or
+    /// dropped): the whole-request fast path and the general decoder agree on every
+    /// request and error, in any chunking.
+    #[test]
+    fn fast_path_agrees_with_the_general_decoder(
+        cmds in prop::collection::vec(
+            prop::collection::vec(prop::collection::vec(any::<u8>(), 0..12), 1..6),
+            1..6,
+        ),
+        damage in prop::collection::vec((any::<prop::sample::Index>(), 0u8..3, prop::sample::select(&b"*$\r\n0-9a"[..])), 0..3),
+        chunks in prop::collection::vec(1usize..40, 1..5),
+        tiny in any::<bool>(),
+    ) {
+        let mut input = BytesMut::new();
+        for cmd in &cmds {
+            let args: Vec<&[u8]> = cmd.iter().map(Vec::as_slice).collect();
+            encode_command(&args, &mut input);
+        }
+        let mut input = input.to_vec();
+        for (at, how, byte) in damage {
+            if input.is_empty() {
+                break;
+            }
+            let i = at.index(input.len());
+            match how {
+                0 => input[i] = byte,
+                1 => input.insert(i, byte),
+                _ => {
+                    input.remove(i);
+                }
+            }
+        }
+        let limits = if tiny {
+            Limits { max_bulk_len: 6, max_multibulk_len: 3, max_inline_len: 16 }
+        } else {
+            Limits::default()
+        };
+        for c in [&chunks[..], &[input.len().max(1)][..]] {
+            prop_assert_eq!(feed_with(limits, &input, c, true), feed_with(limits, &input, c, false));
+        }
     }
 
     #[test]
