@@ -7,7 +7,9 @@
 # members over 100000), the counters are dumped, and the script prints instructions per
 # command (everything the server executed meanwhile: event loop, parsing, the command,
 # replies, allocator). Tests run in order, so HGET and ZRANGE find the hash and zset
-# that HSET and ZADD built.
+# that HSET and ZADD built. EVALSHA runs the issue-8 script (GET then INCR of one key),
+# loaded with SCRIPT LOAD before the tests. ONLY=<regex> keeps the tests whose name
+# matches (e.g. ONLY=EVALSHA bench/callgrind-pair.sh 50000 24000 1).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 n=${1:-200000}; base=${2:-0}; depth=${3:-16}
@@ -16,6 +18,8 @@ basalt=${BASALT_BIN:-target/release/basalt-server}
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 scratch=$(mktemp -d)
 if [ "$base" = 0 ]; then bport=$(free_port); rport=$(free_port); else bport=$base; rport=$((base + 1)); fi
+script="redis.call('GET', KEYS[1]) return redis.call('INCR', KEYS[1])"
+sha=$(printf '%s' "$script" | sha1sum | cut -d' ' -f1)
 # name|redis-benchmark arguments after the common ones
 tests=(
   "HSET|-t hset"
@@ -25,7 +29,13 @@ tests=(
   "SADD|-t sadd"
   "ZADD|-t zadd"
   "ZRANGE 0 9|ZRANGE myzset 0 9"
+  "EVALSHA|EVALSHA $sha 1 key:__rand_int__"
 )
+if [ -n "${ONLY:-}" ]; then
+  kept=()
+  for t in "${tests[@]}"; do [[ ${t%%|*} =~ $ONLY ]] && kept+=("$t"); done
+  tests=("${kept[@]}")
+fi
 run_server() { # kind port
   local kind=$1 port=$2 pid
   if [ "$kind" = basalt ]; then
@@ -39,6 +49,7 @@ run_server() { # kind port
   fi
   pid=$!
   for _ in $(seq 1 300); do redis-cli -p "$port" ping 2>/dev/null | grep -q PONG && break; sleep 0.2; done
+  [ "$(redis-cli -p "$port" script load "$script")" = "$sha" ]
   for t in "${tests[@]}"; do
     name=${t%%|*}; args=${t#*|}
     callgrind_control -z "$pid" >/dev/null 2>&1

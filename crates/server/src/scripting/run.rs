@@ -148,7 +148,43 @@ fn fail(lua: &Lua, msg: &str, raise: bool, counted: bool) -> mlua::Result<Value>
     Ok(Value::Table(t))
 }
 
+/// Lifts the VM's memory limit while Basalt itself builds Lua values (`KEYS`, `ARGV`,
+/// command replies), and puts it back when dropped.
+///
+/// Why: with a limit set, mlua performs every value creation inside its own protected
+/// call (a fresh C closure and a `lua_pcall` per string or table slot, about 2,000
+/// instructions per value), because an allocation may fail. Without a limit the
+/// allocator cannot fail (a real out-of-memory aborts the process anyway), so mlua
+/// pushes directly. What Basalt builds is bounded by the request (its arguments) and by
+/// one command reply; the script's own allocations stay under the hard limit. If the
+/// values built went past the limit, dropping the guard collects garbage, and the
+/// script's next allocation fails with "not enough memory" as usual.
+struct LimitLifted<'a> {
+    lua: &'a Lua,
+    limit: usize,
+}
+
+impl<'a> LimitLifted<'a> {
+    fn new(lua: &'a Lua) -> LimitLifted<'a> {
+        let limit = lua.set_memory_limit(0).unwrap_or(0);
+        LimitLifted { lua, limit }
+    }
+}
+
+impl Drop for LimitLifted<'_> {
+    fn drop(&mut self) {
+        if self.limit == 0 {
+            return;
+        }
+        if self.lua.used_memory() > self.limit {
+            let _ = self.lua.gc_collect();
+        }
+        let _ = self.lua.set_memory_limit(self.limit);
+    }
+}
+
 fn redis_call(lua: &Lua, env: &Env<'_>, a: MultiValue, raise: bool) -> mlua::Result<Value> {
+    let _lifted = LimitLifted::new(lua);
     let args = match command_args(&a) {
         Ok(v) => v,
         Err(msg) => return fail(lua, msg, raise, false),
@@ -295,16 +331,23 @@ pub fn run(vm: &Vm, ctx: &mut Ctx<'_>, st: &RunState, spec: Spec<'_>) -> CmdResu
         };
         let lua = &vm.lua;
         let result = (|| -> mlua::Result<CmdResult> {
-            let keys = strings(lua, spec.keys)?;
-            let args = strings(lua, spec.args)?;
+            let params = {
+                let _lifted = LimitLifted::new(lua);
+                let keys = strings(lua, spec.keys)?;
+                let args = strings(lua, spec.args)?;
+                if spec.eval {
+                    vm.globals.raw_set("KEYS", keys)?;
+                    vm.globals.raw_set("ARGV", args)?;
+                    None
+                } else {
+                    Some((keys, args))
+                }
+            };
             CURRENT.with(|c| c.set(&env as *const Env<'_> as *const ()));
             let _guard = CurrentGuard;
-            let (ok, val): (bool, Value) = if spec.eval {
-                vm.globals.raw_set("KEYS", keys)?;
-                vm.globals.raw_set("ARGV", args)?;
-                vm.runner.call(spec.func)?
-            } else {
-                vm.runner.call((spec.func, keys, args))?
+            let (ok, val): (bool, Value) = match params {
+                None => vm.runner.call(spec.func)?,
+                Some((keys, args)) => vm.runner.call((spec.func, keys, args))?,
             };
             Ok(outcome_of(ok, &val, env.resp3.get(), &spec.name))
         })();
