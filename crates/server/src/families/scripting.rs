@@ -374,9 +374,9 @@ fn eval_generic(ctx: &mut Ctx<'_>, args: &[Bytes], evalsha: bool, ro: bool) -> C
     let srv = ctx.srv;
     let mut engine = srv.scripting.eval.lock();
     let sha = if evalsha {
-        String::from_utf8_lossy(&args[1]).to_ascii_lowercase()
+        scripting::script_id(&args[1]).ok_or_else(|| Error::msg(NOSCRIPT_ERR))?
     } else {
-        scripting::sha1_hex(&args[1])
+        scripting::body_id(&args[1])
     };
     if !engine.scripts.contains_key(&sha) {
         if evalsha {
@@ -410,7 +410,7 @@ fn eval_generic(ctx: &mut Ctx<'_>, args: &[Bytes], evalsha: bool, ro: bool) -> C
         &srv.scripting.run,
         Spec {
             func: &func,
-            name: sha,
+            name: scripting::id_text(&sha).to_owned(),
             eval: true,
             read_only,
             keys,
@@ -532,8 +532,9 @@ fn script_exists(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         args[2..]
             .iter()
             .map(|sha| {
-                let sha = String::from_utf8_lossy(sha).to_ascii_lowercase();
-                Frame::Integer(i64::from(engine.scripts.contains_key(&sha)))
+                let known =
+                    scripting::script_id(sha).is_some_and(|id| engine.scripts.contains_key(&id));
+                Frame::Integer(i64::from(known))
             })
             .collect(),
     ))
@@ -565,7 +566,7 @@ fn script_load(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let sha = engine
         .create(&args[2])
         .map_err(|e| Error::msg(format!("ERR {e}")))?;
-    Ok(Frame::Bulk(Bytes::from(sha)))
+    Ok(Frame::Bulk(Bytes::copy_from_slice(&sha)))
 }
 
 fn function_help(_ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CmdResult {

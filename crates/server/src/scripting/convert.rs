@@ -10,142 +10,221 @@
 //! is `1` (or a RESP3 boolean under `setresp(3)`), strings are bulk strings, and tables are
 //! errors (`err`), statuses (`ok`), the RESP3 shapes above, or arrays up to the first nil.
 
-use super::error;
 use super::number::truncate;
 use basalt_proto::{Frame, format_double};
 use bytes::Bytes;
-use mlua::{Lua, Table, Value};
+use mlua::{Lua, Table, Value, ffi};
 
 /// Tables nested deeper than this in a script's reply become an error element (Redis
 /// answers "reached lua stack limit" when its Lua stack runs out): bounds the recursion.
 pub const REPLY_MAX_DEPTH: usize = 1000;
 
-/// A command reply as the script sees it; errors become error tables (raised or not by
-/// the caller). `resp3` is the script's protocol (`redis.setresp`).
+/// A command reply as the script sees it (see [`push_frame`]), as an mlua value.
 pub fn frame_to_lua(lua: &Lua, f: &Frame, resp3: bool) -> mlua::Result<Value> {
-    Ok(match f {
-        Frame::Simple(s) => {
-            let t = lua.create_table()?;
-            t.raw_set("ok", lua.create_string(s)?)?;
-            Value::Table(t)
-        }
-        Frame::Error(e) => Value::Table(error_table(lua, e)?),
-        Frame::Integer(i) => Value::Number(*i as f64),
-        Frame::Bulk(b) => Value::String(lua.create_string(b)?),
-        Frame::Null | Frame::NullArray => {
-            if resp3 {
-                Value::Nil
-            } else {
-                Value::Boolean(false)
+    let mut scratch = Vec::new();
+    // SAFETY: `exec_raw` runs the closure inside a protected call with room for the
+    // closure's pushes checked by `push_frame`; an error raised while pushing unwinds to
+    // that protected call and only `f` and `scratch` (borrowed) are live meanwhile.
+    unsafe { lua.exec_raw((), |state| push_frame(state, f, resp3, &mut scratch)) }
+}
+
+/// Pushes `s` (any bytes).
+///
+/// # Safety
+/// `state` is a live Lua state with a free stack slot.
+pub unsafe fn push_bytes(state: *mut ffi::lua_State, s: &[u8]) {
+    unsafe { ffi::lua_pushlstring(state, s.as_ptr().cast(), s.len()) };
+}
+
+/// Pushes `{err = <text>, ignore_error_stats_update = true}` for a command's error `e`
+/// (without its `-`), with the text rules of Redis's `luaPushErrorBuff`: `CODE msg`
+/// keeps its code, a lone word gets `ERR `, CR and LF around the message are trimmed.
+///
+/// # Safety
+/// As [`push_frame`].
+pub unsafe fn push_error_table(state: *mut ffi::lua_State, e: &[u8], counted: bool) {
+    unsafe {
+        ffi::luaL_checkstack(state, 4, c"error reply".as_ptr());
+        ffi::lua_createtable(state, 0, 2);
+        push_bytes(state, b"err");
+        let trim = |m: &[u8]| -> std::ops::Range<usize> {
+            let start = m.iter().position(|&c| c != b'\r' && c != b'\n');
+            let end = m.iter().rposition(|&c| c != b'\r' && c != b'\n');
+            match (start, end) {
+                (Some(s), Some(e)) => s..e + 1,
+                _ => 0..0,
+            }
+        };
+        match memchr::memchr(b' ', e) {
+            Some(sp) => {
+                let msg = &e[sp + 1..];
+                push_bytes(state, &e[..sp + 1]);
+                push_bytes(state, &msg[trim(msg)]);
+            }
+            None => {
+                push_bytes(state, b"ERR ");
+                push_bytes(state, &e[trim(e)]);
             }
         }
-        Frame::Array(items) | Frame::Push(items) => {
-            let t = lua.create_table_with_capacity(items.len(), 0)?;
-            for (i, item) in items.iter().enumerate() {
-                t.raw_set(i + 1, frame_to_lua(lua, item, resp3)?)?;
-            }
-            Value::Table(t)
+        ffi::lua_concat(state, 2);
+        ffi::lua_rawset(state, -3);
+        if counted {
+            push_bytes(state, b"ignore_error_stats_update");
+            ffi::lua_pushboolean(state, 1);
+            ffi::lua_rawset(state, -3);
         }
-        Frame::Boolean(b) => {
-            if resp3 {
-                Value::Boolean(*b)
-            } else {
-                Value::Number(if *b { 1.0 } else { 0.0 })
-            }
-        }
-        Frame::Double(d) => {
-            if resp3 {
-                single(lua, "double", Value::Number(*d))?
-            } else {
-                let mut text = Vec::new();
-                format_double(*d, &mut text);
-                Value::String(lua.create_string(&text)?)
-            }
-        }
-        Frame::FormattedDouble(text) => {
-            if resp3 {
-                let d = std::str::from_utf8(text)
-                    .ok()
-                    .and_then(|s| s.parse::<f64>().ok())
-                    .unwrap_or(0.0);
-                single(lua, "double", Value::Number(d))?
-            } else {
-                Value::String(lua.create_string(text)?)
-            }
-        }
-        Frame::BigNumber(s) => {
-            if resp3 {
-                single(lua, "big_number", Value::String(lua.create_string(s)?))?
-            } else {
-                Value::String(lua.create_string(s)?)
-            }
-        }
-        Frame::Verbatim { format, text } => {
-            if resp3 {
-                let inner = lua.create_table()?;
-                inner.raw_set("string", lua.create_string(text)?)?;
-                inner.raw_set("format", lua.create_string(format)?)?;
-                single(lua, "verbatim_string", Value::Table(inner))?
-            } else {
-                Value::String(lua.create_string(text)?)
-            }
-        }
-        Frame::Map(pairs) => {
-            if resp3 {
-                let inner = lua.create_table()?;
-                for (k, v) in pairs {
-                    let k = frame_to_lua(lua, k, resp3)?;
-                    if k != Value::Nil {
-                        inner.raw_set(k, frame_to_lua(lua, v, resp3)?)?;
-                    }
+    }
+}
+
+/// Pushes a table with the one field `key` whose value `push` pushes (`{ok = s}`,
+/// `{double = n}`, `{map = t}` ...).
+unsafe fn push_single(state: *mut ffi::lua_State, key: &[u8], push: impl FnOnce()) {
+    unsafe {
+        ffi::lua_createtable(state, 0, 1);
+        push_bytes(state, key);
+        push();
+        ffi::lua_rawset(state, -3);
+    }
+}
+
+/// Pushes a command reply as the script sees it: errors become error tables (raised or
+/// not by the caller), `resp3` is the script's protocol (`redis.setresp`). Works on the
+/// raw Lua stack: building replies through mlua values cost a reference slot per value.
+///
+/// # Safety
+/// `state` is a live Lua state running a protected call. Lua may raise an error (out of
+/// memory, stack overflow) from any push, which unwinds with `longjmp` to that protected
+/// call: the caller must hold nothing that needs dropping in the frames in between
+/// (`f` and `scratch` are borrowed, so they are fine).
+pub unsafe fn push_frame(
+    state: *mut ffi::lua_State,
+    f: &Frame,
+    resp3: bool,
+    scratch: &mut Vec<u8>,
+) {
+    unsafe {
+        // The value, a table under construction, its key and a nested table.
+        ffi::luaL_checkstack(state, 4, c"reply nesting".as_ptr());
+        match f {
+            Frame::Simple(s) => push_single(state, b"ok", || push_bytes(state, s)),
+            Frame::Error(e) => push_error_table(state, e, true),
+            Frame::Integer(i) => ffi::lua_pushnumber(state, *i as f64),
+            Frame::Bulk(b) => push_bytes(state, b),
+            Frame::Null | Frame::NullArray => {
+                if resp3 {
+                    ffi::lua_pushnil(state)
+                } else {
+                    ffi::lua_pushboolean(state, 0)
                 }
-                single(lua, "map", Value::Table(inner))?
-            } else {
-                let t = lua.create_table_with_capacity(pairs.len() * 2, 0)?;
-                let mut i = 1;
-                for (k, v) in pairs {
-                    t.raw_set(i, frame_to_lua(lua, k, resp3)?)?;
-                    t.raw_set(i + 1, frame_to_lua(lua, v, resp3)?)?;
-                    i += 2;
-                }
-                Value::Table(t)
             }
-        }
-        Frame::Set(items) => {
-            if resp3 {
-                let inner = lua.create_table()?;
-                for item in items {
-                    let k = frame_to_lua(lua, item, resp3)?;
-                    if k != Value::Nil {
-                        inner.raw_set(k, true)?;
-                    }
-                }
-                single(lua, "set", Value::Table(inner))?
-            } else {
-                let t = lua.create_table_with_capacity(items.len(), 0)?;
+            Frame::Array(items) | Frame::Push(items) => {
+                ffi::lua_createtable(state, items.len().min(i32::MAX as usize) as i32, 0);
                 for (i, item) in items.iter().enumerate() {
-                    t.raw_set(i + 1, frame_to_lua(lua, item, resp3)?)?;
+                    push_frame(state, item, resp3, scratch);
+                    ffi::lua_rawseti_(state, -2, (i + 1) as i32);
                 }
-                Value::Table(t)
             }
+            Frame::Boolean(b) => {
+                if resp3 {
+                    ffi::lua_pushboolean(state, *b as i32)
+                } else {
+                    ffi::lua_pushnumber(state, if *b { 1.0 } else { 0.0 })
+                }
+            }
+            Frame::Double(d) => {
+                if resp3 {
+                    push_single(state, b"double", || ffi::lua_pushnumber(state, *d))
+                } else {
+                    scratch.clear();
+                    format_double(*d, scratch);
+                    push_bytes(state, scratch)
+                }
+            }
+            Frame::FormattedDouble(text) => {
+                if resp3 {
+                    let d = std::str::from_utf8(text)
+                        .ok()
+                        .and_then(|s| s.parse::<f64>().ok())
+                        .unwrap_or(0.0);
+                    push_single(state, b"double", || ffi::lua_pushnumber(state, d))
+                } else {
+                    push_bytes(state, text)
+                }
+            }
+            Frame::BigNumber(s) => {
+                if resp3 {
+                    push_single(state, b"big_number", || push_bytes(state, s))
+                } else {
+                    push_bytes(state, s)
+                }
+            }
+            Frame::Verbatim { format, text } => {
+                if resp3 {
+                    push_single(state, b"verbatim_string", || {
+                        ffi::lua_createtable(state, 0, 2);
+                        push_bytes(state, b"string");
+                        push_bytes(state, text);
+                        ffi::lua_rawset(state, -3);
+                        push_bytes(state, b"format");
+                        push_bytes(state, format);
+                        ffi::lua_rawset(state, -3);
+                    })
+                } else {
+                    push_bytes(state, text)
+                }
+            }
+            Frame::Map(pairs) => {
+                if resp3 {
+                    push_single(state, b"map", || {
+                        ffi::lua_createtable(state, 0, pairs.len().min(i32::MAX as usize) as i32);
+                        for (k, v) in pairs {
+                            push_frame(state, k, resp3, scratch);
+                            if ffi::lua_isnil(state, -1) != 0 {
+                                ffi::lua_pop(state, 1);
+                                continue;
+                            }
+                            push_frame(state, v, resp3, scratch);
+                            ffi::lua_rawset(state, -3);
+                        }
+                    })
+                } else {
+                    let n = pairs.len().saturating_mul(2).min(i32::MAX as usize) as i32;
+                    ffi::lua_createtable(state, n, 0);
+                    let mut i = 1;
+                    for (k, v) in pairs {
+                        push_frame(state, k, resp3, scratch);
+                        ffi::lua_rawseti_(state, -2, i);
+                        push_frame(state, v, resp3, scratch);
+                        ffi::lua_rawseti_(state, -2, i + 1);
+                        i += 2;
+                    }
+                }
+            }
+            Frame::Set(items) => {
+                if resp3 {
+                    push_single(state, b"set", || {
+                        ffi::lua_createtable(state, 0, items.len().min(i32::MAX as usize) as i32);
+                        for item in items {
+                            push_frame(state, item, resp3, scratch);
+                            if ffi::lua_isnil(state, -1) != 0 {
+                                ffi::lua_pop(state, 1);
+                                continue;
+                            }
+                            ffi::lua_pushboolean(state, 1);
+                            ffi::lua_rawset(state, -3);
+                        }
+                    })
+                } else {
+                    ffi::lua_createtable(state, items.len().min(i32::MAX as usize) as i32, 0);
+                    for (i, item) in items.iter().enumerate() {
+                        push_frame(state, item, resp3, scratch);
+                        ffi::lua_rawseti_(state, -2, (i + 1) as i32);
+                    }
+                }
+            }
+            Frame::Attribute { data, .. } => push_frame(state, data, resp3, scratch),
         }
-        Frame::Attribute { data, .. } => frame_to_lua(lua, data, resp3)?,
-    })
-}
-
-fn single(lua: &Lua, key: &str, v: Value) -> mlua::Result<Value> {
-    let t = lua.create_table()?;
-    t.raw_set(key, v)?;
-    Ok(Value::Table(t))
-}
-
-/// `{err = "CODE message", ignore_error_stats_update = true}` for a command's error.
-pub fn error_table(lua: &Lua, e: &[u8]) -> mlua::Result<Table> {
-    let text = format!("-{}", String::from_utf8_lossy(e));
-    let t = lua.create_table()?;
-    t.raw_set("err", error::error_text(&text))?;
-    t.raw_set("ignore_error_stats_update", true)?;
-    Ok(t)
+    }
 }
 
 fn map_crlf(b: &[u8]) -> Bytes {

@@ -86,6 +86,38 @@ pub fn sha1_hex(data: &[u8]) -> String {
     sha1_smol::Sha1::from(data).digest().to_string()
 }
 
+/// A cached script's key: its SHA1 as 40 lowercase hex digits.
+pub type ScriptId = [u8; 40];
+
+/// The id an EVALSHA / SCRIPT EXISTS argument names (SHA1s are case-insensitive);
+/// `None` unless it is 40 bytes long.
+pub fn script_id(sha: &[u8]) -> Option<ScriptId> {
+    let mut id: ScriptId = sha.try_into().ok()?;
+    id.make_ascii_lowercase();
+    Some(id)
+}
+
+/// The id of a script body.
+pub fn body_id(body: &[u8]) -> ScriptId {
+    let mut id = [0u8; 40];
+    for (pair, byte) in id
+        .chunks_exact_mut(2)
+        .zip(sha1_smol::Sha1::from(body).digest().bytes())
+    {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        pair[0] = HEX[usize::from(byte >> 4)];
+        pair[1] = HEX[usize::from(byte & 15)];
+    }
+    id
+}
+
+/// The id as text (error messages, SCRIPT LOAD's reply).
+pub fn id_text(id: &ScriptId) -> &str {
+    // Ids are ASCII: hex digits from `body_id`, or a looked-up EVALSHA argument equal to
+    // one of them.
+    std::str::from_utf8(id).unwrap_or_default()
+}
+
 /// Parses an EVAL script's `#!lua flags=...` line. Returns the flags and the length of
 /// the shebang line (its newline stays in the body, so line numbers do not move).
 pub fn shebang_flags(body: &[u8]) -> Result<(u32, usize), String> {
@@ -146,11 +178,15 @@ pub struct RunState {
     pub loading: AtomicBool,
     /// `busy-reply-threshold` in ms (0: never busy, never killable).
     pub threshold_ms: AtomicU64,
-    /// Name (SHA1 or function name), arguments and start of the running script.
+    /// Name (SHA1 or function name), arguments and start of the running script (of the
+    /// last one when nothing runs: read it only while `running`).
     pub info: Mutex<Option<RunInfo>>,
     /// When the running script last tried to hand off its worker (ms since its start).
     handoff_ms: AtomicU64,
 }
+
+/// Argument slots of the run info kept from one run to the next.
+const RUN_INFO_KEPT_ARGS: usize = 64;
 
 /// How often a busy script retries handing off its worker.
 const HANDOFF_RETRY_MS: u64 = 100;
@@ -226,13 +262,28 @@ impl RunState {
         }
     }
 
-    /// Marks the start of a run.
-    pub fn begin(&self, eval: bool, loading: bool, name: String, command: Vec<Bytes>) {
-        *self.info.lock() = Some(RunInfo {
-            name,
-            command,
-            start: Instant::now(),
-        });
+    /// Marks the start of a run. The run's name and command are copied into the
+    /// allocations of the previous run (no allocation per script call).
+    pub fn begin(&self, eval: bool, loading: bool, name: &str, command: &[Bytes]) {
+        {
+            let mut info = self.info.lock();
+            match info.as_mut() {
+                Some(i) => {
+                    i.name.clear();
+                    i.name.push_str(name);
+                    i.command.clear();
+                    i.command.extend_from_slice(command);
+                    i.start = Instant::now();
+                }
+                None => {
+                    *info = Some(RunInfo {
+                        name: name.to_owned(),
+                        command: command.to_vec(),
+                        start: Instant::now(),
+                    })
+                }
+            }
+        }
         self.kill.store(false, Ordering::Relaxed);
         self.wrote.store(false, Ordering::Relaxed);
         self.busy.store(false, Ordering::Relaxed);
@@ -242,13 +293,20 @@ impl RunState {
         self.running.store(true, Ordering::Release);
     }
 
-    /// Marks the end of a run.
+    /// Marks the end of a run. The info (valid only while `running`) keeps its
+    /// allocations for the next run but lets go of the command's arguments.
     pub fn end(&self) {
         self.running.store(false, Ordering::Release);
         self.busy.store(false, Ordering::Release);
         self.kill.store(false, Ordering::Relaxed);
         self.loading.store(false, Ordering::Relaxed);
-        *self.info.lock() = None;
+        if let Some(i) = self.info.lock().as_mut() {
+            if i.command.capacity() > RUN_INFO_KEPT_ARGS {
+                i.command = Vec::new();
+            } else {
+                i.command.clear();
+            }
+        }
     }
 
     /// Milliseconds since the running script started.
@@ -320,7 +378,7 @@ pub struct EvalEngine {
     /// The VM.
     pub vm: vm::Vm,
     /// SHA1 (lowercase hex) → script.
-    pub scripts: HashMap<String, Script>,
+    pub scripts: HashMap<ScriptId, Script, foldhash::fast::RandomState>,
     /// Bytes of cached script bodies.
     pub body_bytes: usize,
 }
@@ -337,14 +395,14 @@ impl EvalEngine {
         let _ = vm.lua.set_memory_limit(mem_limit as usize);
         EvalEngine {
             vm,
-            scripts: HashMap::new(),
+            scripts: HashMap::default(),
             body_bytes: 0,
         }
     }
 
     /// Compiles and caches `body` unless cached; returns its SHA1.
-    pub fn create(&mut self, body: &Bytes) -> Result<String, String> {
-        let sha = sha1_hex(body);
+    pub fn create(&mut self, body: &Bytes) -> Result<ScriptId, String> {
+        let sha = body_id(body);
         if self.scripts.contains_key(&sha) {
             return Ok(sha);
         }
@@ -363,7 +421,7 @@ impl EvalEngine {
             })?;
         self.body_bytes += body.len() + 40;
         self.scripts.insert(
-            sha.clone(),
+            sha,
             Script {
                 body: body.clone(),
                 flags,
@@ -524,6 +582,12 @@ mod tests {
     fn sha1_matches_redis() {
         assert_eq!(sha1_hex(b""), "da39a3ee5e6b4b0d3255bfef95601890afd80709");
         assert_eq!(sha1_hex(b"abc"), "a9993e364706816aba3e25717850c26c9cd0d89d");
+        assert_eq!(id_text(&body_id(b"abc")), sha1_hex(b"abc"));
+        assert_eq!(
+            script_id(b"A9993E364706816ABA3E25717850C26C9CD0D89D"),
+            Some(body_id(b"abc"))
+        );
+        assert_eq!(script_id(b"a9993e"), None);
     }
 
     #[test]

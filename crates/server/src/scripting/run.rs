@@ -7,7 +7,7 @@
 //! (SELECT inside a script does not leak out) and protocol (`redis.setresp`), and they
 //! cannot block.
 
-use super::convert::{error_table, frame_to_lua, lua_to_frame};
+use super::convert::{lua_to_frame, push_bytes, push_error_table, push_frame};
 use super::number::fmt_g;
 use super::vm::Vm;
 use super::{RunState, error};
@@ -16,8 +16,9 @@ use crate::error::{CmdResult, Error};
 use crate::server::{Client, Ctx, Server};
 use basalt_proto::{Frame, Protocol};
 use bytes::Bytes;
-use mlua::{Function, Lua, MultiValue, Table, Value};
-use std::cell::{Cell, RefCell};
+use mlua::{Function, Lua, MultiValue, Table, Value, ffi};
+use std::cell::{Cell, RefCell, UnsafeCell};
+use std::ffi::c_int;
 use std::sync::atomic::Ordering;
 
 /// What to run and how.
@@ -49,6 +50,17 @@ struct Env<'a> {
     db: Cell<usize>,
     /// `redis.set_repl` flags (`REPL_AOF` = 1, `REPL_REPLICA` = 2).
     repl: Cell<i64>,
+    /// `KEYS` (or a function's `keys`).
+    keys: &'a [Bytes],
+    /// `ARGV` (or a function's `args`).
+    args: &'a [Bytes],
+    /// The reply of the last `redis.call`, held here (not in the C function's frame)
+    /// while it is pushed: see [`redis_call_raw`].
+    reply: UnsafeCell<Option<Frame>>,
+    /// Formatting room for reply conversion.
+    scratch: UnsafeCell<Vec<u8>>,
+    /// A panic caught in a command called from the script, resumed by [`run`].
+    panic: Cell<Option<Box<dyn std::any::Any + Send>>>,
 }
 
 const UNKNOWN: &str = "Unknown Redis command called from script";
@@ -113,101 +125,221 @@ impl Env<'_> {
     }
 }
 
-/// Lua arguments of `redis.call` as command arguments (numbers as `%.17g`).
-fn command_args(a: &MultiValue) -> Result<Vec<Bytes>, &'static str> {
-    if a.is_empty() {
+/// The arguments of the running `redis.call` (stack slots 1..=top) as command
+/// arguments: strings as they are, numbers formatted with `%.17g`.
+///
+/// # Safety
+/// `state` is the Lua state of a C function call. Nothing here raises a Lua error
+/// (`lua_tolstring` is only used on strings, which it does not convert).
+unsafe fn command_args(state: *mut ffi::lua_State) -> Result<Vec<Bytes>, &'static str> {
+    let n = unsafe { ffi::lua_gettop(state) };
+    if n <= 0 {
         return Err(NO_ARGS);
     }
-    let mut out = Vec::with_capacity(a.len());
-    for v in a.iter() {
-        match v {
-            Value::String(s) => out.push(Bytes::copy_from_slice(&s.as_bytes())),
-            Value::Integer(i) => out.push(Bytes::from(fmt_g(*i as f64, 17))),
-            Value::Number(n) => out.push(Bytes::from(fmt_g(*n, 17))),
+    let mut out = Vec::with_capacity(n as usize);
+    for i in 1..=n {
+        match unsafe { ffi::lua_type(state, i) } {
+            ffi::LUA_TSTRING => {
+                let mut len = 0;
+                // SAFETY: a string slot; Lua keeps the bytes alive while the slot holds them.
+                let p = unsafe { ffi::lua_tolstring(state, i, &mut len) };
+                out.push(Bytes::copy_from_slice(unsafe {
+                    std::slice::from_raw_parts(p.cast::<u8>(), len)
+                }));
+            }
+            ffi::LUA_TNUMBER => out.push(Bytes::from(fmt_g(
+                unsafe { ffi::lua_tonumber(state, i) },
+                17,
+            ))),
             _ => return Err(BAD_ARG),
         }
     }
     Ok(out)
 }
 
-/// An error raised (redis.call) or returned as a table (redis.pcall).
-fn fail(lua: &Lua, msg: &str, raise: bool, counted: bool) -> mlua::Result<Value> {
-    let text = error::error_text(msg);
-    if raise {
-        return Err(mlua::Error::external(error::Raise {
-            msg: text,
-            table: true,
-            ignore_stats: counted,
-        }));
-    }
-    let t = lua.create_table()?;
-    t.raw_set("err", text)?;
-    if counted {
-        t.raw_set("ignore_error_stats_update", true)?;
-    }
-    Ok(Value::Table(t))
+/// What the Rust half of `redis.call` produced (plain data: the Lua half may `longjmp`
+/// over the frame that holds it).
+#[derive(Clone, Copy)]
+enum Called {
+    /// The reply waits in [`Env::reply`].
+    Reply,
+    /// Refused before running: the message, and whether the error was already counted.
+    Refused(&'static str, bool),
+    /// The command panicked; the payload waits in [`Env::panic`].
+    Panicked,
 }
 
-/// Lifts the VM's memory limit while Basalt itself builds Lua values (`KEYS`, `ARGV`,
-/// command replies), and puts it back when dropped.
+/// The Rust half of `redis.call`: reads the arguments, runs the command, parks the
+/// reply in the environment. Raises no Lua error.
 ///
-/// Why: with a limit set, mlua performs every value creation inside its own protected
-/// call (a fresh C closure and a `lua_pcall` per string or table slot, about 2,000
-/// instructions per value), because an allocation may fail. Without a limit the
-/// allocator cannot fail (a real out-of-memory aborts the process anyway), so mlua
-/// pushes directly. What Basalt builds is bounded by the request (its arguments) and by
-/// one command reply; the script's own allocations stay under the hard limit. If the
-/// values built went past the limit, dropping the guard collects garbage, and the
-/// script's next allocation fails with "not enough memory" as usual.
-struct LimitLifted<'a> {
-    lua: &'a Lua,
-    limit: usize,
-}
-
-impl<'a> LimitLifted<'a> {
-    fn new(lua: &'a Lua) -> LimitLifted<'a> {
-        let limit = lua.set_memory_limit(0).unwrap_or(0);
-        LimitLifted { lua, limit }
+/// # Safety
+/// As [`command_args`].
+unsafe fn call_command(state: *mut ffi::lua_State, env: &Env<'_>) -> Called {
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let args = unsafe { command_args(state) }.map_err(|m| (m, false))?;
+        let reply = env.exec(args).map_err(|m| (m, true))?;
+        // SAFETY: only this thread's script run touches the slot, never re-entrantly
+        // (scripts cannot call EVAL or FCALL), and no reference to it is live here.
+        unsafe { *env.reply.get() = Some(reply) };
+        Ok(())
+    }));
+    match outcome {
+        Ok(Ok(())) => Called::Reply,
+        Ok(Err((msg, counted))) => Called::Refused(msg, counted),
+        Err(payload) => {
+            env.panic.set(Some(payload));
+            Called::Panicked
+        }
     }
 }
 
-impl Drop for LimitLifted<'_> {
-    fn drop(&mut self) {
-        if self.limit == 0 {
-            return;
+/// Pushes the error table of a refusal (`{err = "ERR msg"}`, plus
+/// `ignore_error_stats_update` when `counted`).
+///
+/// # Safety
+/// As [`push_frame`]: may raise.
+unsafe fn push_refusal(state: *mut ffi::lua_State, msg: &str, counted: bool) {
+    unsafe {
+        ffi::luaL_checkstack(state, 4, c"error reply".as_ptr());
+        ffi::lua_createtable(state, 0, 2);
+        push_bytes(state, b"err");
+        push_bytes(state, b"ERR ");
+        push_bytes(state, msg.as_bytes());
+        ffi::lua_concat(state, 2);
+        ffi::lua_rawset(state, -3);
+        if counted {
+            push_bytes(state, b"ignore_error_stats_update");
+            ffi::lua_pushboolean(state, 1);
+            ffi::lua_rawset(state, -3);
         }
-        if self.lua.used_memory() > self.limit {
-            let _ = self.lua.gc_collect();
-        }
-        let _ = self.lua.set_memory_limit(self.limit);
     }
 }
 
-fn redis_call(lua: &Lua, env: &Env<'_>, a: MultiValue, raise: bool) -> mlua::Result<Value> {
-    let _lifted = LimitLifted::new(lua);
-    let args = match command_args(&a) {
-        Ok(v) => v,
-        Err(msg) => return fail(lua, msg, raise, false),
-    };
-    match env.exec(args) {
-        Err(msg) => fail(lua, msg, raise, true),
-        Ok(Frame::Error(e)) => {
-            if raise {
-                Err(error::command(&format!("-{}", String::from_utf8_lossy(&e))))
-            } else {
-                Ok(Value::Table(error_table(lua, &e)?))
+/// `redis.call` (`raise`) and `redis.pcall`, as C functions working on the raw stack:
+/// Redis's `luaRedisGenericCommand`. Errors are error tables, raised by `redis.call`
+/// (the script's message handler adds the position) and returned by `redis.pcall`.
+///
+/// Why raw: as mlua callbacks, each call spent more instructions on argument and reply
+/// conversion (`MultiValue`, reference slots) than on a GET. The Rust work
+/// ([`call_command`]) completes before anything is pushed; from then on this frame
+/// holds only `Copy` data and borrows, so a Lua error raised while pushing (out of
+/// memory under `lua-memory-limit`) may `longjmp` over it to the script's protected call.
+///
+/// # Safety
+/// Called by Lua as a C function.
+unsafe fn redis_call_raw(state: *mut ffi::lua_State, raise: bool) -> c_int {
+    unsafe {
+        let p = CURRENT.with(|c| c.get());
+        if p.is_null() {
+            push_refusal(
+                state,
+                "redis.call/pcall can only be called inside a script invocation",
+                false,
+            );
+            ffi::lua_error(state);
+        }
+        // SAFETY: see `with_env`.
+        let env = &*(p as *const Env<'_>);
+        let called = call_command(state, env);
+        ffi::lua_settop(state, 0);
+        match called {
+            Called::Reply => {}
+            Called::Refused(msg, counted) => {
+                push_refusal(state, msg, counted);
+                if raise {
+                    ffi::lua_error(state);
+                }
+                return 1;
+            }
+            Called::Panicked => {
+                // `run` resumes the panic once the script has unwound.
+                push_refusal(
+                    state,
+                    "internal error in a command called from script",
+                    true,
+                );
+                ffi::lua_error(state);
             }
         }
-        Ok(f) => frame_to_lua(lua, &f, env.resp3.get()),
+        // SAFETY: `call_command` filled the slot; nothing else touches it until the next
+        // call, and the scratch buffer is only used here.
+        let reply = match &*env.reply.get() {
+            Some(r) => r,
+            None => return 0,
+        };
+        let scratch = &mut *env.scratch.get();
+        match reply {
+            Frame::Error(e) => {
+                push_error_table(state, e, true);
+                if raise {
+                    ffi::lua_error(state);
+                }
+            }
+            f => push_frame(state, f, env.resp3.get(), scratch),
+        }
+        1
     }
 }
 
-fn strings(lua: &Lua, items: &[Bytes]) -> mlua::Result<Table> {
-    let t = lua.create_table_with_capacity(items.len(), 0)?;
-    for (i, s) in items.iter().enumerate() {
-        t.raw_set(i + 1, lua.create_string(s)?)?;
+unsafe extern "C-unwind" fn lua_redis_call(state: *mut ffi::lua_State) -> c_int {
+    unsafe { redis_call_raw(state, true) }
+}
+
+unsafe extern "C-unwind" fn lua_redis_pcall(state: *mut ffi::lua_State) -> c_int {
+    unsafe { redis_call_raw(state, false) }
+}
+
+/// Pushes `items` as an array of strings.
+///
+/// # Safety
+/// As [`push_frame`]: may raise.
+unsafe fn push_strings(state: *mut ffi::lua_State, items: &[Bytes]) {
+    unsafe {
+        ffi::luaL_checkstack(state, 2, c"arguments".as_ptr());
+        ffi::lua_createtable(state, items.len().min(i32::MAX as usize) as i32, 0);
+        for (i, s) in items.iter().enumerate() {
+            push_bytes(state, s);
+            ffi::lua_rawseti_(state, -2, (i + 1) as i32);
+        }
     }
-    Ok(t)
+}
+
+/// `params([globals])` for the runner: the running script's keys and arguments as two
+/// fresh tables, returned, or stored as `KEYS` and `ARGV` in the table given (an EVAL
+/// script's globals). Built on the raw stack: through mlua, each string and table slot
+/// cost a protected call under `lua-memory-limit`. Outside a run the tables are empty.
+///
+/// # Safety
+/// Called by Lua as a C function; only borrows are live while it pushes.
+unsafe extern "C-unwind" fn lua_run_params(state: *mut ffi::lua_State) -> c_int {
+    unsafe {
+        let p = CURRENT.with(|c| c.get());
+        let (keys, args): (&[Bytes], &[Bytes]) = if p.is_null() {
+            (&[], &[])
+        } else {
+            // SAFETY: see `with_env`.
+            let env = &*(p as *const Env<'_>);
+            (env.keys, env.args)
+        };
+        if ffi::lua_type(state, 1) != ffi::LUA_TTABLE {
+            push_strings(state, keys);
+            push_strings(state, args);
+            return 2;
+        }
+        for (name, items) in [(&b"KEYS"[..], keys), (b"ARGV", args)] {
+            push_bytes(state, name);
+            push_strings(state, items);
+            ffi::lua_rawset(state, 1);
+        }
+        0
+    }
+}
+
+/// The `params` function the VM's runner calls (see [`lua_run_params`]).
+pub fn params_function(lua: &Lua) -> mlua::Result<Function> {
+    // SAFETY: `lua_run_params` follows the C function protocol and raises only through
+    // Lua (with nothing to drop in its frame).
+    unsafe { lua.create_c_function(lua_run_params) }
 }
 
 thread_local! {
@@ -243,18 +375,15 @@ fn with_env<R>(f: impl FnOnce(&Env<'_>) -> R) -> Option<R> {
 /// `redis` table once; they act on the script that is running (see [`run`]) and raise
 /// Redis's "can only be called inside a script invocation" otherwise.
 pub fn install(lua: &Lua, redis: &Table) -> mlua::Result<()> {
-    for (name, raise) in [("call", true), ("pcall", false)] {
-        redis.raw_set(
-            name,
-            lua.create_function(move |lua, a: MultiValue| {
-                with_env(|env| redis_call(lua, env, a, raise)).unwrap_or_else(|| {
-                    Err(error::table(
-                        "redis.call/pcall can only be called inside a script invocation",
-                    ))
-                })
-            })?,
-        )?;
-    }
+    // SAFETY: both follow the C function protocol; see `redis_call_raw`.
+    let (call, pcall) = unsafe {
+        (
+            lua.create_c_function(lua_redis_call)?,
+            lua.create_c_function(lua_redis_pcall)?,
+        )
+    };
+    redis.raw_set("call", call)?;
+    redis.raw_set("pcall", pcall)?;
     redis.raw_set(
         "setresp",
         lua.create_function(|_, a: MultiValue| {
@@ -308,7 +437,7 @@ pub fn install(lua: &Lua, redis: &Table) -> mlua::Result<()> {
 pub fn run(vm: &Vm, ctx: &mut Ctx<'_>, st: &RunState, spec: Spec<'_>) -> CmdResult {
     let srv = ctx.srv;
     let now = ctx.now;
-    st.begin(spec.eval, false, spec.name.clone(), spec.command.to_vec());
+    st.begin(spec.eval, false, &spec.name, spec.command);
     let caller_db = ctx.client.db;
     let last_cmd = ctx.client.shared.last_cmd.load(Ordering::Relaxed);
     ctx.client.in_script = true;
@@ -318,6 +447,7 @@ pub fn run(vm: &Vm, ctx: &mut Ctx<'_>, st: &RunState, spec: Spec<'_>) -> CmdResu
     if own_log {
         ctx.client.aof_exec = Some(Vec::new());
     }
+    let panicked;
     let outcome = {
         let env = Env {
             srv,
@@ -328,29 +458,19 @@ pub fn run(vm: &Vm, ctx: &mut Ctx<'_>, st: &RunState, spec: Spec<'_>) -> CmdResu
             resp3: Cell::new(false),
             db: Cell::new(caller_db),
             repl: Cell::new(3),
+            keys: spec.keys,
+            args: spec.args,
+            reply: UnsafeCell::new(None),
+            scratch: UnsafeCell::new(Vec::new()),
+            panic: Cell::new(None),
         };
-        let lua = &vm.lua;
         let result = (|| -> mlua::Result<CmdResult> {
-            let params = {
-                let _lifted = LimitLifted::new(lua);
-                let keys = strings(lua, spec.keys)?;
-                let args = strings(lua, spec.args)?;
-                if spec.eval {
-                    vm.globals.raw_set("KEYS", keys)?;
-                    vm.globals.raw_set("ARGV", args)?;
-                    None
-                } else {
-                    Some((keys, args))
-                }
-            };
             CURRENT.with(|c| c.set(&env as *const Env<'_> as *const ()));
             let _guard = CurrentGuard;
-            let (ok, val): (bool, Value) = match params {
-                None => vm.runner.call(spec.func)?,
-                Some((keys, args)) => vm.runner.call((spec.func, keys, args))?,
-            };
+            let (ok, val): (bool, Value) = vm.runner.call((spec.func, !spec.eval))?;
             Ok(outcome_of(ok, &val, env.resp3.get(), &spec.name))
         })();
+        panicked = env.panic.take();
         match result {
             Ok(r) => r,
             Err(e) => {
@@ -383,6 +503,11 @@ pub fn run(vm: &Vm, ctx: &mut Ctx<'_>, st: &RunState, spec: Spec<'_>) -> CmdResu
     if matches!(&outcome, Err(e) if e.0.ends_with("not enough memory")) {
         let _ = vm.lua.gc_collect();
         let _ = vm.lua.gc_collect();
+    }
+    if let Some(payload) = panicked {
+        // A command called from the script panicked: the script has unwound and the run
+        // state is clean; the panic continues as it would have without the script.
+        std::panic::resume_unwind(payload);
     }
     outcome
 }
@@ -458,6 +583,15 @@ mod tests {
         );
     }
 
+    /// `command_args` on the stack of a C call with arguments `a`.
+    fn args_of(lua: &Lua, a: MultiValue) -> Result<Vec<Bytes>, &'static str> {
+        let mut out = Err("not called");
+        // SAFETY: `exec_raw` calls the closure as a protected C function with `a` on its
+        // stack; `command_args` raises nothing.
+        let _: MultiValue = unsafe { lua.exec_raw(a, |state| out = command_args(state)) }.unwrap();
+        out
+    }
+
     #[test]
     fn numbers_become_arguments_like_redis() {
         let lua = Lua::new();
@@ -465,7 +599,7 @@ mod tests {
             .load("return 'get', 1.5, 100, 0.1, 1e20")
             .eval()
             .unwrap();
-        let args = command_args(&a).unwrap();
+        let args = args_of(&lua, a).unwrap();
         let texts: Vec<&[u8]> = args.iter().map(|b| b.as_ref()).collect();
         assert_eq!(
             texts,
@@ -478,7 +612,7 @@ mod tests {
             ]
         );
         let a: MultiValue = lua.load("return 'get', true").eval().unwrap();
-        assert_eq!(command_args(&a), Err(BAD_ARG));
-        assert_eq!(command_args(&MultiValue::new()), Err(NO_ARGS));
+        assert_eq!(args_of(&lua, a), Err(BAD_ARG));
+        assert_eq!(args_of(&lua, MultiValue::new()), Err(NO_ARGS));
     }
 }

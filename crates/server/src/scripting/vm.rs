@@ -71,8 +71,9 @@ pub struct Vm {
     pub library_api: Option<Table>,
     /// The real `redis` table of `library_api` (`register_function` is set per load).
     pub library_redis: Option<Table>,
-    /// `runner(f, keys, args)`: calls `f` (with `keys, args` when given) under `xpcall`
-    /// with the message handler; returns `ok, value`.
+    /// `runner(f, is_function)`: calls `f` under `xpcall` with the message handler and
+    /// returns `ok, value`; the running script's keys and arguments (`run::params`) are
+    /// passed to a function, or set as the `KEYS` and `ARGV` globals of an EVAL script.
     pub runner: Function,
     /// `plain(f)`: `pcall(f)` without message handler (library loading).
     pub plain: Function,
@@ -225,6 +226,8 @@ impl Vm {
             base.raw_get::<Value>("xpcall")?,
             handler.clone(),
             base.raw_get::<Value>("pcall")?,
+            super::run::params_function(&lua)?,
+            globals.clone(),
         ))?;
         if kind == Kind::Eval {
             globals.raw_set("__redis__err__handler", handler)?;
@@ -519,11 +522,13 @@ return h
 "#;
 
 const RUNNER: &str = r#"
-local xpcall, handler, pcall = ...
-return function(f, keys, args)
-  if keys then
+local xpcall, handler, pcall, params, globals = ...
+return function(f, is_function)
+  if is_function then
+    local keys, args = params()
     return xpcall(function() return f(keys, args) end, handler)
   end
+  params(globals)
   return xpcall(f, handler)
 end, function(f)
   return pcall(f)
