@@ -265,6 +265,63 @@ fn lua_memory_limit_is_enforced_at_its_boundary() {
     );
 }
 
+/// The values Basalt builds for a script — `KEYS`/`ARGV` and `redis.call` replies, pushed
+/// on the raw Lua stack — count against `lua-memory-limit` like the script's own.
+#[test]
+fn lua_memory_limit_covers_arguments_and_command_replies() {
+    let server = crate::start(&[]);
+    let mut c = client(&server);
+    c.cmd(&[b"CONFIG", b"SET", b"lua-memory-limit", b"8mb"])
+        .expect("set");
+    let big = vec![b'x'; 16 * 1024 * 1024];
+    let small = vec![b'x'; 1024 * 1024];
+    let not_enough = |r: String| {
+        assert!(
+            r.starts_with("-ERR Error running script ") && r.ends_with(", not enough memory\r\n"),
+            "{r}"
+        );
+    };
+    // ARGV and KEYS.
+    assert_eq!(
+        text(
+            c.cmd(&[b"EVAL", b"return #ARGV[1]", b"0", &small])
+                .expect("eval")
+        ),
+        ":1048576\r\n"
+    );
+    not_enough(text(
+        c.cmd(&[b"EVAL", b"return #ARGV[1]", b"0", &big])
+            .expect("eval"),
+    ));
+    not_enough(text(
+        c.cmd(&[b"EVAL", b"return #KEYS[1]", b"1", &big])
+            .expect("eval"),
+    ));
+    let lib =
+        b"#!lua name=m\nredis.register_function('len', function(keys, args) return #args[1] end)";
+    c.cmd(&[b"FUNCTION", b"LOAD", lib]).expect("load");
+    not_enough(text(c.cmd(&[b"FCALL", b"len", b"0", &big]).expect("fcall")));
+    assert_eq!(
+        text(c.cmd(&[b"FCALL", b"len", b"0", &small]).expect("fcall")),
+        ":1048576\r\n"
+    );
+    // A command reply, through redis.call and redis.pcall (a memory error is not a
+    // command error: pcall does not catch it).
+    c.cmd(&[b"SET", b"big", &big]).expect("set");
+    c.cmd(&[b"SET", b"small", &small]).expect("set");
+    for script in [
+        &b"return #redis.call('GET', KEYS[1])"[..],
+        b"return #redis.pcall('GET', KEYS[1])",
+        b"return #redis.call('MGET', KEYS[1], KEYS[1])[1]",
+    ] {
+        not_enough(text(c.cmd(&[b"EVAL", script, b"1", b"big"]).expect("eval")));
+        assert_eq!(
+            text(c.cmd(&[b"EVAL", script, b"1", b"small"]).expect("eval")),
+            ":1048576\r\n"
+        );
+    }
+}
+
 #[test]
 fn busy_reply_threshold_alias_and_info_fields() {
     let server = crate::start(&["--lua-time-limit", "1234"]);
