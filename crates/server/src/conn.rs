@@ -167,7 +167,7 @@ async fn run(srv: &Arc<Server>, stream: &mut TcpStream, client: &mut Client) {
                             continue;
                         }
                     };
-                    if let Some(e) = srv.check_oom(client, resolved, batch_now) {
+                    if let Some(e) = srv.check_oom(client, resolved, &args, batch_now) {
                         encode(&srv.reject(client, &args, e), client.proto, &mut out);
                         continue;
                     }
@@ -189,13 +189,13 @@ async fn run(srv: &Arc<Server>, stream: &mut TcpStream, client: &mut Client) {
                     }
                     let queued_writes = client.multi.as_ref().is_some_and(|m| m.has_write);
                     let mut now = batch_now;
-                    if srv.pause_remaining(resolved, queued_writes, now) > 0 {
+                    if srv.pause_remaining(resolved, &args, queued_writes, now) > 0 {
                         // Flush what is already answered, then wait out the pause.
                         durable(srv, client).await;
                         if write_out(srv, stream, &mut out, &shared).await.is_err() {
                             return;
                         }
-                        wait_pause(srv, resolved, queued_writes).await;
+                        wait_pause(srv, resolved, &args, queued_writes).await;
                         now = unix_ms();
                     }
                     let mut reply = match srv.try_execute(client, resolved, &args, now) {
@@ -537,9 +537,14 @@ async fn execute_gated(
     }
 }
 
-async fn wait_pause(srv: &Server, resolved: &crate::cmd::Resolved, queued_writes: bool) {
+async fn wait_pause(
+    srv: &Server,
+    resolved: &crate::cmd::Resolved,
+    args: &[bytes::Bytes],
+    queued_writes: bool,
+) {
     loop {
-        let wait = srv.pause_remaining(resolved, queued_writes, unix_ms());
+        let wait = srv.pause_remaining(resolved, args, queued_writes, unix_ms());
         if wait == 0 {
             return;
         }

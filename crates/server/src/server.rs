@@ -966,7 +966,13 @@ impl Server {
     /// if nothing could be evicted, refuse (with the OOM error, already counted) a
     /// `denyoom` command, any command being queued in MULTI but the transaction ones,
     /// and an EXEC whose queue holds a `denyoom` command. Reads and deletes run.
-    pub fn check_oom(&self, client: &Client, resolved: &Resolved, now: u64) -> Option<Error> {
+    pub fn check_oom(
+        &self,
+        client: &Client,
+        resolved: &Resolved,
+        args: &[Bytes],
+        now: u64,
+    ) -> Option<Error> {
         if self.live.maxmemory.load(Ordering::Relaxed) == 0 {
             return None;
         }
@@ -984,7 +990,9 @@ impl Server {
             (Some(m), "exec") => m.has_denyoom,
             (Some(_), "discard" | "multi" | "watch" | "unwatch" | "quit" | "reset") => false,
             (Some(_), _) => true,
-            (None, _) => resolved.cmd.has(flags::DENYOOM),
+            // EVAL and FCALL: a script with flags and neither `allow-oom` nor
+            // `no-writes` is `denyoom` (Redis's `scriptFlagsToCmdFlags`).
+            (None, _) => resolved.cmd.flags_for(self, args) & flags::DENYOOM != 0,
         };
         if !refuse {
             return None;
@@ -1024,8 +1032,9 @@ impl Server {
             self.count_error(&e);
             return Some(e.into_frame());
         }
-        let writes = resolved.cmd.has(flags::WRITE) || resolved.cmd.has(flags::MAY_REPLICATE);
-        multi.has_denyoom |= resolved.cmd.has(flags::DENYOOM);
+        let f = resolved.cmd.flags_for(self, args);
+        let writes = f & (flags::WRITE | flags::MAY_REPLICATE) != 0;
+        multi.has_denyoom |= f & flags::DENYOOM != 0;
         multi.push(resolved.id, args, writes);
         let shared = &client.shared;
         // CLIENT LIST shows the last queued command, as Redis does.
@@ -1064,7 +1073,13 @@ impl Server {
     }
 
     /// How long a command must wait because of CLIENT PAUSE (0: not at all).
-    pub fn pause_remaining(&self, resolved: &Resolved, queued_writes: bool, now: u64) -> u64 {
+    pub fn pause_remaining(
+        &self,
+        resolved: &Resolved,
+        args: &[Bytes],
+        queued_writes: bool,
+        now: u64,
+    ) -> u64 {
         if self.pause_until.load(Ordering::Acquire) <= now {
             return 0;
         }
@@ -1072,10 +1087,10 @@ impl Server {
         if p.until <= now {
             return 0;
         }
-        let cmd = resolved.cmd;
         let affected = if p.write_only {
-            cmd.has(flags::WRITE)
-                || cmd.has(flags::MAY_REPLICATE)
+            // EVAL and FCALL take their script's flags: a compat-mode script may write
+            // (`may-replicate`), a script with flags writes unless `no-writes`.
+            resolved.cmd.flags_for(self, args) & (flags::WRITE | flags::MAY_REPLICATE) != 0
                 || (resolved.id == self.exec_id && queued_writes)
         } else {
             true

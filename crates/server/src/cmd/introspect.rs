@@ -112,6 +112,7 @@ pub const COMMANDS: &[Command] = &[Command {
     keys: (0, 0, 0),
     key_specs: &[],
     getkeys: None,
+    flags_of: None,
 }];
 
 fn status_set(items: impl IntoIterator<Item = String>) -> Frame {

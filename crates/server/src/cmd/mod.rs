@@ -11,7 +11,7 @@ pub mod introspect;
 
 use crate::error::CmdResult;
 use crate::families;
-use crate::server::Ctx;
+use crate::server::{Ctx, Server};
 use bytes::Bytes;
 use std::collections::HashMap;
 
@@ -44,6 +44,8 @@ pub type GetKeys = fn(&[Bytes]) -> Vec<(usize, &'static [&'static str])>;
 
 /// A command handler: `args[0]` is the command name as the client sent it.
 pub type Handler = fn(&mut Ctx<'_>, &[Bytes]) -> CmdResult;
+/// See [`Command::flags_of`].
+pub type FlagsOf = fn(&Server, &Command, &[Bytes]) -> u32;
 
 /// Command flags, as `COMMAND INFO` names them.
 pub mod flags {
@@ -302,6 +304,10 @@ pub struct Command {
     /// For commands whose keys the specs cannot describe (Redis's getkeys_proc): the
     /// indexes of the keys in a request, with their key-spec flags.
     pub getkeys: Option<GetKeys>,
+    /// For commands whose flags depend on the request (Redis's `getCommandFlags`: EVAL
+    /// and FCALL take their script's flags): the flags this request runs with. May
+    /// fall back to `flags` when it cannot tell without waiting.
+    pub flags_of: Option<FlagsOf>,
 }
 
 impl Command {
@@ -321,11 +327,20 @@ impl Command {
         handler: None,
         subcommands: &[],
         getkeys: None,
+        flags_of: None,
     };
 
     /// True if a flag bit is set.
     pub fn has(&self, flag: u32) -> bool {
         self.flags & flag != 0
+    }
+
+    /// The flags a request of this command runs with (see [`Command::flags_of`]).
+    pub fn flags_for(&self, srv: &Server, args: &[Bytes]) -> u32 {
+        match self.flags_of {
+            Some(f) => f(srv, self, args),
+            None => self.flags,
+        }
     }
 
     /// ACL categories including those Redis derives from the flags.

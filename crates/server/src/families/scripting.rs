@@ -12,7 +12,7 @@ use crate::cmd::{BeginSearch, Command, FindKeys, KeySpec, acl};
 use crate::error::{CmdResult, Error};
 use crate::scripting::run::{Spec, run};
 use crate::scripting::{self, dump, flags as sflags};
-use crate::server::Ctx;
+use crate::server::{Ctx, Server};
 use basalt_proto::Frame;
 use bytes::Bytes;
 use std::sync::atomic::Ordering;
@@ -263,66 +263,84 @@ const FUNCTION_SUBCOMMANDS: &[Command] = &[
 
 /// The family's commands.
 pub const COMMANDS: &[Command] = &[
-    script_cmd!(
-        "eval",
-        -3,
-        RUN_FLAGS,
-        EVAL_RW,
-        "2.6.0",
-        "Executes a server-side Lua script.",
-        "Depends on the script that is executed.",
-        eval
-    ),
-    script_cmd!(
-        "evalsha",
-        -3,
-        RUN_FLAGS,
-        EVALSHA_RW,
-        "2.6.0",
-        "Executes a server-side Lua script by SHA1 digest.",
-        "Depends on the script that is executed.",
-        evalsha
-    ),
-    script_cmd!(
-        "eval_ro",
-        -3,
-        RUN_RO_FLAGS,
-        EVAL_RO,
-        "7.0.0",
-        "Executes a read-only server-side Lua script.",
-        "Depends on the script that is executed.",
-        eval_ro
-    ),
-    script_cmd!(
-        "evalsha_ro",
-        -3,
-        RUN_RO_FLAGS,
-        EVALSHA_RO,
-        "7.0.0",
-        "Executes a read-only server-side Lua script by SHA1 digest.",
-        "Depends on the script that is executed.",
-        evalsha_ro
-    ),
-    script_cmd!(
-        "fcall",
-        -3,
-        RUN_FLAGS,
-        EVAL_RW,
-        "7.0.0",
-        "Invokes a function.",
-        "Depends on the function that is executed.",
-        fcall
-    ),
-    script_cmd!(
-        "fcall_ro",
-        -3,
-        RUN_RO_FLAGS,
-        EVAL_RO,
-        "7.0.0",
-        "Invokes a read-only function.",
-        "Depends on the function that is executed.",
-        fcall_ro
-    ),
+    Command {
+        flags_of: Some(eval_flags),
+        ..script_cmd!(
+            "eval",
+            -3,
+            RUN_FLAGS,
+            EVAL_RW,
+            "2.6.0",
+            "Executes a server-side Lua script.",
+            "Depends on the script that is executed.",
+            eval
+        )
+    },
+    Command {
+        flags_of: Some(eval_flags),
+        ..script_cmd!(
+            "evalsha",
+            -3,
+            RUN_FLAGS,
+            EVALSHA_RW,
+            "2.6.0",
+            "Executes a server-side Lua script by SHA1 digest.",
+            "Depends on the script that is executed.",
+            evalsha
+        )
+    },
+    Command {
+        flags_of: Some(eval_flags),
+        ..script_cmd!(
+            "eval_ro",
+            -3,
+            RUN_RO_FLAGS,
+            EVAL_RO,
+            "7.0.0",
+            "Executes a read-only server-side Lua script.",
+            "Depends on the script that is executed.",
+            eval_ro
+        )
+    },
+    Command {
+        flags_of: Some(eval_flags),
+        ..script_cmd!(
+            "evalsha_ro",
+            -3,
+            RUN_RO_FLAGS,
+            EVALSHA_RO,
+            "7.0.0",
+            "Executes a read-only server-side Lua script by SHA1 digest.",
+            "Depends on the script that is executed.",
+            evalsha_ro
+        )
+    },
+    Command {
+        flags_of: Some(fcall_flags),
+        ..script_cmd!(
+            "fcall",
+            -3,
+            RUN_FLAGS,
+            EVAL_RW,
+            "7.0.0",
+            "Invokes a function.",
+            "Depends on the function that is executed.",
+            fcall
+        )
+    },
+    Command {
+        flags_of: Some(fcall_flags),
+        ..script_cmd!(
+            "fcall_ro",
+            -3,
+            RUN_RO_FLAGS,
+            EVAL_RO,
+            "7.0.0",
+            "Invokes a read-only function.",
+            "Depends on the function that is executed.",
+            fcall_ro
+        )
+    },
     Command {
         name: "script",
         arity: -2,
@@ -344,6 +362,67 @@ pub const COMMANDS: &[Command] = &[
         ..Command::EMPTY
     },
 ];
+
+/// Redis's `scriptFlagsToCmdFlags`: a script that declares flags (a shebang, or any
+/// function) runs with what it declares instead of the command's `write`, `denyoom`,
+/// `stale` and `may-replicate`: `write` unless `no-writes`, `denyoom` unless `no-writes`
+/// or `allow-oom`, `stale` with `allow-stale`. A script without flags keeps the
+/// command's (EVAL: `may-replicate`, no `denyoom`).
+fn script_cmd_flags(cmd_flags: u32, script_flags: u32) -> u32 {
+    if script_flags & sflags::EVAL_COMPAT != 0 {
+        return cmd_flags;
+    }
+    let mut f = cmd_flags & !(STALE | DENYOOM | WRITE | MAY_REPLICATE);
+    if script_flags & (sflags::ALLOW_OOM | sflags::NO_WRITES) == 0 {
+        f |= DENYOOM;
+    }
+    if script_flags & sflags::NO_WRITES == 0 {
+        f |= WRITE;
+    }
+    if script_flags & sflags::ALLOW_STALE != 0 {
+        f |= STALE;
+    }
+    f
+}
+
+/// The flags an EVAL* request runs with (Redis's `evalGetCommandFlags`): those of its
+/// script, from the shebang of EVAL's body or from the cached script EVALSHA names. An
+/// unknown SHA1 or a bad shebang keeps the command's flags (the handler then fails). So
+/// does a script cache held by a running script: a connection never waits for it here
+/// (the script's own start checks still apply).
+fn eval_flags(srv: &Server, cmd: &Command, args: &[Bytes]) -> u32 {
+    let script_flags = if cmd.name.starts_with("evalsha") {
+        let Some(id) = scripting::script_id(&args[1]) else {
+            return cmd.flags;
+        };
+        let Some(engine) = srv.scripting.eval.try_lock() else {
+            return cmd.flags;
+        };
+        match engine.scripts.get(&id) {
+            Some(script) => script.flags,
+            None => return cmd.flags,
+        }
+    } else {
+        match scripting::shebang_flags(&args[1]) {
+            Ok((f, _)) => f,
+            Err(_) => return cmd.flags,
+        }
+    };
+    script_cmd_flags(cmd.flags, script_flags)
+}
+
+/// The flags an FCALL* request runs with (Redis's `fcallGetCommandFlags`): those of the
+/// function (functions always have flags). Unknown function, or libraries held by a
+/// running function or a load: the command's.
+fn fcall_flags(srv: &Server, cmd: &Command, args: &[Bytes]) -> u32 {
+    let Some(engine) = srv.scripting.functions.try_lock() else {
+        return cmd.flags;
+    };
+    match engine.function(&String::from_utf8_lossy(&args[1])) {
+        Some(f) => script_cmd_flags(cmd.flags, f.flags),
+        None => cmd.flags,
+    }
+}
 
 /// `numkeys` of EVAL/FCALL: the keys and the remaining arguments.
 fn split_keys<'a>(
@@ -402,6 +481,7 @@ fn eval_generic(ctx: &mut Ctx<'_>, args: &[Bytes], evalsha: bool, ro: bool) -> C
         ));
     }
     let read_only = ro || (!compat && script.flags & sflags::NO_WRITES != 0);
+    let deny_oom = script.flags & sflags::ALLOW_OOM == 0 && srv.over_maxmemory();
     let func = script.func.clone();
     let engine = &*engine;
     run(
@@ -413,6 +493,7 @@ fn eval_generic(ctx: &mut Ctx<'_>, args: &[Bytes], evalsha: bool, ro: bool) -> C
             name: scripting::id_text(&sha).to_owned(),
             eval: true,
             read_only,
+            deny_oom,
             keys,
             args: argv,
             command: args,
@@ -453,6 +534,7 @@ fn fcall_generic(ctx: &mut Ctx<'_>, args: &[Bytes], ro: bool) -> CmdResult {
         ));
     }
     let read_only = ro || f.flags & sflags::NO_WRITES != 0;
+    let deny_oom = f.flags & sflags::ALLOW_OOM == 0 && srv.over_maxmemory();
     let func = f.func.clone();
     run(
         &engine.vm,
@@ -463,6 +545,7 @@ fn fcall_generic(ctx: &mut Ctx<'_>, args: &[Bytes], ro: bool) -> CmdResult {
             name,
             eval: false,
             read_only,
+            deny_oom,
             keys,
             args: argv,
             command: args,

@@ -31,6 +31,9 @@ pub struct Spec<'a> {
     pub eval: bool,
     /// Write commands are refused.
     pub read_only: bool,
+    /// The server was over `maxmemory` when the script started and the script is not
+    /// `allow-oom`: its first write, if `denyoom`, is refused.
+    pub deny_oom: bool,
     /// The key names.
     pub keys: &'a [Bytes],
     /// The other arguments.
@@ -45,6 +48,7 @@ struct Env<'a> {
     client: RefCell<&'a mut Client>,
     now: u64,
     read_only: bool,
+    deny_oom: bool,
     st: &'a RunState,
     resp3: Cell<bool>,
     db: Cell<usize>,
@@ -63,12 +67,12 @@ struct Env<'a> {
     panic: Cell<Option<Box<dyn std::any::Any + Send>>>,
 }
 
-const UNKNOWN: &str = "Unknown Redis command called from script";
-const ARITY: &str = "Wrong number of args calling Redis command from script";
-const NOSCRIPT: &str = "This Redis command is not allowed from script";
-const READONLY: &str = "Write commands are not allowed from read-only scripts.";
-const NO_ARGS: &str = "Please specify at least one argument for this redis lib call";
-const BAD_ARG: &str = "Lua redis lib command arguments must be strings or integers";
+const UNKNOWN: &str = "ERR Unknown Redis command called from script";
+const ARITY: &str = "ERR Wrong number of args calling Redis command from script";
+const NOSCRIPT: &str = "ERR This Redis command is not allowed from script";
+const READONLY: &str = "ERR Write commands are not allowed from read-only scripts.";
+const NO_ARGS: &str = "ERR Please specify at least one argument for this redis lib call";
+const BAD_ARG: &str = "ERR Lua redis lib command arguments must be strings or integers";
 
 impl Env<'_> {
     /// Redis's `scriptCall`: the command's reply, or the script-level refusal.
@@ -82,7 +86,7 @@ impl Env<'_> {
             srv.cmd_stats[resolved.id]
                 .rejected
                 .fetch_add(1, Ordering::Relaxed);
-            srv.count_error(&Error::msg(format!("ERR {msg}")));
+            srv.count_error(&Error::msg(msg));
             Err(msg)
         };
         if !resolved.cmd.arity_ok(args.len()) {
@@ -95,6 +99,15 @@ impl Env<'_> {
         let writes = resolved.cmd.has(flags::WRITE);
         if self.read_only && (writes || resolved.cmd.has(flags::MAY_REPLICATE)) {
             return refuse(READONLY);
+        }
+        // Redis's `scriptVerifyOOM`: over maxmemory at the start, the script may not
+        // begin writing with a command that can grow memory; once it has written, it
+        // runs to the end (atomicity wins).
+        if self.deny_oom
+            && resolved.cmd.has(flags::DENYOOM)
+            && !self.st.wrote.load(Ordering::Relaxed)
+        {
+            return refuse(crate::error::OOM);
         }
         if writes {
             self.st.wrote.store(true, Ordering::Release);
@@ -193,8 +206,8 @@ unsafe fn call_command(state: *mut ffi::lua_State, env: &Env<'_>) -> Called {
     }
 }
 
-/// Pushes the error table of a refusal (`{err = "ERR msg"}`, plus
-/// `ignore_error_stats_update` when `counted`).
+/// Pushes the error table of a refusal (`{err = msg}`, plus `ignore_error_stats_update`
+/// when `counted`).
 ///
 /// # Safety
 /// As [`push_frame`]: may raise.
@@ -203,9 +216,7 @@ unsafe fn push_refusal(state: *mut ffi::lua_State, msg: &str, counted: bool) {
         ffi::luaL_checkstack(state, 4, c"error reply".as_ptr());
         ffi::lua_createtable(state, 0, 2);
         push_bytes(state, b"err");
-        push_bytes(state, b"ERR ");
         push_bytes(state, msg.as_bytes());
-        ffi::lua_concat(state, 2);
         ffi::lua_rawset(state, -3);
         if counted {
             push_bytes(state, b"ignore_error_stats_update");
@@ -233,7 +244,7 @@ unsafe fn redis_call_raw(state: *mut ffi::lua_State, raise: bool) -> c_int {
         if p.is_null() {
             push_refusal(
                 state,
-                "redis.call/pcall can only be called inside a script invocation",
+                "ERR redis.call/pcall can only be called inside a script invocation",
                 false,
             );
             ffi::lua_error(state);
@@ -454,6 +465,7 @@ pub fn run(vm: &Vm, ctx: &mut Ctx<'_>, st: &RunState, spec: Spec<'_>) -> CmdResu
             client: RefCell::new(&mut *ctx.client),
             now,
             read_only: spec.read_only,
+            deny_oom: spec.deny_oom,
             st,
             resp3: Cell::new(false),
             db: Cell::new(caller_db),

@@ -440,3 +440,159 @@ fn script_writes_reach_the_aof_as_effects_and_survive_a_restart() {
     assert_eq!(text(c.cmd(&[b"GET", b"unlogged"]).expect("get")), "$-1\r\n");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+const OOM: &str = "OOM command not allowed when used memory > 'maxmemory'.";
+
+/// Scripts over `maxmemory`, as Redis 7.0.15 answers (`scriptVerifyOOM`,
+/// `evalGetCommandFlags`): a script without flags starts, but its first write that may
+/// grow memory is refused unless it already wrote; a script with flags is refused at the
+/// start (as a `denyoom` command) unless `allow-oom` or `no-writes`; functions likewise.
+#[test]
+fn scripts_over_maxmemory_follow_redis() {
+    let server = crate::start(&[]);
+    let mut c = client(&server);
+    let lib = b"#!lua name=l\nredis.register_function('w', function() return redis.call('set','a','1') end)\nredis.register_function{function_name='r', callback=function() return 1 end, flags={'no-writes'}}\nredis.register_function{function_name='o', callback=function() return redis.call('set','a','1') end, flags={'allow-oom'}}";
+    assert_eq!(
+        text(c.cmd(&[b"FUNCTION", b"LOAD", lib]).expect("load")),
+        "$1\r\nl\r\n"
+    );
+    c.cmd(&[b"CONFIG", b"SET", b"maxmemory", b"1"])
+        .expect("set");
+    let eval = |c: &mut RawClient, script: &str| -> String {
+        text(c.cmd(&[b"EVAL", script.as_bytes(), b"0"]).expect("eval"))
+    };
+    let located = |sha: &str| format!("-{OOM} script: {sha}, on @user_script:1.\r\n");
+    assert_eq!(
+        eval(&mut c, "return redis.call('set','a','1')"),
+        located("67ed14c1cb086d8c2fcf91ebe13410ba087fd0f8")
+    );
+    // Reads first change nothing; a write that cannot grow memory first lets the
+    // following writes run.
+    assert_eq!(
+        eval(
+            &mut c,
+            "redis.call('get','x') return redis.call('set','a','1')"
+        ),
+        located("e24bd058f9fdc0fac4f1facc4c94ea6ab224154b")
+    );
+    assert_eq!(
+        eval(
+            &mut c,
+            "redis.call('del','x') return redis.call('set','a','1')"
+        ),
+        "+OK\r\n"
+    );
+    // A refused write does not count as the first write.
+    assert_eq!(
+        eval(
+            &mut c,
+            "redis.pcall('set','a','1') return redis.call('set','a','2')"
+        ),
+        located("eaca4578b30305bd6efffbf769039d7d62a64f01")
+    );
+    assert_eq!(
+        eval(
+            &mut c,
+            "local r = redis.pcall('set','a','1') return type(r) .. tostring(r.err) .. tostring(r.ignore_error_stats_update)"
+        ),
+        format!("${}\r\ntable{OOM}true\r\n", OOM.len() + 9)
+    );
+    assert_eq!(eval(&mut c, "return redis.call('del','a')"), ":1\r\n");
+    // Scripts with flags.
+    assert_eq!(
+        eval(&mut c, "#!lua\nreturn redis.call('set','a','1')"),
+        format!("-{OOM}\r\n")
+    );
+    assert_eq!(eval(&mut c, "#!lua flags=no-writes\nreturn 1"), ":1\r\n");
+    assert_eq!(
+        eval(
+            &mut c,
+            "#!lua flags=allow-oom\nreturn redis.call('set','a','1')"
+        ),
+        "+OK\r\n"
+    );
+    assert_eq!(
+        text(
+            c.cmd(&[b"EVAL_RO", b"#!lua\nreturn redis.call('get','a')", b"0"])
+                .expect("eval_ro")
+        ),
+        format!("-{OOM}\r\n")
+    );
+    for (f, reply) in [
+        (&b"w"[..], format!("-{OOM}\r\n")),
+        (b"r", ":1\r\n".to_string()),
+        (b"o", "+OK\r\n".to_string()),
+    ] {
+        assert_eq!(
+            text(c.cmd(&[b"FCALL", f, b"0"]).expect("fcall")),
+            reply,
+            "{}",
+            String::from_utf8_lossy(f)
+        );
+    }
+    // Under the limit again, nothing is refused.
+    c.cmd(&[b"CONFIG", b"SET", b"maxmemory", b"0"])
+        .expect("set");
+    assert_eq!(eval(&mut c, "return redis.call('set','a','1')"), "+OK\r\n");
+}
+
+/// CLIENT PAUSE WRITE and scripts, as Redis 7.0.15: EVAL/EVALSHA/FCALL of a script
+/// without flags may write and wait; a script with flags waits unless `no-writes`;
+/// EVAL_RO/EVALSHA_RO/FCALL_RO of read-only scripts run (a `_RO` call of a script
+/// declared writing waits, then fails).
+#[test]
+fn client_pause_write_holds_scripts_that_may_write() {
+    let server = crate::start(&[]);
+    let mut admin = client(&server);
+    let sha = text(admin.cmd(&[b"SCRIPT", b"LOAD", b"return 1"]).expect("load"));
+    let sha = sha.trim_end().rsplit('\n').next().unwrap_or("").to_string();
+    let lib = b"#!lua name=l\nredis.register_function('w', function() return redis.call('set','a','1') end)\nredis.register_function{function_name='r', callback=function() return 1 end, flags={'no-writes'}}";
+    admin.cmd(&[b"FUNCTION", b"LOAD", lib]).expect("fload");
+    let runs: Vec<(Vec<&[u8]>, &str)> = vec![
+        (vec![b"EVAL_RO", b"return 1", b"0"], ":1\r\n"),
+        (
+            vec![b"EVAL", b"#!lua flags=no-writes\nreturn 1", b"0"],
+            ":1\r\n",
+        ),
+        (vec![b"EVALSHA_RO", sha.as_bytes(), b"0"], ":1\r\n"),
+        (vec![b"FCALL", b"r", b"0"], ":1\r\n"),
+        (vec![b"FCALL_RO", b"r", b"0"], ":1\r\n"),
+    ];
+    let held: Vec<(Vec<&[u8]>, &str)> = vec![
+        (vec![b"EVAL", b"return 1", b"0"], ":1\r\n"),
+        (vec![b"EVAL", b"#!lua\nreturn 1", b"0"], ":1\r\n"),
+        (vec![b"EVALSHA", sha.as_bytes(), b"0"], ":1\r\n"),
+        (vec![b"FCALL", b"w", b"0"], "+OK\r\n"),
+        (
+            vec![b"FCALL_RO", b"w", b"0"],
+            "-ERR Can not execute a script with write flag using *_ro command.\r\n",
+        ),
+        (
+            vec![b"EVAL_RO", b"#!lua\nreturn 1", b"0"],
+            "-ERR Can not execute a script with write flag using *_ro command.\r\n",
+        ),
+    ];
+    admin
+        .cmd(&[b"CLIENT", b"PAUSE", b"60000", b"WRITE"])
+        .expect("pause");
+    let mut c = client(&server);
+    for (args, reply) in &runs {
+        assert_eq!(text(c.cmd(args).expect("run")), *reply, "{args:?}");
+    }
+    let mut waiting = Vec::new();
+    for (args, reply) in &held {
+        let mut w = client(&server);
+        w.send(args).expect("send");
+        w.set_timeout(Duration::from_millis(300)).expect("timeout");
+        assert!(
+            w.read_reply_raw().is_err(),
+            "{args:?} must wait while paused"
+        );
+        waiting.push((w, *reply));
+    }
+    admin.cmd(&[b"CLIENT", b"UNPAUSE"]).expect("unpause");
+    for (mut w, reply) in waiting {
+        w.set_timeout(Duration::from_secs(10)).expect("timeout");
+        assert_eq!(text(w.read_reply_raw().expect("after unpause")), reply);
+    }
+}
