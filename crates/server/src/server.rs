@@ -299,6 +299,10 @@ pub struct Client {
     pub aof_acked: u64,
     /// Running the commands of a script (blocking commands answer at once).
     pub in_script: bool,
+    /// The error the running command returns was counted in the error stats already
+    /// (a script's error from `redis.call`, Redis's `ignore_error_stats_update`):
+    /// `Server::call` counts the failed call but not the error again.
+    pub error_counted: bool,
 }
 
 impl Client {
@@ -320,6 +324,7 @@ impl Client {
             multi: None,
             in_exec: false,
             in_script: false,
+            error_counted: false,
             subs: Default::default(),
             reply_at: None,
             reply_in_outbox: false,
@@ -956,7 +961,9 @@ impl Server {
             Ok(f) => f,
             Err(e) => {
                 st.failed.fetch_add(1, Ordering::Relaxed);
-                self.count_error(&e);
+                if !std::mem::take(&mut client.error_counted) {
+                    self.count_error(&e);
+                }
                 e.into_frame()
             }
         }

@@ -490,7 +490,7 @@ fn eval_generic(ctx: &mut Ctx<'_>, args: &[Bytes], evalsha: bool, ro: bool) -> C
         &srv.scripting.run,
         Spec {
             func: &func,
-            name: scripting::id_text(&sha).to_owned(),
+            name: scripting::id_text(&sha),
             eval: true,
             read_only,
             deny_oom,
@@ -542,7 +542,7 @@ fn fcall_generic(ctx: &mut Ctx<'_>, args: &[Bytes], ro: bool) -> CmdResult {
         &srv.scripting.run,
         Spec {
             func: &func,
-            name,
+            name: &name,
             eval: false,
             read_only,
             deny_oom,

@@ -26,7 +26,7 @@ pub struct Spec<'a> {
     /// The compiled script or the function's callback.
     pub func: &'a Function,
     /// SHA1 (EVAL) or function name, for error messages and FUNCTION STATS.
-    pub name: String,
+    pub name: &'a str,
     /// An EVAL script (KEYS/ARGV globals) rather than a function (keys, args arguments).
     pub eval: bool,
     /// Write commands are refused.
@@ -80,7 +80,10 @@ impl Env<'_> {
         let srv = self.srv;
         let resolved = match srv.commands.lookup(&args) {
             Lookup::Found(r) => r,
-            _ => return Err(UNKNOWN),
+            _ => {
+                srv.count_error(&Error::msg(UNKNOWN));
+                return Err(UNKNOWN);
+            }
         };
         let refuse = |msg: &'static str| {
             srv.cmd_stats[resolved.id]
@@ -288,6 +291,8 @@ unsafe fn redis_call_raw(state: *mut ffi::lua_State, raise: bool) -> c_int {
             }
             f => push_frame(state, f, env.resp3.get(), scratch),
         }
+        // Pushed: the reply's memory goes back now rather than at the next call.
+        *env.reply.get() = None;
         1
     }
 }
@@ -448,7 +453,7 @@ pub fn install(lua: &Lua, redis: &Table) -> mlua::Result<()> {
 pub fn run(vm: &Vm, ctx: &mut Ctx<'_>, st: &RunState, spec: Spec<'_>) -> CmdResult {
     let srv = ctx.srv;
     let now = ctx.now;
-    st.begin(spec.eval, false, &spec.name, spec.command);
+    st.begin(spec.eval, false, spec.name, spec.command);
     let caller_db = ctx.client.db;
     let last_cmd = ctx.client.shared.last_cmd.load(Ordering::Relaxed);
     ctx.client.in_script = true;
@@ -459,6 +464,8 @@ pub fn run(vm: &Vm, ctx: &mut Ctx<'_>, st: &RunState, spec: Spec<'_>) -> CmdResu
         ctx.client.aof_exec = Some(Vec::new());
     }
     let panicked;
+    // The script's error came from a command (or `redis.pcall`'s table) and was counted.
+    let mut counted = false;
     let outcome = {
         let env = Env {
             srv,
@@ -480,7 +487,9 @@ pub fn run(vm: &Vm, ctx: &mut Ctx<'_>, st: &RunState, spec: Spec<'_>) -> CmdResu
             CURRENT.with(|c| c.set(&env as *const Env<'_> as *const ()));
             let _guard = CurrentGuard;
             let (ok, val): (bool, Value) = vm.runner.call((spec.func, !spec.eval))?;
-            Ok(outcome_of(ok, &val, env.resp3.get(), &spec.name))
+            counted = matches!(&val, Value::Table(t)
+                if t.raw_get::<bool>("ignore_error_stats_update").unwrap_or(false));
+            Ok(outcome_of(ok, &val, env.resp3.get(), spec.name))
         })();
         panicked = env.panic.take();
         match result {
@@ -503,6 +512,7 @@ pub fn run(vm: &Vm, ctx: &mut Ctx<'_>, st: &RunState, spec: Spec<'_>) -> CmdResu
     }
     // EVAL/FCALL themselves are not logged: their effects are.
     ctx.propagate_nothing();
+    ctx.client.error_counted = counted && outcome.is_err();
     let client = &mut *ctx.client;
     client.in_script = false;
     client.db = caller_db;

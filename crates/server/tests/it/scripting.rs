@@ -596,3 +596,46 @@ fn client_pause_write_holds_scripts_that_may_write() {
         assert_eq!(text(w.read_reply_raw().expect("after unpause")), reply);
     }
 }
+
+/// A command error inside a script is counted once in INFO errorstats, as Redis 7.0.15
+/// counts it (`ignore_error_stats_update`): when the command fails, not again when the
+/// script ends with it; the EVAL still counts as a failed call.
+#[test]
+fn script_errors_are_counted_once_like_redis() {
+    let server = crate::start(&[]);
+    let mut c = client(&server);
+    c.cmd(&[b"SET", b"a", b"x"]).expect("set");
+    c.cmd(&[b"CONFIG", b"RESETSTAT"]).expect("resetstat");
+    for script in [
+        &b"return redis.call('incr','a')"[..],
+        b"return redis.pcall('incr','a')",
+        b"local t = redis.pcall('incr','a') return 1",
+        b"return redis.call('nosuch','a')",
+        b"return redis.pcall('nosuch','a')",
+        b"return redis.call('get')",
+        b"return redis.error_reply('MY err')",
+        b"error('x')",
+        b"return {err='Z z', ignore_error_stats_update=true}",
+        b"error({err='Q z', ignore_error_stats_update=true})",
+        b"return redis.call()",
+    ] {
+        c.cmd(&[b"EVAL", script, b"0"]).expect("eval");
+    }
+    let errors = text(c.cmd(&[b"INFO", b"errorstats"]).expect("info"));
+    assert!(errors.contains("errorstat_ERR:count=8\r\n"), "{errors}");
+    assert!(errors.contains("errorstat_MY:count=1\r\n"), "{errors}");
+    let stats = text(c.cmd(&[b"INFO", b"stats"]).expect("info"));
+    assert!(stats.contains("total_error_replies:9\r\n"), "{stats}");
+    let cmds = text(c.cmd(&[b"INFO", b"commandstats"]).expect("info"));
+    for (cmd, tail) in [
+        ("eval", "rejected_calls=0,failed_calls=10"),
+        ("incr", "rejected_calls=0,failed_calls=3"),
+        ("get", "rejected_calls=1,failed_calls=0"),
+    ] {
+        let line = cmds
+            .lines()
+            .find(|l| l.starts_with(&format!("cmdstat_{cmd}:")))
+            .unwrap_or_else(|| panic!("no {cmd} in {cmds}"));
+        assert!(line.ends_with(tail), "{line}");
+    }
+}
