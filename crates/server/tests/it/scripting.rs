@@ -534,6 +534,39 @@ fn scripts_over_maxmemory_follow_redis() {
     c.cmd(&[b"CONFIG", b"SET", b"maxmemory", b"0"])
         .expect("set");
     assert_eq!(eval(&mut c, "return redis.call('set','a','1')"), "+OK\r\n");
+    // Inside EXEC each script decides at its own start; a script with flags refused
+    // there gets the allow-oom message.
+    c.cmd(&[b"MULTI"]).expect("multi");
+    c.cmd(&[b"CONFIG", b"SET", b"maxmemory", b"1"])
+        .expect("queue");
+    c.cmd(&[b"EVAL", b"return redis.call('set','a','b')", b"0"])
+        .expect("queue");
+    c.cmd(&[b"EVAL", b"#!lua\nreturn redis.call('set','a','c')", b"0"])
+        .expect("queue");
+    assert_eq!(
+        text(c.cmd(&[b"EXEC"]).expect("exec")),
+        format!(
+            "*3\r\n+OK\r\n{}-OOM allow-oom flag is not set on the script, can not run it when used memory > 'maxmemory'\r\n",
+            located("ff967d0ae0e68b4f9e360fa91c54598bc25ad9b6")
+        )
+    );
+    // A script with flags queued before the server went over maxmemory: EXEC is
+    // refused as for any queued denyoom command.
+    c.cmd(&[b"CONFIG", b"SET", b"maxmemory", b"0"])
+        .expect("set");
+    c.cmd(&[b"MULTI"]).expect("multi");
+    c.cmd(&[b"EVAL", b"#!lua\nreturn 2", b"0"]).expect("queue");
+    let mut other = client(&server);
+    other
+        .cmd(&[b"CONFIG", b"SET", b"maxmemory", b"1"])
+        .expect("set");
+    assert_eq!(
+        text(c.cmd(&[b"EXEC"]).expect("exec")),
+        format!("-EXECABORT Transaction discarded because of: {OOM}\r\n")
+    );
+    other
+        .cmd(&[b"CONFIG", b"SET", b"maxmemory", b"0"])
+        .expect("set");
 }
 
 /// CLIENT PAUSE WRITE and scripts, as Redis 7.0.15: EVAL/EVALSHA/FCALL of a script
