@@ -269,7 +269,7 @@ unsafe fn redis_call_raw(state: *mut ffi::lua_State, raise: bool) -> c_int {
                 // `run` resumes the panic once the script has unwound.
                 push_refusal(
                     state,
-                    "internal error in a command called from script",
+                    "ERR internal error in a command called from script",
                     true,
                 );
                 ffi::lua_error(state);
