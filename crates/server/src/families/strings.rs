@@ -139,6 +139,17 @@ pub const COMMANDS: &[Command] = &[
         getdel
     ),
     string_cmd!(
+        "delifeq",
+        3,
+        WRITE | FAST,
+        (1, 1, 1),
+        &[KeySpec::single(1, &["RM", "delete"])],
+        "9.0.0",
+        "Deletes the key if it holds a string equal to the given value (Basalt, as Valkey 9.0).",
+        "O(1)",
+        delifeq
+    ),
+    string_cmd!(
         "getex",
         -2,
         WRITE | FAST,
@@ -330,6 +341,8 @@ struct SetArgs {
     nx: bool,
     xx: bool,
     get: bool,
+    /// `IFEQ old`: write only over a string equal to `old` (Valkey 8.1's option).
+    ifeq: Option<Bytes>,
     expire: ExpireOpt,
     /// Absolute deadline in Unix ms (when `expire` is Ex/Px/ExAt/PxAt).
     when: i64,
@@ -347,6 +360,7 @@ fn parse_set_args(
         nx: false,
         xx: false,
         get: false,
+        ifeq: None,
         expire: ExpireOpt::None,
         when: 0,
     };
@@ -373,10 +387,19 @@ fn parse_set_args(
             None
         };
         let compatible = |k: ExpireOpt| a.expire == ExpireOpt::None || a.expire == k;
-        if is_set && is(opt, "nx") && !a.xx {
+        if is_set && is(opt, "nx") && !a.xx && a.ifeq.is_none() {
             a.nx = true;
-        } else if is_set && is(opt, "xx") && !a.nx {
+        } else if is_set && is(opt, "xx") && !a.nx && a.ifeq.is_none() {
             a.xx = true;
+        } else if is_set
+            && is(opt, "ifeq")
+            && !a.nx
+            && !a.xx
+            && let Some(old) = next
+        {
+            // IFEQ conflicts with NX and XX (a syntax error, as in Valkey).
+            a.ifeq = Some(old.clone());
+            i += 1;
         } else if is_set && is(opt, "get") {
             a.get = true;
         } else if let Some(k @ (ExpireOpt::KeepTtl | ExpireOpt::Persist)) = kind
@@ -425,13 +448,21 @@ fn set(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     } else {
         None
     };
+    // IFEQ compares with the current string; any other type is an error, as in Valkey.
+    let ifeq_fails = match &a.ifeq {
+        Some(want) => match &old {
+            Some(v) => v.as_deref() != Some(want.as_ref()),
+            None => read_string(&mut g, db, key)?.as_deref() != Some(want.as_ref()),
+        },
+        None => false,
+    };
     // A plain SET needs no lookup before the insert, which replaces whatever is there.
     let existing = if a.nx || a.xx || a.expire == ExpireOpt::KeepTtl {
         g.get(db, key).map(|e| e.expire_at())
     } else {
         None
     };
-    if (a.nx && existing.is_some()) || (a.xx && existing.is_none()) {
+    if ifeq_fails || (a.nx && existing.is_some()) || (a.xx && existing.is_none()) {
         drop(g);
         ctx.propagate_nothing();
         return Ok(match old {
@@ -507,6 +538,20 @@ fn store(
     if expire_at != 0 && expire_at <= g.now() {
         g.remove(db, key);
     }
+}
+
+/// DELIFEQ key value: 1 if the key held a string equal to `value` and was deleted,
+/// 0 if it was missing or different; WRONGTYPE for other types.
+fn delifeq(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    let db = ctx.client.db;
+    let key = &args[1];
+    let mut g = ctx.srv.keyspace.lock_key(key, ctx.now);
+    if read_string(&mut g, db, key)?.as_deref() != Some(args[2].as_ref()) {
+        return Ok(Frame::Integer(0));
+    }
+    g.remove(db, key);
+    ctx.notify(ev::GENERIC, "del", key);
+    Ok(Frame::Integer(1))
 }
 
 fn setnx(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {

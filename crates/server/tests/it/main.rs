@@ -8,6 +8,7 @@ mod aof;
 mod bitmaps;
 mod check;
 mod clients;
+mod coordination;
 mod debug;
 mod dirty;
 mod geo;
