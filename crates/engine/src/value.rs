@@ -7,7 +7,7 @@
 //! or once a string was modified in place (APPEND, SETRANGE).
 
 use crate::num::parse_i64;
-use crate::types::{HashValue, ListValue, SetValue, StreamValue, ZSetValue};
+use crate::types::{HashValue, ListValue, LockValue, SetValue, StreamValue, ZSetValue};
 use std::borrow::Cow;
 
 /// Longest string Redis stores with the `embstr` encoding.
@@ -137,6 +137,14 @@ pub enum Value {
     Stream(Box<StreamValue>),
     /// A rate limiter of the `RL.*` family (Basalt's own type).
     RateLimit(Box<crate::rl::RateLimit>),
+    /// A Basalt lock (holders and fencing tokens; `docs/coordination.md`).
+    Lock(Box<LockValue>),
+}
+
+impl From<LockValue> for Value {
+    fn from(v: LockValue) -> Value {
+        Value::Lock(Box::new(v))
+    }
 }
 
 impl From<StreamValue> for Value {
@@ -180,6 +188,7 @@ impl Value {
             Value::ZSet(_) => "zset",
             Value::Stream(_) => "stream",
             Value::RateLimit(_) => RATELIMIT_TYPE,
+            Value::Lock(_) => "lock",
         }
     }
 
@@ -193,6 +202,7 @@ impl Value {
             Value::ZSet(v) => v.encoding(),
             Value::Stream(_) => "stream",
             Value::RateLimit(r) => r.spec().name(),
+            Value::Lock(_) => "lock",
         }
     }
 
@@ -215,6 +225,7 @@ impl Value {
             Value::RateLimit(r) => {
                 alloc_size(size_of::<crate::rl::RateLimit>()) + alloc_size(r.heap_size())
             }
+            Value::Lock(v) => alloc_size(size_of::<LockValue>()) + v.heap_size(),
         }
     }
 
@@ -244,6 +255,7 @@ impl Value {
             Value::ZSet(v) => v.heap_size(),
             Value::Stream(v) => v.heap_size(),
             Value::RateLimit(r) => size_of_rl() + r.heap_size(),
+            Value::Lock(v) => v.heap_size(),
         }
     }
 }

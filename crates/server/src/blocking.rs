@@ -191,6 +191,29 @@ impl Registry {
             .unwrap_or(q.len())
     }
 
+    /// How many clients wait on `key` of `db` (LOCK.INFO's waiters).
+    pub fn queue_len(&self, db: usize, key: &[u8]) -> usize {
+        if self.blocked.load(Ordering::Acquire) == 0 {
+            return 0;
+        }
+        self.inner
+            .lock()
+            .by_key
+            .get(&(db, Bytes::copy_from_slice(key)))
+            .map_or(0, VecDeque::len)
+    }
+
+    /// True if `client_id` is the first waiter on `key` of `db` (a FAIR lock waiter may
+    /// only take the lock on its turn).
+    pub fn is_first(&self, db: usize, key: &[u8], client_id: u64) -> bool {
+        self.inner
+            .lock()
+            .by_key
+            .get(&(db, Bytes::copy_from_slice(key)))
+            .and_then(|q| q.front())
+            .is_some_and(|s| s.client_id == client_id)
+    }
+
     /// Number of blocked clients (INFO `blocked_clients`).
     pub fn blocked_clients(&self) -> usize {
         self.blocked.load(Ordering::Acquire)

@@ -431,9 +431,15 @@ async fn wait_blocked(
     if own_recheck {
         slot.notify.notify_one();
     }
+    let mut recheck_at = req.recheck_at;
     let outcome = loop {
+        // Sleep to the deadline, or to an earlier recheck (then re-run, not time out).
+        let wake_at = match (deadline, recheck_at) {
+            (Some(d), Some(r)) => Some(d.min(r)),
+            (d, r) => d.or(r),
+        };
         let sleep = async {
-            match deadline {
+            match wake_at {
                 Some(d) => {
                     let left = d.saturating_sub(unix_ms());
                     tokio::time::sleep(Duration::from_millis(left)).await
@@ -463,7 +469,8 @@ async fn wait_blocked(
                 let rerun = req.rerun.as_deref().unwrap_or(args);
                 let reply = execute_gated(srv, client, resolved, rerun).await;
                 let recheck = std::mem::take(&mut own_recheck);
-                if client.block.take().is_some() {
+                if let Some(again) = client.block.take() {
+                    recheck_at = again.recheck_at;
                     // Someone else got there first (or, for a stream, the new entries
                     // were not for us): keep our place and wait again. Stream readers
                     // pass the wake-up on, as one XADD may serve several of them.
@@ -474,15 +481,29 @@ async fn wait_blocked(
                 }
                 break Some(reply);
             }
-            _ = sleep => match &req.timeout_rerun {
-                // Still queued, so a FIFO resource sees this client in its place.
-                Some(last) => {
-                    let reply = execute_gated(srv, client, resolved, last).await;
-                    client.block = None;
-                    break Some(reply);
+            _ = sleep => {
+                if recheck_at.is_some() && !deadline.is_some_and(|d| unix_ms() >= d) {
+                    // A recheck: run again; still blocked means wait on.
+                    let rerun = req.rerun.as_deref().unwrap_or(args);
+                    let reply = execute_gated(srv, client, resolved, rerun).await;
+                    match client.block.take() {
+                        Some(again) => {
+                            recheck_at = again.recheck_at;
+                            continue;
+                        }
+                        None => break Some(reply),
+                    }
                 }
-                None => break Some(Some(Frame::NullArray)),
-            },
+                match &req.timeout_rerun {
+                    // Still queued, so a FIFO resource sees this client in its place.
+                    Some(last) => {
+                        let reply = execute_gated(srv, client, resolved, last).await;
+                        client.block = None;
+                        break Some(reply);
+                    }
+                    None => break Some(Some(Frame::NullArray)),
+                }
+            }
             r = stream.read_buf(rbuf) => {
                 match r {
                     Ok(0) | Err(_) => break None,

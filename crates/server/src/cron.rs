@@ -28,6 +28,7 @@ pub async fn run(srv: Arc<Server>) {
         crate::info::sample_memory(&srv);
         crate::persist::cron(&srv);
         crate::aof::cron(&srv);
+        crate::families::coord::expire_sessions(&srv, unix_ms());
     }
 }
 

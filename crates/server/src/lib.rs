@@ -13,6 +13,7 @@ pub mod client;
 pub mod cmd;
 pub mod config;
 pub mod conn;
+pub mod coord;
 pub mod cron;
 pub mod error;
 pub mod evict;

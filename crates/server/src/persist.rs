@@ -30,6 +30,7 @@ use basalt_engine::Value;
 use basalt_persist::rdb::RdbError;
 use basalt_persist::rdb::encode::{EncodeOptions, Encoder};
 use basalt_persist::rdb::file::{FileWriter, LoadOptions, LoadedKey, load, standard_aux};
+use bytes::Bytes;
 use parking_lot::Mutex;
 use std::fs::File;
 use std::io::{BufReader, BufWriter};
@@ -308,6 +309,20 @@ fn write_keyspace(
         }
         srv.persist.keys_processed.store(keys, Ordering::Relaxed);
     }
+    // Written after the keys, so the counter covers every fence the snapshot holds (a
+    // loader reads aux fields anywhere). Absent when coordination was never used.
+    let fence = srv.coord.fence();
+    if fence > 0 {
+        buf.clear();
+        enc.aux(&mut buf, b"basalt-fence", fence.to_string().as_bytes());
+        w.write(&buf).map_err(werr)?;
+    }
+    let sessions = srv.coord.sessions_aux();
+    if !sessions.is_empty() {
+        buf.clear();
+        enc.aux(&mut buf, b"basalt-sessions", sessions.as_bytes());
+        w.write(&buf).map_err(werr)?;
+    }
     let (bw, bytes) = w.finish().map_err(werr)?;
     let file = bw.into_inner().map_err(|e| werr(e.into_error()))?;
     file.sync_all().map_err(werr)?;
@@ -558,6 +573,47 @@ pub fn prepare_shutdown(srv: &Server, mode: ShutdownSave, force: bool) -> bool {
     true
 }
 
+/// Restores the fence counter and the sessions saved in `basalt-*` aux fields. Sessions
+/// come back with a full TTL (their clients get one lease to reconnect, as etcd's leases
+/// do after a leader change); grants of a session that was not saved are released.
+fn restore_coordination(
+    srv: &Server,
+    summary: &basalt_persist::rdb::file::LoadSummary,
+    session_locks: Vec<(u64, usize, Bytes)>,
+    now: u64,
+) {
+    if let Some(v) = summary.aux_field("basalt-fence")
+        && let Some(f) = std::str::from_utf8(v)
+            .ok()
+            .and_then(|s| s.parse::<u64>().ok())
+    {
+        srv.coord.raise_fence(f);
+    }
+    if let Some(v) = summary.aux_field("basalt-sessions") {
+        match crate::coord::Coord::parse_sessions_aux(v) {
+            Some(list) => {
+                for (id, s) in list {
+                    srv.coord.restore(id, s, now);
+                }
+            }
+            None => tracing::warn!("ignoring a malformed basalt-sessions aux field"),
+        }
+    }
+    for (sid, db, key) in session_locks {
+        if !srv.coord.add_held(sid, db, &key, now) {
+            // Its session is unknown: release the grant now.
+            let s = crate::coord::Session {
+                ttl: 1,
+                lockdelay: 0,
+                on_expire: crate::coord::OnExpire::Release,
+                expire_at: now,
+                held: [(db, key)].into_iter().collect(),
+            };
+            crate::families::coord::end_session(srv, sid, s, now, false);
+        }
+    }
+}
+
 /// A reader that adds what it reads to `loading_loaded_bytes`.
 pub struct Progress<'a, R> {
     inner: R,
@@ -689,6 +745,7 @@ fn load_rdb_into<R: std::io::Read>(
     let now = unix_ms();
     let dbs = srv.keyspace.databases();
     let mut expired = 0u64;
+    let mut session_locks: Vec<(u64, usize, Bytes)> = Vec::new();
     let loading = srv.persist.loading.load(Ordering::Relaxed);
     let delay = if loading {
         srv.config.read().key_load_delay
@@ -735,6 +792,12 @@ fn load_rdb_into<R: std::io::Read>(
                 k.db
             )));
         }
+        if let Value::Lock(l) = &k.value {
+            srv.coord.raise_fence(l.fence());
+            for h in l.holders().iter().filter(|h| h.session != 0) {
+                session_locks.push((h.session, k.db, Bytes::copy_from_slice(&k.key)));
+            }
+        }
         g.insert(k.db, &k.key, k.value, k.expire_ms);
         g.restore_usage(k.db, &k.key, k.idle, k.freq);
         Ok(())
@@ -750,6 +813,7 @@ fn load_rdb_into<R: std::io::Read>(
         }
     };
     drop(g);
+    restore_coordination(srv, &summary, session_locks, now);
     if let Some(v) = summary.aux_field("redis-ver") {
         tracing::info!(
             "Loading RDB produced by version {}",

@@ -168,6 +168,8 @@ pub struct Server {
     pub rl_policies: parking_lot::RwLock<basalt_engine::rl_policy::Policies>,
     /// Timed wake-ups of blocked clients (lease expiries), run by `blocking::run_timers`.
     pub wake_timers: Arc<crate::blocking::Timers>,
+    /// The fence counter and sessions of the coordination commands.
+    pub coord: crate::coord::Coord,
     /// WATCHed keys.
     pub watches: Arc<crate::transaction::Watches>,
     /// Held for reading by every command and for writing by EXCLUSIVE commands (EXEC,
@@ -358,6 +360,9 @@ pub struct BlockRequest {
     /// On timeout, run these arguments once more (not blocking) and answer their reply
     /// instead of a null array (RL.LEASE answers its usual reply, `acquired` 0).
     pub timeout_rerun: Option<Vec<Bytes>>,
+    /// Re-run the command at this Unix ms even if no key is signalled (a lock waiter
+    /// looks again when a holder's lease passes, which no write announces).
+    pub recheck_at: Option<u64>,
 }
 
 impl Ctx<'_> {
@@ -415,6 +420,7 @@ impl Ctx<'_> {
             keepalive: Vec::new(),
             recheck: false,
             timeout_rerun: None,
+            recheck_at: None,
         });
         Ok(Frame::NullArray)
     }
@@ -435,6 +441,29 @@ impl Ctx<'_> {
             keepalive: Vec::new(),
             recheck: true,
             timeout_rerun: Some(timeout_rerun),
+            recheck_at: None,
+        });
+        Ok(Frame::NullArray)
+    }
+
+    /// [`Ctx::block`] that also re-runs the command at `recheck_at` (Unix ms) when that
+    /// comes before `deadline` and nothing signalled the keys (lock waiters: a lease
+    /// ends silently).
+    pub fn block_recheck(
+        &mut self,
+        keys: Vec<Bytes>,
+        deadline: Option<u64>,
+        recheck_at: Option<u64>,
+    ) -> CmdResult {
+        self.client.block = Some(BlockRequest {
+            keys,
+            deadline,
+            rerun: None,
+            pass_on: false,
+            keepalive: Vec::new(),
+            recheck: false,
+            timeout_rerun: None,
+            recheck_at,
         });
         Ok(Frame::NullArray)
     }
@@ -457,6 +486,7 @@ impl Ctx<'_> {
             keepalive,
             recheck: false,
             timeout_rerun: None,
+            recheck_at: None,
         });
         Ok(Frame::NullArray)
     }
@@ -605,6 +635,7 @@ impl Server {
             blocking: Arc::new(crate::blocking::Registry::default()),
             wake_timers: Arc::new(crate::blocking::Timers::default()),
             rl_policies: parking_lot::RwLock::new(Default::default()),
+            coord: crate::coord::Coord::default(),
             watches,
             exec_gate: RwLock::new(()),
             gate_released: tokio::sync::Notify::new(),

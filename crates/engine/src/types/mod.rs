@@ -2,6 +2,7 @@
 
 pub mod hash;
 pub mod list;
+pub mod lock;
 pub mod set;
 pub mod stream;
 mod table;
@@ -9,6 +10,7 @@ pub mod zset;
 
 pub use hash::HashValue;
 pub use list::ListValue;
+pub use lock::LockValue;
 pub use set::SetValue;
 pub use stream::StreamValue;
 pub use zset::ZSetValue;

@@ -10,7 +10,7 @@
 //! | sorted set | `ZADD key s1 m1 .. s64 m64`, repeated (scores as `%.17g`) |
 //! | stream | `XADD key id f v ..` per entry (or `XADD key MAXLEN 0 0-1 x y` when empty), `XSETID key last ENTRIESADDED n MAXDELETEDID id`, per group `XGROUP CREATE key g id ENTRIESREAD n`, per pending entry `XCLAIM key g consumer 0 id TIME t RETRYCOUNT n JUSTID FORCE`, per consumer without pending entries `XGROUP CREATECONSUMER key g consumer` |
 //!
-//! | RL.* limiter | `RESTORE key 0 <DUMP payload> REPLACE` (a `basalt-rl` module value) |
+//! | RL.* limiter, lock | `RESTORE key 0 <DUMP payload> REPLACE` (a `basalt-rl` or `basalt-lk` module value) |
 //!
 //! followed by `PEXPIREAT key ms` for a key with a deadline.
 
@@ -114,9 +114,10 @@ pub fn key_commands(key: &[u8], value: &Value, expire_ms: u64, mut emit: impl Fn
             });
             b.flush();
         }
-        // Basalt's RL.* limiter has no Redis command that rebuilds it: RESTORE of its DUMP
-        // payload (an RDB module value, see `rdb::BASALT_RL_MODULE_ID`).
-        Value::RateLimit(_) => emit(vec![
+        // Basalt's RL.* limiters and locks have no Redis command that rebuilds them:
+        // RESTORE of their DUMP payload (an RDB module value, see
+        // `rdb::BASALT_RL_MODULE_ID` and `rdb::BASALT_LK_MODULE_ID`).
+        Value::RateLimit(_) | Value::Lock(_) => emit(vec![
             b"RESTORE".to_vec(),
             k.clone(),
             b"0".to_vec(),

@@ -12,6 +12,7 @@ use crate::lzf;
 use crate::packed::{
     Elem, PackedError, intset_values, listpack_entries, ziplist_entries, zipmap_pairs,
 };
+use basalt_engine::types::lock::{Holder, LockValue};
 use basalt_engine::types::zset::strtod_whole;
 use basalt_engine::types::{HashValue, ListValue, SetValue, ZSetValue};
 use basalt_engine::{EncodingLimits, StrValue, Value};
@@ -437,6 +438,9 @@ pub fn read_object<R: Read>(
                     .ok_or_else(|| r.corrupt("Invalid basalt-rl module value"))?;
                 return Ok(Some(Value::RateLimit(Box::new(rl))));
             }
+            if id == super::BASALT_LK_MODULE_ID {
+                return Ok(Some(Value::from(read_lock(r)?)));
+            }
             return Err(RdbError::Unsupported(format!(
                 "The RDB file contains module data I can't load: no matching module type '{}'",
                 super::module_type_name(id)
@@ -461,8 +465,59 @@ pub fn read_object<R: Read>(
         Value::ZSet(z) => z.is_empty(),
         // Redis keeps empty streams (XDEL of every entry, XGROUP CREATE MKSTREAM).
         Value::Stream(_) | Value::RateLimit(_) => false,
+        // A lock with no holders is a tombstone that keeps its fence.
+        Value::Lock(_) => false,
     };
     Ok(if empty { None } else { Some(v) })
+}
+
+/// Reads a lock's module payload (after its id): see `Encoder::lock`.
+fn read_lock<R: Read>(r: &mut Reader<R>) -> Result<LockValue> {
+    use super::module_opcodes::{EOF, STRING, UINT};
+    fn uint<R: Read>(r: &mut Reader<R>) -> Result<u64> {
+        match r.length()? {
+            UINT => r.length(),
+            op => Err(r.corrupt(format!(
+                "basalt-lk: expected an unsigned, found opcode {op}"
+            ))),
+        }
+    }
+    fn string<R: Read>(r: &mut Reader<R>) -> Result<Vec<u8>> {
+        match r.length()? {
+            STRING => r.string(),
+            op => Err(r.corrupt(format!("basalt-lk: expected a string, found opcode {op}"))),
+        }
+    }
+    let fence = uint(r)?;
+    let delay_until = uint(r)?;
+    let n = uint(r)?;
+    let mut holders = Vec::new();
+    for _ in 0..n {
+        let owner = string(r)?.into();
+        let token = string(r)?.into();
+        let fence = uint(r)?;
+        let shared = uint(r)? != 0;
+        let count =
+            u32::try_from(uint(r)?).map_err(|_| r.corrupt("basalt-lk: depth out of range"))?;
+        let expire_at = uint(r)?;
+        let session = uint(r)?;
+        if count == 0 || (expire_at == 0) == (session == 0) {
+            return Err(r.corrupt("basalt-lk: invalid holder"));
+        }
+        holders.push(Holder {
+            owner,
+            token,
+            fence,
+            shared,
+            count,
+            expire_at,
+            session,
+        });
+    }
+    match r.length()? {
+        EOF => Ok(LockValue::from_parts(fence, delay_until, holders)),
+        op => Err(r.corrupt(format!("basalt-lk: expected EOF, found opcode {op}"))),
+    }
 }
 
 fn zset_from<R: Read>(

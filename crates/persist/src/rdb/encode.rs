@@ -18,6 +18,7 @@
 use super::{PACKED_THRESHOLD, QUICKLIST_NODE_PACKED, QUICKLIST_NODE_PLAIN, lenc, opcodes, types};
 use crate::lzf::Compressor;
 use crate::packed::{ListpackWriter, intset_bytes, lp_str_entry_size, string_to_int};
+use basalt_engine::types::LockValue;
 use basalt_engine::types::list::ListElem;
 use basalt_engine::types::set::Member;
 use basalt_engine::{StrValue, Value};
@@ -195,7 +196,7 @@ impl Encoder {
     pub fn object_type(v: &Value) -> u8 {
         match v {
             Value::Stream(_) => types::STREAM_LISTPACKS_2,
-            Value::RateLimit(_) => types::MODULE_2,
+            Value::RateLimit(_) | Value::Lock(_) => types::MODULE_2,
             Value::Str(_) => types::STRING,
             Value::List(_) => types::LIST_QUICKLIST_2,
             Value::Hash(h) => {
@@ -248,6 +249,33 @@ impl Encoder {
         self.string(out, value);
     }
 
+    /// A lock as a module value: the module id, then opcode-tagged fields (the fence, the
+    /// lock-delay deadline, the holder count, each holder's owner, token, fence, shared flag, depth, deadline and
+    /// session), then EOF, the layout Redis's module API (`RedisModule_Save*`) writes.
+    fn lock(&mut self, out: &mut Vec<u8>, l: &LockValue) {
+        use super::module_opcodes::{EOF, STRING, UINT};
+        let uint = |out: &mut Vec<u8>, v: u64| {
+            write_len(out, UINT);
+            write_len(out, v);
+        };
+        write_len(out, super::BASALT_LK_MODULE_ID);
+        uint(out, l.fence());
+        uint(out, l.delay_until());
+        uint(out, l.holders().len() as u64);
+        for h in l.holders() {
+            write_len(out, STRING);
+            self.string(out, &h.owner);
+            write_len(out, STRING);
+            self.string(out, &h.token);
+            uint(out, h.fence);
+            uint(out, u64::from(h.shared));
+            uint(out, u64::from(h.count));
+            uint(out, h.expire_at);
+            uint(out, h.session);
+        }
+        write_len(out, EOF);
+    }
+
     fn body(&mut self, out: &mut Vec<u8>, v: &Value) {
         match v {
             Value::Stream(s) => super::stream::write(self, out, s),
@@ -262,6 +290,7 @@ impl Encoder {
                 }
                 write_len(out, module_opcodes::EOF);
             }
+            Value::Lock(l) => self.lock(out, l),
             Value::Str(StrValue::Int(i)) => self.int_string(out, *i),
             Value::Str(s) => self.string(out, &s.as_bytes()),
             Value::List(l) => self.list(out, l),

@@ -147,6 +147,12 @@ impl From<std::io::Error> for RdbError {
 /// them as `Value::RateLimit`.
 pub const BASALT_RL_MODULE_ID: u64 = module_type_id(b"basalt-rl", 1);
 
+/// The RDB module-type id of Basalt's locks, semaphores and elections
+/// (`docs/coordination.md`): the name `basalt-lk`, encoding version 1. redis-server
+/// refuses such a file with "no matching module type 'basalt-lk'" rather than misreading
+/// it; Basalt loads the keys as `Value::Lock`.
+pub const BASALT_LK_MODULE_ID: u64 = module_type_id(b"basalt-lk", 1);
+
 /// The 64-bit id of a module type named by nine characters of the module alphabet.
 pub const fn module_type_id(name: &[u8; 9], encver: u64) -> u64 {
     let mut id: u64 = 0;
@@ -172,6 +178,8 @@ pub mod module_opcodes {
     pub const EOF: u64 = 0;
     /// An unsigned integer (RM_SaveUnsigned / RM_SaveSigned).
     pub const UINT: u64 = 2;
+    /// A string (RM_SaveStringBuffer).
+    pub const STRING: u64 = 5;
 }
 
 /// The name of a module type from its 64-bit RDB id (nine characters of a 64-symbol

@@ -413,6 +413,7 @@ pub const FAMILIES: &[&[Command]] = &[
     families::ratelimit::COMMANDS,
     families::rl::COMMANDS,
     families::rl_policy::COMMANDS,
+    families::coord::COMMANDS,
     introspect::COMMANDS,
 ];
 

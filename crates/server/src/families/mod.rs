@@ -4,6 +4,7 @@
 pub mod bitmaps;
 pub mod connection;
 pub mod debug;
+pub mod coord;
 pub mod geo;
 pub mod hashes;
 pub mod hyperloglog;

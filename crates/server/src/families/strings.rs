@@ -343,6 +343,9 @@ struct SetArgs {
     get: bool,
     /// `IFEQ old`: write only over a string equal to `old` (Valkey 8.1's option).
     ifeq: Option<Bytes>,
+    /// `IFFENCE lockkey fence`: write only if the fence may still write under the lock at
+    /// `lockkey` (Basalt's fencing check, see `docs/coordination.md`).
+    iffence: Option<(Bytes, u64)>,
     expire: ExpireOpt,
     /// Absolute deadline in Unix ms (when `expire` is Ex/Px/ExAt/PxAt).
     when: i64,
@@ -361,6 +364,7 @@ fn parse_set_args(
         xx: false,
         get: false,
         ifeq: None,
+        iffence: None,
         expire: ExpireOpt::None,
         when: 0,
     };
@@ -400,6 +404,13 @@ fn parse_set_args(
             // IFEQ conflicts with NX and XX (a syntax error, as in Valkey).
             a.ifeq = Some(old.clone());
             i += 1;
+        } else if is_set
+            && is(opt, "iffence")
+            && a.iffence.is_none()
+            && let (Some(lock), Some(fence)) = (next, args.get(i + 2))
+        {
+            a.iffence = Some((lock.clone(), crate::families::coord::parse_fence(fence)?));
+            i += 2;
         } else if is_set && is(opt, "get") {
             a.get = true;
         } else if let Some(k @ (ExpireOpt::KeepTtl | ExpireOpt::Persist)) = kind
@@ -439,7 +450,18 @@ fn set(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let a = parse_set_args(ctx, args, 3, true)?;
     let db = ctx.client.db;
     let key = &args[1];
-    let mut g = ctx.srv.keyspace.lock_key(key, ctx.now);
+    let mut g = match &a.iffence {
+        Some((lock, _)) => ctx
+            .srv
+            .keyspace
+            .lock_keys(&[key.as_ref(), lock.as_ref()], ctx.now),
+        None => ctx.srv.keyspace.lock_key(key, ctx.now),
+    };
+    // IFFENCE: a stale fence (or a lock key that is missing or not a lock) writes nothing.
+    let fence_fails = match &a.iffence {
+        Some((lock, fence)) => !crate::families::coord::check_fence(&mut g, db, lock, *fence)?,
+        None => false,
+    };
     let old = if a.get {
         // SET ... GET replies with the old value before it writes (and notifies).
         let v = read_string(&mut g, db, key)?;
@@ -462,7 +484,7 @@ fn set(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     } else {
         None
     };
-    if ifeq_fails || (a.nx && existing.is_some()) || (a.xx && existing.is_none()) {
+    if fence_fails || ifeq_fails || (a.nx && existing.is_some()) || (a.xx && existing.is_none()) {
         drop(g);
         ctx.propagate_nothing();
         return Ok(match old {

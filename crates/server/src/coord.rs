@@ -1,0 +1,262 @@
+//! Server-wide state of the coordination primitives (`docs/coordination.md`): the fence
+//! counter and the sessions.
+//!
+//! The fence counter only grows. Every grant takes `max(counter, the lock's own highest
+//! fence) + 1`, so fences strictly increase per lock even if its key was deleted and
+//! created again. The counter is saved in the RDB (aux field `basalt-fence`) and raised on
+//! load to the highest fence found, so fences keep growing across restarts.
+//!
+//! Sessions are leases that hold primitives: when one expires (the cron reaps it within
+//! one `hz` period) or is closed, every lock it holds is released, waiters are signalled,
+//! and on expiry the lock refuses new grants for the session's LOCKDELAY. They are saved
+//! in the RDB too (aux field `basalt-sessions`) and come back with their full TTL.
+
+use bytes::Bytes;
+use parking_lot::Mutex;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// What a session's expiry does to the locks it holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnExpire {
+    /// Release the grants; the lock keys stay (with their fences).
+    Release,
+    /// Release the grants and delete lock keys left without holders.
+    Delete,
+}
+
+/// One session.
+#[derive(Debug, Clone)]
+pub struct Session {
+    /// Lease length in ms (KEEPALIVE extends the deadline to now + ttl).
+    pub ttl: u64,
+    /// After expiry, the held locks refuse new grants for this many ms.
+    pub lockdelay: u64,
+    /// What expiry does to the held locks.
+    pub on_expire: OnExpire,
+    /// Deadline in Unix ms.
+    pub expire_at: u64,
+    /// The lock keys holding a grant of this session, as `(db, key)`.
+    pub held: BTreeSet<(usize, Bytes)>,
+}
+
+/// Fence counter and sessions.
+#[derive(Default)]
+pub struct Coord {
+    fence: AtomicU64,
+    next_session: AtomicU64,
+    sessions: Mutex<HashMap<u64, Session>>,
+}
+
+impl Coord {
+    /// A fence above both the counter and `above` (the lock's highest fence), taken.
+    pub fn next_fence(&self, above: u64) -> u64 {
+        let mut cur = self.fence.load(Ordering::Acquire);
+        loop {
+            let next = cur.max(above) + 1;
+            match self
+                .fence
+                .compare_exchange(cur, next, Ordering::AcqRel, Ordering::Acquire)
+            {
+                Ok(_) => return next,
+                Err(now) => cur = now,
+            }
+        }
+    }
+
+    /// The highest fence handed out so far.
+    pub fn fence(&self) -> u64 {
+        self.fence.load(Ordering::Acquire)
+    }
+
+    /// Raises the counter to at least `f` (loading an RDB).
+    pub fn raise_fence(&self, f: u64) {
+        self.fence.fetch_max(f, Ordering::AcqRel);
+    }
+
+    /// Opens a session and returns its id (ids start at 1 and are never reused).
+    pub fn open(&self, ttl: u64, lockdelay: u64, on_expire: OnExpire, now: u64) -> u64 {
+        let id = self.next_session.fetch_add(1, Ordering::AcqRel) + 1;
+        self.sessions.lock().insert(
+            id,
+            Session {
+                ttl,
+                lockdelay,
+                on_expire,
+                expire_at: now.saturating_add(ttl),
+                held: BTreeSet::new(),
+            },
+        );
+        id
+    }
+
+    /// Restores a saved session (RDB load) with a full TTL from `now`.
+    pub fn restore(&self, id: u64, mut s: Session, now: u64) {
+        s.expire_at = now.saturating_add(s.ttl);
+        self.next_session.fetch_max(id, Ordering::AcqRel);
+        self.sessions.lock().insert(id, s);
+    }
+
+    /// Number of open sessions.
+    pub fn session_count(&self) -> usize {
+        self.sessions.lock().len()
+    }
+
+    /// A copy of session `id` if it is live at `now`.
+    pub fn get(&self, id: u64, now: u64) -> Option<Session> {
+        self.sessions
+            .lock()
+            .get(&id)
+            .filter(|s| s.expire_at > now)
+            .cloned()
+    }
+
+    /// Extends a live session to `now + ttl`; returns the ttl, or `None` if it is gone.
+    pub fn keepalive(&self, id: u64, now: u64) -> Option<u64> {
+        let mut m = self.sessions.lock();
+        let s = m.get_mut(&id).filter(|s| s.expire_at > now)?;
+        s.expire_at = now.saturating_add(s.ttl);
+        Some(s.ttl)
+    }
+
+    /// Records that session `id` holds a grant on `key` of `db`. False if the session is
+    /// not live (the grant must not be made).
+    pub fn add_held(&self, id: u64, db: usize, key: &[u8], now: u64) -> bool {
+        match self.sessions.lock().get_mut(&id) {
+            Some(s) if s.expire_at > now => {
+                s.held.insert((db, Bytes::copy_from_slice(key)));
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Forgets that session `id` holds `key` (its grant was released).
+    pub fn remove_held(&self, id: u64, db: usize, key: &[u8]) {
+        if let Some(s) = self.sessions.lock().get_mut(&id) {
+            s.held.remove(&(db, Bytes::copy_from_slice(key)));
+        }
+    }
+
+    /// Removes session `id` (CLOSE, or found expired).
+    pub fn take(&self, id: u64) -> Option<Session> {
+        self.sessions.lock().remove(&id)
+    }
+
+    /// Removes and returns the sessions whose deadline is at or before `now`.
+    pub fn take_expired(&self, now: u64) -> Vec<(u64, Session)> {
+        let mut m = self.sessions.lock();
+        let ids: Vec<u64> = m
+            .iter()
+            .filter(|(_, s)| s.expire_at <= now)
+            .map(|(id, _)| *id)
+            .collect();
+        ids.into_iter()
+            .filter_map(|id| m.remove(&id).map(|s| (id, s)))
+            .collect()
+    }
+
+    /// Every session (for saving), ordered by id.
+    pub fn snapshot(&self) -> Vec<(u64, Session)> {
+        let mut v: Vec<(u64, Session)> = self
+            .sessions
+            .lock()
+            .iter()
+            .map(|(id, s)| (*id, s.clone()))
+            .collect();
+        v.sort_by_key(|(id, _)| *id);
+        v
+    }
+
+    /// The `basalt-sessions` aux field: `id:ttl:lockdelay:R|D` joined by commas (the held
+    /// keys are rebuilt from the lock values on load).
+    pub fn sessions_aux(&self) -> String {
+        let mut out = String::new();
+        for (id, s) in self.snapshot() {
+            if !out.is_empty() {
+                out.push(',');
+            }
+            let e = if s.on_expire == OnExpire::Delete {
+                'D'
+            } else {
+                'R'
+            };
+            out.push_str(&format!("{id}:{}:{}:{e}", s.ttl, s.lockdelay));
+        }
+        out
+    }
+
+    /// Parses a `basalt-sessions` aux field; `None` if malformed.
+    pub fn parse_sessions_aux(text: &[u8]) -> Option<Vec<(u64, Session)>> {
+        let text = std::str::from_utf8(text).ok()?;
+        let mut out = Vec::new();
+        for item in text.split(',').filter(|s| !s.is_empty()) {
+            let mut p = item.split(':');
+            let id: u64 = p.next()?.parse().ok()?;
+            let ttl: u64 = p.next()?.parse().ok()?;
+            let lockdelay: u64 = p.next()?.parse().ok()?;
+            let on_expire = match p.next()? {
+                "R" => OnExpire::Release,
+                "D" => OnExpire::Delete,
+                _ => return None,
+            };
+            if p.next().is_some() || id == 0 || ttl == 0 {
+                return None;
+            }
+            out.push((
+                id,
+                Session {
+                    ttl,
+                    lockdelay,
+                    on_expire,
+                    expire_at: 0,
+                    held: BTreeSet::new(),
+                },
+            ));
+        }
+        Some(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fences_only_grow() {
+        let c = Coord::default();
+        assert_eq!(c.next_fence(0), 1);
+        assert_eq!(c.next_fence(10), 11);
+        assert_eq!(c.next_fence(3), 12);
+        c.raise_fence(5);
+        assert_eq!(c.fence(), 12);
+        c.raise_fence(20);
+        assert_eq!(c.next_fence(0), 21);
+    }
+
+    #[test]
+    fn sessions_expire_and_round_trip_through_aux() {
+        let c = Coord::default();
+        let a = c.open(100, 5, OnExpire::Release, 1000);
+        let b = c.open(500, 0, OnExpire::Delete, 1000);
+        assert_eq!((a, b), (1, 2));
+        assert!(c.add_held(a, 0, b"k", 1050));
+        assert_eq!(c.keepalive(a, 1050), Some(100));
+        let gone = c.take_expired(1150);
+        assert!(gone.is_empty());
+        let gone = c.take_expired(1150 + 1);
+        assert_eq!(gone.len(), 1);
+        assert_eq!(gone[0].0, a);
+        assert!(gone[0].1.held.contains(&(0, Bytes::from_static(b"k"))));
+        assert_eq!(c.keepalive(a, 1200), None);
+        let aux = c.sessions_aux();
+        assert_eq!(aux, "2:500:0:D");
+        let parsed = Coord::parse_sessions_aux(aux.as_bytes()).expect("parses");
+        assert_eq!(parsed.len(), 1);
+        assert_eq!(parsed[0].1.on_expire, OnExpire::Delete);
+        assert!(Coord::parse_sessions_aux(b"1:x:0:R").is_none());
+        let d = Coord::default();
+        d.restore(7, parsed[0].1.clone(), 0);
+        assert_eq!(d.open(1, 0, OnExpire::Release, 0), 8);
+    }
+}

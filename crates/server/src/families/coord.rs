@@ -1,0 +1,687 @@
+//! Coordination commands (`docs/coordination.md`): locks with fencing tokens
+//! (LOCK.ACQUIRE/RELEASE/RENEW/INFO/FORCE), the store-side fence check (FENCE.CHECK; SET's
+//! IFFENCE option lives in the string family), and sessions (SESSION.OPEN/KEEPALIVE/
+//! CLOSE/INFO).
+//!
+//! A lock is a keyspace value (`Value::Lock`, TYPE `lock`); its decisions live in
+//! `basalt_engine::types::lock`. This module parses, takes fences from the server-wide
+//! counter (`crate::coord`), blocks waiters on the shared registry (`blocking.rs`: FIFO,
+//! disconnect cleanup) and wakes them when a lock frees. Lease deadlines are server time.
+
+use crate::cmd::args::{self, is};
+use crate::cmd::flags::*;
+use crate::cmd::{Command, KeySpec, acl};
+use crate::coord::OnExpire;
+use crate::error::{self, CmdResult, Error};
+use crate::pubsub::notify as ev;
+use crate::server::{Ctx, Server};
+use basalt_engine::types::LockValue;
+use basalt_engine::types::lock::{AcquireReq, Acquired};
+use basalt_engine::{Guard, Value};
+use basalt_proto::Frame;
+use bytes::Bytes;
+
+/// Longest lease (TTL, WAIT, session TTL, LOCKDELAY) in ms: 10 years. Larger values are
+/// refused with [`BAD_MS`], so `now + ttl` never overflows.
+pub const MAX_MS: i64 = 10 * 365 * 24 * 3600 * 1000;
+/// Error for a TTL/WAIT/LOCKDELAY out of range.
+pub const BAD_MS: &str =
+    "ERR invalid milliseconds value (must be a positive integer up to 315360000000)";
+/// Error for an unknown or expired session.
+pub const NO_SESSION: &str = "ERR no such session";
+/// Error when the owner holds the lock in the other mode.
+pub const MODE_CONFLICT: &str = "ERR owner already holds this lock in the other mode";
+/// Error when neither TTL nor SESSION was given.
+pub const NEED_LEASE: &str = "ERR LOCK.ACQUIRE needs TTL ms or SESSION sid";
+/// Error for a fence that is not a non-negative integer.
+pub const BAD_FENCE: &str = "ERR fence is not a non-negative integer";
+
+const RW: &[&str] = &["RW", "update"];
+const RO: &[&str] = &["RO", "access"];
+
+macro_rules! lock_cmd {
+    ($($t:tt)*) => {
+        $crate::keyed_cmd!(acl::WRITE, "coordination"; $($t)*)
+    };
+}
+
+macro_rules! session_cmd {
+    ($name:literal, $arity:expr, $flags:expr, $summary:literal, $h:expr) => {
+        Command {
+            name: $name,
+            arity: $arity,
+            flags: $flags,
+            group: "coordination",
+            since: "0.1.0",
+            summary: $summary,
+            complexity: "O(1)",
+            handler: Some($h),
+            ..Command::EMPTY
+        }
+    };
+}
+
+/// The coordination family's commands.
+pub const COMMANDS: &[Command] = &[
+    lock_cmd!(
+        "lock.acquire",
+        -5,
+        WRITE | DENYOOM | BLOCKING,
+        (1, 1, 1),
+        &[KeySpec::single(1, RW)],
+        "0.1.0",
+        "Acquires a lock (exclusive or shared) and returns a token, a fencing token and the lease left. (Basalt)",
+        "O(N) where N is the number of holders",
+        lock_acquire
+    ),
+    lock_cmd!(
+        "lock.release",
+        3,
+        WRITE | FAST,
+        (1, 1, 1),
+        &[KeySpec::single(1, RW)],
+        "0.1.0",
+        "Releases a lock grant by its token. (Basalt)",
+        "O(N) where N is the number of holders",
+        lock_release
+    ),
+    lock_cmd!(
+        "lock.renew",
+        4,
+        WRITE | FAST,
+        (1, 1, 1),
+        &[KeySpec::single(1, RW)],
+        "0.1.0",
+        "Extends the lease of a lock grant. (Basalt)",
+        "O(N) where N is the number of holders",
+        lock_renew
+    ),
+    lock_cmd!(
+        "lock.info",
+        2,
+        READONLY,
+        (1, 1, 1),
+        &[KeySpec::single(1, RO)],
+        "0.1.0",
+        "Returns a lock's fence, holders and number of waiters. (Basalt)",
+        "O(N) where N is the number of holders",
+        lock_info
+    ),
+    Command {
+        acl: acl::WRITE | acl::ADMIN | acl::DANGEROUS,
+        ..lock_cmd!(
+            "lock.force",
+            2,
+            WRITE | ADMIN,
+            (1, 1, 1),
+            &[KeySpec::single(1, RW)],
+            "0.1.0",
+            "Drops every holder of a lock, keeping its fence (admin). (Basalt)",
+            "O(N) where N is the number of holders",
+            lock_force
+        )
+    },
+    lock_cmd!(
+        "fence.check",
+        3,
+        READONLY | FAST,
+        (1, 1, 1),
+        &[KeySpec::single(1, RO)],
+        "0.1.0",
+        "Returns 1 if a fencing token is not older than the lock's newest grant. (Basalt)",
+        "O(N) where N is the number of holders",
+        fence_check
+    ),
+    lock_cmd!(
+        "deliffence",
+        4,
+        WRITE | FAST,
+        (1, 2, 1),
+        &[
+            KeySpec::single(1, &["RM", "delete"]),
+            KeySpec::single(2, RO)
+        ],
+        "0.1.0",
+        "Deletes a key if a fencing token may still write under a lock. (Basalt)",
+        "O(N) where N is the number of holders",
+        deliffence
+    ),
+    session_cmd!(
+        "session.open",
+        -2,
+        WRITE | FAST,
+        "Opens a session that holds locks until it expires or is closed. (Basalt)",
+        session_open
+    ),
+    session_cmd!(
+        "session.keepalive",
+        2,
+        WRITE | FAST,
+        "Extends a session's lease by its TTL. (Basalt)",
+        session_keepalive
+    ),
+    session_cmd!(
+        "session.close",
+        2,
+        WRITE,
+        "Closes a session and releases everything it holds. (Basalt)",
+        session_close
+    ),
+    session_cmd!(
+        "session.info",
+        2,
+        READONLY | FAST,
+        "Returns a session's TTL, lease left, lock-delay and held locks. (Basalt)",
+        session_info
+    ),
+];
+
+/// A positive number of ms up to [`MAX_MS`].
+fn millis(arg: &[u8]) -> Result<u64, Error> {
+    match args::int(arg) {
+        Ok(v) if (1..=MAX_MS).contains(&v) => Ok(v as u64),
+        _ => Err(Error::msg(BAD_MS)),
+    }
+}
+
+/// A session id (a positive integer).
+fn session_id(arg: &[u8]) -> Result<u64, Error> {
+    match args::int(arg) {
+        Ok(v) if v > 0 => Ok(v as u64),
+        _ => Err(Error::msg(NO_SESSION)),
+    }
+}
+
+/// The lock at `key`: `Ok(None)` if missing, WRONGTYPE if another type.
+fn lock_at<'g>(
+    g: &'g mut Guard<'_>,
+    db: usize,
+    key: &[u8],
+) -> Result<Option<&'g mut LockValue>, Error> {
+    match g.get(db, key) {
+        None => Ok(None),
+        Some(e) => match &mut e.value {
+            Value::Lock(l) => Ok(Some(l)),
+            _ => Err(Error::msg(error::WRONGTYPE)),
+        },
+    }
+}
+
+/// A fresh grant token: 20 random hex digits (unique per grant; not a secret).
+fn new_token() -> Vec<u8> {
+    let mut rng = crate::rand::command_rng();
+    format!("{:016x}{:04x}", rng(), rng() & 0xffff).into_bytes()
+}
+
+struct AcquireArgs {
+    ttl: Option<u64>,
+    session: Option<u64>,
+    wait: Option<u64>,
+    fair: bool,
+    reentrant: bool,
+    shared: bool,
+}
+
+fn parse_acquire(args: &[Bytes]) -> Result<AcquireArgs, Error> {
+    let mut a = AcquireArgs {
+        ttl: None,
+        session: None,
+        wait: None,
+        fair: false,
+        reentrant: false,
+        shared: false,
+    };
+    let mut i = 3;
+    while i < args.len() {
+        let opt = &args[i];
+        let next = args.get(i + 1);
+        match next {
+            Some(v) if is(opt, "ttl") && a.session.is_none() => {
+                a.ttl = Some(millis(v)?);
+                i += 1;
+            }
+            Some(v) if is(opt, "session") && a.ttl.is_none() => {
+                a.session = Some(session_id(v)?);
+                i += 1;
+            }
+            Some(v) if is(opt, "wait") => {
+                // WAIT 0 waits forever, as BLPOP's 0 timeout.
+                a.wait = Some(match args::int(v) {
+                    Ok(0) => 0,
+                    _ => millis(v)?,
+                });
+                i += 1;
+            }
+            _ if is(opt, "fair") => a.fair = true,
+            _ if is(opt, "reentrant") => a.reentrant = true,
+            _ if is(opt, "shared") => a.shared = true,
+            _ => return Err(Error::msg(error::SYNTAX)),
+        }
+        i += 1;
+    }
+    if a.ttl.is_none() && a.session.is_none() {
+        return Err(Error::msg(NEED_LEASE));
+    }
+    Ok(a)
+}
+
+fn grant_reply(token: &[u8], fence: u64, expire_at: u64, now: u64) -> Frame {
+    Frame::Array(vec![
+        Frame::Bulk(Bytes::copy_from_slice(token)),
+        Frame::Integer(fence as i64),
+        Frame::Integer(if expire_at == 0 {
+            -1
+        } else {
+            expire_at.saturating_sub(now) as i64
+        }),
+    ])
+}
+
+/// LOCK.ACQUIRE key owner (TTL ms | SESSION sid) [WAIT ms] [FAIR] [REENTRANT] [SHARED]:
+/// `[token, fence, ttl-left-ms]` (-1 for a session grant), or a null array when the lock
+/// is busy (after WAIT ms when given).
+fn lock_acquire(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    let a = parse_acquire(args)?;
+    let db = ctx.client.db;
+    let key = &args[1];
+    let now = ctx.now;
+    let srv = ctx.srv;
+    if let Some(sid) = a.session
+        && srv.coord.get(sid, now).is_none()
+    {
+        return Err(Error::msg(NO_SESSION));
+    }
+    // FAIR: no barging. A re-run waiter goes only on its turn; a newcomer only if
+    // nobody is queued.
+    let waiting = srv.blocking.is_blocked(ctx.client.id);
+    let my_turn = !a.fair
+        || if waiting {
+            srv.blocking.is_first(db, key, ctx.client.id)
+        } else {
+            srv.blocking.queue_len(db, key) == 0
+        };
+    let req = AcquireReq {
+        owner: &args[2],
+        shared: a.shared,
+        reentrant: a.reentrant,
+        expire_at: a.ttl.map_or(0, |t| now + t),
+        session: a.session.unwrap_or(0),
+    };
+    let mut g = srv.keyspace.lock_key(key, now);
+    let mut created = false;
+    let l = match lock_at(&mut g, db, key)? {
+        Some(l) => l,
+        None => {
+            g.insert(db, key, Value::from(LockValue::new(0)), 0);
+            created = true;
+            match lock_at(&mut g, db, key)? {
+                Some(l) => l,
+                None => return Err(Error::msg("ERR lock vanished")),
+            }
+        }
+    };
+    // A turn-less FAIR request may still be an idempotent retry by a holder.
+    let holds = l.holders().iter().any(|h| *h.owner == *args[2]);
+    let outcome = if my_turn || holds {
+        l.acquire(req, now, |f| srv.coord.next_fence(f), new_token)
+    } else {
+        l.prune(now);
+        Acquired::Busy
+    };
+    match outcome {
+        Acquired::Granted {
+            token,
+            fence,
+            expire_at,
+            new,
+        } => {
+            if let Some(sid) = a.session
+                && !srv.coord.add_held(sid, db, key, now)
+            {
+                // The session expired between the check and the grant: undo it.
+                if new {
+                    l.release(&token, now);
+                }
+                drop(g);
+                return Err(Error::msg(NO_SESSION));
+            }
+            drop(g);
+            ctx.reply_here();
+            ctx.notify(ev::GENERIC, "lock.acquire", key);
+            if a.shared {
+                // The next waiter may be a reader too.
+                srv.blocking.signal(db, key);
+            }
+            Ok(grant_reply(&token, fence, expire_at, now))
+        }
+        Acquired::ModeConflict => Err(Error::msg(MODE_CONFLICT)),
+        Acquired::Busy => {
+            let recheck = l.next_expiry();
+            if created {
+                // Only reachable for a FAIR newcomer behind a queue on a missing key.
+                g.remove(db, key);
+            }
+            drop(g);
+            match a.wait {
+                Some(w) if ctx.can_block() => {
+                    let deadline = (w != 0).then(|| now + w);
+                    ctx.block_recheck(
+                        vec![key.clone()],
+                        deadline,
+                        (recheck > now).then_some(recheck),
+                    )
+                }
+                _ => Ok(Frame::NullArray),
+            }
+        }
+    }
+}
+
+/// Wakes waiters of a lock that may have freed and publishes `event`.
+fn freed(ctx: &Ctx<'_>, key: &[u8], event: &str) {
+    ctx.notify(ev::GENERIC, event, key);
+    ctx.srv.blocking.signal(ctx.client.db, key);
+}
+
+/// LOCK.RELEASE key token: 1 if a grant (or one reentrant level) was released, else 0.
+fn lock_release(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    let db = ctx.client.db;
+    let key = &args[1];
+    let mut g = ctx.srv.keyspace.lock_key(key, ctx.now);
+    let Some(l) = lock_at(&mut g, db, key)? else {
+        return Ok(Frame::Integer(0));
+    };
+    let session = l
+        .holders()
+        .iter()
+        .find(|h| *h.token == *args[2])
+        .map(|h| h.session);
+    match l.release(&args[2], ctx.now) {
+        None => Ok(Frame::Integer(0)),
+        Some(left) => {
+            drop(g);
+            if left == 0 {
+                if let Some(sid) = session.filter(|s| *s != 0) {
+                    ctx.srv.coord.remove_held(sid, db, key);
+                }
+                freed(ctx, key, "lock.release");
+            }
+            Ok(Frame::Integer(1))
+        }
+    }
+}
+
+/// LOCK.RENEW key token ttl_ms: 1 if the TTL grant was extended to now + ttl, else 0.
+fn lock_renew(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    let ttl = millis(&args[3])?;
+    let db = ctx.client.db;
+    let mut g = ctx.srv.keyspace.lock_key(&args[1], ctx.now);
+    let Some(l) = lock_at(&mut g, db, &args[1])? else {
+        return Ok(Frame::Integer(0));
+    };
+    Ok(Frame::Integer(i64::from(l.renew(
+        &args[2],
+        ctx.now + ttl,
+        ctx.now,
+    ))))
+}
+
+/// LOCK.INFO key: a map of fence, mode, delay-left, holders (each a map) and waiters;
+/// nil if the key does not exist.
+fn lock_info(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    let db = ctx.client.db;
+    let now = ctx.now;
+    let mut g = ctx.srv.keyspace.lock_key(&args[1], now);
+    let Some(l) = lock_at(&mut g, db, &args[1])? else {
+        return Ok(Frame::Null);
+    };
+    l.prune(now);
+    let mode = match l.holders().first() {
+        None => "free",
+        Some(h) if h.shared => "shared",
+        Some(_) => "exclusive",
+    };
+    let b = |s: &str| Frame::Bulk(Bytes::copy_from_slice(s.as_bytes()));
+    let holders = l
+        .holders()
+        .iter()
+        .map(|h| {
+            Frame::Map(vec![
+                (b("owner"), Frame::Bulk(Bytes::copy_from_slice(&h.owner))),
+                (b("token"), Frame::Bulk(Bytes::copy_from_slice(&h.token))),
+                (b("fence"), Frame::Integer(h.fence as i64)),
+                (b("count"), Frame::Integer(i64::from(h.count))),
+                (
+                    b("ttl"),
+                    Frame::Integer(if h.session != 0 {
+                        -1
+                    } else {
+                        h.expire_at.saturating_sub(now) as i64
+                    }),
+                ),
+                (b("session"), Frame::Integer(h.session as i64)),
+            ])
+        })
+        .collect();
+    let fence = l.fence();
+    let delay = l.delay_until().saturating_sub(now);
+    drop(g);
+    let waiters = ctx.srv.blocking.queue_len(db, &args[1]);
+    Ok(Frame::Map(vec![
+        (b("fence"), Frame::Integer(fence as i64)),
+        (b("mode"), b(mode)),
+        (b("delay"), Frame::Integer(delay as i64)),
+        (b("holders"), Frame::Array(holders)),
+        (b("waiters"), Frame::Integer(waiters as i64)),
+    ]))
+}
+
+/// LOCK.FORCE key: drops every holder (the fence stays); the number dropped.
+fn lock_force(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    let db = ctx.client.db;
+    let key = &args[1];
+    let mut g = ctx.srv.keyspace.lock_key(key, ctx.now);
+    let Some(l) = lock_at(&mut g, db, key)? else {
+        return Ok(Frame::Integer(0));
+    };
+    l.prune(ctx.now);
+    let sessions: Vec<u64> = l
+        .holders()
+        .iter()
+        .map(|h| h.session)
+        .filter(|s| *s != 0)
+        .collect();
+    let n = l.force(ctx.now);
+    drop(g);
+    for sid in sessions {
+        ctx.srv.coord.remove_held(sid, db, key);
+    }
+    if n > 0 {
+        freed(ctx, key, "lock.force");
+    }
+    Ok(Frame::Integer(n as i64))
+}
+
+/// Parses a fence argument.
+pub fn parse_fence(arg: &[u8]) -> Result<u64, Error> {
+    match args::int(arg) {
+        Ok(v) if v >= 0 => Ok(v as u64),
+        _ => Err(Error::msg(BAD_FENCE)),
+    }
+}
+
+/// The store-side fence check: true if `fence` may write under the lock at `lock_key`
+/// (see `LockValue::fence_ok`); false if the key is missing (no fence was ever granted
+/// there); WRONGTYPE if it is not a lock.
+pub fn check_fence(
+    g: &mut Guard<'_>,
+    db: usize,
+    lock_key: &[u8],
+    fence: u64,
+) -> Result<bool, Error> {
+    let now = g.now();
+    Ok(match lock_at(g, db, lock_key)? {
+        Some(l) => l.fence_ok(fence, now),
+        None => false,
+    })
+}
+
+/// FENCE.CHECK key fence: 1 if `fence` is at least the newest grant's (or a live
+/// holder's), else 0.
+fn fence_check(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    let fence = parse_fence(&args[2])?;
+    let mut g = ctx.srv.keyspace.lock_key(&args[1], ctx.now);
+    Ok(Frame::Integer(i64::from(check_fence(
+        &mut g,
+        ctx.client.db,
+        &args[1],
+        fence,
+    )?)))
+}
+
+/// DELIFFENCE key lockkey fence: deletes `key` (1) if `fence` passes the check against the
+/// lock at `lockkey`; 0 if the key is missing or the fence is stale.
+fn deliffence(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    let fence = parse_fence(&args[3])?;
+    let db = ctx.client.db;
+    let mut g = ctx.srv.keyspace.lock_keys(&args[1..3], ctx.now);
+    if !check_fence(&mut g, db, &args[2], fence)? {
+        return Ok(Frame::Integer(0));
+    }
+    if !g.delete(db, &args[1], basalt_engine::Reason::UserDel) {
+        return Ok(Frame::Integer(0));
+    }
+    drop(g);
+    ctx.notify(ev::GENERIC, "del", &args[1]);
+    Ok(Frame::Integer(1))
+}
+
+/// SESSION.OPEN ttl_ms [LOCKDELAY ms] [ONEXPIRE RELEASE|DELETE]: the new session's id.
+fn session_open(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    let ttl = millis(&args[1])?;
+    let mut lockdelay = 0;
+    let mut on_expire = OnExpire::Release;
+    let mut i = 2;
+    while i < args.len() {
+        match args.get(i + 1) {
+            Some(v) if is(&args[i], "lockdelay") => {
+                lockdelay = match args::int(v) {
+                    Ok(0) => 0,
+                    _ => millis(v)?,
+                };
+            }
+            Some(v) if is(&args[i], "onexpire") && is(v, "release") => {
+                on_expire = OnExpire::Release
+            }
+            Some(v) if is(&args[i], "onexpire") && is(v, "delete") => on_expire = OnExpire::Delete,
+            _ => return Err(Error::msg(error::SYNTAX)),
+        }
+        i += 2;
+    }
+    let id = ctx.srv.coord.open(ttl, lockdelay, on_expire, ctx.now);
+    Ok(Frame::Integer(id as i64))
+}
+
+/// SESSION.KEEPALIVE sid: the TTL the session was extended by, or an error if it is gone.
+fn session_keepalive(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    let sid = session_id(&args[1])?;
+    match ctx.srv.coord.keepalive(sid, ctx.now) {
+        Some(ttl) => Ok(Frame::Integer(ttl as i64)),
+        None => Err(Error::msg(NO_SESSION)),
+    }
+}
+
+/// SESSION.CLOSE sid: releases everything the session holds (no lock-delay); the number
+/// of locks released, or an error if there is no such session.
+fn session_close(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    let sid = session_id(&args[1])?;
+    match ctx.srv.coord.take(sid) {
+        Some(s) => Ok(Frame::Integer(
+            end_session(ctx.srv, sid, s, ctx.now, false) as i64
+        )),
+        None => Err(Error::msg(NO_SESSION)),
+    }
+}
+
+/// SESSION.INFO sid: a map of ttl, lease left, lockdelay, onexpire and the held lock keys.
+fn session_info(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    let sid = session_id(&args[1])?;
+    let Some(s) = ctx.srv.coord.get(sid, ctx.now) else {
+        return Err(Error::msg(NO_SESSION));
+    };
+    let b = |s: &str| Frame::Bulk(Bytes::copy_from_slice(s.as_bytes()));
+    let db = ctx.client.db;
+    Ok(Frame::Map(vec![
+        (b("ttl"), Frame::Integer(s.ttl as i64)),
+        (
+            b("expires-in"),
+            Frame::Integer(s.expire_at.saturating_sub(ctx.now) as i64),
+        ),
+        (b("lockdelay"), Frame::Integer(s.lockdelay as i64)),
+        (
+            b("onexpire"),
+            b(if s.on_expire == OnExpire::Delete {
+                "delete"
+            } else {
+                "release"
+            }),
+        ),
+        (
+            b("locks"),
+            Frame::Array(
+                s.held
+                    .iter()
+                    .filter(|(d, _)| *d == db)
+                    .map(|(_, k)| Frame::Bulk(k.clone()))
+                    .collect(),
+            ),
+        ),
+    ]))
+}
+
+/// Releases every grant of a session that was removed from the table: on expiry, the
+/// locks refuse new grants for its LOCKDELAY and, under ONEXPIRE DELETE, lock keys left
+/// without holders are deleted. Waiters are signalled. Returns how many locks it held.
+pub fn end_session(
+    srv: &Server,
+    sid: u64,
+    s: crate::coord::Session,
+    now: u64,
+    expired: bool,
+) -> usize {
+    let mut n = 0;
+    for (db, key) in &s.held {
+        let mut g = srv.keyspace.lock_key(key, now);
+        let Ok(Some(l)) = lock_at(&mut g, *db, key) else {
+            continue;
+        };
+        if l.release_session(sid) == 0 {
+            continue;
+        }
+        n += 1;
+        if expired && s.lockdelay > 0 {
+            l.delay(now + s.lockdelay);
+        }
+        let delete = expired && s.on_expire == OnExpire::Delete && l.is_free(now);
+        if delete {
+            g.remove(*db, key);
+        }
+        drop(g);
+        srv.watches.touch(*db, key);
+        srv.pubsub.notify(
+            ev::GENERIC,
+            if delete { "del" } else { "lock.release" },
+            key,
+            *db,
+        );
+        srv.blocking.signal(*db, key);
+    }
+    n
+}
+
+/// The cron's share: ends the sessions whose lease passed.
+pub fn expire_sessions(srv: &Server, now: u64) {
+    for (sid, s) in srv.coord.take_expired(now) {
+        end_session(srv, sid, s, now, true);
+    }
+}
