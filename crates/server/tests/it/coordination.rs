@@ -38,8 +38,14 @@ fn set_ifeq_writes_only_over_an_equal_string() {
     assert_eq!(cmd(&mut c, &["SET", "k", "b", "ifeq", "a"]), Frame::ok());
     assert_eq!(cmd(&mut c, &["GET", "k"]), bulk("b"));
     // With GET: the old value either way.
-    assert_eq!(cmd(&mut c, &["SET", "k", "c", "IFEQ", "b", "GET"]), bulk("b"));
-    assert_eq!(cmd(&mut c, &["SET", "k", "d", "IFEQ", "zz", "GET"]), bulk("c"));
+    assert_eq!(
+        cmd(&mut c, &["SET", "k", "c", "IFEQ", "b", "GET"]),
+        bulk("b")
+    );
+    assert_eq!(
+        cmd(&mut c, &["SET", "k", "d", "IFEQ", "zz", "GET"]),
+        bulk("c")
+    );
     assert_eq!(cmd(&mut c, &["GET", "k"]), bulk("c"));
     // Integers compare as their text; expiry options apply when written.
     assert_eq!(cmd(&mut c, &["SET", "n", "10"]), Frame::ok());
@@ -81,4 +87,466 @@ fn delifeq_deletes_only_an_equal_string() {
         err(&mut c, &["DELIFEQ", "k"]),
         "ERR wrong number of arguments for 'delifeq' command"
     );
+}
+
+// ---- Locks, fencing, sessions -------------------------------------------------------
+
+use crate::waiting::{self, wait_blocked};
+use std::time::Duration;
+
+fn int(c: &mut RawClient, args: &[&str]) -> i64 {
+    match cmd(c, args) {
+        Frame::Integer(i) => i,
+        other => panic!("{args:?}: not an integer: {other:?}"),
+    }
+}
+
+/// A grant: (token, fence, ttl left).
+fn grant(f: Frame) -> Option<(String, i64, i64)> {
+    match f {
+        Frame::Array(v) => match &v[..] {
+            [Frame::Bulk(t), Frame::Integer(fence), Frame::Integer(ttl)] => {
+                Some((String::from_utf8_lossy(t).into_owned(), *fence, *ttl))
+            }
+            _ => panic!("bad grant {v:?}"),
+        },
+        Frame::NullArray | Frame::Null => None,
+        other => panic!("bad grant reply {other:?}"),
+    }
+}
+
+fn acquire(c: &mut RawClient, args: &[&str]) -> Option<(String, i64, i64)> {
+    let mut a = vec!["LOCK.ACQUIRE"];
+    a.extend_from_slice(args);
+    grant(cmd(c, &a))
+}
+
+/// A field of a LOCK.INFO / SESSION.INFO map (RESP2: flat array).
+fn field(f: &Frame, name: &str) -> Frame {
+    let Frame::Array(v) = f else {
+        panic!("not a map: {f:?}")
+    };
+    v.chunks(2)
+        .find(|p| p[0] == bulk(name))
+        .map(|p| p[1].clone())
+        .unwrap_or_else(|| panic!("no {name} in {f:?}"))
+}
+
+#[test]
+fn locks_grant_exclude_retry_and_nest() {
+    let server = crate::start(&[]);
+    let mut c = client(server.port());
+    let (tok, f1, ttl) = acquire(&mut c, &["lk", "a", "TTL", "100000"]).expect("granted");
+    assert_eq!(tok.len(), 20);
+    assert!(f1 >= 1 && ttl > 0 && ttl <= 100000);
+    assert_eq!(cmd(&mut c, &["TYPE", "lk"]), Frame::Simple("lock".into()));
+    // Busy for others (exclusive and shared); a retry by the owner returns the same grant.
+    assert_eq!(acquire(&mut c, &["lk", "b", "TTL", "1000"]), None);
+    assert_eq!(acquire(&mut c, &["lk", "b", "TTL", "1000", "SHARED"]), None);
+    let (tok2, f2, _) = acquire(&mut c, &["lk", "a", "TTL", "100000"]).expect("retry");
+    assert_eq!((tok2.as_str(), f2), (tok.as_str(), f1));
+    assert_eq!(
+        err(&mut c, &["LOCK.ACQUIRE", "lk", "a", "TTL", "10", "SHARED"]),
+        "ERR owner already holds this lock in the other mode"
+    );
+    // Renew, release (a wrong token releases nothing), then the fence is kept.
+    assert_eq!(int(&mut c, &["LOCK.RENEW", "lk", &tok, "50000"]), 1);
+    assert_eq!(int(&mut c, &["LOCK.RENEW", "lk", "nope", "50000"]), 0);
+    assert_eq!(int(&mut c, &["LOCK.RELEASE", "lk", "nope"]), 0);
+    assert_eq!(int(&mut c, &["LOCK.RELEASE", "lk", &tok]), 1);
+    assert_eq!(int(&mut c, &["LOCK.RELEASE", "lk", &tok]), 0);
+    let info = cmd(&mut c, &["LOCK.INFO", "lk"]);
+    assert_eq!(field(&info, "fence"), Frame::Integer(f1));
+    assert_eq!(field(&info, "mode"), bulk("free"));
+    assert_eq!(field(&info, "holders"), Frame::Array(vec![]));
+    // Reentrant: nested acquires need as many releases; the fence stays the grant's.
+    let (rt, rf, _) = acquire(&mut c, &["lk", "r", "TTL", "100000", "REENTRANT"]).expect("r");
+    assert!(rf > f1);
+    assert_eq!(
+        acquire(&mut c, &["lk", "r", "TTL", "100000", "REENTRANT"]).map(|g| g.1),
+        Some(rf)
+    );
+    assert_eq!(int(&mut c, &["LOCK.RELEASE", "lk", &rt]), 1);
+    assert_eq!(
+        acquire(&mut c, &["lk", "b", "TTL", "1000"]),
+        None,
+        "still held once"
+    );
+    assert_eq!(int(&mut c, &["LOCK.RELEASE", "lk", &rt]), 1);
+    // Shared holders coexist; a writer waits; FORCE drops them all.
+    let (_, s1, _) = acquire(&mut c, &["lk", "x", "TTL", "100000", "SHARED"]).expect("x");
+    let (_, s2, _) = acquire(&mut c, &["lk", "y", "TTL", "100000", "SHARED"]).expect("y");
+    assert!(s2 > s1 && s1 > rf);
+    assert_eq!(
+        field(&cmd(&mut c, &["LOCK.INFO", "lk"]), "mode"),
+        bulk("shared")
+    );
+    assert_eq!(acquire(&mut c, &["lk", "w", "TTL", "1000"]), None);
+    assert_eq!(
+        int(&mut c, &["FENCE.CHECK", "lk", &s1.to_string()]),
+        1,
+        "live reader"
+    );
+    assert_eq!(int(&mut c, &["LOCK.FORCE", "lk"]), 2);
+    assert_eq!(int(&mut c, &["FENCE.CHECK", "lk", &s1.to_string()]), 0);
+    assert!(acquire(&mut c, &["lk", "w", "TTL", "1000"]).expect("w").1 > s2);
+    // Errors: no lease, both leases, bad numbers, wrong type, unknown session.
+    assert_eq!(
+        err(&mut c, &["LOCK.ACQUIRE", "lk", "o", "WAIT", "10"]),
+        "ERR LOCK.ACQUIRE needs TTL ms or SESSION sid"
+    );
+    assert_eq!(
+        err(
+            &mut c,
+            &["LOCK.ACQUIRE", "lk", "o", "TTL", "10", "SESSION", "1"]
+        ),
+        "ERR syntax error"
+    );
+    for bad in ["0", "-5", "x", "315360000001"] {
+        assert!(
+            err(&mut c, &["LOCK.ACQUIRE", "lk", "o", "TTL", bad])
+                .starts_with("ERR invalid milliseconds")
+        );
+    }
+    assert_eq!(
+        err(&mut c, &["LOCK.ACQUIRE", "lk", "o", "SESSION", "99"]),
+        "ERR no such session"
+    );
+    assert_eq!(cmd(&mut c, &["SET", "str", "v"]), Frame::ok());
+    assert_eq!(
+        err(&mut c, &["LOCK.ACQUIRE", "str", "o", "TTL", "10"]),
+        WRONGTYPE
+    );
+    assert_eq!(err(&mut c, &["FENCE.CHECK", "str", "1"]), WRONGTYPE);
+    assert_eq!(
+        err(&mut c, &["FENCE.CHECK", "lk", "-1"]),
+        "ERR fence is not a non-negative integer"
+    );
+    assert_eq!(int(&mut c, &["FENCE.CHECK", "missing", "1"]), 0);
+    assert_eq!(cmd(&mut c, &["LOCK.INFO", "missing"]), Frame::Null);
+}
+
+#[test]
+fn a_paused_client_is_fenced_out() {
+    let server = crate::start(&[]);
+    let mut a = client(server.port());
+    let mut b = client(server.port());
+    let (_, fa, _) = acquire(&mut a, &["lk", "a", "TTL", "100"]).expect("a");
+    assert_eq!(
+        cmd(
+            &mut a,
+            &["SET", "data", "a1", "IFFENCE", "lk", &fa.to_string()]
+        ),
+        Frame::ok()
+    );
+    // a "pauses" (GC, swap) past its lease; b is granted the lock with a higher fence.
+    let fb = loop {
+        if let Some((_, f, _)) = acquire(&mut b, &["lk", "b", "TTL", "100000", "WAIT", "5000"]) {
+            break f;
+        }
+    };
+    assert!(fb > fa);
+    // a wakes up and writes with its old fence: refused. b's write goes through.
+    assert_eq!(
+        cmd(
+            &mut a,
+            &["SET", "data", "a2", "IFFENCE", "lk", &fa.to_string()]
+        ),
+        Frame::Null
+    );
+    assert_eq!(int(&mut a, &["FENCE.CHECK", "lk", &fa.to_string()]), 0);
+    assert_eq!(
+        int(&mut a, &["DELIFFENCE", "data", "lk", &fa.to_string()]),
+        0
+    );
+    assert_eq!(
+        cmd(
+            &mut b,
+            &["SET", "data", "b1", "IFFENCE", "lk", &fb.to_string()]
+        ),
+        Frame::ok()
+    );
+    assert_eq!(cmd(&mut b, &["GET", "data"]), bulk("b1"));
+    // The fence stays valid after b's lease passes, until someone newer is granted.
+    assert_eq!(int(&mut b, &["FENCE.CHECK", "lk", &fb.to_string()]), 1);
+    assert_eq!(
+        int(&mut b, &["DELIFFENCE", "data", "lk", &fb.to_string()]),
+        1
+    );
+    assert_eq!(int(&mut b, &["EXISTS", "data"]), 0);
+    // IFFENCE needs a lock key that exists and holds a lock.
+    assert_eq!(
+        cmd(&mut b, &["SET", "data", "x", "IFFENCE", "nolock", "1"]),
+        Frame::Null
+    );
+    assert_eq!(cmd(&mut b, &["SET", "s", "x"]), Frame::ok());
+    assert_eq!(
+        err(&mut b, &["SET", "data", "x", "IFFENCE", "s", "1"]),
+        WRONGTYPE
+    );
+    assert_eq!(
+        err(&mut b, &["SET", "data", "x", "IFFENCE", "lk"]),
+        "ERR syntax error"
+    );
+}
+
+#[test]
+fn waiters_are_woken_in_fifo_order_and_disconnects_leave_the_queue() {
+    let server = crate::start(&[]);
+    let mut ctl = waiting::client(&server);
+    let (tok, f0, _) = acquire(&mut ctl, &["lk", "holder", "TTL", "100000"]).expect("held");
+    let mut ws: Vec<RawClient> = Vec::new();
+    for i in 0..4 {
+        let mut w = waiting::client(&server);
+        waiting::send(
+            &mut w,
+            &format!("LOCK.ACQUIRE lk w{i} TTL 100000 WAIT 0 FAIR"),
+        );
+        wait_blocked(&mut ctl, i + 1);
+        ws.push(w);
+    }
+    assert_eq!(
+        field(&cmd(&mut ctl, &["LOCK.INFO", "lk"]), "waiters"),
+        Frame::Integer(4)
+    );
+    // w1 disconnects: it leaves the queue.
+    drop(ws.remove(1));
+    wait_blocked(&mut ctl, 3);
+    assert_eq!(int(&mut ctl, &["LOCK.RELEASE", "lk", &tok]), 1);
+    let mut last = f0;
+    for (i, w) in ws.iter_mut().enumerate() {
+        let g = grant(w.read_reply().expect("reply")).expect("granted");
+        assert!(g.1 > last, "fences grow in grant order");
+        last = g.1;
+        let info = cmd(&mut ctl, &["LOCK.INFO", "lk"]);
+        let holders = field(&info, "holders");
+        let Frame::Array(h) = holders else { panic!() };
+        assert_eq!(field(&h[0], "owner"), bulk(["w0", "w2", "w3"][i]));
+        assert_eq!(int(w, &["LOCK.RELEASE", "lk", &g.0]), 1);
+    }
+}
+
+#[test]
+fn a_waiter_gets_the_lock_when_a_lease_passes_silently() {
+    let server = crate::start(&[]);
+    let mut a = client(server.port());
+    let mut b = client(server.port());
+    let (_, fa, _) = acquire(&mut a, &["lk", "a", "TTL", "200"]).expect("a");
+    // Nobody releases: b is woken at a's deadline (server time), not by a write.
+    let (_, fb, _) = acquire(&mut b, &["lk", "b", "TTL", "1000", "WAIT", "0"]).expect("b");
+    assert!(fb > fa);
+    // WAIT that runs out: null.
+    assert_eq!(
+        acquire(&mut a, &["lk", "a", "TTL", "1000", "WAIT", "50"]),
+        None
+    );
+    // Inside MULTI a WAIT does not block.
+    assert_eq!(cmd(&mut a, &["MULTI"]), Frame::ok());
+    assert_eq!(
+        cmd(
+            &mut a,
+            &["LOCK.ACQUIRE", "lk", "a", "TTL", "10", "WAIT", "0"]
+        ),
+        Frame::Simple("QUEUED".into())
+    );
+    assert_eq!(cmd(&mut a, &["EXEC"]), Frame::Array(vec![Frame::NullArray]));
+}
+
+#[test]
+fn sessions_hold_locks_until_they_expire_or_close() {
+    let server = crate::start(&["--hz", "100"]);
+    let mut ctl = waiting::client(&server);
+    let sid = int(&mut ctl, &["SESSION.OPEN", "300", "LOCKDELAY", "100"]);
+    assert!(sid >= 1);
+    let sids = sid.to_string();
+    let (_, f0, ttl) = acquire(&mut ctl, &["lk", "s", "SESSION", &sids]).expect("granted");
+    assert_eq!(ttl, -1);
+    let (_, _, _) = acquire(&mut ctl, &["lk2", "s", "SESSION", &sids]).expect("granted");
+    let info = cmd(&mut ctl, &["SESSION.INFO", &sids]);
+    assert_eq!(field(&info, "ttl"), Frame::Integer(300));
+    assert_eq!(field(&info, "lockdelay"), Frame::Integer(100));
+    assert_eq!(field(&info, "onexpire"), bulk("release"));
+    assert_eq!(
+        field(&info, "locks"),
+        Frame::Array(vec![bulk("lk"), bulk("lk2")])
+    );
+    assert_eq!(int(&mut ctl, &["SESSION.KEEPALIVE", &sids]), 300);
+    // Waiters queue FIFO behind the session's grant.
+    let mut ws: Vec<RawClient> = Vec::new();
+    for i in 0..3 {
+        let mut w = waiting::client(&server);
+        waiting::send(
+            &mut w,
+            &format!("LOCK.ACQUIRE lk w{i} TTL 100000 WAIT 0 FAIR"),
+        );
+        wait_blocked(&mut ctl, i + 1);
+        ws.push(w);
+    }
+    // No keepalive: the session expires, its locks are released (after LOCKDELAY) and the
+    // waiters are served one by one in arrival order.
+    let mut last = f0;
+    for (i, w) in ws.iter_mut().enumerate() {
+        let g = grant(w.read_reply().expect("reply")).expect("granted");
+        assert!(g.1 > last);
+        last = g.1;
+        let Frame::Array(h) = field(&cmd(&mut ctl, &["LOCK.INFO", "lk"]), "holders") else {
+            panic!()
+        };
+        assert_eq!(field(&h[0], "owner"), bulk(&format!("w{i}")));
+        assert_eq!(int(w, &["LOCK.RELEASE", "lk", &g.0]), 1);
+    }
+    assert_eq!(
+        err(&mut ctl, &["SESSION.KEEPALIVE", &sids]),
+        "ERR no such session"
+    );
+    assert_eq!(
+        err(&mut ctl, &["SESSION.INFO", &sids]),
+        "ERR no such session"
+    );
+    assert_eq!(
+        field(&cmd(&mut ctl, &["LOCK.INFO", "lk2"]), "mode"),
+        bulk("free")
+    );
+    // CLOSE releases at once (no lock-delay); ONEXPIRE DELETE removes freed lock keys.
+    let s2 = int(&mut ctl, &["SESSION.OPEN", "100000", "LOCKDELAY", "100000"]).to_string();
+    acquire(&mut ctl, &["lk3", "s", "SESSION", &s2]).expect("granted");
+    assert_eq!(int(&mut ctl, &["SESSION.CLOSE", &s2]), 1);
+    assert!(acquire(&mut ctl, &["lk3", "o", "TTL", "1000"]).is_some());
+    assert_eq!(
+        err(&mut ctl, &["SESSION.CLOSE", &s2]),
+        "ERR no such session"
+    );
+    let s3 = int(&mut ctl, &["SESSION.OPEN", "100", "ONEXPIRE", "DELETE"]).to_string();
+    acquire(&mut ctl, &["lk4", "s", "SESSION", &s3]).expect("granted");
+    let mut b = waiting::client(&server);
+    let g = acquire(&mut b, &["lk4", "b", "TTL", "1000", "WAIT", "0"]).expect("after expiry");
+    assert!(g.1 > last);
+    for bad in [
+        &["SESSION.OPEN", "0"][..],
+        &["SESSION.OPEN", "100", "LOCKDELAY"],
+        &["SESSION.OPEN", "100", "ONEXPIRE", "KEEP"],
+    ] {
+        assert!(matches!(cmd(&mut ctl, bad), Frame::Error(_)), "{bad:?}");
+    }
+}
+
+/// 50 clients with random pauses contend for one lock with short TTLs. Each holder takes
+/// server-time samples that are proven inside its hold (TIME and LOCK.RENEW in one
+/// MULTI/EXEC: the renew succeeds only for a live holder). The history must show no two
+/// grants' samples overlapping, and fences strictly increasing in grant order.
+#[test]
+fn fifty_clients_never_hold_an_exclusive_lock_together() {
+    let server = crate::start(&[]);
+    let port = server.port();
+    let threads: Vec<_> = (0..50)
+        .map(|i| {
+            std::thread::spawn(move || {
+                let mut c = client(port);
+                c.set_timeout(Duration::from_secs(60)).expect("timeout");
+                let mut x: u64 = 0x9E37_79B9_7F4A_7C15 ^ (i as u64 + 1);
+                let mut rnd = move |n: u64| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    x % n
+                };
+                let owner = format!("c{i}");
+                let mut history = Vec::new();
+                for _ in 0..4 {
+                    let Some((tok, fence, _)) =
+                        acquire(&mut c, &["res", &owner, "TTL", "30", "WAIT", "30000"])
+                    else {
+                        continue;
+                    };
+                    let mut samples = Vec::new();
+                    for _ in 0..2 {
+                        // A pause that sometimes outlives the lease.
+                        std::thread::sleep(Duration::from_millis(rnd(40)));
+                        cmd(&mut c, &["MULTI"]);
+                        cmd(&mut c, &["TIME"]);
+                        cmd(&mut c, &["LOCK.RENEW", "res", &tok, "30"]);
+                        let Frame::Array(r) = cmd(&mut c, &["EXEC"]) else {
+                            panic!("exec")
+                        };
+                        if r[1] != Frame::Integer(1) {
+                            break; // the lease passed: no longer a holder
+                        }
+                        let Frame::Array(t) = &r[0] else {
+                            panic!("time")
+                        };
+                        let num = |f: &Frame| match f {
+                            Frame::Bulk(b) => {
+                                String::from_utf8_lossy(b).parse::<u64>().expect("num")
+                            }
+                            _ => panic!("time field"),
+                        };
+                        samples.push(num(&t[0]) * 1_000_000 + num(&t[1]));
+                    }
+                    cmd(&mut c, &["LOCK.RELEASE", "res", &tok]);
+                    if let (Some(&s), Some(&e)) = (samples.first(), samples.last()) {
+                        history.push((s, e, fence, owner.clone()));
+                    }
+                }
+                history
+            })
+        })
+        .collect();
+    let mut history: Vec<(u64, u64, i64, String)> = threads
+        .into_iter()
+        .flat_map(|t| t.join().expect("client thread"))
+        .collect();
+    history.sort();
+    assert!(
+        history.len() >= 50,
+        "too few proven holds: {}",
+        history.len()
+    );
+    for w in history.windows(2) {
+        let (a, b) = (&w[0], &w[1]);
+        assert!(a.1 <= b.0, "overlapping exclusive holds: {a:?} and {b:?}");
+        assert!(b.2 > a.2, "fence did not grow: {a:?} then {b:?}");
+    }
+}
+
+#[test]
+fn locks_fences_and_sessions_survive_a_restart() {
+    let dir = std::env::temp_dir().join(format!("basalt-it-coord-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    let d = dir.to_string_lossy().into_owned();
+    let mut s = crate::start(&["--dir", &d, "--save", ""]);
+    let mut c = client(s.port());
+    let (tok, f1, _) = acquire(&mut c, &["held", "a", "TTL", "600000"]).expect("a");
+    let sid = int(&mut c, &["SESSION.OPEN", "600000", "LOCKDELAY", "5"]).to_string();
+    let (_, f2, _) = acquire(&mut c, &["bysession", "s", "SESSION", &sid]).expect("s");
+    // A lock whose key is deleted: its fence must not be handed out again.
+    let (_, f3, _) = acquire(&mut c, &["gone", "g", "TTL", "600000"]).expect("g");
+    assert_eq!(int(&mut c, &["DEL", "gone"]), 1);
+    assert_eq!(cmd(&mut c, &["SAVE"]), Frame::ok());
+    s.stop().expect("stop");
+
+    let s2 = crate::start(&["--dir", &d, "--save", ""]);
+    let mut c = client(s2.port());
+    // The TTL lock is still held by a, with its token and fence.
+    assert_eq!(acquire(&mut c, &["held", "b", "TTL", "1000"]), None);
+    assert_eq!(
+        acquire(&mut c, &["held", "a", "TTL", "600000"]).map(|g| (g.0, g.1)),
+        Some((tok.clone(), f1))
+    );
+    assert_eq!(int(&mut c, &["FENCE.CHECK", "held", &f1.to_string()]), 1);
+    // The session came back (full TTL) and still holds its lock.
+    assert_eq!(int(&mut c, &["SESSION.KEEPALIVE", &sid]), 600000);
+    assert_eq!(acquire(&mut c, &["bysession", "b", "TTL", "1000"]), None);
+    assert_eq!(int(&mut c, &["SESSION.CLOSE", &sid]), 1);
+    let (_, f4, _) = acquire(&mut c, &["bysession", "b", "TTL", "1000"]).expect("freed");
+    assert!(
+        f4 > f3 && f3 > f2 && f2 > f1,
+        "fences continue upward: {f1} {f2} {f3} {f4}"
+    );
+    let (_, f5, _) = acquire(&mut c, &["gone", "g2", "TTL", "1000"]).expect("new");
+    assert!(f5 > f4);
+    // New sessions get new ids.
+    assert!(int(&mut c, &["SESSION.OPEN", "1000"]) > sid.parse::<i64>().expect("sid"));
+    drop(s2);
+    let _ = std::fs::remove_dir_all(&dir);
 }
