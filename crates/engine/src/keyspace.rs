@@ -1119,7 +1119,12 @@ impl Keyspace {
                             .map(|(k, e)| (h, k, e))
                     })
                 } else {
-                    let picked = d.dict.random_node(r1, r2).map(|(h, k, _)| (h, k.to_vec()));
+                    // Lock keys are never evicted (a held lock must stay held).
+                    let picked = d
+                        .dict
+                        .random_node(r1, r2)
+                        .filter(|(_, _, e)| !matches!(e.value, Value::Lock(_)))
+                        .map(|(h, k, _)| (h, k.to_vec()));
                     picked.and_then(|(h, k)| d.dict.remove(h, &k).map(|e| (h, k.into(), e)))
                 };
                 if let Some((h, k, e)) = removed {
@@ -1221,10 +1226,10 @@ impl Keyspace {
                 let mut s = self.shards[c.shard as usize].lock();
                 let db = c.db as usize;
                 let d = &mut s.dbs[db];
-                if let Some((k, e)) = d
-                    .dict
-                    .remove_where(c.hash, |_, e| !volatile || e.expire_at != 0)
-                {
+                // Lock keys are never evicted (a held lock must stay held).
+                if let Some((k, e)) = d.dict.remove_where(c.hash, |_, e| {
+                    (!volatile || e.expire_at != 0) && !matches!(e.value, Value::Lock(_))
+                }) {
                     return Some(self.evicted(&mut s, db, c.hash, &k, e));
                 }
             }

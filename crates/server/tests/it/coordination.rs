@@ -550,3 +550,52 @@ fn locks_fences_and_sessions_survive_a_restart() {
     drop(s2);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Held locks are never evicted: allkeys-lru and allkeys-random evict the strings around
+/// them, never the lock keys.
+#[test]
+fn locks_are_never_evicted() {
+    let server = crate::start(&[]);
+    let mut c = client(server.port());
+    for policy in ["allkeys-lru", "allkeys-random"] {
+        assert_eq!(cmd(&mut c, &["FLUSHALL"]), Frame::ok());
+        assert_eq!(
+            cmd(&mut c, &["CONFIG", "SET", "maxmemory", "0"]),
+            Frame::ok()
+        );
+        assert_eq!(
+            cmd(&mut c, &["CONFIG", "SET", "maxmemory-policy", policy]),
+            Frame::ok()
+        );
+        for i in 0..100 {
+            acquire(&mut c, &[&format!("lock:{i}"), "o", "TTL", "600000"]).expect("granted");
+        }
+        let Frame::Bulk(info) = cmd(&mut c, &["INFO", "memory"]) else {
+            panic!("info")
+        };
+        let used: u64 = String::from_utf8_lossy(&info)
+            .lines()
+            .find_map(|l| l.strip_prefix("used_memory:"))
+            .and_then(|v| v.trim().parse().ok())
+            .expect("used_memory");
+        let limit = (used + 512 * 1024).to_string();
+        assert_eq!(
+            cmd(&mut c, &["CONFIG", "SET", "maxmemory", &limit]),
+            Frame::ok()
+        );
+        let value = "v".repeat(2000);
+        for i in 0..2000 {
+            assert_eq!(
+                cmd(&mut c, &["SET", &format!("s:{i}"), &value]),
+                Frame::ok()
+            );
+        }
+        for i in 0..100 {
+            assert_eq!(
+                acquire(&mut c, &[&format!("lock:{i}"), "other", "TTL", "10"]),
+                None,
+                "{policy}: lock:{i} was evicted"
+            );
+        }
+    }
+}
