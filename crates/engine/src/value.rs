@@ -188,6 +188,7 @@ impl Value {
             Value::ZSet(_) => "zset",
             Value::Stream(_) => "stream",
             Value::RateLimit(_) => RATELIMIT_TYPE,
+            Value::Lock(l) if l.is_semaphore() => "semaphore",
             Value::Lock(_) => "lock",
         }
     }
@@ -202,6 +203,7 @@ impl Value {
             Value::ZSet(v) => v.encoding(),
             Value::Stream(_) => "stream",
             Value::RateLimit(r) => r.spec().name(),
+            Value::Lock(l) if l.is_semaphore() => "semaphore",
             Value::Lock(_) => "lock",
         }
     }

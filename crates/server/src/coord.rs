@@ -242,9 +242,10 @@ mod tests {
         assert_eq!((a, b), (1, 2));
         assert!(c.add_held(a, 0, b"k", 1050));
         assert_eq!(c.keepalive(a, 1050), Some(100));
-        let gone = c.take_expired(1150);
+        // Live while the deadline (1150) is ahead, expired at it.
+        let gone = c.take_expired(1149);
         assert!(gone.is_empty());
-        let gone = c.take_expired(1150 + 1);
+        let gone = c.take_expired(1150);
         assert_eq!(gone.len(), 1);
         assert_eq!(gone[0].0, a);
         assert!(gone[0].1.held.contains(&(0, Bytes::from_static(b"k"))));

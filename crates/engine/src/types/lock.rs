@@ -1,4 +1,8 @@
-//! Lock values: an exclusive or shared (read-write) lock with fencing tokens.
+//! Lock values: an exclusive or shared (read-write) lock, or a counting semaphore, with
+//! fencing tokens.
+//!
+//! A semaphore is the same value with a `limit` of permits: holders take weighted
+//! permits and the sum in use never exceeds the limit.
 //!
 //! A lock key holds the current holders and the highest fencing token ever granted on it.
 //! Every grant takes a new fence from a counter the caller supplies (the server's
@@ -25,6 +29,8 @@ pub struct Holder {
     pub shared: bool,
     /// Reentrant depth: RELEASE must be called this many times.
     pub count: u32,
+    /// Permits held (1 for locks).
+    pub permits: u32,
     /// Lease deadline in Unix ms (0: held by `session` instead).
     pub expire_at: u64,
     /// The session holding this grant (0: a TTL lease).
@@ -44,6 +50,8 @@ pub struct AcquireReq<'a> {
     pub expire_at: u64,
     /// The holding session (0: a TTL lease).
     pub session: u64,
+    /// Permits asked for (semaphores; 1 for locks).
+    pub permits: u32,
 }
 
 /// The outcome of [`LockValue::acquire`].
@@ -72,6 +80,8 @@ pub struct LockValue {
     fence: u64,
     /// No new grant before this Unix ms (a session's lock-delay after it expired).
     delay_until: u64,
+    /// 0 for a lock; the number of permits for a semaphore.
+    limit: u32,
     holders: Vec<Holder>,
 }
 
@@ -81,17 +91,53 @@ impl LockValue {
         LockValue {
             fence,
             delay_until: 0,
+            limit: 0,
             holders: Vec::new(),
         }
     }
 
+    /// An unheld semaphore of `limit` permits (`limit` ≥ 1).
+    pub fn semaphore(limit: u32) -> LockValue {
+        assert!(limit >= 1, "a semaphore has at least one permit");
+        LockValue {
+            limit,
+            ..LockValue::new(0)
+        }
+    }
+
+    /// True for a semaphore (TYPE `semaphore`), false for a lock.
+    pub fn is_semaphore(&self) -> bool {
+        self.limit != 0
+    }
+
+    /// The semaphore's number of permits (0 for a lock).
+    pub fn limit(&self) -> u32 {
+        self.limit
+    }
+
+    /// Changes a semaphore's limit; only while nobody holds it (else false).
+    pub fn set_limit(&mut self, limit: u32, now: u64) -> bool {
+        self.prune(now);
+        if !self.is_semaphore() || limit == 0 || !self.holders.is_empty() {
+            return false;
+        }
+        self.limit = limit;
+        true
+    }
+
+    /// Permits in use (holders' permits; for a lock, the number of holders).
+    pub fn in_use(&self) -> u64 {
+        self.holders.iter().map(|h| u64::from(h.permits)).sum()
+    }
+
     /// Rebuilds a lock from its parts (RDB load): `fence` is raised to the highest
     /// holder's fence if it was lower.
-    pub fn from_parts(fence: u64, delay_until: u64, holders: Vec<Holder>) -> LockValue {
+    pub fn from_parts(fence: u64, delay_until: u64, limit: u32, holders: Vec<Holder>) -> LockValue {
         let top = holders.iter().map(|h| h.fence).max().unwrap_or(0);
         LockValue {
             fence: fence.max(top),
             delay_until,
+            limit,
             holders,
         }
     }
@@ -174,8 +220,11 @@ impl LockValue {
         if now < self.delay_until {
             return Acquired::Busy;
         }
-        let compatible =
-            self.holders.is_empty() || (req.shared && self.holders.iter().all(|h| h.shared));
+        let compatible = if self.is_semaphore() {
+            self.in_use() + u64::from(req.permits) <= u64::from(self.limit)
+        } else {
+            self.holders.is_empty() || (req.shared && self.holders.iter().all(|h| h.shared))
+        };
         if !compatible {
             return Acquired::Busy;
         }
@@ -189,6 +238,7 @@ impl LockValue {
             fence,
             shared: req.shared,
             count: 1,
+            permits: req.permits,
             expire_at: req.expire_at,
             session: req.session,
         });
@@ -281,7 +331,38 @@ mod tests {
             reentrant: false,
             expire_at,
             session: 0,
+            permits: 1,
         }
+    }
+
+    #[test]
+    fn semaphores_never_exceed_their_limit() {
+        let mut c = 0;
+        let mut l = LockValue::semaphore(3);
+        let two = AcquireReq {
+            permits: 2,
+            ..req(b"a", false, 100)
+        };
+        assert!(matches!(
+            grant(&mut l, two, 0, &mut c),
+            Acquired::Granted { .. }
+        ));
+        assert!(matches!(
+            grant(&mut l, req(b"b", false, 100), 0, &mut c),
+            Acquired::Granted { .. }
+        ));
+        assert_eq!(l.in_use(), 3);
+        assert_eq!(
+            grant(&mut l, req(b"c", false, 100), 0, &mut c),
+            Acquired::Busy
+        );
+        assert!(!l.set_limit(5, 0), "not while held");
+        assert!(matches!(
+            grant(&mut l, req(b"c", false, 200), 100, &mut c),
+            Acquired::Granted { fence: 3, .. }
+        ));
+        assert!(l.set_limit(5, 200));
+        assert_eq!(l.limit(), 5);
     }
 
     fn grant(l: &mut LockValue, r: AcquireReq<'_>, now: u64, counter: &mut u64) -> Acquired {

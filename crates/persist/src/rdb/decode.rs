@@ -490,6 +490,7 @@ fn read_lock<R: Read>(r: &mut Reader<R>) -> Result<LockValue> {
     }
     let fence = uint(r)?;
     let delay_until = uint(r)?;
+    let limit = u32::try_from(uint(r)?).map_err(|_| r.corrupt("basalt-lk: limit out of range"))?;
     let n = uint(r)?;
     let mut holders = Vec::new();
     for _ in 0..n {
@@ -499,9 +500,11 @@ fn read_lock<R: Read>(r: &mut Reader<R>) -> Result<LockValue> {
         let shared = uint(r)? != 0;
         let count =
             u32::try_from(uint(r)?).map_err(|_| r.corrupt("basalt-lk: depth out of range"))?;
+        let permits =
+            u32::try_from(uint(r)?).map_err(|_| r.corrupt("basalt-lk: permits out of range"))?;
         let expire_at = uint(r)?;
         let session = uint(r)?;
-        if count == 0 || (expire_at == 0) == (session == 0) {
+        if count == 0 || permits == 0 || (expire_at == 0) == (session == 0) {
             return Err(r.corrupt("basalt-lk: invalid holder"));
         }
         holders.push(Holder {
@@ -510,12 +513,13 @@ fn read_lock<R: Read>(r: &mut Reader<R>) -> Result<LockValue> {
             fence,
             shared,
             count,
+            permits,
             expire_at,
             session,
         });
     }
     match r.length()? {
-        EOF => Ok(LockValue::from_parts(fence, delay_until, holders)),
+        EOF => Ok(LockValue::from_parts(fence, delay_until, limit, holders)),
         op => Err(r.corrupt(format!("basalt-lk: expected EOF, found opcode {op}"))),
     }
 }

@@ -250,7 +250,7 @@ impl Encoder {
     }
 
     /// A lock as a module value: the module id, then opcode-tagged fields (the fence, the
-    /// lock-delay deadline, the holder count, each holder's owner, token, fence, shared flag, depth, deadline and
+    /// lock-delay deadline, the semaphore limit (0 for a lock), the holder count, each holder's owner, token, fence, shared flag, depth, permits, deadline and
     /// session), then EOF, the layout Redis's module API (`RedisModule_Save*`) writes.
     fn lock(&mut self, out: &mut Vec<u8>, l: &LockValue) {
         use super::module_opcodes::{EOF, STRING, UINT};
@@ -261,6 +261,7 @@ impl Encoder {
         write_len(out, super::BASALT_LK_MODULE_ID);
         uint(out, l.fence());
         uint(out, l.delay_until());
+        uint(out, u64::from(l.limit()));
         uint(out, l.holders().len() as u64);
         for h in l.holders() {
             write_len(out, STRING);
@@ -270,6 +271,7 @@ impl Encoder {
             uint(out, h.fence);
             uint(out, u64::from(h.shared));
             uint(out, u64::from(h.count));
+            uint(out, u64::from(h.permits));
             uint(out, h.expire_at);
             uint(out, h.session);
         }

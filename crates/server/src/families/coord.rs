@@ -1,7 +1,8 @@
 //! Coordination commands (`docs/coordination.md`): locks with fencing tokens
-//! (LOCK.ACQUIRE/RELEASE/RENEW/INFO/FORCE), the store-side fence check (FENCE.CHECK; SET's
-//! IFFENCE option lives in the string family), and sessions (SESSION.OPEN/KEEPALIVE/
-//! CLOSE/INFO).
+//! (LOCK.ACQUIRE/RELEASE/RENEW/INFO/FORCE), counting semaphores with weighted permits
+//! (SEM.ACQUIRE/RELEASE/RENEW/INFO), the store-side fence check (FENCE.CHECK, DELIFFENCE;
+//! SET's IFFENCE option lives in the string family), and sessions (SESSION.OPEN/
+//! KEEPALIVE/CLOSE/INFO).
 //!
 //! A lock is a keyspace value (`Value::Lock`, TYPE `lock`); its decisions live in
 //! `basalt_engine::types::lock`. This module parses, takes fences from the server-wide
@@ -33,6 +34,14 @@ pub const NO_SESSION: &str = "ERR no such session";
 pub const MODE_CONFLICT: &str = "ERR owner already holds this lock in the other mode";
 /// Error when neither TTL nor SESSION was given.
 pub const NEED_LEASE: &str = "ERR LOCK.ACQUIRE needs TTL ms or SESSION sid";
+/// Largest semaphore limit.
+pub const MAX_PERMITS: i64 = 1 << 30;
+/// Error for a semaphore limit out of range.
+pub const BAD_LIMIT: &str = "ERR semaphore limit must be between 1 and 1073741824";
+/// Error for PERMITS out of range.
+pub const BAD_PERMITS: &str = "ERR PERMITS must be between 1 and the semaphore limit";
+/// Error when a held semaphore is asked for with another limit.
+pub const LIMIT_MISMATCH: &str = "ERR semaphore limit differs from the limit in use";
 /// Error for a fence that is not a non-negative integer.
 pub const BAD_FENCE: &str = "ERR fence is not a non-negative integer";
 
@@ -42,6 +51,22 @@ const RO: &[&str] = &["RO", "access"];
 macro_rules! lock_cmd {
     ($($t:tt)*) => {
         $crate::keyed_cmd!(acl::WRITE, "coordination"; $($t)*)
+    };
+}
+
+macro_rules! sem_cmd {
+    ($name:literal, $arity:expr, $flags:expr, $summary:literal, $h:expr) => {
+        lock_cmd!(
+            $name,
+            $arity,
+            $flags,
+            (1, 1, 1),
+            &[KeySpec::single(1, RW)],
+            "0.1.0",
+            $summary,
+            "O(N) where N is the number of holders",
+            $h
+        )
     };
 }
 
@@ -146,6 +171,34 @@ pub const COMMANDS: &[Command] = &[
         "O(N) where N is the number of holders",
         deliffence
     ),
+    sem_cmd!(
+        "sem.acquire",
+        -6,
+        WRITE | DENYOOM | BLOCKING,
+        "Takes weighted permits of a counting semaphore and returns a token, a fencing token and the lease left. (Basalt)",
+        sem_acquire
+    ),
+    sem_cmd!(
+        "sem.release",
+        3,
+        WRITE | FAST,
+        "Returns the permits of a semaphore grant by its token. (Basalt)",
+        sem_release
+    ),
+    sem_cmd!(
+        "sem.renew",
+        4,
+        WRITE | FAST,
+        "Extends the lease of a semaphore grant. (Basalt)",
+        sem_renew
+    ),
+    sem_cmd!(
+        "sem.info",
+        2,
+        READONLY,
+        "Returns a semaphore's limit, permits in use, fence, holders and waiters. (Basalt)",
+        sem_info
+    ),
     session_cmd!(
         "session.open",
         -2,
@@ -207,6 +260,20 @@ fn lock_at<'g>(
     }
 }
 
+/// The lock (`sem` false) or semaphore (`sem` true) at `key`: `Ok(None)` if missing,
+/// WRONGTYPE if another type (a semaphore is not a lock and vice versa).
+fn lock_of<'g>(
+    g: &'g mut Guard<'_>,
+    db: usize,
+    key: &[u8],
+    sem: bool,
+) -> Result<Option<&'g mut LockValue>, Error> {
+    match lock_at(g, db, key)? {
+        Some(l) if l.is_semaphore() != sem => Err(Error::msg(error::WRONGTYPE)),
+        other => Ok(other),
+    }
+}
+
 /// A fresh grant token: 20 random hex digits (unique per grant; not a secret).
 fn new_token() -> Vec<u8> {
     let mut rng = crate::rand::command_rng();
@@ -214,6 +281,7 @@ fn new_token() -> Vec<u8> {
 }
 
 struct AcquireArgs {
+    permits: u32,
     ttl: Option<u64>,
     session: Option<u64>,
     wait: Option<u64>,
@@ -222,8 +290,11 @@ struct AcquireArgs {
     shared: bool,
 }
 
-fn parse_acquire(args: &[Bytes]) -> Result<AcquireArgs, Error> {
+/// Parses the options from `args[from]`; `sem` allows PERMITS and refuses the lock-only
+/// SHARED and REENTRANT.
+fn parse_acquire(args: &[Bytes], from: usize, sem: bool) -> Result<AcquireArgs, Error> {
     let mut a = AcquireArgs {
+        permits: 1,
         ttl: None,
         session: None,
         wait: None,
@@ -231,11 +302,18 @@ fn parse_acquire(args: &[Bytes]) -> Result<AcquireArgs, Error> {
         reentrant: false,
         shared: false,
     };
-    let mut i = 3;
+    let mut i = from;
     while i < args.len() {
         let opt = &args[i];
         let next = args.get(i + 1);
         match next {
+            Some(v) if sem && is(opt, "permits") => {
+                a.permits = match args::int(v) {
+                    Ok(n) if (1..=MAX_PERMITS).contains(&n) => n as u32,
+                    _ => return Err(Error::msg(BAD_PERMITS)),
+                };
+                i += 1;
+            }
             Some(v) if is(opt, "ttl") && a.session.is_none() => {
                 a.ttl = Some(millis(v)?);
                 i += 1;
@@ -253,8 +331,8 @@ fn parse_acquire(args: &[Bytes]) -> Result<AcquireArgs, Error> {
                 i += 1;
             }
             _ if is(opt, "fair") => a.fair = true,
-            _ if is(opt, "reentrant") => a.reentrant = true,
-            _ if is(opt, "shared") => a.shared = true,
+            _ if !sem && is(opt, "reentrant") => a.reentrant = true,
+            _ if !sem && is(opt, "shared") => a.shared = true,
             _ => return Err(Error::msg(error::SYNTAX)),
         }
         i += 1;
@@ -281,9 +359,28 @@ fn grant_reply(token: &[u8], fence: u64, expire_at: u64, now: u64) -> Frame {
 /// `[token, fence, ttl-left-ms]` (-1 for a session grant), or a null array when the lock
 /// is busy (after WAIT ms when given).
 fn lock_acquire(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
-    let a = parse_acquire(args)?;
+    let a = parse_acquire(args, 3, false)?;
+    acquire(ctx, &args[1], &args[2], a, 0)
+}
+
+/// SEM.ACQUIRE key limit owner [PERMITS n] (TTL ms | SESSION sid) [WAIT ms] [FAIR]: as
+/// LOCK.ACQUIRE, granted while the permits in use plus `n` stay within `limit`.
+fn sem_acquire(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    let limit = match args::int(&args[2]) {
+        Ok(n) if (1..=MAX_PERMITS).contains(&n) => n as u32,
+        _ => return Err(Error::msg(BAD_LIMIT)),
+    };
+    let a = parse_acquire(args, 4, true)?;
+    if a.permits > limit {
+        return Err(Error::msg(BAD_PERMITS));
+    }
+    acquire(ctx, &args[1], &args[3], a, limit)
+}
+
+/// The grant logic of LOCK.ACQUIRE (`limit` 0) and SEM.ACQUIRE (`limit` ≥ 1).
+fn acquire(ctx: &mut Ctx<'_>, key: &Bytes, owner: &Bytes, a: AcquireArgs, limit: u32) -> CmdResult {
+    let sem = limit > 0;
     let db = ctx.client.db;
-    let key = &args[1];
     let now = ctx.now;
     let srv = ctx.srv;
     if let Some(sid) = a.session
@@ -301,7 +398,8 @@ fn lock_acquire(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
             srv.blocking.queue_len(db, key) == 0
         };
     let req = AcquireReq {
-        owner: &args[2],
+        owner,
+        permits: a.permits,
         shared: a.shared,
         reentrant: a.reentrant,
         expire_at: a.ttl.map_or(0, |t| now + t),
@@ -309,19 +407,28 @@ fn lock_acquire(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     };
     let mut g = srv.keyspace.lock_key(key, now);
     let mut created = false;
-    let l = match lock_at(&mut g, db, key)? {
+    let l = match lock_of(&mut g, db, key, sem)? {
         Some(l) => l,
         None => {
-            g.insert(db, key, Value::from(LockValue::new(0)), 0);
+            let fresh = if sem {
+                LockValue::semaphore(limit)
+            } else {
+                LockValue::new(0)
+            };
+            g.insert(db, key, Value::from(fresh), 0);
             created = true;
-            match lock_at(&mut g, db, key)? {
+            match lock_of(&mut g, db, key, sem)? {
                 Some(l) => l,
                 None => return Err(Error::msg("ERR lock vanished")),
             }
         }
     };
+    // A semaphore's limit changes only while nobody holds it.
+    if sem && l.limit() != limit && !l.set_limit(limit, now) {
+        return Err(Error::msg(LIMIT_MISMATCH));
+    }
     // A turn-less FAIR request may still be an idempotent retry by a holder.
-    let holds = l.holders().iter().any(|h| *h.owner == *args[2]);
+    let holds = l.holders().iter().any(|h| *h.owner == **owner);
     let outcome = if my_turn || holds {
         l.acquire(req, now, |f| srv.coord.next_fence(f), new_token)
     } else {
@@ -347,9 +454,13 @@ fn lock_acquire(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
             }
             drop(g);
             ctx.reply_here();
-            ctx.notify(ev::GENERIC, "lock.acquire", key);
-            if a.shared {
-                // The next waiter may be a reader too.
+            ctx.notify(
+                ev::GENERIC,
+                if sem { "sem.acquire" } else { "lock.acquire" },
+                key,
+            );
+            if a.shared || sem {
+                // The next waiter may fit too (a reader, or permits left).
                 srv.blocking.signal(db, key);
             }
             Ok(grant_reply(&token, fence, expire_at, now))
@@ -385,10 +496,19 @@ fn freed(ctx: &Ctx<'_>, key: &[u8], event: &str) {
 
 /// LOCK.RELEASE key token: 1 if a grant (or one reentrant level) was released, else 0.
 fn lock_release(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    release(ctx, args, false)
+}
+
+/// SEM.RELEASE key token: 1 if the grant's permits were returned, else 0.
+fn sem_release(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    release(ctx, args, true)
+}
+
+fn release(ctx: &mut Ctx<'_>, args: &[Bytes], sem: bool) -> CmdResult {
     let db = ctx.client.db;
     let key = &args[1];
     let mut g = ctx.srv.keyspace.lock_key(key, ctx.now);
-    let Some(l) = lock_at(&mut g, db, key)? else {
+    let Some(l) = lock_of(&mut g, db, key, sem)? else {
         return Ok(Frame::Integer(0));
     };
     let session = l
@@ -404,7 +524,7 @@ fn lock_release(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
                 if let Some(sid) = session.filter(|s| *s != 0) {
                     ctx.srv.coord.remove_held(sid, db, key);
                 }
-                freed(ctx, key, "lock.release");
+                freed(ctx, key, if sem { "sem.release" } else { "lock.release" });
             }
             Ok(Frame::Integer(1))
         }
@@ -413,10 +533,19 @@ fn lock_release(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
 
 /// LOCK.RENEW key token ttl_ms: 1 if the TTL grant was extended to now + ttl, else 0.
 fn lock_renew(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    renew(ctx, args, false)
+}
+
+/// SEM.RENEW key token ttl_ms: as LOCK.RENEW for a semaphore grant.
+fn sem_renew(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    renew(ctx, args, true)
+}
+
+fn renew(ctx: &mut Ctx<'_>, args: &[Bytes], sem: bool) -> CmdResult {
     let ttl = millis(&args[3])?;
     let db = ctx.client.db;
     let mut g = ctx.srv.keyspace.lock_key(&args[1], ctx.now);
-    let Some(l) = lock_at(&mut g, db, &args[1])? else {
+    let Some(l) = lock_of(&mut g, db, &args[1], sem)? else {
         return Ok(Frame::Integer(0));
     };
     Ok(Frame::Integer(i64::from(l.renew(
@@ -429,15 +558,25 @@ fn lock_renew(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
 /// LOCK.INFO key: a map of fence, mode, delay-left, holders (each a map) and waiters;
 /// nil if the key does not exist.
 fn lock_info(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    info(ctx, args, false)
+}
+
+/// SEM.INFO key: LOCK.INFO's map plus `limit` and `in-use` (permits).
+fn sem_info(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    info(ctx, args, true)
+}
+
+fn info(ctx: &mut Ctx<'_>, args: &[Bytes], sem: bool) -> CmdResult {
     let db = ctx.client.db;
     let now = ctx.now;
     let mut g = ctx.srv.keyspace.lock_key(&args[1], now);
-    let Some(l) = lock_at(&mut g, db, &args[1])? else {
+    let Some(l) = lock_of(&mut g, db, &args[1], sem)? else {
         return Ok(Frame::Null);
     };
     l.prune(now);
     let mode = match l.holders().first() {
         None => "free",
+        Some(_) if sem => "held",
         Some(h) if h.shared => "shared",
         Some(_) => "exclusive",
     };
@@ -451,6 +590,7 @@ fn lock_info(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
                 (b("token"), Frame::Bulk(Bytes::copy_from_slice(&h.token))),
                 (b("fence"), Frame::Integer(h.fence as i64)),
                 (b("count"), Frame::Integer(i64::from(h.count))),
+                (b("permits"), Frame::Integer(i64::from(h.permits))),
                 (
                     b("ttl"),
                     Frame::Integer(if h.session != 0 {
@@ -465,15 +605,23 @@ fn lock_info(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         .collect();
     let fence = l.fence();
     let delay = l.delay_until().saturating_sub(now);
+    let (limit, in_use) = (l.limit(), l.in_use());
     drop(g);
     let waiters = ctx.srv.blocking.queue_len(db, &args[1]);
-    Ok(Frame::Map(vec![
+    let mut out = vec![
         (b("fence"), Frame::Integer(fence as i64)),
         (b("mode"), b(mode)),
+    ];
+    if sem {
+        out.push((b("limit"), Frame::Integer(i64::from(limit))));
+        out.push((b("in-use"), Frame::Integer(in_use as i64)));
+    }
+    out.extend([
         (b("delay"), Frame::Integer(delay as i64)),
         (b("holders"), Frame::Array(holders)),
         (b("waiters"), Frame::Integer(waiters as i64)),
-    ]))
+    ]);
+    Ok(Frame::Map(out))
 }
 
 /// LOCK.FORCE key: drops every holder (the fence stays); the number dropped.
@@ -481,7 +629,7 @@ fn lock_force(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let db = ctx.client.db;
     let key = &args[1];
     let mut g = ctx.srv.keyspace.lock_key(key, ctx.now);
-    let Some(l) = lock_at(&mut g, db, key)? else {
+    let Some(l) = lock_of(&mut g, db, key, false)? else {
         return Ok(Frame::Integer(0));
     };
     l.prune(ctx.now);

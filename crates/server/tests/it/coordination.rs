@@ -522,6 +522,20 @@ fn locks_fences_and_sessions_survive_a_restart() {
     // A lock whose key is deleted: its fence must not be handed out again.
     let (_, f3, _) = acquire(&mut c, &["gone", "g", "TTL", "600000"]).expect("g");
     assert_eq!(int(&mut c, &["DEL", "gone"]), 1);
+    let sem = cmd(
+        &mut c,
+        &[
+            "SEM.ACQUIRE",
+            "pool",
+            "5",
+            "p",
+            "PERMITS",
+            "3",
+            "TTL",
+            "600000",
+        ],
+    );
+    assert!(grant(sem).is_some());
     assert_eq!(cmd(&mut c, &["SAVE"]), Frame::ok());
     s.stop().expect("stop");
 
@@ -545,6 +559,10 @@ fn locks_fences_and_sessions_survive_a_restart() {
     );
     let (_, f5, _) = acquire(&mut c, &["gone", "g2", "TTL", "1000"]).expect("new");
     assert!(f5 > f4);
+    // The semaphore kept its limit and held permits.
+    let info = cmd(&mut c, &["SEM.INFO", "pool"]);
+    assert_eq!(field(&info, "limit"), Frame::Integer(5));
+    assert_eq!(field(&info, "in-use"), Frame::Integer(3));
     // New sessions get new ids.
     assert!(int(&mut c, &["SESSION.OPEN", "1000"]) > sid.parse::<i64>().expect("sid"));
     drop(s2);
@@ -597,5 +615,171 @@ fn locks_are_never_evicted() {
                 "{policy}: lock:{i} was evicted"
             );
         }
+    }
+}
+
+#[test]
+fn semaphores_grant_weighted_permits_up_to_their_limit() {
+    let server = crate::start(&[]);
+    let mut c = client(server.port());
+    let sem = |c: &mut RawClient, args: &[&str]| {
+        let mut a = vec!["SEM.ACQUIRE"];
+        a.extend_from_slice(args);
+        grant(cmd(c, &a))
+    };
+    let (ta, fa, _) = sem(&mut c, &["pool", "3", "a", "PERMITS", "2", "TTL", "100000"]).expect("a");
+    assert_eq!(
+        cmd(&mut c, &["TYPE", "pool"]),
+        Frame::Simple("semaphore".into())
+    );
+    let (_, fb, _) = sem(&mut c, &["pool", "3", "b", "TTL", "100000"]).expect("b");
+    assert!(fb > fa);
+    assert_eq!(sem(&mut c, &["pool", "3", "c", "TTL", "100000"]), None);
+    // A retry by a holder is idempotent.
+    assert_eq!(
+        sem(&mut c, &["pool", "3", "a", "PERMITS", "2", "TTL", "100000"]).map(|g| g.1),
+        Some(fa)
+    );
+    let info = cmd(&mut c, &["SEM.INFO", "pool"]);
+    assert_eq!(field(&info, "limit"), Frame::Integer(3));
+    assert_eq!(field(&info, "in-use"), Frame::Integer(3));
+    assert_eq!(field(&info, "mode"), bulk("held"));
+    // The limit cannot change while permits are held.
+    assert_eq!(
+        err(&mut c, &["SEM.ACQUIRE", "pool", "5", "c", "TTL", "10"]),
+        "ERR semaphore limit differs from the limit in use"
+    );
+    // A waiter for 2 permits is served when a's 2 come back.
+    let mut w = waiting::client(&server);
+    waiting::send(
+        &mut w,
+        "SEM.ACQUIRE pool 3 c PERMITS 2 TTL 100000 WAIT 0 FAIR",
+    );
+    wait_blocked(&mut c, 1);
+    assert_eq!(int(&mut c, &["SEM.RELEASE", "pool", &ta]), 1);
+    let (_, fc, _) = grant(w.read_reply().expect("reply")).expect("c");
+    assert!(fc > fb);
+    // Locks and semaphores are different types; the fence check works on both.
+    assert_eq!(
+        err(&mut c, &["LOCK.ACQUIRE", "pool", "x", "TTL", "10"]),
+        WRONGTYPE
+    );
+    assert_eq!(err(&mut c, &["LOCK.INFO", "pool"]), WRONGTYPE);
+    acquire(&mut c, &["lk", "x", "TTL", "1000"]).expect("lock");
+    assert_eq!(err(&mut c, &["SEM.INFO", "lk"]), WRONGTYPE);
+    assert_eq!(int(&mut c, &["FENCE.CHECK", "pool", &fc.to_string()]), 1);
+    // Bad input.
+    for (args, e) in [
+        (
+            &["SEM.ACQUIRE", "s", "0", "o", "TTL", "10"][..],
+            "ERR semaphore limit must be between 1 and 1073741824",
+        ),
+        (
+            &["SEM.ACQUIRE", "s", "2", "o", "PERMITS", "3", "TTL", "10"],
+            "ERR PERMITS must be between 1 and the semaphore limit",
+        ),
+        (
+            &["SEM.ACQUIRE", "s", "2", "o", "PERMITS", "0", "TTL", "10"],
+            "ERR PERMITS must be between 1 and the semaphore limit",
+        ),
+        (
+            &["SEM.ACQUIRE", "s", "2", "o", "TTL", "10", "SHARED"],
+            "ERR syntax error",
+        ),
+    ] {
+        assert_eq!(err(&mut c, args), e, "{args:?}");
+    }
+}
+
+/// 30 clients take 1 or 2 permits of a 4-permit semaphore with short leases and random
+/// pauses. Holds are proven by server-time samples (TIME with a successful SEM.RENEW in
+/// one MULTI/EXEC); at every sample, the permits of the holds proven around it never
+/// exceed the limit.
+#[test]
+fn semaphore_permits_never_exceed_the_limit_under_contention() {
+    let server = crate::start(&[]);
+    let port = server.port();
+    let threads: Vec<_> = (0..30)
+        .map(|i| {
+            std::thread::spawn(move || {
+                let mut c = client(port);
+                c.set_timeout(Duration::from_secs(60)).expect("timeout");
+                let mut x: u64 = 0x2545_F491_4F6C_DD1D ^ (i as u64 + 1);
+                let mut rnd = move |n: u64| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    x % n
+                };
+                let owner = format!("c{i}");
+                let mut history = Vec::new();
+                for _ in 0..4 {
+                    let permits = (1 + rnd(2)).to_string();
+                    let f = cmd(
+                        &mut c,
+                        &[
+                            "SEM.ACQUIRE",
+                            "pool",
+                            "4",
+                            &owner,
+                            "PERMITS",
+                            &permits,
+                            "TTL",
+                            "30",
+                            "WAIT",
+                            "30000",
+                        ],
+                    );
+                    let Some((tok, _, _)) = grant(f) else {
+                        continue;
+                    };
+                    let mut samples = Vec::new();
+                    for _ in 0..2 {
+                        std::thread::sleep(Duration::from_millis(rnd(40)));
+                        cmd(&mut c, &["MULTI"]);
+                        cmd(&mut c, &["TIME"]);
+                        cmd(&mut c, &["SEM.RENEW", "pool", &tok, "30"]);
+                        let Frame::Array(r) = cmd(&mut c, &["EXEC"]) else {
+                            panic!("exec")
+                        };
+                        if r[1] != Frame::Integer(1) {
+                            break;
+                        }
+                        let Frame::Array(t) = &r[0] else {
+                            panic!("time")
+                        };
+                        let num = |f: &Frame| match f {
+                            Frame::Bulk(b) => {
+                                String::from_utf8_lossy(b).parse::<u64>().expect("num")
+                            }
+                            _ => panic!("time field"),
+                        };
+                        samples.push(num(&t[0]) * 1_000_000 + num(&t[1]));
+                    }
+                    cmd(&mut c, &["SEM.RELEASE", "pool", &tok]);
+                    if let (Some(&s), Some(&e)) = (samples.first(), samples.last()) {
+                        history.push((s, e, permits.parse::<u64>().expect("permits")));
+                    }
+                }
+                history
+            })
+        })
+        .collect();
+    let history: Vec<(u64, u64, u64)> = threads
+        .into_iter()
+        .flat_map(|t| t.join().expect("client thread"))
+        .collect();
+    assert!(
+        history.len() >= 30,
+        "too few proven holds: {}",
+        history.len()
+    );
+    for &(t, _, _) in &history {
+        let used: u64 = history
+            .iter()
+            .filter(|(s, e, _)| *s <= t && t <= *e)
+            .map(|(_, _, p)| p)
+            .sum();
+        assert!(used <= 4, "{used} permits in use at {t}");
     }
 }
