@@ -390,6 +390,9 @@ impl Db {
     /// Removes the next victim of the FIFO policies, or None when the queues are empty.
     fn fifo_evict_one(&mut self) -> Option<(u64, Box<[u8]>, Entry)> {
         let mut f = self.fifo.take()?;
+        // Lock keys are never evicted: they go back to their queue's tail, at most once
+        // per live key, so a keyspace of only locks ends the search instead of cycling.
+        let mut spare_budget = f.small.live + f.main.live;
         let victim = loop {
             if f.small.live == 0 && f.main.live == 0 {
                 break None;
@@ -412,6 +415,21 @@ impl Db {
             else {
                 continue; // stale: the key was deleted (or re-stamped) since
             };
+            if matches!(e.value, Value::Lock(_)) {
+                if spare_budget == 0 {
+                    break None;
+                }
+                spare_budget -= 1;
+                // Back to the tail of the queue it came from (plain FIFO has no main).
+                e.meta = if from_small {
+                    f.small.live -= 1;
+                    f.small.push(h)
+                } else {
+                    f.main.live -= 1;
+                    f.main.push(h) | IN_MAIN
+                };
+                continue;
+            }
             let freq = fifo_freq(e.meta);
             if f.s3 && from_small && freq >= 1 {
                 // Hit while in the small queue: promote to main with a clear counter.

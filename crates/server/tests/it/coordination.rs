@@ -569,13 +569,18 @@ fn locks_fences_and_sessions_survive_a_restart() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// Held locks are never evicted: allkeys-lru and allkeys-random evict the strings around
-/// them, never the lock keys.
+/// Held locks are never evicted: allkeys-lru, -random, -fifo and -s3fifo evict the strings
+/// around them, never the lock keys.
 #[test]
 fn locks_are_never_evicted() {
     let server = crate::start(&[]);
     let mut c = client(server.port());
-    for policy in ["allkeys-lru", "allkeys-random"] {
+    for policy in [
+        "allkeys-lru",
+        "allkeys-random",
+        "allkeys-fifo",
+        "allkeys-s3fifo",
+    ] {
         assert_eq!(cmd(&mut c, &["FLUSHALL"]), Frame::ok());
         assert_eq!(
             cmd(&mut c, &["CONFIG", "SET", "maxmemory", "0"]),
