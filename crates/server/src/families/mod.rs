@@ -3,8 +3,8 @@
 
 pub mod bitmaps;
 pub mod connection;
-pub mod debug;
 pub mod coord;
+pub mod debug;
 pub mod geo;
 pub mod hashes;
 pub mod hyperloglog;

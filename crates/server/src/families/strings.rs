@@ -569,6 +569,8 @@ fn delifeq(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let key = &args[1];
     let mut g = ctx.srv.keyspace.lock_key(key, ctx.now);
     if read_string(&mut g, db, key)?.as_deref() != Some(args[2].as_ref()) {
+        drop(g);
+        ctx.propagate_nothing();
         return Ok(Frame::Integer(0));
     }
     g.remove(db, key);
