@@ -882,7 +882,14 @@ pub fn open_at_startup(srv: &Arc<Server>) -> Result<(), String> {
             .dir
             .join(format!("temp-rewriteaof-{}.aof", std::process::id()));
         let libraries = crate::persist::library_codes(srv);
-        write_base(srv, &tmp, n.rdb_preamble, None, &libraries)?;
+        write_base(
+            srv,
+            &tmp,
+            n.rdb_preamble,
+            None,
+            &libraries,
+            &srv.coord.state(),
+        )?;
         std::fs::rename(&tmp, n.dir.join(&name)).map_err(|e| e.to_string())?;
         tracing::info!("Creating AOF base file {name} on server start");
         m.base = Some(AofFile {
@@ -931,13 +938,16 @@ pub fn open_at_startup(srv: &Arc<Server>) -> Result<(), String> {
 /// Writes a base file at `tmp` (fsynced): the frozen view if `frozen` says when the
 /// freeze happened, else the current content shard by shard (startup, nothing runs).
 /// Writes a base file of the keyspace (the frozen view when `frozen` gives its instant)
-/// and of `libraries`, the function libraries at that instant.
+/// and of `libraries`, the function libraries at that instant. `coord` is the
+/// coordination state (fence counter, sessions) taken at the same point:
+/// aux fields after the keys of an RDB base, commands before the keys of a RESP one.
 fn write_base(
     srv: &Server,
     tmp: &Path,
     rdb: bool,
     frozen: Option<u64>,
     libraries: &[Bytes],
+    coord: &crate::coord::CoordState,
 ) -> Result<u64, String> {
     let werr = |e: std::io::Error| format!("Write error writing the AOF base file: {e}");
     let file = File::create(tmp).map_err(|e| {
@@ -978,6 +988,11 @@ fn write_base(
                 enc.key_value(&mut buf, key, value, exp);
                 w.write(&buf).map_err(werr)
             })?;
+            for (name, value) in coord.aux_fields() {
+                buf.clear();
+                enc.aux(&mut buf, name, &value);
+                w.write(&buf).map_err(werr)?;
+            }
             w.finish().map_err(werr)?;
         } else {
             let mut buf = Vec::with_capacity(64 << 10);
@@ -988,6 +1003,10 @@ fn write_base(
             }
             for code in libraries {
                 encode_command(&mut buf, &[&b"FUNCTION"[..], b"LOAD", code]);
+            }
+            // Then the coordination state: the fence counter and the sessions.
+            for c in coord.commands() {
+                encode_command(&mut buf, &c);
             }
             out.write_all(&buf).map_err(werr)?;
             let mut cur_db: Option<usize> = None;
@@ -1136,7 +1155,7 @@ fn rewrite(srv: &Arc<Server>, enable: bool) -> Result<(), String> {
     }
     // The point in time: no command runs while the view is frozen and the writer is
     // told where the new incremental file begins.
-    let (frozen_at, libraries) = {
+    let (frozen_at, libraries, coord) = {
         let _gate = srv.exec_gate.write();
         let now = unix_ms();
         // The libraries at the same instant: a FUNCTION LOAD after it is in the new
@@ -1148,6 +1167,9 @@ fn rewrite(srv: &Arc<Server>, enable: bool) -> Result<(), String> {
                 "Background AOF rewrite failed: a point-in-time view is already being saved".into(),
             );
         }
+        // No command runs and the cron's session expiry waits for the gate too: no
+        // grant takes a fence and no session changes meanwhile.
+        let coord = srv.coord.state();
         drop(g);
         if let Some((file, name)) = &new_incr {
             if srv.aof.is_on() {
@@ -1162,7 +1184,7 @@ fn rewrite(srv: &Arc<Server>, enable: bool) -> Result<(), String> {
                 srv.aof.on.store(true, Ordering::Release);
             }
         }
-        (now, libraries)
+        (now, libraries, coord)
     };
     tracing::info!(
         "Background append only file rewriting started by pid {}",
@@ -1171,7 +1193,14 @@ fn rewrite(srv: &Arc<Server>, enable: bool) -> Result<(), String> {
     let tmp = n
         .dir
         .join(format!("temp-rewriteaof-bg-{}.aof", std::process::id()));
-    let base_bytes = write_base(srv, &tmp, n.rdb_preamble, Some(frozen_at), &libraries)?;
+    let base_bytes = write_base(
+        srv,
+        &tmp,
+        n.rdb_preamble,
+        Some(frozen_at),
+        &libraries,
+        &coord,
+    )?;
     tracing::info!(
         "Successfully created the temporary AOF base file {}",
         tmp.file_name()

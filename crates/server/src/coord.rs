@@ -171,19 +171,29 @@ impl Coord {
     /// The `basalt-sessions` aux field: `id:ttl:lockdelay:R|D` joined by commas (the held
     /// keys are rebuilt from the lock values on load).
     pub fn sessions_aux(&self) -> String {
-        let mut out = String::new();
-        for (id, s) in self.snapshot() {
-            if !out.is_empty() {
-                out.push(',');
-            }
-            let e = if s.on_expire == OnExpire::Delete {
-                'D'
-            } else {
-                'R'
-            };
-            out.push_str(&format!("{id}:{}:{}:{e}", s.ttl, s.lockdelay));
+        sessions_aux_of(&self.snapshot())
+    }
+
+    /// Restores a session from an AOF effect or base (`SESSION.RESTORE`) with a full TTL
+    /// from `now`; false (nothing changes) if a session with that id exists.
+    pub fn restore_new(&self, id: u64, mut s: Session, now: u64) -> bool {
+        let mut m = self.sessions.lock();
+        if m.contains_key(&id) {
+            return false;
         }
-        out
+        s.expire_at = now.saturating_add(s.ttl);
+        self.next_session.fetch_max(id, Ordering::AcqRel);
+        m.insert(id, s);
+        true
+    }
+
+    /// The counter and the sessions at one instant, for an AOF base (the rewrite takes it
+    /// with every command stopped, at the same point as the keyspace's frozen view).
+    pub fn state(&self) -> CoordState {
+        CoordState {
+            fence: self.fence(),
+            sessions: self.snapshot(),
+        }
     }
 
     /// Parses a `basalt-sessions` aux field; `None` if malformed.
@@ -216,6 +226,83 @@ impl Coord {
         }
         Some(out)
     }
+}
+
+/// The coordination state that is not in the keyspace: what an AOF base or an RDB file
+/// holds besides the lock values (`docs/persistence.md`).
+pub struct CoordState {
+    /// The fence counter.
+    pub fence: u64,
+    /// The sessions, ordered by id.
+    pub sessions: Vec<(u64, Session)>,
+}
+
+impl CoordState {
+    /// The effect form of a session: `SESSION.RESTORE sid ttl lockdelay RELEASE|DELETE`
+    /// (it comes back with a full TTL, as from an RDB file).
+    pub fn session_command(id: u64, s: &Session) -> Vec<Bytes> {
+        vec![
+            Bytes::from_static(b"SESSION.RESTORE"),
+            crate::aof::int_arg(id),
+            crate::aof::int_arg(s.ttl),
+            crate::aof::int_arg(s.lockdelay),
+            Bytes::from_static(if s.on_expire == OnExpire::Delete {
+                b"DELETE"
+            } else {
+                b"RELEASE"
+            }),
+        ]
+    }
+
+    /// The commands that rebuild this state in a RESP base, before its keys:
+    /// `FENCE.RESTORE fence` (when a fence was ever granted), then one `SESSION.RESTORE`
+    /// per session.
+    pub fn commands(&self) -> Vec<Vec<Bytes>> {
+        let mut out = Vec::with_capacity(self.sessions.len() + 1);
+        if self.fence > 0 {
+            out.push(vec![
+                Bytes::from_static(b"FENCE.RESTORE"),
+                crate::aof::int_arg(self.fence),
+            ]);
+        }
+        for (id, s) in &self.sessions {
+            out.push(Self::session_command(*id, s));
+        }
+        out
+    }
+
+    /// The RDB aux fields that hold this state (`basalt-fence`, `basalt-sessions`), each
+    /// only when there is something to hold.
+    pub fn aux_fields(&self) -> Vec<(&'static [u8], Vec<u8>)> {
+        let mut out = Vec::new();
+        if self.fence > 0 {
+            out.push((&b"basalt-fence"[..], self.fence.to_string().into_bytes()));
+        }
+        if !self.sessions.is_empty() {
+            out.push((
+                &b"basalt-sessions"[..],
+                sessions_aux_of(&self.sessions).into_bytes(),
+            ));
+        }
+        out
+    }
+}
+
+/// `id:ttl:lockdelay:R|D` joined by commas.
+fn sessions_aux_of(sessions: &[(u64, Session)]) -> String {
+    let mut out = String::new();
+    for (id, s) in sessions {
+        if !out.is_empty() {
+            out.push(',');
+        }
+        let e = if s.on_expire == OnExpire::Delete {
+            'D'
+        } else {
+            'R'
+        };
+        out.push_str(&format!("{id}:{}:{}:{e}", s.ttl, s.lockdelay));
+    }
+    out
 }
 
 #[cfg(test)]

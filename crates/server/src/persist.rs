@@ -311,16 +311,9 @@ fn write_keyspace(
     }
     // Written after the keys, so the counter covers every fence the snapshot holds (a
     // loader reads aux fields anywhere). Absent when coordination was never used.
-    let fence = srv.coord.fence();
-    if fence > 0 {
+    for (name, value) in srv.coord.state().aux_fields() {
         buf.clear();
-        enc.aux(&mut buf, b"basalt-fence", fence.to_string().as_bytes());
-        w.write(&buf).map_err(werr)?;
-    }
-    let sessions = srv.coord.sessions_aux();
-    if !sessions.is_empty() {
-        buf.clear();
-        enc.aux(&mut buf, b"basalt-sessions", sessions.as_bytes());
+        enc.aux(&mut buf, name, &value);
         w.write(&buf).map_err(werr)?;
     }
     let (bw, bytes) = w.finish().map_err(werr)?;
@@ -609,7 +602,7 @@ fn restore_coordination(
                 expire_at: now,
                 held: [(db, key)].into_iter().collect(),
             };
-            crate::families::coord::end_session(srv, sid, s, now, false);
+            crate::families::coord::end_session(srv, sid, s, now, false, None);
         }
     }
 }

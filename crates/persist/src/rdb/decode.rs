@@ -471,6 +471,10 @@ pub fn read_object<R: Read>(
     Ok(if empty { None } else { Some(v) })
 }
 
+/// Highest fence a lock value may hold: fences are replied as RESP integers, and the
+/// server's counter adds one to the highest it has seen.
+pub const MAX_FENCE: u64 = i64::MAX as u64 - 1;
+
 /// Reads a lock's module payload (after its id): see `Encoder::lock`.
 fn read_lock<R: Read>(r: &mut Reader<R>) -> Result<LockValue> {
     use super::module_opcodes::{EOF, STRING, UINT};
@@ -489,6 +493,9 @@ fn read_lock<R: Read>(r: &mut Reader<R>) -> Result<LockValue> {
         }
     }
     let fence = uint(r)?;
+    if fence > MAX_FENCE {
+        return Err(r.corrupt("basalt-lk: fence out of range"));
+    }
     let delay_until = uint(r)?;
     let limit = u32::try_from(uint(r)?).map_err(|_| r.corrupt("basalt-lk: limit out of range"))?;
     let n = uint(r)?;
@@ -504,7 +511,7 @@ fn read_lock<R: Read>(r: &mut Reader<R>) -> Result<LockValue> {
             u32::try_from(uint(r)?).map_err(|_| r.corrupt("basalt-lk: permits out of range"))?;
         let expire_at = uint(r)?;
         let session = uint(r)?;
-        if count == 0 || permits == 0 || (expire_at == 0) == (session == 0) {
+        if count == 0 || permits == 0 || (expire_at == 0) == (session == 0) || fence > MAX_FENCE {
             return Err(r.corrupt("basalt-lk: invalid holder"));
         }
         holders.push(Holder {

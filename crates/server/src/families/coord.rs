@@ -42,6 +42,8 @@ pub const BAD_LIMIT: &str = "ERR semaphore limit must be between 1 and 107374182
 pub const BAD_PERMITS: &str = "ERR PERMITS must be between 1 and the semaphore limit";
 /// Error when a held semaphore is asked for with another limit.
 pub const LIMIT_MISMATCH: &str = "ERR semaphore limit differs from the limit in use";
+/// Error for SESSION.RESTORE of an id in use.
+pub const SESSION_EXISTS: &str = "ERR session already exists";
 /// Error for a fence that is not a non-negative integer.
 pub const BAD_FENCE: &str = "ERR fence is not a non-negative integer";
 
@@ -220,6 +222,26 @@ pub const COMMANDS: &[Command] = &[
         "Closes a session and releases everything it holds. (Basalt)",
         session_close
     ),
+    Command {
+        acl: acl::WRITE | acl::ADMIN | acl::DANGEROUS,
+        ..session_cmd!(
+            "session.restore",
+            5,
+            WRITE | ADMIN | FAST,
+            "Recreates a session with a given id and a full TTL (what the AOF holds). (Basalt)",
+            session_restore
+        )
+    },
+    Command {
+        acl: acl::WRITE | acl::ADMIN | acl::DANGEROUS,
+        ..session_cmd!(
+            "fence.restore",
+            2,
+            WRITE | ADMIN | FAST,
+            "Raises the fence counter to at least a value (what the AOF holds). (Basalt)",
+            fence_restore
+        )
+    },
     session_cmd!(
         "session.info",
         2,
@@ -278,6 +300,57 @@ fn lock_of<'g>(
 fn new_token() -> Vec<u8> {
     let mut rng = crate::rand::command_rng();
     format!("{:016x}{:04x}", rng(), rng() & 0xffff).into_bytes()
+}
+
+/// The AOF effect that sets `key` to its current state (`docs/persistence.md`):
+/// `RESTORE key <deadline|0> <payload> REPLACE ABSTTL`, the DUMP payload holding the
+/// `basalt-lk` value whose leases are absolute deadlines, so a replay on another clock
+/// rebuilds the same holders and fence; `DEL key` if the key is gone.
+pub fn state_effect(g: &mut Guard<'_>, db: usize, key: &[u8]) -> Vec<Bytes> {
+    let k = Bytes::copy_from_slice(key);
+    match g.peek(db, key) {
+        Some(e) => {
+            let payload = basalt_persist::dump::dump(
+                &e.value,
+                basalt_persist::rdb::encode::EncodeOptions::default(),
+            );
+            vec![
+                Bytes::from_static(b"RESTORE"),
+                k,
+                crate::aof::int_arg(e.expire_at()),
+                Bytes::from(payload),
+                Bytes::from_static(b"REPLACE"),
+                Bytes::from_static(b"ABSTTL"),
+            ]
+        }
+        None => vec![Bytes::from_static(b"DEL"), k],
+    }
+}
+
+/// Logs `key`'s new state as this command's effect (nothing when the AOF is off).
+fn log_state(ctx: &mut Ctx<'_>, g: &mut Guard<'_>, key: &[u8]) {
+    if ctx.aof_on() {
+        let e = state_effect(g, ctx.client.db, key);
+        ctx.propagate(e);
+    }
+}
+
+/// Adopts a lock value that arrives by RESTORE (a DUMP payload, an AOF effect or an AOF
+/// base): the fence counter is raised to its fence, and each session grant is recorded
+/// in its session, or dropped if that session does not exist (nothing would release it).
+pub fn adopt(srv: &Server, db: usize, key: &[u8], l: &mut LockValue, now: u64) {
+    srv.coord.raise_fence(l.fence());
+    let sessions: Vec<u64> = l
+        .holders()
+        .iter()
+        .map(|h| h.session)
+        .filter(|s| *s != 0)
+        .collect();
+    for sid in sessions {
+        if !srv.coord.add_held(sid, db, key, now) {
+            l.release_session(sid);
+        }
+    }
 }
 
 struct AcquireArgs {
@@ -424,7 +497,8 @@ fn acquire(ctx: &mut Ctx<'_>, key: &Bytes, owner: &Bytes, a: AcquireArgs, limit:
         }
     };
     // A semaphore's limit changes only while nobody holds it.
-    if sem && l.limit() != limit && !l.set_limit(limit, now) {
+    let limit_changed = sem && l.limit() != limit;
+    if limit_changed && !l.set_limit(limit, now) {
         return Err(Error::msg(LIMIT_MISMATCH));
     }
     // A turn-less FAIR request may still be an idempotent retry by a holder.
@@ -452,6 +526,7 @@ fn acquire(ctx: &mut Ctx<'_>, key: &Bytes, owner: &Bytes, a: AcquireArgs, limit:
                 drop(g);
                 return Err(Error::msg(NO_SESSION));
             }
+            log_state(ctx, &mut g, key);
             drop(g);
             ctx.reply_here();
             ctx.notify(
@@ -471,6 +546,11 @@ fn acquire(ctx: &mut Ctx<'_>, key: &Bytes, owner: &Bytes, a: AcquireArgs, limit:
             if created {
                 // Only reachable for a FAIR newcomer behind a queue on a missing key.
                 g.remove(db, key);
+            }
+            if limit_changed && !created {
+                log_state(ctx, &mut g, key);
+            } else {
+                ctx.propagate_nothing();
             }
             drop(g);
             match a.wait {
@@ -509,6 +589,8 @@ fn release(ctx: &mut Ctx<'_>, args: &[Bytes], sem: bool) -> CmdResult {
     let key = &args[1];
     let mut g = ctx.srv.keyspace.lock_key(key, ctx.now);
     let Some(l) = lock_of(&mut g, db, key, sem)? else {
+        drop(g);
+        ctx.propagate_nothing();
         return Ok(Frame::Integer(0));
     };
     let session = l
@@ -517,8 +599,13 @@ fn release(ctx: &mut Ctx<'_>, args: &[Bytes], sem: bool) -> CmdResult {
         .find(|h| *h.token == *args[2])
         .map(|h| h.session);
     match l.release(&args[2], ctx.now) {
-        None => Ok(Frame::Integer(0)),
+        None => {
+            drop(g);
+            ctx.propagate_nothing();
+            Ok(Frame::Integer(0))
+        }
         Some(left) => {
+            log_state(ctx, &mut g, key);
             drop(g);
             if left == 0 {
                 if let Some(sid) = session.filter(|s| *s != 0) {
@@ -546,13 +633,17 @@ fn renew(ctx: &mut Ctx<'_>, args: &[Bytes], sem: bool) -> CmdResult {
     let db = ctx.client.db;
     let mut g = ctx.srv.keyspace.lock_key(&args[1], ctx.now);
     let Some(l) = lock_of(&mut g, db, &args[1], sem)? else {
+        drop(g);
+        ctx.propagate_nothing();
         return Ok(Frame::Integer(0));
     };
-    Ok(Frame::Integer(i64::from(l.renew(
-        &args[2],
-        ctx.now + ttl,
-        ctx.now,
-    ))))
+    let renewed = l.renew(&args[2], ctx.now + ttl, ctx.now);
+    if renewed {
+        log_state(ctx, &mut g, &args[1]);
+    } else {
+        ctx.propagate_nothing();
+    }
+    Ok(Frame::Integer(i64::from(renewed)))
 }
 
 /// LOCK.INFO key: a map of fence, mode, delay-left, holders (each a map) and waiters;
@@ -630,6 +721,8 @@ fn lock_force(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let key = &args[1];
     let mut g = ctx.srv.keyspace.lock_key(key, ctx.now);
     let Some(l) = lock_of(&mut g, db, key, false)? else {
+        drop(g);
+        ctx.propagate_nothing();
         return Ok(Frame::Integer(0));
     };
     l.prune(ctx.now);
@@ -640,6 +733,11 @@ fn lock_force(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         .filter(|s| *s != 0)
         .collect();
     let n = l.force(ctx.now);
+    if n > 0 {
+        log_state(ctx, &mut g, key);
+    } else {
+        ctx.propagate_nothing();
+    }
     drop(g);
     for sid in sessions {
         ctx.srv.coord.remove_held(sid, db, key);
@@ -653,7 +751,7 @@ fn lock_force(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
 /// Parses a fence argument.
 pub fn parse_fence(arg: &[u8]) -> Result<u64, Error> {
     match args::int(arg) {
-        Ok(v) if v >= 0 => Ok(v as u64),
+        Ok(v) if v >= 0 => Ok((v as u64).min(basalt_persist::rdb::decode::MAX_FENCE)),
         _ => Err(Error::msg(BAD_FENCE)),
     }
 }
@@ -693,13 +791,19 @@ fn deliffence(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let fence = parse_fence(&args[3])?;
     let db = ctx.client.db;
     let mut g = ctx.srv.keyspace.lock_keys(&args[1..3], ctx.now);
-    if !check_fence(&mut g, db, &args[2], fence)? {
-        return Ok(Frame::Integer(0));
-    }
-    if !g.delete(db, &args[1], basalt_engine::Reason::UserDel) {
+    // The check may pass on a live holder's lease, which a replay on another clock could
+    // judge differently: the effect is the plain DEL, or nothing.
+    if !check_fence(&mut g, db, &args[2], fence)?
+        || !g.delete(db, &args[1], basalt_engine::Reason::UserDel)
+    {
+        drop(g);
+        ctx.propagate_nothing();
         return Ok(Frame::Integer(0));
     }
     drop(g);
+    if ctx.aof_on() {
+        ctx.propagate(vec![Bytes::from_static(b"DEL"), args[1].clone()]);
+    }
     ctx.notify(ev::GENERIC, "del", &args[1]);
     Ok(Frame::Integer(1))
 }
@@ -727,12 +831,19 @@ fn session_open(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         i += 2;
     }
     let id = ctx.srv.coord.open(ttl, lockdelay, on_expire, ctx.now);
+    if ctx.aof_on()
+        && let Some(s) = ctx.srv.coord.get(id, ctx.now)
+    {
+        ctx.propagate(crate::coord::CoordState::session_command(id, &s));
+    }
     Ok(Frame::Integer(id as i64))
 }
 
 /// SESSION.KEEPALIVE sid: the TTL the session was extended by, or an error if it is gone.
 fn session_keepalive(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let sid = session_id(&args[1])?;
+    // Not logged: a session comes back from the AOF with a full TTL anyway.
+    ctx.propagate_nothing();
     match ctx.srv.coord.keepalive(sid, ctx.now) {
         Some(ttl) => Ok(Frame::Integer(ttl as i64)),
         None => Err(Error::msg(NO_SESSION)),
@@ -745,10 +856,48 @@ fn session_close(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let sid = session_id(&args[1])?;
     match ctx.srv.coord.take(sid) {
         Some(s) => Ok(Frame::Integer(
-            end_session(ctx.srv, sid, s, ctx.now, false) as i64
+            end_session(ctx.srv, sid, s, ctx.now, false, None) as i64,
         )),
         None => Err(Error::msg(NO_SESSION)),
     }
+}
+
+/// SESSION.RESTORE sid ttl_ms lockdelay_ms RELEASE|DELETE: recreates a session with a
+/// full TTL from now (the AOF's form of SESSION.OPEN; ids opened later stay above it).
+/// An error if the session exists.
+fn session_restore(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    let sid = session_id(&args[1])?;
+    let ttl = millis(&args[2])?;
+    let lockdelay = match args::int(&args[3]) {
+        Ok(0) => 0,
+        _ => millis(&args[3])?,
+    };
+    let on_expire = if is(&args[4], "release") {
+        OnExpire::Release
+    } else if is(&args[4], "delete") {
+        OnExpire::Delete
+    } else {
+        return Err(Error::msg(error::SYNTAX));
+    };
+    let s = crate::coord::Session {
+        ttl,
+        lockdelay,
+        on_expire,
+        expire_at: 0,
+        held: Default::default(),
+    };
+    if !ctx.srv.coord.restore_new(sid, s, ctx.now) {
+        return Err(Error::msg(SESSION_EXISTS));
+    }
+    Ok(Frame::ok())
+}
+
+/// FENCE.RESTORE fence: raises the fence counter to at least `fence` (never lowers it),
+/// so every later grant's fence is above it (the AOF's form of the counter).
+fn fence_restore(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    let fence = parse_fence(&args[1])?;
+    ctx.srv.coord.raise_fence(fence);
+    Ok(Frame::ok())
 }
 
 /// SESSION.INFO sid: a map of ttl, lease left, lockdelay, onexpire and the held lock keys.
@@ -790,12 +939,16 @@ fn session_info(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
 /// Releases every grant of a session that was removed from the table: on expiry, the
 /// locks refuse new grants for its LOCKDELAY and, under ONEXPIRE DELETE, lock keys left
 /// without holders are deleted. Waiters are signalled. Returns how many locks it held.
+///
+/// With `effects`, each changed lock key's new state is added to it as
+/// `(db, RESTORE ... | DEL ...)` (see [`state_effect`]).
 pub fn end_session(
     srv: &Server,
     sid: u64,
     s: crate::coord::Session,
     now: u64,
     expired: bool,
+    mut effects: Option<&mut Vec<(usize, Vec<Bytes>)>>,
 ) -> usize {
     let mut n = 0;
     for (db, key) in &s.held {
@@ -814,6 +967,9 @@ pub fn end_session(
         if delete {
             g.remove(*db, key);
         }
+        if let Some(out) = effects.as_deref_mut() {
+            out.push((*db, state_effect(&mut g, *db, key)));
+        }
         drop(g);
         srv.watches.touch(*db, key);
         srv.pubsub.notify(
@@ -827,9 +983,28 @@ pub fn end_session(
     n
 }
 
-/// The cron's share: ends the sessions whose lease passed.
+/// The cron's share: ends the sessions whose lease passed. Never between the commands of
+/// an EXEC or a script, and never while the AOF rewrite takes its point in time (both hold
+/// the exec gate); with the AOF on, each expiry is logged as one transaction:
+/// `SESSION.CLOSE sid`, then the new state of every lock it held (the lock-delay and
+/// ONEXPIRE DELETE are time-dependent, so they are logged as their results).
 pub fn expire_sessions(srv: &Server, now: u64) {
+    let Some(_gate) = srv.exec_gate.try_read() else {
+        return;
+    };
+    let logging = srv.aof.is_on();
+    let _order = logging.then(|| srv.aof.order.lock());
     for (sid, s) in srv.coord.take_expired(now) {
-        end_session(srv, sid, s, now, true);
+        let mut effects = vec![(
+            0,
+            vec![
+                Bytes::from_static(b"SESSION.CLOSE"),
+                crate::aof::int_arg(sid),
+            ],
+        )];
+        end_session(srv, sid, s, now, true, logging.then_some(&mut effects));
+        if logging {
+            srv.aof.append(&effects);
+        }
     }
 }

@@ -9,6 +9,7 @@ use crate::cmd::{Command, KeySpec, acl};
 use crate::error::{self, CmdResult, Error};
 use crate::pubsub::notify as ev;
 use crate::server::Ctx;
+use basalt_engine::Value;
 use basalt_persist::dump;
 use basalt_persist::rdb::encode::EncodeOptions;
 use basalt_proto::Frame;
@@ -184,7 +185,7 @@ fn restore(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     if ttl < 0 {
         return Err(Error::msg("ERR Invalid TTL value, must be >= 0"));
     }
-    let value = match dump::restore(&args[3], &limits) {
+    let mut value = match dump::restore(&args[3], &limits) {
         Ok(Some(v)) => v,
         Ok(None) => return Err(Error::msg("ERR Bad data format")),
         Err(dump::RestoreError::VersionOrChecksum) => {
@@ -221,6 +222,10 @@ fn restore(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
             return Ok(Frame::ok());
         }
         expire_at = at as u64;
+    }
+    // A lock keeps the fence counter above its fence and its sessions' grants.
+    if let Value::Lock(l) = &mut value {
+        crate::families::coord::adopt(ctx.srv, db, key, l, now);
     }
     g.insert(db, key, value, expire_at);
     // Both were checked non-negative (FREQ at most 255) while parsing.

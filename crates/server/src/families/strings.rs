@@ -507,7 +507,16 @@ fn set(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         a.expire,
     );
     drop(g);
-    if ctx.aof_on()
+    if ctx.aof_on() && a.iffence.is_some() {
+        // The fence check may pass on a live holder's lease, which a replay on another
+        // clock could judge differently: logged as the plain write it made.
+        let mut effect = vec![Bytes::from_static(b"SET"), key.clone(), args[2].clone()];
+        if expire_at != 0 {
+            effect.push(Bytes::from_static(b"PXAT"));
+            effect.push(crate::aof::int_arg(expire_at));
+        }
+        ctx.propagate(effect);
+    } else if ctx.aof_on()
         && !matches!(
             a.expire,
             ExpireOpt::None | ExpireOpt::KeepTtl | ExpireOpt::Persist

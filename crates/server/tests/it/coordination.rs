@@ -788,3 +788,123 @@ fn semaphore_permits_never_exceed_the_limit_under_contention() {
         assert!(used <= 4, "{used} permits in use at {t}");
     }
 }
+
+/// Polls `check` until it holds (the cron reaps expired sessions within one `hz` period).
+fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+    let t0 = std::time::Instant::now();
+    while !check() {
+        assert!(
+            t0.elapsed() < std::time::Duration::from_secs(30),
+            "never happened: {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+fn wait_rewrite(c: &mut RawClient) {
+    eventually("the AOF rewrite finished", || {
+        crate::rdb::info_field(c, "aof_rewrite_in_progress") == "0"
+    });
+}
+
+/// The AOF holds coordination as deterministic effects: a restart replays the same held
+/// locks (absolute deadlines), the fence counter (also past a deleted lock key, carried
+/// by the base), the sessions, and the results of a session's expiry. Both base forms.
+#[test]
+fn locks_fences_and_sessions_survive_an_aof_restart() {
+    for preamble in ["yes", "no"] {
+        let dir = crate::rdb::scratch(&format!("coord-aof-{preamble}"));
+        let args = [
+            "--save",
+            "",
+            "--appendonly",
+            "yes",
+            "--appendfsync",
+            "always",
+            "--aof-use-rdb-preamble",
+            preamble,
+        ];
+        let mut s = crate::rdb::start_in(&dir, &args);
+        let mut c = client(s.port());
+        // Before the rewrite: carried by the base.
+        let (tok, f1, _) = acquire(&mut c, &["held", "a", "TTL", "600000"]).expect("a");
+        let sid = int(&mut c, &["SESSION.OPEN", "600000", "LOCKDELAY", "5"]).to_string();
+        let (_, f2, _) = acquire(&mut c, &["bysession", "s", "SESSION", &sid]).expect("s");
+        let (_, f3, _) = acquire(&mut c, &["gone", "g", "TTL", "600000"]).expect("g");
+        assert_eq!(int(&mut c, &["DEL", "gone"]), 1);
+        assert_eq!(
+            cmd(&mut c, &["BGREWRITEAOF"]),
+            Frame::Simple("Background append only file rewriting started".into())
+        );
+        wait_rewrite(&mut c);
+        // After the rewrite: replayed from the incremental file.
+        let sem = cmd(
+            &mut c,
+            &[
+                "SEM.ACQUIRE",
+                "pool",
+                "5",
+                "p",
+                "PERMITS",
+                "3",
+                "TTL",
+                "600000",
+            ],
+        );
+        assert!(grant(sem).is_some());
+        let (rtok, fr, _) = acquire(&mut c, &["rel", "r", "TTL", "600000"]).expect("r");
+        assert_eq!(int(&mut c, &["LOCK.RELEASE", "rel", &rtok]), 1);
+        let late = int(&mut c, &["SESSION.OPEN", "600000"]).to_string();
+        assert!(acquire(&mut c, &["late", "l", "SESSION", &late]).is_some());
+        // A session that expires: its ONEXPIRE DELETE deletes the lock key it held.
+        let short = int(&mut c, &["SESSION.OPEN", "100", "ONEXPIRE", "DELETE"]).to_string();
+        assert!(acquire(&mut c, &["ephemeral", "e", "SESSION", &short]).is_some());
+        eventually("the short session expired", || {
+            int(&mut c, &["EXISTS", "ephemeral"]) == 0
+        });
+        assert_eq!(
+            cmd(
+                &mut c,
+                &["SET", "data", "v", "IFFENCE", "held", &f1.to_string()]
+            ),
+            Frame::ok()
+        );
+        s.stop().expect("stop");
+
+        let s2 = crate::rdb::start_in(&dir, &args);
+        let mut c = client(s2.port());
+        // The TTL lock is still held by a, with its token and fence.
+        assert_eq!(acquire(&mut c, &["held", "b", "TTL", "1000"]), None);
+        assert_eq!(
+            acquire(&mut c, &["held", "a", "TTL", "600000"]).map(|g| (g.0, g.1)),
+            Some((tok.clone(), f1))
+        );
+        assert_eq!(cmd(&mut c, &["GET", "data"]), bulk("v"));
+        // Both sessions came back (full TTL) and hold their locks; the expired one
+        // stayed gone, and so did the key its expiry deleted.
+        assert_eq!(int(&mut c, &["SESSION.KEEPALIVE", &sid]), 600000);
+        assert_eq!(int(&mut c, &["SESSION.KEEPALIVE", &late]), 600000);
+        assert!(err(&mut c, &["SESSION.INFO", &short]).contains("no such session"));
+        assert_eq!(int(&mut c, &["EXISTS", "ephemeral"]), 0);
+        assert_eq!(acquire(&mut c, &["bysession", "b", "TTL", "1000"]), None);
+        assert_eq!(acquire(&mut c, &["late", "b", "TTL", "1000"]), None);
+        assert_eq!(int(&mut c, &["SESSION.CLOSE", &sid]), 1);
+        // Fences continue upward, past the deleted key's and the released lock's.
+        let (_, f4, _) = acquire(&mut c, &["bysession", "b", "TTL", "1000"]).expect("freed");
+        assert!(
+            f4 > fr && fr > f3 && f3 > f2 && f2 > f1,
+            "fences continue upward: {f1} {f2} {f3} {fr} {f4}"
+        );
+        let (_, f5, _) = acquire(&mut c, &["gone", "g2", "TTL", "1000"]).expect("new");
+        assert!(f5 > f4);
+        let info = cmd(&mut c, &["LOCK.INFO", "rel"]);
+        assert_eq!(field(&info, "fence"), Frame::Integer(fr));
+        assert_eq!(field(&info, "mode"), bulk("free"));
+        let info = cmd(&mut c, &["SEM.INFO", "pool"]);
+        assert_eq!(field(&info, "in-use"), Frame::Integer(3));
+        // New sessions get new ids.
+        assert!(int(&mut c, &["SESSION.OPEN", "1000"]) > short.parse::<i64>().expect("sid"));
+        drop(s2);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
