@@ -189,6 +189,7 @@ impl Value {
             Value::Stream(_) => "stream",
             Value::RateLimit(_) => RATELIMIT_TYPE,
             Value::Lock(l) if l.is_semaphore() => "semaphore",
+            Value::Lock(l) if l.is_election() => "election",
             Value::Lock(_) => "lock",
         }
     }
@@ -204,6 +205,7 @@ impl Value {
             Value::Stream(_) => "stream",
             Value::RateLimit(r) => r.spec().name(),
             Value::Lock(l) if l.is_semaphore() => "semaphore",
+            Value::Lock(l) if l.is_election() => "election",
             Value::Lock(_) => "lock",
         }
     }

@@ -560,6 +560,25 @@ impl Hub {
         client.set_sub_counts(subs);
     }
 
+    /// Queues a `message` on `channel` for `client` alone (ELECT.OBSERVE's current
+    /// leader, right after its subscription's confirmation).
+    pub fn send_own(
+        &self,
+        client: &Arc<ClientShared>,
+        proto: Protocol,
+        channel: &[u8],
+        message: &[u8],
+    ) {
+        let frame = Frame::Push(vec![
+            Frame::Bulk(Bytes::from_static(b"message")),
+            Frame::bulk(channel),
+            Frame::bulk(message),
+        ]);
+        let mut b = BytesMut::new();
+        encode(&frame, proto, &mut b);
+        client.outbox.push_own(b.freeze());
+    }
+
     /// Unsubscribes from each name (all of the kind when `names` is empty) and queues
     /// the confirmations (`[unsubscribe, nil, count]` when there was nothing to leave).
     pub fn unsubscribe(

@@ -804,6 +804,7 @@ impl Server {
                     | "punsubscribe"
                     | "ssubscribe"
                     | "sunsubscribe"
+                    | "elect.observe"
                     | "ping"
                     | "quit"
                     | "reset"

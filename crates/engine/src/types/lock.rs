@@ -2,7 +2,9 @@
 //! fencing tokens.
 //!
 //! A semaphore is the same value with a `limit` of permits: holders take weighted
-//! permits and the sum in use never exceeds the limit.
+//! permits and the sum in use never exceeds the limit. An election is the same value
+//! again with one exclusive holder, the leader, whose fence is its *term* and who carries
+//! a value it proclaims (TYPE `election`).
 //!
 //! A lock key holds the current holders and the highest fencing token ever granted on it.
 //! Every grant takes a new fence from a counter the caller supplies (the server's
@@ -35,6 +37,8 @@ pub struct Holder {
     pub expire_at: u64,
     /// The session holding this grant (0: a TTL lease).
     pub session: u64,
+    /// An election leader's proclaimed value (empty for locks and semaphores).
+    pub value: Box<[u8]>,
 }
 
 /// What the caller asks of [`LockValue::acquire`].
@@ -52,6 +56,8 @@ pub struct AcquireReq<'a> {
     pub session: u64,
     /// Permits asked for (semaphores; 1 for locks).
     pub permits: u32,
+    /// The value a new election leader proclaims (empty for locks and semaphores).
+    pub value: &'a [u8],
 }
 
 /// The outcome of [`LockValue::acquire`].
@@ -82,6 +88,8 @@ pub struct LockValue {
     delay_until: u64,
     /// 0 for a lock; the number of permits for a semaphore.
     limit: u32,
+    /// An election (`limit` is then 0).
+    election: bool,
     holders: Vec<Holder>,
 }
 
@@ -92,7 +100,56 @@ impl LockValue {
             fence,
             delay_until: 0,
             limit: 0,
+            election: false,
             holders: Vec::new(),
+        }
+    }
+
+    /// An election without a leader.
+    pub fn election() -> LockValue {
+        LockValue {
+            election: true,
+            ..LockValue::new(0)
+        }
+    }
+
+    /// True for an election (TYPE `election`).
+    pub fn is_election(&self) -> bool {
+        self.election
+    }
+
+    /// Marks a value read from a file as an election.
+    pub fn set_election(&mut self) {
+        debug_assert!(self.limit == 0, "a semaphore is not an election");
+        self.election = true;
+    }
+
+    /// The election's leader, including one whose lease passed since the last
+    /// [`LockValue::prune`].
+    pub fn leader(&self) -> Option<&Holder> {
+        self.holders.first()
+    }
+
+    /// Replaces the value of the leader whose term is `term`; false if `term` is not the
+    /// live leader's.
+    pub fn proclaim(&mut self, term: u64, value: &[u8], now: u64) -> bool {
+        self.prune(now);
+        match self.holders.first_mut() {
+            Some(h) if h.fence == term => {
+                h.value = value.into();
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Ends the leadership of term `term`; the leader that left, or `None` if `term` is
+    /// not the live leader's.
+    pub fn resign(&mut self, term: u64, now: u64) -> Option<Holder> {
+        self.prune(now);
+        match self.holders.first() {
+            Some(h) if h.fence == term => Some(self.holders.remove(0)),
+            _ => None,
         }
     }
 
@@ -138,6 +195,7 @@ impl LockValue {
             fence: fence.max(top),
             delay_until,
             limit,
+            election: false,
             holders,
         }
     }
@@ -241,6 +299,7 @@ impl LockValue {
             permits: req.permits,
             expire_at: req.expire_at,
             session: req.session,
+            value: req.value.into(),
         });
         Acquired::Granted {
             token,
@@ -314,7 +373,7 @@ impl LockValue {
             + self
                 .holders
                 .iter()
-                .map(|h| h.owner.len() + h.token.len())
+                .map(|h| h.owner.len() + h.token.len() + h.value.len())
                 .sum::<usize>()
     }
 }
@@ -332,6 +391,7 @@ mod tests {
             expire_at,
             session: 0,
             permits: 1,
+            value: b"",
         }
     }
 
@@ -500,6 +560,39 @@ mod tests {
             grant(&mut l, req(b"b", false, 500), 100, &mut c),
             Acquired::Granted { fence: 2, .. }
         ));
+    }
+
+    #[test]
+    fn elections_have_one_leader_whose_term_is_its_fence() {
+        let mut c = 10;
+        let mut l = LockValue::election();
+        assert!(l.is_election() && !l.is_semaphore());
+        let a = AcquireReq {
+            value: b"va",
+            ..req(b"a", false, 100)
+        };
+        assert!(matches!(
+            grant(&mut l, a, 0, &mut c),
+            Acquired::Granted { fence: 11, .. }
+        ));
+        assert_eq!(
+            grant(&mut l, req(b"b", false, 100), 0, &mut c),
+            Acquired::Busy
+        );
+        assert_eq!(l.leader().map(|h| &*h.value), Some(&b"va"[..]));
+        assert!(!l.proclaim(10, b"x", 1));
+        assert!(l.proclaim(11, b"v2", 1));
+        assert_eq!(l.leader().map(|h| &*h.value), Some(&b"v2"[..]));
+        assert!(l.resign(10, 1).is_none());
+        assert_eq!(l.resign(11, 1).map(|h| h.owner), Some(b"a"[..].into()));
+        assert!(l.leader().is_none());
+        // The lease of the next leader passes: no leader, nothing to proclaim.
+        assert!(matches!(
+            grant(&mut l, req(b"b", false, 100), 2, &mut c),
+            Acquired::Granted { fence: 12, .. }
+        ));
+        assert!(!l.proclaim(12, b"late", 100));
+        assert!(l.leader().is_none());
     }
 
     proptest! {

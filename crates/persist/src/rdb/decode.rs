@@ -523,12 +523,35 @@ fn read_lock<R: Read>(r: &mut Reader<R>) -> Result<LockValue> {
             permits,
             expire_at,
             session,
+            value: Box::default(),
         });
     }
+    let mut election = false;
     match r.length()? {
-        EOF => Ok(LockValue::from_parts(fence, delay_until, limit, holders)),
-        op => Err(r.corrupt(format!("basalt-lk: expected EOF, found opcode {op}"))),
+        EOF => {}
+        // The election section: marker 1, then each holder's value.
+        UINT if limit == 0 && r.length()? == 1 => {
+            if holders.len() > 1 || holders.iter().any(|h| h.shared) {
+                return Err(r.corrupt("basalt-lk: an election has one exclusive leader"));
+            }
+            for h in holders.iter_mut() {
+                h.value = string(r)?.into();
+            }
+            election = true;
+            match r.length()? {
+                EOF => {}
+                op => {
+                    return Err(r.corrupt(format!("basalt-lk: expected EOF, found opcode {op}")));
+                }
+            }
+        }
+        op => return Err(r.corrupt(format!("basalt-lk: expected EOF, found opcode {op}"))),
     }
+    let mut l = LockValue::from_parts(fence, delay_until, limit, holders);
+    if election {
+        l.set_election();
+    }
+    Ok(l)
 }
 
 fn zset_from<R: Read>(

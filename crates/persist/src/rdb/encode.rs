@@ -275,6 +275,14 @@ impl Encoder {
             uint(out, h.expire_at);
             uint(out, h.session);
         }
+        if l.is_election() {
+            // The election section: a marker, then each holder's proclaimed value.
+            uint(out, 1);
+            for h in l.holders() {
+                write_len(out, STRING);
+                self.string(out, &h.value);
+            }
+        }
         write_len(out, EOF);
     }
 

@@ -17,7 +17,7 @@ use crate::error::{self, CmdResult, Error};
 use crate::pubsub::notify as ev;
 use crate::server::{Ctx, Server};
 use basalt_engine::types::LockValue;
-use basalt_engine::types::lock::{AcquireReq, Acquired};
+use basalt_engine::types::lock::{AcquireReq, Acquired, Holder};
 use basalt_engine::{Guard, Value};
 use basalt_proto::Frame;
 use bytes::Bytes;
@@ -201,6 +201,64 @@ pub const COMMANDS: &[Command] = &[
         "Returns a semaphore's limit, permits in use, fence, holders and waiters. (Basalt)",
         sem_info
     ),
+    lock_cmd!(
+        "elect.campaign",
+        -6,
+        WRITE | DENYOOM | BLOCKING,
+        (1, 1, 1),
+        &[KeySpec::single(1, RW)],
+        "0.1.0",
+        "Campaigns to lead an election; returns whether the candidate leads and the term. (Basalt)",
+        "O(1)",
+        elect_campaign
+    ),
+    lock_cmd!(
+        "elect.proclaim",
+        4,
+        WRITE | FAST,
+        (1, 1, 1),
+        &[KeySpec::single(1, RW)],
+        "0.1.0",
+        "Replaces the value of the leader of a term. (Basalt)",
+        "O(1)",
+        elect_proclaim
+    ),
+    lock_cmd!(
+        "elect.resign",
+        3,
+        WRITE | FAST,
+        (1, 1, 1),
+        &[KeySpec::single(1, RW)],
+        "0.1.0",
+        "Ends the leadership of a term. (Basalt)",
+        "O(1)",
+        elect_resign
+    ),
+    lock_cmd!(
+        "elect.leader",
+        2,
+        READONLY | FAST,
+        (1, 1, 1),
+        &[KeySpec::single(1, RO)],
+        "0.1.0",
+        "Returns an election's leader, value, term and lease left. (Basalt)",
+        "O(1)",
+        elect_leader
+    ),
+    Command {
+        acl: acl::PUBSUB | acl::READ,
+        ..lock_cmd!(
+            "elect.observe",
+            2,
+            PUBSUB | NOSCRIPT | LOADING | STALE,
+            (1, 1, 1),
+            &[KeySpec::single(1, RO)],
+            "0.1.0",
+            "Subscribes to an election's changes (and sends the current leader). (Basalt)",
+            "O(1)",
+            elect_observe
+        )
+    },
     session_cmd!(
         "session.open",
         -2,
@@ -291,7 +349,7 @@ fn lock_of<'g>(
     sem: bool,
 ) -> Result<Option<&'g mut LockValue>, Error> {
     match lock_at(g, db, key)? {
-        Some(l) if l.is_semaphore() != sem => Err(Error::msg(error::WRONGTYPE)),
+        Some(l) if l.is_semaphore() != sem || l.is_election() => Err(Error::msg(error::WRONGTYPE)),
         other => Ok(other),
     }
 }
@@ -364,8 +422,13 @@ struct AcquireArgs {
 }
 
 /// Parses the options from `args[from]`; `sem` allows PERMITS and refuses the lock-only
-/// SHARED and REENTRANT.
-fn parse_acquire(args: &[Bytes], from: usize, sem: bool) -> Result<AcquireArgs, Error> {
+/// SHARED and REENTRANT; `elect` allows only TTL, SESSION and WAIT.
+fn parse_acquire(
+    args: &[Bytes],
+    from: usize,
+    sem: bool,
+    elect: bool,
+) -> Result<AcquireArgs, Error> {
     let mut a = AcquireArgs {
         permits: 1,
         ttl: None,
@@ -403,9 +466,9 @@ fn parse_acquire(args: &[Bytes], from: usize, sem: bool) -> Result<AcquireArgs, 
                 });
                 i += 1;
             }
-            _ if is(opt, "fair") => a.fair = true,
-            _ if !sem && is(opt, "reentrant") => a.reentrant = true,
-            _ if !sem && is(opt, "shared") => a.shared = true,
+            _ if !elect && is(opt, "fair") => a.fair = true,
+            _ if !sem && !elect && is(opt, "reentrant") => a.reentrant = true,
+            _ if !sem && !elect && is(opt, "shared") => a.shared = true,
             _ => return Err(Error::msg(error::SYNTAX)),
         }
         i += 1;
@@ -432,7 +495,7 @@ fn grant_reply(token: &[u8], fence: u64, expire_at: u64, now: u64) -> Frame {
 /// `[token, fence, ttl-left-ms]` (-1 for a session grant), or a null array when the lock
 /// is busy (after WAIT ms when given).
 fn lock_acquire(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
-    let a = parse_acquire(args, 3, false)?;
+    let a = parse_acquire(args, 3, false, false)?;
     acquire(ctx, &args[1], &args[2], a, 0)
 }
 
@@ -443,7 +506,7 @@ fn sem_acquire(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         Ok(n) if (1..=MAX_PERMITS).contains(&n) => n as u32,
         _ => return Err(Error::msg(BAD_LIMIT)),
     };
-    let a = parse_acquire(args, 4, true)?;
+    let a = parse_acquire(args, 4, true, false)?;
     if a.permits > limit {
         return Err(Error::msg(BAD_PERMITS));
     }
@@ -477,6 +540,7 @@ fn acquire(ctx: &mut Ctx<'_>, key: &Bytes, owner: &Bytes, a: AcquireArgs, limit:
         reentrant: a.reentrant,
         expire_at: a.ttl.map_or(0, |t| now + t),
         session: a.session.unwrap_or(0),
+        value: b"",
     };
     let mut g = srv.keyspace.lock_key(key, now);
     let mut created = false;
@@ -956,8 +1020,15 @@ pub fn end_session(
         let Ok(Some(l)) = lock_at(&mut g, *db, key) else {
             continue;
         };
+        let leader = l
+            .leader()
+            .filter(|h| l.is_election() && h.session == sid)
+            .cloned();
         if l.release_session(sid) == 0 {
             continue;
+        }
+        if let Some(h) = leader {
+            publish_change(srv, *db, key, "expired", &h);
         }
         n += 1;
         if expired && s.lockdelay > 0 {
@@ -1007,4 +1078,284 @@ pub fn expire_sessions(srv: &Server, now: u64) {
             srv.aof.append(&effects);
         }
     }
+}
+
+// ---------------------------------------------------------------------------------------
+// Leader election
+// ---------------------------------------------------------------------------------------
+
+/// The pub/sub channel where an election's changes are published:
+/// `__elect@<db>__:<name>` (as Redis names its keyspace channels).
+pub fn elect_channel(db: usize, name: &[u8]) -> Bytes {
+    let mut c = format!("__elect@{db}__:").into_bytes();
+    c.extend_from_slice(name);
+    Bytes::from(c)
+}
+
+/// Publishes one change of an election: `<event> <term> <candidate length>:<candidate>
+/// <value>` (binary-safe: the candidate is length-prefixed, the value is the rest).
+/// Called with the election's shard locked, so observers see the changes of one
+/// election in the order they happened.
+fn publish_change(srv: &Server, db: usize, name: &[u8], event: &str, h: &Holder) {
+    srv.pubsub
+        .publish(&elect_channel(db, name), &change_message(event, h), false);
+}
+
+/// `<event> <term> <candidate length>:<candidate> <value>`.
+fn change_message(event: &str, h: &Holder) -> Vec<u8> {
+    let mut m = format!("{event} {} {}:", h.fence, h.owner.len()).into_bytes();
+    m.extend_from_slice(&h.owner);
+    m.push(b' ');
+    m.extend_from_slice(&h.value);
+    m
+}
+
+/// The election at `key`, with a leader whose lease passed dropped (and published as
+/// `expired`): `Ok(None)` if missing, WRONGTYPE if another type.
+fn election_at<'g>(
+    srv: &Server,
+    g: &'g mut Guard<'_>,
+    db: usize,
+    key: &[u8],
+) -> Result<Option<&'g mut LockValue>, Error> {
+    let now = g.now();
+    match lock_at(g, db, key)? {
+        None => Ok(None),
+        Some(l) if !l.is_election() => Err(Error::msg(error::WRONGTYPE)),
+        Some(l) => {
+            let before = l.leader().cloned();
+            if l.prune(now)
+                && let Some(h) = before
+            {
+                publish_change(srv, db, key, "expired", &h);
+            }
+            Ok(Some(l))
+        }
+    }
+}
+
+/// Error for ELECT.CAMPAIGN without a lease.
+pub const ELECT_NEED_LEASE: &str = "ERR ELECT.CAMPAIGN needs TTL ms or SESSION sid";
+
+/// ELECT.CAMPAIGN name candidate value (TTL ms | SESSION sid) [WAIT ms]: `[1, term]` when
+/// `candidate` leads (a new term, or its own current one on a retry, which refreshes the
+/// lease), `[0, term]` when another leads (term 0: nobody, but others were queued first);
+/// with WAIT it blocks, first come first served, until it leads (then `[1, term]`) or the
+/// wait ends (a null array).
+fn elect_campaign(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    let a = parse_acquire(args, 4, false, true).map_err(|e| {
+        if e.0 == NEED_LEASE {
+            Error::msg(ELECT_NEED_LEASE)
+        } else {
+            e
+        }
+    })?;
+    let (name, candidate, value) = (&args[1], &args[2], &args[3]);
+    let db = ctx.client.db;
+    let now = ctx.now;
+    let srv = ctx.srv;
+    if let Some(sid) = a.session
+        && srv.coord.get(sid, now).is_none()
+    {
+        return Err(Error::msg(NO_SESSION));
+    }
+    // First come, first served: a re-run waiter goes only on its turn, a newcomer only
+    // if nobody is queued.
+    let my_turn = if srv.blocking.is_blocked(ctx.client.id) {
+        srv.blocking.is_first(db, name, ctx.client.id)
+    } else {
+        srv.blocking.queue_len(db, name) == 0
+    };
+    let mut g = srv.keyspace.lock_key(name, now);
+    let created = match election_at(srv, &mut g, db, name)? {
+        Some(_) => false,
+        None => {
+            g.insert(db, name, Value::from(LockValue::election()), 0);
+            true
+        }
+    };
+    let Some(l) = election_at(srv, &mut g, db, name)? else {
+        return Err(Error::msg("ERR election vanished"));
+    };
+    let leads = l.leader().is_some_and(|h| *h.owner == **candidate);
+    let outcome = if my_turn || leads {
+        let req = AcquireReq {
+            owner: candidate,
+            permits: 1,
+            shared: false,
+            reentrant: false,
+            expire_at: a.ttl.map_or(0, |t| now + t),
+            session: a.session.unwrap_or(0),
+            value,
+        };
+        l.acquire(req, now, |f| srv.coord.next_fence(f), new_token)
+    } else {
+        Acquired::Busy
+    };
+    match outcome {
+        Acquired::Granted {
+            token, fence, new, ..
+        } => {
+            if let Some(sid) = a.session
+                && !srv.coord.add_held(sid, db, name, now)
+            {
+                if new {
+                    l.release(&token, now);
+                }
+                return Err(Error::msg(NO_SESSION));
+            }
+            if new && let Some(h) = l.leader() {
+                publish_change(srv, db, name, "elected", h);
+            }
+            log_state(ctx, &mut g, name);
+            drop(g);
+            ctx.reply_here();
+            ctx.notify(ev::GENERIC, "elect.campaign", name);
+            Ok(Frame::Array(vec![
+                Frame::Integer(1),
+                Frame::Integer(fence as i64),
+            ]))
+        }
+        // Only a leader's own mode could conflict, and campaigns are all exclusive.
+        Acquired::ModeConflict => Err(Error::msg(MODE_CONFLICT)),
+        Acquired::Busy => {
+            let recheck = l.next_expiry();
+            let term = l.leader().map_or(0, |h| h.fence);
+            if created {
+                // Only reachable for a newcomer behind a queue on a missing key.
+                g.remove(db, name);
+            }
+            drop(g);
+            ctx.propagate_nothing();
+            match a.wait {
+                Some(w) if ctx.can_block() => {
+                    let deadline = (w != 0).then(|| now + w);
+                    ctx.block_recheck(
+                        vec![name.clone()],
+                        deadline,
+                        (recheck > now).then_some(recheck),
+                    )
+                }
+                _ => Ok(Frame::Array(vec![
+                    Frame::Integer(0),
+                    Frame::Integer(term as i64),
+                ])),
+            }
+        }
+    }
+}
+
+/// A term argument (a fence).
+fn term_arg(arg: &[u8]) -> Result<u64, Error> {
+    parse_fence(arg).map_err(|_| Error::msg(BAD_TERM))
+}
+
+/// Error for a term that is not a non-negative integer.
+pub const BAD_TERM: &str = "ERR term is not a non-negative integer";
+
+/// ELECT.PROCLAIM name term value: 1 if `term` is the live leader's and its value is now
+/// `value`, else 0.
+fn elect_proclaim(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    let term = term_arg(&args[2])?;
+    let (db, now, srv) = (ctx.client.db, ctx.now, ctx.srv);
+    let name = &args[1];
+    let mut g = srv.keyspace.lock_key(name, now);
+    let done = match election_at(srv, &mut g, db, name)? {
+        Some(l) => {
+            let done = l.proclaim(term, &args[3], now);
+            if done && let Some(h) = l.leader() {
+                publish_change(srv, db, name, "proclaimed", h);
+            }
+            done
+        }
+        None => false,
+    };
+    if done {
+        log_state(ctx, &mut g, name);
+        drop(g);
+        ctx.notify(ev::GENERIC, "elect.proclaim", name);
+    } else {
+        drop(g);
+        ctx.propagate_nothing();
+    }
+    Ok(Frame::Integer(i64::from(done)))
+}
+
+/// ELECT.RESIGN name term: 1 if `term` was the live leader's and leadership ended (the
+/// next campaigner is woken), else 0.
+fn elect_resign(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    let term = term_arg(&args[2])?;
+    let (db, now, srv) = (ctx.client.db, ctx.now, ctx.srv);
+    let name = &args[1];
+    let mut g = srv.keyspace.lock_key(name, now);
+    let left = match election_at(srv, &mut g, db, name)? {
+        Some(l) => l.resign(term, now),
+        None => None,
+    };
+    let Some(h) = left else {
+        drop(g);
+        ctx.propagate_nothing();
+        return Ok(Frame::Integer(0));
+    };
+    publish_change(srv, db, name, "resigned", &h);
+    log_state(ctx, &mut g, name);
+    drop(g);
+    if h.session != 0 {
+        srv.coord.remove_held(h.session, db, name);
+    }
+    ctx.notify(ev::GENERIC, "elect.resign", name);
+    srv.blocking.signal(db, name);
+    Ok(Frame::Integer(1))
+}
+
+/// ELECT.LEADER name: `[candidate, value, term, ttl-left-ms]` (-1 for a session's
+/// leadership), or nil when nobody leads.
+fn elect_leader(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    let (db, now, srv) = (ctx.client.db, ctx.now, ctx.srv);
+    let mut g = srv.keyspace.lock_key(&args[1], now);
+    let Some(l) = election_at(srv, &mut g, db, &args[1])? else {
+        return Ok(Frame::Null);
+    };
+    Ok(match l.leader() {
+        None => Frame::Null,
+        Some(h) => Frame::Array(vec![
+            Frame::Bulk(Bytes::copy_from_slice(&h.owner)),
+            Frame::Bulk(Bytes::copy_from_slice(&h.value)),
+            Frame::Integer(h.fence as i64),
+            Frame::Integer(if h.session != 0 {
+                -1
+            } else {
+                h.expire_at.saturating_sub(now) as i64
+            }),
+        ]),
+    })
+}
+
+/// ELECT.OBSERVE name: subscribes to the election's channel ([`elect_channel`]) as
+/// SUBSCRIBE does (RESP3: push messages beside other replies; RESP2: subscribed mode),
+/// then, if someone leads, sends this client a `leader <term> <len>:<candidate> <value>`
+/// message. Done with the election's shard locked, so no change slips between the two.
+fn elect_observe(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    let (db, now, srv) = (ctx.client.db, ctx.now, ctx.srv);
+    let name = &args[1];
+    let mut g = srv.keyspace.lock_key(name, now);
+    let current = election_at(srv, &mut g, db, name)?.and_then(|l| l.leader().cloned());
+    let channel = elect_channel(db, name);
+    let shared = ctx.client.shared.clone();
+    let proto = ctx.client.proto;
+    srv.pubsub.subscribe(
+        &mut ctx.client.subs,
+        &shared,
+        proto,
+        crate::pubsub::Kind::Channel,
+        std::slice::from_ref(&channel),
+    );
+    if let Some(h) = current {
+        srv.pubsub
+            .send_own(&shared, proto, &channel, &change_message("leader", &h));
+    }
+    drop(g);
+    ctx.client.reply_in_outbox = true;
+    // Never sent: the confirmation (and the current leader) are in the outbox.
+    Ok(Frame::Null)
 }

@@ -536,6 +536,7 @@ fn locks_fences_and_sessions_survive_a_restart() {
         ],
     );
     assert!(grant(sem).is_some());
+    let (_, te) = campaign(&mut c, &["ldr", "c1", "v1", "TTL", "600000"]);
     assert_eq!(cmd(&mut c, &["SAVE"]), Frame::ok());
     s.stop().expect("stop");
 
@@ -563,6 +564,15 @@ fn locks_fences_and_sessions_survive_a_restart() {
     let info = cmd(&mut c, &["SEM.INFO", "pool"]);
     assert_eq!(field(&info, "limit"), Frame::Integer(5));
     assert_eq!(field(&info, "in-use"), Frame::Integer(3));
+    // The election kept its leader, value and term.
+    let Frame::Array(leader) = cmd(&mut c, &["ELECT.LEADER", "ldr"]) else {
+        panic!("no leader after the restart")
+    };
+    assert_eq!(leader[..3], [bulk("c1"), bulk("v1"), Frame::Integer(te)]);
+    assert_eq!(
+        cmd(&mut c, &["TYPE", "ldr"]),
+        Frame::Simple("election".into())
+    );
     // New sessions get new ids.
     assert!(int(&mut c, &["SESSION.OPEN", "1000"]) > sid.parse::<i64>().expect("sid"));
     drop(s2);
@@ -869,6 +879,11 @@ fn locks_fences_and_sessions_survive_an_aof_restart() {
             ),
             Frame::ok()
         );
+        let (_, te) = campaign(&mut c, &["ldr", "c1", "v1", "TTL", "600000"]);
+        assert_eq!(
+            int(&mut c, &["ELECT.PROCLAIM", "ldr", &te.to_string(), "v2"]),
+            1
+        );
         s.stop().expect("stop");
 
         let s2 = crate::rdb::start_in(&dir, &args);
@@ -902,9 +917,213 @@ fn locks_fences_and_sessions_survive_an_aof_restart() {
         assert_eq!(field(&info, "mode"), bulk("free"));
         let info = cmd(&mut c, &["SEM.INFO", "pool"]);
         assert_eq!(field(&info, "in-use"), Frame::Integer(3));
+        // The leader still leads, with its term and proclaimed value.
+        let Frame::Array(leader) = cmd(&mut c, &["ELECT.LEADER", "ldr"]) else {
+            panic!("no leader after the restart")
+        };
+        assert_eq!(leader[..3], [bulk("c1"), bulk("v2"), Frame::Integer(te)]);
         // New sessions get new ids.
         assert!(int(&mut c, &["SESSION.OPEN", "1000"]) > short.parse::<i64>().expect("sid"));
         drop(s2);
         let _ = std::fs::remove_dir_all(&dir);
+    }
+}
+
+fn campaign(c: &mut RawClient, args: &[&str]) -> (i64, i64) {
+    let mut a = vec!["ELECT.CAMPAIGN"];
+    a.extend_from_slice(args);
+    match cmd(c, &a) {
+        Frame::Array(v) => match &v[..] {
+            [Frame::Integer(won), Frame::Integer(term)] => (*won, *term),
+            _ => panic!("bad campaign reply {v:?}"),
+        },
+        other => panic!("bad campaign reply {other:?}"),
+    }
+}
+
+/// Reads the next published message: (channel, payload), from a RESP2 subscriber or a
+/// RESP3 client's push.
+fn message(c: &mut RawClient) -> (String, String) {
+    let parts = match c.read_reply().expect("message") {
+        Frame::Array(v) | Frame::Push(v) => v,
+        other => panic!("not a message: {other:?}"),
+    };
+    let text = |f: &Frame| match f {
+        Frame::Bulk(b) => String::from_utf8_lossy(b).into_owned(),
+        other => panic!("not a bulk: {other:?}"),
+    };
+    assert_eq!(text(&parts[0]), "message", "{parts:?}");
+    (text(&parts[1]), text(&parts[2]))
+}
+
+#[test]
+fn elections_have_one_leader_and_increasing_terms() {
+    let server = crate::start(&[]);
+    let mut c = client(server.port());
+    let (won, t1) = campaign(&mut c, &["e", "a", "va", "TTL", "60000"]);
+    assert_eq!(won, 1);
+    assert_eq!(
+        cmd(&mut c, &["TYPE", "e"]),
+        Frame::Simple("election".into())
+    );
+    // Another candidate loses (and learns the term); a retry by the leader keeps its term.
+    assert_eq!(campaign(&mut c, &["e", "b", "vb", "TTL", "60000"]), (0, t1));
+    assert_eq!(
+        campaign(&mut c, &["e", "a", "other", "TTL", "60000"]),
+        (1, t1)
+    );
+    let Frame::Array(leader) = cmd(&mut c, &["ELECT.LEADER", "e"]) else {
+        panic!("no leader")
+    };
+    assert_eq!(leader[..3], [bulk("a"), bulk("va"), Frame::Integer(t1)]);
+    assert!(matches!(leader[3], Frame::Integer(t) if t > 0 && t <= 60000));
+    // PROCLAIM and RESIGN need the leader's term.
+    assert_eq!(
+        int(&mut c, &["ELECT.PROCLAIM", "e", &(t1 + 1).to_string(), "x"]),
+        0
+    );
+    assert_eq!(
+        int(&mut c, &["ELECT.PROCLAIM", "e", &t1.to_string(), "v2"]),
+        1
+    );
+    let Frame::Array(leader) = cmd(&mut c, &["ELECT.LEADER", "e"]) else {
+        panic!("no leader")
+    };
+    assert_eq!(leader[1], bulk("v2"));
+    // The term is a fence: the store-side check works with it.
+    assert_eq!(int(&mut c, &["FENCE.CHECK", "e", &t1.to_string()]), 1);
+    assert_eq!(int(&mut c, &["ELECT.RESIGN", "e", "0"]), 0);
+    assert_eq!(int(&mut c, &["ELECT.RESIGN", "e", &t1.to_string()]), 1);
+    assert_eq!(int(&mut c, &["ELECT.RESIGN", "e", &t1.to_string()]), 0);
+    assert_eq!(cmd(&mut c, &["ELECT.LEADER", "e"]), Frame::Null);
+    let (won, t2) = campaign(&mut c, &["e", "b", "vb", "TTL", "60000"]);
+    assert_eq!(won, 1);
+    assert!(t2 > t1);
+    assert_eq!(int(&mut c, &["FENCE.CHECK", "e", &t1.to_string()]), 0);
+    // Types and errors.
+    assert_eq!(
+        err(&mut c, &["LOCK.ACQUIRE", "e", "o", "TTL", "10"]),
+        WRONGTYPE
+    );
+    assert_eq!(cmd(&mut c, &["SET", "s", "v"]), Frame::ok());
+    assert_eq!(err(&mut c, &["ELECT.LEADER", "s"]), WRONGTYPE);
+    assert_eq!(cmd(&mut c, &["ELECT.LEADER", "missing"]), Frame::Null);
+    assert_eq!(
+        err(&mut c, &["ELECT.CAMPAIGN", "e", "c", "v", "WAIT", "10"]),
+        "ERR ELECT.CAMPAIGN needs TTL ms or SESSION sid"
+    );
+    assert_eq!(
+        err(
+            &mut c,
+            &["ELECT.CAMPAIGN", "e", "c", "v", "TTL", "10", "SHARED"]
+        ),
+        "ERR syntax error"
+    );
+    assert_eq!(
+        err(&mut c, &["ELECT.PROCLAIM", "e", "-1", "v"]),
+        "ERR term is not a non-negative integer"
+    );
+}
+
+/// Observers (RESP2 through the channel, RESP3 as pushes) see every change in order;
+/// a session's expiry ends leadership and wakes the waiting campaigner, and terms keep
+/// increasing across many candidates taking turns.
+#[test]
+fn observers_see_every_change_and_session_expiry_hands_leadership_on() {
+    let server = crate::start(&[]);
+    let port = server.port();
+    let mut c = client(port);
+    let (_, t0) = campaign(&mut c, &["e", "first", "v0", "TTL", "60000"]);
+    let mut o2 = client(port);
+    match cmd(&mut o2, &["ELECT.OBSERVE", "e"]) {
+        Frame::Array(v) => assert_eq!(
+            v,
+            vec![bulk("subscribe"), bulk("__elect@0__:e"), Frame::Integer(1)]
+        ),
+        other => panic!("{other:?}"),
+    }
+    // The current leader comes first.
+    assert_eq!(
+        message(&mut o2),
+        ("__elect@0__:e".into(), format!("leader {t0} 5:first v0"))
+    );
+    // RESP2: subscribed mode; ELECT.OBSERVE is allowed there.
+    assert!(err(&mut o2, &["GET", "x"]).starts_with("ERR Can't execute 'get'"));
+    let mut o3 = client(port);
+    assert!(matches!(cmd(&mut o3, &["HELLO", "3"]), Frame::Map(_)));
+    assert!(matches!(
+        cmd(&mut o3, &["ELECT.OBSERVE", "e"]),
+        Frame::Push(_)
+    ));
+    let _ = message(&mut o3);
+    // RESP3: other commands still run.
+    assert_eq!(cmd(&mut o3, &["PING"]), Frame::Simple("PONG".into()));
+
+    assert_eq!(int(&mut c, &["ELECT.RESIGN", "e", &t0.to_string()]), 1);
+    // A session leader; a campaigner waits behind it.
+    let sid = int(&mut c, &["SESSION.OPEN", "300"]).to_string();
+    let (won, t1) = campaign(&mut c, &["e", "s", "vs", "SESSION", &sid]);
+    assert_eq!(won, 1);
+    let waiter = std::thread::spawn(move || {
+        let mut w = client(port);
+        campaign(&mut w, &["e", "w", "vw", "TTL", "60000", "WAIT", "20000"])
+    });
+    // The session is kept alive until the campaigner waits, then left to expire.
+    eventually("the campaigner waits", || {
+        assert_eq!(int(&mut c, &["SESSION.KEEPALIVE", &sid]), 300);
+        let info = cmd(&mut c, &["INFO", "clients"]);
+        let Frame::Bulk(text) = info else {
+            panic!("{info:?}")
+        };
+        String::from_utf8_lossy(&text).contains("blocked_clients:1")
+    });
+    let (won, t2) = waiter.join().expect("waiter");
+    assert_eq!(won, 1, "the session's expiry handed leadership on");
+    assert!(t2 > t1 && t1 > t0);
+    assert_eq!(
+        int(&mut c, &["ELECT.PROCLAIM", "e", &t2.to_string(), "vw2"]),
+        1
+    );
+    // Many candidates taking turns: each wins once, with a higher term every time.
+    let mut handles = Vec::new();
+    for i in 0..8 {
+        handles.push(std::thread::spawn(move || {
+            let mut x = client(port);
+            let name = format!("n{i}");
+            let (won, term) = campaign(&mut x, &["e", &name, "v", "TTL", "60000", "WAIT", "30000"]);
+            assert_eq!(won, 1);
+            assert_eq!(int(&mut x, &["ELECT.RESIGN", "e", &term.to_string()]), 1);
+        }));
+    }
+    assert_eq!(int(&mut c, &["ELECT.RESIGN", "e", &t2.to_string()]), 1);
+    for h in handles {
+        h.join().expect("candidate");
+    }
+    // Both observers saw the same changes, in order: each term elected once, ended
+    // before the next began, terms increasing.
+    let expect_events = 2 + 4 + 2 * 8;
+    for o in [&mut o2, &mut o3] {
+        let mut events = Vec::new();
+        for _ in 0..expect_events {
+            let (ch, m) = message(o);
+            assert_eq!(ch, "__elect@0__:e");
+            let mut p = m.splitn(3, ' ');
+            let event = p.next().expect("event").to_string();
+            let term: i64 = p.next().expect("term").parse().expect("term");
+            events.push((event, term));
+        }
+        assert_eq!(events[0], ("resigned".into(), t0));
+        assert_eq!(events[1], ("elected".into(), t1));
+        assert_eq!(events[2], ("expired".into(), t1));
+        assert_eq!(events[3], ("elected".into(), t2));
+        assert_eq!(events[4], ("proclaimed".into(), t2));
+        assert_eq!(events[5], ("resigned".into(), t2));
+        let mut last = t2;
+        for pair in events[6..].chunks(2) {
+            assert_eq!(pair[0].0, "elected", "{events:?}");
+            assert!(pair[0].1 > last, "terms increase: {events:?}");
+            assert_eq!(pair[1], ("resigned".into(), pair[0].1), "{events:?}");
+            last = pair[0].1;
+        }
     }
 }
