@@ -247,6 +247,24 @@ impl LockValue {
         self.holders.is_empty()
     }
 
+    /// True if [`LockValue::acquire`] would grant `req` at `now` (a new grant, or the
+    /// owner's existing one in the same mode); changes nothing but pruning.
+    pub fn can_acquire(&mut self, req: &AcquireReq<'_>, now: u64) -> bool {
+        self.prune(now);
+        if let Some(h) = self.holders.iter().find(|h| *h.owner == *req.owner) {
+            return h.shared == req.shared;
+        }
+        now >= self.delay_until && self.compatible(req)
+    }
+
+    fn compatible(&self, req: &AcquireReq<'_>) -> bool {
+        if self.is_semaphore() {
+            self.in_use() + u64::from(req.permits) <= u64::from(self.limit)
+        } else {
+            self.holders.is_empty() || (req.shared && self.holders.iter().all(|h| h.shared))
+        }
+    }
+
     /// Tries to grant `req`. `next_fence` returns a fence higher than its argument (the
     /// highest fence of this lock) and `token` a fresh token; neither is called unless a
     /// new grant is made.
@@ -278,12 +296,7 @@ impl LockValue {
         if now < self.delay_until {
             return Acquired::Busy;
         }
-        let compatible = if self.is_semaphore() {
-            self.in_use() + u64::from(req.permits) <= u64::from(self.limit)
-        } else {
-            self.holders.is_empty() || (req.shared && self.holders.iter().all(|h| h.shared))
-        };
-        if !compatible {
+        if !self.compatible(&req) {
             return Acquired::Busy;
         }
         let fence = next_fence(self.fence);

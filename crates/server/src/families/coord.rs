@@ -44,6 +44,12 @@ pub const BAD_PERMITS: &str = "ERR PERMITS must be between 1 and the semaphore l
 pub const LIMIT_MISMATCH: &str = "ERR semaphore limit differs from the limit in use";
 /// Error for SESSION.RESTORE of an id in use.
 pub const SESSION_EXISTS: &str = "ERR session already exists";
+/// Most locks one LOCK.MACQUIRE takes together.
+pub const MAX_MACQUIRE: usize = 64;
+/// Error for a LOCK.MACQUIRE key count out of range.
+pub const BAD_NUMKEYS: &str = "ERR the number of keys must be between 1 and 64";
+/// Error for a LOCK.MACQUIRE that names a key twice.
+pub const DUP_KEY: &str = "ERR LOCK.MACQUIRE names a key twice";
 /// Error for a fence that is not a non-negative integer.
 pub const BAD_FENCE: &str = "ERR fence is not a non-negative integer";
 
@@ -100,6 +106,26 @@ pub const COMMANDS: &[Command] = &[
         "Acquires a lock (exclusive or shared) and returns a token, a fencing token and the lease left. (Basalt)",
         "O(N) where N is the number of holders",
         lock_acquire
+    ),
+    lock_cmd!(
+        "lock.macquire",
+        -5,
+        WRITE | DENYOOM | BLOCKING,
+        (0, 0, 0),
+        &[KeySpec {
+            notes: "",
+            flags: RW,
+            begin: crate::cmd::BeginSearch::Index(1),
+            find: crate::cmd::FindKeys::Keynum {
+                keynumidx: 0,
+                firstkey: 1,
+                step: 1,
+            },
+        }],
+        "0.1.0",
+        "Acquires several exclusive locks, all or none, each with its token and fencing token. (Basalt)",
+        "O(N) where N is the number of keys",
+        lock_macquire
     ),
     lock_cmd!(
         "lock.release",
@@ -630,6 +656,131 @@ fn acquire(ctx: &mut Ctx<'_>, key: &Bytes, owner: &Bytes, a: AcquireArgs, limit:
             }
         }
     }
+}
+
+/// LOCK.MACQUIRE numkeys key [key ...] owner (TTL ms | SESSION sid) [WAIT ms]: exclusive
+/// grants on every key at once — `[[token, fence, ttl-left-ms], ...]` in key order — or
+/// none at all (a null array; after WAIT ms when given, woken whenever one of the keys
+/// frees). The keys' shards are locked together, so no command sees a partial state,
+/// and the AOF logs the grants as one transaction.
+fn lock_macquire(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    let n = match args::int(&args[1]) {
+        Ok(n) if n >= 1 && n as usize <= MAX_MACQUIRE => n as usize,
+        _ => return Err(Error::msg(BAD_NUMKEYS)),
+    };
+    if args.len() < n + 3 {
+        return Err(Error::msg(error::SYNTAX));
+    }
+    let keys = &args[2..2 + n];
+    if keys.iter().enumerate().any(|(i, k)| keys[..i].contains(k)) {
+        return Err(Error::msg(DUP_KEY));
+    }
+    let owner = &args[2 + n];
+    let a = parse_acquire(args, 3 + n, false, true)?;
+    let db = ctx.client.db;
+    let now = ctx.now;
+    let srv = ctx.srv;
+    if let Some(sid) = a.session
+        && srv.coord.get(sid, now).is_none()
+    {
+        return Err(Error::msg(NO_SESSION));
+    }
+    let req = AcquireReq {
+        owner,
+        permits: 1,
+        shared: false,
+        reentrant: false,
+        expire_at: a.ttl.map_or(0, |t| now + t),
+        session: a.session.unwrap_or(0),
+        value: b"",
+    };
+    let mut g = srv.keyspace.lock_keys(keys, now);
+    // First every key is checked; nothing changes unless all can be granted.
+    let mut recheck = 0u64;
+    let mut all = true;
+    for key in keys {
+        if let Some(l) = lock_of(&mut g, db, key, false)?
+            && !l.can_acquire(&req, now)
+        {
+            if l.holders().iter().any(|h| *h.owner == **owner) {
+                return Err(Error::msg(MODE_CONFLICT));
+            }
+            all = false;
+            let next = l.next_expiry();
+            if next > now && (recheck == 0 || next < recheck) {
+                recheck = next;
+            }
+        }
+    }
+    if !all {
+        drop(g);
+        ctx.propagate_nothing();
+        return match a.wait {
+            Some(w) if ctx.can_block() => {
+                let deadline = (w != 0).then(|| now + w);
+                let r =
+                    ctx.block_recheck(keys.to_vec(), deadline, (recheck > now).then_some(recheck));
+                // Only the first waiter of a key is woken: one that still cannot take all
+                // its keys passes the wake-up on to the next.
+                if let Some(b) = ctx.client.block.as_mut() {
+                    b.pass_on = true;
+                }
+                r
+            }
+            _ => Ok(Frame::NullArray),
+        };
+    }
+    let mut grants = Vec::with_capacity(n);
+    for key in keys {
+        if lock_of(&mut g, db, key, false)?.is_none() {
+            g.insert(db, key, Value::from(LockValue::new(0)), 0);
+        }
+        let Some(l) = lock_of(&mut g, db, key, false)? else {
+            return Err(Error::msg("ERR lock vanished"));
+        };
+        match l.acquire(req, now, |f| srv.coord.next_fence(f), new_token) {
+            Acquired::Granted {
+                token,
+                fence,
+                expire_at,
+                new,
+            } => grants.push((key, token, fence, expire_at, new)),
+            // Checked above with every shard held.
+            Acquired::Busy | Acquired::ModeConflict => {
+                unreachable!("LOCK.MACQUIRE: a checked lock refused its grant")
+            }
+        }
+    }
+    if let Some(sid) = a.session {
+        let registered = keys
+            .iter()
+            .take_while(|key| srv.coord.add_held(sid, db, key, now))
+            .count();
+        if registered < n {
+            // The session expired meanwhile: undo every new grant.
+            for (key, token, _, _, new) in &grants {
+                if *new && let Ok(Some(l)) = lock_of(&mut g, db, key, false) {
+                    l.release(token, now);
+                }
+                srv.coord.remove_held(sid, db, key);
+            }
+            return Err(Error::msg(NO_SESSION));
+        }
+    }
+    for key in keys {
+        log_state(ctx, &mut g, key);
+    }
+    drop(g);
+    ctx.reply_here();
+    for key in keys {
+        ctx.notify(ev::GENERIC, "lock.acquire", key);
+    }
+    Ok(Frame::Array(
+        grants
+            .iter()
+            .map(|(_, token, fence, expire_at, _)| grant_reply(token, *fence, *expire_at, now))
+            .collect(),
+    ))
 }
 
 /// Wakes waiters of a lock that may have freed and publishes `event`.

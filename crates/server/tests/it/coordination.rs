@@ -884,6 +884,11 @@ fn locks_fences_and_sessions_survive_an_aof_restart() {
             int(&mut c, &["ELECT.PROCLAIM", "ldr", &te.to_string(), "v2"]),
             1
         );
+        let multi = grants(cmd(
+            &mut c,
+            &["LOCK.MACQUIRE", "2", "m1", "m2", "mo", "TTL", "600000"],
+        ))
+        .expect("both");
         s.stop().expect("stop");
 
         let s2 = crate::rdb::start_in(&dir, &args);
@@ -922,6 +927,15 @@ fn locks_fences_and_sessions_survive_an_aof_restart() {
             panic!("no leader after the restart")
         };
         assert_eq!(leader[..3], [bulk("c1"), bulk("v2"), Frame::Integer(te)]);
+        let again = grants(cmd(
+            &mut c,
+            &["LOCK.MACQUIRE", "2", "m1", "m2", "mo", "TTL", "600000"],
+        ))
+        .expect("still held by mo");
+        assert_eq!(
+            again.iter().map(|g| (&g.0, g.1)).collect::<Vec<_>>(),
+            multi.iter().map(|g| (&g.0, g.1)).collect::<Vec<_>>()
+        );
         // New sessions get new ids.
         assert!(int(&mut c, &["SESSION.OPEN", "1000"]) > short.parse::<i64>().expect("sid"));
         drop(s2);
@@ -1125,5 +1139,169 @@ fn observers_see_every_change_and_session_expiry_hands_leadership_on() {
             assert_eq!(pair[1], ("resigned".into(), pair[0].1), "{events:?}");
             last = pair[0].1;
         }
+    }
+}
+
+fn grants(f: Frame) -> Option<Vec<(String, i64, i64)>> {
+    match f {
+        Frame::Array(v) => Some(v.into_iter().map(|g| grant(g).expect("grant")).collect()),
+        Frame::NullArray => None,
+        other => panic!("bad LOCK.MACQUIRE reply {other:?}"),
+    }
+}
+
+#[test]
+fn macquire_takes_all_locks_or_none() {
+    let server = crate::start(&[]);
+    let port = server.port();
+    let mut c = client(port);
+    let (k2tok, _, _) = acquire(&mut c, &["k2", "other", "TTL", "60000"]).expect("k2");
+    // One busy key: nothing is taken, nothing is created.
+    let args = ["LOCK.MACQUIRE", "3", "k1", "k2", "k3", "me", "TTL", "60000"];
+    assert_eq!(grants(cmd(&mut c, &args)), None);
+    assert_eq!(int(&mut c, &["EXISTS", "k1", "k3"]), 0);
+    assert_eq!(int(&mut c, &["LOCK.RELEASE", "k2", &k2tok]), 1);
+    let got = grants(cmd(&mut c, &args)).expect("all free");
+    assert_eq!(got.len(), 3);
+    assert!(got[0].1 < got[1].1 && got[1].1 < got[2].1, "{got:?}");
+    for (key, g) in ["k1", "k2", "k3"].iter().zip(&got) {
+        let info = cmd(&mut c, &["LOCK.INFO", key]);
+        assert_eq!(field(&info, "fence"), Frame::Integer(g.1));
+        assert_eq!(field(&info, "mode"), bulk("exclusive"));
+    }
+    // A retry returns the same grants.
+    let again = grants(cmd(&mut c, &args)).expect("retry");
+    assert_eq!(
+        again.iter().map(|g| (&g.0, g.1)).collect::<Vec<_>>(),
+        got.iter().map(|g| (&g.0, g.1)).collect::<Vec<_>>()
+    );
+    // WAIT: woken when the last busy key frees.
+    assert_eq!(int(&mut c, &["LOCK.RELEASE", "k1", &got[0].0]), 1);
+    assert_eq!(int(&mut c, &["LOCK.RELEASE", "k2", &got[1].0]), 1);
+    let waiter = std::thread::spawn(move || {
+        let mut w = client(port);
+        grants(cmd(
+            &mut w,
+            &[
+                "LOCK.MACQUIRE",
+                "2",
+                "k1",
+                "k3",
+                "w",
+                "TTL",
+                "60000",
+                "WAIT",
+                "20000",
+            ],
+        ))
+    });
+    eventually("the waiter blocks", || {
+        let Frame::Bulk(text) = cmd(&mut c, &["INFO", "clients"]) else {
+            panic!("INFO")
+        };
+        String::from_utf8_lossy(&text).contains("blocked_clients:1")
+    });
+    assert_eq!(int(&mut c, &["LOCK.RELEASE", "k3", &got[2].0]), 1);
+    let w = waiter
+        .join()
+        .expect("waiter")
+        .expect("granted after the release");
+    assert!(w[0].1 > got[2].1 && w[1].1 > w[0].1);
+    // Limits and errors.
+    assert_eq!(
+        err(&mut c, &["LOCK.MACQUIRE", "0", "o", "TTL", "10"]),
+        "ERR the number of keys must be between 1 and 64"
+    );
+    let mut many: Vec<String> = vec!["LOCK.MACQUIRE".into(), "65".into()];
+    many.extend((0..65).map(|i| format!("m{i}")));
+    many.extend(["o".into(), "TTL".into(), "10000".into()]);
+    let many_ref: Vec<&str> = many.iter().map(|s| s.as_str()).collect();
+    assert_eq!(
+        err(&mut c, &many_ref),
+        "ERR the number of keys must be between 1 and 64"
+    );
+    many[1] = "64".into();
+    many.remove(66);
+    let many_ref: Vec<&str> = many.iter().map(|s| s.as_str()).collect();
+    assert_eq!(grants(cmd(&mut c, &many_ref)).expect("64 keys").len(), 64);
+    assert_eq!(
+        err(&mut c, &["LOCK.MACQUIRE", "2", "a", "a", "o", "TTL", "10"]),
+        "ERR LOCK.MACQUIRE names a key twice"
+    );
+    assert_eq!(
+        err(&mut c, &["LOCK.MACQUIRE", "3", "a", "b", "o"]),
+        "ERR syntax error"
+    );
+    assert_eq!(cmd(&mut c, &["SET", "str", "v"]), Frame::ok());
+    assert_eq!(
+        err(
+            &mut c,
+            &["LOCK.MACQUIRE", "2", "fresh", "str", "o", "TTL", "10"]
+        ),
+        WRONGTYPE
+    );
+    assert_eq!(int(&mut c, &["EXISTS", "fresh"]), 0);
+    assert_eq!(
+        cmd(
+            &mut c,
+            &[
+                "COMMAND",
+                "GETKEYS",
+                "LOCK.MACQUIRE",
+                "2",
+                "x",
+                "y",
+                "o",
+                "TTL",
+                "1"
+            ]
+        ),
+        Frame::Array(vec![bulk("x"), bulk("y")])
+    );
+}
+
+/// Clients taking overlapping pairs of locks in different orders never deadlock, and
+/// while one holds a pair nobody else writes under either lock.
+#[test]
+fn macquire_is_atomic_under_contention() {
+    let server = crate::start(&[]);
+    let port = server.port();
+    let pairs = [["a", "b"], ["b", "c"], ["c", "a"], ["b", "a"]];
+    let mut handles = Vec::new();
+    for (i, pair) in pairs.iter().enumerate() {
+        let pair = *pair;
+        handles.push(std::thread::spawn(move || {
+            let mut c = client(port);
+            let me = format!("t{i}");
+            for _ in 0..25 {
+                let args = [
+                    "LOCK.MACQUIRE",
+                    "2",
+                    pair[0],
+                    pair[1],
+                    &me,
+                    "TTL",
+                    "60000",
+                    "WAIT",
+                    "30000",
+                ];
+                let got = grants(cmd(&mut c, &args)).expect("granted within the wait");
+                for k in pair {
+                    assert_eq!(
+                        cmd(&mut c, &["SET", &format!("owner:{k}"), &me]),
+                        Frame::ok()
+                    );
+                }
+                for k in pair {
+                    assert_eq!(cmd(&mut c, &["GET", &format!("owner:{k}")]), bulk(&me));
+                }
+                for (k, g) in pair.iter().zip(&got) {
+                    assert_eq!(int(&mut c, &["LOCK.RELEASE", k, &g.0]), 1);
+                }
+            }
+        }));
+    }
+    for h in handles {
+        h.join().expect("client");
     }
 }
