@@ -411,8 +411,11 @@ pub fn state_effect(g: &mut Guard<'_>, db: usize, key: &[u8]) -> Vec<Bytes> {
     }
 }
 
-/// Logs `key`'s new state as this command's effect (nothing when the AOF is off).
-fn log_state(ctx: &mut Ctx<'_>, g: &mut Guard<'_>, key: &[u8]) {
+/// Records that `key`'s value changed: WATCH learns of it, it counts as one change
+/// (`rdb_changes_since_last_save`, save points), and its new state is this command's AOF
+/// effect (when the AOF is on).
+fn record_change(ctx: &mut Ctx<'_>, g: &mut Guard<'_>, key: &[u8]) {
+    ctx.modified(key);
     if ctx.aof_on() {
         let e = state_effect(g, ctx.client.db, key);
         ctx.propagate(e);
@@ -616,7 +619,7 @@ fn acquire(ctx: &mut Ctx<'_>, key: &Bytes, owner: &Bytes, a: AcquireArgs, limit:
                 drop(g);
                 return Err(Error::msg(NO_SESSION));
             }
-            log_state(ctx, &mut g, key);
+            record_change(ctx, &mut g, key);
             drop(g);
             ctx.reply_here();
             ctx.notify(
@@ -638,7 +641,7 @@ fn acquire(ctx: &mut Ctx<'_>, key: &Bytes, owner: &Bytes, a: AcquireArgs, limit:
                 g.remove(db, key);
             }
             if limit_changed && !created {
-                log_state(ctx, &mut g, key);
+                record_change(ctx, &mut g, key);
             } else {
                 ctx.propagate_nothing();
             }
@@ -768,7 +771,7 @@ fn lock_macquire(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         }
     }
     for key in keys {
-        log_state(ctx, &mut g, key);
+        record_change(ctx, &mut g, key);
     }
     drop(g);
     ctx.reply_here();
@@ -820,7 +823,7 @@ fn release(ctx: &mut Ctx<'_>, args: &[Bytes], sem: bool) -> CmdResult {
             Ok(Frame::Integer(0))
         }
         Some(left) => {
-            log_state(ctx, &mut g, key);
+            record_change(ctx, &mut g, key);
             drop(g);
             if left == 0 {
                 if let Some(sid) = session.filter(|s| *s != 0) {
@@ -854,7 +857,7 @@ fn renew(ctx: &mut Ctx<'_>, args: &[Bytes], sem: bool) -> CmdResult {
     };
     let renewed = l.renew(&args[2], ctx.now + ttl, ctx.now);
     if renewed {
-        log_state(ctx, &mut g, &args[1]);
+        record_change(ctx, &mut g, &args[1]);
     } else {
         ctx.propagate_nothing();
     }
@@ -949,7 +952,7 @@ fn lock_force(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         .collect();
     let n = l.force(ctx.now);
     if n > 0 {
-        log_state(ctx, &mut g, key);
+        record_change(ctx, &mut g, key);
     } else {
         ctx.propagate_nothing();
     }
@@ -1046,6 +1049,8 @@ fn session_open(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         i += 2;
     }
     let id = ctx.srv.coord.open(ttl, lockdelay, on_expire, ctx.now);
+    // Sessions are saved with the dataset (RDB aux field), so opening one is a change.
+    ctx.changed(1);
     if ctx.aof_on()
         && let Some(s) = ctx.srv.coord.get(id, ctx.now)
     {
@@ -1069,12 +1074,13 @@ fn session_keepalive(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
 /// of locks released, or an error if there is no such session.
 fn session_close(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let sid = session_id(&args[1])?;
-    match ctx.srv.coord.take(sid) {
-        Some(s) => Ok(Frame::Integer(
-            end_session(ctx.srv, sid, s, ctx.now, false, None) as i64,
-        )),
-        None => Err(Error::msg(NO_SESSION)),
-    }
+    let Some(s) = ctx.srv.coord.take(sid) else {
+        return Err(Error::msg(NO_SESSION));
+    };
+    // The session and each grant it held: changes to what is saved.
+    let released = end_session(ctx.srv, sid, s, ctx.now, false, None);
+    ctx.changed(1 + released as u64);
+    Ok(Frame::Integer(released as i64))
 }
 
 /// SESSION.RESTORE sid ttl_ms lockdelay_ms RELEASE|DELETE: recreates a session with a
@@ -1104,6 +1110,7 @@ fn session_restore(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     if !ctx.srv.coord.restore_new(sid, s, ctx.now) {
         return Err(Error::msg(SESSION_EXISTS));
     }
+    ctx.changed(1);
     Ok(Frame::ok())
 }
 
@@ -1111,7 +1118,10 @@ fn session_restore(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
 /// so every later grant's fence is above it (the AOF's form of the counter).
 fn fence_restore(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let fence = parse_fence(&args[1])?;
-    ctx.srv.coord.raise_fence(fence);
+    if fence > ctx.srv.coord.fence() {
+        ctx.srv.coord.raise_fence(fence);
+        ctx.changed(1);
+    }
     Ok(Frame::ok())
 }
 
@@ -1224,7 +1234,8 @@ pub fn expire_sessions(srv: &Server, now: u64) {
                 crate::aof::int_arg(sid),
             ],
         )];
-        end_session(srv, sid, s, now, true, logging.then_some(&mut effects));
+        let released = end_session(srv, sid, s, now, true, logging.then_some(&mut effects));
+        srv.persist.note_changes(1 + released as u64);
         if logging {
             srv.aof.append(&effects);
         }
@@ -1358,7 +1369,7 @@ fn elect_campaign(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
             if new && let Some(h) = l.leader() {
                 publish_change(srv, db, name, "elected", h);
             }
-            log_state(ctx, &mut g, name);
+            record_change(ctx, &mut g, name);
             drop(g);
             ctx.reply_here();
             ctx.notify(ev::GENERIC, "elect.campaign", name);
@@ -1422,7 +1433,7 @@ fn elect_proclaim(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         None => false,
     };
     if done {
-        log_state(ctx, &mut g, name);
+        record_change(ctx, &mut g, name);
         drop(g);
         ctx.notify(ev::GENERIC, "elect.proclaim", name);
     } else {
@@ -1449,7 +1460,7 @@ fn elect_resign(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         return Ok(Frame::Integer(0));
     };
     publish_change(srv, db, name, "resigned", &h);
-    log_state(ctx, &mut g, name);
+    record_change(ctx, &mut g, name);
     drop(g);
     if h.session != 0 {
         srv.coord.remove_held(h.session, db, name);

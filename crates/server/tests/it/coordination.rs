@@ -1305,3 +1305,49 @@ fn macquire_is_atomic_under_contention() {
         h.join().expect("client");
     }
 }
+
+/// Every change to a lock, semaphore, election or session counts toward
+/// `rdb_changes_since_last_save` (so save points see it); a busy or unknown request counts
+/// nothing.
+#[test]
+fn coordination_changes_count_toward_save_points() {
+    let server = crate::start(&[]);
+    let mut c = client(server.port());
+    let changes = |c: &mut RawClient| -> i64 {
+        crate::rdb::info_field(c, "rdb_changes_since_last_save")
+            .parse()
+            .expect("count")
+    };
+    let (tok, _, _) = acquire(&mut c, &["k", "a", "TTL", "60000", "REENTRANT"]).expect("a");
+    let mut last = changes(&mut c);
+    let mut step = |c: &mut RawClient, args: &[&str], want: i64| {
+        let _ = cmd(c, args);
+        let now = changes(c);
+        assert_eq!(now - last, want, "{args:?}");
+        last = now;
+    };
+    step(
+        &mut c,
+        &["LOCK.ACQUIRE", "k", "a", "TTL", "60000", "REENTRANT"],
+        1,
+    );
+    step(&mut c, &["LOCK.ACQUIRE", "k", "b", "TTL", "60000"], 0);
+    step(&mut c, &["LOCK.RENEW", "k", &tok, "60000"], 1);
+    step(&mut c, &["LOCK.RENEW", "k", "nope", "60000"], 0);
+    step(&mut c, &["LOCK.RELEASE", "k", &tok], 1);
+    step(&mut c, &["LOCK.RELEASE", "k", &tok], 1);
+    step(&mut c, &["LOCK.RELEASE", "k", &tok], 0);
+    step(&mut c, &["SESSION.OPEN", "60000"], 1);
+    step(&mut c, &["SESSION.KEEPALIVE", "1"], 0);
+    step(
+        &mut c,
+        &["ELECT.CAMPAIGN", "e", "x", "v", "SESSION", "1"],
+        1,
+    );
+    step(&mut c, &["SESSION.CLOSE", "1"], 2);
+    step(
+        &mut c,
+        &["LOCK.MACQUIRE", "2", "m1", "m2", "o", "TTL", "60000"],
+        1,
+    );
+}
