@@ -1,13 +1,18 @@
 //! Coordination commands (`docs/coordination.md`): locks with fencing tokens
-//! (LOCK.ACQUIRE/RELEASE/RENEW/INFO/FORCE), counting semaphores with weighted permits
-//! (SEM.ACQUIRE/RELEASE/RENEW/INFO), the store-side fence check (FENCE.CHECK, DELIFFENCE;
-//! SET's IFFENCE option lives in the string family), and sessions (SESSION.OPEN/
-//! KEEPALIVE/CLOSE/INFO).
+//! (LOCK.ACQUIRE/MACQUIRE/RELEASE/RENEW/INFO/FORCE), counting semaphores with weighted
+//! permits (SEM.ACQUIRE/RELEASE/RENEW/INFO), the store-side fence check (FENCE.CHECK,
+//! DELIFFENCE; SET's IFFENCE option lives in the string family), sessions (SESSION.OPEN/
+//! KEEPALIVE/CLOSE/INFO), leader election (ELECT.CAMPAIGN/PROCLAIM/RESIGN/LEADER/OBSERVE)
+//! and the AOF's forms of sessions and of the fence counter (SESSION.RESTORE,
+//! FENCE.RESTORE).
 //!
-//! A lock is a keyspace value (`Value::Lock`, TYPE `lock`); its decisions live in
-//! `basalt_engine::types::lock`. This module parses, takes fences from the server-wide
+//! A lock, semaphore or election is a keyspace value (`Value::Lock`); its decisions live
+//! in `basalt_engine::types::lock`. This module parses, takes fences from the server-wide
 //! counter (`crate::coord`), blocks waiters on the shared registry (`blocking.rs`: FIFO,
-//! disconnect cleanup) and wakes them when a lock frees. Lease deadlines are server time.
+//! disconnect cleanup), wakes them when a lock frees, publishes election changes, and
+//! logs every change to the AOF as the key's new state (`state_effect`), never as the
+//! command, whose tokens are random and whose leases depend on the clock. Lease deadlines
+//! are server time.
 
 use crate::cmd::args::{self, is};
 use crate::cmd::flags::*;

@@ -1,5 +1,8 @@
-//! Coordination building blocks Redis 7.0 does not have (so no golden sequence can record
-//! them): `SET key value IFEQ old` and `DELIFEQ key value`, with Valkey's semantics.
+//! Coordination commands Redis 7.0 does not have (so no golden sequence can record them):
+//! `SET key value IFEQ old` and `DELIFEQ key value` with Valkey's semantics; locks
+//! (also several at once), fencing, semaphores, sessions and leader election, with
+//! history checks under contention and restarts from the RDB and the AOF
+//! (`docs/coordination.md`).
 
 use basalt_proto::Frame;
 use basalt_testkit::RawClient;
