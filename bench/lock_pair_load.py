@@ -14,7 +14,10 @@ released stops the run). The result line is `pairs/s <n>`. Used by bench/lock-pa
 the client work per pair is about the same for both servers, so same-run ratios compare
 servers.
 """
-import argparse, socket, time, uuid
+import argparse, re, socket, time, uuid
+
+# LOCK.ACQUIRE's token: 20 hex digits, the first element of its reply.
+TOKEN = re.compile(rb"\*3\r\n\$20\r\n([0-9a-f]{20})\r\n")
 
 
 def cmd(*args):
@@ -25,15 +28,16 @@ def cmd(*args):
     return b"".join(out)
 
 
-def read_lines(s, buf, n):
-    """Reads until `buf` holds at least `n` CRLF-terminated lines; returns (lines, rest)."""
-    while buf.count(b"\r\n") < n:
+def read_replies(s, lines):
+    """Reads the replies to what was sent, `lines` CRLF-terminated lines in all (nothing
+    else is pending on the connection, so nothing is read beyond them)."""
+    buf = bytearray()
+    while buf.count(b"\r\n") < lines:
         chunk = s.recv(1 << 20)
         if not chunk:
             raise SystemExit("connection closed")
         buf += chunk
-    parts = buf.split(b"\r\n")
-    return parts[:n], b"\r\n".join(parts[n:])
+    return bytes(buf)
 
 
 def release_sha(s):
@@ -41,8 +45,7 @@ def release_sha(s):
 
     script = redis.lock.Lock.LUA_RELEASE_SCRIPT
     s.sendall(cmd(b"SCRIPT", b"LOAD", script.encode()))
-    lines, _ = read_lines(s, b"", 2)
-    return lines[1]
+    return read_replies(s, 2).split(b"\r\n")[1]
 
 
 def main():
@@ -55,7 +58,8 @@ def main():
     a = ap.parse_args()
     socks = [socket.create_connection(("127.0.0.1", a.port)) for _ in range(a.conns)]
     keys = [[b"lockbench:%d:%d" % (c, j) for j in range(a.batch)] for c in range(a.conns)]
-    bufs = [b""] * a.conns
+    granted = b"+OK\r\n" * a.batch
+    released = b":1\r\n" * a.batch
     if a.mode == "redis":
         sha = release_sha(socks[0])
         # One token per key, drawn as redis-py draws them (uuid1 hex).
@@ -68,6 +72,8 @@ def main():
         owners = [b"owner%d" % c for c in range(a.conns)]
         acquires = [b"".join(cmd(b"LOCK.ACQUIRE", k, o, b"TTL", 10000) for k in ks)
                     for ks, o in zip(keys, owners)]
+        # LOCK.RELEASE key <token>: everything but the token is fixed per key.
+        heads = [[cmd(b"LOCK.RELEASE", k, b"x" * 20)[:-22] for k in ks] for ks in keys]
     done = 0
     start = time.time()
     end = start + a.seconds
@@ -75,26 +81,23 @@ def main():
         for s, p in zip(socks, acquires):
             s.sendall(p)
         if a.mode == "redis":
-            for i, s in enumerate(socks):
-                lines, bufs[i] = read_lines(s, bufs[i], a.batch)
-                if any(l != b"+OK" for l in lines):
-                    raise SystemExit("a lock was not granted: %r" % lines[:4])
+            for s in socks:
+                if read_replies(s, a.batch) != granted:
+                    raise SystemExit("a lock was not granted")
             for s, p in zip(socks, releases):
                 s.sendall(p)
         else:
             for i, s in enumerate(socks):
-                # [token, fence, ttl]: five lines per reply, the token third.
-                lines, bufs[i] = read_lines(s, bufs[i], 5 * a.batch)
-                if lines[0] != b"*3":
-                    raise SystemExit("a lock was not granted: %r" % lines[:5])
-                toks = lines[2::5]
-                s.sendall(b"".join(cmd(b"LOCK.RELEASE", k, t) for k, t in zip(keys[i], toks)))
-        for i, s in enumerate(socks):
-            lines, bufs[i] = read_lines(s, bufs[i], a.batch)
-            if any(l != b":1" for l in lines):
-                raise SystemExit("a lock was not released: %r" % lines[:4])
+                # [token, fence, ttl]: five lines per reply.
+                toks = TOKEN.findall(read_replies(s, 5 * a.batch))
+                if len(toks) != a.batch:
+                    raise SystemExit("a lock was not granted")
+                s.sendall(b"".join(h + t + b"\r\n" for h, t in zip(heads[i], toks)))
+        for s in socks:
+            if read_replies(s, a.batch) != released:
+                raise SystemExit("a lock was not released")
         done += a.conns * a.batch
-    print("pairs/s %.0f" % (done / (time.time() - start)))
+    print("pairs/s %.0f pairs %d" % (done / (time.time() - start), done))
 
 
 if __name__ == "__main__":
