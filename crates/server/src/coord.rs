@@ -46,6 +46,9 @@ pub struct Coord {
     fence: AtomicU64,
     next_session: AtomicU64,
     sessions: Mutex<HashMap<u64, Session>>,
+    /// Lease deadlines of election leaders, `(deadline, db, name)`, so the cron can
+    /// report a leadership that lapsed while nobody touched the election.
+    leader_leases: Mutex<BTreeSet<(u64, usize, Bytes)>>,
 }
 
 impl Coord {
@@ -95,6 +98,30 @@ impl Coord {
         s.expire_at = now.saturating_add(s.ttl);
         self.next_session.fetch_max(id, Ordering::AcqRel);
         self.sessions.lock().insert(id, s);
+    }
+
+    /// Remembers that the leader of election `name` in `db` holds a lease until
+    /// `deadline` (one entry per grant or refresh; stale ones are harmless).
+    pub fn watch_leader_lease(&self, deadline: u64, db: usize, name: &[u8]) {
+        self.leader_leases
+            .lock()
+            .insert((deadline, db, Bytes::copy_from_slice(name)));
+    }
+
+    /// Removes and returns the elections whose watched leader lease ended at or before
+    /// `now`.
+    pub fn take_lapsed_leader_leases(&self, now: u64) -> Vec<(usize, Bytes)> {
+        let mut set = self.leader_leases.lock();
+        let mut out = Vec::new();
+        while let Some(first) = set.first() {
+            if first.0 > now {
+                break;
+            }
+            if let Some((_, db, name)) = set.pop_first() {
+                out.push((db, name));
+            }
+        }
+        out
     }
 
     /// Number of open sessions.

@@ -787,6 +787,7 @@ fn load_rdb_into<R: std::io::Read>(
         }
         if let Value::Lock(l) = &k.value {
             srv.coord.raise_fence(l.fence());
+            crate::families::coord::watch_loaded_leader(srv, k.db, &k.key, l);
             for h in l.holders().iter().filter(|h| h.session != 0) {
                 session_locks.push((h.session, k.db, Bytes::copy_from_slice(&k.key)));
             }

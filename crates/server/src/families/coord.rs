@@ -432,6 +432,7 @@ fn record_change(ctx: &mut Ctx<'_>, g: &mut Guard<'_>, key: &[u8]) {
 /// in its session, or dropped if that session does not exist (nothing would release it).
 pub fn adopt(srv: &Server, db: usize, key: &[u8], l: &mut LockValue, now: u64) {
     srv.coord.raise_fence(l.fence());
+    watch_loaded_leader(srv, db, key, l);
     let sessions: Vec<u64> = l
         .holders()
         .iter()
@@ -442,6 +443,16 @@ pub fn adopt(srv: &Server, db: usize, key: &[u8], l: &mut LockValue, now: u64) {
         if !srv.coord.add_held(sid, db, key, now) {
             l.release_session(sid);
         }
+    }
+}
+
+/// Lets the cron report the end of a loaded election leader's TTL lease.
+pub fn watch_loaded_leader(srv: &Server, db: usize, key: &[u8], l: &LockValue) {
+    if l.is_election()
+        && let Some(h) = l.leader()
+        && h.expire_at != 0
+    {
+        srv.coord.watch_leader_lease(h.expire_at, db, key);
     }
 }
 
@@ -1220,7 +1231,8 @@ pub fn end_session(
     n
 }
 
-/// The cron's share: ends the sessions whose lease passed. Never between the commands of
+/// The cron's share: reports election leaders whose lease passed, and ends the sessions
+/// whose lease passed. Never between the commands of
 /// an EXEC or a script, and never while the AOF rewrite takes its point in time (both hold
 /// the exec gate); with the AOF on, each expiry is logged as one transaction:
 /// `SESSION.CLOSE sid`, then the new state of every lock it held (the lock-delay and
@@ -1231,6 +1243,14 @@ pub fn expire_sessions(srv: &Server, now: u64) {
     };
     let logging = srv.aof.is_on();
     let _order = logging.then(|| srv.aof.order.lock());
+    // A TTL leader whose lease passed is dropped (deterministic: nothing to log) and its
+    // end published, and the next campaigner woken, even if nobody touches the election.
+    for (db, name) in srv.coord.take_lapsed_leader_leases(now) {
+        let mut g = srv.keyspace.lock_key(&name, now);
+        let _ = election_at(srv, &mut g, db, &name);
+        drop(g);
+        srv.blocking.signal(db, &name);
+    }
     for (sid, s) in srv.coord.take_expired(now) {
         let mut effects = vec![(
             0,
@@ -1373,6 +1393,9 @@ fn elect_campaign(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
             }
             if new && let Some(h) = l.leader() {
                 publish_change(srv, db, name, "elected", h);
+            }
+            if let Some(t) = a.ttl {
+                srv.coord.watch_leader_lease(now + t, db, name);
             }
             record_change(ctx, &mut g, name);
             drop(g);

@@ -1354,3 +1354,21 @@ fn coordination_changes_count_toward_save_points() {
         1,
     );
 }
+
+/// A TTL leader whose lease passes while nobody touches the election is reported by
+/// the cron.
+#[test]
+fn a_lapsed_ttl_leadership_is_published() {
+    let server = crate::start(&[]);
+    let mut c = client(server.port());
+    let mut o = client(server.port());
+    assert!(matches!(
+        cmd(&mut o, &["ELECT.OBSERVE", "e"]),
+        Frame::Array(_)
+    ));
+    let (won, t) = campaign(&mut c, &["e", "a", "v", "TTL", "150"]);
+    assert_eq!(won, 1);
+    assert_eq!(message(&mut o).1, format!("elected {t} 1:a v"));
+    assert_eq!(message(&mut o).1, format!("expired {t} 1:a v"));
+    assert_eq!(cmd(&mut c, &["ELECT.LEADER", "e"]), Frame::Null);
+}
