@@ -46,9 +46,16 @@ pub struct Coord {
     fence: AtomicU64,
     next_session: AtomicU64,
     sessions: Mutex<HashMap<u64, Session>>,
-    /// Lease deadlines of election leaders, `(deadline, db, name)`, so the cron can
-    /// report a leadership that lapsed while nobody touched the election.
-    leader_leases: Mutex<BTreeSet<(u64, usize, Bytes)>>,
+    /// Lease deadlines of election leaders, so the cron can report a leadership that
+    /// lapsed while nobody touched the election.
+    leader_leases: Mutex<LeaderLeases>,
+}
+
+/// The latest leader lease deadline of each election (one entry per election).
+#[derive(Default)]
+struct LeaderLeases {
+    by_deadline: BTreeSet<(u64, usize, Bytes)>,
+    by_name: HashMap<(usize, Bytes), u64>,
 }
 
 impl Coord {
@@ -101,23 +108,24 @@ impl Coord {
     }
 
     /// Remembers that the leader of election `name` in `db` holds a lease until
-    /// `deadline` (one entry per grant or refresh; stale ones are harmless).
+    /// `deadline` (replacing the deadline remembered for that election).
     pub fn watch_leader_lease(&self, deadline: u64, db: usize, name: &[u8]) {
-        self.leader_leases
-            .lock()
-            .insert((deadline, db, Bytes::copy_from_slice(name)));
+        let name = Bytes::copy_from_slice(name);
+        let mut l = self.leader_leases.lock();
+        if let Some(old) = l.by_name.insert((db, name.clone()), deadline) {
+            l.by_deadline.remove(&(old, db, name.clone()));
+        }
+        l.by_deadline.insert((deadline, db, name));
     }
 
     /// Removes and returns the elections whose watched leader lease ended at or before
     /// `now`.
     pub fn take_lapsed_leader_leases(&self, now: u64) -> Vec<(usize, Bytes)> {
-        let mut set = self.leader_leases.lock();
+        let mut l = self.leader_leases.lock();
         let mut out = Vec::new();
-        while let Some(first) = set.first() {
-            if first.0 > now {
-                break;
-            }
-            if let Some((_, db, name)) = set.pop_first() {
+        while l.by_deadline.first().is_some_and(|first| first.0 <= now) {
+            if let Some((_, db, name)) = l.by_deadline.pop_first() {
+                l.by_name.remove(&(db, name.clone()));
                 out.push((db, name));
             }
         }
@@ -335,6 +343,20 @@ fn sessions_aux_of(sessions: &[(u64, Session)]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn one_watched_leader_lease_per_election() {
+        let c = Coord::default();
+        c.watch_leader_lease(100, 0, b"e");
+        c.watch_leader_lease(300, 0, b"e");
+        c.watch_leader_lease(200, 1, b"e");
+        assert!(c.take_lapsed_leader_leases(150).is_empty());
+        assert_eq!(
+            c.take_lapsed_leader_leases(300),
+            vec![(1, Bytes::from_static(b"e")), (0, Bytes::from_static(b"e"))]
+        );
+        assert!(c.take_lapsed_leader_leases(u64::MAX).is_empty());
+    }
 
     #[test]
     fn fences_only_grow() {
