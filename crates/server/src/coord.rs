@@ -84,10 +84,23 @@ impl Coord {
         self.fence.fetch_max(f, Ordering::AcqRel);
     }
 
-    /// Opens a session and returns its id (ids start at 1 and are never reused).
-    pub fn open(&self, ttl: u64, lockdelay: u64, on_expire: OnExpire, now: u64) -> u64 {
+    /// Opens a session and returns its id (ids start at 1 and are never reused), or
+    /// `None` when `max` sessions are open already (expired ones the cron has not reaped
+    /// yet count).
+    pub fn open(
+        &self,
+        ttl: u64,
+        lockdelay: u64,
+        on_expire: OnExpire,
+        now: u64,
+        max: u64,
+    ) -> Option<u64> {
+        let mut m = self.sessions.lock();
+        if m.len() as u64 >= max {
+            return None;
+        }
         let id = self.next_session.fetch_add(1, Ordering::AcqRel) + 1;
-        self.sessions.lock().insert(
+        m.insert(
             id,
             Session {
                 ttl,
@@ -97,7 +110,7 @@ impl Coord {
                 held: BTreeSet::new(),
             },
         );
-        id
+        Some(id)
     }
 
     /// Restores a saved session (RDB load) with a full TTL from `now`.
@@ -373,8 +386,8 @@ mod tests {
     #[test]
     fn sessions_expire_and_round_trip_through_aux() {
         let c = Coord::default();
-        let a = c.open(100, 5, OnExpire::Release, 1000);
-        let b = c.open(500, 0, OnExpire::Delete, 1000);
+        let a = c.open(100, 5, OnExpire::Release, 1000, 10).expect("open");
+        let b = c.open(500, 0, OnExpire::Delete, 1000, 10).expect("open");
         assert_eq!((a, b), (1, 2));
         assert!(c.add_held(a, 0, b"k", 1050));
         assert_eq!(c.keepalive(a, 1050), Some(100));
@@ -394,6 +407,7 @@ mod tests {
         assert!(Coord::parse_sessions_aux(b"1:x:0:R").is_none());
         let d = Coord::default();
         d.restore(7, parsed[0].1.clone(), 0);
-        assert_eq!(d.open(1, 0, OnExpire::Release, 0), 8);
+        assert_eq!(d.open(1, 0, OnExpire::Release, 0, 2), Some(8));
+        assert_eq!(d.open(1, 0, OnExpire::Release, 0, 2), None);
     }
 }

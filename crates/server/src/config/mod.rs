@@ -282,6 +282,8 @@ pub struct Config {
     pub lua_memory_limit: u64,
     /// `rl-max-policies` (Basalt): most named rate-limit policies (`RL.POLICY SET`).
     pub rl_max_policies: u64,
+    /// `coord-max-sessions` (Basalt): most coordination sessions open at once.
+    pub max_sessions: u64,
     /// `enable-protected-configs` (immutable): who may CONFIG SET protected directives.
     pub enable_protected_configs: ProtectedAction,
     /// `enable-debug-command` (immutable): who may run DEBUG.
@@ -362,6 +364,7 @@ impl Default for Config {
             busy_reply_threshold: 0,
             lua_memory_limit: 0,
             rl_max_policies: 0,
+            max_sessions: 1_000_000,
             enable_protected_configs: ProtectedAction::default(),
             enable_debug_command: ProtectedAction::default(),
             key_load_delay: 0,

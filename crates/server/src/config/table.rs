@@ -1009,6 +1009,20 @@ pub static TABLE: &[Directive] = &[
         },
     },
     Directive {
+        name: "coord-max-sessions",
+        aliases: &[],
+        flags: BASALT,
+        kind: Kind::Int {
+            min: 1,
+            max: 1_000_000_000,
+            default: 1_000_000,
+            clamp: None,
+            check: None,
+            get: |c| c.max_sessions as i64,
+            set: |c, v| c.max_sessions = v as u64,
+        },
+    },
+    Directive {
         name: "enable-protected-configs",
         aliases: &[],
         flags: IMMUTABLE,

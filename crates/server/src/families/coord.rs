@@ -1064,7 +1064,12 @@ fn session_open(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         }
         i += 2;
     }
-    let id = ctx.srv.coord.open(ttl, lockdelay, on_expire, ctx.now);
+    let max = ctx.srv.config.read().max_sessions;
+    let Some(id) = ctx.srv.coord.open(ttl, lockdelay, on_expire, ctx.now, max) else {
+        return Err(Error::msg(format!(
+            "ERR too many sessions (coord-max-sessions is {max})"
+        )));
+    };
     // Sessions are saved with the dataset (RDB aux field), so opening one is a change.
     ctx.changed(1);
     if ctx.aof_on()

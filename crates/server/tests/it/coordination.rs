@@ -1372,3 +1372,28 @@ fn a_lapsed_ttl_leadership_is_published() {
     assert_eq!(message(&mut o).1, format!("expired {t} 1:a v"));
     assert_eq!(cmd(&mut c, &["ELECT.LEADER", "e"]), Frame::Null);
 }
+
+/// `coord-max-sessions` bounds the sessions open at once, at its boundary.
+#[test]
+fn max_sessions_bounds_open_sessions() {
+    let server = crate::start(&["--coord-max-sessions", "2"]);
+    let mut c = client(server.port());
+    let a = int(&mut c, &["SESSION.OPEN", "60000"]).to_string();
+    let _b = int(&mut c, &["SESSION.OPEN", "60000"]);
+    assert_eq!(
+        err(&mut c, &["SESSION.OPEN", "60000"]),
+        "ERR too many sessions (coord-max-sessions is 2)"
+    );
+    assert_eq!(int(&mut c, &["SESSION.CLOSE", &a]), 0);
+    let _c = int(&mut c, &["SESSION.OPEN", "60000"]);
+    assert_eq!(
+        cmd(&mut c, &["CONFIG", "SET", "coord-max-sessions", "3"]),
+        Frame::ok()
+    );
+    let _d = int(&mut c, &["SESSION.OPEN", "60000"]);
+    assert_eq!(
+        err(&mut c, &["SESSION.OPEN", "60000"]),
+        "ERR too many sessions (coord-max-sessions is 3)"
+    );
+    assert!(err(&mut c, &["CONFIG", "SET", "coord-max-sessions", "0"]).starts_with("ERR"));
+}
