@@ -420,12 +420,16 @@ fn delete_keys(ctx: &mut Ctx<'_>, args: &[Bytes], reason: Reason) -> CmdResult {
     let db = ctx.client.db;
     let mut g = ctx.srv.keyspace.lock_keys(&args[1..], ctx.now);
     let mut n = 0;
-    // Deleting a lease limiter frees every place: its RL.LEASE waiters must learn of it
-    // (looked up only while someone is blocked at all).
+    // Deleting a lease limiter frees every place, deleting a lock, semaphore or election
+    // frees it: their waiters (RL.LEASE, LOCK.ACQUIRE, ELECT.CAMPAIGN...) must learn of
+    // it (looked up only while someone is blocked at all).
     let anyone_blocked = ctx.srv.blocking.blocked_clients() > 0;
     for k in &args[1..] {
-        let leases =
-            anyone_blocked && matches!(g.get(db, k).map(|e| &e.value), Some(Value::RateLimit(_)));
+        let leases = anyone_blocked
+            && matches!(
+                g.get(db, k).map(|e| &e.value),
+                Some(Value::RateLimit(_) | Value::Lock(_))
+            );
         if g.delete(db, k, reason) {
             ctx.notify(ev::GENERIC, "del", k);
             if leases {

@@ -1397,3 +1397,28 @@ fn max_sessions_bounds_open_sessions() {
     );
     assert!(err(&mut c, &["CONFIG", "SET", "coord-max-sessions", "0"]).starts_with("ERR"));
 }
+
+/// DEL of a held lock frees it: its waiter is woken at once and gets a higher fence.
+#[test]
+fn deleting_a_held_lock_wakes_its_waiter() {
+    let server = crate::start(&[]);
+    let port = server.port();
+    let mut c = client(port);
+    let (_, f1, _) = acquire(&mut c, &["k", "a", "TTL", "600000"]).expect("a");
+    let waiter = std::thread::spawn(move || {
+        let mut w = client(port);
+        acquire(&mut w, &["k", "b", "TTL", "60000", "WAIT", "20000"])
+    });
+    eventually("the waiter blocks", || {
+        let Frame::Bulk(text) = cmd(&mut c, &["INFO", "clients"]) else {
+            panic!("INFO")
+        };
+        String::from_utf8_lossy(&text).contains("blocked_clients:1")
+    });
+    assert_eq!(int(&mut c, &["DEL", "k"]), 1);
+    let (_, f2, _) = waiter
+        .join()
+        .expect("waiter")
+        .expect("granted after the DEL");
+    assert!(f2 > f1);
+}
