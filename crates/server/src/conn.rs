@@ -482,7 +482,7 @@ async fn wait_blocked(
                 break Some(reply);
             }
             _ = sleep => {
-                if recheck_at.is_some() && !deadline.is_some_and(|d| unix_ms() >= d) {
+                if recheck_at.is_some() && deadline.is_none_or(|d| unix_ms() < d) {
                     // A recheck: run again; still blocked means wait on.
                     let rerun = req.rerun.as_deref().unwrap_or(args);
                     let reply = execute_gated(srv, client, resolved, rerun).await;
