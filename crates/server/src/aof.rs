@@ -1080,6 +1080,7 @@ pub fn start_rewrite(srv: &Server, enable: bool) -> bool {
     let spawned = std::thread::Builder::new()
         .name("basalt-aofrw".into())
         .spawn(move || {
+            crate::persist::background_priority();
             let t0 = Instant::now();
             let r = rewrite(&arc, enable);
             let aof = &arc.aof;
