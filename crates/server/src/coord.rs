@@ -16,6 +16,8 @@ use parking_lot::Mutex;
 use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 
+pub use basalt_engine::types::lock::MAX_FENCE;
+
 /// What a session's expiry does to the locks it holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OnExpire {
@@ -59,16 +61,20 @@ struct LeaderLeases {
 }
 
 impl Coord {
-    /// A fence above both the counter and `above` (the lock's highest fence), taken.
-    pub fn next_fence(&self, above: u64) -> u64 {
+    /// A fence above both the counter and `above` (the lock's highest fence), taken; or
+    /// `None`, taking nothing, when it would pass [`MAX_FENCE`].
+    pub fn next_fence(&self, above: u64) -> Option<u64> {
         let mut cur = self.fence.load(Ordering::Acquire);
         loop {
-            let next = cur.max(above) + 1;
+            let next = cur.max(above).saturating_add(1);
+            if next > MAX_FENCE {
+                return None;
+            }
             match self
                 .fence
                 .compare_exchange(cur, next, Ordering::AcqRel, Ordering::Acquire)
             {
-                Ok(_) => return next,
+                Ok(_) => return Some(next),
                 Err(now) => cur = now,
             }
         }
@@ -79,9 +85,9 @@ impl Coord {
         self.fence.load(Ordering::Acquire)
     }
 
-    /// Raises the counter to at least `f` (loading an RDB).
+    /// Raises the counter to at least `f` (loading an RDB), at most to [`MAX_FENCE`].
     pub fn raise_fence(&self, f: u64) {
-        self.fence.fetch_max(f, Ordering::AcqRel);
+        self.fence.fetch_max(f.min(MAX_FENCE), Ordering::AcqRel);
     }
 
     /// Opens a session and returns its id (ids start at 1 and are never reused), or
@@ -184,6 +190,92 @@ impl Coord {
         if let Some(s) = self.sessions.lock().get_mut(&id) {
             s.held.remove(&(db, Bytes::copy_from_slice(key)));
         }
+    }
+
+    /// A lock value that holds grants of `sessions` moved from `from` to `to` (RENAME,
+    /// MOVE): each session now holds the key at its new place, so its expiry or CLOSE
+    /// releases the grant there.
+    pub fn move_held(&self, sessions: &[u64], from: (usize, &[u8]), to: (usize, &[u8])) {
+        if sessions.is_empty() {
+            return;
+        }
+        let from = (from.0, Bytes::copy_from_slice(from.1));
+        let to = (to.0, Bytes::copy_from_slice(to.1));
+        let mut m = self.sessions.lock();
+        for sid in sessions {
+            if let Some(s) = m.get_mut(sid) {
+                s.held.remove(&from);
+                s.held.insert(to.clone());
+            }
+        }
+    }
+
+    /// Forgets that `sessions` hold `key` of `db`: the value holding their grants was
+    /// deleted or replaced (DEL, RESTORE REPLACE, the destination of RENAME).
+    pub fn drop_held(&self, sessions: &[u64], db: usize, key: &[u8]) {
+        if sessions.is_empty() {
+            return;
+        }
+        let entry = (db, Bytes::copy_from_slice(key));
+        let mut m = self.sessions.lock();
+        for sid in sessions {
+            if let Some(s) = m.get_mut(sid) {
+                s.held.remove(&entry);
+            }
+        }
+    }
+
+    /// SWAPDB a b: every held key of database `a` now lives in `b` and vice versa, and so
+    /// do the watched leader leases.
+    pub fn swap_db(&self, a: usize, b: usize) {
+        let swap = |db: usize| {
+            if db == a {
+                b
+            } else if db == b {
+                a
+            } else {
+                db
+            }
+        };
+        for s in self.sessions.lock().values_mut() {
+            if s.held.iter().any(|(db, _)| *db == a || *db == b) {
+                s.held = std::mem::take(&mut s.held)
+                    .into_iter()
+                    .map(|(db, k)| (swap(db), k))
+                    .collect();
+            }
+        }
+        let mut l = self.leader_leases.lock();
+        l.by_deadline = std::mem::take(&mut l.by_deadline)
+            .into_iter()
+            .map(|(d, db, k)| (d, swap(db), k))
+            .collect();
+        l.by_name = std::mem::take(&mut l.by_name)
+            .into_iter()
+            .map(|((db, k), d)| ((swap(db), k), d))
+            .collect();
+    }
+
+    /// FLUSHDB (`Some(db)`) or FLUSHALL (`None`): the sessions hold nothing there any
+    /// more (their grants went with the values) and no leader lease is left to watch.
+    pub fn flush_db(&self, db: Option<usize>) {
+        let gone = |d: usize| db.is_none_or(|f| f == d);
+        for s in self.sessions.lock().values_mut() {
+            s.held.retain(|(d, _)| !gone(*d));
+        }
+        let mut l = self.leader_leases.lock();
+        l.by_deadline.retain(|(_, d, _)| !gone(*d));
+        l.by_name.retain(|(d, _), _| !gone(*d));
+    }
+
+    /// The keys session `id` is recorded as holding (whether each still holds its grant
+    /// is for the caller to check).
+    pub fn held(&self, id: u64) -> Vec<(usize, Bytes)> {
+        self.sessions
+            .lock()
+            .get(&id)
+            .map(|s| s.held.iter().cloned().collect())
+            .unwrap_or_default()
     }
 
     /// Removes session `id` (CLOSE, or found expired).
@@ -374,13 +466,28 @@ mod tests {
     #[test]
     fn fences_only_grow() {
         let c = Coord::default();
-        assert_eq!(c.next_fence(0), 1);
-        assert_eq!(c.next_fence(10), 11);
-        assert_eq!(c.next_fence(3), 12);
+        assert_eq!(c.next_fence(0), Some(1));
+        assert_eq!(c.next_fence(10), Some(11));
+        assert_eq!(c.next_fence(3), Some(12));
         c.raise_fence(5);
         assert_eq!(c.fence(), 12);
         c.raise_fence(20);
-        assert_eq!(c.next_fence(0), 21);
+        assert_eq!(c.next_fence(0), Some(21));
+    }
+
+    #[test]
+    fn the_counter_stops_at_the_last_fence() {
+        let c = Coord::default();
+        c.raise_fence(MAX_FENCE - 2);
+        assert_eq!(c.next_fence(0), Some(MAX_FENCE - 1));
+        assert_eq!(c.next_fence(MAX_FENCE - 1), Some(MAX_FENCE));
+        assert_eq!(c.next_fence(0), None);
+        assert_eq!(c.fence(), MAX_FENCE);
+        // A lock's own fence at the end is refused too, and the counter never passes it.
+        let d = Coord::default();
+        assert_eq!(d.next_fence(MAX_FENCE), None);
+        d.raise_fence(u64::MAX);
+        assert_eq!(d.fence(), MAX_FENCE);
     }
 
     #[test]

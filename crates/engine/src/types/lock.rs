@@ -78,7 +78,15 @@ pub enum Acquired {
     Busy,
     /// The owner holds it in the other mode (shared vs exclusive): no upgrade.
     ModeConflict,
+    /// It could be granted, but no fence is left (the counter reached [`MAX_FENCE`]);
+    /// nothing changed.
+    NoFence,
 }
+
+/// The last fence a grant may take: fences are replied as RESP integers (signed 64-bit),
+/// kept one below `i64::MAX` so that `fence + 1` never overflows one. The RDB loader
+/// refuses a larger fence as corrupt; the server refuses grants once it is reached.
+pub const MAX_FENCE: u64 = i64::MAX as u64 - 1;
 
 /// A lock: its live holders and the highest fence granted on it.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -266,13 +274,13 @@ impl LockValue {
     }
 
     /// Tries to grant `req`. `next_fence` returns a fence higher than its argument (the
-    /// highest fence of this lock) and `token` a fresh token; neither is called unless a
-    /// new grant is made.
+    /// highest fence of this lock), or `None` when none is left (at most [`MAX_FENCE`]),
+    /// and `token` a fresh token; neither is called unless a new grant is made.
     pub fn acquire(
         &mut self,
         req: AcquireReq<'_>,
         now: u64,
-        next_fence: impl FnOnce(u64) -> u64,
+        next_fence: impl FnOnce(u64) -> Option<u64>,
         token: impl FnOnce() -> Vec<u8>,
     ) -> Acquired {
         self.prune(now);
@@ -299,8 +307,13 @@ impl LockValue {
         if !self.compatible(&req) {
             return Acquired::Busy;
         }
-        let fence = next_fence(self.fence);
-        assert!(fence > self.fence, "fences must strictly increase");
+        let Some(fence) = next_fence(self.fence) else {
+            return Acquired::NoFence;
+        };
+        assert!(
+            fence > self.fence && fence <= MAX_FENCE,
+            "fences must strictly increase and fit a reply"
+        );
         self.fence = fence;
         let token: Box<[u8]> = token().into();
         self.holders.push(Holder {
@@ -444,8 +457,11 @@ mod tests {
             r,
             now,
             |f| {
-                c.set(c.get().max(f) + 1);
-                c.get()
+                let next = c.get().max(f) + 1;
+                (next <= MAX_FENCE).then(|| {
+                    c.set(next);
+                    next
+                })
             },
             || format!("t{}", c.get()).into_bytes(),
         );
@@ -606,6 +622,32 @@ mod tests {
         ));
         assert!(!l.proclaim(12, b"late", 100));
         assert!(l.leader().is_none());
+    }
+
+    #[test]
+    fn no_grant_past_the_last_fence() {
+        let mut c = MAX_FENCE - 1;
+        let mut l = LockValue::new(0);
+        assert!(matches!(
+            grant(&mut l, req(b"a", false, 100), 0, &mut c),
+            Acquired::Granted { fence: MAX_FENCE, .. }
+        ));
+        assert_eq!(l.force(0), 1);
+        // The counter is spent: nothing changes, the fence stays the last one.
+        assert_eq!(
+            grant(&mut l, req(b"b", false, 100), 0, &mut c),
+            Acquired::NoFence
+        );
+        assert!(l.holders().is_empty());
+        assert_eq!(l.fence(), MAX_FENCE);
+        // An idempotent retry takes no fence and still works.
+        let mut m = LockValue::new(0);
+        let mut d = MAX_FENCE - 1;
+        assert!(matches!(grant(&mut m, req(b"a", false, 100), 0, &mut d), Acquired::Granted { .. }));
+        assert!(matches!(
+            grant(&mut m, req(b"a", false, 100), 0, &mut d),
+            Acquired::Granted { fence: MAX_FENCE, new: false, .. }
+        ));
     }
 
     proptest! {

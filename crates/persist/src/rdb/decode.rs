@@ -471,9 +471,9 @@ pub fn read_object<R: Read>(
     Ok(if empty { None } else { Some(v) })
 }
 
-/// Highest fence a lock value may hold: fences are replied as RESP integers, and the
-/// server's counter adds one to the highest it has seen.
-pub const MAX_FENCE: u64 = i64::MAX as u64 - 1;
+/// Highest fence a lock value may hold: the last fence a grant may take (see
+/// [`basalt_engine::types::lock::MAX_FENCE`]).
+pub const MAX_FENCE: u64 = basalt_engine::types::lock::MAX_FENCE;
 
 /// Reads a lock's module payload (after its id): see `Encoder::lock`.
 fn read_lock<R: Read>(r: &mut Reader<R>) -> Result<LockValue> {

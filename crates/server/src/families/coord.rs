@@ -57,6 +57,11 @@ pub const BAD_NUMKEYS: &str = "ERR the number of keys must be between 1 and 64";
 pub const DUP_KEY: &str = "ERR LOCK.MACQUIRE names a key twice";
 /// Error for a fence that is not a non-negative integer.
 pub const BAD_FENCE: &str = "ERR fence is not a non-negative integer";
+/// Error for FENCE.RESTORE beyond the last fence a grant may take
+/// ([`crate::coord::MAX_FENCE`]).
+pub const FENCE_RANGE: &str = "ERR fence must be between 0 and 9223372036854775806";
+/// Error for a grant once the fence counter reached [`crate::coord::MAX_FENCE`].
+pub const NO_FENCE_LEFT: &str = "ERR no fence left (the last fence is 9223372036854775806)";
 
 const RW: &[&str] = &["RW", "update"];
 const RO: &[&str] = &["RO", "access"];
@@ -128,7 +133,7 @@ pub const COMMANDS: &[Command] = &[
             },
         }],
         "0.1.0",
-        "Acquires several exclusive locks, all or none, each with its token and fencing token. (Basalt)",
+        "Acquires several locks (exclusive or shared), all or none, each with its token and fencing token. (Basalt)",
         "O(N) where N is the number of keys",
         lock_macquire
     ),
@@ -275,6 +280,17 @@ pub const COMMANDS: &[Command] = &[
         "Returns an election's leader, value, term and lease left. (Basalt)",
         "O(1)",
         elect_leader
+    ),
+    lock_cmd!(
+        "elect.info",
+        2,
+        READONLY,
+        (1, 1, 1),
+        &[KeySpec::single(1, RO)],
+        "0.1.0",
+        "Returns an election's highest term, its leader, and how many campaigners wait and observers listen. (Basalt)",
+        "O(1)",
+        elect_info
     ),
     Command {
         acl: acl::PUBSUB | acl::READ,
@@ -428,22 +444,69 @@ fn record_change(ctx: &mut Ctx<'_>, g: &mut Guard<'_>, key: &[u8]) {
 }
 
 /// Adopts a lock value that arrives by RESTORE (a DUMP payload, an AOF effect or an AOF
-/// base): the fence counter is raised to its fence, and each session grant is recorded
-/// in its session, or dropped if that session does not exist (nothing would release it).
-pub fn adopt(srv: &Server, db: usize, key: &[u8], l: &mut LockValue, now: u64) {
+/// base): the fence counter is raised to its fence. With `sessions` (the AOF loader's
+/// own effects) each session grant is recorded in its session, or dropped if that
+/// session does not exist (nothing would release it). Without (a client's RESTORE),
+/// every session grant is dropped: a DUMP payload is a copy of the value, and a grant
+/// must not be held twice (the session still holds it where it was granted, and a
+/// payload from another server names that server's sessions).
+pub fn adopt(srv: &Server, db: usize, key: &[u8], l: &mut LockValue, now: u64, sessions: bool) {
     srv.coord.raise_fence(l.fence());
+    for sid in session_ids(l) {
+        if !sessions || !srv.coord.add_held(sid, db, key, now) {
+            l.release_session(sid);
+        }
+    }
     watch_loaded_leader(srv, db, key, l);
-    let sessions: Vec<u64> = l
+}
+
+/// The sessions holding a grant of `l`, each once.
+pub fn session_ids(l: &LockValue) -> Vec<u64> {
+    let mut v: Vec<u64> = l
         .holders()
         .iter()
         .map(|h| h.session)
         .filter(|s| *s != 0)
         .collect();
-    for sid in sessions {
-        if !srv.coord.add_held(sid, db, key, now) {
-            l.release_session(sid);
-        }
+    v.sort_unstable();
+    v.dedup();
+    v
+}
+
+/// A value moved from `from` to `to` (RENAME, MOVE): if it is a lock, semaphore or
+/// election, the sessions holding its grants now hold the key at its new place (their
+/// expiry or CLOSE releases it there), and an election's leader lease is watched there.
+pub fn moved(srv: &Server, value: &Value, from: (usize, &[u8]), to: (usize, &[u8])) {
+    if let Value::Lock(l) = value {
+        srv.coord.move_held(&session_ids(l), from, to);
+        watch_loaded_leader(srv, to.0, to.1, l);
     }
+}
+
+/// A value at `key` of `db` was deleted or replaced (DEL, UNLINK, RESTORE REPLACE, the
+/// old destination of RENAME or COPY REPLACE): if it was a lock, semaphore or election,
+/// its sessions no longer hold the key.
+pub fn removed(srv: &Server, value: &Value, db: usize, key: &[u8]) {
+    if let Value::Lock(l) = value {
+        srv.coord.drop_held(&session_ids(l), db, key);
+    }
+}
+
+/// Error for COPY of a lock, semaphore or election that someone holds: Redis's reply
+/// when a module type's copy callback declines (a grant belongs to one key).
+pub const COPY_HELD: &str = "ERR module key failed to copy";
+
+/// The value COPY writes for `value`: a lock, semaphore or election is copied without
+/// holders (its fence, limit and lock-delay stay, so the copy refuses stale fences too),
+/// and only while nobody holds it; anything else as it is.
+pub fn copy_of(value: &Value, now: u64) -> Result<Value, Error> {
+    let mut v = value.clone();
+    if let Value::Lock(l) = &mut v
+        && !l.is_free(now)
+    {
+        return Err(Error::msg(COPY_HELD));
+    }
+    Ok(v)
 }
 
 /// Lets the cron report the end of a loaded election leader's TTL lease.
@@ -466,14 +529,24 @@ struct AcquireArgs {
     shared: bool,
 }
 
-/// Parses the options from `args[from]`; `sem` allows PERMITS and refuses the lock-only
-/// SHARED and REENTRANT; `elect` allows only TTL, SESSION and WAIT.
-fn parse_acquire(
-    args: &[Bytes],
-    from: usize,
-    sem: bool,
-    elect: bool,
-) -> Result<AcquireArgs, Error> {
+/// Which command's options [`parse_acquire`] reads.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Form {
+    /// LOCK.ACQUIRE: FAIR, REENTRANT, SHARED.
+    Lock,
+    /// SEM.ACQUIRE: PERMITS, FAIR.
+    Sem,
+    /// LOCK.MACQUIRE: REENTRANT, SHARED (no FAIR: see `docs/coordination.md`).
+    Multi,
+    /// ELECT.CAMPAIGN: only the lease and WAIT.
+    Elect,
+}
+
+/// Parses the options from `args[from]` (TTL or SESSION, WAIT, and those `form` allows).
+fn parse_acquire(args: &[Bytes], from: usize, form: Form) -> Result<AcquireArgs, Error> {
+    let sem = form == Form::Sem;
+    let fair_ok = matches!(form, Form::Lock | Form::Sem);
+    let lock_ok = matches!(form, Form::Lock | Form::Multi);
     let mut a = AcquireArgs {
         permits: 1,
         ttl: None,
@@ -511,9 +584,9 @@ fn parse_acquire(
                 });
                 i += 1;
             }
-            _ if !elect && is(opt, "fair") => a.fair = true,
-            _ if !sem && !elect && is(opt, "reentrant") => a.reentrant = true,
-            _ if !sem && !elect && is(opt, "shared") => a.shared = true,
+            _ if fair_ok && is(opt, "fair") => a.fair = true,
+            _ if lock_ok && is(opt, "reentrant") => a.reentrant = true,
+            _ if lock_ok && is(opt, "shared") => a.shared = true,
             _ => return Err(Error::msg(error::SYNTAX)),
         }
         i += 1;
@@ -540,7 +613,7 @@ fn grant_reply(token: &[u8], fence: u64, expire_at: u64, now: u64) -> Frame {
 /// `[token, fence, ttl-left-ms]` (-1 for a session grant), or a null array when the lock
 /// is busy (after WAIT ms when given).
 fn lock_acquire(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
-    let a = parse_acquire(args, 3, false, false)?;
+    let a = parse_acquire(args, 3, Form::Lock)?;
     acquire(ctx, &args[1], &args[2], a, 0)
 }
 
@@ -551,7 +624,7 @@ fn sem_acquire(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         Ok(n) if (1..=MAX_PERMITS).contains(&n) => n as u32,
         _ => return Err(Error::msg(BAD_LIMIT)),
     };
-    let a = parse_acquire(args, 4, true, false)?;
+    let a = parse_acquire(args, 4, Form::Sem)?;
     if a.permits > limit {
         return Err(Error::msg(BAD_PERMITS));
     }
@@ -650,6 +723,16 @@ fn acquire(ctx: &mut Ctx<'_>, key: &Bytes, owner: &Bytes, a: AcquireArgs, limit:
             Ok(grant_reply(&token, fence, expire_at, now))
         }
         Acquired::ModeConflict => Err(Error::msg(MODE_CONFLICT)),
+        Acquired::NoFence => {
+            if created {
+                g.remove(db, key);
+            } else if limit_changed {
+                record_change(ctx, &mut g, key);
+                return Err(Error::msg(NO_FENCE_LEFT));
+            }
+            ctx.propagate_nothing();
+            Err(Error::msg(NO_FENCE_LEFT))
+        }
         Acquired::Busy => {
             let recheck = l.next_expiry();
             if created {
@@ -677,8 +760,8 @@ fn acquire(ctx: &mut Ctx<'_>, key: &Bytes, owner: &Bytes, a: AcquireArgs, limit:
     }
 }
 
-/// LOCK.MACQUIRE numkeys key [key ...] owner (TTL ms | SESSION sid) [WAIT ms]: exclusive
-/// grants on every key at once — `[[token, fence, ttl-left-ms], ...]` in key order — or
+/// LOCK.MACQUIRE numkeys key [key ...] owner (TTL ms | SESSION sid) [WAIT ms] [REENTRANT]
+/// [SHARED]: grants (exclusive, or shared with SHARED) on every key at once — `[[token, fence, ttl-left-ms], ...]` in key order — or
 /// none at all (a null array; after WAIT ms when given, woken whenever one of the keys
 /// frees). The keys' shards are locked together, so no command sees a partial state,
 /// and the AOF logs the grants as one transaction.
@@ -695,7 +778,7 @@ fn lock_macquire(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         return Err(Error::msg(DUP_KEY));
     }
     let owner = &args[2 + n];
-    let a = parse_acquire(args, 3 + n, false, true)?;
+    let a = parse_acquire(args, 3 + n, Form::Multi)?;
     let db = ctx.client.db;
     let now = ctx.now;
     let srv = ctx.srv;
@@ -707,8 +790,8 @@ fn lock_macquire(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let req = AcquireReq {
         owner,
         permits: 1,
-        shared: false,
-        reentrant: false,
+        shared: a.shared,
+        reentrant: a.reentrant,
         expire_at: a.ttl.map_or(0, |t| now + t),
         session: a.session.unwrap_or(0),
         value: b"",
@@ -749,7 +832,14 @@ fn lock_macquire(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
             _ => Ok(Frame::NullArray),
         };
     }
+    // What each key held before, to put back if the grants cannot all be made (no fence
+    // left, or the session expired meanwhile).
+    let mut before = Vec::with_capacity(n);
+    for key in keys {
+        before.push(lock_of(&mut g, db, key, false)?.map(|l| l.clone()));
+    }
     let mut grants = Vec::with_capacity(n);
+    let mut failed = None;
     for key in keys {
         if lock_of(&mut g, db, key, false)?.is_none() {
             g.insert(db, key, Value::from(LockValue::new(0)), 0);
@@ -762,29 +852,55 @@ fn lock_macquire(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
                 token,
                 fence,
                 expire_at,
-                new,
-            } => grants.push((key, token, fence, expire_at, new)),
+                ..
+            } => grants.push((token, fence, expire_at)),
+            Acquired::NoFence => {
+                failed = Some(NO_FENCE_LEFT);
+                break;
+            }
             // Checked above with every shard held.
             Acquired::Busy | Acquired::ModeConflict => {
                 unreachable!("LOCK.MACQUIRE: a checked lock refused its grant")
             }
         }
     }
-    if let Some(sid) = a.session {
+    if failed.is_none()
+        && let Some(sid) = a.session
+    {
         let registered = keys
             .iter()
             .take_while(|key| srv.coord.add_held(sid, db, key, now))
             .count();
         if registered < n {
-            // The session expired meanwhile: undo every new grant.
-            for (key, token, _, _, new) in &grants {
-                if *new && let Ok(Some(l)) = lock_of(&mut g, db, key, false) {
-                    l.release(token, now);
+            // The session expired meanwhile: it keeps only the keys it held before.
+            for (key, old) in keys.iter().zip(&before) {
+                if !old
+                    .as_ref()
+                    .is_some_and(|l| l.holders().iter().any(|h| h.session == sid))
+                {
+                    srv.coord.remove_held(sid, db, key);
                 }
-                srv.coord.remove_held(sid, db, key);
             }
-            return Err(Error::msg(NO_SESSION));
+            failed = Some(NO_SESSION);
         }
+    }
+    if let Some(e) = failed {
+        // Undo: every key as it was (nothing created, no grant, no nesting level).
+        for (key, old) in keys.iter().zip(before) {
+            match old {
+                Some(l) => {
+                    if let Ok(Some(now_l)) = lock_of(&mut g, db, key, false) {
+                        *now_l = l;
+                    }
+                }
+                None => {
+                    g.remove(db, key);
+                }
+            }
+        }
+        drop(g);
+        ctx.propagate_nothing();
+        return Err(Error::msg(e));
     }
     for key in keys {
         record_change(ctx, &mut g, key);
@@ -793,11 +909,15 @@ fn lock_macquire(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     ctx.reply_here();
     for key in keys {
         ctx.notify(ev::GENERIC, "lock.acquire", key);
+        if a.shared {
+            // The next waiter may be a reader too.
+            srv.blocking.signal(db, key);
+        }
     }
     Ok(Frame::Array(
         grants
             .iter()
-            .map(|(_, token, fence, expire_at, _)| grant_reply(token, *fence, *expire_at, now))
+            .map(|(token, fence, expire_at)| grant_reply(token, *fence, *expire_at, now))
             .collect(),
     ))
 }
@@ -1136,9 +1256,20 @@ fn session_restore(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
 }
 
 /// FENCE.RESTORE fence: raises the fence counter to at least `fence` (never lowers it),
-/// so every later grant's fence is above it (the AOF's form of the counter).
+/// so every later grant's fence is above it (the AOF's form of the counter). A fence
+/// above [`crate::coord::MAX_FENCE`] is refused ([`FENCE_RANGE`]); at it, no grant is
+/// possible any more ([`NO_FENCE_LEFT`]).
 fn fence_restore(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
-    let fence = parse_fence(&args[1])?;
+    let fence = match args::int(&args[1]) {
+        Ok(v) if v < 0 => return Err(Error::msg(BAD_FENCE)),
+        Ok(v) if v as u64 <= crate::coord::MAX_FENCE => v as u64,
+        Ok(_) => return Err(Error::msg(FENCE_RANGE)),
+        // Beyond i64: still a number, just out of range.
+        Err(_) if args[1].iter().all(u8::is_ascii_digit) && !args[1].is_empty() => {
+            return Err(Error::msg(FENCE_RANGE));
+        }
+        Err(_) => return Err(Error::msg(BAD_FENCE)),
+    };
     if fence > ctx.srv.coord.fence() {
         ctx.srv.coord.raise_fence(fence);
         ctx.changed(1);
@@ -1154,6 +1285,20 @@ fn session_info(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     };
     let b = |s: &str| Frame::Bulk(Bytes::copy_from_slice(s.as_bytes()));
     let db = ctx.client.db;
+    // Only keys whose value still holds a grant of this session (a key that expired or
+    // was overwritten since is left out).
+    let locks = s
+        .held
+        .iter()
+        .filter(|(d, k)| {
+            *d == db && {
+                let mut g = ctx.srv.keyspace.lock_key(k, ctx.now);
+                matches!(lock_at(&mut g, db, k), Ok(Some(l))
+                    if l.holders().iter().any(|h| h.session == sid))
+            }
+        })
+        .map(|(_, k)| Frame::Bulk(k.clone()))
+        .collect();
     Ok(Frame::Map(vec![
         (b("ttl"), Frame::Integer(s.ttl as i64)),
         (
@@ -1169,16 +1314,7 @@ fn session_info(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
                 "release"
             }),
         ),
-        (
-            b("locks"),
-            Frame::Array(
-                s.held
-                    .iter()
-                    .filter(|(d, _)| *d == db)
-                    .map(|(_, k)| Frame::Bulk(k.clone()))
-                    .collect(),
-            ),
-        ),
+        (b("locks"), Frame::Array(locks)),
     ]))
 }
 
@@ -1335,7 +1471,7 @@ pub const ELECT_NEED_LEASE: &str = "ERR ELECT.CAMPAIGN needs TTL ms or SESSION s
 /// with WAIT it blocks, first come first served, until it leads (then `[1, term]`) or the
 /// wait ends (a null array).
 fn elect_campaign(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
-    let a = parse_acquire(args, 4, false, true).map_err(|e| {
+    let a = parse_acquire(args, 4, Form::Elect).map_err(|e| {
         if e.0 == NEED_LEASE {
             Error::msg(ELECT_NEED_LEASE)
         } else {
@@ -1413,6 +1549,14 @@ fn elect_campaign(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         }
         // Only a leader's own mode could conflict, and campaigns are all exclusive.
         Acquired::ModeConflict => Err(Error::msg(MODE_CONFLICT)),
+        Acquired::NoFence => {
+            if created {
+                g.remove(db, name);
+            }
+            drop(g);
+            ctx.propagate_nothing();
+            Err(Error::msg(NO_FENCE_LEFT))
+        }
         Acquired::Busy => {
             let recheck = l.next_expiry();
             let term = l.leader().map_or(0, |h| h.fence);
@@ -1524,6 +1668,48 @@ fn elect_leader(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
             }),
         ]),
     })
+}
+
+/// ELECT.INFO name: a map of `term` (the highest term granted, 0 if none), `leader` (nil,
+/// or a map of candidate, value, term, ttl, session), `candidates` (campaigners waiting
+/// with WAIT) and `observers` (clients subscribed to the election's channel). Also for
+/// a name that holds no election yet (term 0, no leader: campaigners may wait and
+/// observers listen before the first campaign); WRONGTYPE for another type.
+fn elect_info(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    let (db, now, srv) = (ctx.client.db, ctx.now, ctx.srv);
+    let name = &args[1];
+    let mut g = srv.keyspace.lock_key(name, now);
+    let (term, leader) = match election_at(srv, &mut g, db, name)? {
+        Some(l) => (l.fence(), l.leader().cloned()),
+        None => (0, None),
+    };
+    drop(g);
+    let b = |s: &str| Frame::Bulk(Bytes::copy_from_slice(s.as_bytes()));
+    let leader = match leader {
+        None => Frame::Null,
+        Some(h) => Frame::Map(vec![
+            (b("candidate"), Frame::Bulk(Bytes::from(h.owner.to_vec()))),
+            (b("value"), Frame::Bulk(Bytes::from(h.value.to_vec()))),
+            (b("term"), Frame::Integer(h.fence as i64)),
+            (
+                b("ttl"),
+                Frame::Integer(if h.session != 0 {
+                    -1
+                } else {
+                    h.expire_at.saturating_sub(now) as i64
+                }),
+            ),
+            (b("session"), Frame::Integer(h.session as i64)),
+        ]),
+    };
+    let candidates = srv.blocking.queue_len(db, name);
+    let observers = srv.pubsub.numsub(&elect_channel(db, name), false);
+    Ok(Frame::Map(vec![
+        (b("term"), Frame::Integer(term as i64)),
+        (b("leader"), leader),
+        (b("candidates"), Frame::Integer(candidates as i64)),
+        (b("observers"), Frame::Integer(observers as i64)),
+    ]))
 }
 
 /// ELECT.OBSERVE name: subscribes to the election's channel ([`elect_channel`]) as

@@ -425,12 +425,15 @@ fn delete_keys(ctx: &mut Ctx<'_>, args: &[Bytes], reason: Reason) -> CmdResult {
     // it (looked up only while someone is blocked at all).
     let anyone_blocked = ctx.srv.blocking.blocked_clients() > 0;
     for k in &args[1..] {
-        let leases = anyone_blocked
-            && matches!(
-                g.get(db, k).map(|e| &e.value),
-                Some(Value::RateLimit(_) | Value::Lock(_))
-            );
+        let value = g.get(db, k).map(|e| &e.value);
+        let leases = anyone_blocked && matches!(value, Some(Value::RateLimit(_) | Value::Lock(_)));
+        // The sessions holding a deleted lock's grants hold nothing here any more.
+        let sessions = match value {
+            Some(Value::Lock(l)) => crate::families::coord::session_ids(l),
+            _ => Vec::new(),
+        };
         if g.delete(db, k, reason) {
+            ctx.srv.coord.drop_held(&sessions, db, k);
             ctx.notify(ev::GENERIC, "del", k);
             if leases {
                 ctx.signal_ready(db, k);
@@ -492,7 +495,11 @@ fn rename_generic(ctx: &mut Ctx<'_>, args: &[Bytes], nx: bool) -> CmdResult {
         s.fire_watchers();
     }
     // Redis deletes an existing destination, then adds the key anew (a `new` event).
-    g.remove(db, dst);
+    if let Some(old) = g.remove(db, dst) {
+        crate::families::coord::removed(ctx.srv, &old.value, db, dst);
+    }
+    // A lock's sessions follow it to its new name.
+    crate::families::coord::moved(ctx.srv, &entry.value, (db, src), (db, dst));
     g.insert(db, dst, entry.value, expire_at);
     ctx.notify(ev::GENERIC, "rename_from", src);
     ctx.notify(ev::GENERIC, "rename_to", dst);
@@ -549,12 +556,16 @@ fn copy(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let Some(entry) = g.get(src_db, src) else {
         return Ok(Frame::Integer(0));
     };
-    let (value, expire_at) = (entry.value.clone(), entry.expire_at());
+    let expire_at = entry.expire_at();
+    // A held lock, semaphore or election is not copied (a grant belongs to one key).
+    let value = crate::families::coord::copy_of(&entry.value, ctx.now)?;
     if g.exists(dst_db, dst) {
         if !replace {
             return Ok(Frame::Integer(0));
         }
-        g.remove(dst_db, dst);
+        if let Some(old) = g.remove(dst_db, dst) {
+            crate::families::coord::removed(ctx.srv, &old.value, dst_db, dst);
+        }
     }
     g.insert(dst_db, dst, value, expire_at);
     ctx.notify_db(ev::GENERIC, "copy_to", dst, dst_db);
@@ -583,6 +594,7 @@ fn move_cmd(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     if let Value::Stream(s) = &mut entry.value {
         s.fire_watchers();
     }
+    crate::families::coord::moved(ctx.srv, &entry.value, (src_db, key), (dst_db, key));
     g.insert(dst_db, key, entry.value, expire_at);
     ctx.notify_db(ev::GENERIC, "move_from", key, src_db);
     ctx.notify_db(ev::GENERIC, "move_to", key, dst_db);
@@ -969,6 +981,8 @@ fn flushdb(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     // Redis counts the keys removed (expired ones not yet reclaimed included).
     ctx.changed(g.db_len(db) as u64);
     g.flush_db_with(db, lazy);
+    // The sessions' grants there went with the values.
+    ctx.srv.coord.flush_db(Some(db));
     Ok(Frame::ok())
 }
 
@@ -981,6 +995,7 @@ fn flushall(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         removed += g.db_len(db) as u64;
         g.flush_db_with(db, lazy);
     }
+    ctx.srv.coord.flush_db(None);
     drop(g);
     // The keys removed count as changes before the save below, which takes them (as
     // Redis's flushAllDataAndResetRDB): with save points the count is 0 afterwards.
@@ -1012,6 +1027,8 @@ fn swapdb(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
             });
         }
         g.swap_db(a, b);
+        // Sessions hold their locks wherever the swap put them.
+        ctx.srv.coord.swap_db(a, b);
         drop(g);
         ctx.srv.blocking.signal_db(a);
         ctx.srv.blocking.signal_db(b);

@@ -196,7 +196,14 @@ fn restore(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
             return Err(Error::msg("ERR Bad data format"));
         }
     };
-    let deleted = replace && g.remove(db, key).is_some();
+    let old = if replace { g.remove(db, key) } else { None };
+    let deleted = match old {
+        Some(old) => {
+            crate::families::coord::removed(ctx.srv, &old.value, db, key);
+            true
+        }
+        None => false,
+    };
     let mut expire_at = 0u64;
     if ttl != 0 {
         let at = if absttl {
@@ -223,9 +230,11 @@ fn restore(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         }
         expire_at = at as u64;
     }
-    // A lock keeps the fence counter above its fence and its sessions' grants.
+    // A lock keeps the fence counter above its fence; its session grants are kept only
+    // from the AOF's own effects (`docs/coordination.md`).
     if let Value::Lock(l) = &mut value {
-        crate::families::coord::adopt(ctx.srv, db, key, l, now);
+        let loader = ctx.client.id == crate::client::LOADER_CLIENT_ID;
+        crate::families::coord::adopt(ctx.srv, db, key, l, now, loader);
     }
     g.insert(db, key, value, expire_at);
     // Both were checked non-negative (FREQ at most 255) while parsing.
