@@ -630,7 +630,10 @@ mod tests {
         let mut l = LockValue::new(0);
         assert!(matches!(
             grant(&mut l, req(b"a", false, 100), 0, &mut c),
-            Acquired::Granted { fence: MAX_FENCE, .. }
+            Acquired::Granted {
+                fence: MAX_FENCE,
+                ..
+            }
         ));
         assert_eq!(l.force(0), 1);
         // The counter is spent: nothing changes, the fence stays the last one.
@@ -643,10 +646,17 @@ mod tests {
         // An idempotent retry takes no fence and still works.
         let mut m = LockValue::new(0);
         let mut d = MAX_FENCE - 1;
-        assert!(matches!(grant(&mut m, req(b"a", false, 100), 0, &mut d), Acquired::Granted { .. }));
         assert!(matches!(
             grant(&mut m, req(b"a", false, 100), 0, &mut d),
-            Acquired::Granted { fence: MAX_FENCE, new: false, .. }
+            Acquired::Granted { .. }
+        ));
+        assert!(matches!(
+            grant(&mut m, req(b"a", false, 100), 0, &mut d),
+            Acquired::Granted {
+                fence: MAX_FENCE,
+                new: false,
+                ..
+            }
         ));
     }
 

@@ -1422,3 +1422,371 @@ fn deleting_a_held_lock_wakes_its_waiter() {
         .expect("granted after the DEL");
     assert!(f2 > f1);
 }
+
+/// The keys a SESSION.INFO reply lists (in the current database).
+fn session_locks(c: &mut RawClient, sid: &str) -> Vec<String> {
+    let info = cmd(c, &["SESSION.INFO", sid]);
+    let Frame::Array(v) = field(&info, "locks") else {
+        panic!("locks: {info:?}")
+    };
+    let mut keys: Vec<String> = v
+        .iter()
+        .map(|k| match k {
+            Frame::Bulk(b) => String::from_utf8_lossy(b).into_owned(),
+            other => panic!("key {other:?}"),
+        })
+        .collect();
+    keys.sort();
+    keys
+}
+
+fn mode(c: &mut RawClient, key: &str) -> Frame {
+    field(&cmd(c, &["LOCK.INFO", key]), "mode")
+}
+
+/// A session releases exactly the grants it holds wherever RENAME, MOVE and SWAPDB put
+/// them, and never touches a key that no longer holds its grant (a new lock under the
+/// old name, a key RESTOREd over, a flushed database). COPY refuses a held lock and
+/// copies a free one without holders; a client's RESTORE keeps no session grant.
+#[test]
+fn sessions_follow_their_locks_when_keys_move() {
+    let server = crate::start(&[]);
+    let mut c = client(server.port());
+    let sid = int(&mut c, &["SESSION.OPEN", "600000"]).to_string();
+    for k in ["a", "b", "c", "d", "e"] {
+        assert!(acquire(&mut c, &[k, "o", "SESSION", &sid]).is_some(), "{k}");
+    }
+    assert_eq!(
+        campaign(&mut c, &["el", "o", "v", "SESSION", &sid]).0,
+        1,
+        "leads"
+    );
+    assert_eq!(cmd(&mut c, &["SELECT", "3"]), Frame::ok());
+    assert!(acquire(&mut c, &["s", "o", "SESSION", &sid]).is_some());
+    assert_eq!(cmd(&mut c, &["SELECT", "5"]), Frame::ok());
+    assert!(acquire(&mut c, &["f", "o", "SESSION", &sid]).is_some());
+    assert_eq!(cmd(&mut c, &["FLUSHDB"]), Frame::ok());
+    assert_eq!(session_locks(&mut c, &sid), Vec::<String>::new());
+    assert_eq!(cmd(&mut c, &["SELECT", "0"]), Frame::ok());
+
+    // RENAME, then a new lock under the old name held by someone else.
+    assert_eq!(cmd(&mut c, &["RENAME", "a", "a2"]), Frame::ok());
+    assert!(acquire(&mut c, &["a", "x", "TTL", "600000"]).is_some());
+    // RENAME onto a key the session holds: that grant is gone with the old value.
+    assert_eq!(cmd(&mut c, &["RENAME", "e", "c"]), Frame::ok());
+    assert_eq!(cmd(&mut c, &["MOVE", "b", "1"]), Frame::Integer(1));
+    assert_eq!(cmd(&mut c, &["SWAPDB", "3", "4"]), Frame::ok());
+    assert_eq!(cmd(&mut c, &["RENAME", "el", "el2"]), Frame::ok());
+    // RESTORE over a held lock: the session's grant there is gone; a new holder takes it.
+    let Frame::Bulk(payload) = cmd(&mut c, &["DUMP", "a2"]) else {
+        panic!("DUMP")
+    };
+    assert_eq!(cmd(&mut c, &["SET", "str", "v"]), Frame::ok());
+    let Frame::Bulk(strdump) = cmd(&mut c, &["DUMP", "str"]) else {
+        panic!("DUMP")
+    };
+    let mut raw = |args: &[&[u8]]| c.cmd_frame(args).expect("reply");
+    assert_eq!(
+        raw(&[b"RESTORE", b"d", b"0", &strdump, b"REPLACE"]),
+        Frame::ok()
+    );
+    // A client's RESTORE of a held lock's DUMP keeps no session grant: not held twice.
+    assert_eq!(raw(&[b"RESTORE", b"a3", b"0", &payload]), Frame::ok());
+    assert_eq!(mode(&mut c, "a3"), bulk("free"));
+    assert_eq!(int(&mut c, &["DEL", "d"]), 1);
+    assert!(acquire(&mut c, &["d", "y", "TTL", "600000"]).is_some());
+    // COPY: refused while held, a holder-less copy (same fence) when free.
+    assert_eq!(
+        err(&mut c, &["COPY", "a2", "copy"]),
+        "ERR module key failed to copy"
+    );
+    assert_eq!(int(&mut c, &["EXISTS", "copy"]), 0);
+    let (tok, ft, _) = acquire(&mut c, &["t", "o", "TTL", "600000"]).expect("t");
+    assert_eq!(int(&mut c, &["LOCK.RELEASE", "t", &tok]), 1);
+    assert_eq!(int(&mut c, &["COPY", "t", "t2"]), 1);
+    let info = cmd(&mut c, &["LOCK.INFO", "t2"]);
+    assert_eq!(field(&info, "fence"), Frame::Integer(ft));
+    assert_eq!(field(&info, "mode"), bulk("free"));
+
+    assert_eq!(session_locks(&mut c, &sid), ["a2", "c", "el2"]);
+    // a2, c (e's grant), b in db 1, s in db 4, the leadership of el2.
+    assert_eq!(int(&mut c, &["SESSION.CLOSE", &sid]), 5);
+    assert_eq!(mode(&mut c, "a2"), bulk("free"));
+    assert_eq!(mode(&mut c, "c"), bulk("free"));
+    assert_eq!(cmd(&mut c, &["ELECT.LEADER", "el2"]), Frame::Null);
+    // The keys that hold others' grants now are untouched.
+    assert_eq!(mode(&mut c, "a"), bulk("exclusive"));
+    assert_eq!(mode(&mut c, "d"), bulk("exclusive"));
+    assert_eq!(cmd(&mut c, &["SELECT", "1"]), Frame::ok());
+    assert_eq!(mode(&mut c, "b"), bulk("free"));
+    assert_eq!(cmd(&mut c, &["SELECT", "4"]), Frame::ok());
+    assert_eq!(mode(&mut c, "s"), bulk("free"));
+}
+
+/// A session that expires releases (here: deletes, ONEXPIRE DELETE) the lock under its
+/// new name, and leaves alone the lock now under the old name.
+#[test]
+fn an_expiring_session_finds_its_renamed_lock() {
+    let server = crate::start(&[]);
+    let mut c = client(server.port());
+    let sid = int(&mut c, &["SESSION.OPEN", "300", "ONEXPIRE", "DELETE"]).to_string();
+    assert!(acquire(&mut c, &["k", "o", "SESSION", &sid]).is_some());
+    assert_eq!(cmd(&mut c, &["RENAME", "k", "k2"]), Frame::ok());
+    assert!(acquire(&mut c, &["k", "x", "TTL", "600000"]).is_some());
+    eventually("the session expired", || {
+        int(&mut c, &["EXISTS", "k2"]) == 0
+    });
+    assert_eq!(mode(&mut c, "k"), bulk("exclusive"));
+}
+
+/// After RENAME, MOVE and SWAPDB, a restart from the RDB and from the AOF (both base
+/// forms, before and after a rewrite) still has the session holding its locks where they
+/// now live, and SESSION.CLOSE releases them there.
+#[test]
+fn moved_session_locks_survive_restarts() {
+    let moves = |c: &mut RawClient, sid: &str, p: &str| {
+        for k in ["a", "b", "s"] {
+            let key = format!("{p}{k}");
+            assert!(acquire(c, &[&key, "o", "SESSION", sid]).is_some());
+        }
+        assert_eq!(
+            cmd(c, &["RENAME", &format!("{p}a"), &format!("{p}a2")]),
+            Frame::ok()
+        );
+        assert_eq!(cmd(c, &["MOVE", &format!("{p}b"), "1"]), Frame::Integer(1));
+        assert_eq!(cmd(c, &["MOVE", &format!("{p}s"), "2"]), Frame::Integer(1));
+    };
+    let check = |c: &mut RawClient, sid: &str, prefixes: &[&str]| {
+        assert_eq!(int(c, &["SESSION.CLOSE", sid]), 3 * prefixes.len() as i64);
+        for p in prefixes {
+            assert_eq!(cmd(c, &["SELECT", "0"]), Frame::ok());
+            assert_eq!(mode(c, &format!("{p}a2")), bulk("free"));
+            assert_eq!(cmd(c, &["SELECT", "1"]), Frame::ok());
+            assert_eq!(mode(c, &format!("{p}b")), bulk("free"));
+            // SWAPDB 2 3 put s in db 3.
+            assert_eq!(cmd(c, &["SELECT", "3"]), Frame::ok());
+            assert_eq!(mode(c, &format!("{p}s")), bulk("free"));
+        }
+        assert_eq!(cmd(c, &["SELECT", "0"]), Frame::ok());
+    };
+    // RDB.
+    let dir = crate::rdb::scratch("coord-moves-rdb");
+    let args = ["--save", ""];
+    let mut s = crate::rdb::start_in(&dir, &args);
+    let mut c = client(s.port());
+    let sid = int(&mut c, &["SESSION.OPEN", "600000"]).to_string();
+    moves(&mut c, &sid, "");
+    assert_eq!(cmd(&mut c, &["SWAPDB", "2", "3"]), Frame::ok());
+    assert_eq!(cmd(&mut c, &["SAVE"]), Frame::ok());
+    s.stop().expect("stop");
+    let s2 = crate::rdb::start_in(&dir, &args);
+    let mut c = client(s2.port());
+    check(&mut c, &sid, &[""]);
+    drop(s2);
+    let _ = std::fs::remove_dir_all(&dir);
+    // AOF: moves before the rewrite (in the base) and after it (replayed).
+    for preamble in ["yes", "no"] {
+        let dir = crate::rdb::scratch(&format!("coord-moves-aof-{preamble}"));
+        let args = [
+            "--save",
+            "",
+            "--appendonly",
+            "yes",
+            "--appendfsync",
+            "always",
+            "--aof-use-rdb-preamble",
+            preamble,
+        ];
+        let mut s = crate::rdb::start_in(&dir, &args);
+        let mut c = client(s.port());
+        let sid = int(&mut c, &["SESSION.OPEN", "600000"]).to_string();
+        moves(&mut c, &sid, "x");
+        assert_eq!(
+            cmd(&mut c, &["BGREWRITEAOF"]),
+            Frame::Simple("Background append only file rewriting started".into())
+        );
+        wait_rewrite(&mut c);
+        moves(&mut c, &sid, "y");
+        assert_eq!(cmd(&mut c, &["SWAPDB", "2", "3"]), Frame::ok());
+        s.stop().expect("stop");
+        let s2 = crate::rdb::start_in(&dir, &args);
+        let mut c = client(s2.port());
+        check(&mut c, &sid, &["x", "y"]);
+        drop(s2);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
+
+/// FENCE.RESTORE takes fences up to 2^63 - 2, the last fence a grant may take; past it
+/// is an error, and once the counter is there grants are refused instead of handing out
+/// a fence a reply cannot carry.
+#[test]
+fn fences_stop_at_the_last_one_a_reply_can_carry() {
+    let server = crate::start(&[]);
+    let mut c = client(server.port());
+    assert_eq!(
+        err(&mut c, &["FENCE.RESTORE", "9223372036854775807"]),
+        "ERR fence must be between 0 and 9223372036854775806"
+    );
+    assert_eq!(
+        err(&mut c, &["FENCE.RESTORE", "99999999999999999999"]),
+        "ERR fence must be between 0 and 9223372036854775806"
+    );
+    assert_eq!(
+        err(&mut c, &["FENCE.RESTORE", "-1"]),
+        "ERR fence is not a non-negative integer"
+    );
+    assert_eq!(
+        cmd(&mut c, &["FENCE.RESTORE", "9223372036854775805"]),
+        Frame::ok()
+    );
+    let (_, f, _) = acquire(&mut c, &["k", "a", "TTL", "600000"]).expect("granted");
+    assert_eq!(f, 9223372036854775806);
+    // An idempotent retry takes no new fence.
+    assert_eq!(
+        acquire(&mut c, &["k", "a", "TTL", "600000"]).map(|g| g.1),
+        Some(f)
+    );
+    let none = "ERR no fence left (the last fence is 9223372036854775806)";
+    assert_eq!(
+        err(&mut c, &["LOCK.ACQUIRE", "k2", "b", "TTL", "1000"]),
+        none
+    );
+    assert_eq!(int(&mut c, &["EXISTS", "k2"]), 0, "nothing created");
+    assert_eq!(
+        err(&mut c, &["SEM.ACQUIRE", "sem", "2", "b", "TTL", "1000"]),
+        none
+    );
+    assert_eq!(
+        err(&mut c, &["ELECT.CAMPAIGN", "el", "b", "v", "TTL", "1000"]),
+        none
+    );
+    assert_eq!(
+        err(
+            &mut c,
+            &["LOCK.MACQUIRE", "2", "m1", "m2", "b", "TTL", "1000"]
+        ),
+        none
+    );
+    assert_eq!(int(&mut c, &["EXISTS", "m1", "m2", "sem", "el"]), 0);
+    assert_eq!(
+        cmd(&mut c, &["FENCE.RESTORE", "9223372036854775806"]),
+        Frame::ok()
+    );
+    assert_eq!(int(&mut c, &["FENCE.CHECK", "k", &f.to_string()]), 1);
+}
+
+/// LOCK.MACQUIRE with SHARED takes read grants beside other readers, with REENTRANT
+/// nests; FAIR is a syntax error.
+#[test]
+fn macquire_takes_shared_and_reentrant_grants() {
+    let server = crate::start(&[]);
+    let mut c = client(server.port());
+    assert!(acquire(&mut c, &["r1", "reader", "TTL", "600000", "SHARED"]).is_some());
+    let m = grants(cmd(
+        &mut c,
+        &[
+            "LOCK.MACQUIRE",
+            "2",
+            "r1",
+            "r2",
+            "o",
+            "TTL",
+            "600000",
+            "SHARED",
+        ],
+    ))
+    .expect("readers together");
+    assert_eq!(mode(&mut c, "r1"), bulk("shared"));
+    assert_eq!(mode(&mut c, "r2"), bulk("shared"));
+    // A writer cannot take r2 while o reads it; o asking exclusive is a mode conflict.
+    assert_eq!(acquire(&mut c, &["r2", "w", "TTL", "1000"]), None);
+    assert_eq!(
+        err(&mut c, &["LOCK.MACQUIRE", "1", "r2", "o", "TTL", "1000"]),
+        "ERR owner already holds this lock in the other mode"
+    );
+    // REENTRANT nests on every key: two releases each.
+    let args = [
+        "LOCK.MACQUIRE",
+        "2",
+        "x1",
+        "x2",
+        "n",
+        "TTL",
+        "600000",
+        "REENTRANT",
+    ];
+    let first = grants(cmd(&mut c, &args)).expect("x");
+    let second = grants(cmd(&mut c, &args)).expect("nested");
+    let same =
+        |g: &Vec<(String, i64, i64)>| g.iter().map(|x| (x.0.clone(), x.1)).collect::<Vec<_>>();
+    assert_eq!(same(&first), same(&second), "the same grants, nested");
+    for (key, g) in ["x1", "x2"].iter().zip(&first) {
+        let info = cmd(&mut c, &["LOCK.INFO", key]);
+        let Frame::Array(h) = field(&info, "holders") else {
+            panic!("holders")
+        };
+        assert_eq!(field(&h[0], "count"), Frame::Integer(2));
+        assert_eq!(int(&mut c, &["LOCK.RELEASE", key, &g.0]), 1);
+        assert_eq!(mode(&mut c, key), bulk("exclusive"));
+        assert_eq!(int(&mut c, &["LOCK.RELEASE", key, &g.0]), 1);
+        assert_eq!(mode(&mut c, key), bulk("free"));
+    }
+    assert_eq!(m.len(), 2);
+    assert_eq!(
+        err(
+            &mut c,
+            &["LOCK.MACQUIRE", "1", "z", "o", "TTL", "1000", "FAIR"]
+        ),
+        "ERR syntax error"
+    );
+}
+
+/// ELECT.INFO: the highest term, the leader, waiting campaigners and observers.
+#[test]
+fn elect_info_reports_leader_candidates_and_observers() {
+    let server = crate::start(&[]);
+    let port = server.port();
+    let mut c = client(port);
+    // Nothing yet: term 0, no leader.
+    let info = cmd(&mut c, &["ELECT.INFO", "e"]);
+    assert_eq!(field(&info, "term"), Frame::Integer(0));
+    assert_eq!(field(&info, "leader"), Frame::Null);
+    assert_eq!(field(&info, "candidates"), Frame::Integer(0));
+    assert_eq!(field(&info, "observers"), Frame::Integer(0));
+    let (_, term) = campaign(&mut c, &["e", "c1", "addr1", "TTL", "600000"]);
+    let mut obs = client(port);
+    let Frame::Array(_) = cmd(&mut obs, &["ELECT.OBSERVE", "e"]) else {
+        panic!("observe")
+    };
+    let waiter = std::thread::spawn(move || {
+        let mut w = client(port);
+        campaign(
+            &mut w,
+            &["e", "c2", "addr2", "TTL", "600000", "WAIT", "20000"],
+        )
+    });
+    eventually("the campaigner waits", || {
+        field(&cmd(&mut c, &["ELECT.INFO", "e"]), "candidates") == Frame::Integer(1)
+    });
+    let info = cmd(&mut c, &["ELECT.INFO", "e"]);
+    assert_eq!(field(&info, "term"), Frame::Integer(term));
+    assert_eq!(field(&info, "observers"), Frame::Integer(1));
+    let leader = field(&info, "leader");
+    assert_eq!(field(&leader, "candidate"), bulk("c1"));
+    assert_eq!(field(&leader, "value"), bulk("addr1"));
+    assert_eq!(field(&leader, "term"), Frame::Integer(term));
+    assert_eq!(field(&leader, "session"), Frame::Integer(0));
+    assert!(matches!(field(&leader, "ttl"), Frame::Integer(t) if t > 0 && t <= 600000));
+    assert_eq!(int(&mut c, &["ELECT.RESIGN", "e", &term.to_string()]), 1);
+    let (won, t2) = waiter.join().expect("waiter");
+    assert_eq!(won, 1);
+    let info = cmd(&mut c, &["ELECT.INFO", "e"]);
+    assert_eq!(field(&info, "term"), Frame::Integer(t2));
+    assert_eq!(field(&info, "candidates"), Frame::Integer(0));
+    assert_eq!(field(&field(&info, "leader"), "candidate"), bulk("c2"));
+    assert_eq!(cmd(&mut c, &["SET", "str", "v"]), Frame::ok());
+    assert_eq!(err(&mut c, &["ELECT.INFO", "str"]), WRONGTYPE);
+    assert!(acquire(&mut c, &["l", "o", "TTL", "1000"]).is_some());
+    assert_eq!(err(&mut c, &["ELECT.INFO", "l"]), WRONGTYPE);
+}
