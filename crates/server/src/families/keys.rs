@@ -425,7 +425,7 @@ fn delete_keys(ctx: &mut Ctx<'_>, args: &[Bytes], reason: Reason) -> CmdResult {
     // it (looked up only while someone is blocked at all).
     let anyone_blocked = ctx.srv.blocking.blocked_clients() > 0;
     for k in &args[1..] {
-        let value = g.get(db, k).map(|e| &e.value);
+        let value = g.peek(db, k).map(|e| &e.value);
         let leases = anyone_blocked && matches!(value, Some(Value::RateLimit(_) | Value::Lock(_)));
         // The sessions holding a deleted lock's grants hold nothing here any more.
         let sessions = match value {
