@@ -449,15 +449,25 @@ fn record_change(ctx: &mut Ctx<'_>, g: &mut Guard<'_>, key: &[u8]) {
 /// session does not exist (nothing would release it). Without (a client's RESTORE),
 /// every session grant is dropped: a DUMP payload is a copy of the value, and a grant
 /// must not be held twice (the session still holds it where it was granted, and a
-/// payload from another server names that server's sessions).
-pub fn adopt(srv: &Server, db: usize, key: &[u8], l: &mut LockValue, now: u64, sessions: bool) {
+/// payload from another server names that server's sessions). True if any grant was
+/// dropped.
+pub fn adopt(
+    srv: &Server,
+    db: usize,
+    key: &[u8],
+    l: &mut LockValue,
+    now: u64,
+    sessions: bool,
+) -> bool {
     srv.coord.raise_fence(l.fence());
+    let mut dropped = false;
     for sid in session_ids(l) {
         if !sessions || !srv.coord.add_held(sid, db, key, now) {
-            l.release_session(sid);
+            dropped |= l.release_session(sid) > 0;
         }
     }
     watch_loaded_leader(srv, db, key, l);
+    dropped
 }
 
 /// The sessions holding a grant of `l`, each once.

@@ -232,17 +232,24 @@ fn restore(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     }
     // A lock keeps the fence counter above its fence; its session grants are kept only
     // from the AOF's own effects (`docs/coordination.md`).
+    let mut dropped = false;
     if let Value::Lock(l) = &mut value {
         let loader = ctx.client.id == crate::client::LOADER_CLIENT_ID;
-        crate::families::coord::adopt(ctx.srv, db, key, l, now, loader);
+        dropped = crate::families::coord::adopt(ctx.srv, db, key, l, now, loader);
     }
     g.insert(db, key, value, expire_at);
     // Both were checked non-negative (FREQ at most 255) while parsing.
     g.restore_usage(db, key, idle.map(|i| i as u64), freq.map(|f| f as u8));
     ctx.notify(ev::GENERIC, "restore", key);
+    // Session grants dropped from the payload: the AOF logs the value as restored (a
+    // replay by the loader would keep the payload's grants).
+    let effect =
+        (dropped && ctx.aof_on()).then(|| crate::families::coord::state_effect(&mut g, db, key));
     drop(g);
     ctx.signal_ready(db, key);
-    if ctx.aof_on() && ttl != 0 && !absttl {
+    if let Some(e) = effect {
+        ctx.propagate(e);
+    } else if ctx.aof_on() && ttl != 0 && !absttl {
         // Logged with the absolute deadline, as Redis does.
         let mut effect = args.to_vec();
         effect[2] = crate::aof::int_arg(expire_at);

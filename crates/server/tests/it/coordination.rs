@@ -1608,9 +1608,20 @@ fn moved_session_locks_survive_restarts() {
         wait_rewrite(&mut c);
         moves(&mut c, &sid, "y");
         assert_eq!(cmd(&mut c, &["SWAPDB", "2", "3"]), Frame::ok());
+        // A client's RESTORE of a session-held lock keeps no session grant, also when
+        // the AOF is replayed.
+        let Frame::Bulk(payload) = cmd(&mut c, &["DUMP", "ya2"]) else {
+            panic!("DUMP")
+        };
+        assert_eq!(
+            c.cmd_frame(&[b"RESTORE", b"copy", b"0", &payload])
+                .expect("reply"),
+            Frame::ok()
+        );
         s.stop().expect("stop");
         let s2 = crate::rdb::start_in(&dir, &args);
         let mut c = client(s2.port());
+        assert_eq!(mode(&mut c, "copy"), bulk("free"));
         check(&mut c, &sid, &["x", "y"]);
         drop(s2);
         let _ = std::fs::remove_dir_all(&dir);
