@@ -1801,3 +1801,36 @@ fn elect_info_reports_leader_candidates_and_observers() {
     assert!(acquire(&mut c, &["l", "o", "TTL", "1000"]).is_some());
     assert_eq!(err(&mut c, &["ELECT.INFO", "l"]), WRONGTYPE);
 }
+
+/// A TTL leadership whose election was renamed, or swapped into another database, is
+/// still reported by the cron when its lease lapses, on the channel of its new place.
+#[test]
+fn a_moved_election_still_reports_its_lapsed_leader() {
+    let server = crate::start(&[]);
+    let mut c = client(server.port());
+    let mut o = client(server.port());
+    assert!(matches!(
+        cmd(&mut o, &["ELECT.OBSERVE", "e2"]),
+        Frame::Array(_)
+    ));
+    let (won, t) = campaign(&mut c, &["e", "a", "v", "TTL", "300"]);
+    assert_eq!(won, 1);
+    assert_eq!(cmd(&mut c, &["RENAME", "e", "e2"]), Frame::ok());
+    // Nobody touches e2: only the cron can report the end of the lease.
+    assert_eq!(
+        message(&mut o),
+        ("__elect@0__:e2".into(), format!("expired {t} 1:a v"))
+    );
+    let mut o1 = client(server.port());
+    assert_eq!(cmd(&mut o1, &["SELECT", "1"]), Frame::ok());
+    assert!(matches!(
+        cmd(&mut o1, &["ELECT.OBSERVE", "f"]),
+        Frame::Array(_)
+    ));
+    let (_, t2) = campaign(&mut c, &["f", "b", "w", "TTL", "300"]);
+    assert_eq!(cmd(&mut c, &["SWAPDB", "0", "1"]), Frame::ok());
+    assert_eq!(
+        message(&mut o1),
+        ("__elect@1__:f".into(), format!("expired {t2} 1:b w"))
+    );
+}
