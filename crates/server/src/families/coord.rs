@@ -509,8 +509,7 @@ pub const COPY_HELD: &str = "ERR module key failed to copy";
 /// The value COPY writes for `value`: a lock, semaphore or election is copied without
 /// holders (its fence, limit and lock-delay stay, so the copy refuses stale fences too),
 /// and only while nobody holds it; anything else as it is.
-pub fn copy_of(value: &Value, now: u64) -> Result<Value, Error> {
-    let mut v = value.clone();
+pub fn copy_of(mut v: Value, now: u64) -> Result<Value, Error> {
     if let Value::Lock(l) = &mut v
         && !l.is_free(now)
     {

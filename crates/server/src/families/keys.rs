@@ -556,16 +556,16 @@ fn copy(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let Some(entry) = g.get(src_db, src) else {
         return Ok(Frame::Integer(0));
     };
-    let expire_at = entry.expire_at();
-    // A held lock, semaphore or election is not copied (a grant belongs to one key).
-    let value = crate::families::coord::copy_of(&entry.value, ctx.now)?;
-    if g.exists(dst_db, dst) {
-        if !replace {
-            return Ok(Frame::Integer(0));
-        }
-        if let Some(old) = g.remove(dst_db, dst) {
-            crate::families::coord::removed(ctx.srv, &old.value, dst_db, dst);
-        }
+    let (value, expire_at) = (entry.value.clone(), entry.expire_at());
+    let exists = g.exists(dst_db, dst);
+    if exists && !replace {
+        return Ok(Frame::Integer(0));
+    }
+    // A held lock, semaphore or election is not copied (a grant belongs to one key);
+    // judged, as Redis calls a module type's copy, after the destination check.
+    let value = crate::families::coord::copy_of(value, ctx.now)?;
+    if exists && let Some(old) = g.remove(dst_db, dst) {
+        crate::families::coord::removed(ctx.srv, &old.value, dst_db, dst);
     }
     g.insert(dst_db, dst, value, expire_at);
     ctx.notify_db(ev::GENERIC, "copy_to", dst, dst_db);
