@@ -439,6 +439,34 @@ impl<V> Dict<V> {
         Some((key, value))
     }
 
+    /// As [`Dict::remove_where`], but hands the stored key (borrowed from the node, which
+    /// is freed afterwards) and the value to `f` instead of copying the key out: the
+    /// active expiry cycle's path, where a key copy per reclaimed key was an allocation
+    /// and a free for nothing.
+    pub fn remove_where_with<R>(
+        &mut self,
+        hash: u64,
+        mut pred: impl FnMut(&[u8], &V) -> bool,
+        f: impl FnOnce(&[u8], V) -> R,
+    ) -> Option<R> {
+        let hasher = self.hasher.clone();
+        let node = self.unlink(hash, |k, v| pred(k, v) && hasher.hash_one(k) == hash)?;
+        // SAFETY: the node was just unlinked and is owned here: the value is moved out
+        // once, the key is read while the block is still allocated, and the block is
+        // freed exactly once, with the layout recomputed from the same key.
+        let out = unsafe {
+            let p = node.as_ptr();
+            let key = Node::key(node);
+            let layout = Node::<V>::layout(key.len());
+            let value = std::ptr::read(&raw const (*p).value);
+            let out = f(key, value);
+            dealloc(p.cast::<u8>(), layout);
+            out
+        };
+        self.maybe_shrink();
+        Some(out)
+    }
+
     /// Consumes the table, handing every entry to `f` (order unspecified).
     pub fn into_each(mut self, mut f: impl FnMut(Box<[u8]>, V)) {
         for bucket in self.buckets.iter_mut() {
@@ -705,6 +733,24 @@ mod tests {
         assert_eq!(&key[..], b"b");
         assert!(d.remove_where(h(b"b"), |_, _| true).is_none());
         assert_eq!(d.get(h(b"a"), b"a"), Some(&1));
+    }
+
+    #[test]
+    fn remove_where_with_lends_the_key_and_frees_every_length_class() {
+        let mut d = Dict::new();
+        let keys: Vec<Vec<u8>> = [0usize, 5, LONG_KEY - 1, LONG_KEY, LONG_KEY + 9]
+            .iter()
+            .map(|&n| vec![b'k'; n])
+            .collect();
+        for (i, k) in keys.iter().enumerate() {
+            d.insert(h(k), k, i);
+        }
+        for (i, k) in keys.iter().enumerate() {
+            let got = d.remove_where_with(h(k), |_, v| *v == i, |key, v| (key.to_vec(), v));
+            assert_eq!(got, Some((k.clone(), i)));
+            assert!(d.remove_where_with(h(k), |_, _| true, |_, _| ()).is_none());
+        }
+        assert_eq!(d.len(), 0);
     }
 
     #[test]

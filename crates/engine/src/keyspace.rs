@@ -227,6 +227,22 @@ struct Flushed {
     _fifo: Option<Box<Fifo>>,
 }
 
+/// Books an entry leaving a slice out of its byte count and eviction queues (the
+/// deadline index is the caller's business).
+fn book_out(used: &mut usize, fifo: &mut Option<Box<Fifo>>, key_len: usize, e: &Entry) {
+    let bytes = entry_bytes(key_len, &e.value);
+    debug_assert!(*used >= bytes, "memory accounting out of sync");
+    *used = used.saturating_sub(bytes);
+    if let Some(f) = fifo.as_mut() {
+        let q = if e.meta & IN_MAIN != 0 {
+            &mut f.main
+        } else {
+            &mut f.small
+        };
+        q.live = q.live.saturating_sub(1);
+    }
+}
+
 impl Db {
     /// An empty slice whose table hashes keys with the keyspace's `hasher`.
     fn new(hasher: foldhash::fast::FixedState) -> Db {
@@ -272,19 +288,9 @@ impl Db {
 
     /// Books a removed entry out of the byte count, the deadline index and the queues.
     fn removed(&mut self, hash: u64, key_len: usize, e: &Entry) {
-        let bytes = entry_bytes(key_len, &e.value);
-        debug_assert!(self.used >= bytes, "memory accounting out of sync");
-        self.used = self.used.saturating_sub(bytes);
+        book_out(&mut self.used, &mut self.fifo, key_len, e);
         if e.expire_at != 0 {
             self.exp_remove(e.expire_at, hash);
-        }
-        if let Some(f) = self.fifo.as_mut() {
-            let q = if e.meta & IN_MAIN != 0 {
-                &mut f.main
-            } else {
-                &mut f.small
-            };
-            q.live = q.live.saturating_sub(1);
         }
     }
 
@@ -297,37 +303,56 @@ impl Db {
         )
     }
 
-    /// Reclaims one key whose deadline is `<= now`, telling `on_expired` its name;
-    /// false when none is due.
-    fn exp_reclaim_one(
+    /// Reclaims up to `max` keys whose deadline is `<= now`, earliest first, telling
+    /// `on_expired` each name; returns how many, and whether due keys remain.
+    ///
+    /// Per key: one `pop_first`-style removal of the index's first entry (no key
+    /// comparisons: the earliest deadline is the leftmost leaf), one table removal that
+    /// lends the key to the callbacks instead of copying it, and the value dropped in
+    /// place unless `lazyfree-lazy-expire` sends a big one to the freeing thread.
+    fn exp_reclaim(
         &mut self,
         now: u64,
+        max: usize,
         lazy: &LazyFree,
         on_expired: &mut dyn FnMut(&[u8]),
         keep: &mut dyn FnMut(&[u8], Entry) -> Option<Entry>,
-    ) -> bool {
-        let Some((&(at, hash), _)) = self.expires.first_key_value() else {
-            return false;
-        };
-        if at > now {
-            return false;
-        }
-        match self.dict.remove_where(hash, |_, e| e.expire_at == at) {
-            Some((k, e)) => {
-                self.removed(hash, k.len(), &e);
-                on_expired(&k);
-                if let Some(e) = keep(&k, e) {
-                    lazy.free(e.value, Reason::Expire);
-                }
+    ) -> (usize, bool) {
+        let mut n = 0;
+        loop {
+            let Some(mut slot) = self.expires.first_entry() else {
+                return (n, false);
+            };
+            let (at, hash) = *slot.key();
+            if at > now {
+                return (n, false);
             }
-            None => {
-                // Cannot happen while the index and the table agree; drop the stray
-                // index entry rather than loop on it.
-                debug_assert!(false, "deadline index out of sync with the table");
-                self.exp_remove(at, hash);
+            if n >= max {
+                return (n, true);
             }
+            if *slot.get() > 1 {
+                *slot.get_mut() -= 1;
+            } else {
+                slot.remove();
+            }
+            self.volatile -= 1;
+            let (used, fifo) = (&mut self.used, &mut self.fifo);
+            let found = self.dict.remove_where_with(
+                hash,
+                |_, e| e.expire_at == at,
+                |k, e| {
+                    book_out(used, fifo, k.len(), &e);
+                    on_expired(k);
+                    if let Some(e) = keep(k, e) {
+                        lazy.free(e.value, Reason::Expire);
+                    }
+                },
+            );
+            // A miss cannot happen while the index and the table agree; the stray index
+            // entry is gone either way, so the loop cannot spin on it.
+            debug_assert!(found.is_some(), "deadline index out of sync with the table");
+            n += 1;
         }
-        true
     }
 
     /// A pseudo-random key with a deadline: the first index entry at or after a random
@@ -613,20 +638,19 @@ impl Shard {
         let mut more = false;
         let freeze = &mut self.freeze;
         for (i, db) in self.dbs.iter_mut().enumerate() {
-            loop {
-                if removed >= budget {
-                    more = db.expires.keys().next().is_some_and(|(t, _)| *t <= now);
-                    break;
-                }
-                let mut keep = |k: &[u8], e: Entry| match freeze.as_mut() {
-                    Some(f) => f.keep_owned(i, k, e),
-                    None => Some(e),
-                };
-                if !db.exp_reclaim_one(now, lazy, &mut |k| on_expired(i, k), &mut keep) {
-                    break;
-                }
-                removed += 1;
-            }
+            let mut keep = |k: &[u8], e: Entry| match freeze.as_mut() {
+                Some(f) => f.keep_owned(i, k, e),
+                None => Some(e),
+            };
+            let (n, left) = db.exp_reclaim(
+                now,
+                budget - removed,
+                lazy,
+                &mut |k| on_expired(i, k),
+                &mut keep,
+            );
+            removed += n;
+            more |= left;
         }
         self.stats.expired_keys += removed as u64;
         (removed, more)
