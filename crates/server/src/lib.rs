@@ -17,6 +17,7 @@ pub mod coord;
 pub mod cron;
 pub mod error;
 pub mod evict;
+pub mod expire;
 pub mod families;
 pub mod info;
 pub mod logging;
@@ -128,6 +129,7 @@ pub async fn run(srv: Arc<Server>) -> std::io::Result<()> {
     }
     tracing::info!("Ready to accept connections tcp");
     let cron = tokio::spawn(cron::run(srv.clone()));
+    let expiry = tokio::spawn(expire::run(srv.clone()));
     let timers = tokio::spawn(blocking::run_timers(
         srv.wake_timers.clone(),
         srv.blocking.clone(),
@@ -142,6 +144,7 @@ pub async fn run(srv: Arc<Server>) -> std::io::Result<()> {
         t.abort();
     }
     cron.abort();
+    expiry.abort();
     timers.abort();
     signals.abort();
     // Let connection tasks see the shutdown and close their sockets.

@@ -105,6 +105,8 @@ pub struct Live {
     pub query_buffer_limit: AtomicU64,
     /// hz.
     pub hz: AtomicU64,
+    /// active-expire-effort (1..=10).
+    pub active_expire_effort: AtomicU64,
     /// Whether the cron reclaims expired keys nobody reads (`DEBUG SET-ACTIVE-EXPIRE`).
     pub active_expire: AtomicBool,
     /// requirepass is non-empty.
@@ -579,6 +581,7 @@ impl Server {
             max_multibulk_len: AtomicU64::new(config.proto_max_multibulk_len),
             query_buffer_limit: AtomicU64::new(config.client_query_buffer_limit),
             hz: AtomicU64::new(config.hz),
+            active_expire_effort: AtomicU64::new(config.active_expire_effort),
             active_expire: AtomicBool::new(true),
             auth_required: AtomicBool::new(!config.requirepass.is_empty()),
             enc: RwLock::new(config.enc),
@@ -679,6 +682,9 @@ impl Server {
             .query_buffer_limit
             .store(c.client_query_buffer_limit, Ordering::Relaxed);
         self.live.hz.store(c.hz, Ordering::Relaxed);
+        self.live
+            .active_expire_effort
+            .store(c.active_expire_effort, Ordering::Relaxed);
         self.live
             .auth_required
             .store(!c.requirepass.is_empty(), Ordering::Relaxed);

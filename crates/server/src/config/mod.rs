@@ -208,6 +208,8 @@ pub struct Config {
     pub dir: PathBuf,
     /// `hz`: background task frequency, always within 1..=500.
     pub hz: u64,
+    /// `active-expire-effort`: 1..=10, how much time active expiry may take.
+    pub active_expire_effort: u64,
     /// `proto-max-bulk-len`: largest bulk string a client may send, in bytes.
     pub proto_max_bulk_len: u64,
     /// `proto-max-multibulk-len` (Basalt): most arguments in one request.
@@ -329,6 +331,7 @@ impl Default for Config {
             pidfile: String::new(),
             dir: PathBuf::new(),
             hz: 0,
+            active_expire_effort: 0,
             proto_max_bulk_len: 0,
             proto_max_multibulk_len: 0,
             client_query_buffer_limit: 0,

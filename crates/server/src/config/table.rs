@@ -530,6 +530,23 @@ pub static TABLE: &[Directive] = &[
         },
     },
     Directive {
+        // How hard active expiry works (Redis's directive and bounds): scales the
+        // slow cycle's share of each tick and the length of the fast cycles run
+        // while a backlog of due keys remains (cron.rs, docs/eviction.md).
+        name: "active-expire-effort",
+        aliases: &[],
+        flags: 0,
+        kind: Kind::Int {
+            min: 1,
+            max: 10,
+            default: 1,
+            clamp: None,
+            check: None,
+            get: |c| c.active_expire_effort as i64,
+            set: |c, v| c.active_expire_effort = v as u64,
+        },
+    },
+    Directive {
         name: "proto-max-bulk-len",
         aliases: &[],
         flags: 0,

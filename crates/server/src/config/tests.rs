@@ -107,6 +107,7 @@ fn defaults() {
         (5, 10)
     );
     assert_eq!((c.lfu_log_factor, c.lfu_decay_time), (10, 1));
+    assert_eq!(c.active_expire_effort, 1);
     assert!(!c.lazyfree_lazy_user_del && !c.lazyfree_lazy_eviction);
     assert_eq!(c.enable_protected_configs, ProtectedAction::No);
     assert_eq!(c.threads, 0);
@@ -783,6 +784,16 @@ fn set_error_strings_match_redis() {
              must be between 1 and 2147483647 inclusive",
         ),
         (
+            &[("active-expire-effort", "11")],
+            "ERR CONFIG SET failed (possibly related to argument 'active-expire-effort') - \
+             argument must be between 1 and 10 inclusive",
+        ),
+        (
+            &[("active-expire-effort", "0")],
+            "ERR CONFIG SET failed (possibly related to argument 'active-expire-effort') - \
+             argument must be between 1 and 10 inclusive",
+        ),
+        (
             &[("maxmemory-eviction-tenacity", "101")],
             "ERR CONFIG SET failed (possibly related to argument 'maxmemory-eviction-tenacity') \
              - argument must be between 0 and 100 inclusive",
@@ -1151,12 +1162,17 @@ fn basalt_policies_are_accepted_but_not_listed() {
     c.set_many(&pairs(&[
         ("maxmemory-samples", "1"),
         ("maxmemory-eviction-tenacity", "100"),
+        ("active-expire-effort", "10"),
         ("lfu-decay-time", "0"),
         ("lazyfree-lazy-expire", "yes"),
     ]))
     .unwrap();
     assert_eq!(get1(&c, "maxmemory-samples"), "1");
     assert_eq!(get1(&c, "lazyfree-lazy-expire"), "yes");
+    assert_eq!(c.active_expire_effort, 10);
+    c.set_many(&pairs(&[("active-expire-effort", "1")]))
+        .unwrap();
+    assert_eq!(get1(&c, "active-expire-effort"), "1");
 }
 
 #[test]
