@@ -532,7 +532,7 @@ pub static TABLE: &[Directive] = &[
     Directive {
         // How hard active expiry works (Redis's directive and bounds): scales the
         // slow cycle's share of each tick and the length of the fast cycles run
-        // while a backlog of due keys remains (cron.rs, docs/eviction.md).
+        // while a backlog of due keys remains (expire.rs, docs/eviction.md).
         name: "active-expire-effort",
         aliases: &[],
         flags: 0,
