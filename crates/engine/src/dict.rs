@@ -211,6 +211,9 @@ pub struct Dict<V> {
     buckets: Vec<Link<V>>,
     len: usize,
     hasher: FixedState,
+    /// False while a walk by cursor must not see the table shrink (a keyspace freeze:
+    /// see [`Dict::set_shrink`]).
+    shrink: bool,
     /// The table owns its nodes (and so its `V`s), as a `Box<Node<V>>` would.
     _owns: PhantomData<Box<Node<V>>>,
 }
@@ -242,8 +245,35 @@ impl<V> Dict<V> {
             buckets: Vec::new(),
             len: 0,
             hasher,
+            shrink: true,
             _owns: PhantomData,
         }
+    }
+
+    /// Allows or forbids shrinking on removal (growth is always allowed). A walk by
+    /// [`Dict::scan`] cursor that must know exactly which keys it has passed forbids it:
+    /// with growth only, a key of hash `h` has been passed iff the walk is over or
+    /// `h.reverse_bits() < cursor.reverse_bits()` (see [`Dict::passed`]). Allowing it
+    /// again shrinks the table if it is sparse.
+    pub fn set_shrink(&mut self, allow: bool) {
+        self.shrink = allow;
+        if allow {
+            self.maybe_shrink();
+        }
+    }
+
+    /// Whether a walk by [`Dict::scan`] that has reached `cursor` (not 0: a walk whose
+    /// last call returned 0 is over and has passed every key) has visited the bucket of a
+    /// key of hash `hash`, provided the table has not shrunk since the walk began.
+    ///
+    /// Buckets are visited in increasing order of their reversed index. A cursor the
+    /// walk returned for a table of `2^k` buckets has only its low `k` bits set, so
+    /// its reversed value is a multiple of `2^(64-k)`; a bucket of the (same or grown)
+    /// table of `2^j >= 2^k` buckets has been visited iff its reversed index is below the
+    /// cursor's, and that index is the top `j` bits of the reversed hash, so comparing the
+    /// whole reversed hash gives the same answer, whatever growth happened since.
+    pub fn passed(hash: u64, cursor: u64) -> bool {
+        hash.reverse_bits() < cursor.reverse_bits()
     }
 
     /// An empty table with the same hasher as this one.
@@ -504,7 +534,7 @@ impl<V> Dict<V> {
 
     fn maybe_shrink(&mut self) {
         let n = self.buckets.len();
-        if n > MIN_BUCKETS && self.len * 8 < n {
+        if self.shrink && n > MIN_BUCKETS && self.len * 8 < n {
             let target = self.len.next_power_of_two().max(MIN_BUCKETS);
             self.resize(target);
         }

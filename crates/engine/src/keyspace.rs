@@ -23,10 +23,12 @@
 //! `evict.rs`); sampled policies share one pool of candidates across calls.
 //!
 //! Point-in-time views without fork ([`Keyspace::freeze`]): every shard is marked at one
-//! instant; afterwards the first change of a key in a shard that has not been saved yet
-//! keeps the key's old entry aside (value-level copy-on-write), and
-//! [`Keyspace::take_frozen`] hands a shard's content as it was at the freeze to the
-//! saver, then forgets the old entries. The AOF rewrite's base file is built this way.
+//! instant; the saver then walks each shard's tables by SCAN cursor a chunk at a time
+//! ([`Keyspace::frozen_chunk`]), releasing the lock between chunks. The first change of a
+//! key whose bucket the walk has not passed yet keeps the key's old entry aside
+//! (value-level copy-on-write per key), and the walk skips such keys and hands their old
+//! entries over at the end of the shard. BGSAVE and the AOF rewrite's base are built
+//! this way.
 //!
 //! Key events: a key created, expired (lazily or by the active cycle) or evicted is
 //! reported to the [`KeyEvents`] sink the server installs (keyspace notifications), but
@@ -316,7 +318,7 @@ impl Db {
         max: usize,
         lazy: &LazyFree,
         on_expired: &mut dyn FnMut(&[u8]),
-        keep: &mut dyn FnMut(&[u8], Entry) -> Option<Entry>,
+        keep: &mut dyn FnMut(u64, &[u8], Entry) -> Option<Entry>,
     ) -> (usize, bool) {
         let mut n = 0;
         loop {
@@ -343,7 +345,7 @@ impl Db {
                 |k, e| {
                     book_out(used, fifo, k.len(), &e);
                     on_expired(k);
-                    if let Some(e) = keep(k, e) {
+                    if let Some(e) = keep(hash, k, e) {
                         lazy.free(e.value, Reason::Expire);
                     }
                 },
@@ -504,52 +506,91 @@ impl Db {
     }
 }
 
-/// A shard's state while a point-in-time view is being saved: the entries, as they were
-/// at the freeze, of the keys changed since (`None`: the key did not exist then).
+/// Empty buckets a chunk of [`Keyspace::frozen_chunk`] may visit per entry it may emit.
+pub const WALK_EMPTY_PER_ENTRY: usize = 10;
+
+/// A shard's state while a point-in-time view is being saved.
+///
+/// The saver walks each database's table by [`Dict::scan`] cursor, a chunk at a time
+/// (see [`Keyspace::frozen_chunk`]), and emits the live entries of the buckets it passes.
+/// Copy-on-write is per key: before a key whose bucket the walk has not passed yet
+/// changes, its freeze-time entry is recorded (`None`: the key did not exist then); the
+/// walk skips recorded keys, and the recorded entries are emitted when the shard's walk
+/// is over. A key whose bucket was passed needs nothing: its freeze-time state is already
+/// emitted. Tables do not shrink while frozen, which keeps "passed" exact across growth
+/// ([`Dict::passed`]).
 struct Freeze {
-    /// Old entries by database.
+    /// Recorded freeze-time entries by database.
     old: Vec<std::collections::HashMap<Box<[u8]>, Option<Entry>>>,
-    /// Databases whose whole freeze-time content is in `old` (FLUSHDB, SWAPDB): their
-    /// current content no longer matters to the view.
+    /// Databases whose whole not yet emitted freeze-time content is in `old` (FLUSHDB,
+    /// SWAPDB): their current content no longer matters to the view and is not walked.
     complete: Vec<bool>,
+    /// Per database, the walk's next cursor.
+    cursor: Vec<u64>,
+    /// Per database, whether the walk is over.
+    walked: Vec<bool>,
 }
 
 impl Freeze {
-    /// Keeps the freeze-time entry of `key` (found in `d`) unless it is already kept.
+    fn new(dbs: usize) -> Freeze {
+        Freeze {
+            old: (0..dbs).map(|_| Default::default()).collect(),
+            complete: vec![false; dbs],
+            cursor: vec![0; dbs],
+            walked: vec![false; dbs],
+        }
+    }
+
+    /// Whether the freeze-time state of a key of `hash` in `db` needs no record: the
+    /// walk has passed its bucket, or the database's content is all recorded.
+    fn settled(&self, db: usize, hash: u64) -> bool {
+        self.complete[db]
+            || self.walked[db]
+            || (self.cursor[db] != 0 && Dict::<Entry>::passed(hash, self.cursor[db]))
+    }
+
+    /// Records the freeze-time entry of `key` (found in `d`) unless it is already
+    /// recorded or the walk has passed it.
     fn keep(&mut self, db: usize, d: &Db, hash: u64, key: &[u8]) {
-        if self.complete[db] || self.old[db].contains_key(key) {
+        if self.settled(db, hash) || self.old[db].contains_key(key) {
             return;
         }
         let old = d.dict.get(hash, key).map(Entry::duplicate);
         self.old[db].insert(key.into(), old);
     }
 
-    /// Keeps `e`, which is leaving the table (expiry, eviction), as the freeze-time entry
-    /// of `key`; gives it back if one is already kept (the caller frees it).
-    fn keep_owned(&mut self, db: usize, key: &[u8], e: Entry) -> Option<Entry> {
-        if self.complete[db] || self.old[db].contains_key(key) {
+    /// Records `e`, which is leaving the table (expiry, eviction), as the freeze-time
+    /// entry of `key`; gives it back (the caller frees it) if the view does not need it.
+    fn keep_owned(&mut self, db: usize, hash: u64, key: &[u8], e: Entry) -> Option<Entry> {
+        if self.settled(db, hash) || self.old[db].contains_key(key) {
             return Some(e);
         }
         self.old[db].insert(key.into(), Some(e));
         None
     }
 
-    /// Keeps every freeze-time entry of `d` (about to be emptied or swapped away), moving
-    /// them out of `d` when `take` (FLUSHDB: the caller then resets the slice), copying
-    /// them otherwise (SWAPDB).
+    /// Records every freeze-time entry of `d` the walk has not emitted yet (`d` is about
+    /// to be emptied or swapped away), moving them out of `d` when `take` (FLUSHDB: `d`
+    /// is left empty and the caller resets the slice), copying them otherwise (SWAPDB).
     fn keep_db(&mut self, db: usize, d: &mut Db, take: bool) {
         if self.complete[db] {
             return;
         }
+        let pending = !self.walked[db];
+        let cursor = self.cursor[db];
+        let unwalked = |h: u64| pending && (cursor == 0 || !Dict::<Entry>::passed(h, cursor));
         let old = &mut self.old[db];
         if take {
             let empty = d.dict.empty_like();
+            let hasher = d.dict.empty_like();
             std::mem::replace(&mut d.dict, empty).into_each(|k, e| {
-                old.entry(k).or_insert(Some(e));
+                if unwalked(hasher.hash(&k)) {
+                    old.entry(k).or_insert(Some(e));
+                }
             });
         } else {
-            d.dict.for_each(|k, e| {
-                if !old.contains_key(k) {
+            d.dict.for_each_mut(|h, k, e| {
+                if unwalked(h) && !old.contains_key(k) {
                     old.insert(k.into(), Some(e.duplicate()));
                 }
             });
@@ -638,8 +679,8 @@ impl Shard {
         let mut more = false;
         let freeze = &mut self.freeze;
         for (i, db) in self.dbs.iter_mut().enumerate() {
-            let mut keep = |k: &[u8], e: Entry| match freeze.as_mut() {
-                Some(f) => f.keep_owned(i, k, e),
+            let mut keep = |h: u64, k: &[u8], e: Entry| match freeze.as_mut() {
+                Some(f) => f.keep_owned(i, h, k, e),
                 None => Some(e),
             };
             let (n, left) = db.exp_reclaim(
@@ -932,33 +973,71 @@ impl Keyspace {
         }
         let dbs = self.databases;
         for (_, s) in g.guards.iter_mut() {
-            s.freeze = Some(Freeze {
-                old: (0..dbs).map(|_| Default::default()).collect(),
-                complete: vec![false; dbs],
-            });
+            s.freeze = Some(Freeze::new(dbs));
+            for d in s.dbs.iter_mut() {
+                d.dict.set_shrink(false);
+            }
         }
         true
     }
 
-    /// Shard `i`'s content as it was at the freeze: calls `f(db, key, entry)` for every
-    /// key that existed then (expired ones included: the caller judges deadlines), then
-    /// ends the freeze for this shard. Keys changed since are given in their old
-    /// version. Calls `f` on the current content if the shard is not frozen.
-    pub fn take_frozen(&self, i: usize, mut f: impl FnMut(usize, &[u8], &Entry)) {
-        let mut shard = self.shards[i].lock();
-        let freeze = shard.freeze.take();
+    /// Hands at most about `max` entries of shard `i`'s frozen view to `f(db, key,
+    /// entry)` under the shard's lock, continuing where the previous call stopped, and
+    /// returns true once the shard's view is complete. The last call (the walk is over)
+    /// also hands over the recorded freeze-time entries of the keys changed since, with
+    /// the lock released, and ends the freeze for this shard. Entries are given as they
+    /// were at the freeze, expired ones included (the caller judges deadlines). A shard
+    /// that is not frozen gives nothing and returns true.
+    ///
+    /// A bucket is never split, so a chunk can exceed `max` by a chain's length; empty
+    /// buckets count too (at most [`WALK_EMPTY_PER_ENTRY`] per entry of `max`), so a
+    /// sparse table does not hold the lock long either.
+    pub fn frozen_chunk(
+        &self,
+        i: usize,
+        max: usize,
+        mut f: impl FnMut(usize, &[u8], &Entry),
+    ) -> bool {
+        let mut guard = self.shards[i].lock();
+        let shard = &mut *guard;
+        let Some(fr) = shard.freeze.as_mut() else {
+            return true;
+        };
+        let max = max.max(1);
+        let budget = max.saturating_mul(WALK_EMPTY_PER_ENTRY);
+        let (mut emitted, mut visited) = (0usize, 0usize);
         for (db, d) in shard.dbs.iter().enumerate() {
-            let old = freeze.as_ref().map(|fr| (&fr.old[db], fr.complete[db]));
-            match old {
-                Some((_, true)) => {}
-                Some((old, false)) => d.dict.for_each(|k, e| {
+            if fr.complete[db] {
+                continue;
+            }
+            let old = &fr.old[db];
+            while !fr.walked[db] {
+                if emitted >= max || visited >= budget {
+                    return false;
+                }
+                let next = d.dict.scan(fr.cursor[db], |k, e| {
                     if !old.contains_key(k) {
                         f(db, k, e);
+                        emitted += 1;
                     }
-                }),
-                None => d.dict.for_each(|k, e| f(db, k, e)),
+                });
+                visited += 1;
+                if next == 0 {
+                    fr.walked[db] = true;
+                } else {
+                    fr.cursor[db] = next;
+                }
             }
-            if let Some((old, _)) = old {
+        }
+        let fr = shard.freeze.take();
+        for d in shard.dbs.iter_mut() {
+            d.dict.set_shrink(true);
+        }
+        drop(guard);
+        // No write records anything for this shard any more: the recorded entries are
+        // handed over (then freed) without the lock.
+        if let Some(fr) = fr {
+            for (db, old) in fr.old.iter().enumerate() {
                 for (k, e) in old {
                     if let Some(e) = e {
                         f(db, k, e);
@@ -966,15 +1045,41 @@ impl Keyspace {
                 }
             }
         }
-        drop(shard);
-        // The kept entries are freed here, outside the lock.
-        drop(freeze);
+        true
     }
 
-    /// Ends a freeze on every shard without saving (a rewrite that failed).
+    /// Shard `i`'s whole content as it was at the freeze (see [`Keyspace::frozen_chunk`],
+    /// here without a limit: the shard stays locked for the whole walk), or its current
+    /// content if it is not frozen. Ends the freeze for this shard.
+    pub fn take_frozen(&self, i: usize, mut f: impl FnMut(usize, &[u8], &Entry)) {
+        {
+            let shard = self.shards[i].lock();
+            if shard.freeze.is_none() {
+                for (db, d) in shard.dbs.iter().enumerate() {
+                    d.dict.for_each(|k, e| f(db, k, e));
+                }
+                return;
+            }
+        }
+        while !self.frozen_chunk(i, usize::MAX, &mut f) {}
+    }
+
+    /// Whether a point-in-time view is being saved (some shard is still frozen).
+    pub fn is_frozen(&self) -> bool {
+        self.shards.iter().any(|s| s.lock().freeze.is_some())
+    }
+
+    /// Ends a freeze on every shard without saving (a save that failed or was stopped).
     pub fn thaw(&self) {
         for s in self.shards.iter() {
-            let old = s.lock().freeze.take();
+            let mut s = s.lock();
+            let old = s.freeze.take();
+            if old.is_some() {
+                for d in s.dbs.iter_mut() {
+                    d.dict.set_shrink(true);
+                }
+            }
+            drop(s);
             drop(old);
         }
     }
@@ -1122,7 +1227,7 @@ impl Keyspace {
         // A point-in-time view being saved still needs the value: it is freed once its
         // shard is saved.
         let e = match shard.freeze.as_mut() {
-            Some(f) => f.keep_owned(db, key, e),
+            Some(f) => f.keep_owned(db, hash, key, e),
             None => Some(e),
         };
         if let Some(e) = e {
@@ -1444,7 +1549,7 @@ impl<'a> Guard<'a> {
             if let Some(e) = d.dict.remove(hash, key) {
                 d.removed(hash, key.len(), &e);
                 let e = match shard.freeze.as_mut() {
-                    Some(f) => f.keep_owned(db, key, e),
+                    Some(f) => f.keep_owned(db, hash, key, e),
                     None => Some(e),
                 };
                 if let Some(e) = e {
@@ -2502,6 +2607,17 @@ mod freeze_tests {
         Cycle(u64),
         Evict(usize),
         Take(usize),
+        /// One chunk of at most `.1` entries of shard `.0`.
+        Chunk(usize, usize),
+        /// RENAME / MOVE: the key leaves `(.0, .1)` for `(.2, .3)`, across databases
+        /// and shards.
+        Rename(usize, u8, usize, u8),
+        /// Many keys at once (the tables grow while the walk is under way).
+        Fill(usize, u8),
+        /// The keys of a `Fill` deleted (the tables would shrink).
+        Drain(usize, u8),
+        /// A big collection created or grown.
+        Big(usize, u8, u16),
     }
 
     fn op() -> impl proptest::strategy::Strategy<Value = Op> {
@@ -2517,6 +2633,12 @@ mod freeze_tests {
             1 => (1_000u64..3_000).prop_map(Op::Cycle),
             1 => (1usize..4).prop_map(Op::Evict),
             1 => (0usize..8).prop_map(Op::Take),
+            4 => (0usize..8, 1usize..4).prop_map(|(i, n)| Op::Chunk(i, n)),
+            2 => (0usize..4, 0u8..24, 0usize..4, 0u8..24)
+                .prop_map(|(a, k, b, l)| Op::Rename(a, k, b, l)),
+            1 => (0usize..4, 0u8..3).prop_map(|(d, b)| Op::Fill(d, b)),
+            1 => (0usize..4, 0u8..3).prop_map(|(d, b)| Op::Drain(d, b)),
+            1 => (0usize..4, 0u8..24, 1u16..300).prop_map(|(d, k, n)| Op::Big(d, k, n)),
         ]
     }
 
@@ -2549,16 +2671,45 @@ mod freeze_tests {
             Op::Evict(n) => {
                 ks.evict(n * 100, 1_500, 3, || true);
             }
+            Op::Rename(a, k, b, l) => {
+                let mut g = ks.lock_all(1_500);
+                if let Some(e) = g.remove(*a, &key(*k)) {
+                    g.insert(*b, &key(*l), e.value, e.expire_at);
+                }
+            }
+            Op::Fill(d, b) => {
+                let mut g = ks.lock_all(1_500);
+                for i in 0..40u8 {
+                    g.insert(*d, &[b'f', *b, i], s("fill"), 0);
+                }
+            }
+            Op::Drain(d, b) => {
+                let mut g = ks.lock_all(1_500);
+                for i in 0..40u8 {
+                    g.remove(*d, &[b'f', *b, i]);
+                }
+            }
+            Op::Big(d, k, n) => {
+                let mut g = ks.lock_all(1_500);
+                let lim = crate::encoding::EncodingLimits::default();
+                let list = crate::types::list::ListValue::from_elements(
+                    (0..*n).map(|i| i.to_string()),
+                    &lim,
+                );
+                g.insert(*d, &key(*k), list.into(), 0);
+            }
             // Taking a shard early is what the saver does while writes go on.
-            Op::Take(_) => {}
+            Op::Take(_) | Op::Chunk(..) => {}
         }
     }
 
     proptest::proptest! {
-        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
 
-        /// Whatever happens after a freeze, the frozen view is the content at the
-        /// freeze; shards taken early stop keeping old entries.
+        /// Whatever happens after a freeze (writes of every kind, growth, big values),
+        /// the frozen view is the content at the freeze, each key once, whether shards
+        /// are taken whole or in chunks with writes between them; shards taken early
+        /// stop keeping old entries.
         #[test]
         fn frozen_view_is_the_content_at_the_freeze(
             before in proptest::collection::vec(op(), 0..60),
@@ -2590,12 +2741,26 @@ mod freeze_tests {
             for o in &after {
                 match o {
                     // The saver takes each shard once.
-                    Op::Take(i) if taken.contains(i) => {}
+                    Op::Take(i) | Op::Chunk(i, _) if taken.contains(i) => {}
                     Op::Take(i) => {
                         taken.push(*i);
                         ks.take_frozen(*i, |db, k, e| {
                             got.push((db, k.to_vec(), e.value.clone(), e.expire_at()))
                         });
+                    }
+                    Op::Chunk(i, n) => {
+                        let mut emitted = 0;
+                        let done = ks.frozen_chunk(*i, *n, |db, k, e| {
+                            emitted += 1;
+                            got.push((db, k.to_vec(), e.value.clone(), e.expire_at()))
+                        });
+                        if done {
+                            taken.push(*i);
+                        } else {
+                            // A chunk that stops early stops at its bound (a bucket
+                            // is never split, and these chains are short).
+                            proptest::prop_assert!(emitted <= *n + 8);
+                        }
                     }
                     o => apply(&ks, o),
                 }
