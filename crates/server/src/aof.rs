@@ -118,6 +118,9 @@ pub struct Aof {
     last_write_error: Mutex<String>,
     /// A rewrite runs.
     pub rewrite_running: AtomicBool,
+    /// A BGREWRITEAOF waits for the running BGSAVE (Redis's `aof_rewrite_scheduled`);
+    /// the cron starts it once the save is over.
+    pub rewrite_scheduled: AtomicBool,
     rewrite_started: Mutex<Option<Instant>>,
     /// Rewrites started (`aof_rewrites`).
     pub rewrites: AtomicU64,
@@ -157,6 +160,7 @@ impl Default for Aof {
             last_write_ok: AtomicBool::new(true),
             last_write_error: Mutex::new(String::new()),
             rewrite_running: AtomicBool::new(false),
+            rewrite_scheduled: AtomicBool::new(false),
             rewrite_started: Mutex::new(None),
             rewrites: AtomicU64::new(0),
             rewrite_failures: AtomicU64::new(0),
@@ -982,7 +986,7 @@ fn write_base(
             w.write(&crate::persist::function_records(&mut enc, libraries))
                 .map_err(werr)?;
             let mut buf = Vec::with_capacity(64 << 10);
-            visit_frozen(srv, now, |db, key, value, exp| {
+            visit_frozen(srv, now, frozen.is_some(), |db, key, value, exp| {
                 w.select_db(db, None).map_err(werr)?;
                 buf.clear();
                 enc.key_value(&mut buf, key, value, exp);
@@ -1010,7 +1014,7 @@ fn write_base(
             }
             out.write_all(&buf).map_err(werr)?;
             let mut cur_db: Option<usize> = None;
-            visit_frozen(srv, now, |db, key, value, exp| {
+            visit_frozen(srv, now, frozen.is_some(), |db, key, value, exp| {
                 buf.clear();
                 if cur_db != Some(db) {
                     let n = db.to_string();
@@ -1036,22 +1040,38 @@ fn write_base(
     }
 }
 
-/// Hands every key of the frozen view (live at `now`) to `f`, shard by shard: each
-/// shard's keys are copied out under its lock, then written without it.
+/// Hands every key of the keyspace (live at `now`) to `f`, shard by shard: with
+/// `frozen`, the frozen view, copied out [`crate::persist::SAVE_CHUNK_ENTRIES`] entries at
+/// a time under the shard's lock; else each shard's current content (startup, nothing
+/// runs). Entries are written without the lock.
 fn visit_frozen(
     srv: &Server,
     now: u64,
+    frozen: bool,
     mut f: impl FnMut(usize, &[u8], &basalt_engine::Value, u64) -> Result<(), String>,
 ) -> Result<(), String> {
     let mut batch: Vec<(usize, Box<[u8]>, basalt_engine::Value, u64)> = Vec::new();
+    let mut delay = crate::persist::KeyDelay::new(srv);
     for shard in 0..srv.keyspace.shard_count() {
-        srv.keyspace.take_frozen(shard, |db, k, e| {
-            if e.expire_at() == 0 || e.expire_at() > now {
-                batch.push((db, k.into(), e.value.clone(), e.expire_at()));
+        let mut done = false;
+        while !done {
+            let mut copy = |db: usize, k: &[u8], e: &basalt_engine::Entry| {
+                if e.expire_at() == 0 || e.expire_at() > now {
+                    batch.push((db, k.into(), e.value.clone(), e.expire_at()));
+                }
+            };
+            if frozen {
+                done =
+                    srv.keyspace
+                        .frozen_chunk(shard, crate::persist::SAVE_CHUNK_ENTRIES, &mut copy);
+            } else {
+                srv.keyspace.take_frozen(shard, &mut copy);
+                done = true;
             }
-        });
-        for (db, key, value, exp) in batch.drain(..) {
-            f(db, &key, &value, exp)?;
+            for (db, key, value, exp) in batch.drain(..) {
+                f(db, &key, &value, exp)?;
+                delay.after_key();
+            }
         }
     }
     Ok(())
@@ -1061,20 +1081,38 @@ fn visit_frozen(
 // Rewrite
 // ---------------------------------------------------------------------------------------
 
+/// How a request to start a rewrite ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RewriteStart {
+    /// The rewrite runs.
+    Started,
+    /// A rewrite is already running.
+    Running,
+    /// A BGSAVE runs (it holds the keyspace's one freeze): try again once it is over.
+    BgsaveRunning,
+    /// The thread could not be started.
+    Failed,
+}
+
 /// Starts a rewrite in the background (`BGREWRITEAOF`, the automatic rewrite, and
-/// `CONFIG SET appendonly yes` with `enable`). False if one is already running.
-pub fn start_rewrite(srv: &Server, enable: bool) -> bool {
+/// `CONFIG SET appendonly yes` with `enable`).
+pub fn start_rewrite(srv: &Server, enable: bool) -> RewriteStart {
     let Some(arc) = srv.me.upgrade() else {
-        return false;
+        return RewriteStart::Failed;
     };
+    let _start = srv.persist.bg_start.lock();
+    if srv.persist.bgsave_running.load(Ordering::Relaxed) {
+        return RewriteStart::BgsaveRunning;
+    }
     if srv
         .aof
         .rewrite_running
         .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
         .is_err()
     {
-        return false;
+        return RewriteStart::Running;
     }
+    srv.aof.rewrite_scheduled.store(false, Ordering::Relaxed);
     *srv.aof.rewrite_started.lock() = Some(Instant::now());
     srv.aof.rewrites.fetch_add(1, Ordering::Relaxed);
     let spawned = std::thread::Builder::new()
@@ -1105,9 +1143,9 @@ pub fn start_rewrite(srv: &Server, enable: bool) -> bool {
         });
     if spawned.is_err() {
         srv.aof.rewrite_running.store(false, Ordering::Release);
-        return false;
+        return RewriteStart::Failed;
     }
-    true
+    RewriteStart::Started
 }
 
 /// Seconds the running rewrite has taken (-1: none).
@@ -1269,8 +1307,8 @@ pub fn set_enabled(srv: &Server, yes: bool) {
         return;
     }
     if yes {
-        if !start_rewrite(srv, true) {
-            // A rewrite (without logging) runs: try again from the cron.
+        if start_rewrite(srv, true) != RewriteStart::Started {
+            // A rewrite (without logging) or a BGSAVE runs: try again from the cron.
             srv.aof.enable_pending.store(true, Ordering::Relaxed);
         }
         return;
@@ -1292,14 +1330,25 @@ pub fn set_enabled(srv: &Server, yes: bool) {
 /// `auto-aof-rewrite-min-size`).
 pub fn cron(srv: &Server) {
     let aof = &srv.aof;
-    if aof.enable_pending.load(Ordering::Relaxed) && !aof.rewrite_running.load(Ordering::Relaxed) {
-        aof.enable_pending.store(false, Ordering::Relaxed);
-        if srv.config.read().appendonly && !aof.is_on() {
-            start_rewrite(srv, true);
+    // Like Redis, nothing starts while the other background job (a BGSAVE) runs.
+    if aof.rewrite_running.load(Ordering::Relaxed)
+        || srv.persist.bgsave_running.load(Ordering::Relaxed)
+    {
+        return;
+    }
+    if aof.enable_pending.load(Ordering::Relaxed) {
+        let wanted = srv.config.read().appendonly && !aof.is_on();
+        if !wanted || start_rewrite(srv, true) == RewriteStart::Started {
+            aof.enable_pending.store(false, Ordering::Relaxed);
         }
         return;
     }
-    if !aof.is_on() || aof.rewrite_running.load(Ordering::Relaxed) {
+    // A BGREWRITEAOF that waited for a BGSAVE (Redis's `aof_rewrite_scheduled`).
+    if aof.rewrite_scheduled.load(Ordering::Relaxed) {
+        start_rewrite(srv, false);
+        return;
+    }
+    if !aof.is_on() {
         return;
     }
     let (perc, min) = {

@@ -542,7 +542,10 @@ fn section(srv: &Server, name: &str, out: &mut String) {
             line(
                 out,
                 "aof_rewrite_scheduled",
-                u8::from(a.enable_pending.load(Ordering::Relaxed)),
+                u8::from(
+                    a.enable_pending.load(Ordering::Relaxed)
+                        || a.rewrite_scheduled.load(Ordering::Relaxed),
+                ),
             );
             line(
                 out,

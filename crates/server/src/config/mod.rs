@@ -229,6 +229,10 @@ pub struct Config {
     pub rdbcompression: bool,
     /// `rdbchecksum` (immutable): write and verify the RDB's CRC-64 trailer.
     pub rdbchecksum: bool,
+    /// `rdb-key-save-delay` (hidden, for tests, as in Redis): microseconds a snapshot or
+    /// AOF rewrite sleeps after each key it writes (never with a shard locked); a
+    /// negative `-n` sleeps 1 µs every `n` keys.
+    pub rdb_key_save_delay: i64,
     /// `stop-writes-on-bgsave-error`: refuse writes (MISCONF) while the last background
     /// save failed and save points are configured.
     pub stop_writes_on_bgsave_error: bool,
@@ -341,6 +345,7 @@ impl Default for Config {
             dbfilename: String::new(),
             rdbcompression: true,
             rdbchecksum: true,
+            rdb_key_save_delay: 0,
             stop_writes_on_bgsave_error: true,
             appendonly: false,
             appendfilename: String::new(),

@@ -706,6 +706,20 @@ pub static TABLE: &[Directive] = &[
         },
     },
     Directive {
+        name: "rdb-key-save-delay",
+        aliases: &[],
+        flags: HIDDEN,
+        kind: Kind::Int {
+            min: INT_MIN,
+            max: INT_MAX,
+            default: 0,
+            clamp: None,
+            check: None,
+            get: |c| c.rdb_key_save_delay,
+            set: |c, v| c.rdb_key_save_delay = v,
+        },
+    },
+    Directive {
         name: "stop-writes-on-bgsave-error",
         aliases: &[],
         flags: 0,

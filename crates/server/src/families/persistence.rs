@@ -87,38 +87,59 @@ fn save(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CmdResult {
     }
 }
 
+/// Redis's reply to a plain BGSAVE while an AOF rewrite runs.
+const OTHER_CHILD: &str = "ERR Another child process is active (AOF?): can't BGSAVE right now. Use BGSAVE SCHEDULE in order to schedule a BGSAVE whenever possible.";
+
+/// BGSAVE [SCHEDULE]: a snapshot of one instant (the keyspace is frozen, then written a
+/// chunk at a time by a background thread; see `crate::persist`). Only one frozen view
+/// exists at a time, so while an AOF rewrite runs a plain BGSAVE is refused and
+/// SCHEDULE starts it once the rewrite is over, as Redis does with its one child.
 fn bgsave(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
-    // SCHEDULE only matters while another kind of background job (an AOF rewrite) runs;
-    // Basalt has none yet, so it starts the save right away like a plain BGSAVE.
+    use crate::persist::BgsaveStart;
     if args.len() > 2 || (args.len() == 2 && !is(&args[1], "schedule")) {
         return Err(Error::msg(error::SYNTAX));
     }
-    if ctx
-        .srv
-        .persist
-        .bgsave_running
-        .load(std::sync::atomic::Ordering::Relaxed)
-    {
+    let schedule = args.len() == 2;
+    let p = &ctx.srv.persist;
+    if p.bgsave_running.load(std::sync::atomic::Ordering::Relaxed) {
         return Err(Error::msg(IN_PROGRESS));
     }
-    if crate::persist::bgsave(ctx.srv) {
-        Ok(Frame::Simple("Background saving started".into()))
-    } else {
+    match crate::persist::bgsave(ctx.srv) {
+        BgsaveStart::Started => Ok(Frame::Simple("Background saving started".into())),
+        BgsaveStart::RewriteRunning if schedule => {
+            p.bgsave_scheduled
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+            Ok(Frame::Simple("Background saving scheduled".into()))
+        }
+        BgsaveStart::RewriteRunning => Err(Error::msg(OTHER_CHILD)),
         // A foreground SAVE is running (Redis cannot get here: SAVE blocks it).
-        Err(Error::msg(IN_PROGRESS))
+        BgsaveStart::Running => Err(Error::msg(IN_PROGRESS)),
+        BgsaveStart::Failed => Err(Error::msg("ERR")),
     }
 }
 
 /// BGREWRITEAOF: a new base written from a point-in-time view of the dataset, without
-/// fork (see `crate::aof`). Unlike Redis it does not wait for a running BGSAVE: the two
-/// do not compete for a child process.
+/// fork (see `crate::aof`). While a BGSAVE runs (it holds the one frozen view) the
+/// rewrite is scheduled and the cron starts it once the save is over, as Redis does.
 fn bgrewriteaof(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CmdResult {
-    if crate::aof::start_rewrite(ctx.srv, false) {
-        Ok(Frame::Simple(
+    use crate::aof::RewriteStart;
+    match crate::aof::start_rewrite(ctx.srv, false) {
+        RewriteStart::Started => Ok(Frame::Simple(
             "Background append only file rewriting started".into(),
-        ))
-    } else {
-        Err(Error::msg(crate::aof::REWRITE_IN_PROGRESS))
+        )),
+        RewriteStart::BgsaveRunning => {
+            ctx.srv
+                .aof
+                .rewrite_scheduled
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+            Ok(Frame::Simple(
+                "Background append only file rewriting scheduled".into(),
+            ))
+        }
+        RewriteStart::Running => Err(Error::msg(crate::aof::REWRITE_IN_PROGRESS)),
+        RewriteStart::Failed => Err(Error::msg(
+            "ERR Can't execute an AOF background rewriting. Please check the server logs for more information.",
+        )),
     }
 }
 

@@ -302,6 +302,139 @@ fn bgsave_runs_in_the_background_and_reports_in_info() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// BGSAVE writes the dataset of the instant it started (the keyspace is frozen, like
+/// Redis's fork), whatever changes run while it writes: overwrites, deletions, expiry,
+/// new keys, RENAME and MOVE, FLUSHDB, SWAPDB, growing big collections. Four shards of
+/// about a thousand keys, each walked in several chunks, so changes land both behind and
+/// ahead of the walk, in shards saved and not saved yet.
+#[test]
+fn bgsave_writes_the_dataset_of_the_instant_it_started() {
+    let dir = scratch("bgsave-instant");
+    let s = start_in(&dir, &["--save", "", "--shards", "4"]);
+    let mut c = s.client().expect("client");
+    populate(&mut c);
+    for chunk in 0..40 {
+        let pairs: Vec<String> = (0..100)
+            .map(|i| format!("k:{} v{}", chunk * 100 + i, chunk * 100 + i))
+            .collect();
+        ok(&mut c, &format!("MSET {}", pairs.join(" ")));
+    }
+    ok(&mut c, "SELECT 1");
+    ok(&mut c, "MSET one:a 1 one:b 2");
+    ok(&mut c, "SELECT 0");
+    let before = dataset(&mut c);
+    // Half a millisecond per key: the save outlasts the changes below by far.
+    ok(&mut c, "CONFIG SET rdb-key-save-delay 500");
+    assert_eq!(run(&mut c, "BGSAVE"), b"+Background saving started\r\n");
+    for i in (0..4000).step_by(7) {
+        ok(&mut c, &format!("SET k:{i} changed"));
+    }
+    for i in (3..4000).step_by(11) {
+        ok(&mut c, &format!("DEL k:{i}"));
+    }
+    for i in 0..300 {
+        ok(&mut c, &format!("SET new:{i} x"));
+    }
+    ok(&mut c, "PEXPIRE k:5 1");
+    ok(&mut c, "PEXPIRE k:6 1");
+    std::thread::sleep(Duration::from_millis(5));
+    // k:5 expires lazily; k:6 is left to the active cycle.
+    assert_eq!(run(&mut c, "GET k:5"), b"$-1\r\n");
+    ok(&mut c, "RENAME k:8 renamed:8");
+    ok(&mut c, "RENAME k:9 k:10");
+    ok(&mut c, "MOVE k:12 1");
+    ok(&mut c, "RPUSH list:big more and more");
+    ok(&mut c, "HSET hash:big extra field");
+    ok(&mut c, "SELECT 5");
+    ok(&mut c, "FLUSHDB");
+    ok(&mut c, "SET db5:after v");
+    ok(&mut c, "SELECT 0");
+    ok(&mut c, "SWAPDB 0 1");
+    ok(&mut c, "SET after:swap v");
+    // The changes ran while the save was writing.
+    assert_eq!(info_field(&mut c, "rdb_bgsave_in_progress"), "1");
+    ok(&mut c, "CONFIG SET rdb-key-save-delay 0");
+    wait_bgsave(&mut c);
+    assert_eq!(info_field(&mut c, "rdb_last_bgsave_status"), "ok");
+    drop(c);
+    drop(s);
+    let s = start_in(&dir, &["--save", ""]);
+    let mut c = s.client().expect("client");
+    let after = dataset(&mut c);
+    assert_eq!(after.len(), before.len());
+    assert!(
+        after == before,
+        "the file is not the dataset of the BGSAVE instant"
+    );
+    drop(s);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Only one frozen view exists at a time, so BGSAVE and BGREWRITEAOF take turns with
+/// Redis's replies: a rewrite asked for during a save is scheduled, a plain BGSAVE during
+/// a rewrite is refused, BGSAVE SCHEDULE is scheduled, and the cron starts what waits.
+#[test]
+fn bgsave_and_aof_rewrite_take_turns_like_redis() {
+    let dir = scratch("bg-turns");
+    let s = start_in(&dir, &["--save", ""]);
+    let mut c = s.client().expect("client");
+    let pairs: Vec<String> = (0..100).map(|i| format!("k{i} v")).collect();
+    ok(&mut c, &format!("MSET {}", pairs.join(" ")));
+    // 100 keys of 10 ms: each job runs about a second.
+    ok(&mut c, "CONFIG SET rdb-key-save-delay 10000");
+    assert_eq!(run(&mut c, "BGSAVE"), b"+Background saving started\r\n");
+    assert_eq!(
+        run(&mut c, "BGREWRITEAOF"),
+        b"+Background append only file rewriting scheduled\r\n"
+    );
+    assert_eq!(info_field(&mut c, "aof_rewrite_scheduled"), "1");
+    assert_eq!(info_field(&mut c, "aof_rewrite_in_progress"), "0");
+    assert_eq!(
+        run(&mut c, "BGSAVE"),
+        b"-ERR Background save already in progress\r\n"
+    );
+    assert_eq!(
+        run(&mut c, "BGSAVE SCHEDULE"),
+        b"-ERR Background save already in progress\r\n"
+    );
+    // The save ends, then the cron starts the scheduled rewrite.
+    let t0 = Instant::now();
+    while info_field(&mut c, "aof_rewrite_in_progress") != "1" {
+        assert!(t0.elapsed() < Duration::from_secs(30), "no rewrite started");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(info_field(&mut c, "rdb_bgsave_in_progress"), "0");
+    assert_eq!(info_field(&mut c, "rdb_saves"), "1");
+    assert_eq!(info_field(&mut c, "aof_rewrite_scheduled"), "0");
+    assert_eq!(
+        run(&mut c, "BGSAVE"),
+        b"-ERR Another child process is active (AOF?): can't BGSAVE right now. Use BGSAVE SCHEDULE in order to schedule a BGSAVE whenever possible.\r\n"
+    );
+    assert_eq!(
+        run(&mut c, "BGREWRITEAOF"),
+        b"-ERR Background append only file rewriting already in progress\r\n"
+    );
+    assert_eq!(
+        run(&mut c, "BGSAVE SCHEDULE"),
+        b"+Background saving scheduled\r\n"
+    );
+    // SAVE does not wait for a rewrite (as in Redis).
+    ok(&mut c, "CONFIG SET rdb-key-save-delay 0");
+    assert_eq!(run(&mut c, "SAVE"), b"+OK\r\n");
+    assert_eq!(info_field(&mut c, "rdb_saves"), "2");
+    // The rewrite ends, then the cron starts the scheduled save.
+    let t0 = Instant::now();
+    while info_field(&mut c, "rdb_saves") != "3" {
+        assert!(t0.elapsed() < Duration::from_secs(30), "no scheduled save");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(info_field(&mut c, "aof_rewrite_in_progress"), "0");
+    assert_eq!(info_field(&mut c, "aof_last_bgrewrite_status"), "ok");
+    assert_eq!(info_field(&mut c, "rdb_last_bgsave_status"), "ok");
+    drop(s);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn save_points_trigger_a_background_save() {
     let dir = scratch("points");
