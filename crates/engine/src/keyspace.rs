@@ -2778,4 +2778,74 @@ mod freeze_tests {
             let _ = frozen_view(&ks);
         }
     }
+
+    /// The longest hold of a shard's lock while saving 2M keys of 100 bytes (64 shards):
+    /// a whole shard copied at once (the walk before chunks) against chunks of several
+    /// sizes. Prints, asserts nothing about time; run by hand on a quiet machine:
+    /// `cargo test -p basalt-engine --release -- --ignored --nocapture lock_hold`.
+    #[test]
+    #[ignore]
+    fn lock_hold_of_a_save() {
+        let ks = Keyspace::new(&KeyspaceConfig {
+            shards: 64,
+            databases: 16,
+            hash_seed: 1,
+            rng_seed: 2,
+        });
+        let value = "v".repeat(100);
+        for i in 0..2_000_000u32 {
+            let key = format!("key:{i:010}");
+            ks.lock_key(key.as_bytes(), 0)
+                .insert(0, key.as_bytes(), s(&value), 0);
+        }
+        // Wall time per hold: on a loaded machine the highest ones include preemption,
+        // so quantiles are printed with the maximum.
+        let report = |what: &str, mut t: Vec<std::time::Duration>| {
+            t.sort();
+            let q = |p: f64| t[((t.len() - 1) as f64 * p) as usize];
+            println!(
+                "{what}: {} holds, median {:?}, p99 {:?}, p99.9 {:?}, max {:?}",
+                t.len(),
+                q(0.5),
+                q(0.99),
+                q(0.999),
+                q(1.0)
+            );
+        };
+        let mut copied = Vec::new();
+        let mut holds = Vec::new();
+        for i in 0..ks.shard_count() {
+            let t = std::time::Instant::now();
+            ks.with_shard(i, |sh| {
+                sh.for_each_live(0, |db, k, e| {
+                    copied.push((db, Box::<[u8]>::from(k), e.value.clone()))
+                })
+            });
+            holds.push(t.elapsed());
+            copied.clear();
+        }
+        report("whole shard", holds);
+        for chunk in [128, 256, 512, 1024, 4096] {
+            let mut g = ks.lock_all(0);
+            assert!(ks.freeze(&mut g));
+            drop(g);
+            let (mut holds, mut keys) = (Vec::new(), 0u64);
+            for i in 0..ks.shard_count() {
+                loop {
+                    let t = std::time::Instant::now();
+                    let done = ks.frozen_chunk(i, chunk, |db, k, e| {
+                        copied.push((db, Box::<[u8]>::from(k), e.value.clone()))
+                    });
+                    holds.push(t.elapsed());
+                    keys += copied.len() as u64;
+                    copied.clear();
+                    if done {
+                        break;
+                    }
+                }
+            }
+            assert_eq!(keys, 2_000_000);
+            report(&format!("chunks of {chunk}"), holds);
+        }
+    }
 }

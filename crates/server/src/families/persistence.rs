@@ -104,6 +104,13 @@ fn bgsave(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     if p.bgsave_running.load(std::sync::atomic::Ordering::Relaxed) {
         return Err(Error::msg(IN_PROGRESS));
     }
+    // Inside EXEC the view would hold half a transaction: like Redis, the cron starts
+    // the save after it.
+    if ctx.client.in_exec {
+        p.bgsave_scheduled
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        return Ok(Frame::Simple("Background saving scheduled".into()));
+    }
     match crate::persist::bgsave(ctx.srv) {
         BgsaveStart::Started => Ok(Frame::Simple("Background saving started".into())),
         BgsaveStart::RewriteRunning if schedule => {
@@ -123,6 +130,19 @@ fn bgsave(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
 /// rewrite is scheduled and the cron starts it once the save is over, as Redis does.
 fn bgrewriteaof(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CmdResult {
     use crate::aof::RewriteStart;
+    let aof = &ctx.srv.aof;
+    if ctx.client.in_exec
+        && !aof
+            .rewrite_running
+            .load(std::sync::atomic::Ordering::Relaxed)
+    {
+        // As Redis: inside EXEC the rewrite is left to the cron.
+        aof.rewrite_scheduled
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        return Ok(Frame::Simple(
+            "Background append only file rewriting scheduled".into(),
+        ));
+    }
     match crate::aof::start_rewrite(ctx.srv, false) {
         RewriteStart::Started => Ok(Frame::Simple(
             "Background append only file rewriting started".into(),

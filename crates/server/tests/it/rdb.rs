@@ -431,6 +431,31 @@ fn bgsave_and_aof_rewrite_take_turns_like_redis() {
     assert_eq!(info_field(&mut c, "aof_rewrite_in_progress"), "0");
     assert_eq!(info_field(&mut c, "aof_last_bgrewrite_status"), "ok");
     assert_eq!(info_field(&mut c, "rdb_last_bgsave_status"), "ok");
+    // Inside EXEC both are left to the cron, so no view holds half a transaction.
+    let t0 = Instant::now();
+    while info_field(&mut c, "rdb_bgsave_in_progress") != "0" {
+        assert!(t0.elapsed() < Duration::from_secs(30), "save still running");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let rewrites: u64 = info_field(&mut c, "aof_rewrites").parse().expect("count");
+    ok(&mut c, "MULTI");
+    assert_eq!(run(&mut c, "BGSAVE"), b"+QUEUED\r\n");
+    assert_eq!(run(&mut c, "BGREWRITEAOF"), b"+QUEUED\r\n");
+    assert_eq!(
+        run(&mut c, "EXEC"),
+        b"*2\r\n+Background saving scheduled\r\n+Background append only file rewriting scheduled\r\n"
+    );
+    let t0 = Instant::now();
+    while info_field(&mut c, "rdb_saves") != "4"
+        || info_field(&mut c, "aof_rewrites") != (rewrites + 1).to_string()
+        || info_field(&mut c, "aof_rewrite_in_progress") != "0"
+    {
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "scheduled jobs did not run"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
     drop(s);
     let _ = std::fs::remove_dir_all(&dir);
 }
