@@ -765,6 +765,60 @@ mod tests {
         assert_eq!(d.get(h(b"a"), b"a"), Some(&1));
     }
 
+    /// `passed` tells exactly which keys a walk has visited, across growth, and with
+    /// shrinking forbidden the table keeps its buckets when emptied.
+    #[test]
+    fn passed_matches_what_a_walk_visited_across_growth() {
+        let mut d: Dict<u32> = Dict::new();
+        d.set_shrink(false);
+        let keys: Vec<Vec<u8>> = (0..300u32)
+            .map(|i| format!("key{i}").into_bytes())
+            .collect();
+        for (i, k) in keys.iter().enumerate() {
+            d.insert(d.hash(k), k, i as u32);
+        }
+        for steps in [1usize, 7, 40, 100] {
+            let mut seen = std::collections::HashSet::new();
+            let mut cursor = 0;
+            for _ in 0..steps {
+                cursor = d.scan(cursor, |k, _| {
+                    seen.insert(k.to_vec());
+                });
+                assert_ne!(cursor, 0, "the walk ended early");
+            }
+            let mut grown = d.empty_like();
+            std::mem::swap(&mut grown, &mut d);
+            // Growth by inserting many keys after the walk started.
+            for i in 0..3000u32 {
+                let k = format!("more{i}").into_bytes();
+                grown.insert(grown.hash(&k), &k, i);
+            }
+            for k in &keys {
+                assert_eq!(Dict::<u32>::passed(grown.hash(k), cursor), seen.contains(k));
+            }
+            // The rest of the walk visits exactly the keys not passed.
+            let mut rest = std::collections::HashSet::new();
+            loop {
+                cursor = grown.scan(cursor, |k, _| {
+                    rest.insert(k.to_vec());
+                });
+                if cursor == 0 {
+                    break;
+                }
+            }
+            for k in &keys {
+                assert!(seen.contains(k) != rest.contains(k));
+            }
+            let buckets = grown.bucket_count();
+            for i in 0..3000u32 {
+                let k = format!("more{i}").into_bytes();
+                grown.remove(grown.hash(&k), &k);
+            }
+            assert_eq!(grown.bucket_count(), buckets);
+            d = grown;
+        }
+    }
+
     #[test]
     fn remove_where_with_lends_the_key_and_frees_every_length_class() {
         let mut d = Dict::new();

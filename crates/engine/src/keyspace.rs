@@ -318,7 +318,7 @@ impl Db {
         max: usize,
         lazy: &LazyFree,
         on_expired: &mut dyn FnMut(&[u8]),
-        keep: &mut dyn FnMut(u64, &[u8], Entry) -> Option<Entry>,
+        keep: &mut KeepRemoved<'_>,
     ) -> (usize, bool) {
         let mut n = 0;
         loop {
@@ -505,6 +505,10 @@ impl Db {
         });
     }
 }
+
+/// Offered `(hash, key, entry)` of a key leaving the table by itself (expiry): a frozen
+/// view keeps the entry, or gives it back to be freed.
+type KeepRemoved<'a> = dyn FnMut(u64, &[u8], Entry) -> Option<Entry> + 'a;
 
 /// Empty buckets a chunk of [`Keyspace::frozen_chunk`] may visit per entry it may emit.
 pub const WALK_EMPTY_PER_ENTRY: usize = 10;

@@ -49,9 +49,9 @@
 //! added to the manifest; then, with every command stopped for a moment (the exec gate
 //! taken for writing, every shard locked), the keyspace is frozen
 //! ([`basalt_engine::Keyspace::freeze`]) and the writer switches to the new file at that
-//! exact point. A background thread then writes the frozen view shard by shard into a
-//! temp base file (a changed key keeps its old version aside until its shard is saved),
-//! fsyncs it, renames it to the new base name and switches the manifest (written to a
+//! exact point. A background thread then writes the frozen view, walked a chunk at a
+//! time as BGSAVE does, into a temp base file (a key changed before the walk reaches it
+//! keeps its old version aside until its shard is saved), fsyncs it, renames it to the new base name and switches the manifest (written to a
 //! temp file, fsynced, renamed, directory fsynced). The old files are deleted. A crash
 //! at any point leaves a manifest that names complete files.
 

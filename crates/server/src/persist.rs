@@ -237,7 +237,7 @@ impl KeyDelay {
             u if u > 0 => u.unsigned_abs(),
             u => {
                 self.keys += 1;
-                u64::from(self.keys % u.unsigned_abs() == 0)
+                u64::from(self.keys.is_multiple_of(u.unsigned_abs()))
             }
         };
         if sleep > 0 {
