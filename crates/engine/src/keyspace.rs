@@ -576,9 +576,12 @@ impl Freeze {
     /// Records every freeze-time entry of `d` the walk has not emitted yet (`d` is about
     /// to be emptied or swapped away), moving them out of `d` when `take` (FLUSHDB: `d`
     /// is left empty and the caller resets the slice), copying them otherwise (SWAPDB).
-    fn keep_db(&mut self, db: usize, d: &mut Db, take: bool) {
+    /// With `take`, returns the entries the view does not need (for the caller to free,
+    /// lazily if it wants).
+    fn keep_db(&mut self, db: usize, d: &mut Db, take: bool) -> Vec<Entry> {
+        let mut unneeded = Vec::new();
         if self.complete[db] {
-            return;
+            return unneeded;
         }
         let pending = !self.walked[db];
         let cursor = self.cursor[db];
@@ -588,8 +591,14 @@ impl Freeze {
             let empty = d.dict.empty_like();
             let hasher = d.dict.empty_like();
             std::mem::replace(&mut d.dict, empty).into_each(|k, e| {
-                if unwalked(hasher.hash(&k)) {
-                    old.entry(k).or_insert(Some(e));
+                if !unwalked(hasher.hash(&k)) {
+                    unneeded.push(e);
+                    return;
+                }
+                if let std::collections::hash_map::Entry::Vacant(v) = old.entry(k) {
+                    v.insert(Some(e));
+                } else {
+                    unneeded.push(e);
                 }
             });
         } else {
@@ -600,6 +609,7 @@ impl Freeze {
             });
         }
         self.complete[db] = true;
+        unneeded
     }
 }
 
@@ -1829,7 +1839,12 @@ impl<'a> Guard<'a> {
         for (_, s) in self.guards.iter_mut() {
             let s = &mut **s;
             if let Some(f) = s.freeze.as_mut() {
-                f.keep_db(db, &mut s.dbs[db], true);
+                // Entries the view has already saved leave with the flush.
+                let done = f.keep_db(db, &mut s.dbs[db], true);
+                if lazy && !done.is_empty() {
+                    let n = done.len();
+                    lf.send(Box::new(done), n, 0);
+                }
             }
             let (garbage, keys, bytes) = s.dbs[db].take();
             if lazy && keys > 0 {
@@ -1845,8 +1860,8 @@ impl<'a> Guard<'a> {
         for (_, s) in self.guards.iter_mut() {
             let s = &mut **s;
             if let Some(f) = s.freeze.as_mut() {
-                f.keep_db(a, &mut s.dbs[a], false);
-                f.keep_db(b, &mut s.dbs[b], false);
+                let _ = f.keep_db(a, &mut s.dbs[a], false);
+                let _ = f.keep_db(b, &mut s.dbs[b], false);
             }
             s.dbs.swap(a, b);
         }

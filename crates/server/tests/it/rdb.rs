@@ -346,7 +346,7 @@ fn bgsave_writes_the_dataset_of_the_instant_it_started() {
     ok(&mut c, "RPUSH list:big more and more");
     ok(&mut c, "HSET hash:big extra field");
     ok(&mut c, "SELECT 5");
-    ok(&mut c, "FLUSHDB");
+    ok(&mut c, "FLUSHDB ASYNC");
     ok(&mut c, "SET db5:after v");
     ok(&mut c, "SELECT 0");
     ok(&mut c, "SWAPDB 0 1");
