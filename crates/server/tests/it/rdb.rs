@@ -302,6 +302,32 @@ fn bgsave_runs_in_the_background_and_reports_in_info() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// `rdb-key-save-delay` is Redis's hidden test directive: an int, out of `CONFIG GET *`.
+#[test]
+fn rdb_key_save_delay_is_a_hidden_int() {
+    let dir = scratch("save-delay");
+    let s = start_in(&dir, &["--save", ""]);
+    let mut c = s.client().expect("client");
+    ok(&mut c, "CONFIG SET rdb-key-save-delay -2147483648");
+    ok(&mut c, "CONFIG SET rdb-key-save-delay 2147483647");
+    assert_eq!(
+        run(&mut c, "CONFIG SET rdb-key-save-delay 2147483648"),
+        b"-ERR CONFIG SET failed (possibly related to argument 'rdb-key-save-delay') - argument must be between -2147483648 and 2147483647 inclusive\r\n"
+    );
+    assert_eq!(
+        run(&mut c, "CONFIG GET rdb-key-save-delay"),
+        b"*2\r\n$18\r\nrdb-key-save-delay\r\n$10\r\n2147483647\r\n"
+    );
+    let all = run(&mut c, "CONFIG GET *");
+    assert!(!String::from_utf8_lossy(&all).contains("rdb-key-save-delay"));
+    // A negative delay sleeps 1 µs every n keys: a save still completes.
+    ok(&mut c, "CONFIG SET rdb-key-save-delay -3");
+    ok(&mut c, "MSET a 1 b 2 c 3 d 4");
+    assert_eq!(run(&mut c, "SAVE"), b"+OK\r\n");
+    drop(s);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// BGSAVE writes the dataset of the instant it started (the keyspace is frozen, like
 /// Redis's fork), whatever changes run while it writes: overwrites, deletions, expiry,
 /// new keys, RENAME and MOVE, FLUSHDB, SWAPDB, growing big collections. Four shards of
