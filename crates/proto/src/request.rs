@@ -258,9 +258,9 @@ impl RequestDecoder {
     }
 
     /// The fast path for the common case: a complete, well-formed multibulk request of
-    /// short header lines at the front of `buf`. It is taken out with one split and its
-    /// arguments are slices of it (one reference count each) instead of one split and
-    /// one advance per line. Anything else — an incomplete request, a malformed or
+    /// short header lines at the front of `buf`. It is checked whole, taken out with one
+    /// split, and its arguments are split off it (one reference count each) instead of
+    /// one split and one advance per line. Anything else — an incomplete request, a malformed or
     /// unusual line, a count or length the slow path would refuse, a large argument —
     /// returns `None` with nothing consumed, and the general decoder handles it with
     /// its exact errors and waits.
@@ -306,14 +306,25 @@ impl RequestDecoder {
             *span = (start, end);
             at = end + 2;
         }
-        let whole = buf.split_to(at).freeze();
+        // The request is split off once; each argument but the last is split off the
+        // front of it, and the last one becomes the request's own handle. That is one
+        // reference to the shared read buffer per argument (an atomic increment, and a
+        // decrement when it is dropped), where slicing the request kept one more alive.
+        let mut rest = buf.split_to(at).freeze();
+        let count = count as usize;
+        let mut args = Vec::with_capacity(count);
+        let mut pos = 0;
+        for &(s, e) in &spans[..count - 1] {
+            rest.advance(s - pos);
+            args.push(rest.split_to(e - s));
+            pos = e;
+        }
+        let (s, e) = spans[count - 1];
+        rest.advance(s - pos);
+        rest.truncate(e - s);
+        args.push(rest);
         self.scanned = 0;
-        Some(
-            spans[..count as usize]
-                .iter()
-                .map(|&(s, e)| whole.slice(s..e))
-                .collect(),
-        )
+        Some(args)
     }
 
     /// Finds `terminator` in the first `max_inline_len + 1` bytes of `buf`, resuming where
