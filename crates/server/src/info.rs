@@ -169,7 +169,7 @@ pub fn sample_memory(srv: &Server) {
     srv.peak_memory.fetch_max(used, Ordering::Relaxed);
     let now = unix_ms();
     let mut m = srv.metrics.lock();
-    let ops = srv.stats.commands_processed.load(Ordering::Relaxed);
+    let ops = srv.commands_processed();
     let inb = srv.stats.net_input_bytes.load(Ordering::Relaxed);
     let outb = srv.stats.net_output_bytes.load(Ordering::Relaxed);
     if m.last_ms != 0 && now > m.last_ms {
@@ -625,11 +625,7 @@ fn section(srv: &Server, name: &str, out: &mut String) {
                 "total_connections_received",
                 st.connections_received.load(Ordering::Relaxed),
             );
-            line(
-                out,
-                "total_commands_processed",
-                st.commands_processed.load(Ordering::Relaxed),
-            );
+            line(out, "total_commands_processed", srv.commands_processed());
             line(out, "instantaneous_ops_per_sec", ops.round() as u64);
             line(
                 out,
@@ -711,7 +707,7 @@ fn section(srv: &Server, name: &str, out: &mut String) {
                 "total_reads_processed",
                 st.net_input_bytes
                     .load(Ordering::Relaxed)
-                    .min(st.commands_processed.load(Ordering::Relaxed)),
+                    .min(srv.commands_processed()),
             );
             line(out, "total_writes_processed", 0);
             line(out, "io_threaded_reads_processed", 0);

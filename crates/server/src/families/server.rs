@@ -284,7 +284,6 @@ fn config_resetstat(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CmdResult {
     let s = &srv.stats;
     for c in [
         &s.connections_received,
-        &s.commands_processed,
         &s.rejected_connections,
         &s.net_input_bytes,
         &s.net_output_bytes,
