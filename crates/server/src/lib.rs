@@ -91,7 +91,14 @@ pub async fn run(srv: Arc<Server>) -> std::io::Result<()> {
     // Clients are accepted while the dataset loads: commands without the `loading` flag
     // get -LOADING until it is done, as in Redis. The state lasts until the AOF is open
     // for appending too, so no write can slip in unlogged.
-    srv.persist.start_loading(0);
+    // The RDB's size is known before any client can ask: INFO never shows `loading:1` with
+    // `loading_total_bytes:0` (the AOF's total is set when its files are listed).
+    let rdb_total = if srv.config.read().appendonly {
+        0
+    } else {
+        std::fs::metadata(persist::rdb_path(&srv)).map_or(0, |m| m.len())
+    };
+    srv.persist.start_loading(rdb_total);
     let signals = tokio::spawn(wait_for_signals(srv.clone()));
     let mut tasks = Vec::new();
     for l in listeners {
