@@ -525,7 +525,7 @@ pub const WALK_EMPTY_PER_ENTRY: usize = 10;
 /// ([`Dict::passed`]).
 struct Freeze {
     /// Recorded freeze-time entries by database.
-    old: Vec<std::collections::HashMap<Box<[u8]>, Option<Entry>>>,
+    old: Vec<std::collections::HashMap<Box<[u8]>, Option<Entry>, foldhash::fast::FixedState>>,
     /// Databases whose whole not yet emitted freeze-time content is in `old` (FLUSHDB,
     /// SWAPDB): their current content no longer matters to the view and is not walked.
     complete: Vec<bool>,
@@ -536,9 +536,13 @@ struct Freeze {
 }
 
 impl Freeze {
-    fn new(dbs: usize) -> Freeze {
+    /// A freeze of `dbs` databases whose recorded keys are hashed with the keyspace's
+    /// seeded `hasher` (client-chosen key names must not be able to pick collisions).
+    fn new(dbs: usize, hasher: &foldhash::fast::FixedState) -> Freeze {
         Freeze {
-            old: (0..dbs).map(|_| Default::default()).collect(),
+            old: (0..dbs)
+                .map(|_| std::collections::HashMap::with_hasher(hasher.clone()))
+                .collect(),
             complete: vec![false; dbs],
             cursor: vec![0; dbs],
             walked: vec![false; dbs],
@@ -987,7 +991,7 @@ impl Keyspace {
         }
         let dbs = self.databases;
         for (_, s) in g.guards.iter_mut() {
-            s.freeze = Some(Freeze::new(dbs));
+            s.freeze = Some(Freeze::new(dbs, &self.hasher));
             for d in s.dbs.iter_mut() {
                 d.dict.set_shrink(false);
             }
