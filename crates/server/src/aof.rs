@@ -966,6 +966,12 @@ fn write_base(
         )
     };
     let now = frozen.unwrap_or_else(unix_ms);
+    // A background rewrite walks its freeze in chunks; the base written at startup
+    // takes each frozen shard whole.
+    let walk = || match frozen {
+        Some(_) => crate::persist::Walk::Frozen(now),
+        None => crate::persist::Walk::FrozenWhole(now),
+    };
     let result = (|| -> Result<(), String> {
         let mut out = BufWriter::with_capacity(WRITE_BUFFER, file);
         let mut enc = Encoder::new(EncodeOptions {
@@ -986,7 +992,7 @@ fn write_base(
             w.write(&crate::persist::function_records(&mut enc, libraries))
                 .map_err(werr)?;
             let mut buf = Vec::with_capacity(64 << 10);
-            visit_frozen(srv, now, frozen.is_some(), |db, key, value, exp| {
+            crate::persist::walk_keys(srv, walk(), None, |db, key, value, exp| {
                 w.select_db(db, None).map_err(werr)?;
                 buf.clear();
                 enc.key_value(&mut buf, key, value, exp);
@@ -1014,7 +1020,7 @@ fn write_base(
             }
             out.write_all(&buf).map_err(werr)?;
             let mut cur_db: Option<usize> = None;
-            visit_frozen(srv, now, frozen.is_some(), |db, key, value, exp| {
+            crate::persist::walk_keys(srv, walk(), None, |db, key, value, exp| {
                 buf.clear();
                 if cur_db != Some(db) {
                     let n = db.to_string();
@@ -1038,43 +1044,6 @@ fn write_base(
             Err(e)
         }
     }
-}
-
-/// Hands every key of the keyspace (live at `now`) to `f`, shard by shard: with
-/// `frozen`, the frozen view, copied out [`crate::persist::SAVE_CHUNK_ENTRIES`] entries at
-/// a time under the shard's lock; else each shard's current content (startup, nothing
-/// runs). Entries are written without the lock.
-fn visit_frozen(
-    srv: &Server,
-    now: u64,
-    frozen: bool,
-    mut f: impl FnMut(usize, &[u8], &basalt_engine::Value, u64) -> Result<(), String>,
-) -> Result<(), String> {
-    let mut batch: Vec<(usize, Box<[u8]>, basalt_engine::Value, u64)> = Vec::new();
-    let mut delay = crate::persist::KeyDelay::new(srv);
-    for shard in 0..srv.keyspace.shard_count() {
-        let mut done = false;
-        while !done {
-            let mut copy = |db: usize, k: &[u8], e: &basalt_engine::Entry| {
-                if e.expire_at() == 0 || e.expire_at() > now {
-                    batch.push((db, k.into(), e.value.clone(), e.expire_at()));
-                }
-            };
-            if frozen {
-                done =
-                    srv.keyspace
-                        .frozen_chunk(shard, crate::persist::SAVE_CHUNK_ENTRIES, &mut copy);
-            } else {
-                srv.keyspace.take_frozen(shard, &mut copy);
-                done = true;
-            }
-            for (db, key, value, exp) in batch.drain(..) {
-                f(db, &key, &value, exp)?;
-                delay.after_key();
-            }
-        }
-    }
-    Ok(())
 }
 
 // ---------------------------------------------------------------------------------------

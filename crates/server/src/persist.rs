@@ -373,54 +373,26 @@ fn write_keyspace(
     srv.persist.keys_total.store(total, Ordering::Relaxed);
     srv.persist.keys_processed.store(0, Ordering::Relaxed);
     let mut resized = vec![false; sizes.len()];
-    let mut batch: Vec<(usize, Box<[u8]>, Value, u64)> = Vec::new();
     let mut buf = Vec::with_capacity(64 << 10);
     let mut keys = 0u64;
-    let mut delay = KeyDelay::new(srv);
-    for shard in 0..srv.keyspace.shard_count() {
-        let mut done = false;
-        while !done {
-            if cancel.is_some_and(|c| c.load(Ordering::Relaxed)) {
-                return Err("Background saving interrupted (the server is shutting down)".into());
-            }
-            // The only part under the shard's lock: copying entries out.
-            match frozen {
-                Some(f) => {
-                    let now = f.at_ms;
-                    done = srv
-                        .keyspace
-                        .frozen_chunk(shard, SAVE_CHUNK_ENTRIES, |db, k, e| {
-                            if e.expire_at() == 0 || e.expire_at() > now {
-                                batch.push((db, k.into(), e.value.clone(), e.expire_at()));
-                            }
-                        });
-                }
-                None => {
-                    let now = unix_ms();
-                    srv.keyspace.with_shard(shard, |s| {
-                        s.for_each_live(now, |db, k, e| {
-                            batch.push((db, k.into(), e.value.clone(), e.expire_at()));
-                        });
-                    });
-                    done = true;
-                }
-            }
-            for (db, key, value, expire) in batch.drain(..) {
-                let resize = (!resized[db]).then(|| {
-                    let (k, v) = sizes.get(db).copied().unwrap_or_default();
-                    (k as u64, v as u64)
-                });
-                resized[db] = true;
-                w.select_db(db, resize).map_err(werr)?;
-                buf.clear();
-                enc.key_value(&mut buf, &key, &value, expire);
-                w.write(&buf).map_err(werr)?;
-                keys += 1;
-                delay.after_key();
-            }
-            srv.persist.keys_processed.store(keys, Ordering::Relaxed);
-        }
-    }
+    let walk = match frozen {
+        Some(f) => Walk::Frozen(f.at_ms),
+        None => Walk::Live,
+    };
+    walk_keys(srv, walk, cancel, |db, key, value, expire| {
+        let resize = (!resized[db]).then(|| {
+            let (k, v) = sizes.get(db).copied().unwrap_or_default();
+            (k as u64, v as u64)
+        });
+        resized[db] = true;
+        w.select_db(db, resize).map_err(werr)?;
+        buf.clear();
+        enc.key_value(&mut buf, key, value, expire);
+        w.write(&buf).map_err(werr)?;
+        keys += 1;
+        srv.persist.keys_processed.store(keys, Ordering::Relaxed);
+        Ok(())
+    })?;
     // Written after the keys, so the counter covers every fence the snapshot holds (a
     // loader reads aux fields anywhere). Absent when coordination was never used.
     let now_state;
@@ -440,6 +412,79 @@ fn write_keyspace(
     let file = bw.into_inner().map_err(|e| werr(e.into_error()))?;
     file.sync_all().map_err(werr)?;
     Ok(SaveStats { keys, bytes })
+}
+
+/// Which view of the keyspace a save walks.
+pub(crate) enum Walk {
+    /// The frozen view (BGSAVE, AOF rewrite), in chunks with the shard lock released
+    /// between them; keys past their deadline at the freeze instant (Unix ms) are left
+    /// out.
+    Frozen(u64),
+    /// The frozen view, each shard taken whole (the AOF base written at startup).
+    FrozenWhole(u64),
+    /// The live keyspace, each shard copied whole under its lock (SAVE, shutdown,
+    /// DEBUG RELOAD).
+    Live,
+}
+
+/// Calls `f` with every key of `walk`'s view (database, name, value, deadline), copying
+/// entries out under the shard lock and calling `f` without it. Stops with an error when
+/// `cancel` is raised (shutdown, FLUSHALL) or `f` fails; honours `rdb-key-save-delay`.
+pub(crate) fn walk_keys(
+    srv: &Server,
+    walk: Walk,
+    cancel: Option<&AtomicBool>,
+    mut f: impl FnMut(usize, &[u8], &Value, u64) -> Result<(), String>,
+) -> Result<(), String> {
+    let mut batch: Vec<(usize, Box<[u8]>, Value, u64)> = Vec::new();
+    let mut delay = KeyDelay::new(srv);
+    for shard in 0..srv.keyspace.shard_count() {
+        let mut done = false;
+        while !done {
+            if cancel.is_some_and(|c| c.load(Ordering::Relaxed)) {
+                return Err("Background saving interrupted (the server is shutting down)".into());
+            }
+            // The only part under the shard's lock: copying entries out.
+            let live_at = |now: u64| {
+                move |e: &basalt_engine::Entry| e.expire_at() == 0 || e.expire_at() > now
+            };
+            match walk {
+                Walk::Frozen(now) => {
+                    let live = live_at(now);
+                    done = srv
+                        .keyspace
+                        .frozen_chunk(shard, SAVE_CHUNK_ENTRIES, |db, k, e| {
+                            if live(e) {
+                                batch.push((db, k.into(), e.value.clone(), e.expire_at()));
+                            }
+                        });
+                }
+                Walk::FrozenWhole(now) => {
+                    let live = live_at(now);
+                    srv.keyspace.take_frozen(shard, |db, k, e| {
+                        if live(e) {
+                            batch.push((db, k.into(), e.value.clone(), e.expire_at()));
+                        }
+                    });
+                    done = true;
+                }
+                Walk::Live => {
+                    let now = unix_ms();
+                    srv.keyspace.with_shard(shard, |s| {
+                        s.for_each_live(now, |db, k, e| {
+                            batch.push((db, k.into(), e.value.clone(), e.expire_at()));
+                        });
+                    });
+                    done = true;
+                }
+            }
+            for (db, key, value, expire) in batch.drain(..) {
+                f(db, &key, &value, expire)?;
+                delay.after_key();
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The source of every function library (what FUNCTION DUMP / an RDB file carries).
