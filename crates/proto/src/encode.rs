@@ -125,6 +125,11 @@ pub fn encode(frame: &Frame, proto: Protocol, out: &mut BytesMut) {
                 encode(item, proto, out);
             }
         }
+        Frame::Bulks(list) => {
+            out.reserve(list.wire().len() + 23);
+            header(out, b'*', list.len());
+            out.put_slice(list.wire());
+        }
     }
 }
 
@@ -351,6 +356,38 @@ mod tests {
         assert_eq!(
             &out[..],
             b"*0\r\n*3\r\n$3\r\nSET\r\n$0\r\n\r\n$4\r\na\r\nb\r\n"
+        );
+    }
+
+    proptest::proptest! {
+        /// A `Bulks` list is the same reply as an `Array` of `Bulk`s in both protocols,
+        /// and gives back the elements it was given (binary, empty, CR/LF inside).
+        #[test]
+        fn bulks_are_an_array_of_bulks(items in proptest::collection::vec(
+            proptest::collection::vec(proptest::prelude::any::<u8>(), 0..40), 0..12)) {
+            let mut list = crate::BulkList::default();
+            for it in &items {
+                list.push(it);
+            }
+            let array = Frame::Array(items.iter().map(|b| Frame::bulk(b)).collect());
+            for proto in [Protocol::Resp2, Protocol::Resp3] {
+                proptest::prop_assert_eq!(enc(&Frame::Bulks(list.clone()), proto), enc(&array, proto));
+            }
+            let back: Vec<Vec<u8>> = list.iter().map(<[u8]>::to_vec).collect();
+            proptest::prop_assert_eq!(&back, &items);
+            proptest::prop_assert_eq!(list.len(), items.len());
+        }
+    }
+
+    #[test]
+    fn bulks_doubles_are_resp2_scores() {
+        let mut list = crate::BulkList::default();
+        list.push_double(1.5);
+        list.push_double(f64::INFINITY);
+        both(
+            Frame::Bulks(list),
+            b"*2\r\n$3\r\n1.5\r\n$3\r\ninf\r\n",
+            b"*2\r\n$3\r\n1.5\r\n$3\r\ninf\r\n",
         );
     }
 }

@@ -62,6 +62,81 @@ pub enum Frame {
     },
     /// RESP3 `>N` out-of-band push; RESP2 an array.
     Push(Vec<Frame>),
+    /// An array of bulk strings kept back to back in one buffer, already in their wire
+    /// form: what a range read (ZRANGE, LRANGE, ...) answers with one allocation instead
+    /// of one per element. Encodes exactly as `Array` of `Bulk`s, in both protocols.
+    Bulks(BulkList),
+}
+
+/// The elements of a [`Frame::Bulks`]: `$len\r\nbytes\r\n` each, appended in order.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct BulkList {
+    wire: Vec<u8>,
+    len: usize,
+}
+
+impl BulkList {
+    /// An empty list with room for `n` elements of `bytes` bytes in all.
+    pub fn with_capacity(n: usize, bytes: usize) -> BulkList {
+        BulkList {
+            wire: Vec::with_capacity(bytes + n * 8),
+            len: 0,
+        }
+    }
+
+    /// Appends one element.
+    pub fn push(&mut self, data: &[u8]) {
+        let mut digits = itoa::Buffer::new();
+        let digits = digits.format(data.len()).as_bytes();
+        self.wire.reserve(data.len() + digits.len() + 5);
+        self.wire.push(b'$');
+        self.wire.extend_from_slice(digits);
+        self.wire.extend_from_slice(b"\r\n");
+        self.wire.extend_from_slice(data);
+        self.wire.extend_from_slice(b"\r\n");
+        self.len += 1;
+    }
+
+    /// Appends a double as RESP2 sends one (`%.17g`, as `Frame::Double` encodes there).
+    pub fn push_double(&mut self, v: f64) {
+        self.push(crate::number::g17(v).as_bytes());
+    }
+
+    /// How many elements.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// True without elements.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The elements in their wire form, back to back (what follows the `*N` header).
+    pub fn wire(&self) -> &[u8] {
+        &self.wire
+    }
+
+    /// The elements' bytes, in order.
+    pub fn iter(&self) -> impl Iterator<Item = &[u8]> {
+        let mut rest = &self.wire[..];
+        std::iter::from_fn(move || {
+            if rest.is_empty() {
+                return None;
+            }
+            // Written by `push`: `$`, digits, CRLF, data, CRLF.
+            let crlf = rest.iter().position(|&c| c == b'\r')?;
+            let n: usize = std::str::from_utf8(&rest[1..crlf]).ok()?.parse().ok()?;
+            let data = &rest[crlf + 2..crlf + 2 + n];
+            rest = &rest[crlf + 4 + n..];
+            Some(data)
+        })
+    }
+
+    /// The same elements as `Bulk` frames.
+    pub fn to_frames(&self) -> Vec<Frame> {
+        self.iter().map(Frame::bulk).collect()
+    }
 }
 
 impl Frame {

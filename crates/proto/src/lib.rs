@@ -22,7 +22,7 @@ mod split;
 pub use decode::decode_frame;
 pub use encode::{encode, encode_command, encode_push};
 pub use error::{FrameError, ProtocolError};
-pub use frame::{Frame, Protocol};
+pub use frame::{BulkList, Frame, Protocol};
 pub use limits::{Limits, PROTO_INLINE_MAX_SIZE, PROTO_MBULK_BIG_ARG};
 pub use number::{format_double, format_double_human, parse_i64_strict};
 pub use request::RequestDecoder;

@@ -54,9 +54,14 @@ pub enum ListElem<'a> {
 impl ListElem<'_> {
     /// The element's bytes as a new buffer.
     pub fn to_bytes(&self) -> Bytes {
+        self.with_bytes(Bytes::copy_from_slice)
+    }
+
+    /// Calls `f` with the element's bytes (an integer formatted on the stack).
+    pub fn with_bytes<R>(&self, f: impl FnOnce(&[u8]) -> R) -> R {
         match self {
-            ListElem::Str(s) => Bytes::copy_from_slice(s),
-            ListElem::Int(i) => Bytes::copy_from_slice(itoa::Buffer::new().format(*i).as_bytes()),
+            ListElem::Str(s) => f(s),
+            ListElem::Int(i) => f(itoa::Buffer::new().format(*i).as_bytes()),
         }
     }
 

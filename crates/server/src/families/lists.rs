@@ -16,7 +16,7 @@ use crate::server::Ctx;
 use basalt_engine::types::ListValue;
 use basalt_engine::types::list::End;
 use basalt_engine::{Guard, Value};
-use basalt_proto::Frame;
+use basalt_proto::{BulkList, Frame};
 use bytes::Bytes;
 
 const RO: &[&str] = &["RO"];
@@ -540,12 +540,12 @@ fn lrange(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let Some((first, n)) = range(start, end, l.len()) else {
         return Ok(Frame::Array(Vec::new()));
     };
-    Ok(Frame::Array(
-        l.iter_from(first)
-            .take(n)
-            .map(|v| Frame::Bulk(v.to_bytes()))
-            .collect(),
-    ))
+    // Written straight into one reply buffer (no allocation per element).
+    let mut reply = BulkList::default();
+    for v in l.iter_from(first).take(n) {
+        v.with_bytes(|b| reply.push(b));
+    }
+    Ok(Frame::Bulks(reply))
 }
 
 /// A possibly negative index into a list of `len`, or None when out of range.

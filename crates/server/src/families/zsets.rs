@@ -21,7 +21,7 @@ use basalt_engine::glob::glob_match;
 use basalt_engine::types::zset::{LexRange, ScoreRange, cmp_key};
 use basalt_engine::types::{SetValue, ZSetValue};
 use basalt_engine::{Guard, Value};
-use basalt_proto::{Frame, Protocol};
+use basalt_proto::{BulkList, Frame, Protocol};
 use bytes::Bytes;
 use std::collections::HashMap;
 use std::collections::hash_map::Entry as MapEntry;
@@ -587,17 +587,74 @@ fn members_reply(ctx: &Ctx<'_>, items: Vec<(Bytes, f64)>, withscores: bool) -> F
     }
 }
 
-/// `n` elements walking from ascending rank `start`, up or down.
-fn collect(z: &ZSetValue, start: usize, rev: bool, n: usize) -> Vec<(Bytes, f64)> {
-    let mut out = Vec::with_capacity(n.min(z.len()));
+/// `n` elements walking from ascending rank `start`, up or down, handed to `out`.
+fn collect(z: &ZSetValue, start: usize, rev: bool, n: usize, out: &mut impl Sink) {
     if n == 0 {
-        return out;
+        return;
     }
+    let mut left = n;
     z.walk(start, rev, |m, s| {
-        out.push((Bytes::copy_from_slice(m), s));
-        out.len() < n
+        out.put(m, s);
+        left -= 1;
+        left > 0
     });
-    out
+}
+
+/// Where a range read puts the members it walks (in reply order).
+trait Sink {
+    fn put(&mut self, member: &[u8], score: f64);
+}
+
+/// Members copied out, for a command that works on them after the walk (ZRANGESTORE).
+impl Sink for Vec<(Bytes, f64)> {
+    fn put(&mut self, member: &[u8], score: f64) {
+        self.push((Bytes::copy_from_slice(member), score));
+    }
+}
+
+/// A range read's reply, built during the walk: members (and scores) are written into
+/// one buffer in their wire form (`Frame::Bulks`) instead of one allocation each; only
+/// RESP3's WITHSCORES pairs (nested arrays with doubles) are frames.
+enum ReplyBuilder {
+    Bulks { list: BulkList, withscores: bool },
+    Pairs(Vec<Frame>),
+}
+
+impl ReplyBuilder {
+    fn new(ctx: &Ctx<'_>, withscores: bool) -> ReplyBuilder {
+        if withscores && resp3(ctx) {
+            ReplyBuilder::Pairs(Vec::new())
+        } else {
+            ReplyBuilder::Bulks {
+                list: BulkList::default(),
+                withscores,
+            }
+        }
+    }
+
+    fn finish(self) -> Frame {
+        match self {
+            ReplyBuilder::Bulks { list, .. } => Frame::Bulks(list),
+            ReplyBuilder::Pairs(v) => Frame::Array(v),
+        }
+    }
+}
+
+impl Sink for ReplyBuilder {
+    fn put(&mut self, member: &[u8], score: f64) {
+        match self {
+            ReplyBuilder::Bulks { list, withscores } => {
+                list.push(member);
+                if *withscores {
+                    list.push_double(score);
+                }
+            }
+            ReplyBuilder::Pairs(v) => v.push(Frame::Array(vec![
+                Frame::bulk(member),
+                Frame::Double(score),
+            ])),
+        }
+    }
 }
 
 /// Redis's rank-range normalisation (`ZRANGE`, `ZREMRANGEBYRANK`): negative indexes count
@@ -633,14 +690,15 @@ fn collect_limited(
     rev: bool,
     offset: i64,
     limit: i64,
-) -> Vec<(Bytes, f64)> {
+    out: &mut impl Sink,
+) {
     if offset < 0 || hi <= lo {
-        return Vec::new();
+        return;
     }
     let avail = (hi - lo) as u64;
     let off = offset as u64;
     if off >= avail {
-        return Vec::new();
+        return;
     }
     let mut n = avail - off;
     if limit >= 0 {
@@ -649,9 +707,9 @@ fn collect_limited(
     let n = n as usize;
     let off = off as usize;
     if rev {
-        collect(z, hi - 1 - off, true, n)
+        collect(z, hi - 1 - off, true, n, out)
     } else {
-        collect(z, lo + off, false, n)
+        collect(z, lo + off, false, n, out)
     }
 }
 
@@ -986,22 +1044,21 @@ enum Range {
 }
 
 /// The elements a range request selects, in reply order.
-fn select(z: &ZSetValue, range: &Range, rev: bool, offset: i64, limit: i64) -> Vec<(Bytes, f64)> {
+fn select(z: &ZSetValue, range: &Range, rev: bool, offset: i64, limit: i64, out: &mut impl Sink) {
     match range {
-        Range::Rank(start, end) => match rank_range(*start, *end, z.len()) {
-            None => Vec::new(),
-            Some((s, e)) => {
+        Range::Rank(start, end) => {
+            if let Some((s, e)) = rank_range(*start, *end, z.len()) {
                 let n = e - s + 1;
                 if rev {
                     // Reverse ranks count from the top.
-                    collect(z, z.len() - 1 - s, true, n)
+                    collect(z, z.len() - 1 - s, true, n, out)
                 } else {
-                    collect(z, s, false, n)
+                    collect(z, s, false, n, out)
                 }
             }
-        },
-        Range::Score(r) => collect_limited(z, z.score_ranks(r), rev, offset, limit),
-        Range::Lex(r) => collect_limited(z, z.lex_ranks(r, rev), rev, offset, limit),
+        }
+        Range::Score(r) => collect_limited(z, z.score_ranks(r), rev, offset, limit, out),
+        Range::Lex(r) => collect_limited(z, z.lex_ranks(r, rev), rev, offset, limit, out),
     }
 }
 
@@ -1069,21 +1126,21 @@ fn zrange_generic(
     let db = ctx.client.db;
     let key = &args[src];
     if !store {
+        let mut reply = ReplyBuilder::new(ctx, withscores);
         let mut g = ctx.srv.keyspace.lock_key(key, ctx.now);
-        let items = match read(&mut g, db, key)? {
-            None => Vec::new(),
-            Some(z) => select(z, &range, rev, offset, limit),
-        };
+        if let Some(z) = read(&mut g, db, key)? {
+            select(z, &range, rev, offset, limit, &mut reply);
+        }
         drop(g);
-        return Ok(members_reply(ctx, items, withscores));
+        return Ok(reply.finish());
     }
     let dst = &args[1];
     let enc = ctx.enc();
     let mut g = ctx.srv.keyspace.lock_keys(&args[1..3], ctx.now);
-    let items = match read(&mut g, db, key)? {
-        None => Vec::new(),
-        Some(z) => select(z, &range, rev, offset, limit),
-    };
+    let mut items = Vec::new();
+    if let Some(z) = read(&mut g, db, key)? {
+        select(z, &range, rev, offset, limit, &mut items);
+    }
     let n = items.len();
     ctx.reply_here();
     if n == 0 {
@@ -1481,7 +1538,9 @@ fn zrandmember(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         out
     } else if count as u64 >= size as u64 {
         // The whole set, highest rank first (what Redis 7.0 returns here).
-        collect(z, size - 1, true, size)
+        let mut all = Vec::with_capacity(size);
+        collect(z, size - 1, true, size, &mut all);
+        all
     } else {
         let n = count as usize;
         let mut ranks: Vec<usize> = if n * 3 > size {

@@ -223,6 +223,13 @@ pub unsafe fn push_frame(
                 }
             }
             Frame::Attribute { data, .. } => push_frame(state, data, resp3, scratch),
+            Frame::Bulks(list) => {
+                ffi::lua_createtable(state, list.len().min(i32::MAX as usize) as i32, 0);
+                for (i, item) in list.iter().enumerate() {
+                    push_bytes(state, item);
+                    ffi::lua_rawseti_(state, -2, (i + 1) as i32);
+                }
+            }
         }
     }
 }
