@@ -497,8 +497,9 @@ async fn wait_blocked(
                     recheck_at = again.recheck_at;
                     // Someone else got there first (or, for a stream, the new entries
                     // were not for us): keep our place and wait again. Stream readers
-                    // pass the wake-up on, as one XADD may serve several of them.
-                    if req.pass_on && !recheck {
+                    // pass the wake-up on, as one XADD may serve several of them, and
+                    // so does a re-run that passed over a key of another type.
+                    if (req.pass_on || again.pass_on) && !recheck {
                         srv.blocking.signal_after(&slot);
                     }
                     continue;

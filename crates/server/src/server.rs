@@ -218,6 +218,9 @@ pub struct Ctx<'a> {
     /// What the command changed, for `rdb_changes_since_last_save` (see
     /// [`Ctx::changed`]).
     pub changes: Changes,
+    /// A woken waiter's re-run passed over a key that now holds another type (see
+    /// [`Ctx::skipped_wrong_type`]).
+    pub skipped_wrong: bool,
 }
 
 /// The changes one command made to the dataset, counted as Redis counts `server.dirty`
@@ -416,13 +419,22 @@ impl Ctx<'_> {
             keys,
             deadline,
             rerun: None,
-            pass_on: false,
+            pass_on: self.skipped_wrong,
             keepalive: Vec::new(),
             recheck: false,
             timeout_rerun: None,
             recheck_at: None,
         });
         Ok(Frame::NullArray)
+    }
+
+    /// A blocked client's re-run (woken by a write) passed over one of its keys because
+    /// it now holds another type: the write that woke it may serve another waiter of the
+    /// key (a ZADD wakes a BLPOP queued before a BZPOPMIN), so if the command blocks
+    /// again it passes the wake-up on to the next waiter, as Redis serves every client
+    /// blocked on a ready key whose type fits.
+    pub fn skipped_wrong_type(&mut self) {
+        self.skipped_wrong = true;
     }
 
     /// [`Ctx::block`] for a FIFO resource (RL.LEASE): queued clients re-check once
@@ -971,6 +983,7 @@ impl Server {
                 now,
                 fullname: &resolved.fullname,
                 changes: Changes::default(),
+                skipped_wrong: false,
             };
             let result = handler(&mut ctx, args);
             // Counted whatever the result, as Redis's `server.dirty` (a command that

@@ -735,6 +735,7 @@ fn move_element(
         return Ok(None);
     };
     if skip_wrong_src && !matches!(e.value, Value::List(_)) {
+        ctx.skipped_wrong_type();
         return Ok(None);
     }
     list_mut(&mut e.value)?;
@@ -822,6 +823,7 @@ fn pop_first(
             continue;
         };
         if skip_wrong && !matches!(e.value, Value::List(_)) {
+            ctx.skipped_wrong_type();
             continue;
         }
         let l = list_mut(&mut e.value)?;

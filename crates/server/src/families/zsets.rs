@@ -1275,7 +1275,10 @@ fn pop_first(
         let z = match write(g, db, key) {
             Ok(Some(z)) => z,
             Ok(None) => continue,
-            Err(_) if skip_wrong => continue,
+            Err(_) if skip_wrong => {
+                ctx.skipped_wrong_type();
+                continue;
+            }
             Err(e) => return Err(e),
         };
         let mut items = Vec::with_capacity(count.min(z.len()));

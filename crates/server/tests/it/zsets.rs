@@ -328,3 +328,32 @@ fn zrandmember_bounds_negative_counts() {
         "-ERR value is out of range\r\n"
     );
 }
+
+/// A list popper and a sorted-set popper wait on one key; a ZADD makes it a sorted set.
+/// The list popper, first in the queue, cannot be served from it and stays blocked; the
+/// wake-up must reach the sorted-set popper behind it (as Redis serves every client
+/// whose type fits). Then the key becomes a list again and the list popper is served.
+#[test]
+fn a_wakeup_the_first_waiter_cannot_use_reaches_the_next() {
+    let server = crate::start(&[]);
+    let mut ctl = client(&server);
+    let mut lister = client(&server);
+    let mut zsetter = client(&server);
+    let mut mover = client(&server);
+    send(&mut lister, "BLPOP k 0");
+    wait_blocked(&mut ctl, 1);
+    send(&mut mover, "BLMOVE k dst LEFT RIGHT 0");
+    wait_blocked(&mut ctl, 2);
+    send(&mut zsetter, "BZPOPMIN k 0");
+    wait_blocked(&mut ctl, 3);
+    assert_eq!(cmd(&mut ctl, "ZADD k 1 m"), ":1\r\n");
+    assert_eq!(reply(&mut zsetter), popped("k", "m", "1"));
+    wait_blocked(&mut ctl, 2);
+    assert!(!lister.has_pending());
+    assert!(!mover.has_pending());
+    assert_eq!(cmd(&mut ctl, "RPUSH k a b"), ":2\r\n");
+    assert_eq!(reply(&mut lister), "*2\r\n$1\r\nk\r\n$1\r\na\r\n");
+    assert_eq!(reply(&mut mover), "$1\r\nb\r\n");
+    wait_blocked(&mut ctl, 0);
+    assert_eq!(cmd(&mut ctl, "LRANGE dst 0 -1"), "*1\r\n$1\r\nb\r\n");
+}
