@@ -755,6 +755,19 @@ impl Server {
             .or_insert(0) += 1;
     }
 
+    /// Moves one counted error from `e`'s code to `code` (the reply that was sent
+    /// differs from the refusal that was counted: a refused EXEC).
+    fn recount_error(&self, e: &Error, code: &str) {
+        let mut stats = self.error_stats.lock();
+        if let Some(n) = stats.get_mut(e.code()) {
+            *n -= 1;
+            if *n == 0 {
+                stats.remove(e.code());
+            }
+        }
+        *stats.entry(code.to_string()).or_insert(0) += 1;
+    }
+
     /// Looks the request's command up and checks arity and authentication. On refusal
     /// returns the error reply (already counted).
     pub fn prepare(&self, client: &Client, args: &[Bytes]) -> Result<&Resolved, Error> {
@@ -1120,7 +1133,10 @@ impl Server {
             return e.into_frame();
         }
         // As Redis's rejectCommand: a refused EXEC always answers EXECABORT, in MULTI
-        // or not.
+        // or not, and that is the error INFO errorstats counts (`execCommandAbort`
+        // replies through addReplyErrorFormat). Every refusal reaching here was counted
+        // under its own code where it was found: move that count.
+        self.recount_error(&e, "EXECABORT");
         self.end_transaction(client);
         let msg = e.0.strip_prefix("ERR ").unwrap_or(&e.0);
         Frame::error(format!("EXECABORT Transaction discarded because of: {msg}"))

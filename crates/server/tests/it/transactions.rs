@@ -433,3 +433,42 @@ fn disconnect_forgets_watches_and_queue() {
     // The dropped clients' queued SETs never ran.
     assert_eq!(c.cmd_line("EXISTS k1").unwrap(), b":0\r\n");
 }
+
+/// A refused EXEC answers EXECABORT and INFO errorstats counts EXECABORT, whatever the
+/// refusal was (here: the memory limit came into force after the commands were queued;
+/// then a denyoom command refused while queueing, counted as OOM, and its EXEC).
+/// Recorded from redis-server 7.0.15: EXECABORT 2, OOM 1, total 3.
+#[test]
+fn refused_exec_is_counted_as_execabort() {
+    let server = start(&[]);
+    let mut c = client(&server);
+    let mut admin = client(&server);
+    assert_eq!(c.cmd_line("MULTI").unwrap(), b"+OK\r\n");
+    assert_eq!(c.cmd_line("SET k v").unwrap(), b"+QUEUED\r\n");
+    assert_eq!(
+        admin.cmd_line("CONFIG SET maxmemory 1").unwrap(),
+        b"+OK\r\n"
+    );
+    assert_eq!(
+        c.cmd_line("EXEC").unwrap(),
+        b"-EXECABORT Transaction discarded because of: OOM command not allowed when used memory > 'maxmemory'.\r\n"
+    );
+    assert_eq!(c.cmd_line("MULTI").unwrap(), b"+OK\r\n");
+    assert_eq!(
+        c.cmd_line("SET k v").unwrap(),
+        b"-OOM command not allowed when used memory > 'maxmemory'.\r\n"
+    );
+    assert_eq!(
+        c.cmd_line("EXEC").unwrap(),
+        b"-EXECABORT Transaction discarded because of previous errors.\r\n"
+    );
+    assert_eq!(
+        admin.cmd_line("CONFIG SET maxmemory 0").unwrap(),
+        b"+OK\r\n"
+    );
+    let stats = String::from_utf8(admin.cmd_line("INFO errorstats").unwrap()).unwrap();
+    assert!(stats.contains("errorstat_EXECABORT:count=2\r\n"), "{stats}");
+    assert!(stats.contains("errorstat_OOM:count=1\r\n"), "{stats}");
+    let info = String::from_utf8(admin.cmd_line("INFO stats").unwrap()).unwrap();
+    assert!(info.contains("total_error_replies:3\r\n"), "{info}");
+}
