@@ -16,7 +16,8 @@
 #
 # Usage: bench/bgsave-latency.sh BIN_DIR   (release builds of basalt-server, basalt-bench)
 # Env: KEYS (2000000), VALUE (100), RATE (20000), CLIENTS (8), STEADY (10),
-#      PORT_B (7540), PORT_R (7541), SERVERS ("basalt redis").
+#      PORT_B (7540), PORT_R (7541), SERVERS ("basalt redis"),
+#      BASALT_ARGS (extra basalt-server arguments, e.g. "--save-yield-seconds 0").
 # A quiet machine with 2+ cores; nothing is asserted, the numbers go to stdout.
 set -u
 BIN=${1:?usage: $0 BIN_DIR}
@@ -55,7 +56,9 @@ rows=()
 for srv in $SERVERS; do
   dir=$work/$srv; mkdir -p "$dir"
   port=$PORT_B; [ "$srv" = redis ] && port=$PORT_R
-  pid=$(start_server "$srv" "$port" "$dir")
+  extra=()
+  [ "$srv" = basalt ] && read -ra extra <<< "${BASALT_ARGS:-}"
+  pid=$(start_server "$srv" "$port" "$dir" "${extra[@]}")
   pids+=("$pid")
   wait_port "$port" || { echo "$srv did not start" >&2; cat "$dir/log" >&2; exit 1; }
   taskset -c 1 "$BIN/basalt-bench" --port "$port" --clients 50 --pipeline 64 \

@@ -1087,7 +1087,7 @@ pub fn start_rewrite(srv: &Server, enable: bool) -> RewriteStart {
     let spawned = std::thread::Builder::new()
         .name("basalt-aofrw".into())
         .spawn(move || {
-            crate::persist::background_priority();
+            crate::persist::background_priority(crate::persist::save_yield_secs(&arc));
             let t0 = Instant::now();
             let r = rewrite(&arc, enable);
             let aof = &arc.aof;

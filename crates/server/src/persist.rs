@@ -30,7 +30,7 @@ use std::io::{BufReader, BufWriter};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Seconds between a failed background save and the next save-point attempt (Redis's
 /// `CONFIG_BGSAVE_RETRY_DELAY`).
@@ -482,6 +482,7 @@ pub(crate) fn walk_keys(
                 f(db, &key, &value, expire)?;
                 delay.after_key();
             }
+            saver_tick();
         }
     }
     Ok(())
@@ -640,25 +641,84 @@ pub fn bgsave(srv: &Server) -> BgsaveStart {
     }
 }
 
-/// Nice value of the threads writing snapshots and AOF rewrites. A fork-based Redis's
-/// child competes with the server at equal priority on a shared core; these threads give
-/// way to the threads serving clients (which preempt them when they wake) and still get
-/// a share of a busy core (nice 10 weighs about a tenth of nice 0), so a snapshot finishes
-/// under full load, only slower.
+/// Nice value of the threads writing snapshots and AOF rewrites once they stop yielding
+/// (see [`background_priority`]): a fork-based Redis's child competes with the server at
+/// equal priority on a shared core; nice 10 weighs about a tenth of nice 0, so a
+/// snapshot still finishes under full load, only slower.
 const BACKGROUND_NICE: libc::c_int = 10;
 
-/// Lowers the calling thread's CPU priority to [`BACKGROUND_NICE`] (Linux: nice is per
-/// thread). Failure only costs latency, so it is ignored.
-pub fn background_priority() {
+std::thread_local! {
+    /// On a saving thread that still runs under SCHED_IDLE: when it started, and how
+    /// long it may starve before it falls back to nice 10 (`save-yield-seconds`).
+    static YIELDING: std::cell::Cell<Option<(Instant, Duration)>> =
+        const { std::cell::Cell::new(None) };
+}
+
+/// Makes the calling thread a background saver (BGSAVE, AOF rewrite; Linux: scheduling
+/// is per thread). It gets nice 10 and, with `yield_secs` > 0, the SCHED_IDLE policy:
+/// a thread serving clients that wakes up preempts it at once. A nice value alone only
+/// lowers a thread's share: under the kernel's EEVDF scheduler a nice-10 saver that is
+/// picked keeps the core for its slice, up to milliseconds, while requests wait — that
+/// was most of the p99 of other clients during BGSAVE with the server on one core.
+/// Because a SCHED_IDLE thread gets almost nothing on a core that is never idle,
+/// [`saver_tick`] (called between chunks) falls back to plain nice 10 once the save has
+/// run `yield_secs` with less than half of that time on a CPU. Failures only cost
+/// latency and are ignored.
+pub fn background_priority(yield_secs: u64) {
     // SAFETY: plain syscalls on the calling thread's own id.
     unsafe {
         let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
         libc::setpriority(libc::PRIO_PROCESS, tid, BACKGROUND_NICE);
+        if yield_secs > 0 {
+            let param = libc::sched_param { sched_priority: 0 };
+            if libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) == 0 {
+                YIELDING.set(Some((Instant::now(), Duration::from_secs(yield_secs))));
+            }
+        }
     }
 }
 
+/// Between two chunks of a background save: a saver still under SCHED_IDLE that has
+/// run its `save-yield-seconds` mostly off the CPU (starved by busy cores) goes back
+/// to the normal policy at nice 10. Does nothing on other threads.
+pub fn saver_tick() {
+    let Some((start, limit)) = YIELDING.get() else {
+        return;
+    };
+    let wall = start.elapsed();
+    if wall < limit || thread_cpu_time() * 2 >= wall {
+        return;
+    }
+    YIELDING.set(None);
+    // SAFETY: a plain syscall on the calling thread.
+    unsafe {
+        let param = libc::sched_param { sched_priority: 0 };
+        libc::sched_setscheduler(0, libc::SCHED_OTHER, &param);
+    }
+    tracing::info!(
+        "Background save ran {:.1} s mostly without CPU: it stops yielding (nice {BACKGROUND_NICE})",
+        wall.as_secs_f64()
+    );
+}
+
+/// CPU time the calling thread has used.
+fn thread_cpu_time() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: writes the calling thread's CPU clock into `ts`.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
+/// The `save-yield-seconds` in force.
+pub fn save_yield_secs(srv: &Server) -> u64 {
+    srv.config.read().save_yield_seconds.max(0) as u64
+}
+
 fn run_bgsave(srv: Arc<Server>, path: PathBuf, frozen: Frozen) {
-    background_priority();
+    background_priority(save_yield_secs(&srv));
     let p = &srv.persist;
     let r = write_snapshot(&srv, &path, Some(&p.cancel), Some(&frozen));
     if r.is_err() {
@@ -1102,10 +1162,11 @@ mod tests {
     #[test]
     fn background_threads_run_at_the_background_nice_value() {
         let before = nice();
-        let (was, now) = std::thread::spawn(|| {
+        let (was, now, policy) = std::thread::spawn(|| {
             let was = nice();
-            super::background_priority();
-            (was, nice())
+            super::background_priority(0);
+            // SAFETY: reads the calling thread's policy.
+            (was, nice(), unsafe { libc::sched_getscheduler(0) })
         })
         .join()
         .expect("thread");
@@ -1113,7 +1174,35 @@ mod tests {
         if was <= super::BACKGROUND_NICE {
             assert_eq!(now, super::BACKGROUND_NICE);
         }
+        // save-yield-seconds 0: no SCHED_IDLE.
+        assert_eq!(policy, libc::SCHED_OTHER);
         // Only the calling thread changes.
         assert_eq!(nice(), before);
+    }
+
+    #[test]
+    fn a_saver_yields_until_it_has_starved_for_its_limit() {
+        // SAFETY (all three): read the calling thread's scheduling policy.
+        let policy = || unsafe { libc::sched_getscheduler(0) };
+        let (idle, still_idle, after) = std::thread::spawn(move || {
+            super::background_priority(1);
+            let idle = policy();
+            // Within its limit: keeps yielding.
+            super::saver_tick();
+            let still_idle = policy();
+            // A second spent off the CPU (asleep, as a starved saver would be): it
+            // stops yielding at the next tick.
+            std::thread::sleep(std::time::Duration::from_millis(1100));
+            super::saver_tick();
+            (idle, still_idle, policy())
+        })
+        .join()
+        .expect("thread");
+        assert_eq!(idle, libc::SCHED_IDLE);
+        assert_eq!(still_idle, libc::SCHED_IDLE);
+        assert_eq!(after, libc::SCHED_OTHER);
+        // Other threads are untouched, and ticking on them does nothing.
+        super::saver_tick();
+        assert_eq!(policy(), libc::SCHED_OTHER);
     }
 }

@@ -233,6 +233,11 @@ pub struct Config {
     /// AOF rewrite sleeps after each key it writes (never with a shard locked); a
     /// negative `-n` sleeps 1 µs every `n` keys.
     pub rdb_key_save_delay: i64,
+    /// `save-yield-seconds` (Basalt): a BGSAVE or AOF rewrite thread runs under
+    /// SCHED_IDLE, giving way at once to the threads serving clients, until it has run
+    /// this long with less than half of it on a CPU (a core that is never idle starves
+    /// it); then it shares the CPU at nice 10. 0: always nice 10.
+    pub save_yield_seconds: i64,
     /// `stop-writes-on-bgsave-error`: refuse writes (MISCONF) while the last background
     /// save failed and save points are configured.
     pub stop_writes_on_bgsave_error: bool,
@@ -346,6 +351,7 @@ impl Default for Config {
             rdbcompression: true,
             rdbchecksum: true,
             rdb_key_save_delay: 0,
+            save_yield_seconds: 5,
             stop_writes_on_bgsave_error: true,
             appendonly: false,
             appendfilename: String::new(),

@@ -720,6 +720,20 @@ pub static TABLE: &[Directive] = &[
         },
     },
     Directive {
+        name: "save-yield-seconds",
+        aliases: &[],
+        flags: 0,
+        kind: Kind::Int {
+            min: 0,
+            max: 86400,
+            default: 5,
+            clamp: None,
+            check: None,
+            get: |c| c.save_yield_seconds,
+            set: |c, v| c.save_yield_seconds = v,
+        },
+    },
+    Directive {
         name: "stop-writes-on-bgsave-error",
         aliases: &[],
         flags: 0,

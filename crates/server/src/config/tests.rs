@@ -794,6 +794,16 @@ fn set_error_strings_match_redis() {
              argument must be between 1 and 10 inclusive",
         ),
         (
+            &[("save-yield-seconds", "86401")],
+            "ERR CONFIG SET failed (possibly related to argument 'save-yield-seconds') - \
+             argument must be between 0 and 86400 inclusive",
+        ),
+        (
+            &[("save-yield-seconds", "-1")],
+            "ERR CONFIG SET failed (possibly related to argument 'save-yield-seconds') - \
+             argument must be between 0 and 86400 inclusive",
+        ),
+        (
             &[("maxmemory-eviction-tenacity", "101")],
             "ERR CONFIG SET failed (possibly related to argument 'maxmemory-eviction-tenacity') \
              - argument must be between 0 and 100 inclusive",
@@ -1163,6 +1173,7 @@ fn basalt_policies_are_accepted_but_not_listed() {
         ("maxmemory-samples", "1"),
         ("maxmemory-eviction-tenacity", "100"),
         ("active-expire-effort", "10"),
+        ("save-yield-seconds", "86400"),
         ("lfu-decay-time", "0"),
         ("lazyfree-lazy-expire", "yes"),
     ]))
@@ -1170,9 +1181,14 @@ fn basalt_policies_are_accepted_but_not_listed() {
     assert_eq!(get1(&c, "maxmemory-samples"), "1");
     assert_eq!(get1(&c, "lazyfree-lazy-expire"), "yes");
     assert_eq!(c.active_expire_effort, 10);
-    c.set_many(&pairs(&[("active-expire-effort", "1")]))
-        .unwrap();
+    assert_eq!(c.save_yield_seconds, 86400);
+    c.set_many(&pairs(&[
+        ("active-expire-effort", "1"),
+        ("save-yield-seconds", "0"),
+    ]))
+    .unwrap();
     assert_eq!(get1(&c, "active-expire-effort"), "1");
+    assert_eq!(get1(&c, "save-yield-seconds"), "0");
 }
 
 #[test]
