@@ -442,7 +442,7 @@ impl Db {
             else {
                 continue; // stale: the key was deleted (or re-stamped) since
             };
-            if matches!(e.value, Value::Lock(_)) {
+            if matches!(e.value, Value::Lock(_) | Value::Queue(_)) {
                 if spare_budget == 0 {
                     break None;
                 }
@@ -1288,7 +1288,7 @@ impl Keyspace {
                     let picked = d
                         .dict
                         .random_node(r1, r2)
-                        .filter(|(_, _, e)| !matches!(e.value, Value::Lock(_)))
+                        .filter(|(_, _, e)| !matches!(e.value, Value::Lock(_) | Value::Queue(_)))
                         .map(|(h, k, _)| (h, k.to_vec()));
                     picked.and_then(|(h, k)| d.dict.remove(h, &k).map(|e| (h, k.into(), e)))
                 };
@@ -1393,7 +1393,8 @@ impl Keyspace {
                 let d = &mut s.dbs[db];
                 // Lock keys are never evicted (a held lock must stay held).
                 if let Some((k, e)) = d.dict.remove_where(c.hash, |_, e| {
-                    (!volatile || e.expire_at != 0) && !matches!(e.value, Value::Lock(_))
+                    (!volatile || e.expire_at != 0)
+                        && !matches!(e.value, Value::Lock(_) | Value::Queue(_))
                 }) {
                     return Some(self.evicted(&mut s, db, c.hash, &k, e));
                 }

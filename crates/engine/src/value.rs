@@ -7,7 +7,7 @@
 //! or once a string was modified in place (APPEND, SETRANGE).
 
 use crate::num::parse_i64;
-use crate::types::{HashValue, ListValue, LockValue, SetValue, StreamValue, ZSetValue};
+use crate::types::{HashValue, ListValue, LockValue, QueueValue, SetValue, StreamValue, ZSetValue};
 use std::borrow::Cow;
 
 /// Longest string Redis stores with the `embstr` encoding.
@@ -139,6 +139,14 @@ pub enum Value {
     RateLimit(Box<crate::rl::RateLimit>),
     /// A Basalt lock (holders and fencing tokens; `docs/coordination.md`).
     Lock(Box<LockValue>),
+    /// A job queue (`docs/jobs.md`; Basalt's own type).
+    Queue(Box<QueueValue>),
+}
+
+impl From<QueueValue> for Value {
+    fn from(v: QueueValue) -> Value {
+        Value::Queue(Box::new(v))
+    }
 }
 
 impl From<LockValue> for Value {
@@ -191,6 +199,7 @@ impl Value {
             Value::Lock(l) if l.is_semaphore() => "semaphore",
             Value::Lock(l) if l.is_election() => "election",
             Value::Lock(_) => "lock",
+            Value::Queue(_) => "queue",
         }
     }
 
@@ -207,6 +216,7 @@ impl Value {
             Value::Lock(l) if l.is_semaphore() => "semaphore",
             Value::Lock(l) if l.is_election() => "election",
             Value::Lock(_) => "lock",
+            Value::Queue(_) => "queue",
         }
     }
 
@@ -230,6 +240,7 @@ impl Value {
                 alloc_size(size_of::<crate::rl::RateLimit>()) + alloc_size(r.heap_size())
             }
             Value::Lock(v) => alloc_size(size_of::<LockValue>()) + v.heap_size(),
+            Value::Queue(v) => alloc_size(size_of::<QueueValue>()) + v.heap_size(),
         }
     }
 
@@ -245,6 +256,7 @@ impl Value {
             Value::ZSet(v) if v.encoding() == "skiplist" => v.len(),
             // One listpack node per ~100 entries.
             Value::Stream(v) => (v.len() / 100) as usize + 1,
+            Value::Queue(v) => v.len().max(1),
             _ => 1,
         }
     }
@@ -260,6 +272,7 @@ impl Value {
             Value::Stream(v) => v.heap_size(),
             Value::RateLimit(r) => size_of_rl() + r.heap_size(),
             Value::Lock(v) => v.heap_size(),
+            Value::Queue(v) => v.heap_size(),
         }
     }
 }

@@ -3,6 +3,7 @@
 pub mod hash;
 pub mod list;
 pub mod lock;
+pub mod queue;
 pub mod set;
 pub mod stream;
 mod table;
@@ -11,6 +12,7 @@ pub mod zset;
 pub use hash::HashValue;
 pub use list::ListValue;
 pub use lock::LockValue;
+pub use queue::QueueValue;
 pub use set::SetValue;
 pub use stream::StreamValue;
 pub use zset::ZSetValue;

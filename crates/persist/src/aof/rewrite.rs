@@ -116,8 +116,8 @@ pub fn key_commands(key: &[u8], value: &Value, expire_ms: u64, mut emit: impl Fn
         }
         // Basalt's RL.* limiters and locks have no Redis command that rebuilds them:
         // RESTORE of their DUMP payload (an RDB module value, see
-        // `rdb::BASALT_RL_MODULE_ID` and `rdb::BASALT_LK_MODULE_ID`).
-        Value::RateLimit(_) | Value::Lock(_) => emit(vec![
+        // `rdb::BASALT_RL_MODULE_ID`, `rdb::BASALT_LK_MODULE_ID`, `rdb::BASALT_JQ_MODULE_ID`).
+        Value::RateLimit(_) | Value::Lock(_) | Value::Queue(_) => emit(vec![
             b"RESTORE".to_vec(),
             k.clone(),
             b"0".to_vec(),

@@ -441,6 +441,19 @@ pub fn read_object<R: Read>(
             if id == super::BASALT_LK_MODULE_ID {
                 return Ok(Some(Value::from(read_lock(r)?)));
             }
+            if id == super::BASALT_JQ_MODULE_ID {
+                use super::module_opcodes::{EOF, STRING};
+                if r.length()? != STRING {
+                    return Err(r.corrupt("basalt-jq: expected a string"));
+                }
+                let bytes = r.string()?;
+                if r.length()? != EOF {
+                    return Err(r.corrupt("basalt-jq: expected EOF"));
+                }
+                let q = basalt_engine::types::QueueValue::from_bytes(&bytes)
+                    .map_err(|e| r.corrupt(e.to_string()))?;
+                return Ok(Some(Value::from(q)));
+            }
             return Err(RdbError::Unsupported(format!(
                 "The RDB file contains module data I can't load: no matching module type '{}'",
                 super::module_type_name(id)
@@ -467,6 +480,8 @@ pub fn read_object<R: Read>(
         Value::Stream(_) | Value::RateLimit(_) => false,
         // A lock with no holders is a tombstone that keeps its fence.
         Value::Lock(_) => false,
+        // An empty queue keeps its configuration and fence.
+        Value::Queue(_) => false,
     };
     Ok(if empty { None } else { Some(v) })
 }

@@ -196,7 +196,7 @@ impl Encoder {
     pub fn object_type(v: &Value) -> u8 {
         match v {
             Value::Stream(_) => types::STREAM_LISTPACKS_2,
-            Value::RateLimit(_) | Value::Lock(_) => types::MODULE_2,
+            Value::RateLimit(_) | Value::Lock(_) | Value::Queue(_) => types::MODULE_2,
             Value::Str(_) => types::STRING,
             Value::List(_) => types::LIST_QUICKLIST_2,
             Value::Hash(h) => {
@@ -301,6 +301,14 @@ impl Encoder {
                 write_len(out, module_opcodes::EOF);
             }
             Value::Lock(l) => self.lock(out, l),
+            // One string: the queue's own byte form (`QueueValue::to_bytes`).
+            Value::Queue(q) => {
+                use super::module_opcodes::{EOF, STRING};
+                write_len(out, super::BASALT_JQ_MODULE_ID);
+                write_len(out, STRING);
+                self.string(out, &q.to_bytes());
+                write_len(out, EOF);
+            }
             Value::Str(StrValue::Int(i)) => self.int_string(out, *i),
             Value::Str(s) => self.string(out, &s.as_bytes()),
             Value::List(l) => self.list(out, l),

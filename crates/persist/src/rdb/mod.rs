@@ -153,6 +153,11 @@ pub const BASALT_RL_MODULE_ID: u64 = module_type_id(b"basalt-rl", 1);
 /// it; Basalt loads the keys as `Value::Lock`.
 pub const BASALT_LK_MODULE_ID: u64 = module_type_id(b"basalt-lk", 1);
 
+/// The RDB module-type id of Basalt's job queues (`docs/jobs.md`): the name `basalt-jq`,
+/// encoding version 1. The value is one string, the queue's byte form
+/// (`QueueValue::to_bytes`), validated whole on load.
+pub const BASALT_JQ_MODULE_ID: u64 = module_type_id(b"basalt-jq", 1);
+
 /// The 64-bit id of a module type named by nine characters of the module alphabet.
 pub const fn module_type_id(name: &[u8; 9], encver: u64) -> u64 {
     let mut id: u64 = 0;
