@@ -20,6 +20,7 @@ pub mod evict;
 pub mod expire;
 pub mod families;
 pub mod info;
+pub mod jobs;
 pub mod logging;
 pub mod persist;
 pub mod pubsub;

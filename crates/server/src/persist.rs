@@ -1080,6 +1080,7 @@ fn load_rdb_into<R: std::io::Read>(
                 session_locks.push((h.session, k.db, Bytes::copy_from_slice(&k.key)));
             }
         }
+        crate::families::jobs::adopt(srv, &k.value, k.db, &k.key);
         g.insert(k.db, &k.key, k.value, k.expire_ms);
         g.restore_usage(k.db, &k.key, k.idle, k.freq);
         Ok(())

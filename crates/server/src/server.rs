@@ -170,6 +170,8 @@ pub struct Server {
     pub wake_timers: Arc<crate::blocking::Timers>,
     /// The fence counter and sessions of the coordination commands.
     pub coord: crate::coord::Coord,
+    /// The jid index, workers registry and fetch rotation of the job queues.
+    pub jobs: crate::jobs::Jobs,
     /// WATCHed keys.
     pub watches: Arc<crate::transaction::Watches>,
     /// Held for reading by every command and for writing by EXCLUSIVE commands (EXEC,
@@ -649,6 +651,7 @@ impl Server {
             wake_timers: Arc::new(crate::blocking::Timers::default()),
             rl_policies: parking_lot::RwLock::new(Default::default()),
             coord: crate::coord::Coord::default(),
+            jobs: crate::jobs::Jobs::default(),
             watches,
             exec_gate: RwLock::new(()),
             gate_released: tokio::sync::Notify::new(),

@@ -414,6 +414,7 @@ pub const FAMILIES: &[&[Command]] = &[
     families::rl::COMMANDS,
     families::rl_policy::COMMANDS,
     families::coord::COMMANDS,
+    families::jobs::COMMANDS,
     introspect::COMMANDS,
 ];
 

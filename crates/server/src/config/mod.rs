@@ -295,6 +295,8 @@ pub struct Config {
     pub rl_max_policies: u64,
     /// `coord-max-sessions` (Basalt): most coordination sessions open at once.
     pub max_sessions: u64,
+    /// The `job-*` directives (Basalt): limits and defaults of the job queues.
+    pub jobs: crate::jobs::JobConfig,
     /// `enable-protected-configs` (immutable): who may CONFIG SET protected directives.
     pub enable_protected_configs: ProtectedAction,
     /// `enable-debug-command` (immutable): who may run DEBUG.
@@ -379,6 +381,7 @@ impl Default for Config {
             lua_memory_limit: 0,
             rl_max_policies: 0,
             max_sessions: 1_000_000,
+            jobs: crate::jobs::JobConfig::default(),
             enable_protected_configs: ProtectedAction::default(),
             enable_debug_command: ProtectedAction::default(),
             key_load_delay: 0,

@@ -432,6 +432,9 @@ fn delete_keys(ctx: &mut Ctx<'_>, args: &[Bytes], reason: Reason) -> CmdResult {
             Some(Value::Lock(l)) => crate::families::coord::session_ids(l),
             _ => Vec::new(),
         };
+        if let Some(v @ Value::Queue(_)) = value {
+            crate::families::jobs::removed(ctx.srv, v, db, k);
+        }
         if g.delete(db, k, reason) {
             ctx.srv.coord.drop_held(&sessions, db, k);
             ctx.notify(ev::GENERIC, "del", k);
@@ -497,9 +500,11 @@ fn rename_generic(ctx: &mut Ctx<'_>, args: &[Bytes], nx: bool) -> CmdResult {
     // Redis deletes an existing destination, then adds the key anew (a `new` event).
     if let Some(old) = g.remove(db, dst) {
         crate::families::coord::removed(ctx.srv, &old.value, db, dst);
+        crate::families::jobs::removed(ctx.srv, &old.value, db, dst);
     }
     // A lock's sessions follow it to its new name.
     crate::families::coord::moved(ctx.srv, &entry.value, (db, src), (db, dst));
+    crate::families::jobs::moved(ctx.srv, &entry.value, (db, src), (db, dst));
     g.insert(db, dst, entry.value, expire_at);
     ctx.notify(ev::GENERIC, "rename_from", src);
     ctx.notify(ev::GENERIC, "rename_to", dst);
@@ -566,6 +571,7 @@ fn copy(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let value = crate::families::coord::copy_of(value, ctx.now)?;
     if exists && let Some(old) = g.remove(dst_db, dst) {
         crate::families::coord::removed(ctx.srv, &old.value, dst_db, dst);
+        crate::families::jobs::removed(ctx.srv, &old.value, dst_db, dst);
     }
     g.insert(dst_db, dst, value, expire_at);
     ctx.notify_db(ev::GENERIC, "copy_to", dst, dst_db);
@@ -595,6 +601,7 @@ fn move_cmd(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         s.fire_watchers();
     }
     crate::families::coord::moved(ctx.srv, &entry.value, (src_db, key), (dst_db, key));
+    crate::families::jobs::moved(ctx.srv, &entry.value, (src_db, key), (dst_db, key));
     g.insert(dst_db, key, entry.value, expire_at);
     ctx.notify_db(ev::GENERIC, "move_from", key, src_db);
     ctx.notify_db(ev::GENERIC, "move_to", key, dst_db);
@@ -983,6 +990,7 @@ fn flushdb(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     g.flush_db_with(db, lazy);
     // The sessions' grants there went with the values.
     ctx.srv.coord.flush_db(Some(db));
+    ctx.srv.jobs.flush_db(Some(db));
     Ok(Frame::ok())
 }
 
@@ -996,6 +1004,7 @@ fn flushall(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         g.flush_db_with(db, lazy);
     }
     ctx.srv.coord.flush_db(None);
+    ctx.srv.jobs.flush_db(None);
     drop(g);
     // The keys removed count as changes before the save below, which takes them (as
     // Redis's flushAllDataAndResetRDB): with save points the count is 0 afterwards.
@@ -1029,6 +1038,7 @@ fn swapdb(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         g.swap_db(a, b);
         // Sessions hold their locks wherever the swap put them.
         ctx.srv.coord.swap_db(a, b);
+        ctx.srv.jobs.swap_db(a, b);
         drop(g);
         ctx.srv.blocking.signal_db(a);
         ctx.srv.blocking.signal_db(b);

@@ -241,6 +241,7 @@ fn restore(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let deleted = match old {
         Some(old) => {
             crate::families::coord::removed(ctx.srv, &old.value, db, key);
+            crate::families::jobs::removed(ctx.srv, &old.value, db, key);
             true
         }
         None => false,
@@ -278,6 +279,7 @@ fn restore(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         let loader = ctx.client.id == crate::client::LOADER_CLIENT_ID;
         dropped = crate::families::coord::adopt(ctx.srv, db, key, l, now, loader);
     }
+    crate::families::jobs::adopt(ctx.srv, &value, db, key);
     g.insert(db, key, value, expire_at);
     // Both were checked non-negative (FREQ at most 255) while parsing.
     g.restore_usage(db, key, idle.map(|i| i as u64), freq.map(|f| f as u8));

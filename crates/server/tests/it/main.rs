@@ -15,6 +15,7 @@ mod geo;
 mod golden;
 mod hashes;
 mod hyperloglog;
+mod jobs;
 mod lifecycle;
 mod lists;
 mod loading;
