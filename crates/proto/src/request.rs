@@ -265,64 +265,78 @@ impl RequestDecoder {
     /// returns `None` with nothing consumed, and the general decoder handles it with
     /// its exact errors and waits.
     fn whole_command(&mut self, buf: &mut BytesMut) -> Option<Vec<Bytes>> {
-        /// Longest `*N` / `$N` line the fast path parses (digits and the sign).
-        const MAX_HEADER: usize = 20;
+        /// Most digits of a `*N` / `$N` line the fast path parses.
+        const MAX_DIGITS: usize = 18;
         /// Arguments the fast path takes; longer requests use the general decoder.
         const MAX_ARGS: usize = 64;
         let b: &[u8] = buf;
-        // `*<count>\r\n` or `$<len>\r\n`: the number, and where the next line starts.
-        let header = |at: usize, kind: u8| -> Option<(i64, usize)> {
+        // `*<count>\r\n` or `$<len>\r\n` with a plain decimal count (no sign, no leading
+        // zero, at most MAX_DIGITS digits; anything else is the general path's to judge):
+        // the number, and where the next line starts. Digits are read in the same pass
+        // that looks for the CR.
+        let header = |at: usize, kind: u8| -> Option<(usize, usize)> {
             if b.get(at) != Some(&kind) {
                 return None;
             }
-            let end = (at + 1 + MAX_HEADER).min(b.len());
-            let cr = at + 1 + b.get(at + 1..end)?.iter().position(|&c| c == b'\r')?;
-            if b.get(cr + 1) != Some(&b'\n') {
+            let digits = at + 1;
+            let first = *b.get(digits)?;
+            let mut v: usize = 0;
+            let mut i = digits;
+            loop {
+                let c = *b.get(i)?;
+                if c == b'\r' {
+                    break;
+                }
+                if !c.is_ascii_digit() || i - digits == MAX_DIGITS {
+                    return None;
+                }
+                v = v * 10 + usize::from(c - b'0');
+                i += 1;
+            }
+            if i == digits || (first == b'0' && i > digits + 1) || b.get(i + 1) != Some(&b'\n') {
                 return None;
             }
-            Some((parse_i64_strict(&b[at + 1..cr])?, cr + 2))
+            Some((v, i + 2))
         };
-        let (count, mut at) = header(0, b'*')?;
-        if count <= 0
-            || count as usize > MAX_ARGS
-            || count.unsigned_abs() > self.limits.max_multibulk_len
-        {
+        let (count, first_arg) = header(0, b'*')?;
+        if count == 0 || count > MAX_ARGS || count as u64 > self.limits.max_multibulk_len {
             return None;
         }
-        let mut spans = [(0usize, 0usize); MAX_ARGS];
-        for span in spans.iter_mut().take(count as usize) {
+        // First pass: the whole request is here and every length is acceptable.
+        let mut at = first_arg;
+        for _ in 0..count {
             let (len, start) = header(at, b'$')?;
-            if len < 0
-                || len.unsigned_abs() > self.limits.max_bulk_len
-                || len as usize >= PROTO_MBULK_BIG_ARG
-            {
+            if len as u64 > self.limits.max_bulk_len || len >= PROTO_MBULK_BIG_ARG {
                 return None;
             }
-            let end = start + len as usize;
+            let end = start + len;
             // Like the general path, the two bytes after the payload are not looked at.
             if b.len() < end + 2 {
                 return None;
             }
-            *span = (start, end);
             at = end + 2;
         }
-        // The request is split off once; each argument but the last is split off the
-        // front of it, and the last one becomes the request's own handle. That is one
-        // reference to the shared read buffer per argument (an atomic increment, and a
-        // decrement when it is dropped), where slicing the request kept one more alive.
+        // Second pass: the request is split off once; each argument but the last is
+        // split off the front of it, and the last one becomes the request's own handle.
+        // That is one reference to the shared read buffer per argument (an atomic
+        // increment, and a decrement when it is dropped), where slicing the request kept
+        // one more alive.
         let mut rest = buf.split_to(at).freeze();
-        let count = count as usize;
         let mut args = Vec::with_capacity(count);
-        let mut pos = 0;
-        for &(s, e) in &spans[..count - 1] {
-            rest.advance(s - pos);
-            args.push(rest.split_to(e - s));
-            pos = e;
+        let mut at = first_arg;
+        for i in 0..count {
+            let (len, start) = header_at(&rest, at);
+            if i + 1 == count {
+                rest.advance(start);
+                rest.truncate(len);
+                args.push(rest);
+                break;
+            }
+            rest.advance(start);
+            args.push(rest.split_to(len));
+            rest.advance(2);
+            at = 0;
         }
-        let (s, e) = spans[count - 1];
-        rest.advance(s - pos);
-        rest.truncate(e - s);
-        args.push(rest);
         self.scanned = 0;
         Some(args)
     }
@@ -436,6 +450,18 @@ impl RequestDecoder {
         self.scanned = 0;
         Ok(Some(parts.into_iter().map(Bytes::from).collect()))
     }
+}
+
+/// A `$<len>\r\n` line at `at` of a request [`RequestDecoder::whole_command`] has
+/// already checked: the length, and where the payload starts (relative to `b`).
+fn header_at(b: &[u8], at: usize) -> (usize, usize) {
+    let mut v = 0usize;
+    let mut i = at + 1;
+    while b[i] != b'\r' {
+        v = v * 10 + usize::from(b[i] - b'0');
+        i += 1;
+    }
+    (v, i + 2)
 }
 
 #[cfg(test)]
