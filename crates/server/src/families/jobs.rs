@@ -19,10 +19,12 @@ use crate::jobs::{JobConfig, WorkerState};
 use crate::pubsub::notify as ev;
 use crate::server::Ctx;
 use basalt_engine::types::QueueValue;
+use basalt_engine::types::StreamValue;
 use basalt_engine::types::queue::{
-    Backoff, Changes, ClaimError, ClaimOpts, DEFAULT_PRIORITY, Failed, Job, LoggedClaim,
+    Backoff, Changes, ClaimError, ClaimOpts, DEFAULT_PRIORITY, Event, Failed, Job, LoggedClaim,
     MAX_PRIORITY, PushReq, Pushed, QueueConfig, Retention, Retry, State,
 };
+use basalt_engine::types::stream::{IdRequest, Trim, TrimStrategy};
 use basalt_engine::{Guard, Value};
 use basalt_proto::Frame;
 use bytes::Bytes;
@@ -183,7 +185,7 @@ pub const COMMANDS: &[Command] = &[
     jid_cmd!(
         "job.get",
         2,
-        READONLY | FAST,
+        WRITE | FAST,
         acl::READ,
         "Returns a job's state, attempts, errors, times and result. (Basalt)",
         job_get
@@ -191,7 +193,7 @@ pub const COMMANDS: &[Command] = &[
     jid_cmd!(
         "job.wait",
         -2,
-        READONLY | BLOCKING,
+        WRITE | BLOCKING,
         acl::READ,
         "Waits until a job finishes and returns it. (Basalt)",
         job_wait
@@ -204,6 +206,17 @@ pub const COMMANDS: &[Command] = &[
         "Internal: the AOF's deterministic form of a job command. (Basalt)",
         job_effect
     ),
+    Command {
+        key_specs: &[KeySpec::single(1, RO)],
+        ..queue_cmd!(
+            "job.events",
+            -2,
+            READONLY | BLOCKING,
+            acl::READ,
+            "Reads a queue's event stream ({queue}:events) as XREAD does. (Basalt)",
+            job_events
+        )
+    },
     queue_cmd!(
         "queue.config",
         -2,
@@ -241,7 +254,7 @@ pub const COMMANDS: &[Command] = &[
         ..queue_cmd!(
             "queue.stats",
             2,
-            READONLY | FAST,
+            WRITE | FAST,
             acl::READ,
             "Returns a queue's job counts by state. (Basalt)",
             queue_stats
@@ -260,7 +273,7 @@ pub const COMMANDS: &[Command] = &[
         ..queue_cmd!(
             "dlq.list",
             -2,
-            READONLY,
+            WRITE,
             acl::READ,
             "Lists a queue's dead jobs. (Basalt)",
             dlq_list
@@ -428,9 +441,20 @@ fn wait_key(jid: &[u8]) -> Bytes {
     Bytes::from(k)
 }
 
+/// The event stream of queue `queue`: `{queue}:events` (a Redis Cluster hash tag, so it
+/// lives beside the queue).
+pub fn events_key(queue: &[u8]) -> Bytes {
+    let mut k = Vec::with_capacity(queue.len() + 9);
+    k.push(b'{');
+    k.extend_from_slice(queue);
+    k.extend_from_slice(b"}:events");
+    Bytes::from(k)
+}
+
 /// Applies what an engine operation reported: forgets removed jids, wakes blocked
-/// fetchers of the queue and the waiters of finished jobs.
-fn settle(ctx: &Ctx<'_>, db: usize, key: &[u8], ch: &Changes) {
+/// fetchers of the queue and the waiters of finished jobs, and appends the events to
+/// the queue's event stream.
+fn settle(ctx: &mut Ctx<'_>, db: usize, key: &[u8], ch: &Changes) {
     for jid in &ch.removed {
         ctx.srv.jobs.forget(jid, db, key);
     }
@@ -446,6 +470,143 @@ fn settle(ctx: &Ctx<'_>, db: usize, key: &[u8], ch: &Changes) {
                     ctx.srv.blocking.signal(d, &k);
                 }
             }
+        }
+    }
+    append_events(ctx, db, key, &ch.events);
+    if let Some((dlq, jids)) = &ch.dead_letters
+        && ctx.client.id != crate::client::LOADER_CLIENT_ID
+    {
+        for jid in jids {
+            let m = (
+                db,
+                Bytes::copy_from_slice(key),
+                Bytes::copy_from_slice(dlq),
+                Bytes::copy_from_slice(jid),
+            );
+            if DEFERRED.with(|d| d.borrow().is_some()) {
+                DEFERRED.with(|d| d.borrow_mut().as_mut().map(|v| v.push(m)));
+            } else {
+                dead_letter(ctx, m);
+            }
+        }
+    }
+}
+
+/// A dead-letter move: (db, source queue, dead-letter queue, jid).
+type Move = (usize, Bytes, Bytes, Bytes);
+
+thread_local! {
+    /// Moves held back while a command whose own effect kills a job (JOB.FAIL) runs:
+    /// the move's effect must follow the command's in the log.
+    static DEFERRED: std::cell::RefCell<Option<Vec<Move>>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Moves a dead job to its dead-letter queue and logs `JOB.EFFECT now DLQMOVE ...`.
+fn dead_letter(ctx: &mut Ctx<'_>, (db, src, dst, jid): Move) {
+    if move_dead(ctx, db, &src, &dst, &jid) {
+        effect(ctx, [Bytes::from_static(b"DLQMOVE"), src, dst, jid]);
+    }
+}
+
+/// Moves the dead job `jid` from queue `src` to its dead-letter queue `dst` (created if
+/// missing), both shards locked together. False if nothing moved (the job is no longer
+/// dead there, `dst` holds another type or already a job with that jid).
+fn move_dead(ctx: &mut Ctx<'_>, db: usize, src: &[u8], dst: &[u8], jid: &[u8]) -> bool {
+    let c = cfg(ctx);
+    let now = ctx.now;
+    if src == dst {
+        return false;
+    }
+    let mut g = ctx.srv.keyspace.lock_keys(&[src, dst], now);
+    let mut ch_src = Changes::default();
+    let mut ch_dst = Changes::default();
+    // The destination must be a queue (or missing) before anything is taken.
+    if queue_at(&mut g, db, dst).is_err() {
+        return false;
+    }
+    let Ok(Some(q)) = queue_at(&mut g, db, src) else {
+        return false;
+    };
+    let Some(job) = q.take_dead(now, jid, &mut ch_src) else {
+        return false;
+    };
+    let mut created = false;
+    let moved = match queue_or_create(&mut g, db, dst, &c, &mut created) {
+        Ok(d) => d.insert_dead(now, job.clone(), &mut ch_dst),
+        Err(_) => false,
+    };
+    if !moved {
+        // Put it back where it was (cannot fail: the jid was just there).
+        if let Ok(Some(q)) = queue_at(&mut g, db, src) {
+            q.insert_dead(now, job, &mut Changes::default());
+        }
+        if created {
+            g.remove(db, dst);
+        }
+        return false;
+    }
+    drop(g);
+    ctx.srv.jobs.record(jid, db, &Bytes::copy_from_slice(dst));
+    settle(ctx, db, src, &ch_src);
+    settle(ctx, db, dst, &ch_dst);
+    ctx.notify_db(ev::GENERIC, "job.dlq", dst, db);
+    true
+}
+
+/// Appends `events` to the queue's event stream, capped at `job-events-maxlen` entries,
+/// and logs each as `XADD key MAXLEN n id fields...` (the ID it got, an exact trim). Not
+/// while the AOF loads: the log holds those XADDs. A stream key holding another type
+/// gets no events.
+fn append_events(ctx: &mut Ctx<'_>, db: usize, queue: &[u8], events: &[Event]) {
+    let maxlen = cfg(ctx).events_maxlen;
+    if events.is_empty() || maxlen == 0 || ctx.client.id == crate::client::LOADER_CLIENT_ID {
+        return;
+    }
+    let key = events_key(queue);
+    let enc = ctx.enc();
+    let now = ctx.now;
+    let mut g = ctx.srv.keyspace.lock_key(&key, now);
+    match g.get(db, &key).map(|e| matches!(e.value, Value::Stream(_))) {
+        Some(false) => return,
+        Some(true) => {}
+        None => g.insert(db, &key, Value::from(StreamValue::new()), 0),
+    }
+    let Some(Value::Stream(st)) = g.get(db, &key).map(|e| &mut e.value) else {
+        return;
+    };
+    let trim = Trim {
+        strategy: TrimStrategy::MaxLen(maxlen),
+        approx: false,
+        limit: 0,
+    };
+    let mut logged = Vec::new();
+    for e in events {
+        let mut pairs: Vec<(&[u8], &[u8])> = vec![(b"event", e.event.as_bytes()), (b"jid", &e.jid)];
+        pairs.extend(e.fields.iter().map(|(f, v)| (f.as_bytes(), &v[..])));
+        let Ok(id) = st.add(IdRequest::Auto, &pairs, now, &enc) else {
+            break;
+        };
+        st.trim(&trim);
+        let mut x = vec![
+            Bytes::from_static(b"XADD"),
+            key.clone(),
+            Bytes::from_static(b"MAXLEN"),
+            num_arg(maxlen),
+            Bytes::from(id.to_string()),
+        ];
+        for (f, v) in &pairs {
+            x.push(Bytes::copy_from_slice(f));
+            x.push(Bytes::copy_from_slice(v));
+        }
+        logged.push(x);
+    }
+    st.fire_watchers();
+    drop(g);
+    ctx.notify_db(ev::STREAM, "xadd", &key, db);
+    ctx.srv.blocking.signal(db, &key);
+    if ctx.aof_on() {
+        for x in logged {
+            ctx.propagate(x);
         }
     }
 }
@@ -1064,9 +1225,20 @@ fn job_fail(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         // 53 random bits: a uniform draw in [0, 1).
         Retry::Backoff((rng() >> 11) as f64 / (1u64 << 53) as f64)
     });
+    DEFERRED.with(|d| *d.borrow_mut() = Some(Vec::new()));
     let outcome = claim_op(ctx, args, "job.fail", |q, ch, now| {
         q.fail(now, &args[1], &args[2], &args[3], retry, ch)
-    })?;
+    });
+    let moves = DEFERRED.with(|d| d.borrow_mut().take()).unwrap_or_default();
+    let outcome = match outcome {
+        Ok(o) => o,
+        Err(e) => {
+            for m in moves {
+                dead_letter(ctx, m);
+            }
+            return Err(e);
+        }
+    };
     let now = ctx.now;
     let mut e = vec![
         Bytes::from_static(b"JOB.FAIL"),
@@ -1082,6 +1254,9 @@ fn job_fail(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         Failed::Dead => e.push(Bytes::from_static(b"NORETRY")),
     }
     effect(ctx, e);
+    for m in moves {
+        dead_letter(ctx, m);
+    }
     let (state, at) = match outcome {
         Failed::RetryAt(t) => ("failed", t as i64),
         Failed::Dead => ("dead", -1),
@@ -1192,14 +1367,17 @@ fn job_frame(queue: &[u8], q: &QueueValue, j: &Job) -> Frame {
 
 /// JOB.GET jid
 fn job_get(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    // A read, but it advances the queue to now: only the events that may cause are
+    // logged.
+    ctx.propagate_nothing();
     let now = ctx.now;
     let jid = args[1].clone();
-    let r = on_job(ctx, &jid, |q, ch| {
-        q.advance(now, ch);
-        q.job(&jid).map(|j| (j.state, j.jid.clone()))
-    })?;
-    // Retention may have removed it just now.
-    let Some((Some(_), db, key)) = r else {
+    // Advance its queue first (a transition may move it to a dead-letter queue, or
+    // retention may remove it), then read it where it is now.
+    if on_job(ctx, &jid, |q, ch| q.advance(now, ch))?.is_none() {
+        return Ok(Frame::Null);
+    }
+    let Some((db, key)) = ctx.srv.jobs.locate(&jid) else {
         return Ok(Frame::Null);
     };
     let mut g = ctx.srv.keyspace.lock_key(&key, now);
@@ -1219,6 +1397,7 @@ fn job_wait(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         4 if is(&args[2], "TIMEOUT") => ms_arg(&args[3], "TIMEOUT", 0)?,
         _ => return Err(Error::msg(error::SYNTAX)),
     };
+    ctx.propagate_nothing();
     let now = ctx.now;
     let jid = args[1].clone();
     let r = on_job(ctx, &jid, |q, ch| {
@@ -1243,6 +1422,54 @@ fn job_wait(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     }
 }
 
+/// JOB.EVENTS queue [AFTER id] [COUNT n] [BLOCK ms]: XREAD of the queue's event stream.
+fn job_events(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    // A blocked read re-runs with the XREAD arguments it pinned (`$` resolved).
+    if is(&args[0], "XREAD") {
+        return crate::families::streams::xread(ctx, args);
+    }
+    let c = cfg(ctx);
+    let mut after = Bytes::from_static(b"0");
+    let mut count = 100.min(c.max_fetch_count);
+    let mut block = None;
+    let mut i = 2;
+    while i < args.len() {
+        if i + 1 >= args.len() {
+            return Err(Error::msg(error::SYNTAX));
+        }
+        let v = &args[i + 1];
+        if is(&args[i], "AFTER") {
+            after = v.clone();
+        } else if is(&args[i], "COUNT") {
+            count = match args::int(v) {
+                Ok(n) if n >= 1 && n as u64 <= c.max_fetch_count => n as u64,
+                _ => {
+                    return Err(Error::msg(format!(
+                        "ERR COUNT must be between 1 and {} (job-max-fetch-count)",
+                        c.max_fetch_count
+                    )));
+                }
+            };
+        } else if is(&args[i], "BLOCK") {
+            block = Some(num_arg(ms_arg(v, "BLOCK", 0)?));
+        } else {
+            return Err(Error::msg(error::SYNTAX));
+        }
+        i += 2;
+    }
+    let mut x = vec![
+        Bytes::from_static(b"XREAD"),
+        Bytes::from_static(b"COUNT"),
+        num_arg(count),
+    ];
+    if let Some(b) = block {
+        x.push(Bytes::from_static(b"BLOCK"));
+        x.push(b);
+    }
+    x.extend([Bytes::from_static(b"STREAMS"), events_key(&args[1]), after]);
+    crate::families::streams::xread(ctx, &x)
+}
+
 // ---------------------------------------------------------------------------------
 // JOB.EFFECT (AOF only)
 
@@ -1261,6 +1488,13 @@ fn job_effect(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let cmd = &rest[0];
     let r = if is(cmd, "CLAIM") {
         claim_effect(ctx, rest)
+    } else if is(cmd, "DLQMOVE") && rest.len() == 4 {
+        let db = ctx.client.db;
+        if move_dead(ctx, db, &rest[1], &rest[2], &rest[3]) {
+            Ok(Frame::ok())
+        } else {
+            Err(Error::msg("ERR JOB.EFFECT DLQMOVE does not apply"))
+        }
     } else if is(cmd, "JOB.PUSH") && rest.len() >= 3 {
         job_push(ctx, rest)
     } else if is(cmd, "JOB.ACK") && rest.len() >= 3 {
@@ -1402,6 +1636,7 @@ fn queue_config(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
                 name("group_concurrency"),
                 Frame::Integer(i64::from(c.group_concurrency)),
             ),
+            (name("dlq"), opt_bulk(c.dlq.as_deref())),
             (name("paused"), Frame::Integer(i64::from(c.paused))),
             (
                 name("retention_completed"),
@@ -1419,6 +1654,7 @@ fn queue_config(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let mut rate = Rate::Keep;
     let (mut conc, mut gconc) = (None, None);
     let (mut ret_done, mut ret_dead) = (None, None);
+    let mut dlq: Option<Option<Bytes>> = None;
     let count_arg = |b: &[u8], what: &str| match args::int(b) {
         Ok(v) if (0..=i64::from(u32::MAX)).contains(&v) => Ok(v as u32),
         _ => Err(Error::msg(format!(
@@ -1444,6 +1680,16 @@ fn queue_config(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
                 .map_err(|e| Error::msg(format!("ERR {e}")))?;
             rate = Rate::Set(spec);
             i += 2 + n;
+        } else if is(o, "DLQ") && i + 1 < args.len() {
+            let d = &args[i + 1];
+            if is(d, "NONE") {
+                dlq = Some(None);
+            } else if d == key {
+                return Err(Error::msg("ERR DLQ must name another queue"));
+            } else {
+                dlq = Some(Some(d.clone()));
+            }
+            i += 2;
         } else if is(o, "CONCURRENCY") && i + 1 < args.len() {
             conc = Some(count_arg(&args[i + 1], "CONCURRENCY")?);
             i += 2;
@@ -1495,6 +1741,9 @@ fn queue_config(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     }
     if let Some(r) = ret_dead {
         qc.retention_dead = r;
+    }
+    if let Some(d) = dlq {
+        qc.dlq = d.map(|d| d.to_vec().into_boxed_slice());
     }
     let mut ch = Changes::default();
     q.apply_retention(now, &mut ch);
@@ -1557,6 +1806,7 @@ fn queue_drain(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
 
 /// QUEUE.STATS queue
 fn queue_stats(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    ctx.propagate_nothing();
     let (c, paused, fence) = on_queue(ctx, &args[1], |q, ch, now| {
         q.advance(now, ch);
         (q.counts(), q.config().paused, q.fence())
@@ -1622,6 +1872,7 @@ fn dlq_list(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         },
         _ => return Err(Error::msg(error::SYNTAX)),
     };
+    ctx.propagate_nothing();
     let key = args[1].clone();
     on_queue(ctx, &key, |q, ch, now| {
         q.advance(now, ch);

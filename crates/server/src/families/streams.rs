@@ -909,7 +909,7 @@ enum ReadFrom {
     New,
 }
 
-fn xread(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+pub(crate) fn xread(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     read_generic(ctx, args, false)
 }
 

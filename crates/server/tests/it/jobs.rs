@@ -1003,3 +1003,169 @@ fn queues_survive_an_aof_restart() {
         check_fixture(&mut c, &f, &before);
     }
 }
+
+/// The event names of a JOB.EVENTS / XREAD reply, in order, with their jids.
+fn events(f: Frame) -> Vec<(String, String)> {
+    let Frame::Array(streams) = f else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for s in streams {
+        let Frame::Array(kv) = s else { panic!() };
+        let Frame::Array(entries) = &kv[1] else {
+            panic!()
+        };
+        for e in entries {
+            let Frame::Array(idf) = e else { panic!() };
+            let m = map(idf[1].clone());
+            out.push((text(&m["event"]), text(&m["jid"])));
+        }
+    }
+    out
+}
+
+#[test]
+fn every_state_change_is_an_event() {
+    let s = crate::start(&[]);
+    let mut c = client(s.port());
+    let a = push(&mut c, &["q", "a", "RETRY", "1"]);
+    let b = push(&mut c, &["q", "b", "DELAY", "60000"]);
+    let d = fetch1(&mut c, "q");
+    cmd(&mut c, &["JOB.PROGRESS", &a, &d.token, "10"]);
+    cmd(&mut c, &["JOB.FAIL", &a, &d.token, "oops", "RETRY_IN", "0"]);
+    let d = fetch1(&mut c, "q");
+    cmd(&mut c, &["JOB.ACK", &a, &d.token]);
+    cmd(&mut c, &["JOB.CANCEL", &b]);
+    let ev = events(cmd(&mut c, &["JOB.EVENTS", "q"]));
+    let names: Vec<&str> = ev.iter().map(|(e, _)| e.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "pushed",
+            "scheduled",
+            "active",
+            "progress",
+            "failed",
+            "active",
+            "completed",
+            "cancelled"
+        ]
+    );
+    assert_eq!(ev[0].1, a);
+    assert_eq!(ev[7].1, b);
+    // The stream is an ordinary stream key, readable with XREAD / XRANGE too.
+    assert_eq!(
+        cmd(&mut c, &["TYPE", "{q}:events"]),
+        Frame::Simple("stream".into())
+    );
+    assert_eq!(int(&mut c, &["XLEN", "{q}:events"]), 8);
+    // COUNT and AFTER page through it.
+    let Frame::Array(first) = cmd(&mut c, &["XRANGE", "{q}:events", "-", "+", "COUNT", "2"]) else {
+        panic!()
+    };
+    let Frame::Array(e2) = &first[1] else {
+        panic!()
+    };
+    let id2 = text(&e2[0]);
+    let rest = events(cmd(
+        &mut c,
+        &["JOB.EVENTS", "q", "AFTER", &id2, "COUNT", "3"],
+    ));
+    assert_eq!(
+        rest.iter().map(|(e, _)| e.as_str()).collect::<Vec<_>>(),
+        ["active", "progress", "failed"]
+    );
+    // Capped at job-events-maxlen; 0 turns events off.
+    cmd(&mut c, &["CONFIG", "SET", "job-events-maxlen", "3"]);
+    push(&mut c, &["q", "c"]);
+    assert_eq!(int(&mut c, &["XLEN", "{q}:events"]), 3);
+    cmd(&mut c, &["CONFIG", "SET", "job-events-maxlen", "0"]);
+    push(&mut c, &["q", "d"]);
+    assert_eq!(int(&mut c, &["XLEN", "{q}:events"]), 3);
+    // A blocking read is woken by the next change.
+    cmd(&mut c, &["CONFIG", "SET", "job-events-maxlen", "100"]);
+    let port = s.port();
+    let reader = std::thread::spawn(move || {
+        let mut c = client(port);
+        events(cmd(
+            &mut c,
+            &["JOB.EVENTS", "q", "AFTER", "$", "BLOCK", "10000"],
+        ))
+    });
+    eventually("the reader blocked", || {
+        String::from_utf8_lossy(&c.cmd(&[b"INFO", b"clients"]).unwrap())
+            .contains("blocked_clients:1")
+    });
+    let e = push(&mut c, &["q", "e"]);
+    assert_eq!(reader.join().unwrap(), vec![("pushed".to_string(), e)]);
+}
+
+#[test]
+fn dead_jobs_move_to_the_dead_letter_queue_and_survive_restarts() {
+    let dir = crate::rdb::scratch("jobs-dlq");
+    let args = [
+        "--save",
+        "",
+        "--appendonly",
+        "yes",
+        "--appendfsync",
+        "always",
+    ];
+    let mut s = crate::rdb::start_in(&dir, &args);
+    let mut c = client(s.port());
+    assert_eq!(
+        err(&mut c, &["QUEUE.CONFIG", "q", "DLQ", "q"]),
+        "ERR DLQ must name another queue"
+    );
+    assert_eq!(
+        cmd(&mut c, &["QUEUE.CONFIG", "q", "DLQ", "graveyard"]),
+        Frame::ok()
+    );
+    assert_eq!(
+        map(cmd(&mut c, &["QUEUE.CONFIG", "q", "GET"]))["dlq"],
+        bulk("graveyard")
+    );
+    let a = push(&mut c, &["q", "a", "RETRY", "0"]);
+    let b = push(&mut c, &["q", "b", "RETRY", "0"]);
+    let d = fetch1(&mut c, "q");
+    assert_eq!(
+        map(cmd(&mut c, &["JOB.FAIL", &a, &d.token, "fatal"]))["state"],
+        bulk("dead")
+    );
+    let g = get(&mut c, &a);
+    assert_eq!(
+        (g["queue"].clone(), g["state"].clone()),
+        (bulk("graveyard"), bulk("dead"))
+    );
+    assert_eq!(
+        map(cmd(&mut c, &["QUEUE.STATS", "q"]))["dead"],
+        Frame::Integer(0)
+    );
+    // A visibility timeout that exhausts the retries moves it too.
+    fetch(&mut c, &["q", "VISIBILITY", "20"]);
+    std::thread::sleep(Duration::from_millis(40));
+    assert_eq!(text(&get(&mut c, &b)["queue"]), "graveyard");
+    let Frame::Array(dead) = cmd(&mut c, &["DLQ.LIST", "graveyard"]) else {
+        panic!()
+    };
+    assert_eq!(dead.len(), 2);
+    s.stop().expect("stop");
+    let s2 = crate::rdb::start_in(&dir, &args);
+    let mut c = client(s2.port());
+    assert_eq!(text(&get(&mut c, &a)["queue"]), "graveyard");
+    assert_eq!(text(&get(&mut c, &b)["state"]), "dead");
+    assert_eq!(
+        map(cmd(&mut c, &["QUEUE.STATS", "q"]))["dead"],
+        Frame::Integer(0)
+    );
+    assert_eq!(int(&mut c, &["DLQ.REQUEUE", "graveyard", &a]), 1);
+    assert_eq!(fetch1(&mut c, "graveyard").jid, a);
+    assert_eq!(
+        cmd(&mut c, &["QUEUE.CONFIG", "q", "DLQ", "NONE"]),
+        Frame::ok()
+    );
+    assert_eq!(
+        map(cmd(&mut c, &["QUEUE.CONFIG", "q", "GET"]))["dlq"],
+        Frame::Null
+    );
+}

@@ -116,6 +116,7 @@ impl QueueValue {
         w.u(c.retention_dead.count);
         w.u(c.retention_dead.age);
         w.u(u64::from(c.max_errors));
+        w.ob(&c.dlq);
         match &self.rate {
             None => w.u(0),
             Some(rl) => {
@@ -217,7 +218,9 @@ impl QueueValue {
             age: r.u()?,
         };
         let max_errors = r.u32()?;
+        let dlq = r.ob()?;
         let mut q = QueueValue::new(QueueConfig {
+            dlq,
             concurrency,
             group_concurrency,
             paused,

@@ -270,6 +270,8 @@ pub struct QueueConfig {
     pub retention_dead: Retention,
     /// Failure messages kept per job.
     pub max_errors: u32,
+    /// The dead-letter queue dead jobs move to (`None`: they stay here).
+    pub dlq: Option<Box<[u8]>>,
 }
 
 impl QueueConfig {
@@ -282,6 +284,7 @@ impl QueueConfig {
             retention_done,
             retention_dead,
             max_errors,
+            dlq: None,
         }
     }
 }
@@ -297,6 +300,9 @@ pub struct Event {
     pub fields: Vec<(&'static str, Vec<u8>)>,
 }
 
+/// A dead-letter queue's key and the jids to move there.
+pub type DeadLetters = (Box<[u8]>, Vec<Box<[u8]>>);
+
 /// What an operation did besides its reply: events, and jids removed from the queue.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Changes {
@@ -306,6 +312,9 @@ pub struct Changes {
     pub removed: Vec<Box<[u8]>>,
     /// Something changed (a runnable job appeared, a slot freed...): wake fetchers.
     pub wake: bool,
+    /// Jobs that died in a queue with a dead-letter queue (`QueueConfig::dlq`), to be
+    /// moved there: the DLQ's key and the jids.
+    pub dead_letters: Option<DeadLetters>,
 }
 
 impl Changes {
@@ -828,6 +837,14 @@ impl QueueValue {
             fields.push(("error", e.to_vec()));
         }
         out.ev(to.name(), &jid, fields);
+        if to == State::Dead
+            && let Some(d) = &self.config.dlq
+        {
+            out.dead_letters
+                .get_or_insert_with(|| (d.clone(), Vec::new()))
+                .1
+                .push(jid.clone());
+        }
         for c in children {
             self.parent_finished(c, seq, to, &jid, at, out);
         }
@@ -1381,6 +1398,46 @@ impl QueueValue {
             out.wake = true;
         }
         n
+    }
+
+    /// Takes the dead job `jid` out of the queue (to move it to a dead-letter queue).
+    pub fn take_dead(&mut self, now: u64, jid: &[u8], out: &mut Changes) -> Option<Job> {
+        self.advance(now, out);
+        let &seq = self.jids.get(jid)?;
+        if self.jobs[&seq].state != State::Dead {
+            return None;
+        }
+        let j = self.jobs[&seq].clone();
+        self.remove_job(seq, out);
+        out.removed.pop();
+        Some(j)
+    }
+
+    /// Adds a dead job taken from another queue (this queue is its dead-letter queue):
+    /// it keeps its history; its dependencies and unique key stay behind. False (nothing
+    /// changed) if a job with its jid is already here.
+    pub fn insert_dead(&mut self, now: u64, mut j: Job, out: &mut Changes) -> bool {
+        self.advance(now, out);
+        if self.jids.contains_key(&j.jid) {
+            return false;
+        }
+        j.state = State::Dead;
+        j.pending.clear();
+        j.children.clear();
+        j.unique = None;
+        j.token = Box::default();
+        j.deadline = 0;
+        j.retry_at = 0;
+        if j.finished == 0 {
+            j.finished = now;
+        }
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        let jid = j.jid.clone();
+        self.insert_job(seq, j);
+        out.ev("dead", &jid, vec![]);
+        self.retain_by_count(State::Dead, out);
+        true
     }
 
     /// Removes every dead job; returns how many.

@@ -788,3 +788,51 @@ fn memory_count_follows_jobs() {
     assert!(q.is_empty());
     assert_eq!(q.heap_size(), empty);
 }
+
+#[test]
+fn dead_letters_move_to_the_dlq() {
+    let mut q = queue();
+    q.config_mut().dlq = Some(b"dlq"[..].into());
+    push(
+        &mut q,
+        PushReq {
+            retry: 0,
+            ..req("a")
+        },
+        0,
+    );
+    push(
+        &mut q,
+        PushReq {
+            retry: 0,
+            timeout: 10,
+            ..req("b")
+        },
+        0,
+    );
+    let (_, t) = fetch(&mut q, 1).unwrap();
+    let mut c = Changes::default();
+    q.fail(2, b"a", &t, b"x", Retry::Backoff(0.0), &mut c)
+        .unwrap();
+    assert_eq!(
+        c.dead_letters,
+        Some((b"dlq"[..].into(), vec![b"a"[..].into()]))
+    );
+    // A timeout that kills reports it too.
+    fetch(&mut q, 3).unwrap();
+    let mut c = Changes::default();
+    q.advance(20, &mut c);
+    assert_eq!(c.dead_letters.unwrap().1, vec![Box::from(&b"b"[..])]);
+    let mut dlq = queue();
+    let mut c = Changes::default();
+    let j = q.take_dead(21, b"a", &mut c).unwrap();
+    assert!(c.removed.is_empty());
+    assert!(q.job(b"a").is_none());
+    assert!(dlq.insert_dead(21, j.clone(), &mut c));
+    assert!(!dlq.insert_dead(21, j, &mut c), "one copy");
+    assert_eq!(dlq.job(b"a").unwrap().state, State::Dead);
+    assert_eq!(dlq.requeue_dead(22, None, &mut c), 1);
+    assert_eq!(fetch(&mut dlq, 23).unwrap().0, "a");
+    q.check().unwrap();
+    dlq.check().unwrap();
+}
