@@ -24,7 +24,7 @@ use basalt_engine::types::queue::{
     Backoff, Changes, ClaimError, ClaimOpts, DEFAULT_PRIORITY, Event, Failed, Job, LoggedClaim,
     MAX_PRIORITY, PushReq, Pushed, QueueConfig, Retention, Retry, State,
 };
-use basalt_engine::types::stream::{IdRequest, Trim, TrimStrategy};
+use basalt_engine::types::stream::{IdRequest, StreamId, Trim, TrimStrategy};
 use basalt_engine::{Guard, Value};
 use basalt_proto::Frame;
 use bytes::Bytes;
@@ -504,7 +504,16 @@ thread_local! {
 /// Moves a dead job to its dead-letter queue and logs `JOB.EFFECT now DLQMOVE ...`.
 fn dead_letter(ctx: &mut Ctx<'_>, (db, src, dst, jid): Move) {
     if move_dead(ctx, db, &src, &dst, &jid) {
-        effect(ctx, [Bytes::from_static(b"DLQMOVE"), src, dst, jid]);
+        effect(
+            ctx,
+            [
+                Bytes::from_static(b"DLQMOVE"),
+                num_arg(db as u64),
+                src,
+                dst,
+                jid,
+            ],
+        );
     }
 }
 
@@ -554,61 +563,115 @@ fn move_dead(ctx: &mut Ctx<'_>, db: usize, src: &[u8], dst: &[u8], jid: &[u8]) -
 }
 
 /// Appends `events` to the queue's event stream, capped at `job-events-maxlen` entries,
-/// and logs each as `XADD key MAXLEN n id fields...` (the ID it got, an exact trim). Not
-/// while the AOF loads: the log holds those XADDs. A stream key holding another type
-/// gets no events.
+/// and logs each as `JOB.EFFECT now EVENTS db key maxlen id fields...` (the ID it got;
+/// the database is named because a command on a jid may touch a queue of another
+/// database than the client's). Not while the AOF loads: the log holds those effects.
+/// A stream key holding another type gets no events.
 fn append_events(ctx: &mut Ctx<'_>, db: usize, queue: &[u8], events: &[Event]) {
     let maxlen = cfg(ctx).events_maxlen;
     if events.is_empty() || maxlen == 0 || ctx.client.id == crate::client::LOADER_CLIENT_ID {
         return;
     }
     let key = events_key(queue);
+    let entries: Vec<Vec<(&[u8], &[u8])>> = events
+        .iter()
+        .map(|e| {
+            let mut pairs: Vec<(&[u8], &[u8])> =
+                vec![(b"event", e.event.as_bytes()), (b"jid", &e.jid)];
+            pairs.extend(e.fields.iter().map(|(f, v)| (f.as_bytes(), &v[..])));
+            pairs
+        })
+        .collect();
+    let ids = add_entries(ctx, db, &key, maxlen, &entries, None);
+    if ctx.aof_on() {
+        for (id, pairs) in ids.into_iter().zip(&entries) {
+            let mut x = vec![
+                Bytes::from_static(b"EVENTS"),
+                num_arg(db as u64),
+                key.clone(),
+                num_arg(maxlen),
+                Bytes::from(id.to_string()),
+            ];
+            for (f, v) in pairs {
+                x.push(Bytes::copy_from_slice(f));
+                x.push(Bytes::copy_from_slice(v));
+            }
+            effect(ctx, x);
+        }
+    }
+}
+
+/// Adds entries to stream `key` of `db` (created if missing; nothing if another type),
+/// each trimmed to `maxlen`: with IDs from the clock, or the `exact` one (replay).
+/// Returns the IDs added.
+fn add_entries(
+    ctx: &mut Ctx<'_>,
+    db: usize,
+    key: &Bytes,
+    maxlen: u64,
+    entries: &[Vec<(&[u8], &[u8])>],
+    exact: Option<StreamId>,
+) -> Vec<StreamId> {
     let enc = ctx.enc();
     let now = ctx.now;
-    let mut g = ctx.srv.keyspace.lock_key(&key, now);
-    match g.get(db, &key).map(|e| matches!(e.value, Value::Stream(_))) {
-        Some(false) => return,
+    let mut g = ctx.srv.keyspace.lock_key(key, now);
+    match g.get(db, key).map(|e| matches!(e.value, Value::Stream(_))) {
+        Some(false) => return Vec::new(),
         Some(true) => {}
-        None => g.insert(db, &key, Value::from(StreamValue::new()), 0),
+        None => g.insert(db, key, Value::from(StreamValue::new()), 0),
     }
-    let Some(Value::Stream(st)) = g.get(db, &key).map(|e| &mut e.value) else {
-        return;
+    let Some(Value::Stream(st)) = g.get(db, key).map(|e| &mut e.value) else {
+        return Vec::new();
     };
     let trim = Trim {
         strategy: TrimStrategy::MaxLen(maxlen),
         approx: false,
         limit: 0,
     };
-    let mut logged = Vec::new();
-    for e in events {
-        let mut pairs: Vec<(&[u8], &[u8])> = vec![(b"event", e.event.as_bytes()), (b"jid", &e.jid)];
-        pairs.extend(e.fields.iter().map(|(f, v)| (f.as_bytes(), &v[..])));
-        let Ok(id) = st.add(IdRequest::Auto, &pairs, now, &enc) else {
+    let mut ids = Vec::new();
+    for pairs in entries {
+        let req = exact.map_or(IdRequest::Auto, IdRequest::Exact);
+        let Ok(id) = st.add(req, pairs, now, &enc) else {
             break;
         };
         st.trim(&trim);
-        let mut x = vec![
-            Bytes::from_static(b"XADD"),
-            key.clone(),
-            Bytes::from_static(b"MAXLEN"),
-            num_arg(maxlen),
-            Bytes::from(id.to_string()),
-        ];
-        for (f, v) in &pairs {
-            x.push(Bytes::copy_from_slice(f));
-            x.push(Bytes::copy_from_slice(v));
-        }
-        logged.push(x);
+        ids.push(id);
     }
     st.fire_watchers();
     drop(g);
-    ctx.notify_db(ev::STREAM, "xadd", &key, db);
-    ctx.srv.blocking.signal(db, &key);
-    if ctx.aof_on() {
-        for x in logged {
-            ctx.propagate(x);
-        }
+    if !ids.is_empty() {
+        ctx.notify_db(ev::STREAM, "xadd", key, db);
+        ctx.srv.blocking.signal(db, key);
     }
+    ids
+}
+
+/// EVENTS db key maxlen id field value ...: a logged event (see [`append_events`]).
+fn events_effect(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
+    let db = args::int(&a[1])
+        .ok()
+        .filter(|d| *d >= 0 && (*d as usize) < ctx.srv.keyspace.databases())
+        .ok_or_else(|| Error::msg(error::DB_OUT_OF_RANGE))? as usize;
+    let maxlen = args::int(&a[3])
+        .ok()
+        .filter(|m| *m > 0)
+        .ok_or_else(|| Error::msg(error::NOT_INTEGER))? as u64;
+    let id = basalt_engine::types::stream::parse_id(&a[4], 0, true, false)
+        .ok_or_else(|| Error::msg("ERR Invalid stream ID specified as stream command argument"))?
+        .id;
+    let fields = &a[5..];
+    if fields.is_empty() || !fields.len().is_multiple_of(2) {
+        return Err(Error::msg(error::SYNTAX));
+    }
+    let pairs: Vec<(&[u8], &[u8])> = fields
+        .chunks_exact(2)
+        .map(|p| (&p[0][..], &p[1][..]))
+        .collect();
+    let key = a[2].clone();
+    if add_entries(ctx, db, &key, maxlen, &[pairs], Some(id)).is_empty() {
+        return Err(Error::msg("ERR JOB.EFFECT EVENTS does not apply"));
+    }
+    Ok(Frame::ok())
 }
 
 /// Logs `JOB.EFFECT <now> <args...>` when the AOF is on.
@@ -1045,6 +1108,12 @@ fn job_fetch(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     {
         return Ok(Frame::NullArray);
     }
+    // Every key must be a queue (or missing) before anything is claimed: an error after
+    // a claim would lose it (and its effect).
+    for key in &f.queues {
+        let mut g = ctx.srv.keyspace.lock_key(key, now);
+        queue_at(&mut g, db, key)?;
+    }
     let n = f.queues.len();
     let start = (ctx.srv.jobs.next_rotation() % n as u64) as usize;
     let mut out = Vec::new();
@@ -1059,7 +1128,8 @@ fn job_fetch(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
             break;
         }
         let mut g = ctx.srv.keyspace.lock_key(key, now);
-        let Some(q) = queue_at(&mut g, db, key)? else {
+        // (A key that changed type since the check above counts as empty.)
+        let Ok(Some(q)) = queue_at(&mut g, db, key) else {
             continue;
         };
         let mut ch = Changes::default();
@@ -1488,9 +1558,14 @@ fn job_effect(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let cmd = &rest[0];
     let r = if is(cmd, "CLAIM") {
         claim_effect(ctx, rest)
-    } else if is(cmd, "DLQMOVE") && rest.len() == 4 {
-        let db = ctx.client.db;
-        if move_dead(ctx, db, &rest[1], &rest[2], &rest[3]) {
+    } else if is(cmd, "EVENTS") && rest.len() >= 7 {
+        events_effect(ctx, rest)
+    } else if is(cmd, "DLQMOVE") && rest.len() == 5 {
+        let db = args::int(&rest[1])
+            .ok()
+            .filter(|d| *d >= 0 && (*d as usize) < ctx.srv.keyspace.databases())
+            .ok_or_else(|| Error::msg(error::DB_OUT_OF_RANGE))? as usize;
+        if move_dead(ctx, db, &rest[2], &rest[3], &rest[4]) {
             Ok(Frame::ok())
         } else {
             Err(Error::msg("ERR JOB.EFFECT DLQMOVE does not apply"))

@@ -1169,3 +1169,49 @@ fn dead_jobs_move_to_the_dead_letter_queue_and_survive_restarts() {
         Frame::Null
     );
 }
+
+/// Commands on a jid act on the job's queue in its own database; their effects (events,
+/// dead-letter moves) replay there, whatever database the client had selected.
+#[test]
+fn jid_commands_across_databases_replay_in_the_queue_database() {
+    let dir = crate::rdb::scratch("jobs-dbs");
+    let args = [
+        "--save",
+        "",
+        "--appendonly",
+        "yes",
+        "--appendfsync",
+        "always",
+    ];
+    let mut s = crate::rdb::start_in(&dir, &args);
+    let mut c = client(s.port());
+    cmd(&mut c, &["SELECT", "2"]);
+    cmd(&mut c, &["QUEUE.CONFIG", "q", "DLQ", "dlq"]);
+    let a = push(&mut c, &["q", "a", "RETRY", "0"]);
+    let b = push(&mut c, &["q", "b"]);
+    let da = fetch1(&mut c, "q");
+    let db = fetch1(&mut c, "q");
+    cmd(&mut c, &["SELECT", "0"]);
+    assert_eq!(
+        map(cmd(&mut c, &["JOB.FAIL", &a, &da.token, "x"]))["state"],
+        bulk("dead")
+    );
+    assert_eq!(cmd(&mut c, &["JOB.ACK", &b, &db.token]), Frame::Null);
+    assert_eq!(
+        int(&mut c, &["EXISTS", "{q}:events", "dlq"]),
+        0,
+        "nothing in db 0"
+    );
+    cmd(&mut c, &["SELECT", "2"]);
+    let ev_before = cmd(&mut c, &["XRANGE", "{q}:events", "-", "+"]);
+    assert_eq!(int(&mut c, &["XLEN", "{q}:events"]), 6);
+    assert_eq!(int(&mut c, &["XLEN", "{dlq}:events"]), 1);
+    s.stop().expect("stop");
+    let s2 = crate::rdb::start_in(&dir, &args);
+    let mut c = client(s2.port());
+    assert_eq!(int(&mut c, &["EXISTS", "{q}:events", "dlq"]), 0);
+    cmd(&mut c, &["SELECT", "2"]);
+    assert_eq!(cmd(&mut c, &["XRANGE", "{q}:events", "-", "+"]), ev_before);
+    assert_eq!(text(&get(&mut c, &a)["queue"]), "dlq");
+    assert_eq!(text(&get(&mut c, &b)["state"]), "completed");
+}
