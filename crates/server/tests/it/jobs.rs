@@ -1046,19 +1046,20 @@ fn every_state_change_is_an_event() {
             "active",
             "progress",
             "failed",
+            "waiting",
             "active",
             "completed",
             "cancelled"
         ]
     );
     assert_eq!(ev[0].1, a);
-    assert_eq!(ev[7].1, b);
+    assert_eq!(ev[8].1, b);
     // The stream is an ordinary stream key, readable with XREAD / XRANGE too.
     assert_eq!(
         cmd(&mut c, &["TYPE", "{q}:events"]),
         Frame::Simple("stream".into())
     );
-    assert_eq!(int(&mut c, &["XLEN", "{q}:events"]), 8);
+    assert_eq!(int(&mut c, &["XLEN", "{q}:events"]), 9);
     // COUNT and AFTER page through it.
     let Frame::Array(first) = cmd(&mut c, &["XRANGE", "{q}:events", "-", "+", "COUNT", "2"]) else {
         panic!()

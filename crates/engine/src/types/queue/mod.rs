@@ -546,6 +546,10 @@ impl QueueValue {
 
     /// Sets or clears the rate limit (a new spec starts full).
     pub fn set_rate(&mut self, spec: Option<Spec>, now: u64) {
+        if spec.as_ref() == self.rate.as_ref().map(RateLimit::spec) {
+            // The same limit again keeps its state (no fresh burst).
+            return;
+        }
         self.rate = spec.map(|s| RateLimit::new(s, now as i64 * 1000));
     }
 
@@ -764,17 +768,21 @@ impl QueueValue {
                 self.finish(seq, State::Cancelled, expires, Some(EXPIRED_ERROR), out);
             }
             State::Scheduled if j.pending.is_empty() && j.run_at <= t => {
+                let jid = j.jid.clone();
                 self.set_state(seq, State::Waiting);
                 out.wake = true;
+                out.ev("waiting", &jid, vec![]);
             }
             State::Failed if j.retry_at <= t => {
                 let at = j.retry_at;
+                let jid = j.jid.clone();
                 if let Some(j) = self.jobs.get_mut(&seq) {
                     j.run_at = at;
                     j.retry_at = 0;
                 }
                 self.set_state(seq, State::Waiting);
                 out.wake = true;
+                out.ev("waiting", &jid, vec![]);
             }
             State::Active if j.deadline <= t => {
                 let deadline = j.deadline;
@@ -874,8 +882,10 @@ impl QueueValue {
                 if c.pending.is_empty() {
                     c.run_at = c.run_at.max(at);
                     if c.run_at <= at {
+                        let jid = c.jid.clone();
                         self.set_state(child, State::Waiting);
                         out.wake = true;
+                        out.ev("waiting", &jid, vec![]);
                     }
                 }
             }

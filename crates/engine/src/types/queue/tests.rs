@@ -836,3 +836,108 @@ fn dead_letters_move_to_the_dlq() {
     q.check().unwrap();
     dlq.check().unwrap();
 }
+
+/// Random operations keep every index true, and a replay of the same operations at the
+/// same times without the interleaved reads (advances) builds the same queue.
+#[test]
+fn random_operations_keep_invariants_and_replay_exactly() {
+    let mut seed = 0x9E37_79B9_7F4A_7C15u64;
+    let mut rnd = move |n: u64| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % n
+    };
+    for round in 0..40 {
+        // (time, op code, argument) log, replayed below without the advances.
+        let mut ops: Vec<(u64, u64, u64, bool)> = Vec::new();
+        let mut now = 0u64;
+        for _ in 0..300 {
+            now += rnd(40);
+            ops.push((now, rnd(9), rnd(1 << 20), rnd(3) == 0));
+        }
+        let run = |with_reads: bool| {
+            let mut q = queue();
+            q.config_mut().concurrency = 4;
+            q.config_mut().group_concurrency = 2;
+            q.config_mut().retention_done = Retention {
+                count: 20,
+                age: 2000,
+            };
+            q.config_mut().retention_dead = Retention {
+                count: 10,
+                age: 3000,
+            };
+            let mut active: Vec<(String, Vec<u8>)> = Vec::new();
+            let mut n = 0;
+            for &(t, op, arg, read) in &ops {
+                if with_reads && read {
+                    q.advance(t.saturating_sub(arg % 20), &mut Changes::default());
+                    q.advance(t, &mut Changes::default());
+                }
+                let mut c = Changes::default();
+                match op {
+                    0..=2 => {
+                        n += 1;
+                        let jid = format!("j{n}");
+                        let parent = format!("j{}", arg % n.max(1));
+                        let group = format!("g{}", arg % 3);
+                        let r = PushReq {
+                            run_at: if arg % 4 == 0 { t + arg % 300 } else { 0 },
+                            priority: (arg % 10) as u8,
+                            retry: (arg % 3) as u32,
+                            timeout: 50 + arg % 200,
+                            expires: if arg % 7 == 0 { t + arg % 500 } else { 0 },
+                            unique: (arg % 5 == 0).then_some((&b"u"[..], 100)),
+                            depends: if arg % 6 == 0 {
+                                vec![parent.as_bytes()]
+                            } else {
+                                vec![]
+                            },
+                            group: (arg % 2 == 0).then_some(group.as_bytes()),
+                            ..req(&jid)
+                        };
+                        q.push(&r, t, &mut c);
+                    }
+                    3 | 4 => {
+                        let tok = format!("t{t}-{arg}").into_bytes();
+                        if let Some(d) = q.claim_next(t, ClaimOpts::default(), &tok, &mut c) {
+                            active.push((String::from_utf8(d.jid.to_vec()).unwrap(), tok));
+                        }
+                    }
+                    5 if !active.is_empty() => {
+                        let (j, tok) = active.remove((arg as usize) % active.len());
+                        let _ = q.ack(t, j.as_bytes(), &tok, None, None, &mut c);
+                    }
+                    6 if !active.is_empty() => {
+                        let (j, tok) = active.remove((arg as usize) % active.len());
+                        let r = if arg % 2 == 0 {
+                            Retry::In(arg % 100)
+                        } else {
+                            Retry::No
+                        };
+                        let _ = q.fail(t, j.as_bytes(), &tok, b"e", r, &mut c);
+                    }
+                    7 if !active.is_empty() => {
+                        let (j, tok) = active[(arg as usize) % active.len()].clone();
+                        let _ = q.extend(t, j.as_bytes(), &tok, 100, &mut c);
+                    }
+                    8 => {
+                        let _ = q.cancel(t, format!("j{}", arg % n.max(1)).as_bytes(), &mut c);
+                    }
+                    _ => {}
+                }
+                q.check()
+                    .unwrap_or_else(|e| panic!("round {round} at {t}: {e}"));
+                let c2 = q.counts();
+                assert!(c2.active <= 4, "concurrency");
+            }
+            q.advance(now + 10_000, &mut Changes::default());
+            q.check().unwrap();
+            let back = QueueValue::from_bytes(&q.to_bytes()).unwrap();
+            assert_eq!(back, q);
+            q.to_bytes()
+        };
+        assert_eq!(run(true), run(false), "round {round}");
+    }
+}
