@@ -1216,3 +1216,152 @@ fn jid_commands_across_databases_replay_in_the_queue_database() {
     assert_eq!(text(&get(&mut c, &a)["queue"]), "dlq");
     assert_eq!(text(&get(&mut c, &b)["state"]), "completed");
 }
+
+/// Queues are never evicted (also with a TTL under volatile-*), and MEMORY USAGE follows
+/// their jobs.
+#[test]
+fn queues_are_never_evicted_and_memory_follows_jobs() {
+    let s = crate::start(&[]);
+    let mut c = client(s.port());
+    let empty = {
+        cmd(&mut c, &["QUEUE.CONFIG", "m", "CONCURRENCY", "0"]);
+        int(&mut c, &["MEMORY", "USAGE", "m"])
+    };
+    let big = "x".repeat(10_000);
+    let jids: Vec<String> = (0..10).map(|_| push(&mut c, &["m", &big])).collect();
+    let full = int(&mut c, &["MEMORY", "USAGE", "m"]);
+    assert!(full >= empty + 100_000, "{empty} -> {full}");
+    cmd(
+        &mut c,
+        &["QUEUE.CONFIG", "m", "RETENTION", "COMPLETED", "0", "0"],
+    );
+    for j in &jids {
+        assert_eq!(int(&mut c, &["JOB.CANCEL", j]), 1);
+    }
+    assert!(int(&mut c, &["MEMORY", "USAGE", "m"]) < empty + 2000);
+
+    for policy in [
+        "allkeys-lru",
+        "allkeys-random",
+        "allkeys-fifo",
+        "volatile-lru",
+    ] {
+        assert_eq!(cmd(&mut c, &["FLUSHALL"]), Frame::ok());
+        cmd(&mut c, &["CONFIG", "SET", "maxmemory", "0"]);
+        cmd(&mut c, &["CONFIG", "SET", "maxmemory-policy", policy]);
+        for i in 0..50 {
+            push(&mut c, &[&format!("q:{i}"), "p"]);
+            cmd(&mut c, &["PEXPIRE", &format!("q:{i}"), "600000"]);
+        }
+        let used: u64 = String::from_utf8_lossy(&c.cmd(&[b"INFO", b"memory"]).unwrap())
+            .lines()
+            .find_map(|l| l.strip_prefix("used_memory:"))
+            .and_then(|v| v.trim().parse().ok())
+            .expect("used_memory");
+        cmd(
+            &mut c,
+            &[
+                "CONFIG",
+                "SET",
+                "maxmemory",
+                &(used + 512 * 1024).to_string(),
+            ],
+        );
+        let value = "v".repeat(2000);
+        for i in 0..2000 {
+            let _ = cmd(&mut c, &["SET", &format!("s:{i}"), &value, "PX", "600000"]);
+        }
+        for i in 0..50 {
+            assert_eq!(
+                int(&mut c, &["EXISTS", &format!("q:{i}")]),
+                1,
+                "{policy}: q:{i} evicted"
+            );
+        }
+    }
+    cmd(&mut c, &["CONFIG", "SET", "maxmemory", "0"]);
+}
+
+#[test]
+fn groups_retention_expiry_and_batch_dependencies() {
+    let s = crate::start(&[]);
+    let mut c = client(s.port());
+    // GROUP_CONCURRENCY 1: one active job per group.
+    cmd(&mut c, &["QUEUE.CONFIG", "g", "GROUP_CONCURRENCY", "1"]);
+    push(&mut c, &["g", "a1", "GROUP", "a"]);
+    push(&mut c, &["g", "a2", "GROUP", "a"]);
+    push(&mut c, &["g", "b1", "GROUP", "b"]);
+    let got: Vec<String> = fetch(&mut c, &["g", "COUNT", "10"])
+        .into_iter()
+        .map(|d| d.payload)
+        .collect();
+    assert_eq!(got, ["a1", "b1"]);
+    // Retention by count, set per queue.
+    cmd(
+        &mut c,
+        &[
+            "QUEUE.CONFIG",
+            "r",
+            "RETENTION",
+            "COMPLETED",
+            "2",
+            "86400000",
+        ],
+    );
+    let mut done = Vec::new();
+    for i in 0..4 {
+        let j = push(&mut c, &["r", &i.to_string()]);
+        let d = fetch1(&mut c, "r");
+        cmd(&mut c, &["JOB.ACK", &j, &d.token]);
+        done.push(j);
+    }
+    assert_eq!(cmd(&mut c, &["JOB.GET", &done[0]]), Frame::Null);
+    assert_eq!(cmd(&mut c, &["JOB.GET", &done[1]]), Frame::Null);
+    assert_eq!(state(&mut c, &done[3]), "completed");
+    let cfg = map(cmd(&mut c, &["QUEUE.CONFIG", "r", "GET"]));
+    assert_eq!(
+        cfg["retention_completed"],
+        Frame::Array(vec![Frame::Integer(2), Frame::Integer(86_400_000)])
+    );
+    // EXPIRES: not delivered in time, cancelled.
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let e = push(
+        &mut c,
+        &[
+            "x",
+            "p",
+            "DELAY",
+            "10000",
+            "EXPIRES",
+            &(now_ms + 30).to_string(),
+        ],
+    );
+    std::thread::sleep(Duration::from_millis(60));
+    let g = get(&mut c, &e);
+    assert_eq!(g["state"], bulk("cancelled"));
+    assert_eq!(g["errors"], Frame::Array(vec![bulk("expired")]));
+    // A batch job may depend on an earlier one of the same batch.
+    let r = cmd(
+        &mut c,
+        &[
+            "JOB.PUSHB",
+            "b",
+            "3",
+            "p",
+            "ID",
+            "first",
+            "3",
+            "c",
+            "DEPENDS",
+            "first",
+        ],
+    );
+    let Frame::Array(v) = r else { panic!("{r:?}") };
+    assert_eq!(v.len(), 2);
+    assert_eq!(v[0], bulk("first"));
+    let child = text(&v[1]);
+    assert_eq!(state(&mut c, &child), "scheduled");
+}
