@@ -378,6 +378,42 @@ fn limits_at_their_boundaries() {
         err(&mut c, &["JOB.FETCH", "q", "r", "s"]),
         "ERR too many queues (job-max-fetch-queues is 2)"
     );
+    // The payload limit also bounds RESULT, FAIL's error and PROGRESS's message.
+    let d = fetch(&mut c, &["q", "COUNT", "1"]).remove(0);
+    let big = "x".repeat(11);
+    for a in [
+        vec!["JOB.ACK", &d.jid, &d.token, "RESULT", &big],
+        vec!["JOB.FAIL", &d.jid, &d.token, &big],
+        vec!["JOB.PROGRESS", &d.jid, &d.token, "5", &big],
+    ] {
+        assert_eq!(
+            err(&mut c, &a),
+            "ERR job payload exceeds job-max-payload-bytes",
+            "{a:?}"
+        );
+    }
+    assert_eq!(
+        cmd(&mut c, &["JOB.PROGRESS", &d.jid, &d.token, "5", &p10]),
+        Frame::ok()
+    );
+    // job-max-errors: the last N failure messages are kept (taken by new queues).
+    assert_eq!(
+        cmd(&mut c, &["CONFIG", "SET", "job-max-errors", "2"]),
+        Frame::ok()
+    );
+    let e = push(&mut c, &["errs", "p", "RETRY", "9"]);
+    for i in 0..3 {
+        let d = fetch1(&mut c, "errs");
+        cmd(
+            &mut c,
+            &["JOB.FAIL", &e, &d.token, &format!("e{i}"), "RETRY_IN", "0"],
+        );
+    }
+    assert_eq!(
+        get(&mut c, &e)["errors"],
+        Frame::Array(vec![bulk("e1"), bulk("e2")])
+    );
+    assert_eq!(get(&mut c, &e)["failures"], Frame::Integer(3));
     assert_eq!(
         err(&mut c, &["CONFIG", "SET", "job-max-payload-bytes", "0"]),
         "ERR CONFIG SET failed (possibly related to argument 'job-max-payload-bytes') - argument must be between 1 and 536870912 inclusive"
