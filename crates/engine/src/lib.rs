@@ -20,6 +20,7 @@ pub mod num;
 pub mod ratelimit;
 pub mod rl;
 pub mod rl_policy;
+pub mod schedule;
 pub mod types;
 pub mod value;
 
