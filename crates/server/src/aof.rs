@@ -893,6 +893,7 @@ pub fn open_at_startup(srv: &Arc<Server>) -> Result<(), String> {
             None,
             &libraries,
             &srv.coord.state(),
+            &crate::families::job_schedule::restore_commands(srv),
         )?;
         std::fs::rename(&tmp, n.dir.join(&name)).map_err(|e| e.to_string())?;
         tracing::info!("Creating AOF base file {name} on server start");
@@ -945,6 +946,8 @@ pub fn open_at_startup(srv: &Arc<Server>) -> Result<(), String> {
 /// and of `libraries`, the function libraries at that instant. `coord` is the
 /// coordination state (fence counter, sessions) taken at the same point:
 /// aux fields after the keys of an RDB base, commands before the keys of a RESP one.
+/// `schedules` are the recurring jobs' `JOB.SCHEDULE RESTORE` commands, taken at that
+/// point too (aux fields before the keys, or commands).
 fn write_base(
     srv: &Server,
     tmp: &Path,
@@ -952,6 +955,7 @@ fn write_base(
     frozen: Option<u64>,
     libraries: &[Bytes],
     coord: &crate::coord::CoordState,
+    schedules: &[Vec<Vec<u8>>],
 ) -> Result<u64, String> {
     let werr = |e: std::io::Error| format!("Write error writing the AOF base file: {e}");
     let file = File::create(tmp).map_err(|e| {
@@ -989,6 +993,9 @@ fn write_base(
             w.write(&aux).map_err(werr)?;
             w.write(&crate::persist::policy_aux(&mut enc, srv))
                 .map_err(werr)?;
+            let values = crate::families::job_schedule::aux_of(schedules);
+            w.write(&crate::persist::schedule_aux(&mut enc, &values))
+                .map_err(werr)?;
             w.write(&crate::persist::function_records(&mut enc, libraries))
                 .map_err(werr)?;
             let mut buf = Vec::with_capacity(64 << 10);
@@ -1010,6 +1017,9 @@ fn write_base(
             // (FUNCTION LOAD, as Redis's rewriteFunctions).
             for cmd in crate::families::rl_policy::set_commands(srv) {
                 encode_command(&mut buf, &cmd);
+            }
+            for cmd in schedules {
+                encode_command(&mut buf, cmd);
             }
             for code in libraries {
                 encode_command(&mut buf, &[&b"FUNCTION"[..], b"LOAD", code]);
@@ -1163,8 +1173,10 @@ fn rewrite(srv: &Arc<Server>, enable: bool) -> Result<(), String> {
     }
     // The point in time: no command runs while the view is frozen and the writer is
     // told where the new incremental file begins.
-    let (frozen_at, libraries, coord) = {
+    let (frozen_at, libraries, coord, schedules) = {
         let _gate = srv.exec_gate.write();
+        // The recurring jobs at the same instant (their firing pass holds the gate too).
+        let schedules = crate::families::job_schedule::restore_commands(srv);
         let now = unix_ms();
         // The libraries at the same instant: a FUNCTION LOAD after it is in the new
         // incremental file, never in both.
@@ -1192,7 +1204,7 @@ fn rewrite(srv: &Arc<Server>, enable: bool) -> Result<(), String> {
                 srv.aof.on.store(true, Ordering::Release);
             }
         }
-        (now, libraries, coord)
+        (now, libraries, coord, schedules)
     };
     tracing::info!(
         "Background append only file rewriting started by pid {}",
@@ -1208,6 +1220,7 @@ fn rewrite(srv: &Arc<Server>, enable: bool) -> Result<(), String> {
         Some(frozen_at),
         &libraries,
         &coord,
+        &schedules,
     )?;
     tracing::info!(
         "Successfully created the temporary AOF base file {}",

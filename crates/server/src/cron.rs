@@ -1,6 +1,6 @@
 //! Background work run `hz` times per second: eviction down to `maxmemory` (after
 //! CONFIG SET lowered it), the memory peak, the save points (`save <seconds> <changes>`),
-//! the AOF's periodic work and coordination sessions' deadlines.
+//! the AOF's periodic work, coordination sessions' deadlines and recurring jobs' ticks.
 //!
 //! Active expiry is its own task ([`crate::expire`]): under a backlog it runs more often
 //! than this tick.
@@ -21,5 +21,6 @@ pub async fn run(srv: Arc<Server>) {
         crate::persist::cron(&srv);
         crate::aof::cron(&srv);
         crate::families::coord::expire_sessions(&srv, unix_ms());
+        crate::schedule::fire_due(&srv, unix_ms());
     }
 }

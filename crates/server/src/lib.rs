@@ -25,6 +25,7 @@ pub mod logging;
 pub mod persist;
 pub mod pubsub;
 pub mod rand;
+pub mod schedule;
 pub mod scripting;
 pub mod server;
 pub mod transaction;

@@ -259,6 +259,9 @@ pub struct Frozen {
     pub coord: crate::coord::CoordState,
     /// (keys, volatile keys) per database at the freeze (the resize-db hints).
     pub sizes: Vec<(usize, usize)>,
+    /// The recurring jobs' aux fields, taken just *before* the freeze (see
+    /// `job_schedule::aux_values`).
+    pub schedules: Vec<Vec<u8>>,
 }
 
 /// Freezes the keyspace for a background save. None if a view is already being saved
@@ -268,6 +271,7 @@ fn freeze(srv: &Server) -> Option<Frozen> {
     let libraries = library_codes(srv);
     // Hints for the loader only: taken just before the freeze.
     let sizes = srv.keyspace.db_sizes();
+    let schedules = crate::families::job_schedule::aux_values(srv);
     let mut g = srv.keyspace.lock_all(at_ms);
     if !srv.keyspace.freeze(&mut g) {
         return None;
@@ -279,6 +283,7 @@ fn freeze(srv: &Server) -> Option<Frozen> {
         libraries,
         coord,
         sizes,
+        schedules,
     })
 }
 
@@ -358,6 +363,11 @@ fn write_keyspace(
     );
     w.write(&aux).map_err(werr)?;
     w.write(&policy_aux(&mut enc, srv)).map_err(werr)?;
+    let schedules = match frozen {
+        Some(f) => f.schedules.clone(),
+        None => crate::families::job_schedule::aux_values(srv),
+    };
+    w.write(&schedule_aux(&mut enc, &schedules)).map_err(werr)?;
     // Function libraries come before the databases, as Redis writes them.
     let libraries = match frozen {
         Some(f) => f.libraries.clone(),
@@ -505,6 +515,20 @@ pub fn function_records(enc: &mut Encoder, codes: &[bytes::Bytes]) -> Vec<u8> {
     for code in codes {
         out.push(crate::scripting::dump::OPCODE_FUNCTION2);
         enc.string(&mut out, code);
+    }
+    out
+}
+
+/// Recurring jobs as aux fields (`basalt-job-schedule`, one per schedule), from
+/// `job_schedule::aux_values`.
+pub fn schedule_aux(enc: &mut Encoder, values: &[Vec<u8>]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for v in values {
+        enc.aux(
+            &mut out,
+            crate::families::job_schedule::AUX_FIELD.as_bytes(),
+            v,
+        );
     }
     out
 }
@@ -1124,6 +1148,9 @@ fn load_rdb_into<R: std::io::Read>(
     for (k, v) in &summary.aux {
         if k.as_slice() == crate::families::rl_policy::AUX_FIELD.as_bytes() {
             crate::families::rl_policy::load_aux(srv, v)?;
+        }
+        if k.as_slice() == crate::families::job_schedule::AUX_FIELD.as_bytes() {
+            crate::families::job_schedule::load_aux(srv, v)?;
         }
     }
     if summary.empty_skipped > 0 {

@@ -166,6 +166,9 @@ pub struct Server {
     pub blocking: Arc<crate::blocking::Registry>,
     /// Named rate-limit policies (`RL.POLICY`); server state, saved as RDB aux fields.
     pub rl_policies: parking_lot::RwLock<basalt_engine::rl_policy::Policies>,
+    /// Recurring jobs (`JOB.SCHEDULE`); server state, saved as RDB aux fields and fired
+    /// by the cron (`crate::schedule`).
+    pub schedules: parking_lot::RwLock<basalt_engine::schedule::Schedules>,
     /// Timed wake-ups of blocked clients (lease expiries), run by `blocking::run_timers`.
     pub wake_timers: Arc<crate::blocking::Timers>,
     /// The fence counter and sessions of the coordination commands.
@@ -650,6 +653,7 @@ impl Server {
             blocking: Arc::new(crate::blocking::Registry::default()),
             wake_timers: Arc::new(crate::blocking::Timers::default()),
             rl_policies: parking_lot::RwLock::new(Default::default()),
+            schedules: parking_lot::RwLock::new(Default::default()),
             coord: crate::coord::Coord::default(),
             jobs: crate::jobs::Jobs::default(),
             watches,

@@ -415,6 +415,7 @@ pub const FAMILIES: &[&[Command]] = &[
     families::rl_policy::COMMANDS,
     families::coord::COMMANDS,
     families::jobs::COMMANDS,
+    families::job_schedule::COMMANDS,
     introspect::COMMANDS,
 ];
 

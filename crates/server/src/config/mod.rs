@@ -297,6 +297,14 @@ pub struct Config {
     pub max_sessions: u64,
     /// The `job-*` directives (Basalt): limits and defaults of the job queues.
     pub jobs: crate::jobs::JobConfig,
+    /// `job-schedule-max` (Basalt): most recurring job schedules (`JOB.SCHEDULE UPSERT`).
+    pub job_schedule_max: u64,
+    /// `job-schedule-grace-ms` (Basalt): a tick later than this is *missed* (follows the
+    /// schedule's `MISSED` policy) instead of fired late.
+    pub job_schedule_grace_ms: u64,
+    /// `job-schedule-max-fires` (Basalt): most jobs one schedule pushes per cron pass
+    /// (a backlog continues on the next pass).
+    pub job_schedule_max_fires: u64,
     /// `enable-protected-configs` (immutable): who may CONFIG SET protected directives.
     pub enable_protected_configs: ProtectedAction,
     /// `enable-debug-command` (immutable): who may run DEBUG.
@@ -382,6 +390,9 @@ impl Default for Config {
             rl_max_policies: 0,
             max_sessions: 1_000_000,
             jobs: crate::jobs::JobConfig::default(),
+            job_schedule_max: 10_000,
+            job_schedule_grace_ms: 60_000,
+            job_schedule_max_fires: 1000,
             enable_protected_configs: ProtectedAction::default(),
             enable_debug_command: ProtectedAction::default(),
             key_load_delay: 0,

@@ -8,6 +8,7 @@ pub mod debug;
 pub mod geo;
 pub mod hashes;
 pub mod hyperloglog;
+pub mod job_schedule;
 pub mod jobs;
 pub mod keys;
 pub mod lists;
