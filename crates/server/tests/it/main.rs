@@ -15,6 +15,7 @@ mod geo;
 mod golden;
 mod hashes;
 mod hyperloglog;
+mod job_schedule;
 mod jobs;
 mod lifecycle;
 mod lists;
