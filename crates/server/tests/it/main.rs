@@ -17,6 +17,7 @@ mod hashes;
 mod hyperloglog;
 mod job_schedule;
 mod jobs;
+mod jobs_crash;
 mod lifecycle;
 mod lists;
 mod loading;
