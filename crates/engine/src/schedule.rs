@@ -451,10 +451,32 @@ pub fn jid(name: &[u8], tick: u64) -> Vec<u8> {
 
 /// The schedules by name. Changes bump a generation, so a firing pass that read a
 /// schedule can tell whether it was replaced or deleted meanwhile.
+///
+/// Each entry also caches its next tick after its cursor, so a firing pass skips a
+/// schedule that is not due with one comparison instead of a cron search.
 #[derive(Debug, Default)]
 pub struct Schedules {
-    map: BTreeMap<Vec<u8>, (u64, Schedule)>,
+    map: BTreeMap<Vec<u8>, Entry>,
     generation: u64,
+}
+
+#[derive(Debug)]
+struct Entry {
+    generation: u64,
+    schedule: Schedule,
+    /// `schedule.spec.trigger.next_after(schedule.progress.cursor)`.
+    next: Option<u64>,
+}
+
+impl Entry {
+    fn new(generation: u64, schedule: Schedule) -> Entry {
+        let next = schedule.spec.trigger.next_after(schedule.progress.cursor);
+        Entry {
+            generation,
+            schedule,
+            next,
+        }
+    }
 }
 
 impl Schedules {
@@ -470,12 +492,12 @@ impl Schedules {
 
     /// The schedule called `name`.
     pub fn get(&self, name: &[u8]) -> Option<&Schedule> {
-        self.map.get(name).map(|(_, s)| s)
+        self.map.get(name).map(|e| &e.schedule)
     }
 
     /// The schedule called `name` with its generation.
     pub fn get_gen(&self, name: &[u8]) -> Option<(u64, &Schedule)> {
-        self.map.get(name).map(|(g, s)| (*g, s))
+        self.map.get(name).map(|e| (e.generation, &e.schedule))
     }
 
     /// Creates or replaces `name` (refused, as `Err`, when it is new and `max` exist).
@@ -487,11 +509,13 @@ impl Schedules {
             return Err(format!("too many schedules (job-schedule-max is {max})"));
         }
         self.generation += 1;
-        self.map.insert(name.to_vec(), (self.generation, s));
+        self.map
+            .insert(name.to_vec(), Entry::new(self.generation, s));
         Ok(())
     }
 
-    /// Updates the progress of `name` if it is still generation `generation`.
+    /// Updates the progress of `name` if it is still generation `generation` (and its
+    /// last error, when `error` is given).
     pub fn advance(
         &mut self,
         name: &[u8],
@@ -500,11 +524,12 @@ impl Schedules {
         error: Option<String>,
     ) -> bool {
         match self.map.get_mut(name) {
-            Some((g, s)) if *g == generation => {
-                s.progress = p;
-                if let Some(e) = error {
-                    s.last_error = e;
+            Some(e) if e.generation == generation => {
+                e.schedule.progress = p;
+                if let Some(err) = error {
+                    e.schedule.last_error = err;
                 }
+                e.next = e.schedule.spec.trigger.next_after(p.cursor);
                 true
             }
             _ => false,
@@ -518,12 +543,16 @@ impl Schedules {
 
     /// Every schedule, by name.
     pub fn iter(&self) -> impl Iterator<Item = (&Vec<u8>, &Schedule)> {
-        self.map.iter().map(|(k, (_, s))| (k, s))
+        self.map.iter().map(|(k, e)| (k, &e.schedule))
     }
 
-    /// Every schedule with its generation, by name.
-    pub fn iter_gen(&self) -> impl Iterator<Item = (&Vec<u8>, u64, &Schedule)> {
-        self.map.iter().map(|(k, (g, s))| (k, *g, s))
+    /// The schedules with a tick at or before `now` after their cursor, with their
+    /// generations, by name.
+    pub fn due(&self, now: u64) -> impl Iterator<Item = (&Vec<u8>, u64, &Schedule)> {
+        self.map
+            .iter()
+            .filter(move |(_, e)| e.next.is_some_and(|n| n <= now))
+            .map(|(k, e)| (k, e.generation, &e.schedule))
     }
 
     /// Removes every schedule.

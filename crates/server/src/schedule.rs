@@ -108,7 +108,7 @@ pub fn fire_due(srv: &Server, now: u64) -> u64 {
     let work: Vec<_> = srv
         .schedules
         .read()
-        .iter_gen()
+        .due(now)
         .filter_map(|(name, generation, s)| {
             let due = due_ticks(
                 &s.spec.trigger,

@@ -471,12 +471,20 @@ fn registry_limits_and_generations() {
     assert!(r.put(&[b'x'; MAX_NAME_LEN + 1], s.clone(), 10).is_err());
     r.put(&[b'x'; MAX_NAME_LEN], s.clone(), 10).unwrap();
     let (g, _) = r.get_gen(b"a").unwrap();
+    // Not due before its first tick (200 ms after its cursor, 0).
+    assert_eq!(r.due(199).count(), 0);
+    assert_eq!(r.due(200).count(), 3);
     let p = Progress {
-        cursor: 5,
+        cursor: 200,
         ..Progress::default()
     };
     assert!(r.advance(b"a", g, p, None));
-    assert_eq!(r.get(b"a").unwrap().progress.cursor, 5);
+    assert_eq!(r.get(b"a").unwrap().progress.cursor, 200);
+    assert_eq!(
+        r.due(200).map(|(n, _, _)| n.clone()).collect::<Vec<_>>(),
+        vec![b"b".to_vec(), vec![b'x'; MAX_NAME_LEN]]
+    );
+    assert_eq!(r.due(400).count(), 3);
     r.put(b"a", s, 10).unwrap();
     assert!(!r.advance(b"a", g, p, None), "replaced since");
     assert!(r.del(b"a"));
