@@ -67,6 +67,13 @@ fn seconds_field_and_aliases() {
             "2026-01-01T00:00:45Z"
         ]
     );
+    // Seven fields: a year last; past its last year there is no next tick.
+    let t = cron("0 0 12 1 JAN * 2027", None);
+    assert_eq!(
+        next_n(&t, "2026-01-01T00:00:00Z", 1),
+        ["2027-01-01T12:00:00Z"]
+    );
+    assert_eq!(t.next_after(ms("2027-01-01T12:00:00Z")), None);
     assert_eq!(
         next_n(&cron("@hourly", None), "2026-01-01T00:30:00Z", 2),
         ["2026-01-01T01:00:00Z", "2026-01-01T02:00:00Z"]
