@@ -177,9 +177,11 @@ fn jobs_survive_sigkill_exactly_once() {
         .collect();
 
     // Crash the server several times while the clients work.
+    let mut at_kills = Vec::new();
     for k in 0..KILLS {
         std::thread::sleep(Duration::from_millis(700 + (k as u64 * 211) % 500));
         server.crash().expect("kill");
+        at_kills.push((pushed.load(Ordering::Relaxed), acks.lock().unwrap().len()));
         server = start(&d);
         port.store(server.port(), Ordering::Release);
     }
@@ -245,8 +247,13 @@ fn jobs_survive_sigkill_exactly_once() {
     assert!(acks.len() <= JOBS);
     // Almost every ACK reply arrived (only those cut by a crash may be missing).
     assert!(acks.len() >= JOBS - KILLS * WORKERS, "{} acks", acks.len());
+    // The kills came while the clients worked (pushed, acknowledged at each kill).
+    assert!(
+        at_kills.iter().any(|&(p, a)| p < JOBS && a > 0),
+        "no kill hit the work: {at_kills:?}"
+    );
     eprintln!(
-        "jobs crash test: {JOBS} jobs, {KILLS} kills, {:.1} s",
+        "jobs crash test: {JOBS} jobs, {KILLS} kills at (pushed, acked) {at_kills:?}, {:.1} s",
         elapsed.as_secs_f64()
     );
     drop(c);
