@@ -491,8 +491,8 @@ fn wait_fired(c: &mut RawClient, name: &str, from: i64, n: i64) -> i64 {
 }
 
 /// An `EVERY 200` schedule pushes one job per tick into its queue, and keeps doing so
-/// across a SIGKILL with the AOF (`appendfsync always`) and across a crash after a
-/// `SAVE` (RDB only): the jobs' ticks are consecutive multiples of 200 ms, none twice,
+/// across SIGKILLs with the AOF (`appendfsync always`, one after a rewrite) and across
+/// crashes after a `SAVE` and a `BGSAVE` (RDB only): the jobs' ticks are consecutive multiples of 200 ms, none twice,
 /// none missing (the restarts are well within the grace period).
 #[test]
 #[ignore = "needs JOB.PUSH/FETCH/ACK (jobs-core), enabled at the rebase on main"]
@@ -526,12 +526,23 @@ fn every_200ms_jobs_arrive_once_across_restarts() {
             "created",
         );
         let mut fired = wait_fired(&mut c, "beat", 0, 4);
-        for _round in 0..2 {
-            if mode == "rdb" {
-                ok(&mut c, &["SAVE"]);
-                // Fires after the save are lost with the crash, and fire again.
-                wait_fired(&mut c, "beat", fired, 2);
+        for round in 0..2 {
+            match (mode, round) {
+                ("rdb", 0) => ok(&mut c, &["SAVE"]),
+                ("rdb", _) => {
+                    assert!(matches!(cmd(&mut c, &["BGSAVE"]), Frame::Simple(_)));
+                    wait_info(&mut c, "rdb_bgsave_in_progress");
+                }
+                // A rewrite while the schedule fires: its base holds the schedule as it
+                // was at the rewrite's point in time, the new incremental file the rest.
+                (_, 0) => {
+                    assert!(matches!(cmd(&mut c, &["BGREWRITEAOF"]), Frame::Simple(_)));
+                    wait_info(&mut c, "aof_rewrite_in_progress");
+                }
+                _ => {}
             }
+            // With the RDB, fires after the save are lost with the crash, and fire again.
+            wait_fired(&mut c, "beat", fired, 2);
             drop(c);
             s.crash().expect("kill");
             s = crate::start(&args);
