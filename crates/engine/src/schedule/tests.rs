@@ -502,3 +502,20 @@ fn registry_limits_and_generations() {
     assert_eq!(Progress::parse(&refs), Some(p));
     assert_eq!(Progress::parse(&refs[..4]), None);
 }
+
+#[test]
+fn zones_resolve_without_a_system_database() {
+    // The copy of the tzdb built into the binary (a machine without
+    // /usr/share/zoneinfo falls back to it) knows the zones and their 2026 rules.
+    let db = jiff::tz::TimeZoneDatabase::bundled();
+    for z in ["America/New_York", "Europe/Berlin", "Asia/Tokyo", "UTC"] {
+        assert!(db.get(z).is_ok(), "{z}");
+    }
+    let ny = db.get("America/New_York").unwrap();
+    let t = Timestamp::from_millisecond(ms("2026-03-08T07:00:00Z") as i64).unwrap();
+    assert_eq!(ny.to_offset(t), jiff::tz::offset(-4));
+    assert_eq!(
+        ny.to_offset(t - jiff::SignedDuration::from_secs(1)),
+        jiff::tz::offset(-5)
+    );
+}
