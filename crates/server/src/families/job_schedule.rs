@@ -240,7 +240,7 @@ fn get(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     let next = s
         .spec
         .trigger
-        .next_after(s.progress.cursor.max(ctx.now))
+        .next_after(s.progress.cursor)
         .map_or(Frame::Integer(-1), |t| Frame::Integer(t as i64));
     let p = &s.progress;
     let pairs = vec![
