@@ -18,6 +18,7 @@
 //! with `stop-writes-on-bgsave-error`) or while clients are paused: the ticks wait, and
 //! become missed ones if that lasts past the grace period.
 
+use crate::error::Error;
 use crate::server::{Client, Server};
 use basalt_engine::schedule::{Progress, Spec, due_ticks, jid};
 use basalt_proto::Frame;
@@ -28,21 +29,27 @@ use std::sync::atomic::Ordering;
 /// The client id of the firing pass's pushes (`CLIENT LIST` never shows it).
 pub const SCHEDULER_CLIENT_ID: u64 = u64::MAX - 1;
 
-/// Checks a schedule's template: its options must not choose the jid (`ID`, the
-/// schedule does) or an absolute time (`AT`), and the longest jid the schedule can
-/// produce must be a valid jid.
-pub fn check_template(_srv: &Server, name: &[u8], spec: &Spec) -> Result<(), String> {
-    for o in &spec.options {
-        if o.eq_ignore_ascii_case(b"ID") || o.eq_ignore_ascii_case(b"AT") {
-            return Err(format!(
-                "{} is chosen by the schedule (not a TEMPLATE option)",
-                String::from_utf8_lossy(o).to_ascii_uppercase()
-            ));
+/// Checks a schedule's template as `JOB.PUSH` checks a push (payload size, every
+/// option); `ID` (the schedule chooses the jid) and `AT` (an absolute time, the same for
+/// every job) are refused, and the longest jid the schedule can produce must fit
+/// `job-max-id-bytes`.
+pub fn check_template(srv: &Server, name: &[u8], spec: &Spec) -> Result<(), Error> {
+    let mut args = vec![Bytes::copy_from_slice(&spec.payload)];
+    args.extend(spec.options.iter().map(|o| Bytes::copy_from_slice(o)));
+    let (id, at) = crate::families::jobs::check_template(srv, &args)?;
+    for (named, word) in [(id, "ID"), (at, "AT")] {
+        if named {
+            return Err(Error::msg(format!(
+                "ERR {word} is chosen by the schedule (not a TEMPLATE option)"
+            )));
         }
     }
-    let longest = jid(name, basalt_engine::schedule::MAX_TIME_MS).len();
-    if longest > 128 {
-        return Err("schedule name too long for a job id".into());
+    let longest = jid(name, basalt_engine::schedule::MAX_TIME_MS).len() as u64;
+    let max_id = srv.config.read().jobs.max_id;
+    if longest > max_id {
+        return Err(Error::msg(format!(
+            "ERR schedule name too long: its jids (<name>:<tick>) would exceed job-max-id-bytes ({max_id})"
+        )));
     }
     Ok(())
 }

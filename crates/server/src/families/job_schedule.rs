@@ -120,7 +120,7 @@ fn parse_spec(args: &[Bytes]) -> Result<Spec, Error> {
 /// `JOB.PUSH` options without `ID` (the schedule chooses the jid) and `AT`, and the jid
 /// must fit the jid limit.
 fn check_template(srv: &Server, name: &[u8], spec: &Spec) -> Result<(), Error> {
-    crate::schedule::check_template(srv, name, spec).map_err(|e| Error::msg(format!("ERR {e}")))
+    crate::schedule::check_template(srv, name, spec)
 }
 
 fn loading(srv: &Server) -> bool {

@@ -2068,3 +2068,11 @@ pub fn moved(srv: &crate::server::Server, value: &Value, from: (usize, &[u8]), t
         srv.jobs.move_queue(q, from, to);
     }
 }
+
+/// Checks a `JOB.SCHEDULE` template (`payload [options...]`) as JOB.PUSH checks a push;
+/// answers whether its options name `ID` and `AT` (which a schedule chooses itself).
+pub fn check_template(srv: &crate::server::Server, args: &[Bytes]) -> Result<(bool, bool), Error> {
+    let c = srv.config.read().jobs;
+    let p = parse_push(args, &c)?;
+    Ok((p.id.is_some(), p.at.is_some()))
+}

@@ -186,6 +186,19 @@ fn upsert_get_list_del_and_errors() {
             &["EVERY", "10", "TEMPLATE", "p", "at", "5"],
             "ERR AT is chosen by the schedule",
         ),
+        // The template is checked as JOB.PUSH checks a push.
+        (
+            &["EVERY", "10", "TEMPLATE", "p", "PRIORITY", "10"],
+            "ERR PRIORITY must be between 0 and 9",
+        ),
+        (
+            &["EVERY", "10", "TEMPLATE", "p", "BOGUS"],
+            "ERR syntax error",
+        ),
+        (
+            &["EVERY", "10", "TEMPLATE", "p", "RETRY"],
+            "ERR syntax error",
+        ),
     ];
     for (rest, want) in cases {
         let args = up(rest);
@@ -208,6 +221,39 @@ fn upsert_get_list_del_and_errors() {
         ],
     );
     assert!(e.contains("schedule name must be 1 to 100 bytes"), "{e}");
+    // The jids `<name>:<tick>` (tick: up to 15 digits) must fit job-max-id-bytes; the
+    // payload job-max-payload-bytes.
+    ok(&mut c, &["CONFIG", "SET", "job-max-id-bytes", "20"]);
+    let up = |c: &mut RawClient, name: &str, payload: &str| {
+        cmd(
+            c,
+            &[
+                "JOB.SCHEDULE",
+                "UPSERT",
+                name,
+                "q",
+                "EVERY",
+                "10",
+                "TEMPLATE",
+                payload,
+            ],
+        )
+    };
+    assert_eq!(up(&mut c, "abcd", "p"), Frame::Simple("OK".into()));
+    let Frame::Error(e) = up(&mut c, "abcde", "p") else {
+        panic!("a name too long for job-max-id-bytes")
+    };
+    assert!(e.starts_with(b"ERR schedule name too long"), "{e:?}");
+    ok(&mut c, &["CONFIG", "SET", "job-max-payload-bytes", "4"]);
+    assert_eq!(up(&mut c, "abcd", "1234"), Frame::Simple("OK".into()));
+    assert_eq!(
+        up(&mut c, "abcd", "12345"),
+        Frame::Error("ERR job payload exceeds job-max-payload-bytes".into())
+    );
+    assert_eq!(
+        cmd(&mut c, &["JOB.SCHEDULE", "DEL", "abcd"]),
+        Frame::Integer(1)
+    );
     assert!(err(&mut c, &["JOB.SCHEDULE", "UPSERT", "x"]).contains("wrong number of arguments"));
     assert!(err(&mut c, &["JOB.SCHEDULE", "NOPE"]).contains("unknown subcommand"));
 
@@ -495,7 +541,6 @@ fn wait_fired(c: &mut RawClient, name: &str, from: i64, n: i64) -> i64 {
 /// crashes after a `SAVE` and a `BGSAVE` (RDB only): the jobs' ticks are consecutive multiples of 200 ms, none twice,
 /// none missing (the restarts are well within the grace period).
 #[test]
-#[ignore = "needs JOB.PUSH/FETCH/ACK (jobs-core), enabled at the rebase on main"]
 fn every_200ms_jobs_arrive_once_across_restarts() {
     for mode in ["aof", "rdb"] {
         let dir = scratch(&format!("sched-fire-{mode}"));
@@ -589,7 +634,6 @@ fn every_200ms_jobs_arrive_once_across_restarts() {
 /// latest missed tick and counts the others as skipped, `MISSED ALL` pushes them all:
 /// every tick between the first and the last job is either a job or counted skipped.
 #[test]
-#[ignore = "needs JOB.PUSH/FETCH/ACK (jobs-core), enabled at the rebase on main"]
 fn missed_ticks_follow_the_policy_after_an_outage() {
     for policy in ["LATEST", "ALL", "SKIP"] {
         let dir = scratch(&format!("sched-missed-{policy}"));

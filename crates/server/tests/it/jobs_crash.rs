@@ -95,7 +95,6 @@ fn bulk_str(f: Option<&Frame>) -> String {
 }
 
 #[test]
-#[ignore = "needs JOB.PUSH/FETCH/ACK (jobs-core), enabled at the rebase on main"]
 fn jobs_survive_sigkill_exactly_once() {
     let dir = crate::rl::scratch("jobs-crash");
     let d = dir.to_string_lossy().into_owned();
