@@ -373,7 +373,7 @@ fn output_limit_reached(srv: &Server, client: &Client, out: &BytesMut) -> bool {
 /// Holds the replies back until this client's logged writes are as durable as
 /// `appendfsync` promises (written to the AOF, or fsynced with `always`). Free when the
 /// client logged nothing since the last wait.
-async fn durable(srv: &Server, client: &mut Client) {
+pub(crate) async fn durable(srv: &Server, client: &mut Client) {
     let seq = client.aof_seq;
     if seq > client.aof_acked {
         srv.aof.wait(seq).await;
@@ -426,13 +426,13 @@ async fn write_out(
 /// turned replies off), or `None` when the connection must close (peer gone, killed,
 /// shutdown). Bytes the client sends meanwhile are kept in `rbuf` for later.
 /// The blocked command: what to re-run and how it asked to wait.
-struct Call<'a> {
-    resolved: &'a crate::cmd::Resolved,
-    args: &'a [bytes::Bytes],
-    req: crate::server::BlockRequest,
+pub(crate) struct Call<'a> {
+    pub(crate) resolved: &'a crate::cmd::Resolved,
+    pub(crate) args: &'a [bytes::Bytes],
+    pub(crate) req: crate::server::BlockRequest,
 }
 
-async fn wait_blocked(
+pub(crate) async fn wait_blocked(
     srv: &Arc<Server>,
     stream: &mut TcpStream,
     rbuf: &mut BytesMut,
@@ -555,13 +555,62 @@ async fn wait_blocked(
     outcome
 }
 
+/// Runs one command for a connection that speaks another protocol (the Faktory
+/// listener) through the same path as a RESP request: lookup and checks
+/// (`Server::prepare`, maxmemory, CLIENT PAUSE), execution under the exec gate, the wait
+/// of a blocking command on the shared registry (re-run when its keys are signalled, as
+/// for BLPOP), and the hold until its logged effects are durable. Returns the reply, or
+/// `None` when the connection must close (peer gone, killed, shutdown) while it waited.
+/// `rbuf` keeps whatever the peer sends during a wait.
+pub(crate) async fn run_internal(
+    srv: &Arc<Server>,
+    stream: &mut TcpStream,
+    rbuf: &mut BytesMut,
+    client: &mut Client,
+    args: &[bytes::Bytes],
+) -> Option<Frame> {
+    let resolved = match srv.prepare(client, args) {
+        Ok(r) => r,
+        Err(e) => return Some(e.into_frame()),
+    };
+    let mut now = unix_ms();
+    if let Some(e) = srv.check_oom(client, resolved, args, now) {
+        return Some(e.into_frame());
+    }
+    if srv.pause_remaining(resolved, args, false, now) > 0 {
+        wait_pause(srv, resolved, args, false).await;
+        now = unix_ms();
+    }
+    let mut reply = match srv.try_execute(client, resolved, args, now) {
+        Attempt::Done(r) => r,
+        Attempt::Wait => execute_gated(srv, client, resolved, args).await,
+    };
+    if let Some(req) = client.block.take() {
+        reply = wait_blocked(
+            srv,
+            stream,
+            rbuf,
+            client,
+            Call {
+                resolved,
+                args,
+                req,
+            },
+        )
+        .await?;
+    }
+    durable(srv, client).await;
+    // Internal clients never turn replies off: `None` here is an empty answer.
+    Some(reply.unwrap_or(Frame::Null))
+}
+
 /// How often a command waiting for the exec gate looks again (besides being woken
 /// when a writer releases it): the holder may have become a busy script meanwhile.
 const GATE_RECHECK: Duration = Duration::from_millis(10);
 
 /// Runs a command once the exec gate allows it, waiting asynchronously while a
 /// transaction or a (not yet busy) script holds it.
-async fn execute_gated(
+pub(crate) async fn execute_gated(
     srv: &Server,
     client: &mut Client,
     resolved: &crate::cmd::Resolved,

@@ -18,6 +18,7 @@ pub mod cron;
 pub mod error;
 pub mod evict;
 pub mod expire;
+pub mod faktory;
 pub mod families;
 pub mod info;
 pub mod jobs;
@@ -76,6 +77,9 @@ pub async fn run(srv: Arc<Server>) -> std::io::Result<()> {
             }
         }
     }
+    // The Faktory protocol's own listener (`faktory-port`), bound with the others so a
+    // port in use stops the start.
+    let faktory_listener = faktory::bind(&srv)?;
     if let Some(l) = listeners.first()
         && let Ok(a) = l.local_addr()
     {
@@ -105,6 +109,10 @@ pub async fn run(srv: Arc<Server>) -> std::io::Result<()> {
     let mut tasks = Vec::new();
     for l in listeners {
         tasks.push(tokio::spawn(accept_loop(srv.clone(), l)));
+    }
+    if let Some(l) = faktory_listener {
+        let state = std::sync::Arc::new(faktory::Faktory::default());
+        tasks.push(tokio::spawn(faktory::accept_loop(srv.clone(), state, l)));
     }
     // With `appendonly yes` the AOF is the source of truth and the RDB is not read, as
     // in Redis. Loading runs off the async workers.
@@ -167,7 +175,7 @@ pub async fn run(srv: Arc<Server>) -> std::io::Result<()> {
     Ok(())
 }
 
-fn bind(target: &str) -> std::io::Result<TcpListener> {
+pub(crate) fn bind(target: &str) -> std::io::Result<TcpListener> {
     use std::net::ToSocketAddrs;
     let addr = target
         .to_socket_addrs()?

@@ -198,6 +198,8 @@ pub struct Config {
     pub maxclients: usize,
     /// `requirepass`: the default user's password; empty = no password.
     pub requirepass: Vec<u8>,
+    /// The `faktory-*` directives (Basalt): the Faktory protocol listener.
+    pub faktory: FaktoryConfig,
     /// `loglevel`.
     pub loglevel: LogLevel,
     /// `logfile` (immutable): empty = standard output.
@@ -334,6 +336,23 @@ pub struct ConfigChange {
     pub name: &'static str,
 }
 
+/// The Faktory work protocol listener (`docs/faktory.md`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FaktoryConfig {
+    /// `faktory-port` (immutable): 0 = no Faktory listener; Faktory's own is 7419.
+    pub port: u16,
+    /// `faktory-bind` (immutable): the address the listener binds.
+    pub bind: String,
+    /// `faktory-password`: empty = no password (the `HI` greeting asks for none).
+    pub password: Vec<u8>,
+    /// `faktory-max-line`: longest command line (a `PUSH` with its job) in bytes.
+    pub max_line: u64,
+    /// `faktory-max-connections`: most Faktory connections open at once.
+    pub max_connections: u64,
+    /// `faktory-handshake-timeout`: ms a new connection has to complete `HELLO`.
+    pub handshake_timeout_ms: u64,
+}
+
 impl Default for Config {
     /// Every directive at its default, `dir` being the process's working directory.
     fn default() -> Self {
@@ -345,6 +364,7 @@ impl Default for Config {
             databases: 0,
             maxclients: 0,
             requirepass: Vec::new(),
+            faktory: FaktoryConfig::default(),
             loglevel: LogLevel::default(),
             logfile: String::new(),
             pidfile: String::new(),

@@ -462,6 +462,87 @@ pub static TABLE: &[Directive] = &[
         },
     },
     Directive {
+        name: "faktory-port",
+        aliases: &[],
+        flags: BASALT | IMMUTABLE,
+        kind: Kind::Int {
+            min: 0,
+            max: 65535,
+            default: 0,
+            clamp: None,
+            check: None,
+            get: |c| i64::from(c.faktory.port),
+            set: |c, v| c.faktory.port = v as u16,
+        },
+    },
+    Directive {
+        name: "faktory-bind",
+        aliases: &[],
+        flags: BASALT | IMMUTABLE,
+        kind: Kind::Str {
+            default: Some("127.0.0.1"),
+            get: |c| Some(c.faktory.bind.clone().into_bytes()),
+            set: |c, v| {
+                let s = std::str::from_utf8(v).map_err(|_| "invalid address")?;
+                c.faktory.bind = s.to_string();
+                Ok(())
+            },
+        },
+    },
+    Directive {
+        name: "faktory-password",
+        aliases: &[],
+        flags: BASALT | SENSITIVE,
+        kind: Kind::Str {
+            default: None,
+            get: |c| (!c.faktory.password.is_empty()).then(|| c.faktory.password.clone()),
+            set: |c, v| {
+                c.faktory.password = v.to_vec();
+                Ok(())
+            },
+        },
+    },
+    Directive {
+        name: "faktory-max-line",
+        aliases: &[],
+        flags: BASALT,
+        kind: Kind::Memory {
+            min: 1024,
+            max: 512 * MB,
+            default: 4 * MB,
+            get: |c| c.faktory.max_line,
+            set: |c, v| c.faktory.max_line = v,
+        },
+    },
+    Directive {
+        name: "faktory-max-connections",
+        aliases: &[],
+        flags: BASALT,
+        kind: Kind::Int {
+            min: 1,
+            max: UINT_MAX,
+            default: 1000,
+            clamp: None,
+            check: None,
+            get: |c| c.faktory.max_connections as i64,
+            set: |c, v| c.faktory.max_connections = v as u64,
+        },
+    },
+    Directive {
+        name: "faktory-handshake-timeout",
+        aliases: &[],
+        flags: BASALT,
+        kind: Kind::Int {
+            min: 1,
+            max: 3_600_000,
+            default: 2000,
+            clamp: None,
+            check: None,
+            get: |c| c.faktory.handshake_timeout_ms as i64,
+            set: |c, v| c.faktory.handshake_timeout_ms = v as u64,
+        },
+    },
+    Directive {
         name: "loglevel",
         aliases: &[],
         flags: 0,
