@@ -351,6 +351,9 @@ pub struct FaktoryConfig {
     pub max_connections: u64,
     /// `faktory-handshake-timeout`: ms a new connection has to complete `HELLO`.
     pub handshake_timeout_ms: u64,
+    /// `faktory-retry-backoff`: `faktory` (Faktory's `count⁴ + 15 + rand(30)·(count+1)`
+    /// seconds) or `job` (the job's own BACKOFF in the engine, 1 s doubling by default).
+    pub retry_backoff_job: bool,
 }
 
 impl Default for Config {

@@ -543,6 +543,17 @@ pub static TABLE: &[Directive] = &[
         },
     },
     Directive {
+        name: "faktory-retry-backoff",
+        aliases: &[],
+        flags: BASALT,
+        kind: Kind::Enum {
+            names: &["faktory", "job"],
+            default: 0,
+            get: |c| usize::from(c.faktory.retry_backoff_job),
+            set: |c, i| c.faktory.retry_backoff_job = i == 1,
+        },
+    },
+    Directive {
         name: "loglevel",
         aliases: &[],
         flags: 0,

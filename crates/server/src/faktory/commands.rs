@@ -293,8 +293,9 @@ async fn ack(s: &mut Session<'_>, rest: &Bytes) -> Option<Frame> {
 }
 
 /// FAIL {"jid", "errtype", "message", "backtrace"}: `JOB.FAIL` with Faktory's backoff
-/// as `RETRY_IN` (the engine counts the retries and dead-letters the job when they are
-/// used up); a job pushed with `retry: 0` is discarded (`JOB.CANCEL`), as Faktory does.
+/// as `RETRY_IN` (or the job's own backoff with `faktory-retry-backoff job`); the engine
+/// counts the retries and dead-letters the job when they are used up. A job pushed with
+/// `retry: 0` is discarded (`JOB.CANCEL`), as Faktory does.
 async fn fail(s: &mut Session<'_>, rest: &Bytes) -> Option<Frame> {
     let failure: Failure = match job::parse_fail(rest) {
         Ok(f) => f,
@@ -313,18 +314,19 @@ async fn fail(s: &mut Session<'_>, rest: &Bytes) -> Option<Frame> {
         });
     }
     let now = unix_ms();
-    let count = (claim.attempt - 1).max(0) as u64;
-    let mut rng = crate::rand::command_rng();
-    let delay_ms = job::retry_delay_secs(count, rng() % 30) * 1000;
-    let error = failure.to_error(now, Some(now + delay_ms));
-    let args = vec![
-        Bytes::from_static(b"JOB.FAIL"),
-        jid,
-        claim.token,
-        Bytes::from(error),
-        Bytes::from_static(b"RETRY_IN"),
-        Bytes::from(delay_ms.to_string()),
-    ];
+    let job_backoff = s.srv.config.read().faktory.retry_backoff_job;
+    let mut args = vec![Bytes::from_static(b"JOB.FAIL"), jid, claim.token];
+    if job_backoff {
+        // The engine applies the job's BACKOFF; `next_at` is in its reply, not known here.
+        args.push(Bytes::from(failure.to_error(now, None)));
+    } else {
+        let count = (claim.attempt - 1).max(0) as u64;
+        let mut rng = crate::rand::command_rng();
+        let delay_ms = job::retry_delay_secs(count, rng() % 30) * 1000;
+        args.push(Bytes::from(failure.to_error(now, Some(now + delay_ms))));
+        args.push(Bytes::from_static(b"RETRY_IN"));
+        args.push(Bytes::from(delay_ms.to_string()));
+    }
     Some(match s.run(args).await? {
         Frame::Error(e) => Frame::Error(e),
         _ => ok(),

@@ -56,7 +56,7 @@ pub enum LineError {
 }
 
 /// Reads one line (without its `\r\n` or `\n`) from `rbuf`, reading the socket as
-/// needed; at most `max` bytes before the line end.
+/// needed. A line longer than `max` bytes (its end not counted) is an error.
 pub async fn read_line(
     stream: &mut TcpStream,
     rbuf: &mut BytesMut,
@@ -66,18 +66,21 @@ pub async fn read_line(
     loop {
         if let Some(i) = memchr::memchr(b'\n', &rbuf[scanned..]) {
             let end = scanned + i;
-            if end > max {
+            let len = if end > 0 && rbuf[end - 1] == b'\r' {
+                end - 1
+            } else {
+                end
+            };
+            if len > max {
                 return Err(LineError::TooLong);
             }
             let mut line = rbuf.split_to(end + 1).freeze();
-            line.truncate(end);
-            if line.last() == Some(&b'\r') {
-                line.truncate(end - 1);
-            }
+            line.truncate(len);
             return Ok(line);
         }
         scanned = rbuf.len();
-        if scanned > max {
+        // `max` bytes and a `\r` may still be a line of `max`.
+        if scanned > max + 1 {
             return Err(LineError::TooLong);
         }
         if rbuf.capacity() - rbuf.len() < 4096 {

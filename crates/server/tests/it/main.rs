@@ -11,6 +11,7 @@ mod clients;
 mod coordination;
 mod debug;
 mod dirty;
+mod faktory;
 mod geo;
 mod golden;
 mod hashes;
