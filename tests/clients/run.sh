@@ -1,23 +1,26 @@
 #!/usr/bin/env bash
 # Client-compatibility suite: real client libraries against a running Redis-compatible
-# server. Runs the Python part (redis-py, RQ, limits, python-redis-lock) and the Node part
-# (ioredis, BullMQ, redlock), prints one line per scenario and closes with
-# `clients: N passed, M failed`. Exit status 1 if any scenario failed that is not listed
-# in BASALT_CLIENTS_ALLOW_FAIL, 2 on a setup problem (libraries missing, server down).
+# server. Runs the Python part (redis-py, RQ, limits, python-redis-lock, faktory) and the
+# Node part (ioredis, BullMQ, redlock, faktory-worker), prints one line per scenario and
+# closes with `clients: N passed, M failed`. Exit status 1 if any scenario failed that is
+# not listed in BASALT_CLIENTS_ALLOW_FAIL, 2 on a setup problem (libraries missing,
+# server down).
 #
 # Usage: tests/clients/run.sh --port P [--host H] [--timeout S] [--only NAME...] [-v]
 #        (--only takes scenario names or patterns such as 'bullmq.*'; list them with
 #        python3 tests/clients/run_python.py --list and node tests/clients/node/run.mjs --list)
 #
 # Needs: pip install -r tests/clients/requirements.txt; (cd tests/clients/node && npm ci).
-# PYTHON and NODE pick the interpreters (default python3, node).
+# PYTHON and NODE pick the interpreters (default python3, node). CLIENTS_TARGET=redis skips
+# the Basalt-only scenarios (jobs.*, faktory.*); BASALT_FAKTORY_PORT is Basalt's
+# faktory-port for the faktory.* ones.
 set -uo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 python="${PYTHON:-python3}"
 node="${NODE:-node}"
 
 if [ $# -eq 0 ]; then
-  sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'
   exit 2
 fi
 

@@ -1,6 +1,8 @@
 #!/usr/bin/env node
 // Client-compatibility suite, Node part: ioredis, BullMQ and redlock run unmodified
-// against a Redis-compatible server and must see real Redis behaviour.
+// against a Redis-compatible server and must see real Redis behaviour; ioredis on Basalt's
+// JOB.* commands and faktory-worker on its Faktory port (Basalt-only: skipped with
+// CLIENTS_TARGET=redis; BASALT_FAKTORY_PORT is Basalt's `faktory-port`).
 //
 // Usage: node tests/clients/node/run.mjs --port P [--host H] [--only NAME...]
 //                                        [--timeout S] [--list] [--verbose]
@@ -8,7 +10,8 @@
 // Every scenario runs in its own child process with a time limit, so a library that
 // hangs on a missing command fails that scenario instead of the whole run. Prints one
 // line per scenario (PASS name / FAIL name: reason / XFAIL name: reason for failures
-// listed in BASALT_CLIENTS_ALLOW_FAIL / XPASS name for listed scenarios that pass) and
+// listed in BASALT_CLIENTS_ALLOW_FAIL / XPASS name for listed scenarios that pass / SKIP
+// name for Basalt-only scenarios against Redis) and
 // closes with `node: N passed, M failed`, M counting only failures that are not allowed.
 // Exit status: 0 when M is 0, 1 otherwise, 2 on a usage or setup problem.
 // Install the libraries first: `npm ci` in tests/clients/node.
@@ -20,7 +23,10 @@ const SELF = fileURLToPath(import.meta.url);
 const VERDICT = "@@verdict ";
 // The parent kills a scenario process this long after the scenario's own time limit.
 const CLEANUP_GRACE_S = 30;
-const MODULES = ["./scenarios/ioredis.mjs", "./scenarios/bullmq.mjs", "./scenarios/redlock.mjs"];
+const MODULES = ["./scenarios/ioredis.mjs", "./scenarios/bullmq.mjs", "./scenarios/redlock.mjs",
+  "./scenarios/jobs.mjs"];
+// Scenarios of Basalt's own features, skipped against Redis (CLIENTS_TARGET=redis).
+const BASALT_ONLY = ["jobs.*", "faktory.*"];
 
 function parseArgs(argv) {
   const a = { host: "127.0.0.1", port: null, only: [], timeout: 120, list: false,
@@ -115,6 +121,7 @@ async function main() {
     await import("ioredis");
     await import("bullmq");
     await import("redlock");
+    await import("faktory-worker");
   } catch (e) {
     console.error(`missing library (${e.message}): run npm ci in tests/clients/node`);
     process.exit(2);
@@ -154,7 +161,14 @@ async function main() {
   const failed = [];
   const xfailed = [];
   const xpassed = [];
+  const againstRedis = process.env.CLIENTS_TARGET === "redis";
+  let skipped = 0;
   for (const name of names) {
+    if (againstRedis && BASALT_ONLY.some((p) => matches(name, p))) {
+      skipped++;
+      console.log(`SKIP ${name}: Basalt-only (CLIENTS_TARGET=redis)`);
+      continue;
+    }
     const start = Date.now();
     const { ok, reason, out } = await runOne(name, args);
     const secs = ((Date.now() - start) / 1000).toFixed(1);
@@ -186,6 +200,7 @@ async function main() {
   if (xpassed.length) {
     console.log(`node: ${xpassed.length} listed in BASALT_CLIENTS_ALLOW_FAIL now pass: ${xpassed.join(", ")}`);
   }
+  if (skipped) console.log(`node: ${skipped} Basalt-only scenarios skipped (CLIENTS_TARGET=redis)`);
   console.log(`node: ${passed} passed, ${failed.length} failed`);
   process.exit(failed.length ? 1 : 0);
 }

@@ -28,6 +28,8 @@ class Ctx:
         # Short and free of characters that some libraries treat specially (':' is used
         # by RQ and limits as their own separator, so it stays out of the prefix).
         self.prefix = "cc-" + uuid.uuid4().hex[:10]
+        # Basalt's Faktory listener (`--faktory-port`), for the faktory.* scenarios.
+        self.faktory_port = int(os.environ.get("BASALT_FAKTORY_PORT") or 0)
         self._clients = []
 
     @property
