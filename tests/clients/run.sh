@@ -20,7 +20,7 @@ python="${PYTHON:-python3}"
 node="${NODE:-node}"
 
 if [ $# -eq 0 ]; then
-  sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'
   exit 2
 fi
 
