@@ -213,8 +213,19 @@ async fn fetch(s: &mut Session<'_>, rest: &Bytes) -> Option<Frame> {
     args.push(Bytes::from_static(b"BLOCK"));
     args.push(Bytes::from(FETCH_BLOCK_MS.to_string()));
     args.extend(worker);
+    let started = std::time::Instant::now();
     let reply = s.run(args).await?;
-    Some(deliver(s, &reply).unwrap_or(Frame::Null))
+    if let Some(job) = deliver(s, &reply) {
+        return Some(job);
+    }
+    // Nothing at once means the engine refused this worker (quieted by `WORKER.QUIET`
+    // before its next BEAT told us): wait out the 2 s as Faktory does, so it does not spin.
+    let waited = started.elapsed();
+    let block = Duration::from_millis(FETCH_BLOCK_MS);
+    if waited < block {
+        tokio::time::sleep(block - waited).await;
+    }
+    Some(Frame::Null)
 }
 
 /// Turns a `JOB.FETCH` reply into the Faktory job to send (recording its claim), or
