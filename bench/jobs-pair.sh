@@ -6,7 +6,7 @@
 # `npm ci` there first). Each run pushes all jobs, then processes them all; the rate is
 # jobs / (push time + process time). Both servers are pinned to core 0 (basalt with
 # --threads 1, persistence off on both), the load to core 1. Runs alternate basalt,
-# basalt-batch, bullmq; the script prints the medians and the ratios, and the servers' CPU
+# basalt-pipe, basalt-batch, bullmq (the modes: bench/jobs_pair_load.mjs); the script prints the medians and the ratios, and the servers' CPU
 # time per job (read from /proc, steadier when other work shares the cores). Not run by
 # the tests; rates only mean something on a quiet machine.
 set -euo pipefail
@@ -30,7 +30,7 @@ hz=$(getconf CLK_TCK)
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 for run in $(seq 1 "$runs"); do
-  for mode in basalt basalt-batch bullmq; do
+  for mode in basalt basalt-pipe basalt-batch bullmq; do
     port=$bport; pid=$bpid; [ $mode = bullmq ] && { port=$rport; pid=$rpid; }
     t0=$(cpu_ticks "$pid")
     out=$(taskset -c 1 node bench/jobs_pair_load.mjs "$mode" "$port" "$jobs" "$size" "$conc")
@@ -53,9 +53,10 @@ for line in open(sys.argv[1]):
     rate[mode].append(float(v)); cpu[mode].append(float(us))
 base = statistics.median(rate["bullmq"])
 names = {"basalt": "Basalt JOB.FETCH + JOB.ACK, one job per slot",
+         "basalt-pipe": "Basalt, ACK + next FETCH in one round trip",
          "basalt-batch": "Basalt JOB.FETCH COUNT 100 + pipelined ACKs",
          "bullmq": "BullMQ on redis-server"}
-for mode in ["basalt", "basalt-batch", "bullmq"]:
+for mode in ["basalt", "basalt-pipe", "basalt-batch", "bullmq"]:
     r = statistics.median(rate[mode]); c = statistics.median(cpu[mode])
     print(f"| {names[mode]} | {r:,.0f} | {c:.1f} | {r/base:.2f} |")
 PY

@@ -11,6 +11,9 @@
 //                 then CONCURRENCY loops (one connection each) of
 //                 `JOB.FETCH q BLOCK 1000` + `JOB.ACK jid token`: one job at a time per
 //                 slot, as a BullMQ worker slot takes one job at a time.
+//   basalt-pipe   as basalt, but each loop sends the ACK of its job and the FETCH of the
+//                 next in one write (one round trip per job, as BullMQ's worker, whose
+//                 completing script hands out the next job).
 //   basalt-batch  as basalt, but each loop fetches COUNT 100 and pipelines the ACKs.
 //
 // Both keep at most 1000 completed jobs (BullMQ removeOnComplete: 1000; Basalt's default
@@ -27,8 +30,8 @@ const port = Number(portArg);
 const total = Number(jobsArg);
 const size = Number(sizeArg);
 const concurrency = Number(concArg);
-if (!["bullmq", "basalt", "basalt-batch"].includes(mode) || !port || !total || !concurrency) {
-  console.error("usage: jobs_pair_load.mjs bullmq|basalt|basalt-batch PORT JOBS PAYLOAD_BYTES CONCURRENCY");
+if (!["bullmq", "basalt", "basalt-pipe", "basalt-batch"].includes(mode) || !port || !total || !concurrency) {
+  console.error("usage: jobs_pair_load.mjs bullmq|basalt|basalt-pipe|basalt-batch PORT JOBS PAYLOAD_BYTES CONCURRENCY");
   process.exit(2);
 }
 const data = { data: "x".repeat(size) };
@@ -63,7 +66,8 @@ async function bullmq() {
   return [t1 - t0, t2 - t1];
 }
 
-async function basalt(batch) {
+async function basalt(how) {
+  const batch = how === "batch";
   const r = new Redis({ host: "127.0.0.1", port });
   const payload = JSON.stringify(data);
   const t0 = performance.now();
@@ -76,6 +80,26 @@ async function basalt(batch) {
   }
   const t1 = performance.now();
   let done = 0;
+  // One round trip per job: the ACK of the job in hand travels with the next FETCH.
+  const pipelined = async () => {
+    const c = new Redis({ host: "127.0.0.1", port });
+    let held = null;
+    while (done < total || held) {
+      const p = c.pipeline();
+      if (held) p.call("JOB.ACK", held[0], held[1]);
+      const fetching = done < total;
+      if (fetching) p.call("JOB.FETCH", queueName, "BLOCK", "1000");
+      const res = await p.exec();
+      for (const [err] of res) if (err) throw err;
+      held = null;
+      const got = fetching ? res[res.length - 1][1] : null;
+      if (got) {
+        held = fields(got[0]);
+        done += 1;
+      }
+    }
+    c.disconnect();
+  };
   const loop = async () => {
     const c = new Redis({ host: "127.0.0.1", port });
     while (done < total) {
@@ -99,7 +123,7 @@ async function basalt(batch) {
     }
     c.disconnect();
   };
-  await Promise.all(Array.from({ length: concurrency }, loop));
+  await Promise.all(Array.from({ length: concurrency }, how === "pipe" ? pipelined : loop));
   const t2 = performance.now();
   await r.del(queueName, `{${queueName}}:events`);
   r.disconnect();
@@ -117,7 +141,7 @@ function fields(job) {
   return [jid, token];
 }
 
-const [pushMs, processMs] = mode === "bullmq" ? await bullmq() : await basalt(mode === "basalt-batch");
+const [pushMs, processMs] = mode === "bullmq" ? await bullmq() : await basalt(mode.slice(7));
 const rate = total / ((pushMs + processMs) / 1000);
 console.log(`${rate.toFixed(0)} ${pushMs.toFixed(0)} ${processMs.toFixed(0)}`);
 process.exit(0);
