@@ -605,3 +605,35 @@ fn info_queue_control_and_flush() {
         Frame::Bulk(Bytes::from_static(b"v"))
     );
 }
+
+#[test]
+fn an_acknowledged_push_survives_a_crash_and_a_prior_claim_is_reported() {
+    let (mut server, port) = start(&["--appendonly", "yes", "--appendfsync", "always"]);
+    let dir = server
+        .dir()
+        .expect("scratch dir")
+        .to_str()
+        .unwrap()
+        .to_string();
+    let mut c = Fwp::hello(port, Some("w"));
+    assert_eq!(c.cmd(&push("durable-001", "T", json!({}))), Reply::Ok);
+    assert_eq!(c.cmd(&push("durable-002", "T", json!({}))), Reply::Ok);
+    assert_eq!(fetched(c.cmd("FETCH"))["jid"], "durable-001");
+    // SIGKILL right after the replies: `appendfsync always` made them durable first.
+    server.crash().expect("kill");
+    let (after, port) = start(&["--appendonly", "yes", "--dir", &dir]);
+    let mut r = resp(after.port());
+    let got = rcmd(&mut r, &["JOB.GET", "durable-001"]);
+    assert_eq!(text(&get_field(&got, "state")), "active");
+    let got = rcmd(&mut r, &["JOB.GET", "durable-002"]);
+    assert_eq!(text(&get_field(&got, "state")), "waiting");
+    // The claim's token was in the old process's memory: the ACK is refused (the job is
+    // delivered again when its reservation ends), as docs/faktory.md says.
+    let mut c = Fwp::hello(port, Some("w"));
+    match c.cmd(r#"ACK {"jid":"durable-001"}"#) {
+        Reply::Error(e) => assert!(e.contains("no claim of job durable-001"), "{e}"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(fetched(c.cmd("FETCH"))["jid"], "durable-002");
+    assert_eq!(c.cmd(r#"ACK {"jid":"durable-002"}"#), Reply::Ok);
+}
