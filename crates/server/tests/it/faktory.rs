@@ -637,3 +637,45 @@ fn an_acknowledged_push_survives_a_crash_and_a_prior_claim_is_reported() {
     assert_eq!(fetched(c.cmd("FETCH"))["jid"], "durable-002");
     assert_eq!(c.cmd(r#"ACK {"jid":"durable-002"}"#), Reply::Ok);
 }
+
+#[test]
+fn at_priority_and_reserve_for_become_job_options() {
+    let (server, port) = start(&[]);
+    let mut r = resp(server.port());
+    let mut c = Fwp::hello(port, Some("w"));
+    let later = basalt_server::server::unix_ms() + 3_600_000;
+    let at = basalt_server::faktory::time::format_ms(later);
+    assert_eq!(
+        c.cmd(&push("sched-0001", "T", json!({"at": at}))),
+        Reply::Ok
+    );
+    let got = rcmd(&mut r, &["JOB.GET", "sched-0001"]);
+    assert_eq!(text(&get_field(&got, "state")), "scheduled");
+    assert_eq!(get_field(&got, "run_at"), Frame::Integer(later as i64));
+    // Priority orders the queue; reserve_for 30 is clamped to Faktory's minute.
+    assert_eq!(
+        c.cmd(&push("prio-low01", "T", json!({"priority": 1}))),
+        Reply::Ok
+    );
+    assert_eq!(
+        c.cmd(&push(
+            "prio-high1",
+            "T",
+            json!({"priority": 9, "reserve_for": 30})
+        )),
+        Reply::Ok
+    );
+    let before = basalt_server::server::unix_ms();
+    assert_eq!(fetched(c.cmd("FETCH"))["jid"], "prio-high1");
+    let after = basalt_server::server::unix_ms();
+    let got = rcmd(&mut r, &["JOB.GET", "prio-high1"]);
+    let Frame::Integer(deadline) = get_field(&got, "deadline") else {
+        panic!("{got:?}")
+    };
+    let deadline = deadline as u64;
+    assert!(
+        deadline >= before + 60_000 && deadline <= after + 60_000,
+        "{deadline}"
+    );
+    assert_eq!(get_field(&got, "priority"), Frame::Integer(9));
+}
