@@ -679,3 +679,29 @@ fn at_priority_and_reserve_for_become_job_options() {
     );
     assert_eq!(get_field(&got, "priority"), Frame::Integer(9));
 }
+
+#[test]
+fn job_size_limit_applies_to_the_stored_json() {
+    let (server, port) = start(&[]);
+    let mut r = resp(server.port());
+    assert_eq!(
+        rcmd(&mut r, &["CONFIG", "SET", "job-max-payload-bytes", "2000"]),
+        Frame::ok()
+    );
+    let mut c = Fwp::hello(port, None);
+    let with_arg = |jid: &str, n: usize| push(jid, "T", json!({"args": ["x".repeat(n)]}));
+    // The stored JSON is the pushed job plus created_at, enqueued_at, queue and retry
+    // (fixed-size fields): measure it once (jids of one length), then aim at the limit.
+    assert_eq!(c.cmd(&with_arg("size-probe", 100)), Reply::Ok);
+    let got = rcmd(&mut r, &["JOB.GET", "size-probe"]);
+    let probe = text(&get_field(&got, "payload")).len();
+    let at_limit = 100 + (2000 - probe);
+    assert_eq!(c.cmd(&with_arg("size-limit", at_limit)), Reply::Ok);
+    let got = rcmd(&mut r, &["JOB.GET", "size-limit"]);
+    assert_eq!(text(&get_field(&got, "payload")).len(), 2000);
+    match c.cmd(&with_arg("size-1over", at_limit + 1)) {
+        Reply::Error(e) => assert!(e.contains("job-max-payload-bytes"), "{e}"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(rcmd(&mut r, &["JOB.GET", "size-1over"]), Frame::Null);
+}
