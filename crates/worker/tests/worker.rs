@@ -367,3 +367,78 @@ async fn terminate_gives_back_jobs_still_running_after_the_timeout() {
     let info = c.get(&jid).await.unwrap().unwrap();
     assert_eq!((info.state.as_str(), info.failures), ("waiting", 0));
 }
+
+/// Jobs cross protocols: a Faktory client's job runs on a `Worker`, and a job pushed
+/// with `Client::push` reaches a Faktory worker with its `jobtype` and `args`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jobs_are_shared_with_faktory_clients() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let fport = basalt_testkit::free_port().unwrap();
+    let bin = server_binary();
+    let s = TestServer::start(&bin, &["--faktory-port", &fport.to_string()]).expect("starts");
+    // A Faktory producer/worker over a plain socket.
+    let stream = std::net::TcpStream::connect(("127.0.0.1", fport)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut w = stream.try_clone().unwrap();
+    let mut r = BufReader::new(stream);
+    let mut line = String::new();
+    let mut read_line = |r: &mut BufReader<std::net::TcpStream>| {
+        line.clear();
+        r.read_line(&mut line).unwrap();
+        line.trim_end().to_string()
+    };
+    assert!(read_line(&mut r).starts_with("+HI "));
+    w.write_all(b"HELLO {\"v\":2}\r\nPUSH {\"jid\":\"from-faktory\",\"jobtype\":\"Add\",\"args\":[20,22],\"queue\":\"shared\"}\r\n")
+        .unwrap();
+    assert_eq!(read_line(&mut r), "+OK");
+    assert_eq!(read_line(&mut r), "+OK");
+
+    let sums = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = sums.clone();
+    let worker = Worker::new(ConnectOptions::new(addr(&s)))
+        .queues(&["shared"])
+        .register("Add", move |job| {
+            let seen = seen.clone();
+            async move {
+                let sum: i64 = job
+                    .args
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .filter_map(|v| v.as_i64())
+                    .sum();
+                seen.lock().unwrap().push((job.jid.clone(), sum));
+                Ok(Some(sum.to_string().into_bytes()))
+            }
+        });
+    let stats = run_until(worker, || !sums.lock().unwrap().is_empty()).await;
+    assert_eq!(stats.completed, 1);
+    assert_eq!(sums.lock().unwrap()[0], ("from-faktory".to_string(), 42));
+
+    // The other way: pushed from Rust, fetched by the Faktory client.
+    let mut c = Client::connect(addr(&s)).await.unwrap();
+    let opts = PushOptions {
+        jid: Some("from-rust-sdk".into()),
+        retry: Some(2),
+        ..Default::default()
+    };
+    c.push("shared", "Mul", json!([6, 7]), &opts).await.unwrap();
+    w.write_all(b"FETCH shared\r\n").unwrap();
+    let header = read_line(&mut r);
+    let n: usize = header.strip_prefix('$').unwrap().parse().unwrap();
+    let mut body = vec![0; n + 2];
+    r.read_exact(&mut body).unwrap();
+    let job: serde_json::Value = serde_json::from_slice(&body[..n]).unwrap();
+    assert_eq!(job["jid"], "from-rust-sdk");
+    assert_eq!(job["jobtype"], "Mul");
+    assert_eq!(job["args"], json!([6, 7]));
+    assert_eq!(job["retry"], 2);
+    w.write_all(b"ACK {\"jid\":\"from-rust-sdk\"}\r\n").unwrap();
+    assert_eq!(read_line(&mut r), "+OK");
+    assert_eq!(
+        c.get("from-rust-sdk").await.unwrap().unwrap().state,
+        "completed"
+    );
+}
