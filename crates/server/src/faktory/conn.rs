@@ -190,7 +190,13 @@ pub async fn serve(
     let (password, max_line, handshake_ms) = {
         let c = srv.config.read();
         (
-            c.faktory.password.clone(),
+            // Without a Faktory password of its own the port is as protected as the RESP
+            // one: `requirepass` (if any) is the password.
+            if c.faktory.password.is_empty() {
+                c.requirepass.clone()
+            } else {
+                c.faktory.password.clone()
+            },
             c.faktory.max_line as usize,
             c.faktory.handshake_timeout_ms,
         )

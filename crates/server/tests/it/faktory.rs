@@ -705,3 +705,30 @@ fn job_size_limit_applies_to_the_stored_json() {
     }
     assert_eq!(rcmd(&mut r, &["JOB.GET", "size-1over"]), Frame::Null);
 }
+
+#[test]
+fn requirepass_protects_the_faktory_port_when_it_has_no_password_of_its_own() {
+    let (_server, port) = start(&["--requirepass", "resp-pw"]);
+    let (mut c, hi) = Fwp::connect(port);
+    let (i, salt) = (
+        hi["i"].as_u64().expect("i") as u32,
+        hi["s"].as_str().unwrap().to_string(),
+    );
+    let hash = basalt_server::faktory::conn::pwdhash(b"resp-pw", &salt, i);
+    assert_eq!(
+        c.cmd(&format!(r#"HELLO {{"v":2,"pwdhash":"{hash}"}}"#)),
+        Reply::Ok
+    );
+    // faktory-password, when set, is the one asked for instead.
+    let (_server, port) = start(&["--requirepass", "resp-pw", "--faktory-password", "fk-pw"]);
+    let (mut c, hi) = Fwp::connect(port);
+    let (i, salt) = (
+        hi["i"].as_u64().unwrap() as u32,
+        hi["s"].as_str().unwrap().to_string(),
+    );
+    let wrong = basalt_server::faktory::conn::pwdhash(b"resp-pw", &salt, i);
+    assert_eq!(
+        c.cmd(&format!(r#"HELLO {{"v":2,"pwdhash":"{wrong}"}}"#)),
+        Reply::Error("ERR Invalid password".into())
+    );
+}
