@@ -6,6 +6,7 @@
 
 mod cli;
 mod compare;
+mod jobs;
 mod keys;
 mod plot;
 mod poll;
@@ -42,6 +43,9 @@ enum Cmd {
     /// Run the scenarios on basalt-server and redis-server side by side and write
     /// docs/benchmarks.md.
     Compare(Box<compare::CompareArgs>),
+    /// Jobs pushed + fetched + acked per second on basalt-server's JOB.* (the
+    /// `basalt-batch` workload of bench/jobs_pair_load.mjs, without Node's client cost).
+    Jobs(jobs::JobsArgs),
     /// PUBLISH fan-out throughput: N subscribers, one pipelining publisher.
     Pubsub(pubsub::PubsubArgs),
     /// Draw one chart from saved --json reports (FILE or LABEL=FILE).
@@ -62,6 +66,7 @@ fn main() {
     let cli = Cli::parse();
     let result = match cli.cmd {
         Some(Cmd::Compare(args)) => compare::main(&args),
+        Some(Cmd::Jobs(args)) => jobs::main(&args),
         Some(Cmd::Pubsub(args)) => pubsub::main(&args),
         Some(Cmd::Plot {
             out,
