@@ -8,7 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${1:-5}; n1=${2:-300000}; n16=${3:-2000000}; tests=${4:-set,get}
-basalt=target/release/basalt-server
+basalt=${BASALT_BIN:-target/release/basalt-server}
 [ -x "$basalt" ] || cargo build --release -p basalt-server
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 scratch=$(mktemp -d)
