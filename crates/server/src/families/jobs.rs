@@ -1870,11 +1870,25 @@ fn queue_resume(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
 
 /// QUEUE.DRAIN queue
 fn queue_drain(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    counted_op(ctx, args, "queue.drain", b"QUEUE.DRAIN", |q, ch, now| {
+        q.drain(now, ch)
+    })
+}
+
+/// A queue operation answering how many jobs it changed: notified (`event`) and logged
+/// as sent (`name`) only when it changed some.
+fn counted_op(
+    ctx: &mut Ctx<'_>,
+    args: &[Bytes],
+    event: &str,
+    name: &'static [u8],
+    op: impl FnOnce(&mut QueueValue, &mut Changes, u64) -> u64,
+) -> CmdResult {
     ctx.propagate_nothing();
-    let n = on_queue(ctx, &args[1], |q, ch, now| q.drain(now, ch))?;
+    let n = on_queue(ctx, &args[1], op)?;
     if n > 0 {
-        ctx.notify(ev::GENERIC, "queue.drain", &args[1]);
-        effect_as_sent(ctx, args, b"QUEUE.DRAIN");
+        ctx.notify(ev::GENERIC, event, &args[1]);
+        effect_as_sent(ctx, args, name);
     }
     Ok(Frame::Integer(n as i64))
 }
@@ -1962,28 +1976,18 @@ fn dlq_list(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
 
 /// DLQ.REQUEUE queue (jid [jid ...] | ALL)
 fn dlq_requeue(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
-    ctx.propagate_nothing();
     let all = args.len() == 3 && is(&args[2], "ALL");
     let jids: Vec<&[u8]> = args[2..].iter().map(|b| &b[..]).collect();
-    let n = on_queue(ctx, &args[1], |q, ch, now| {
+    counted_op(ctx, args, "dlq.requeue", b"DLQ.REQUEUE", |q, ch, now| {
         q.requeue_dead(now, if all { None } else { Some(&jids) }, ch)
-    })?;
-    if n > 0 {
-        ctx.notify(ev::GENERIC, "dlq.requeue", &args[1]);
-        effect_as_sent(ctx, args, b"DLQ.REQUEUE");
-    }
-    Ok(Frame::Integer(n as i64))
+    })
 }
 
 /// DLQ.PURGE queue
 fn dlq_purge(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
-    ctx.propagate_nothing();
-    let n = on_queue(ctx, &args[1], |q, ch, now| q.purge_dead(now, ch))?;
-    if n > 0 {
-        ctx.notify(ev::GENERIC, "dlq.purge", &args[1]);
-        effect_as_sent(ctx, args, b"DLQ.PURGE");
-    }
-    Ok(Frame::Integer(n as i64))
+    counted_op(ctx, args, "dlq.purge", b"DLQ.PURGE", |q, ch, now| {
+        q.purge_dead(now, ch)
+    })
 }
 
 // ---------------------------------------------------------------------------------
