@@ -192,6 +192,19 @@ pub fn encode_command<A: AsRef<[u8]>>(out: &mut Vec<u8>, args: &[A]) {
     }
 }
 
+/// Each command of `cmds` without its first `skip` words (`RL.POLICY SET`,
+/// `JOB.SCHEDULE RESTORE`) as its own RESP array: the form server state takes in RDB aux
+/// fields, read back with [`CommandReader`].
+pub fn encode_tails(cmds: &[Vec<Vec<u8>>], skip: usize) -> Vec<Vec<u8>> {
+    cmds.iter()
+        .map(|cmd| {
+            let mut out = Vec::new();
+            encode_command(&mut out, cmd.get(skip..).unwrap_or_default());
+            out
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -369,15 +369,10 @@ pub fn aux_values(srv: &Server) -> Vec<Vec<u8>> {
     aux_of(&restore_commands(srv))
 }
 
-/// [`restore_commands`]' output as aux field values.
+/// [`restore_commands`]' output as aux field values (their arguments after
+/// `JOB.SCHEDULE RESTORE`).
 pub fn aux_of(cmds: &[Vec<Vec<u8>>]) -> Vec<Vec<u8>> {
-    cmds.iter()
-        .map(|cmd| {
-            let mut out = Vec::new();
-            basalt_persist::aof::resp::encode_command(&mut out, &cmd[2..]);
-            out
-        })
-        .collect()
+    basalt_persist::aof::resp::encode_tails(cmds, 2)
 }
 
 /// Loads one aux field value written by [`aux_values`] (replacing a schedule of the same

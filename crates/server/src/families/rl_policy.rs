@@ -169,14 +169,7 @@ pub fn set_commands(srv: &Server) -> Vec<Vec<Vec<u8>>> {
 
 /// The aux field values to save: each policy's name and arguments, RESP-encoded.
 pub fn aux_values(srv: &Server) -> Vec<Vec<u8>> {
-    set_commands(srv)
-        .into_iter()
-        .map(|cmd| {
-            let mut out = Vec::new();
-            basalt_persist::aof::resp::encode_command(&mut out, &cmd[2..]);
-            out
-        })
-        .collect()
+    basalt_persist::aof::resp::encode_tails(&set_commands(srv), 2)
 }
 
 /// Loads one aux field value written by [`aux_values`] (replacing a policy of the same
