@@ -8,20 +8,20 @@ use basalt_proto::Frame;
 use basalt_testkit::RawClient;
 use bytes::Bytes;
 
-fn client(port: u16) -> RawClient {
+pub(crate) fn client(port: u16) -> RawClient {
     RawClient::connect_port(port).expect("connect")
 }
 
-fn cmd(c: &mut RawClient, args: &[&str]) -> Frame {
+pub(crate) fn cmd(c: &mut RawClient, args: &[&str]) -> Frame {
     let args: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
     c.cmd_frame(&args).expect("reply")
 }
 
-fn bulk(s: &str) -> Frame {
+pub(crate) fn bulk(s: &str) -> Frame {
     Frame::Bulk(Bytes::copy_from_slice(s.as_bytes()))
 }
 
-fn err(c: &mut RawClient, args: &[&str]) -> String {
+pub(crate) fn err(c: &mut RawClient, args: &[&str]) -> String {
     match cmd(c, args) {
         Frame::Error(e) => String::from_utf8_lossy(&e).into_owned(),
         other => panic!("{args:?}: not an error: {other:?}"),

@@ -9,25 +9,7 @@ use bytes::Bytes;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-fn client(port: u16) -> RawClient {
-    RawClient::connect_port(port).expect("connect")
-}
-
-fn cmd(c: &mut RawClient, args: &[&str]) -> Frame {
-    let args: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
-    c.cmd_frame(&args).expect("reply")
-}
-
-fn bulk(s: &str) -> Frame {
-    Frame::Bulk(Bytes::copy_from_slice(s.as_bytes()))
-}
-
-fn err(c: &mut RawClient, args: &[&str]) -> String {
-    match cmd(c, args) {
-        Frame::Error(e) => String::from_utf8_lossy(&e).into_owned(),
-        other => panic!("{args:?}: not an error: {other:?}"),
-    }
-}
+use crate::coordination::{bulk, client, cmd, err};
 
 fn int(c: &mut RawClient, args: &[&str]) -> i64 {
     match cmd(c, args) {
