@@ -42,7 +42,7 @@ use crate::evict::{
 };
 use crate::lazyfree::{LazyFree, Reason};
 use crate::memory::{BUCKET_BYTES, EXPIRE_INDEX_BYTES, entry_bytes};
-use crate::value::Value;
+use crate::value::{Value, ValueRef};
 use bytes::Bytes;
 use parking_lot::{Mutex, MutexGuard};
 use smallvec::SmallVec;
@@ -164,6 +164,153 @@ impl Entry {
             access_secs: self.access_secs,
             meta: self.meta,
         }
+    }
+
+    /// A borrowed view of the entry, as the keyspace hands out stored ones.
+    pub fn view(&self) -> EntryRef<'_> {
+        EntryRef {
+            value: self.value.view(),
+            expire_at: self.expire_at,
+            access_secs: self.access_secs,
+            meta: self.meta,
+        }
+    }
+}
+
+/// A read-only view of one key's entry: stored in the table or kept aside by a frozen
+/// view. Cheap to copy.
+#[derive(Debug, Clone, Copy)]
+pub struct EntryRef<'a> {
+    value: ValueRef<'a>,
+    expire_at: u64,
+    access_secs: u32,
+    meta: u32,
+}
+
+impl<'a> EntryRef<'a> {
+    /// The value.
+    pub fn value(&self) -> ValueRef<'a> {
+        self.value
+    }
+
+    /// The value (as [`EntryRef::value`]; named like [`EntryMut::into_value`]).
+    pub fn into_value(self) -> ValueRef<'a> {
+        self.value
+    }
+
+    /// The Unix-ms deadline, or 0 when the key does not expire.
+    pub fn expire_at(&self) -> u64 {
+        self.expire_at
+    }
+
+    /// Seconds (on the server clock) of the last access, for `OBJECT IDLETIME`.
+    pub fn access_secs(&self) -> u32 {
+        self.access_secs
+    }
+
+    /// The LFU counter after decay at `now` (see [`Entry::lfu_freq`]).
+    pub fn lfu_freq(&self, now: u64, decay_time: u32) -> u8 {
+        evict::lfu_decayed(self.meta, evict::lfu_minutes(now), decay_time)
+    }
+
+    /// Whether the deadline has passed at `now`.
+    pub fn is_expired(&self, now: u64) -> bool {
+        self.expire_at != 0 && self.expire_at <= now
+    }
+
+    /// An owned copy (deep for collections).
+    pub fn to_entry(&self) -> Entry {
+        Entry {
+            value: self.value.to_value(),
+            expire_at: self.expire_at,
+            access_secs: self.access_secs,
+            meta: self.meta,
+        }
+    }
+}
+
+/// A stored key's entry handed out by [`Guard::get`] for reading or changing in place.
+/// The guard re-measures the key's bytes after the command (see [`Guard::get`]).
+///
+/// Strings are read through [`EntryMut::value`] and changed through
+/// [`EntryMut::raw_mut`] (in-place edits, which make the string `raw` as in Redis) or
+/// [`EntryMut::set_value`] (a new value, keeping the deadline and the eviction
+/// metadata); values of the other types are changed in place through
+/// [`EntryMut::value_mut`].
+pub struct EntryMut<'a> {
+    e: &'a mut Entry,
+}
+
+impl<'a> EntryMut<'a> {
+    /// The value.
+    pub fn value(&self) -> ValueRef<'_> {
+        self.e.value.view()
+    }
+
+    /// The value, for the whole borrow of the guard.
+    pub fn into_value(self) -> ValueRef<'a> {
+        self.e.value.view()
+    }
+
+    /// The value for in-place changes if it is not a string (None for strings: see
+    /// [`EntryMut::raw_mut`] and [`EntryMut::set_value`]).
+    pub fn value_mut(&mut self) -> Option<&mut Value> {
+        match &mut self.e.value {
+            Value::Str(_) => None,
+            v => Some(v),
+        }
+    }
+
+    /// [`EntryMut::value_mut`] for the whole borrow of the guard.
+    pub fn into_value_mut(self) -> Option<&'a mut Value> {
+        match &mut self.e.value {
+            Value::Str(_) => None,
+            v => Some(v),
+        }
+    }
+
+    /// A string's buffer for in-place edits (APPEND, SETRANGE, SETBIT, PFADD ...); the
+    /// string becomes `raw`, as Redis's `dbUnshareStringValue` makes it. None if the value
+    /// is not a string.
+    pub fn raw_mut(&mut self) -> Option<&mut Vec<u8>> {
+        match &mut self.e.value {
+            Value::Str(s) => Some(s.make_raw()),
+            _ => None,
+        }
+    }
+
+    /// [`EntryMut::raw_mut`] for the whole borrow of the guard.
+    pub fn into_raw_mut(self) -> Option<&'a mut Vec<u8>> {
+        match &mut self.e.value {
+            Value::Str(s) => Some(s.make_raw()),
+            _ => None,
+        }
+    }
+
+    /// Replaces the value, keeping the deadline, the access time and the eviction
+    /// metadata (INCR, a rate limiter's new state ...). The old value is dropped here.
+    pub fn set_value(&mut self, v: Value) {
+        self.e.value = v;
+    }
+
+    /// The Unix-ms deadline, or 0 when the key does not expire.
+    pub fn expire_at(&self) -> u64 {
+        self.e.expire_at
+    }
+
+    /// Seconds (on the server clock) of the last access, for `OBJECT IDLETIME`.
+    pub fn access_secs(&self) -> u32 {
+        self.e.access_secs
+    }
+
+    /// The LFU counter after decay at `now` (see [`Entry::lfu_freq`]).
+    pub fn lfu_freq(&self, now: u64, decay_time: u32) -> u8 {
+        self.e.lfu_freq(now, decay_time)
+    }
+
+    /// A read-only view.
+    pub fn view(&self) -> EntryRef<'_> {
+        self.e.view()
     }
 }
 
@@ -650,11 +797,11 @@ impl Shard {
 
     /// Visits every key of every database in this shard whose deadline is not past
     /// `now`, database by database (snapshots).
-    pub fn for_each_live(&self, now: u64, mut f: impl FnMut(usize, &[u8], &Entry)) {
+    pub fn for_each_live(&self, now: u64, mut f: impl FnMut(usize, &[u8], EntryRef<'_>)) {
         for (i, d) in self.dbs.iter().enumerate() {
             d.dict.for_each(|k, e| {
                 if e.expire_at == 0 || e.expire_at > now {
-                    f(i, k, e);
+                    f(i, k, e.view());
                 }
             });
         }
@@ -1014,7 +1161,7 @@ impl Keyspace {
         &self,
         i: usize,
         max: usize,
-        mut f: impl FnMut(usize, &[u8], &Entry),
+        mut f: impl FnMut(usize, &[u8], EntryRef<'_>),
     ) -> bool {
         let mut guard = self.shards[i].lock();
         let shard = &mut *guard;
@@ -1035,7 +1182,7 @@ impl Keyspace {
                 }
                 let next = d.dict.scan(fr.cursor[db], |k, e| {
                     if !old.contains_key(k) {
-                        f(db, k, e);
+                        f(db, k, e.view());
                         emitted += 1;
                     }
                 });
@@ -1058,7 +1205,7 @@ impl Keyspace {
             for (db, old) in fr.old.iter().enumerate() {
                 for (k, e) in old {
                     if let Some(e) = e {
-                        f(db, k, e);
+                        f(db, k, e.view());
                     }
                 }
             }
@@ -1069,12 +1216,12 @@ impl Keyspace {
     /// Shard `i`'s whole content as it was at the freeze (see [`Keyspace::frozen_chunk`],
     /// here without a limit: the shard stays locked for the whole walk), or its current
     /// content if it is not frozen. Ends the freeze for this shard.
-    pub fn take_frozen(&self, i: usize, mut f: impl FnMut(usize, &[u8], &Entry)) {
+    pub fn take_frozen(&self, i: usize, mut f: impl FnMut(usize, &[u8], EntryRef<'_>)) {
         {
             let shard = self.shards[i].lock();
             if shard.freeze.is_none() {
                 for (db, d) in shard.dbs.iter().enumerate() {
-                    d.dict.for_each(|k, e| f(db, k, e));
+                    d.dict.for_each(|k, e| f(db, k, e.view()));
                 }
                 return;
             }
@@ -1415,7 +1562,7 @@ impl Keyspace {
         cursor: u64,
         count: usize,
         now: u64,
-        mut f: impl FnMut(&[u8], &Entry),
+        mut f: impl FnMut(&[u8], EntryRef<'_>),
     ) -> u64 {
         let nshards = self.shards.len() as u64;
         let mut shard = cursor & (nshards - 1);
@@ -1434,7 +1581,7 @@ impl Keyspace {
                 inner = dict.scan(inner, |k, e| {
                     if e.expire_at == 0 || e.expire_at > now {
                         visited += 1;
-                        f(k, e);
+                        f(k, e.view());
                     }
                 });
                 steps += 1;
@@ -1533,19 +1680,22 @@ impl<'a> Guard<'a> {
 
     /// Looks a key up, removing it first if it has expired, and records the access.
     /// The entry may be modified: its size is re-measured afterwards.
-    pub fn get(&mut self, db: usize, key: &[u8]) -> Option<&mut Entry> {
-        self.lookup(db, key, true, false)
+    pub fn get(&mut self, db: usize, key: &[u8]) -> Option<EntryMut<'_>> {
+        self.lookup(db, key, true, false).map(|e| EntryMut { e })
     }
 
     /// Looks a key up without counting it as an access (OBJECT IDLETIME).
-    pub fn peek(&mut self, db: usize, key: &[u8]) -> Option<&Entry> {
+    pub fn peek(&mut self, db: usize, key: &[u8]) -> Option<EntryRef<'_>> {
         self.settle();
         let hash = self.ks.hash(key);
         let p = position(&self.guards, self.all, self.ks.shard_of(hash));
         if !self.expire_if_due(p, db, hash, key, false) {
             return None;
         }
-        self.guards[p].1.dbs[db].dict.get(hash, key)
+        self.guards[p].1.dbs[db]
+            .dict
+            .get(hash, key)
+            .map(Entry::view)
     }
 
     /// Removes the key if its deadline passed; true if it is present and live.
@@ -1656,8 +1806,8 @@ impl<'a> Guard<'a> {
     }
 
     /// Like [`Guard::get`], and counts a keyspace hit or miss (read commands).
-    pub fn lookup_read(&mut self, db: usize, key: &[u8]) -> Option<&mut Entry> {
-        self.lookup(db, key, true, true)
+    pub fn lookup_read(&mut self, db: usize, key: &[u8]) -> Option<EntryMut<'_>> {
+        self.lookup(db, key, true, true).map(|e| EntryMut { e })
     }
 
     /// Whether the key is stored, judged without removing or counting anything:
@@ -1681,8 +1831,13 @@ impl<'a> Guard<'a> {
     /// Bytes the key costs (node, name, value), or None if it does not exist
     /// (`MEMORY USAGE`). Not an access.
     pub fn mem_usage(&mut self, db: usize, key: &[u8]) -> Option<usize> {
-        let len = key.len();
-        self.peek(db, key).map(|e| entry_bytes(len, &e.value))
+        self.peek(db, key)?;
+        let hash = self.ks.hash(key);
+        let shard = self.shard_mut(hash);
+        shard.dbs[db]
+            .dict
+            .get(hash, key)
+            .map(|e| entry_bytes(key.len(), &e.value))
     }
 
     /// Stores `value` under `key` with deadline `expire_at` (0: none), replacing any old
@@ -1793,7 +1948,7 @@ impl<'a> Guard<'a> {
 
     /// Sets or clears (0) a live key's deadline. Returns false if the key does not exist.
     pub fn set_expire(&mut self, db: usize, key: &[u8], expire_at: u64) -> bool {
-        let Some(old) = self.get(db, key).map(|e| e.expire_at) else {
+        let Some(old) = self.get(db, key).map(|e| e.expire_at()) else {
             return false;
         };
         let hash = self.ks.hash(key);
@@ -1819,12 +1974,12 @@ impl<'a> Guard<'a> {
     }
 
     /// Visits every live key of `db` in the locked shards.
-    pub fn for_each_key(&self, db: usize, mut f: impl FnMut(&[u8], &Entry)) {
+    pub fn for_each_key(&self, db: usize, mut f: impl FnMut(&[u8], EntryRef<'_>)) {
         let now = self.now;
         for (_, s) in &self.guards {
             s.dbs[db].dict.for_each(|k, e| {
                 if e.expire_at == 0 || e.expire_at > now {
-                    f(k, e);
+                    f(k, e.view());
                 }
             });
         }
@@ -2201,7 +2356,7 @@ mod memory_tests {
                         let mut g = ks.lock_key(&key(k), now);
                         match g.get(0, &key(k)) {
                             Some(e) => {
-                                if let Value::List(l) = &mut e.value {
+                                if let Some(Value::List(l)) = e.into_value_mut() {
                                     for i in 0..n { l.push(crate::types::list::End::Tail, format!("{i}").as_bytes()); }
                                 }
                             }
@@ -2217,7 +2372,7 @@ mod memory_tests {
                         let val = vec![b'v'; n];
                         match g.get(0, &key(k)) {
                             Some(e) => {
-                                if let Value::Hash(h) = &mut e.value {
+                                if let Some(Value::Hash(h)) = e.into_value_mut() {
                                     h.set(field.as_bytes(), &val, &lim);
                                 }
                             }
@@ -2230,10 +2385,8 @@ mod memory_tests {
                     }
                     Op::Append(k, n) => {
                         let mut g = ks.lock_key(&key(k), now);
-                        if let Some(e) = g.get(0, &key(k))
-                            && let Value::Str(sv) = &mut e.value
-                        {
-                            sv.make_raw().extend(std::iter::repeat_n(b'a', n));
+                        if let Some(raw) = g.get(0, &key(k)).and_then(|e| e.into_raw_mut()) {
+                            raw.extend(std::iter::repeat_n(b'a', n));
                         }
                     }
                     Op::Del(k) => {
@@ -2613,7 +2766,7 @@ mod freeze_tests {
         let mut out = Vec::new();
         for i in 0..ks.shard_count() {
             ks.take_frozen(i, |db, k, e| {
-                out.push((db, k.to_vec(), e.value.clone(), e.expire_at()))
+                out.push((db, k.to_vec(), e.value().to_value(), e.expire_at()))
             });
         }
         out.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
@@ -2678,8 +2831,8 @@ mod freeze_tests {
             }
             Op::Mutate(d, k) => {
                 let mut g = ks.lock_all(1_500);
-                if let Some(e) = g.get(*d, &key(*k)) {
-                    e.value = s("mutated");
+                if let Some(mut e) = g.get(*d, &key(*k)) {
+                    e.set_value(s("mutated"));
                 }
             }
             Op::Expire(d, k, t) => {
@@ -2769,14 +2922,14 @@ mod freeze_tests {
                     Op::Take(i) => {
                         taken.push(*i);
                         ks.take_frozen(*i, |db, k, e| {
-                            got.push((db, k.to_vec(), e.value.clone(), e.expire_at()))
+                            got.push((db, k.to_vec(), e.value().to_value(), e.expire_at()))
                         });
                     }
                     Op::Chunk(i, n) => {
                         let mut emitted = 0;
                         let done = ks.frozen_chunk(*i, *n, |db, k, e| {
                             emitted += 1;
-                            got.push((db, k.to_vec(), e.value.clone(), e.expire_at()))
+                            got.push((db, k.to_vec(), e.value().to_value(), e.expire_at()))
                         });
                         if done {
                             taken.push(*i);
@@ -2792,7 +2945,7 @@ mod freeze_tests {
             for i in 0..ks.shard_count() {
                 if !taken.contains(&i) {
                     ks.take_frozen(i, |db, k, e| {
-                        got.push((db, k.to_vec(), e.value.clone(), e.expire_at()))
+                        got.push((db, k.to_vec(), e.value().to_value(), e.expire_at()))
                     });
                 }
             }
@@ -2842,7 +2995,7 @@ mod freeze_tests {
             let t = std::time::Instant::now();
             ks.with_shard(i, |sh| {
                 sh.for_each_live(0, |db, k, e| {
-                    copied.push((db, Box::<[u8]>::from(k), e.value.clone()))
+                    copied.push((db, Box::<[u8]>::from(k), e.value().to_value()))
                 })
             });
             holds.push(t.elapsed());
@@ -2858,7 +3011,7 @@ mod freeze_tests {
                 loop {
                     let t = std::time::Instant::now();
                     let done = ks.frozen_chunk(i, chunk, |db, k, e| {
-                        copied.push((db, Box::<[u8]>::from(k), e.value.clone()))
+                        copied.push((db, Box::<[u8]>::from(k), e.value().to_value()))
                     });
                     holds.push(t.elapsed());
                     keys += copied.len() as u64;

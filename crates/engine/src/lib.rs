@@ -27,8 +27,8 @@ pub mod value;
 pub use encoding::EncodingLimits;
 pub use evict::Policy;
 pub use keyspace::{
-    DbMemory, Entry, EvictOutcome, EvictStatus, Guard, KeyEvent, KeyEvents, Keyspace,
-    KeyspaceConfig, Removal, Shard, ShardStats,
+    DbMemory, Entry, EntryMut, EntryRef, EvictOutcome, EvictStatus, Guard, KeyEvent, KeyEvents,
+    Keyspace, KeyspaceConfig, Removal, Shard, ShardStats,
 };
 pub use lazyfree::{LazyFree, Reason};
-pub use value::{StrValue, Value};
+pub use value::{StrRef, StrValue, Value, ValueRef};

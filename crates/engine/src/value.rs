@@ -119,6 +119,170 @@ impl StrValue {
     }
 }
 
+/// A borrowed string value: what a keyspace entry's string looks like without owning it
+/// (the keyspace may keep short strings and integers inside its table node, with no
+/// `StrValue` to borrow). Same accessors as [`StrValue`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StrRef<'a> {
+    /// A canonical integer (`int`).
+    Int(i64),
+    /// A short string stored whole (`embstr`).
+    Embstr(&'a [u8]),
+    /// Any other string (`raw`).
+    Raw(&'a [u8]),
+}
+
+impl<'a> StrRef<'a> {
+    /// The string's bytes (integers are formatted).
+    pub fn as_bytes(&self) -> Cow<'a, [u8]> {
+        match *self {
+            StrRef::Int(i) => Cow::Owned(itoa::Buffer::new().format(i).as_bytes().to_vec()),
+            StrRef::Embstr(b) | StrRef::Raw(b) => Cow::Borrowed(b),
+        }
+    }
+
+    /// The bytes when they are stored (not an integer), without formatting anything.
+    pub fn stored_bytes(&self) -> Option<&'a [u8]> {
+        match *self {
+            StrRef::Int(_) => None,
+            StrRef::Embstr(b) | StrRef::Raw(b) => Some(b),
+        }
+    }
+
+    /// Calls `f` with the string's bytes, formatting an integer on the stack (no
+    /// allocation, unlike [`StrRef::as_bytes`] for integers).
+    pub fn with_bytes<R>(&self, f: impl FnOnce(&[u8]) -> R) -> R {
+        match *self {
+            StrRef::Int(i) => f(itoa::Buffer::new().format(i).as_bytes()),
+            StrRef::Embstr(b) | StrRef::Raw(b) => f(b),
+        }
+    }
+
+    /// Length in bytes.
+    pub fn len(&self) -> usize {
+        match *self {
+            StrRef::Int(i) => itoa::Buffer::new().format(i).len(),
+            StrRef::Embstr(b) | StrRef::Raw(b) => b.len(),
+        }
+    }
+
+    /// True for the empty string.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The value as an integer if its text is a canonical integer.
+    pub fn as_i64(&self) -> Option<i64> {
+        match *self {
+            StrRef::Int(i) => Some(i),
+            StrRef::Embstr(b) | StrRef::Raw(b) => parse_i64(b),
+        }
+    }
+
+    /// Redis's encoding name.
+    pub fn encoding(&self) -> &'static str {
+        match self {
+            StrRef::Int(_) => "int",
+            StrRef::Embstr(_) => "embstr",
+            StrRef::Raw(_) => "raw",
+        }
+    }
+
+    /// An owned copy with the same encoding.
+    pub fn to_owned(&self) -> StrValue {
+        match *self {
+            StrRef::Int(i) => StrValue::Int(i),
+            StrRef::Embstr(b) => StrValue::Embstr(b.into()),
+            StrRef::Raw(b) => StrValue::Raw(b.to_vec()),
+        }
+    }
+}
+
+impl StrValue {
+    /// A borrowed view of the string.
+    pub fn view(&self) -> StrRef<'_> {
+        match self {
+            StrValue::Int(i) => StrRef::Int(*i),
+            StrValue::Embstr(b) => StrRef::Embstr(b),
+            StrValue::Raw(v) => StrRef::Raw(v),
+        }
+    }
+}
+
+/// A borrowed value of a keyspace entry: a string (which the keyspace may keep inside
+/// its table node) or any other type, stored as a [`Value`].
+#[derive(Debug, Clone, Copy)]
+pub enum ValueRef<'a> {
+    /// A string.
+    Str(StrRef<'a>),
+    /// Any other type (never `Value::Str`).
+    Other(&'a Value),
+}
+
+impl<'a> ValueRef<'a> {
+    /// The name `TYPE` replies with.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            ValueRef::Str(_) => "string",
+            ValueRef::Other(v) => v.type_name(),
+        }
+    }
+
+    /// The name `OBJECT ENCODING` replies with.
+    pub fn encoding(&self) -> &'static str {
+        match self {
+            ValueRef::Str(s) => s.encoding(),
+            ValueRef::Other(v) => v.encoding(),
+        }
+    }
+
+    /// The string, if the value is one.
+    pub fn as_str(&self) -> Option<StrRef<'a>> {
+        match *self {
+            ValueRef::Str(s) => Some(s),
+            ValueRef::Other(_) => None,
+        }
+    }
+
+    /// The value of another type than string.
+    pub fn as_other(&self) -> Option<&'a Value> {
+        match *self {
+            ValueRef::Str(_) => None,
+            ValueRef::Other(v) => Some(v),
+        }
+    }
+
+    /// True for the collection and Basalt types that eviction must never pick (a held
+    /// lock must stay held; a queue's jobs are not a cache).
+    pub fn is_unevictable(&self) -> bool {
+        matches!(self, ValueRef::Other(Value::Lock(_) | Value::Queue(_)))
+    }
+
+    /// An owned copy (a deep clone of collections).
+    pub fn to_value(&self) -> Value {
+        match self {
+            ValueRef::Str(s) => Value::Str(s.to_owned()),
+            ValueRef::Other(v) => (*v).clone(),
+        }
+    }
+}
+
+impl<'a> From<&'a Value> for ValueRef<'a> {
+    fn from(v: &'a Value) -> ValueRef<'a> {
+        v.view()
+    }
+}
+
+impl Value {
+    /// A borrowed view of the value.
+    pub fn view(&self) -> ValueRef<'_> {
+        match self {
+            Value::Str(s) => ValueRef::Str(s.view()),
+            v => ValueRef::Other(v),
+        }
+    }
+}
+
 /// Every type a key can hold. Later data types add variants here.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Value {

@@ -18,7 +18,7 @@ pub enum RestoreError {
 }
 
 /// The serialized form of `v`.
-pub fn dump(v: &Value, opts: EncodeOptions) -> Vec<u8> {
+pub fn dump<'a>(v: impl Into<basalt_engine::ValueRef<'a>>, opts: EncodeOptions) -> Vec<u8> {
     let mut enc = Encoder::new(opts);
     let mut out = Vec::with_capacity(64);
     enc.object(&mut out, v);

@@ -455,9 +455,7 @@ pub(crate) fn walk_keys(
                 return Err("Background saving interrupted (the server is shutting down)".into());
             }
             // The only part under the shard's lock: copying entries out.
-            let live_at = |now: u64| {
-                move |e: &basalt_engine::Entry| e.expire_at() == 0 || e.expire_at() > now
-            };
+            let live_at = |now: u64| move |e: basalt_engine::EntryRef<'_>| !e.is_expired(now);
             match walk {
                 Walk::Frozen(now) => {
                     let live = live_at(now);
@@ -465,7 +463,7 @@ pub(crate) fn walk_keys(
                         .keyspace
                         .frozen_chunk(shard, SAVE_CHUNK_ENTRIES, |db, k, e| {
                             if live(e) {
-                                batch.push((db, k.into(), e.value.clone(), e.expire_at()));
+                                batch.push((db, k.into(), e.value().to_value(), e.expire_at()));
                             }
                         });
                 }
@@ -473,7 +471,7 @@ pub(crate) fn walk_keys(
                     let live = live_at(now);
                     srv.keyspace.take_frozen(shard, |db, k, e| {
                         if live(e) {
-                            batch.push((db, k.into(), e.value.clone(), e.expire_at()));
+                            batch.push((db, k.into(), e.value().to_value(), e.expire_at()));
                         }
                     });
                     done = true;
@@ -482,7 +480,7 @@ pub(crate) fn walk_keys(
                     let now = unix_ms();
                     srv.keyspace.with_shard(shard, |s| {
                         s.for_each_live(now, |db, k, e| {
-                            batch.push((db, k.into(), e.value.clone(), e.expire_at()));
+                            batch.push((db, k.into(), e.value().to_value(), e.expire_at()));
                         });
                     });
                     done = true;

@@ -14,9 +14,9 @@
 //!
 //! followed by `PEXPIREAT key ms` for a key with a deadline.
 
-use basalt_engine::Value;
 use basalt_engine::types::list::ListElem;
 use basalt_engine::types::set::Member;
+use basalt_engine::{Value, ValueRef};
 
 /// Elements per command (Redis's `AOF_REWRITE_ITEMS_PER_CMD`).
 pub const ITEMS_PER_CMD: usize = 64;
@@ -60,8 +60,20 @@ impl<F: FnMut(Vec<Vec<u8>>)> Batcher<'_, F> {
 
 /// Calls `emit` with each command that rebuilds `key` holding `value` with deadline
 /// `expire_ms` (0: none).
-pub fn key_commands(key: &[u8], value: &Value, expire_ms: u64, mut emit: impl FnMut(Vec<Vec<u8>>)) {
+pub fn key_commands<'a>(
+    key: &[u8],
+    value: impl Into<ValueRef<'a>>,
+    expire_ms: u64,
+    mut emit: impl FnMut(Vec<Vec<u8>>),
+) {
     let k = key.to_vec();
+    let value = match value.into() {
+        ValueRef::Str(s) => {
+            emit(vec![b"SET".to_vec(), k.clone(), s.as_bytes().into_owned()]);
+            return expire_tail(key, expire_ms, emit);
+        }
+        ValueRef::Other(v) => v,
+    };
     match value {
         Value::Str(s) => emit(vec![b"SET".to_vec(), k.clone(), s.as_bytes().into_owned()]),
         Value::List(l) => {
@@ -202,7 +214,12 @@ pub fn key_commands(key: &[u8], value: &Value, expire_ms: u64, mut emit: impl Fn
             }
         }
     }
+    expire_tail(key, expire_ms, emit);
+}
+
+/// The PEXPIREAT that gives the rebuilt key its deadline, if it has one.
+fn expire_tail(key: &[u8], expire_ms: u64, mut emit: impl FnMut(Vec<Vec<u8>>)) {
     if expire_ms != 0 {
-        emit(vec![b"PEXPIREAT".to_vec(), k, text(expire_ms)]);
+        emit(vec![b"PEXPIREAT".to_vec(), key.to_vec(), text(expire_ms)]);
     }
 }

@@ -21,7 +21,7 @@ use crate::packed::{ListpackWriter, intset_bytes, lp_str_entry_size, string_to_i
 use basalt_engine::types::LockValue;
 use basalt_engine::types::list::ListElem;
 use basalt_engine::types::set::Member;
-use basalt_engine::{StrValue, Value};
+use basalt_engine::{StrRef, Value, ValueRef};
 
 /// Choices that change the bytes written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -193,7 +193,11 @@ impl Encoder {
     }
 
     /// The RDB object type of `v` as this encoder writes it.
-    pub fn object_type(v: &Value) -> u8 {
+    pub fn object_type<'a>(v: impl Into<ValueRef<'a>>) -> u8 {
+        let v = match v.into() {
+            ValueRef::Str(_) => return types::STRING,
+            ValueRef::Other(v) => v,
+        };
         match v {
             Value::Stream(_) => types::STREAM_LISTPACKS_2,
             Value::RateLimit(_) | Value::Lock(_) | Value::Queue(_) => types::MODULE_2,
@@ -224,14 +228,22 @@ impl Encoder {
     }
 
     /// Appends the type byte and the body of `v` (what `DUMP` serializes).
-    pub fn object(&mut self, out: &mut Vec<u8>, v: &Value) {
+    pub fn object<'a>(&mut self, out: &mut Vec<u8>, v: impl Into<ValueRef<'a>>) {
+        let v = v.into();
         out.push(Self::object_type(v));
         self.body(out, v);
     }
 
     /// Appends an expire time (if any), the type, the key and the value: one key of a
     /// snapshot.
-    pub fn key_value(&mut self, out: &mut Vec<u8>, key: &[u8], v: &Value, expire_ms: u64) {
+    pub fn key_value<'a>(
+        &mut self,
+        out: &mut Vec<u8>,
+        key: &[u8],
+        v: impl Into<ValueRef<'a>>,
+        expire_ms: u64,
+    ) {
+        let v = v.into();
         let ty = Self::object_type(v);
         if expire_ms != 0 {
             out.push(opcodes::EXPIRETIME_MS);
@@ -286,7 +298,14 @@ impl Encoder {
         write_len(out, EOF);
     }
 
-    fn body(&mut self, out: &mut Vec<u8>, v: &Value) {
+    fn body(&mut self, out: &mut Vec<u8>, v: ValueRef<'_>) {
+        let v = match v {
+            // Strings are written from their bytes (or integer) where they are stored:
+            // saving many string keys allocates nothing per key.
+            ValueRef::Str(StrRef::Int(i)) => return self.int_string(out, i),
+            ValueRef::Str(StrRef::Embstr(b) | StrRef::Raw(b)) => return self.string(out, b),
+            ValueRef::Other(v) => v,
+        };
         match v {
             Value::Stream(s) => super::stream::write(self, out, s),
             // A module value (RDB_TYPE_MODULE_2): the module type id, each word as an
@@ -309,8 +328,7 @@ impl Encoder {
                 self.string(out, &q.to_bytes());
                 write_len(out, EOF);
             }
-            Value::Str(StrValue::Int(i)) => self.int_string(out, *i),
-            Value::Str(s) => self.string(out, &s.as_bytes()),
+            Value::Str(s) => self.body(out, ValueRef::Str(s.view())),
             Value::List(l) => self.list(out, l),
             Value::Hash(h) => {
                 if h.encoding() == "listpack" {

@@ -15,7 +15,7 @@ use crate::pubsub::notify as ev;
 use crate::server::Ctx;
 use basalt_engine::bitops::{self, BitOp, Overflow, Unit};
 use basalt_engine::num::parse_i64;
-use basalt_engine::{Guard, StrValue, Value};
+use basalt_engine::{Guard, StrValue, Value, ValueRef};
 use basalt_proto::Frame;
 use bytes::Bytes;
 use std::borrow::Cow;
@@ -168,8 +168,8 @@ fn read_str<'g>(
 ) -> Result<Option<Cow<'g, [u8]>>, Error> {
     match g.lookup_read(db, key) {
         None => Ok(None),
-        Some(e) => match &e.value {
-            Value::Str(s) => Ok(Some(s.as_bytes())),
+        Some(e) => match e.into_value() {
+            ValueRef::Str(s) => Ok(Some(s.as_bytes())),
             _ => Err(Error::msg(error::WRONGTYPE)),
         },
     }
@@ -189,9 +189,8 @@ fn string_for_write<'g>(
             g.insert(db, key, Value::Str(StrValue::Raw(vec![0u8; bytes])), 0);
             true
         }
-        Some(e) => match &mut e.value {
-            Value::Str(s) => {
-                let raw = s.make_raw();
+        Some(e) => match e.into_raw_mut() {
+            Some(raw) => {
                 if raw.len() < bytes {
                     raw.resize(bytes, 0);
                     true
@@ -202,8 +201,8 @@ fn string_for_write<'g>(
             _ => return Err(Error::msg(error::WRONGTYPE)),
         },
     };
-    match g.get(db, key).map(|e| &mut e.value) {
-        Some(Value::Str(s)) => Ok((s.make_raw(), dirty)),
+    match g.get(db, key).and_then(|e| e.into_raw_mut()) {
+        Some(raw) => Ok((raw, dirty)),
         // The key was stored just above under the same lock.
         _ => Err(Error::msg(error::WRONGTYPE)),
     }

@@ -380,8 +380,8 @@ fn lock_at<'g>(
 ) -> Result<Option<&'g mut LockValue>, Error> {
     match g.get(db, key) {
         None => Ok(None),
-        Some(e) => match &mut e.value {
-            Value::Lock(l) => Ok(Some(l)),
+        Some(e) => match e.into_value_mut() {
+            Some(Value::Lock(l)) => Ok(Some(l)),
             _ => Err(Error::msg(error::WRONGTYPE)),
         },
     }
@@ -416,7 +416,7 @@ pub fn state_effect(g: &mut Guard<'_>, db: usize, key: &[u8]) -> Vec<Bytes> {
     match g.peek(db, key) {
         Some(e) => {
             let payload = basalt_persist::dump::dump(
-                &e.value,
+                e.value(),
                 basalt_persist::rdb::encode::EncodeOptions::default(),
             );
             vec![

@@ -16,7 +16,7 @@ use crate::error::{CmdResult, Error};
 use crate::families::keys::help_reply;
 use crate::families::persistence::encode_options;
 use crate::server::Ctx;
-use basalt_engine::{StrValue, Value};
+use basalt_engine::{StrRef, Value, ValueRef};
 use basalt_persist::dump;
 use basalt_proto::Frame;
 use bytes::Bytes;
@@ -160,20 +160,20 @@ fn object(ctx: &mut Ctx<'_>, key: &[u8]) -> CmdResult {
     let Some(e) = g.peek(db, key) else {
         return Err(Error::msg("ERR no such key"));
     };
-    let refcount: i64 = match &e.value {
-        Value::Str(StrValue::Int(i)) if (0..10_000).contains(i) => i64::from(i32::MAX),
+    let refcount: i64 = match e.value() {
+        ValueRef::Str(StrRef::Int(i)) if (0..10_000).contains(&i) => i64::from(i32::MAX),
         _ => 1,
     };
-    let serialized = dump::dump(&e.value, opts).len().saturating_sub(11);
+    let serialized = dump::dump(e.value(), opts).len().saturating_sub(11);
     let access = e.access_secs();
     let mut line = format!(
         "Value at:{:p} refcount:{refcount} encoding:{} serializedlength:{serialized} lru:{} lru_seconds_idle:{}",
-        &e.value as *const Value,
-        e.value.encoding(),
+        value_address(e.value()),
+        e.value().encoding(),
         access & 0x00FF_FFFF,
         now_secs.saturating_sub(u64::from(access)),
     );
-    if let Value::List(l) = &e.value {
+    if let ValueRef::Other(Value::List(l)) = e.value() {
         let nodes = l.node_count();
         let avg = if nodes == 0 {
             0.0
@@ -216,6 +216,15 @@ fn help() -> Frame {
             "    Stop the server for <seconds>. Decimals allowed.",
         ],
     )
+}
+
+/// The address DEBUG OBJECT prints for a value: where its data lives (a string's bytes,
+/// a collection's box), or null for an integer kept in place.
+fn value_address(v: ValueRef<'_>) -> *const u8 {
+    match v {
+        ValueRef::Other(v) => std::ptr::from_ref(v).cast(),
+        ValueRef::Str(s) => s.stored_bytes().map_or(std::ptr::null(), <[u8]>::as_ptr),
+    }
 }
 
 #[cfg(test)]

@@ -21,7 +21,7 @@ use crate::server::Ctx;
 use basalt_engine::geo::{self, Extent, Shape};
 use basalt_engine::types::ZSetValue;
 use basalt_engine::types::zset::ScoreRange;
-use basalt_engine::{Guard, Value};
+use basalt_engine::{Guard, Value, ValueRef};
 use basalt_proto::Frame;
 use bytes::Bytes;
 use std::cmp::Ordering;
@@ -289,8 +289,8 @@ fn read_zset<'g>(
 ) -> Result<Option<&'g ZSetValue>, Error> {
     match g.lookup_read(db, key) {
         None => Ok(None),
-        Some(e) => match &e.value {
-            Value::ZSet(z) => Ok(Some(z)),
+        Some(e) => match e.into_value() {
+            ValueRef::Other(Value::ZSet(z)) => Ok(Some(&**z)),
             _ => Err(Error::msg(error::WRONGTYPE)),
         },
     }
@@ -332,7 +332,7 @@ fn geoadd(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let mut g = ctx.srv.keyspace.lock_key(key, ctx.now);
     let exists = match g.get(db, key) {
         None => false,
-        Some(e) if matches!(e.value, Value::ZSet(_)) => true,
+        Some(e) if matches!(e.value().as_other(), Some(Value::ZSet(_))) => true,
         Some(_) => return Err(Error::msg(error::WRONGTYPE)),
     };
     if !exists {
@@ -349,7 +349,7 @@ fn geoadd(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     }
     let (mut added, mut updated) = (0i64, 0i64);
     if let Some(e) = g.get(db, key)
-        && let Value::ZSet(z) = &mut e.value
+        && let Some(Value::ZSet(z)) = e.into_value_mut()
     {
         for (score, member) in items {
             match z.score(member) {

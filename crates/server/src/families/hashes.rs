@@ -225,9 +225,9 @@ pub const COMMANDS: &[Command] = &[
 ];
 
 /// The hash inside a value, or WRONGTYPE.
-fn as_hash(v: &mut Value) -> Result<&mut HashValue, Error> {
+fn as_hash(v: Option<&mut Value>) -> Result<&mut HashValue, Error> {
     match v {
-        Value::Hash(h) => Ok(h),
+        Some(Value::Hash(h)) => Ok(h),
         _ => Err(Error::msg(error::WRONGTYPE)),
     }
 }
@@ -240,7 +240,7 @@ fn read_hash<'g>(
 ) -> Result<Option<&'g mut HashValue>, Error> {
     match g.lookup_read(db, key) {
         None => Ok(None),
-        Some(e) => as_hash(&mut e.value).map(Some),
+        Some(e) => as_hash(e.into_value_mut()).map(Some),
     }
 }
 
@@ -257,7 +257,7 @@ fn write_hash<R>(
     let mut g = ctx.srv.keyspace.lock_key(key, ctx.now);
     let (r, event) = match g.get(db, key) {
         Some(e) => {
-            let h = as_hash(&mut e.value)?;
+            let h = as_hash(e.into_value_mut())?;
             let r = f(h);
             if h.is_empty() {
                 g.remove(db, key);
@@ -354,7 +354,7 @@ fn hdel(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let Some(e) = g.get(db, key) else {
         return Ok(Frame::Integer(0));
     };
-    let h = as_hash(&mut e.value)?;
+    let h = as_hash(e.into_value_mut())?;
     let mut deleted = 0;
     for f in &args[2..] {
         if h.remove(f) {

@@ -16,7 +16,7 @@ use crate::error::{self, CmdResult, Error};
 use crate::pubsub::notify as ev;
 use crate::server::Ctx;
 use basalt_engine::hll::{self, REGISTERS};
-use basalt_engine::{Guard, StrValue, Value};
+use basalt_engine::{EntryMut, Guard, StrRef, StrValue, Value, ValueRef};
 use basalt_proto::Frame;
 use bytes::Bytes;
 
@@ -106,22 +106,19 @@ pub const COMMANDS: &[Command] = &[
 /// Redis's isHLLObjectOrReply: WRONGTYPE for other types, NOT_HLL for strings that are
 /// integer-encoded, too short, lack the magic, have an unknown encoding or a dense size
 /// other than 12304 bytes.
-fn check_hll(v: &Value) -> Result<(), Error> {
+fn check_hll(v: ValueRef<'_>) -> Result<(), Error> {
     match v {
-        Value::Str(StrValue::Int(_)) => Err(Error::msg(NOT_HLL)),
-        Value::Str(s) if hll::is_valid(&s.as_bytes()) => Ok(()),
-        Value::Str(_) => Err(Error::msg(NOT_HLL)),
+        ValueRef::Str(StrRef::Int(_)) => Err(Error::msg(NOT_HLL)),
+        ValueRef::Str(s) if s.stored_bytes().is_some_and(hll::is_valid) => Ok(()),
+        ValueRef::Str(_) => Err(Error::msg(NOT_HLL)),
         _ => Err(Error::msg(error::WRONGTYPE)),
     }
 }
 
 /// The HLL's buffer, made `raw` (Redis's dbUnshareStringValue), after checking it.
-fn hll_mut(v: &mut Value) -> Result<&mut Vec<u8>, Error> {
-    check_hll(v)?;
-    match v {
-        Value::Str(s) => Ok(s.make_raw()),
-        _ => Err(Error::msg(error::WRONGTYPE)),
-    }
+fn hll_mut(e: EntryMut<'_>) -> Result<&mut Vec<u8>, Error> {
+    check_hll(e.value())?;
+    e.into_raw_mut().ok_or_else(|| Error::msg(error::WRONGTYPE))
 }
 
 /// The existing (checked) HLL under `key`, or a new empty one stored there. Returns the
@@ -133,7 +130,7 @@ fn hll_for_write<'g>(
 ) -> Result<(&'g mut Vec<u8>, bool), Error> {
     let created = match g.get(db, key) {
         Some(e) => {
-            hll_mut(&mut e.value)?;
+            hll_mut(e)?;
             false
         }
         None => {
@@ -142,7 +139,7 @@ fn hll_for_write<'g>(
         }
     };
     match g.get(db, key) {
-        Some(e) => Ok((hll_mut(&mut e.value)?, created)),
+        Some(e) => Ok((hll_mut(e)?, created)),
         // Stored just above under the same lock.
         None => Err(Error::msg(CORRUPTED)),
     }
@@ -179,8 +176,8 @@ fn pfcount(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
             let Some(e) = g.lookup_read(db, key) else {
                 continue;
             };
-            check_hll(&e.value)?;
-            if let Value::Str(s) = &e.value {
+            check_hll(e.value())?;
+            if let ValueRef::Str(s) = e.value() {
                 hll::merge_into(&mut max, &s.as_bytes()).map_err(|_| Error::msg(CORRUPTED))?;
             }
         }
@@ -190,7 +187,7 @@ fn pfcount(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let Some(e) = g.lookup_read(db, &args[1]) else {
         return Ok(Frame::Integer(0));
     };
-    let s = hll_mut(&mut e.value)?;
+    let s = hll_mut(e)?;
     if let Some(card) = hll::cached_card(s) {
         return Ok(Frame::Integer(card as i64));
     }
@@ -213,8 +210,8 @@ fn pfmerge(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         let Some(e) = g.lookup_read(db, key) else {
             continue;
         };
-        check_hll(&e.value)?;
-        if let Value::Str(s) = &e.value {
+        check_hll(e.value())?;
+        if let ValueRef::Str(s) = e.value() {
             let bytes = s.as_bytes();
             use_dense |= !hll::is_sparse(&bytes);
             hll::merge_into(&mut max, &bytes).map_err(|_| Error::msg(CORRUPTED))?;
@@ -243,7 +240,7 @@ fn pfdebug(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let Some(e) = g.get(db, &args[2]) else {
         return Err(Error::msg("ERR The specified key does not exist"));
     };
-    let s = hll_mut(&mut e.value)?;
+    let s = hll_mut(e)?;
     // Redis compares the subcommand with strcasecmp: it ends at a NUL byte.
     let sub = &args[1];
     let sub = match memchr::memchr(0, sub) {

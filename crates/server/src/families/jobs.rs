@@ -381,8 +381,8 @@ fn queue_at<'g>(
 ) -> Result<Option<&'g mut QueueValue>, Error> {
     match g.get(db, key) {
         None => Ok(None),
-        Some(e) => match &mut e.value {
-            Value::Queue(q) => Ok(Some(q)),
+        Some(e) => match e.into_value_mut() {
+            Some(Value::Queue(q)) => Ok(Some(q)),
             _ => Err(Error::msg(error::WRONGTYPE)),
         },
     }
@@ -615,12 +615,15 @@ fn add_entries(
     let enc = ctx.enc();
     let now = ctx.now;
     let mut g = ctx.srv.keyspace.lock_key(key, now);
-    match g.get(db, key).map(|e| matches!(e.value, Value::Stream(_))) {
+    match g
+        .get(db, key)
+        .map(|e| matches!(e.value().as_other(), Some(Value::Stream(_))))
+    {
         Some(false) => return Vec::new(),
         Some(true) => {}
         None => g.insert(db, key, Value::from(StreamValue::new()), 0),
     }
-    let Some(Value::Stream(st)) = g.get(db, key).map(|e| &mut e.value) else {
+    let Some(Value::Stream(st)) = g.get(db, key).and_then(|e| e.into_value_mut()) else {
         return Vec::new();
     };
     let trim = Trim {
@@ -1925,7 +1928,7 @@ fn queue_list(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let mut cursor = 0u64;
     loop {
         let next = ctx.srv.keyspace.scan(db, cursor, 1000, ctx.now, |k, e| {
-            if matches!(e.value, Value::Queue(_))
+            if matches!(e.value().as_other(), Some(Value::Queue(_)))
                 && pattern
                     .as_ref()
                     .is_none_or(|p| basalt_engine::glob::glob_match(p, k, false))

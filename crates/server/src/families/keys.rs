@@ -12,7 +12,7 @@ use crate::pubsub::notify as ev;
 use crate::server::Ctx;
 use crate::transaction::Replaced;
 use basalt_engine::glob::glob_match;
-use basalt_engine::{Reason, StrValue, Value};
+use basalt_engine::{Reason, StrRef, Value, ValueRef};
 use basalt_proto::Frame;
 use bytes::Bytes;
 
@@ -425,7 +425,7 @@ fn delete_keys(ctx: &mut Ctx<'_>, args: &[Bytes], reason: Reason) -> CmdResult {
     // it (looked up only while someone is blocked at all).
     let anyone_blocked = ctx.srv.blocking.blocked_clients() > 0;
     for k in &args[1..] {
-        let value = g.peek(db, k).map(|e| &e.value);
+        let value = g.peek(db, k).and_then(|e| e.value().as_other());
         let leases = anyone_blocked && matches!(value, Some(Value::RateLimit(_) | Value::Lock(_)));
         // The sessions holding a deleted lock's grants hold nothing here any more.
         let sessions = match value {
@@ -471,7 +471,7 @@ fn type_cmd(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let mut g = ctx.srv.keyspace.lock_key(&args[1], ctx.now);
     let name = match g.get(db, &args[1]) {
         None => "none",
-        Some(e) => e.value.type_name(),
+        Some(e) => e.value().type_name(),
     };
     Ok(Frame::simple(name))
 }
@@ -561,7 +561,7 @@ fn copy(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let Some(entry) = g.get(src_db, src) else {
         return Ok(Frame::Integer(0));
     };
-    let (value, expire_at) = (entry.value.clone(), entry.expire_at());
+    let (value, expire_at) = (entry.value().to_value(), entry.expire_at());
     let exists = g.exists(dst_db, dst);
     if exists && !replace {
         return Ok(Frame::Integer(0));
@@ -640,7 +640,7 @@ fn scan(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
             return;
         }
         if let Some(t) = &type_filter
-            && e.value.type_name() != t
+            && e.value().type_name() != t
         {
             return;
         }
@@ -859,7 +859,7 @@ fn object_encoding(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let mut g = ctx.srv.keyspace.lock_key(&args[2], ctx.now);
     Ok(match g.get(db, &args[2]) {
         None => Frame::Null,
-        Some(e) => Frame::bulk(e.value.encoding().as_bytes()),
+        Some(e) => Frame::bulk(e.value().encoding().as_bytes()),
     })
 }
 
@@ -914,8 +914,8 @@ fn object_refcount(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         None => Frame::Null,
         // Redis shares the objects of small integers (0..10000) and reports them with
         // the "shared" refcount INT_MAX.
-        Some(e) => Frame::Integer(match &e.value {
-            Value::Str(StrValue::Int(i)) if (0..10_000).contains(i) => i64::from(i32::MAX),
+        Some(e) => Frame::Integer(match e.into_value() {
+            ValueRef::Str(StrRef::Int(i)) if (0..10_000).contains(&i) => i64::from(i32::MAX),
             _ => 1,
         }),
     })

@@ -316,9 +316,9 @@ pub const COMMANDS: &[Command] = &[
 
 /// The list inside a value, or WRONGTYPE.
 #[allow(unreachable_patterns)]
-pub fn list_mut(v: &mut Value) -> Result<&mut ListValue, Error> {
+pub fn list_mut(v: Option<&mut Value>) -> Result<&mut ListValue, Error> {
     match v {
-        Value::List(l) => Ok(l),
+        Some(Value::List(l)) => Ok(l),
         _ => Err(Error::msg(error::WRONGTYPE)),
     }
 }
@@ -362,7 +362,7 @@ fn range(start: i64, end: i64, len: usize) -> Option<(usize, usize)> {
 
 /// Removes `key` if its list became empty (notifying `del`).
 fn drop_if_empty(ctx: &Ctx<'_>, g: &mut Guard<'_>, db: usize, key: &[u8]) {
-    let empty = matches!(g.get(db, key).map(|e| &e.value), Some(Value::List(l)) if l.is_empty());
+    let empty = matches!(g.get(db, key).and_then(|e| e.into_value().as_other()), Some(Value::List(l)) if l.is_empty());
     if empty {
         g.remove(db, key);
         ctx.notify(ev::GENERIC, "del", key);
@@ -403,7 +403,7 @@ fn push_generic(ctx: &mut Ctx<'_>, args: &[Bytes], end: End, only_existing: bool
     let mut g = ctx.srv.keyspace.lock_key(key, ctx.now);
     let len = match g.get(db, key) {
         Some(e) => {
-            let l = list_mut(&mut e.value)?;
+            let l = list_mut(e.into_value_mut())?;
             for v in &args[2..] {
                 l.push(end, v);
             }
@@ -459,7 +459,7 @@ fn linsert(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let Some(e) = g.get(db, key) else {
         return Ok(Frame::Integer(0));
     };
-    let l = list_mut(&mut e.value)?;
+    let l = list_mut(e.into_value_mut())?;
     let Some(pos) = l.position(&args[3]) else {
         return Ok(Frame::Integer(-1));
     };
@@ -493,7 +493,7 @@ fn pop_generic(ctx: &mut Ctx<'_>, args: &[Bytes], end: End) -> CmdResult {
             Frame::Null
         });
     };
-    let l = list_mut(&mut e.value)?;
+    let l = list_mut(e.into_value_mut())?;
     let reply = match count {
         Some(0) => return Ok(Frame::Array(Vec::new())),
         Some(n) => {
@@ -524,7 +524,7 @@ fn llen(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let mut g = ctx.srv.keyspace.lock_key(&args[1], ctx.now);
     Ok(Frame::Integer(match g.lookup_read(db, &args[1]) {
         None => 0,
-        Some(e) => list_mut(&mut e.value)?.len() as i64,
+        Some(e) => list_mut(e.into_value_mut())?.len() as i64,
     }))
 }
 
@@ -536,7 +536,7 @@ fn lrange(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let Some(e) = g.lookup_read(db, &args[1]) else {
         return Ok(Frame::Array(Vec::new()));
     };
-    let l = list_mut(&mut e.value)?;
+    let l = list_mut(e.into_value_mut())?;
     let Some((first, n)) = range(start, end, l.len()) else {
         return Ok(Frame::Array(Vec::new()));
     };
@@ -560,7 +560,7 @@ fn lindex(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let Some(e) = g.lookup_read(db, &args[1]) else {
         return Ok(Frame::Null);
     };
-    let l = list_mut(&mut e.value)?;
+    let l = list_mut(e.into_value_mut())?;
     let i = args::int(&args[2])?;
     Ok(match index(i, l.len()).and_then(|i| l.get(i)) {
         Some(v) => Frame::Bulk(v),
@@ -574,7 +574,7 @@ fn lset(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let Some(e) = g.get(db, &args[1]) else {
         return Err(Error::msg(error::NO_SUCH_KEY));
     };
-    let l = list_mut(&mut e.value)?;
+    let l = list_mut(e.into_value_mut())?;
     let i = args::int(&args[2])?;
     match index(i, l.len()) {
         Some(i) if l.set(i, &args[3]) => {
@@ -594,7 +594,7 @@ fn lrem(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let Some(e) = g.get(db, key) else {
         return Ok(Frame::Integer(0));
     };
-    let removed = list_mut(&mut e.value)?.remove_matching(&args[3], count);
+    let removed = list_mut(e.into_value_mut())?.remove_matching(&args[3], count);
     if removed > 0 {
         ctx.notify(ev::LIST, "lrem", key);
         drop_if_empty(ctx, &mut g, db, key);
@@ -612,7 +612,7 @@ fn ltrim(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let Some(e) = g.get(db, key) else {
         return Ok(Frame::ok());
     };
-    let l = list_mut(&mut e.value)?;
+    let l = list_mut(e.into_value_mut())?;
     let len = l.len();
     let kept = match range(start, end, len) {
         Some((first, n)) => {
@@ -668,7 +668,7 @@ fn lpos(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
             Frame::Null
         });
     };
-    let l = list_mut(&mut e.value)?;
+    let l = list_mut(e.into_value_mut())?;
     let len = l.len();
     let ele = &args[2];
     let scan = maxlen.min(len as u64) as usize;
@@ -734,17 +734,17 @@ fn move_element(
     let Some(e) = g.get(db, src) else {
         return Ok(None);
     };
-    if skip_wrong_src && !matches!(e.value, Value::List(_)) {
+    if skip_wrong_src && !matches!(e.value().as_other(), Some(Value::List(_))) {
         ctx.skipped_wrong_type();
         return Ok(None);
     }
-    list_mut(&mut e.value)?;
+    list_mut(e.into_value_mut())?;
     if let Some(d) = g.get(db, dst) {
-        list_mut(&mut d.value)?;
+        list_mut(d.into_value_mut())?;
     }
     let Some(v) = g
         .get(db, src)
-        .and_then(|e| list_mut(&mut e.value).ok())
+        .and_then(|e| list_mut(e.into_value_mut()).ok())
         .and_then(|l| l.pop(from))
     else {
         return Ok(None);
@@ -752,7 +752,7 @@ fn move_element(
     // Push first (the source may be the destination), then Redis's events: the push,
     // the reply, the pop, and `del` if the source is now empty.
     match g.get(db, dst) {
-        Some(d) => list_mut(&mut d.value)?.push(to, &v),
+        Some(d) => list_mut(d.into_value_mut())?.push(to, &v),
         None => {
             let mut l = ListValue::new(&lim);
             l.push(to, &v);
@@ -822,11 +822,11 @@ fn pop_first(
         let Some(e) = g.get(db, key) else {
             continue;
         };
-        if skip_wrong && !matches!(e.value, Value::List(_)) {
+        if skip_wrong && !matches!(e.value().as_other(), Some(Value::List(_))) {
             ctx.skipped_wrong_type();
             continue;
         }
-        let l = list_mut(&mut e.value)?;
+        let l = list_mut(e.into_value_mut())?;
         if l.is_empty() {
             continue;
         }

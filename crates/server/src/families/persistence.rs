@@ -178,7 +178,7 @@ fn dump_cmd(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let Some(e) = g.lookup_read(db, &args[1]) else {
         return Ok(Frame::Null);
     };
-    Ok(Frame::Bulk(Bytes::from(dump::dump(&e.value, opts))))
+    Ok(Frame::Bulk(Bytes::from(dump::dump(e.value(), opts))))
 }
 
 fn restore(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {

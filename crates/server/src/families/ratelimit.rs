@@ -26,7 +26,7 @@ use crate::error::{self, CmdResult, Error};
 use crate::pubsub::notify as ev;
 use crate::server::Ctx;
 use basalt_engine::ratelimit::{self, CellParams, GcraParams};
-use basalt_engine::{StrValue, Value};
+use basalt_engine::{StrRef, StrValue, Value, ValueRef};
 use basalt_proto::Frame;
 use bytes::Bytes;
 
@@ -90,10 +90,10 @@ fn cell_int(arg: &[u8]) -> Result<i64, Error> {
 
 /// The stored TAT of a `GCRA` key (`None`: missing), as upstream reads it: other types
 /// answer WRONGTYPE, a string that is not a canonical integer `Invalid GCRA key`.
-fn gcra_tat(v: Option<&Value>) -> Result<Option<i64>, Error> {
+fn gcra_tat(v: Option<ValueRef<'_>>) -> Result<Option<i64>, Error> {
     match v {
         None => Ok(None),
-        Some(Value::Str(s)) => s
+        Some(ValueRef::Str(s)) => s
             .as_i64()
             .map(Some)
             .ok_or_else(|| Error::msg("ERR Invalid GCRA key")),
@@ -122,12 +122,12 @@ fn cl_throttle(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
         .and_then(|ms| ms.checked_mul(1_000_000))
         .ok_or_else(|| cell_error(ratelimit::CellError::Overflow))?;
     let mut g = ctx.srv.keyspace.lock_key(key, now_ms);
-    let tat = match g.get(db, key).map(|e| &e.value) {
+    let tat = match g.get(db, key).map(|e| e.into_value()) {
         None => None,
-        Some(Value::Str(StrValue::Int(i))) => Some(*i),
+        Some(ValueRef::Str(StrRef::Int(i))) => Some(i),
         // redis-cell parses the stored text with `str::parse::<i64>` and reports Rust's
         // ParseIntError.
-        Some(Value::Str(s)) => {
+        Some(ValueRef::Str(s)) => {
             let b = s.as_bytes();
             let text = String::from_utf8_lossy(&b);
             Some(text.parse::<i64>().map_err(cell_error)?)
@@ -222,7 +222,7 @@ fn gcra(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     // Basalt's clock, like Redis's commandTimeSnapshot, has millisecond resolution.
     let now_us = (now_ms as i64).saturating_mul(1000);
     let mut g = ctx.srv.keyspace.lock_key(key, now_ms);
-    let tat = gcra_tat(g.get(db, key).map(|e| &e.value))?;
+    let tat = gcra_tat(g.get(db, key).map(|e| e.into_value()))?;
     if tat.is_some_and(|t| t <= 0) {
         return Err(Error::msg("ERR Negative time is invalid value for GCRA"));
     }

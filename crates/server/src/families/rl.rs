@@ -31,7 +31,7 @@ use crate::error::{self, CmdResult, Error};
 use crate::pubsub::notify as ev;
 use crate::server::Ctx;
 use basalt_engine::rl::{Decision, MAX_LIMIT, MAX_WINDOW_MS, Mode, RateLimit, Spec};
-use basalt_engine::{Guard, Reason, Value};
+use basalt_engine::{Guard, Reason, Value, ValueRef};
 use basalt_proto::Frame;
 use bytes::Bytes;
 
@@ -199,9 +199,9 @@ fn stored<'g>(
     key: &[u8],
     spec: &Spec,
 ) -> Result<Option<&'g mut RateLimit>, Error> {
-    match g.get(db, key).map(|e| &mut e.value) {
+    match g.get(db, key).map(|e| e.into_value_mut()) {
         None => Ok(None),
-        Some(Value::RateLimit(r)) => {
+        Some(Some(Value::RateLimit(r))) => {
             if r.spec().name() != spec.name() {
                 return Err(Error::msg(format!(
                     "ERR key holds a {} rate limiter; RL.RESET it to change the algorithm",
@@ -505,9 +505,9 @@ fn rl_info(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     let db = ctx.client.db;
     let t = now_us(ctx);
     let mut g = ctx.srv.keyspace.lock_key(&argv[1], ctx.now);
-    let rl = match g.lookup_read(db, &argv[1]).map(|e| &e.value) {
+    let rl = match g.lookup_read(db, &argv[1]).map(|e| e.into_value()) {
         None => return Ok(Frame::NullArray),
-        Some(Value::RateLimit(r)) => (**r).clone(),
+        Some(ValueRef::Other(Value::RateLimit(r))) => (**r).clone(),
         Some(_) => return Err(Error::msg(error::WRONGTYPE)),
     };
     drop(g);
@@ -561,9 +561,9 @@ fn rl_info(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
 fn rl_reset(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     let db = ctx.client.db;
     let mut g = ctx.srv.keyspace.lock_key(&argv[1], ctx.now);
-    match g.get(db, &argv[1]).map(|e| &e.value) {
+    match g.get(db, &argv[1]).map(|e| e.into_value()) {
         None => return Ok(Frame::Integer(0)),
-        Some(Value::RateLimit(_)) => {}
+        Some(ValueRef::Other(Value::RateLimit(_))) => {}
         Some(_) => return Err(Error::msg(error::WRONGTYPE)),
     }
     g.delete(db, &argv[1], Reason::ServerDel);
@@ -693,10 +693,10 @@ fn rl_unlease(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     let db = ctx.client.db;
     let t = now_us(ctx);
     let mut g = ctx.srv.keyspace.lock_key(key, ctx.now);
-    let rl = match g.get(db, key).map(|e| &mut e.value) {
+    let rl = match g.get(db, key).map(|e| e.into_value_mut()) {
         None => None,
-        Some(Value::RateLimit(r)) if matches!(r.spec(), Spec::Lease { .. }) => Some(r),
-        Some(Value::RateLimit(r)) => {
+        Some(Some(Value::RateLimit(r))) if matches!(r.spec(), Spec::Lease { .. }) => Some(r),
+        Some(Some(Value::RateLimit(r))) => {
             return Err(Error::msg(format!(
                 "ERR key holds a {} rate limiter, not leases",
                 r.spec().name().to_uppercase()

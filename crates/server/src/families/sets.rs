@@ -18,7 +18,7 @@ use crate::pubsub::notify as ev;
 use crate::server::Ctx;
 use basalt_engine::glob::glob_match;
 use basalt_engine::types::set::{Member, SetValue};
-use basalt_engine::{EncodingLimits, Entry, Guard, Value};
+use basalt_engine::{EncodingLimits, EntryMut, Guard, Value};
 use basalt_proto::Frame;
 use bytes::Bytes;
 use std::collections::HashMap;
@@ -282,11 +282,11 @@ fn wrongtype() -> Error {
 
 /// The set in a looked-up entry: `Ok(None)` when the key is missing, WRONGTYPE when it
 /// holds another type.
-fn set_of(e: Option<&mut Entry>) -> Result<Option<&mut SetValue>, Error> {
+fn set_of(e: Option<EntryMut<'_>>) -> Result<Option<&mut SetValue>, Error> {
     match e {
         None => Ok(None),
-        Some(e) => match &mut e.value {
-            Value::Set(s) => Ok(Some(s)),
+        Some(e) => match e.into_value_mut() {
+            Some(Value::Set(s)) => Ok(Some(s)),
             _ => Err(wrongtype()),
         },
     }
@@ -331,8 +331,8 @@ impl Sources {
             }
             match entry {
                 None => src.slots.push(None),
-                Some(e) => match &mut e.value {
-                    Value::Set(s) => {
+                Some(e) => match e.into_value_mut() {
+                    Some(Value::Set(s)) => {
                         let i = src.taken.len();
                         src.taken.push((key.clone(), std::mem::take(s)));
                         seen.insert(key.as_ref(), i);
@@ -360,7 +360,7 @@ impl Sources {
     fn restore(self, g: &mut Guard<'_>, db: usize) {
         for (key, set) in self.taken {
             if let Some(e) = g.get(db, &key)
-                && let Value::Set(slot) = &mut e.value
+                && let Some(Value::Set(slot)) = e.into_value_mut()
             {
                 **slot = set;
             }

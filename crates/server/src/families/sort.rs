@@ -27,7 +27,7 @@ use crate::server::Ctx;
 use basalt_engine::types::ListValue;
 use basalt_engine::types::ZSetValue;
 use basalt_engine::types::zset::strtod_whole;
-use basalt_engine::{Guard, Value};
+use basalt_engine::{Guard, Value, ValueRef};
 use basalt_proto::Frame;
 use bytes::Bytes;
 use std::cmp::Ordering;
@@ -315,9 +315,9 @@ fn lookup_pattern(g: &mut Guard<'_>, db: usize, pattern: &[u8], subst: &Bytes) -
     }
     let (key, field) = pattern_key(pattern, subst)?;
     let entry = g.lookup_read(db, &key)?;
-    match (&entry.value, field) {
-        (Value::Hash(h), Some(f)) => h.get(&f).map(Bytes::copy_from_slice),
-        (Value::Str(s), None) => Some(Bytes::copy_from_slice(&s.as_bytes())),
+    match (entry.into_value(), field) {
+        (ValueRef::Other(Value::Hash(h)), Some(f)) => h.get(&f).map(Bytes::copy_from_slice),
+        (ValueRef::Str(s), None) => Some(s.with_bytes(Bytes::copy_from_slice)),
         _ => None,
     }
 }
@@ -472,11 +472,11 @@ fn sort_generic(ctx: &mut Ctx<'_>, args: &[Bytes], readonly: bool) -> CmdResult 
         Set,
         ZSet,
     }
-    let kind = match g.lookup_read(db, key).map(|e| &e.value) {
+    let kind = match g.lookup_read(db, key).map(|e| e.into_value()) {
         None => Kind::Missing,
-        Some(Value::List(_)) => Kind::List,
-        Some(Value::Set(_)) => Kind::Set,
-        Some(Value::ZSet(_)) => Kind::ZSet,
+        Some(ValueRef::Other(Value::List(_))) => Kind::List,
+        Some(ValueRef::Other(Value::Set(_))) => Kind::Set,
+        Some(ValueRef::Other(Value::ZSet(_))) => Kind::ZSet,
         Some(_) => return Err(Error::msg(error::WRONGTYPE)),
     };
     if dontsort && kind == Kind::Set && store.is_some() {
@@ -488,7 +488,7 @@ fn sort_generic(ctx: &mut Ctx<'_>, args: &[Bytes], readonly: bool) -> CmdResult 
     let enc = ctx.enc();
     if kind == Kind::ZSet
         && let Some(e) = g.get(db, key)
-        && let Value::ZSet(z) = &mut e.value
+        && let Some(Value::ZSet(z)) = e.into_value_mut()
         && z.encoding() != "skiplist"
     {
         // Redis converts the sorted set it sorts, for good.
@@ -499,10 +499,10 @@ fn sort_generic(ctx: &mut Ctx<'_>, args: &[Bytes], readonly: bool) -> CmdResult 
         });
         **z = big;
     }
-    let full_len = match g.get(db, key).map(|e| &e.value) {
-        Some(Value::List(l)) => l.len(),
-        Some(Value::Set(s)) => s.len(),
-        Some(Value::ZSet(z)) => z.len(),
+    let full_len = match g.get(db, key).map(|e| e.into_value()) {
+        Some(ValueRef::Other(Value::List(l))) => l.len(),
+        Some(ValueRef::Other(Value::Set(s))) => s.len(),
+        Some(ValueRef::Other(Value::ZSet(z))) => z.len(),
         _ => 0,
     } as i64;
 
@@ -529,8 +529,8 @@ fn sort_generic(ctx: &mut Ctx<'_>, args: &[Bytes], readonly: bool) -> CmdResult 
     }
 
     let mut elems: Vec<Bytes> = Vec::with_capacity(vectorlen.max(0) as usize);
-    match g.get(db, key).map(|e| &e.value) {
-        Some(Value::List(l)) if dontsort && end >= start => {
+    match g.get(db, key).map(|e| e.into_value()) {
+        Some(ValueRef::Other(Value::List(l))) if dontsort && end >= start => {
             let take = vectorlen.max(0) as usize;
             let skip = start as usize;
             if desc {
@@ -542,10 +542,10 @@ fn sort_generic(ctx: &mut Ctx<'_>, args: &[Bytes], readonly: bool) -> CmdResult 
             start = 0;
         }
         // An empty range: nothing to load, and Redis leaves start/end as they are.
-        Some(Value::List(_)) if dontsort => {}
-        Some(Value::List(l)) => elems.extend(l.iter().map(|e| e.to_bytes())),
-        Some(Value::Set(s)) => s.for_each(|m| elems.push(m.to_bytes())),
-        Some(Value::ZSet(z)) if dontsort => {
+        Some(ValueRef::Other(Value::List(_))) if dontsort => {}
+        Some(ValueRef::Other(Value::List(l))) => elems.extend(l.iter().map(|e| e.to_bytes())),
+        Some(ValueRef::Other(Value::Set(s))) => s.for_each(|m| elems.push(m.to_bytes())),
+        Some(ValueRef::Other(Value::ZSet(z))) if dontsort => {
             let take = vectorlen.max(0) as usize;
             if take > 0 {
                 let n = z.len();
@@ -562,7 +562,7 @@ fn sort_generic(ctx: &mut Ctx<'_>, args: &[Bytes], readonly: bool) -> CmdResult 
             end -= start;
             start = 0;
         }
-        Some(Value::ZSet(z)) => z.walk(0, false, |m, _| {
+        Some(ValueRef::Other(Value::ZSet(z))) => z.walk(0, false, |m, _| {
             elems.push(Bytes::copy_from_slice(m));
             true
         }),

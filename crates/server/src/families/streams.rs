@@ -25,7 +25,7 @@ use basalt_engine::types::stream::{
     AddError, ClaimOptions, EntryRef, IdRequest, StreamId, StreamValue, Trim, TrimStrategy,
     Watcher, parse_id,
 };
-use basalt_engine::{Guard, Value};
+use basalt_engine::{Guard, Value, ValueRef};
 use basalt_proto::Frame;
 use bytes::Bytes;
 use std::sync::Arc;
@@ -492,8 +492,8 @@ fn stream_at<'g>(
     };
     match entry {
         None => Ok(None),
-        Some(e) => match &mut e.value {
-            Value::Stream(s) => Ok(Some(s)),
+        Some(e) => match e.into_value_mut() {
+            Some(Value::Stream(s)) => Ok(Some(s)),
             _ => Err(Error::msg(error::WRONGTYPE)),
         },
     }
@@ -987,8 +987,8 @@ fn read_generic(ctx: &mut Ctx<'_>, args: &[Bytes], group_mode: bool) -> CmdResul
     for (key, id_arg) in keys.iter().zip(id_args) {
         let exists = match g.lookup_read(db, key) {
             None => false,
-            Some(e) => match &e.value {
-                Value::Stream(_) => true,
+            Some(e) => match e.into_value() {
+                ValueRef::Other(Value::Stream(_)) => true,
                 _ if retry && !group_mode => false,
                 _ if retry => return Err(Error::msg(UNBLOCKED_DELETED)),
                 _ => return Err(Error::msg(error::WRONGTYPE)),

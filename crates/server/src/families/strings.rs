@@ -10,7 +10,7 @@ use crate::cmd::{Command, KeySpec, acl};
 use crate::error::{self, CmdResult, Error};
 use crate::pubsub::notify as ev;
 use crate::server::Ctx;
-use basalt_engine::{Guard, StrValue, Value};
+use basalt_engine::{EntryMut, Guard, StrRef, StrValue, Value, ValueRef};
 use basalt_proto::Frame;
 use bytes::Bytes;
 
@@ -296,21 +296,18 @@ pub const COMMANDS: &[Command] = &[
 pub fn read_string(g: &mut Guard<'_>, db: usize, key: &[u8]) -> Result<Option<Bytes>, Error> {
     match g.lookup_read(db, key) {
         None => Ok(None),
-        Some(e) => match &e.value {
-            Value::Str(s) => Ok(Some(Bytes::copy_from_slice(&s.as_bytes()))),
-            #[allow(unreachable_patterns)]
-            _ => Err(Error::msg(error::WRONGTYPE)),
-        },
+        Some(e) => Ok(Some(str_ref(e.value())?.with_bytes(Bytes::copy_from_slice))),
     }
 }
 
-/// The string inside a value, or WRONGTYPE.
-#[allow(unreachable_patterns)]
-pub fn str_mut(v: &mut Value) -> Result<&mut StrValue, Error> {
-    match v {
-        Value::Str(s) => Ok(s),
-        _ => Err(Error::msg(error::WRONGTYPE)),
-    }
+/// The string of a value, or WRONGTYPE.
+pub fn str_ref(v: ValueRef<'_>) -> Result<StrRef<'_>, Error> {
+    v.as_str().ok_or_else(|| Error::msg(error::WRONGTYPE))
+}
+
+/// A string's buffer for in-place edits (the string becomes `raw`), or WRONGTYPE.
+pub fn raw_mut<'a>(e: &'a mut EntryMut<'_>) -> Result<&'a mut Vec<u8>, Error> {
+    e.raw_mut().ok_or_else(|| Error::msg(error::WRONGTYPE))
 }
 
 fn bulk_or_null(v: Option<Bytes>) -> Frame {
@@ -774,13 +771,12 @@ fn append(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
             ctx.notify(ev::STRING, "append", &args[1]);
             Ok(Frame::Integer(args[2].len() as i64))
         }
-        Some(e) => {
-            let s = str_mut(&mut e.value)?;
-            let total = s.len() as u64 + args[2].len() as u64;
+        Some(mut e) => {
+            let total = str_ref(e.value())?.len() as u64 + args[2].len() as u64;
             if total > limit {
                 return Err(Error::msg(error::STRING_TOO_LONG));
             }
-            let raw = s.make_raw();
+            let raw = raw_mut(&mut e)?;
             raw.extend_from_slice(&args[2]);
             let len = raw.len();
             ctx.notify(ev::STRING, "append", &args[1]);
@@ -794,7 +790,7 @@ fn strlen(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let mut g = ctx.srv.keyspace.lock_key(&args[1], ctx.now);
     Ok(Frame::Integer(match g.lookup_read(db, &args[1]) {
         None => 0,
-        Some(e) => str_mut(&mut e.value)?.len() as i64,
+        Some(e) => str_ref(e.value())?.len() as i64,
     }))
 }
 
@@ -807,13 +803,14 @@ fn incr_by(ctx: &mut Ctx<'_>, key: &[u8], delta: i64) -> CmdResult {
             ctx.notify(ev::STRING, "incrby", key);
             Ok(Frame::Integer(delta))
         }
-        Some(e) => {
-            let s = str_mut(&mut e.value)?;
-            let cur = s.as_i64().ok_or_else(|| Error::msg(error::NOT_INTEGER))?;
+        Some(mut e) => {
+            let cur = str_ref(e.value())?
+                .as_i64()
+                .ok_or_else(|| Error::msg(error::NOT_INTEGER))?;
             let v = cur
                 .checked_add(delta)
                 .ok_or_else(|| Error::msg(error::OVERFLOW))?;
-            *s = StrValue::Int(v);
+            e.set_value(Value::Str(StrValue::Int(v)));
             ctx.notify(ev::STRING, "incrby", key);
             Ok(Frame::Integer(v))
         }
@@ -848,8 +845,8 @@ fn incrbyfloat(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let (current, expire_at) = match g.get(db, key) {
         None => (Bytes::from_static(b"0"), 0),
         Some(e) => {
-            let s = str_mut(&mut e.value)?;
-            (Bytes::copy_from_slice(&s.as_bytes()), e.expire_at())
+            let s = str_ref(e.value())?;
+            (s.with_bytes(Bytes::copy_from_slice), e.expire_at())
         }
     };
     let result =
@@ -942,13 +939,13 @@ fn setrange(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
             ctx.notify(ev::STRING, "setrange", &args[1]);
             Ok(Frame::Integer(len as i64))
         }
-        Some(e) => {
-            let s = str_mut(&mut e.value)?;
+        Some(mut e) => {
+            let len = str_ref(e.value())?.len();
             if value.is_empty() {
-                return Ok(Frame::Integer(s.len() as i64));
+                return Ok(Frame::Integer(len as i64));
             }
             check()?;
-            let raw = s.make_raw();
+            let raw = raw_mut(&mut e)?;
             let end = offset as usize + value.len();
             if raw.len() < end {
                 raw.resize(end, 0);

@@ -516,9 +516,9 @@ fn not_lex_range() -> Error {
     Error::msg("ERR min or max not valid string range item")
 }
 
-fn zset_mut(v: &mut Value) -> Result<&mut ZSetValue, Error> {
+fn zset_mut(v: Option<&mut Value>) -> Result<&mut ZSetValue, Error> {
     match v {
-        Value::ZSet(z) => Ok(z),
+        Some(Value::ZSet(z)) => Ok(z),
         _ => Err(wrongtype()),
     }
 }
@@ -532,7 +532,7 @@ fn read<'g>(
 ) -> Result<Option<&'g mut ZSetValue>, Error> {
     match g.lookup_read(db, key) {
         None => Ok(None),
-        Some(e) => zset_mut(&mut e.value).map(Some),
+        Some(e) => zset_mut(e.into_value_mut()).map(Some),
     }
 }
 
@@ -544,7 +544,7 @@ fn write<'g>(
 ) -> Result<Option<&'g mut ZSetValue>, Error> {
     match g.get(db, key) {
         None => Ok(None),
-        Some(e) => zset_mut(&mut e.value).map(Some),
+        Some(e) => zset_mut(e.into_value_mut()).map(Some),
     }
 }
 
@@ -552,7 +552,7 @@ fn write<'g>(
 /// notifying `del`.
 fn delete_if_empty(ctx: &Ctx<'_>, g: &mut Guard<'_>, db: usize, key: &[u8]) {
     if let Some(e) = g.get(db, key)
-        && let Value::ZSet(z) = &e.value
+        && let Some(Value::ZSet(z)) = e.value().as_other()
         && z.is_empty()
     {
         g.remove(db, key);
@@ -1672,9 +1672,9 @@ impl Sources {
                     src.slots.push(None);
                     continue;
                 }
-                Some(e) => match &mut e.value {
-                    Value::ZSet(z) => Taken::Z(std::mem::take(z)),
-                    Value::Set(s) => Taken::S(std::mem::take(s)),
+                Some(e) => match e.into_value_mut() {
+                    Some(Value::ZSet(z)) => Taken::Z(std::mem::take(z)),
+                    Some(Value::Set(s)) => Taken::S(std::mem::take(s)),
                     _ => {
                         src.restore(g, db);
                         return Err(wrongtype());
@@ -1708,9 +1708,9 @@ impl Sources {
     fn restore(self, g: &mut Guard<'_>, db: usize) {
         for (key, value) in self.taken {
             if let Some(e) = g.get(db, &key) {
-                match (&mut e.value, value) {
-                    (Value::ZSet(slot), Taken::Z(z)) => **slot = z,
-                    (Value::Set(slot), Taken::S(s)) => **slot = s,
+                match (e.into_value_mut(), value) {
+                    (Some(Value::ZSet(slot)), Taken::Z(z)) => **slot = z,
+                    (Some(Value::Set(slot)), Taken::S(s)) => **slot = s,
                     _ => {}
                 }
             }
