@@ -1,4 +1,5 @@
-//! A chained hash table keyed by byte strings, the storage of every keyspace shard.
+//! The keyspace's chained hash table: every key of a shard's database slice, each in ONE
+//! heap block that also holds its value's small forms, its deadline and its metadata.
 //!
 //! Why not `hashbrown`: Redis's `SCAN` promises that every key present for the whole scan
 //! is returned at least once, even while the table grows or shrinks between calls, and
@@ -8,16 +9,31 @@
 //! smaller, so a cursor never skips them. Open addressing (hashbrown) moves entries
 //! between probe positions and cannot keep that promise.
 //!
-//! Memory layout (this table holds every key of the server, so bytes per key matter):
-//! each entry is ONE heap block, `[next link | value | key bytes]`. The key's name lives
-//! inside the node instead of in a second allocation; its length (up to 254 bytes;
-//! longer keys store it in the node) and an 8-bit fingerprint of its hash ride in the
-//! top 16 bits of the link that points to the node, so lookups skip most chain
-//! neighbours without comparing keys; and the node does not store the full hash: the table keeps the
-//! keyspace's hasher and recomputes a hash where it needs one (moving entries on resize,
-//! confirming a match in the `*_where` lookups, reporting a sampled entry's hash). A
-//! 16-byte key with the keyspace's 40-byte `Entry` takes one 64-byte block, where a
-//! boxed key and a node with a stored hash took 80 + 16 bytes in two blocks.
+//! Memory layout (this table holds every key of the server, so bytes per key matter).
+//! A node is one block:
+//!
+//! ```text
+//! [next link 8 | header 8 | deadline 8, only with a TTL | payload | key length 8, only for keys >= 255 B | key]
+//! ```
+//!
+//! - The header packs the payload's kind (6 bits: 0..=44 an inline string of that many
+//!   bytes, Redis's `embstr`; 45 an `i64`, Redis's `int`; 46 a whole [`Value`], for `raw`
+//!   strings and every other type), a "has deadline" bit, a 24-bit LRU clock (seconds mod
+//!   2^24, as Redis's `lru` field) and the eviction policy's 32-bit word.
+//! - The payload follows the header (or the deadline) at an 8-byte aligned offset, which
+//!   a `Value` or an `i64` needs; inline string bytes need none, and the key follows
+//!   the payload unaligned.
+//! - The key's length (up to 254 bytes; longer keys store it in the node) and an 8-bit
+//!   fingerprint of its hash ride in the top 16 bits of the link that points to the node,
+//!   so lookups skip most chain neighbours without comparing keys. The node does not store
+//!   the full hash: the table keeps the keyspace's hasher and recomputes a hash where it
+//!   needs one (moving entries on resize, confirming a match in the `*_where` lookups,
+//!   reporting a sampled entry's hash).
+//!
+//! A 16-byte key holding a 32-byte string takes 8 + 8 + 32 + 16 = 64 bytes, one block of
+//! mimalloc's 64-byte class; with a deadline 72 (the 80-byte class). A change that alters
+//! the payload's size or the deadline bit moves the node to a new block in place in its
+//! chain ([`Slot`] does it and keeps its handle valid).
 //!
 //! The caller supplies the key's 64-bit hash (the keyspace computes it once to pick the
 //! shard; it must come from the same hasher as the table's, which debug builds check);
@@ -26,6 +42,8 @@
 //! bucket) is the only thing reallocated, so growth adds at most 8 bytes per key of
 //! transient memory.
 
+use crate::keyspace::Entry;
+use crate::value::{EMBSTR_MAX, StrValue, Value, ValueRef};
 use foldhash::fast::FixedState;
 use std::alloc::{Layout, alloc, dealloc, handle_alloc_error};
 use std::hash::BuildHasher;
@@ -53,24 +71,160 @@ fn fingerprint(hash: u64) -> usize {
 /// Bits of a link's address that hold the node's address.
 const ADDR_MASK: usize = (1 << 48) - 1;
 
-/// A pointer to a node with, in its top 16 bits, the node's key length (or [`LONG_KEY`])
-/// and its hash's [`fingerprint`]. Keeping the length in the link that leads to a node
-/// saves four bytes in every node, which is what puts a 16-byte key and its 48-byte node
-/// in one 64-byte block; the fingerprint lets a lookup pass over chain neighbours
-/// without comparing their keys (the node stores no hash).
-struct Tagged<V>(NonNull<Node<V>>);
+// The header word.
+/// Bits of the payload kind: an inline length (0..=[`EMBSTR_MAX`]), [`KIND_INT`] or
+/// [`KIND_VALUE`].
+const KIND_MASK: u64 = 0x3F;
+/// Payload kind: an `i64` (`int` encoding).
+const KIND_INT: u64 = 45;
+/// Payload kind: a whole [`Value`] (24 bytes).
+const KIND_VALUE: u64 = 46;
+/// The node stores a deadline (8 bytes after the header).
+const TTL_BIT: u64 = 1 << 6;
+const ACCESS_SHIFT: u32 = 8;
+/// The LRU clock's bits: seconds modulo 2^24, Redis's `LRU_CLOCK_MAX`.
+pub const ACCESS_MASK: u32 = (1 << 24) - 1;
+const META_SHIFT: u32 = 32;
 
-impl<V> Clone for Tagged<V> {
-    fn clone(&self) -> Self {
-        *self
+const _: () = assert!((EMBSTR_MAX as u64) < KIND_INT);
+const _: () = assert!(std::mem::size_of::<Value>() == 24);
+const _: () = assert!(std::mem::align_of::<Value>() <= 8);
+
+/// Idle seconds of a node last accessed at clock `access`, at `now_secs` (Unix seconds),
+/// with Redis's wrap-around rule (`estimateObjectIdleTime`): a clock behind the access
+/// time has wrapped once.
+pub fn idle_secs(access: u32, now_secs: u64) -> u64 {
+    let now = (now_secs as u32) & ACCESS_MASK;
+    let a = access & ACCESS_MASK;
+    u64::from(if now >= a {
+        now - a
+    } else {
+        now + (ACCESS_MASK - a)
+    })
+}
+
+/// The LRU clock for Unix second `secs`.
+pub fn access_clock(secs: u64) -> u32 {
+    (secs as u32) & ACCESS_MASK
+}
+
+/// A node's value, moved into a node: an inline string, an integer, or any value.
+pub(crate) enum Payload<'a> {
+    /// A string of at most [`EMBSTR_MAX`] bytes stored whole (`embstr`).
+    Inline(&'a [u8]),
+    /// An integer (`int`).
+    Int(i64),
+    /// Any other value (`raw` strings and every other type).
+    Value(Value),
+}
+
+impl Payload<'_> {
+    fn kind(&self) -> u64 {
+        match self {
+            Payload::Inline(b) => b.len() as u64,
+            Payload::Int(_) => KIND_INT,
+            Payload::Value(_) => KIND_VALUE,
+        }
     }
 }
 
-impl<V> Copy for Tagged<V> {}
+/// Calls `f` with the payload a value is stored as: `int` strings as an integer,
+/// `embstr` strings inline (their box is freed afterwards), everything else whole.
+pub(crate) fn with_payload<R>(v: Value, f: impl FnOnce(Payload<'_>) -> R) -> R {
+    match v {
+        Value::Str(StrValue::Int(i)) => f(Payload::Int(i)),
+        Value::Str(StrValue::Embstr(b)) if b.len() <= EMBSTR_MAX => f(Payload::Inline(&b)),
+        v => f(Payload::Value(v)),
+    }
+}
 
-impl<V> Tagged<V> {
+/// A value on its way into a node: an owned [`Value`], or a string's bytes, stored with
+/// the encoding Redis's `tryObjectEncoding` picks (what [`StrValue::from_bytes`] makes)
+/// without building a `StrValue` first.
+pub enum NewValue<'a> {
+    /// A value.
+    Value(Value),
+    /// A string's bytes.
+    Bytes(&'a [u8]),
+}
+
+impl NewValue<'_> {
+    /// Calls `f` with the payload the value is stored as.
+    fn with_payload<R>(self, f: impl FnOnce(Payload<'_>) -> R) -> R {
+        match self {
+            NewValue::Value(v) => with_payload(v, f),
+            NewValue::Bytes(b) => {
+                if b.len() <= 20
+                    && let Some(i) = crate::num::parse_i64(b)
+                {
+                    f(Payload::Int(i))
+                } else if b.len() <= EMBSTR_MAX {
+                    f(Payload::Inline(b))
+                } else {
+                    f(Payload::Value(Value::Str(StrValue::Raw(b.to_vec()))))
+                }
+            }
+        }
+    }
+}
+
+/// Bytes of the payload of a node of header `h`.
+const fn payload_len(h: u64) -> usize {
+    match h & KIND_MASK {
+        KIND_INT => 8,
+        KIND_VALUE => 24,
+        n => n as usize,
+    }
+}
+
+/// Offset of the payload in a node of header `h`.
+const fn payload_offset(h: u64) -> usize {
+    16 + if h & TTL_BIT != 0 { 8 } else { 0 }
+}
+
+/// Bytes requested for a node: link, header, optional deadline, payload, key.
+pub const fn block_size(ttl: bool, payload: usize, key_len: usize) -> usize {
+    let prefix = if key_len >= LONG_KEY { 8 } else { 0 };
+    16 + if ttl { 8 } else { 0 } + payload + prefix + key_len
+}
+
+/// Bytes of a node's payload for a value stored as [`with_payload`] stores it.
+pub fn payload_size(v: &Value) -> usize {
+    match v {
+        Value::Str(StrValue::Int(_)) => 8,
+        Value::Str(StrValue::Embstr(b)) if b.len() <= EMBSTR_MAX => b.len(),
+        _ => 24,
+    }
+}
+
+/// Whether a node keeps `v` as a whole `Value` (whose heap parts are outside the node):
+/// everything but `int` and `embstr` strings.
+pub fn stored_whole(v: &Value) -> bool {
+    !matches!(v, Value::Str(StrValue::Int(_)))
+        && !matches!(v, Value::Str(StrValue::Embstr(b)) if b.len() <= EMBSTR_MAX)
+}
+
+/// Bytes of the fixed part of every node (chain link and header).
+pub const NODE_HEADER_BYTES: usize = 16;
+
+fn layout_of(size: usize) -> Layout {
+    match Layout::from_size_align(size, 8) {
+        Ok(l) => l,
+        // Only for keys near isize::MAX bytes, which no request can carry.
+        Err(_) => panic!("node of {size} bytes is too large"),
+    }
+}
+
+/// A pointer to a node with, in its top 16 bits, the node's key length (or [`LONG_KEY`])
+/// and its hash's [`fingerprint`]. Keeping the length in the link that leads to a node
+/// saves a length field in every node; the fingerprint lets a lookup pass over chain
+/// neighbours without comparing their keys (the node stores no hash).
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Tagged(NonNull<u8>);
+
+impl Tagged {
     /// The node's address, untagged.
-    fn as_ptr(self) -> *mut Node<V> {
+    fn as_ptr(self) -> *mut u8 {
         self.0.as_ptr().map_addr(|a| a & ADDR_MASK)
     }
 
@@ -83,84 +237,70 @@ impl<V> Tagged<V> {
     fn fingerprint(self) -> usize {
         self.0.as_ptr().addr() >> 56
     }
-}
 
-/// A link to the next node of a chain (or a bucket's head).
-type Link<V> = Option<Tagged<V>>;
-
-/// The fixed part of a node; the key follows in the same allocation, at
-/// [`Node::KEY_OFFSET`], preceded by its length (8 bytes) only for keys of
-/// [`LONG_KEY`] bytes or more. Nodes are only ever accessed field by field through raw
-/// pointers, never copied or written whole.
-#[repr(C)]
-struct Node<V> {
-    next: Link<V>,
-    value: V,
-}
-
-impl<V> Node<V> {
-    /// Where the key's bytes (or a long key's length) start in a node's block.
-    const KEY_OFFSET: usize = std::mem::size_of::<Self>();
-
-    /// Bytes requested for a node with a key of `key_len` bytes.
-    const fn block_size(key_len: usize) -> usize {
-        let prefix = if key_len >= LONG_KEY { 8 } else { 0 };
-        Self::KEY_OFFSET + prefix + key_len
-    }
-
-    fn layout(key_len: usize) -> Layout {
-        match Layout::from_size_align(Self::block_size(key_len), std::mem::align_of::<Self>()) {
-            Ok(l) => l,
-            // Only for keys near isize::MAX bytes, which no request can carry.
-            Err(_) => panic!("key of {key_len} bytes is too long for a table node"),
-        }
-    }
-
-    /// Allocates a node holding `key` (whose hash is `hash`) and `value`, linked to `next`.
-    fn create(key: &[u8], hash: u64, value: V, next: Link<V>) -> Tagged<V> {
-        let layout = Self::layout(key.len());
-        // SAFETY: the layout has a non-zero size (at least `size_of::<Node<V>>()`, and a
-        // node holds a pointer).
-        let raw = unsafe { alloc(layout) }.cast::<Node<V>>();
-        if raw.is_null() {
-            handle_alloc_error(layout)
-        }
-        // A set top bit would corrupt the tag: a broken platform assumption, not an
-        // error a client could cause.
-        assert!(
-            raw.addr() & !ADDR_MASK == 0,
-            "node address {raw:p} does not fit 48 bits"
-        );
-        // SAFETY: `raw` is a fresh block of `block_size(key.len())` bytes aligned for
-        // `Node<V>`: the struct fits at the start, then the optional length prefix and
-        // the key's bytes at KEY_OFFSET.
-        unsafe {
-            raw.write(Node { next, value });
-            let mut dst = raw.cast::<u8>().add(Self::KEY_OFFSET);
-            if key.len() >= LONG_KEY {
-                dst.cast::<u64>().write_unaligned(key.len() as u64);
-                dst = dst.add(8);
-            }
-            std::ptr::copy_nonoverlapping(key.as_ptr(), dst, key.len());
-        }
-        let tag = key.len().min(LONG_KEY) | (fingerprint(hash) << 8);
-        let tagged = raw.map_addr(|a| a | (tag << 48));
-        // SAFETY: `raw` is non-null and the tag only sets bits above the address.
-        Tagged(unsafe { NonNull::new_unchecked(tagged) })
-    }
-
-    /// The key stored in `node`.
+    /// The node's `next` link.
     ///
     /// # Safety
-    /// `node` must be a live node made by [`Node::create`], and the slice must not
-    /// outlive it.
-    unsafe fn key<'a>(node: Tagged<V>) -> &'a [u8] {
-        let p = node.as_ptr().cast::<u8>();
-        // SAFETY: per the contract, the block holds the key (after its length for long
-        // keys) at KEY_OFFSET, and the tag says which.
+    /// The node must be live.
+    unsafe fn next(self) -> Link {
+        // SAFETY: a live node starts with its link (8-byte aligned block).
+        unsafe { *self.as_ptr().cast::<Link>() }
+    }
+
+    /// Where the node's `next` link is stored.
+    fn next_slot(self) -> *mut Link {
+        self.as_ptr().cast::<Link>()
+    }
+
+    /// # Safety
+    /// The node must be live.
+    unsafe fn header(self) -> u64 {
+        // SAFETY: the header follows the link, 8-byte aligned.
+        unsafe { *self.as_ptr().add(8).cast::<u64>() }
+    }
+
+    /// # Safety
+    /// The node must be live and exclusively borrowed by the caller.
+    unsafe fn set_header(self, h: u64) {
+        // SAFETY: as `header`.
+        unsafe { *self.as_ptr().add(8).cast::<u64>() = h }
+    }
+
+    /// Pointer to the payload.
+    ///
+    /// # Safety
+    /// The node must be live.
+    unsafe fn payload(self) -> *mut u8 {
+        // SAFETY: the offset stays within the block the header describes.
+        unsafe { self.as_ptr().add(payload_offset(self.header())) }
+    }
+
+    /// The deadline (0: none).
+    ///
+    /// # Safety
+    /// The node must be live.
+    unsafe fn deadline(self) -> u64 {
+        // SAFETY: with the TTL bit set the deadline sits 8-byte aligned after the header.
         unsafe {
-            let at = p.add(Self::KEY_OFFSET);
-            match node.len_tag() {
+            if self.header() & TTL_BIT != 0 {
+                *self.as_ptr().add(16).cast::<u64>()
+            } else {
+                0
+            }
+        }
+    }
+
+    /// The key stored in the node.
+    ///
+    /// # Safety
+    /// The node must be live, and the slice must not outlive it.
+    unsafe fn key<'a>(self) -> &'a [u8] {
+        // SAFETY: the key follows the payload (after its length for long keys), and the
+        // tag says which.
+        unsafe {
+            let h = self.header();
+            let at = self.as_ptr().add(payload_offset(h) + payload_len(h));
+            match self.len_tag() {
                 LONG_KEY => {
                     let len = at.cast::<u64>().read_unaligned() as usize;
                     std::slice::from_raw_parts(at.add(8), len)
@@ -170,24 +310,527 @@ impl<V> Node<V> {
         }
     }
 
-    /// Frees `node` and returns its value.
+    /// The value stored in the node.
     ///
     /// # Safety
-    /// `node` must be a live node made by [`Node::create`] and unlinked from every
-    /// chain; it is dangling afterwards.
-    unsafe fn destroy(node: Tagged<V>) -> V {
-        let p = node.as_ptr();
-        // SAFETY: per the contract the node is live and owned by the caller: its value
-        // is moved out exactly once and the block is freed with the layout it was
-        // allocated with (recomputed from the same key length).
+    /// The node must be live, and the view must not outlive it or a change of it.
+    unsafe fn value<'a>(self) -> ValueRef<'a> {
+        // SAFETY: the kind in the header says what the payload holds; a `Value` and an
+        // `i64` are 8-byte aligned there.
         unsafe {
-            let layout = Self::layout(Self::key(node).len());
-            let value = std::ptr::read(&raw const (*p).value);
-            dealloc(p.cast::<u8>(), layout);
-            value
+            let h = self.header();
+            let p = self.payload();
+            match h & KIND_MASK {
+                KIND_INT => ValueRef::Str(crate::value::StrRef::Int(*p.cast::<i64>())),
+                KIND_VALUE => (*p.cast::<Value>()).view(),
+                n => ValueRef::Str(crate::value::StrRef::Embstr(std::slice::from_raw_parts(
+                    p, n as usize,
+                ))),
+            }
+        }
+    }
+
+    /// The stored `Value` of a node of kind [`KIND_VALUE`].
+    ///
+    /// # Safety
+    /// The node must be live and exclusively borrowed for `'a`.
+    unsafe fn value_mut<'a>(self) -> Option<&'a mut Value> {
+        // SAFETY: per the contract; the kind check says a `Value` is there.
+        unsafe {
+            if self.header() & KIND_MASK == KIND_VALUE {
+                Some(&mut *self.payload().cast::<Value>())
+            } else {
+                None
+            }
+        }
+    }
+
+    /// Bytes requested for the node's block.
+    ///
+    /// # Safety
+    /// The node must be live.
+    unsafe fn size(self) -> usize {
+        // SAFETY: per the contract.
+        unsafe {
+            let h = self.header();
+            block_size(h & TTL_BIT != 0, payload_len(h), self.key().len())
         }
     }
 }
+
+/// A link to the next node of a chain (or a bucket's head).
+type Link = Option<Tagged>;
+
+/// Allocates a node holding `key` (whose hash is `hash`), linked to `next`.
+fn create(
+    key: &[u8],
+    hash: u64,
+    access: u32,
+    meta: u32,
+    deadline: u64,
+    payload: Payload<'_>,
+    next: Link,
+) -> Tagged {
+    let ttl = deadline != 0;
+    let kind = payload.kind();
+    let size = block_size(ttl, payload_len(kind), key.len());
+    let layout = layout_of(size);
+    // SAFETY: the layout has a non-zero size (at least the link and the header).
+    let raw = unsafe { alloc(layout) };
+    if raw.is_null() {
+        handle_alloc_error(layout)
+    }
+    // A set top bit would corrupt the tag: a broken platform assumption, not an error a
+    // client could cause.
+    assert!(
+        raw.addr() & !ADDR_MASK == 0,
+        "node address {raw:p} does not fit 48 bits"
+    );
+    let header = kind
+        | if ttl { TTL_BIT } else { 0 }
+        | (u64::from(access & ACCESS_MASK) << ACCESS_SHIFT)
+        | (u64::from(meta) << META_SHIFT);
+    // SAFETY: `raw` is a fresh block of `size` bytes, 8-byte aligned: the link, the
+    // header, the deadline (with a TTL), the payload at its aligned offset, then the
+    // optional length prefix and the key, exactly as `block_size` counted them.
+    unsafe {
+        raw.cast::<Link>().write(next);
+        raw.add(8).cast::<u64>().write(header);
+        if ttl {
+            raw.add(16).cast::<u64>().write(deadline);
+        }
+        let p = raw.add(payload_offset(header));
+        match payload {
+            Payload::Inline(b) => std::ptr::copy_nonoverlapping(b.as_ptr(), p, b.len()),
+            Payload::Int(i) => p.cast::<i64>().write(i),
+            Payload::Value(v) => p.cast::<Value>().write(v),
+        }
+        let mut dst = p.add(payload_len(header));
+        if key.len() >= LONG_KEY {
+            dst.cast::<u64>().write_unaligned(key.len() as u64);
+            dst = dst.add(8);
+        }
+        std::ptr::copy_nonoverlapping(key.as_ptr(), dst, key.len());
+    }
+    let tag = key.len().min(LONG_KEY) | (fingerprint(hash) << 8);
+    let tagged = raw.map_addr(|a| a | (tag << 48));
+    // SAFETY: `raw` is non-null and the tag only sets bits above the address.
+    Tagged(unsafe { NonNull::new_unchecked(tagged) })
+}
+
+/// Frees a node's block without dropping its payload (moved out before, or trivially
+/// droppable).
+///
+/// # Safety
+/// The node must be live and unlinked; it is dangling afterwards.
+unsafe fn free_block(node: Tagged) {
+    // SAFETY: the layout is recomputed from the same header and key as at allocation.
+    unsafe {
+        let layout = layout_of(node.size());
+        dealloc(node.as_ptr(), layout);
+    }
+}
+
+/// Frees a node and drops its value.
+///
+/// # Safety
+/// The node must be live and unlinked; it is dangling afterwards.
+unsafe fn destroy(node: Tagged) {
+    // SAFETY: per the contract the node is owned here: its `Value` (if any) is dropped
+    // exactly once, then the block freed.
+    unsafe {
+        if let Some(v) = node.value_mut() {
+            std::ptr::drop_in_place(v);
+        }
+        free_block(node);
+    }
+}
+
+/// A read-only view of a stored node, valid while the table is borrowed.
+#[derive(Clone, Copy)]
+pub struct NodeRef<'a> {
+    node: Tagged,
+    _table: PhantomData<&'a Dict>,
+}
+
+impl<'a> NodeRef<'a> {
+    /// The key.
+    pub fn key(&self) -> &'a [u8] {
+        // SAFETY: the node is live while the table is borrowed for 'a.
+        unsafe { self.node.key() }
+    }
+
+    /// The value.
+    pub fn value(&self) -> ValueRef<'a> {
+        // SAFETY: as `key`.
+        unsafe { self.node.value() }
+    }
+
+    /// The Unix-ms deadline, or 0.
+    pub fn expire_at(&self) -> u64 {
+        // SAFETY: as `key`.
+        unsafe { self.node.deadline() }
+    }
+
+    /// The 24-bit LRU clock of the last access.
+    pub fn access(&self) -> u32 {
+        // SAFETY: as `key`.
+        (unsafe { self.node.header() } >> ACCESS_SHIFT) as u32 & ACCESS_MASK
+    }
+
+    /// The eviction policy's word.
+    pub fn meta(&self) -> u32 {
+        // SAFETY: as `key`.
+        (unsafe { self.node.header() } >> META_SHIFT) as u32
+    }
+
+    /// Bytes the key costs as the allocator rounds them: its block, plus what its value
+    /// holds outside it.
+    pub fn mem_bytes(&self) -> usize {
+        // SAFETY: as `key`.
+        let (size, heap) = unsafe {
+            let heap = match self.node.header() & KIND_MASK {
+                KIND_VALUE => (*self.node.payload().cast::<Value>()).mem_usage(),
+                _ => 0,
+            };
+            (self.node.size(), heap)
+        };
+        crate::memory::alloc_size(size) + heap
+    }
+
+    /// The node's address (to find it again with [`Dict::get_mut_at`]).
+    pub fn addr(&self) -> usize {
+        self.node.as_ptr().addr()
+    }
+
+    /// An owned copy of the entry (deep for collections).
+    pub fn to_entry(&self) -> Entry {
+        Entry::from_parts(
+            self.value().to_value(),
+            self.expire_at(),
+            self.access(),
+            self.meta(),
+        )
+    }
+}
+
+/// An exclusive handle on a stored node, valid while the table is borrowed mutably.
+/// Changes that alter the node's size (a new value, a deadline set or cleared, a string
+/// made `raw`) move it to a new block, in place in its chain; the handle follows.
+pub struct Slot<'a> {
+    dict: &'a mut Dict,
+    node: Tagged,
+    hash: u64,
+}
+
+impl<'a> Slot<'a> {
+    /// A read-only view.
+    pub fn view(&self) -> NodeRef<'_> {
+        NodeRef {
+            node: self.node,
+            _table: PhantomData,
+        }
+    }
+
+    /// A read-only view for the whole borrow.
+    pub fn into_ref(self) -> NodeRef<'a> {
+        NodeRef {
+            node: self.node,
+            _table: PhantomData,
+        }
+    }
+
+    /// The key.
+    pub fn key(&self) -> &[u8] {
+        self.view().key()
+    }
+
+    /// The value.
+    pub fn value(&self) -> ValueRef<'_> {
+        self.view().value()
+    }
+
+    /// The deadline (0: none).
+    pub fn expire_at(&self) -> u64 {
+        self.view().expire_at()
+    }
+
+    /// The node's address.
+    pub fn addr(&self) -> usize {
+        self.node.as_ptr().addr()
+    }
+
+    /// The 24-bit LRU clock.
+    pub fn access(&self) -> u32 {
+        self.view().access()
+    }
+
+    /// The eviction policy's word.
+    pub fn meta(&self) -> u32 {
+        self.view().meta()
+    }
+
+    fn update_header(&mut self, f: impl FnOnce(u64) -> u64) {
+        // SAFETY: the node is live and exclusively borrowed through `self.dict`.
+        unsafe { self.node.set_header(f(self.node.header())) }
+    }
+
+    /// Sets the LRU clock (`access` is taken modulo 2^24).
+    pub fn set_access(&mut self, access: u32) {
+        self.update_header(|h| {
+            (h & !(u64::from(ACCESS_MASK) << ACCESS_SHIFT))
+                | (u64::from(access & ACCESS_MASK) << ACCESS_SHIFT)
+        });
+    }
+
+    /// Sets the eviction policy's word.
+    pub fn set_meta(&mut self, meta: u32) {
+        self.update_header(|h| (h & !(u64::MAX << META_SHIFT)) | (u64::from(meta) << META_SHIFT));
+    }
+
+    /// The stored value if it is kept whole (every type but `int` and `embstr` strings).
+    pub fn value_mut(&mut self) -> Option<&mut Value> {
+        // SAFETY: the node is live and exclusively borrowed for the returned borrow.
+        unsafe { self.node.value_mut() }
+    }
+
+    /// [`Slot::value_mut`] for the whole borrow.
+    pub fn into_value_mut(self) -> Option<&'a mut Value> {
+        // SAFETY: as `value_mut`, for 'a.
+        unsafe { self.node.value_mut() }
+    }
+
+    /// Makes the value a whole `Value` (a string becomes `raw`: Redis's
+    /// `dbUnshareStringValue`) if it is kept inline or as an integer.
+    fn make_whole(&mut self) {
+        // SAFETY: the node is live.
+        let kind = unsafe { self.node.header() } & KIND_MASK;
+        if kind == KIND_VALUE {
+            return;
+        }
+        let raw = match self.value() {
+            ValueRef::Str(s) => s.as_bytes().into_owned(),
+            // Inline and integer payloads are strings.
+            ValueRef::Other(_) => return,
+        };
+        self.rebuild(
+            self.expire_at(),
+            Payload::Value(Value::Str(StrValue::Raw(raw))),
+        );
+    }
+
+    /// A string's buffer for in-place edits; the string becomes `raw`. None for other
+    /// types.
+    pub fn raw_mut(&mut self) -> Option<&mut Vec<u8>> {
+        self.make_whole();
+        match self.value_mut() {
+            Some(Value::Str(s)) => Some(s.make_raw()),
+            _ => None,
+        }
+    }
+
+    /// [`Slot::raw_mut`] for the whole borrow.
+    pub fn into_raw_mut(mut self) -> Option<&'a mut Vec<u8>> {
+        self.make_whole();
+        match self.into_value_mut() {
+            Some(Value::Str(s)) => Some(s.make_raw()),
+            _ => None,
+        }
+    }
+
+    /// Replaces the value, keeping the deadline and the metadata. Returns the old value
+    /// when it was kept whole (the caller may free it lazily).
+    pub fn set_value(&mut self, v: Value) -> Option<Value> {
+        self.replace(NewValue::Value(v), self.expire_at())
+    }
+
+    /// Replaces the value and the deadline (0: none), keeping the metadata, in one
+    /// rebuild at most. Returns the old value when it was kept whole.
+    pub fn replace(&mut self, v: NewValue<'_>, deadline: u64) -> Option<Value> {
+        let old = self.take_whole();
+        v.with_payload(|p| self.rebuild(deadline, p));
+        old
+    }
+
+    /// Sets or clears (0) the deadline.
+    pub fn set_expire_at(&mut self, deadline: u64) {
+        let old = self.expire_at();
+        if old == deadline {
+            return;
+        }
+        if old != 0 && deadline != 0 {
+            // SAFETY: the node has a deadline field and is exclusively borrowed.
+            unsafe { *self.node.as_ptr().add(16).cast::<u64>() = deadline };
+            return;
+        }
+        // The deadline field appears or goes: the node changes size.
+        match self.take_whole() {
+            Some(v) => self.rebuild(deadline, Payload::Value(v)),
+            None => {
+                // SAFETY: the node is live; the copy is a plain integer or bytes.
+                let (kind, p) = unsafe { (self.node.header() & KIND_MASK, self.node.payload()) };
+                if kind == KIND_INT {
+                    // SAFETY: an integer payload is an aligned i64.
+                    let i = unsafe { *p.cast::<i64>() };
+                    self.rebuild(deadline, Payload::Int(i));
+                } else {
+                    // Copy the inline bytes out: the old block is freed by `rebuild`.
+                    let mut buf = [0u8; EMBSTR_MAX];
+                    let n = kind as usize;
+                    // SAFETY: an inline payload is `kind` bytes at `p`.
+                    buf[..n].copy_from_slice(unsafe { std::slice::from_raw_parts(p, n) });
+                    self.rebuild(deadline, Payload::Inline(&buf[..n]));
+                }
+            }
+        }
+    }
+
+    /// Moves a whole `Value` payload out, leaving an empty inline string in its place
+    /// (the caller rebuilds the node right after).
+    fn take_whole(&mut self) -> Option<Value> {
+        // SAFETY: the node is live and exclusively borrowed; a `Value` payload is moved
+        // out once and the kind changed so it is not dropped again.
+        unsafe {
+            let h = self.node.header();
+            if h & KIND_MASK != KIND_VALUE {
+                return None;
+            }
+            let v = self.node.payload().cast::<Value>().read();
+            // The block keeps its kind (its size follows from it); the bit says the
+            // value is gone.
+            self.node.set_header(h | MOVED_BIT);
+            Some(v)
+        }
+    }
+
+    /// Writes the node again with `deadline` and `payload` (keeping key, clock and
+    /// metadata), in a new block when the size changes, at the same place in its chain.
+    /// A whole `Value` still in the node must have been moved out ([`Slot::take_whole`]).
+    fn rebuild(&mut self, deadline: u64, payload: Payload<'_>) {
+        let old = self.node;
+        // SAFETY: the node is live and exclusively borrowed. With the same deadline field
+        // and payload size the block keeps its layout: the payload is written over the
+        // old one (whose `Value`, if any, was moved out) and the key stays where it is.
+        unsafe {
+            let h = old.header();
+            let kind = payload.kind();
+            let ttl = deadline != 0;
+            if (h & TTL_BIT != 0) == ttl
+                && payload_len(h) == payload_len(kind)
+                && (h & KIND_MASK != KIND_VALUE || h & MOVED_BIT != 0)
+            {
+                if ttl {
+                    *old.as_ptr().add(16).cast::<u64>() = deadline;
+                }
+                let p = old.payload();
+                match payload {
+                    Payload::Inline(b) => std::ptr::copy(b.as_ptr(), p, b.len()),
+                    Payload::Int(i) => p.cast::<i64>().write(i),
+                    Payload::Value(v) => p.cast::<Value>().write(v),
+                }
+                old.set_header((h & !(KIND_MASK | MOVED_BIT)) | kind);
+                return;
+            }
+        }
+        // SAFETY: the node is live and exclusively borrowed; its link slot is found by
+        // walking its chain from the bucket (it is linked exactly once), the new node
+        // takes its place, and the old block is freed with its own layout. A `Value`
+        // payload of the old block was moved out before (`MOVED_BIT`), so nothing is
+        // dropped twice.
+        unsafe {
+            let h = old.header();
+            let key = old.key();
+            let fresh = create(
+                key,
+                self.hash,
+                (h >> ACCESS_SHIFT) as u32 & ACCESS_MASK,
+                (h >> META_SHIFT) as u32,
+                deadline,
+                payload,
+                old.next(),
+            );
+            let link = self.dict.link_to(self.hash, old);
+            *link = Some(fresh);
+            if h & MOVED_BIT == 0
+                && let Some(v) = old.value_mut()
+            {
+                std::ptr::drop_in_place(v);
+            }
+            free_block(old);
+            self.node = fresh;
+        }
+    }
+}
+
+/// Header bit marking a `Value` payload already moved out (the block keeps its size).
+const MOVED_BIT: u64 = 1 << 7;
+
+/// A node unlinked from its table: owns its key and value until dropped or taken apart.
+pub struct Removed {
+    node: Tagged,
+}
+
+impl Removed {
+    /// A read-only view.
+    pub fn view(&self) -> NodeRef<'_> {
+        NodeRef {
+            node: self.node,
+            _table: PhantomData,
+        }
+    }
+
+    /// The key.
+    pub fn key(&self) -> &[u8] {
+        self.view().key()
+    }
+
+    /// The deadline (0: none).
+    pub fn expire_at(&self) -> u64 {
+        self.view().expire_at()
+    }
+
+    /// The value kept whole, if it is (the others are small strings, freed with the
+    /// block).
+    pub fn take_value(self) -> Option<Value> {
+        // SAFETY: the node is owned here; its `Value` is moved out once, then the block
+        // is freed without dropping it.
+        unsafe {
+            let v = self.node.value_mut().map(|v| std::ptr::read(v));
+            free_block(self.node);
+            std::mem::forget(self);
+            v
+        }
+    }
+
+    /// The entry as an owned [`Entry`] (short strings get their own allocation).
+    pub fn into_entry(self) -> Entry {
+        let n = self.view();
+        let (expire_at, access, meta) = (n.expire_at(), n.access(), n.meta());
+        // SAFETY: the node is owned here.
+        let whole = unsafe { self.node.header() } & KIND_MASK == KIND_VALUE;
+        let value = if whole {
+            match self.take_value() {
+                Some(v) => v,
+                None => unreachable!("a whole payload holds a value"),
+            }
+        } else {
+            // Inline and integer payloads are strings.
+            n.value().to_value()
+        };
+        Entry::from_parts(value, expire_at, access, meta)
+    }
+}
+
+impl Drop for Removed {
+    fn drop(&mut self) {
+        // SAFETY: the node was unlinked and is owned by this handle.
+        unsafe { destroy(self.node) }
+    }
+}
+
+// SAFETY: a `Removed` owns its block exclusively, like a `Box<(Vec<u8>, Value)>`, and
+// `Value` is `Send`.
+unsafe impl Send for Removed {}
 
 /// Redis's SCAN cursor step for a table of `mask + 1` buckets: increments the cursor's
 /// reversed bits over the masked range (the unmasked high bits are set first so the
@@ -206,32 +849,43 @@ const MIN_BUCKETS: usize = 4;
 /// Seed of the hasher of tables built with [`Dict::new`].
 const DEFAULT_SEED: u64 = 0x5EED_D1C7;
 
-/// A hash table from byte-string keys to `V`, with stable-cursor scanning and random sampling.
-pub struct Dict<V> {
-    buckets: Vec<Link<V>>,
+/// What a new node holds besides its key.
+pub struct NewNode<'a> {
+    /// The value.
+    pub value: NewValue<'a>,
+    /// Unix-ms deadline, or 0.
+    pub expire_at: u64,
+    /// LRU clock (see [`access_clock`]).
+    pub access: u32,
+    /// Eviction word.
+    pub meta: u32,
+}
+
+/// The keyspace's table from byte-string keys to entries, with stable-cursor scanning and
+/// random sampling.
+pub struct Dict {
+    buckets: Vec<Link>,
     len: usize,
     hasher: FixedState,
     /// False while a walk by cursor must not see the table shrink (a keyspace freeze:
     /// see [`Dict::set_shrink`]).
     shrink: bool,
-    /// The table owns its nodes (and so its `V`s), as a `Box<Node<V>>` would.
-    _owns: PhantomData<Box<Node<V>>>,
 }
 
 // SAFETY: a `Dict` owns its nodes exclusively (no node is shared between tables and no
 // pointer to one escapes except as borrows tied to `&self`/`&mut self`), exactly like a
-// `Vec<Box<(Vec<u8>, V)>>`, so it is `Send`/`Sync` when `V` is.
-unsafe impl<V: Send> Send for Dict<V> {}
-// SAFETY: see the `Send` impl; shared access only hands out `&V` and `&[u8]`.
-unsafe impl<V: Sync> Sync for Dict<V> {}
+// `Vec<Box<(Vec<u8>, Value)>>`, so it is `Send`/`Sync` as `Value` is.
+unsafe impl Send for Dict {}
+// SAFETY: see the `Send` impl; shared access only hands out shared views.
+unsafe impl Sync for Dict {}
 
-impl<V> Default for Dict<V> {
+impl Default for Dict {
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl<V> Dict<V> {
+impl Dict {
     /// An empty table hashing with a fixed seed (allocates nothing until the first
     /// insert). Callers must pass hashes from [`Dict::hash`].
     pub fn new() -> Self {
@@ -246,7 +900,6 @@ impl<V> Dict<V> {
             len: 0,
             hasher,
             shrink: true,
-            _owns: PhantomData,
         }
     }
 
@@ -305,58 +958,79 @@ impl<V> Dict<V> {
         self.buckets.len().wrapping_sub(1)
     }
 
-    /// Bytes requested from the allocator for one entry whose key is `key_len` bytes:
-    /// the node (chain link, value) and the key's bytes, in one block.
-    pub const fn node_size(key_len: usize) -> usize {
-        Node::<V>::block_size(key_len)
+    fn view(&self, node: Tagged) -> NodeRef<'_> {
+        NodeRef {
+            node,
+            _table: PhantomData,
+        }
     }
 
-    /// Bytes of a node besides its key's bytes.
-    pub const fn node_header_size() -> usize {
-        Node::<V>::KEY_OFFSET
+    fn slot(&mut self, node: Tagged, hash: u64) -> Slot<'_> {
+        Slot {
+            dict: self,
+            node,
+            hash,
+        }
     }
 
     /// The first node of `hash`'s chain whose fingerprint matches `hash` and for which
     /// `pred` holds.
-    fn find(&self, hash: u64, mut pred: impl FnMut(&[u8], &V) -> bool) -> Link<V> {
+    fn find(&self, hash: u64, mut pred: impl FnMut(NodeRef<'_>) -> bool) -> Link {
         if self.buckets.is_empty() {
             return None;
         }
         let fp = fingerprint(hash);
         let mut cur = self.buckets[hash as usize & self.mask()];
         while let Some(node) = cur {
-            // SAFETY: every node linked from the table is live while `self` is borrowed.
-            unsafe {
-                if node.fingerprint() == fp && pred(Node::key(node), &(*node.as_ptr()).value) {
-                    return Some(node);
-                }
-                cur = (*node.as_ptr()).next;
+            if node.fingerprint() == fp && pred(self.view(node)) {
+                return Some(node);
             }
+            // SAFETY: every node linked from the table is live while `self` is borrowed.
+            cur = unsafe { node.next() };
         }
         None
     }
 
+    /// The link slot (a bucket or a node's `next`) that points at `node`, which must be
+    /// in `hash`'s chain.
+    fn link_to(&mut self, hash: u64, node: Tagged) -> &mut Link {
+        let idx = hash as usize & self.mask();
+        let mut link: *mut Link = &mut self.buckets[idx];
+        // SAFETY: `link` always points at a live link slot (a bucket, or the `next` field
+        // of a live node of this chain) and `self` is borrowed mutably throughout.
+        unsafe {
+            while let Some(n) = *link {
+                if n.as_ptr() == node.as_ptr() {
+                    return &mut *link;
+                }
+                link = n.next_slot();
+            }
+        }
+        // A handle to a node that is not in its chain: a bug in this module.
+        unreachable!("node not found in its chain")
+    }
+
     /// Looks a key up.
-    pub fn get(&self, hash: u64, key: &[u8]) -> Option<&V> {
-        let node = self.find(hash, |k, _| k == key)?;
-        // SAFETY: the node is live for as long as `self` is borrowed.
-        Some(unsafe { &(*node.as_ptr()).value })
+    pub fn get(&self, hash: u64, key: &[u8]) -> Option<NodeRef<'_>> {
+        let node = self.find(hash, |n| n.key() == key)?;
+        Some(self.view(node))
     }
 
     /// Looks a key up for modification.
-    pub fn get_mut(&mut self, hash: u64, key: &[u8]) -> Option<&mut V> {
-        let node = self.find(hash, |k, _| k == key)?;
-        // SAFETY: the node is live and `self` is borrowed mutably, so no other
-        // reference to its value exists.
-        Some(unsafe { &mut (*node.as_ptr()).value })
+    pub fn get_mut(&mut self, hash: u64, key: &[u8]) -> Option<Slot<'_>> {
+        let node = self.find(hash, |n| n.key() == key)?;
+        Some(self.slot(node, hash))
     }
 
     /// Looks up the first entry with `hash` for which `pred` holds.
-    pub fn get_where(&self, hash: u64, mut pred: impl FnMut(&[u8], &V) -> bool) -> Option<&V> {
+    pub fn get_where(
+        &self,
+        hash: u64,
+        mut pred: impl FnMut(NodeRef<'_>) -> bool,
+    ) -> Option<NodeRef<'_>> {
         let hasher = self.hasher.clone();
-        let node = self.find(hash, |k, v| pred(k, v) && hasher.hash_one(k) == hash)?;
-        // SAFETY: the node is live for as long as `self` is borrowed.
-        Some(unsafe { &(*node.as_ptr()).value })
+        let node = self.find(hash, |n| pred(n) && hasher.hash_one(n.key()) == hash)?;
+        Some(self.view(node))
     }
 
     /// Looks up the first entry with `hash` for which `pred` holds, for modification
@@ -364,44 +1038,25 @@ impl<V> Dict<V> {
     pub fn get_mut_where(
         &mut self,
         hash: u64,
-        mut pred: impl FnMut(&[u8], &V) -> bool,
-    ) -> Option<(&[u8], &mut V)> {
+        mut pred: impl FnMut(NodeRef<'_>) -> bool,
+    ) -> Option<Slot<'_>> {
         let hasher = self.hasher.clone();
-        let node = self.find(hash, |k, v| pred(k, v) && hasher.hash_one(k) == hash)?;
-        // SAFETY: the node is live and `self` is borrowed mutably; the key and the
-        // value are disjoint parts of the block.
-        unsafe { Some((Node::key(node), &mut (*node.as_ptr()).value)) }
+        let node = self.find(hash, |n| pred(n) && hasher.hash_one(n.key()) == hash)?;
+        Some(self.slot(node, hash))
     }
 
-    /// The value stored at address `addr` in `hash`'s chain (an entry handed out earlier
-    /// and found again by identity, as the keyspace does to re-measure a value after a
+    /// The node at address `addr` in `hash`'s chain (an entry handed out earlier and
+    /// found again by identity, as the keyspace does to re-measure a value after a
     /// command changed it). Cheaper than [`Dict::get_mut_where`]: neither keys nor hashes
     /// are compared.
-    pub fn get_mut_at(&mut self, hash: u64, addr: usize) -> Option<&mut V> {
-        let node = self.find(hash, |_, v| std::ptr::from_ref(v).addr() == addr)?;
-        // SAFETY: the node is live and `self` is borrowed mutably, so no other
-        // reference to its value exists.
-        Some(unsafe { &mut (*node.as_ptr()).value })
+    pub fn get_mut_at(&mut self, hash: u64, addr: usize) -> Option<Slot<'_>> {
+        let node = self.find(hash, |n| n.addr() == addr)?;
+        Some(self.slot(node, hash))
     }
 
-    /// Looks a key up and returns the stored key too.
-    pub fn get_key_value(&self, hash: u64, key: &[u8]) -> Option<(&[u8], &V)> {
-        let node = self.find(hash, |k, _| k == key)?;
-        // SAFETY: the node is live for as long as `self` is borrowed.
-        unsafe { Some((Node::key(node), &(*node.as_ptr()).value)) }
-    }
-
-    /// Inserts or replaces; returns the previous value of the key.
-    pub fn insert(&mut self, hash: u64, key: &[u8], value: V) -> Option<V> {
-        if let Some(slot) = self.get_mut(hash, key) {
-            return Some(std::mem::replace(slot, value));
-        }
-        self.insert_unique(hash, key, value);
-        None
-    }
-
-    /// Inserts a key the caller knows is absent (saves the lookup of [`Dict::insert`]).
-    pub fn insert_unique(&mut self, hash: u64, key: &[u8], value: V) {
+    /// Inserts a key the caller knows is absent (saves a lookup) and returns the new
+    /// node.
+    pub fn insert_unique(&mut self, hash: u64, key: &[u8], new: NewNode<'_>) -> NodeRef<'_> {
         debug_assert_eq!(hash, self.hash(key), "hash from another hasher");
         debug_assert!(
             self.get(hash, key).is_none(),
@@ -411,105 +1066,68 @@ impl<V> Dict<V> {
             self.resize((self.buckets.len() * 2).max(MIN_BUCKETS));
         }
         let idx = hash as usize & self.mask();
-        self.buckets[idx] = Some(Node::create(key, hash, value, self.buckets[idx]));
+        let next = self.buckets[idx];
+        let node = new
+            .value
+            .with_payload(|p| create(key, hash, new.access, new.meta, new.expire_at, p, next));
+        self.buckets[idx] = Some(node);
         self.len += 1;
+        self.view(node)
     }
 
     /// Unlinks the first node of `hash`'s chain whose fingerprint matches `hash` and for
     /// which `pred` holds.
-    fn unlink(&mut self, hash: u64, mut pred: impl FnMut(&[u8], &V) -> bool) -> Link<V> {
+    fn unlink(&mut self, hash: u64, mut pred: impl FnMut(NodeRef<'_>) -> bool) -> Link {
         if self.buckets.is_empty() {
             return None;
         }
         let idx = hash as usize & self.mask();
         let fp = fingerprint(hash);
-        let mut link: *mut Link<V> = &mut self.buckets[idx];
+        let mut link: *mut Link = &mut self.buckets[idx];
         // SAFETY: `link` always points at a live link slot (a bucket, or the `next`
         // field of a live node) and `self` is borrowed mutably throughout.
         unsafe {
             while let Some(node) = *link {
-                let p = node.as_ptr();
-                if node.fingerprint() == fp && pred(Node::key(node), &(*p).value) {
-                    *link = (*p).next;
+                if node.fingerprint() == fp && pred(self.view(node)) {
+                    *link = node.next();
                     self.len -= 1;
                     return Some(node);
                 }
-                link = &raw mut (*p).next;
+                link = node.next_slot();
             }
         }
         None
     }
 
-    /// Removes a key; returns its value.
-    pub fn remove(&mut self, hash: u64, key: &[u8]) -> Option<V> {
-        let node = self.unlink(hash, |k, _| k == key)?;
-        // SAFETY: the node was just unlinked and is owned here.
-        let value = unsafe { Node::destroy(node) };
+    /// Removes a key; returns its node.
+    pub fn remove(&mut self, hash: u64, key: &[u8]) -> Option<Removed> {
+        let node = self.unlink(hash, |n| n.key() == key)?;
         self.maybe_shrink();
-        Some(value)
+        Some(Removed { node })
     }
 
     /// Removes the first entry with `hash` for which `pred` holds (used when only the hash
-    /// of a key is known, as in the keyspace's deadline index); returns a copy of the
-    /// stored key and the value.
+    /// of a key is known, as in the keyspace's deadline index).
     pub fn remove_where(
         &mut self,
         hash: u64,
-        mut pred: impl FnMut(&[u8], &V) -> bool,
-    ) -> Option<(Box<[u8]>, V)> {
+        mut pred: impl FnMut(NodeRef<'_>) -> bool,
+    ) -> Option<Removed> {
         let hasher = self.hasher.clone();
-        let node = self.unlink(hash, |k, v| pred(k, v) && hasher.hash_one(k) == hash)?;
-        // SAFETY: the node was just unlinked and is owned here; the key is copied out
-        // before the node is freed.
-        let (key, value) = unsafe {
-            let key: Box<[u8]> = Node::key(node).into();
-            (key, Node::destroy(node))
-        };
+        let node = self.unlink(hash, |n| pred(n) && hasher.hash_one(n.key()) == hash)?;
         self.maybe_shrink();
-        Some((key, value))
+        Some(Removed { node })
     }
 
-    /// As [`Dict::remove_where`], but hands the stored key (borrowed from the node, which
-    /// is freed afterwards) and the value to `f` instead of copying the key out: the
-    /// active expiry cycle's path, where a key copy per reclaimed key was an allocation
-    /// and a free for nothing.
-    pub fn remove_where_with<R>(
-        &mut self,
-        hash: u64,
-        mut pred: impl FnMut(&[u8], &V) -> bool,
-        f: impl FnOnce(&[u8], V) -> R,
-    ) -> Option<R> {
-        let hasher = self.hasher.clone();
-        let node = self.unlink(hash, |k, v| pred(k, v) && hasher.hash_one(k) == hash)?;
-        // SAFETY: the node was just unlinked and is owned here: the value is moved out
-        // once, the key is read while the block is still allocated, and the block is
-        // freed exactly once, with the layout recomputed from the same key.
-        let out = unsafe {
-            let p = node.as_ptr();
-            let key = Node::key(node);
-            let layout = Node::<V>::layout(key.len());
-            let value = std::ptr::read(&raw const (*p).value);
-            let out = f(key, value);
-            dealloc(p.cast::<u8>(), layout);
-            out
-        };
-        self.maybe_shrink();
-        Some(out)
-    }
-
-    /// Consumes the table, handing every entry to `f` (order unspecified).
-    pub fn into_each(mut self, mut f: impl FnMut(Box<[u8]>, V)) {
+    /// Consumes the table, handing every node to `f` (order unspecified).
+    pub fn into_each(mut self, mut f: impl FnMut(Removed)) {
         for bucket in self.buckets.iter_mut() {
             let mut cur = bucket.take();
             while let Some(node) = cur {
                 // SAFETY: the chain was detached from the table, so each node is owned
-                // here; `next` and the key are read before the node is freed.
-                let (key, value) = unsafe {
-                    cur = (*node.as_ptr()).next;
-                    let key: Box<[u8]> = Node::key(node).into();
-                    (key, Node::destroy(node))
-                };
-                f(key, value);
+                // here; `next` is read before the node is handed over.
+                cur = unsafe { node.next() };
+                f(Removed { node });
             }
         }
         self.len = 0;
@@ -523,8 +1141,8 @@ impl<V> Dict<V> {
                 // SAFETY: the chain was detached from the table, so each node is owned
                 // here; `next` is read before the node is freed.
                 unsafe {
-                    cur = (*node.as_ptr()).next;
-                    drop(Node::destroy(node));
+                    cur = node.next();
+                    destroy(node);
                 }
             }
         }
@@ -542,7 +1160,7 @@ impl<V> Dict<V> {
 
     fn resize(&mut self, new_size: usize) {
         debug_assert!(new_size.is_power_of_two());
-        let mut fresh: Vec<Link<V>> = vec![None; new_size];
+        let mut fresh: Vec<Link> = vec![None; new_size];
         let mask = new_size - 1;
         for bucket in self.buckets.iter_mut() {
             let mut cur = bucket.take();
@@ -550,10 +1168,9 @@ impl<V> Dict<V> {
                 // SAFETY: each node of the detached chain is live and relinked exactly
                 // once into `fresh`; `next` is read before it is overwritten.
                 unsafe {
-                    let p = node.as_ptr();
-                    cur = (*p).next;
-                    let idx = self.hasher.hash_one(Node::key(node)) as usize & mask;
-                    (*p).next = fresh[idx];
+                    cur = node.next();
+                    let idx = self.hasher.hash_one(node.key()) as usize & mask;
+                    *node.next_slot() = fresh[idx];
                     fresh[idx] = Some(node);
                 }
             }
@@ -562,35 +1179,35 @@ impl<V> Dict<V> {
     }
 
     /// Visits the nodes of one chain.
-    fn chain(&self, mut cur: Link<V>, mut f: impl FnMut(Tagged<V>)) {
+    fn chain(&self, mut cur: Link, mut f: impl FnMut(Tagged)) {
         while let Some(node) = cur {
             // SAFETY: nodes linked from the table are live while `self` is borrowed;
             // `next` is read before `f` sees the node (which it must not unlink).
-            unsafe {
-                cur = (*node.as_ptr()).next;
-            }
+            cur = unsafe { node.next() };
             f(node);
         }
     }
 
     /// Visits every entry (order unspecified).
-    pub fn for_each(&self, mut f: impl FnMut(&[u8], &V)) {
+    pub fn for_each(&self, mut f: impl FnMut(NodeRef<'_>)) {
         for &head in &self.buckets {
-            // SAFETY: the nodes are live while `self` is borrowed.
-            self.chain(head, |n| unsafe { f(Node::key(n), &(*n.as_ptr()).value) });
+            self.chain(head, |n| f(self.view(n)));
         }
     }
 
-    /// Visits every entry with its hash, for modification (order unspecified).
-    pub fn for_each_mut(&mut self, mut f: impl FnMut(u64, &[u8], &mut V)) {
+    /// Visits every entry with its hash and sets its eviction word to what `f` returns
+    /// (order unspecified).
+    pub fn for_each_meta(&mut self, mut f: impl FnMut(u64, NodeRef<'_>) -> u32) {
         let hasher = self.hasher.clone();
         for &head in &self.buckets {
             self.chain(head, |n| {
-                // SAFETY: the nodes are live and `self` is borrowed mutably, so this is
-                // the only reference to each value; key and value are disjoint.
+                let view = self.view(n);
+                let meta = f(hasher.hash_one(view.key()), view);
+                // SAFETY: the node is live and `self` is borrowed mutably; the view is no
+                // longer used.
                 unsafe {
-                    let key = Node::key(n);
-                    f(hasher.hash_one(key), key, &mut (*n.as_ptr()).value)
+                    let h = n.header();
+                    n.set_header((h & !(u64::MAX << META_SHIFT)) | (u64::from(meta) << META_SHIFT));
                 }
             });
         }
@@ -599,26 +1216,20 @@ impl<V> Dict<V> {
     /// Visits the entries of the bucket at `cursor` and returns the next cursor (0 when
     /// the scan is complete). Every key present from the first call to the last is
     /// visited at least once, whatever resizes happen between calls.
-    pub fn scan(&self, cursor: u64, mut f: impl FnMut(&[u8], &V)) -> u64 {
+    pub fn scan(&self, cursor: u64, mut f: impl FnMut(NodeRef<'_>)) -> u64 {
         if self.buckets.is_empty() {
             return 0;
         }
         let mask = self.mask() as u64;
         let head = self.buckets[(cursor & mask) as usize];
-        // SAFETY: the nodes are live while `self` is borrowed.
-        self.chain(head, |n| unsafe { f(Node::key(n), &(*n.as_ptr()).value) });
+        self.chain(head, |n| f(self.view(n)));
         next_cursor(cursor, mask)
     }
 
-    /// A pseudo-random entry: `r1` picks a non-empty bucket (probing from a random
-    /// start), `r2` an entry of its chain. Not uniform over keys (long chains are
-    /// under-sampled) exactly as Redis's dictGetRandomKey is not.
-    pub fn random_entry(&self, r1: u64, r2: u64) -> Option<(&[u8], &V)> {
-        self.random_node(r1, r2).map(|(_, k, v)| (k, v))
-    }
-
-    /// Like [`Dict::random_entry`], with the entry's hash.
-    pub fn random_node(&self, r1: u64, r2: u64) -> Option<(u64, &[u8], &V)> {
+    /// A pseudo-random entry with its hash: `r1` picks a non-empty bucket (probing from
+    /// a random start), `r2` an entry of its chain. Not uniform over keys (long chains
+    /// are under-sampled) exactly as Redis's dictGetRandomKey is not.
+    pub fn random_node(&self, r1: u64, r2: u64) -> Option<(u64, NodeRef<'_>)> {
         if self.len == 0 {
             return None;
         }
@@ -640,18 +1251,14 @@ impl<V> Dict<V> {
                 }
                 pick = pick.wrapping_sub(1);
             });
-            let node = found?;
-            // SAFETY: the node is live while `self` is borrowed.
-            return unsafe {
-                let key = Node::key(node);
-                Some((self.hasher.hash_one(key), key, &(*node.as_ptr()).value))
-            };
+            let node = self.view(found?);
+            return Some((self.hasher.hash_one(node.key()), node));
         }
         None
     }
 }
 
-impl<V> Drop for Dict<V> {
+impl Drop for Dict {
     fn drop(&mut self) {
         self.clear();
     }
@@ -660,30 +1267,197 @@ impl<V> Drop for Dict<V> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::types::ListValue;
+    use crate::value::StrRef;
     use std::collections::{HashMap, HashSet};
 
     fn h(k: &[u8]) -> u64 {
-        use std::hash::BuildHasher;
-        foldhash::fast::FixedState::with_seed(DEFAULT_SEED).hash_one(k)
+        FixedState::with_seed(DEFAULT_SEED).hash_one(k)
+    }
+
+    fn new(value: Value, expire_at: u64) -> NewNode<'static> {
+        NewNode {
+            value: NewValue::Value(value),
+            expire_at,
+            access: 7,
+            meta: 0xDEAD_BEEF,
+        }
+    }
+
+    fn int(i: i64) -> Value {
+        Value::Str(StrValue::Int(i))
+    }
+
+    fn emb(b: &[u8]) -> Value {
+        Value::Str(StrValue::Embstr(b.into()))
+    }
+
+    fn raw(b: &[u8]) -> Value {
+        Value::Str(StrValue::Raw(b.to_vec()))
+    }
+
+    fn list(n: usize) -> Value {
+        let lim = crate::EncodingLimits::default();
+        Value::from(ListValue::from_elements(
+            (0..n).map(|i| format!("e{i}")),
+            &lim,
+        ))
+    }
+
+    fn put(d: &mut Dict, k: &[u8], v: Value, at: u64) {
+        if let Some(r) = d.remove(h(k), k) {
+            drop(r);
+        }
+        d.insert_unique(h(k), k, new(v, at));
+    }
+
+    fn get(d: &Dict, k: &[u8]) -> Option<(Value, u64)> {
+        d.get(h(k), k)
+            .map(|n| (n.value().to_value(), n.expire_at()))
+    }
+
+    /// The block a node takes, from its own header and key.
+    fn size(d: &Dict, k: &[u8]) -> usize {
+        let n = d.get(h(k), k).expect("present");
+        // SAFETY: the node is live while `d` is borrowed.
+        unsafe { n.node.size() }
     }
 
     #[test]
-    fn insert_get_remove() {
+    fn every_payload_kind_round_trips_with_and_without_deadline() {
+        let values = [
+            int(0),
+            int(i64::MIN),
+            int(i64::MAX),
+            emb(b""),
+            emb(b"x"),
+            emb(&[b'v'; 24]),
+            emb(&[b'v'; 32]),
+            emb(&[b'v'; EMBSTR_MAX]),
+            raw(b""),
+            raw(b"12"),
+            raw(&[b'r'; 1000]),
+            list(3),
+        ];
         let mut d = Dict::new();
-        for i in 0..1000u32 {
-            let k = format!("k{i}");
-            assert!(d.insert(h(k.as_bytes()), k.as_bytes(), i).is_none());
+        for (i, v) in values.iter().enumerate() {
+            for at in [0, 1_700_000_000_000u64] {
+                let k = format!("key:{i}:{at}");
+                put(&mut d, k.as_bytes(), v.clone(), at);
+            }
         }
-        assert_eq!(d.len(), 1000);
-        assert_eq!(d.get(h(b"k10"), b"k10"), Some(&10));
-        assert_eq!(d.insert(h(b"k10"), b"k10", 99), Some(10));
-        assert_eq!(d.len(), 1000);
-        for i in 0..1000u32 {
-            let k = format!("k{i}");
-            assert!(d.remove(h(k.as_bytes()), k.as_bytes()).is_some());
+        for (i, v) in values.iter().enumerate() {
+            for at in [0, 1_700_000_000_000u64] {
+                let k = format!("key:{i}:{at}");
+                assert_eq!(get(&d, k.as_bytes()), Some((v.clone(), at)), "{k}");
+                let n = d.get(h(k.as_bytes()), k.as_bytes()).expect("present");
+                assert_eq!(n.value().encoding(), v.encoding());
+                assert_eq!((n.access(), n.meta()), (7, 0xDEAD_BEEF));
+                assert_eq!(n.key(), k.as_bytes());
+                let e = d
+                    .remove(h(k.as_bytes()), k.as_bytes())
+                    .expect("present")
+                    .into_entry();
+                assert_eq!((&e.value, e.expire_at()), (v, at));
+                put(&mut d, k.as_bytes(), v.clone(), at);
+            }
         }
-        assert!(d.is_empty());
-        assert!(d.bucket_count() <= MIN_BUCKETS);
+        // The issue's shape: a 16-byte key with a 32-byte string in 64 bytes, 72 with a
+        // deadline; integers take 8 bytes; other values a 24-byte `Value`.
+        let k = b"key:000000000001";
+        put(&mut d, k, emb(&[b'v'; 32]), 0);
+        assert_eq!(size(&d, k), 64);
+        put(&mut d, k, emb(&[b'v'; 32]), 5);
+        assert_eq!(size(&d, k), 72);
+        put(&mut d, k, int(5), 0);
+        assert_eq!(size(&d, k), 16 + 8 + 16);
+        put(&mut d, k, list(2), 0);
+        assert_eq!(size(&d, k), 16 + 24 + 16);
+    }
+
+    #[test]
+    fn deadline_set_and_cleared_moves_the_node_and_keeps_the_rest() {
+        let mut d = Dict::new();
+        let values = [
+            int(-3),
+            emb(b"hello"),
+            emb(&[b'z'; EMBSTR_MAX]),
+            raw(b"r"),
+            list(5),
+        ];
+        for (i, v) in values.iter().enumerate() {
+            let k = format!("k{i}").into_bytes();
+            put(&mut d, &k, v.clone(), 0);
+            // Neighbours in the same chain must survive the relinking.
+            for j in 0..20 {
+                put(&mut d, format!("n{i}:{j}").as_bytes(), int(j), 0);
+            }
+            let before = size(&d, &k);
+            let mut s = d.get_mut(h(&k), &k).expect("present");
+            s.set_access(99);
+            s.set_meta(1234);
+            let addr = s.addr();
+            s.set_expire_at(5_000);
+            assert_ne!(s.addr(), addr, "a node gaining a deadline moves");
+            assert_eq!(s.expire_at(), 5_000);
+            s.set_expire_at(6_000);
+            assert_eq!(s.expire_at(), 6_000);
+            assert_eq!(size(&d, &k), before + 8);
+            assert_eq!(get(&d, &k), Some((v.clone(), 6_000)));
+            let mut s = d.get_mut(h(&k), &k).expect("present");
+            s.set_expire_at(0);
+            assert_eq!((s.access(), s.meta()), (99, 1234));
+            assert_eq!(size(&d, &k), before);
+            assert_eq!(get(&d, &k), Some((v.clone(), 0)));
+            for j in 0..20 {
+                let n = format!("n{i}:{j}");
+                assert_eq!(get(&d, n.as_bytes()), Some((int(j), 0)));
+            }
+        }
+    }
+
+    #[test]
+    fn int_inline_and_raw_transitions() {
+        let mut d = Dict::new();
+        let k = b"counter";
+        put(&mut d, k, int(41), 9_000);
+        let mut s = d.get_mut(h(k), k).expect("present");
+        // INCR: an integer replaced by an integer stays in place.
+        let addr = s.addr();
+        assert!(s.set_value(int(42)).is_none());
+        assert_eq!(s.addr(), addr);
+        assert!(matches!(s.value(), ValueRef::Str(StrRef::Int(42))));
+        // APPEND: the string becomes raw (a whole value), keeping its deadline.
+        s.raw_mut().expect("a string").extend_from_slice(b"abc");
+        assert_eq!(s.value().encoding(), "raw");
+        assert_eq!(s.expire_at(), 9_000);
+        // SET of a short string again: inline, and the raw buffer is handed back.
+        let old = s.set_value(emb(b"short"));
+        assert_eq!(old, Some(raw(b"42abc")));
+        assert_eq!(s.value().encoding(), "embstr");
+        // A whole value replaced by an inline string of the same size stays in place.
+        assert!(s.set_value(list(1)).is_none());
+        let addr = s.addr();
+        let old = s.set_value(emb(&[b'q'; 24]));
+        assert!(matches!(old, Some(Value::List(_))));
+        assert_eq!(s.addr(), addr);
+        assert_eq!(s.value_mut(), None);
+        assert_eq!(get(&d, k), Some((emb(&[b'q'; 24]), 9_000)));
+        // Raw edits of a value that is not a string are refused.
+        put(&mut d, k, list(2), 0);
+        assert!(d.get_mut(h(k), k).expect("present").raw_mut().is_none());
+        assert!(d.get_mut(h(k), k).expect("present").value_mut().is_some());
+    }
+
+    #[test]
+    fn idle_time_follows_redis_wrap_around() {
+        let now = 1_700_000_000u64;
+        assert_eq!(idle_secs(access_clock(now - 30), now), 30);
+        assert_eq!(idle_secs(access_clock(now), now), 0);
+        // The clock wrapped between the access and now (Redis's estimateObjectIdleTime).
+        let at = (1u64 << 24) * 101 - 10;
+        assert_eq!(idle_secs(access_clock(at), at + 25), 25 - 1);
+        assert_eq!(access_clock(at + 25), 15);
     }
 
     #[test]
@@ -706,28 +1480,40 @@ mod tests {
             .map(|(i, &n)| (0..n).map(|j| (i * 31 + j) as u8).collect())
             .collect();
         for (i, k) in keys.iter().enumerate() {
-            assert!(d.insert(h(k), k, i).is_none());
+            put(
+                &mut d,
+                k,
+                emb(format!("v{i}").as_bytes()),
+                (i as u64 % 2) * 77,
+            );
         }
         // Force resizes so every node is relinked (and re-tagged links copied).
         for i in 0..100u32 {
-            let k = format!("filler{i}");
-            d.insert(h(k.as_bytes()), k.as_bytes(), 1000);
+            put(&mut d, format!("filler{i}").as_bytes(), int(1000), 0);
         }
         for (i, k) in keys.iter().enumerate() {
-            assert_eq!(d.get_key_value(h(k), k), Some((&k[..], &i)));
+            let v = emb(format!("v{i}").as_bytes());
+            assert_eq!(get(&d, k), Some((v.clone(), (i as u64 % 2) * 77)));
+            // Moving a long-keyed node keeps its key.
+            let mut s = d.get_mut(h(k), k).expect("present");
+            s.set_expire_at(if i % 2 == 0 { 5 } else { 0 });
+            s.raw_mut().expect("string").push(b'!');
+            assert_eq!(s.key(), &k[..]);
         }
         let mut seen = 0;
-        d.for_each_mut(|hash, k, v| {
-            assert_eq!(hash, h(k));
-            if *v < 1000 {
-                assert_eq!(k, &keys[*v][..]);
+        d.for_each_meta(|hash, n| {
+            assert_eq!(hash, h(n.key()));
+            if n.value().encoding() == "raw" {
                 seen += 1;
             }
+            n.meta()
         });
         assert_eq!(seen, keys.len());
-        for (i, k) in keys.iter().enumerate() {
-            let (key, v) = d.remove_where(h(k), |_, v| *v == i).expect("present");
-            assert_eq!((&key[..], v), (&k[..], i));
+        for k in &keys {
+            let r = d
+                .remove_where(h(k), |n| n.value().encoding() == "raw")
+                .expect("present");
+            assert_eq!(r.key(), &k[..]);
         }
         assert_eq!(d.len(), 100);
     }
@@ -735,13 +1521,13 @@ mod tests {
     #[test]
     fn get_mut_at_finds_an_entry_by_address() {
         let mut d = Dict::new();
-        for i in 0..50u32 {
-            let k = format!("k{i}");
-            d.insert(h(k.as_bytes()), k.as_bytes(), i);
+        for i in 0..50 {
+            put(&mut d, format!("k{i}").as_bytes(), int(i), 0);
         }
-        let addr = std::ptr::from_ref(d.get(h(b"k7"), b"k7").expect("present")).addr();
-        *d.get_mut_at(h(b"k7"), addr).expect("found by address") = 700;
-        assert_eq!(d.get(h(b"k7"), b"k7"), Some(&700));
+        let addr = d.get(h(b"k7"), b"k7").expect("present").addr();
+        let mut s = d.get_mut_at(h(b"k7"), addr).expect("found by address");
+        s.set_value(int(700));
+        assert_eq!(get(&d, b"k7"), Some((int(700), 0)));
         assert!(d.get_mut_at(h(b"k7"), addr + 1).is_none());
         d.remove(h(b"k7"), b"k7");
         assert!(d.get_mut_at(h(b"k7"), addr).is_none());
@@ -752,55 +1538,51 @@ mod tests {
         // A predicate that holds for every entry must still pick the entry with the
         // asked hash, whichever chain the entries share.
         let mut d = Dict::new();
-        d.insert(h(b"a"), b"a", 1u32);
-        d.insert(h(b"b"), b"b", 1u32);
+        put(&mut d, b"a", int(1), 0);
+        put(&mut d, b"b", int(1), 0);
         for k in [&b"a"[..], b"b"] {
-            assert_eq!(d.get_where(h(k), |_, _| true), Some(&1));
-            let (key, _) = d.get_mut_where(h(k), |_, _| true).expect("present");
-            assert_eq!(key, k);
+            assert_eq!(d.get_where(h(k), |_| true).map(|n| n.key()), Some(k));
+            assert_eq!(d.get_mut_where(h(k), |_| true).expect("present").key(), k);
         }
-        let (key, _) = d.remove_where(h(b"b"), |_, _| true).expect("present");
-        assert_eq!(&key[..], b"b");
-        assert!(d.remove_where(h(b"b"), |_, _| true).is_none());
-        assert_eq!(d.get(h(b"a"), b"a"), Some(&1));
+        let r = d.remove_where(h(b"b"), |_| true).expect("present");
+        assert_eq!(r.key(), b"b");
+        assert!(d.remove_where(h(b"b"), |_| true).is_none());
+        assert_eq!(get(&d, b"a"), Some((int(1), 0)));
     }
 
     /// `passed` tells exactly which keys a walk has visited, across growth, and with
     /// shrinking forbidden the table keeps its buckets when emptied.
     #[test]
     fn passed_matches_what_a_walk_visited_across_growth() {
-        let mut d: Dict<u32> = Dict::new();
+        let mut d = Dict::new();
         d.set_shrink(false);
         let keys: Vec<Vec<u8>> = (0..300u32)
             .map(|i| format!("key{i}").into_bytes())
             .collect();
         for (i, k) in keys.iter().enumerate() {
-            d.insert(d.hash(k), k, i as u32);
+            put(&mut d, k, int(i as i64), 0);
         }
         for steps in [1usize, 7, 40, 100] {
-            let mut seen = std::collections::HashSet::new();
+            let mut seen = HashSet::new();
             let mut cursor = 0;
             for _ in 0..steps {
-                cursor = d.scan(cursor, |k, _| {
-                    seen.insert(k.to_vec());
+                cursor = d.scan(cursor, |n| {
+                    seen.insert(n.key().to_vec());
                 });
                 assert_ne!(cursor, 0, "the walk ended early");
             }
-            let mut grown = d.empty_like();
-            std::mem::swap(&mut grown, &mut d);
             // Growth by inserting many keys after the walk started.
             for i in 0..3000u32 {
-                let k = format!("more{i}").into_bytes();
-                grown.insert(grown.hash(&k), &k, i);
+                put(&mut d, format!("more{i}").as_bytes(), int(1), 0);
             }
             for k in &keys {
-                assert_eq!(Dict::<u32>::passed(grown.hash(k), cursor), seen.contains(k));
+                assert_eq!(Dict::passed(d.hash(k), cursor), seen.contains(k));
             }
             // The rest of the walk visits exactly the keys not passed.
-            let mut rest = std::collections::HashSet::new();
+            let mut rest = HashSet::new();
             loop {
-                cursor = grown.scan(cursor, |k, _| {
-                    rest.insert(k.to_vec());
+                cursor = d.scan(cursor, |n| {
+                    rest.insert(n.key().to_vec());
                 });
                 if cursor == 0 {
                     break;
@@ -809,54 +1591,38 @@ mod tests {
             for k in &keys {
                 assert!(seen.contains(k) != rest.contains(k));
             }
-            let buckets = grown.bucket_count();
+            let buckets = d.bucket_count();
             for i in 0..3000u32 {
-                let k = format!("more{i}").into_bytes();
-                grown.remove(grown.hash(&k), &k);
+                let k = format!("more{i}");
+                d.remove(h(k.as_bytes()), k.as_bytes());
             }
-            assert_eq!(grown.bucket_count(), buckets);
-            d = grown;
+            assert_eq!(d.bucket_count(), buckets);
         }
     }
 
     #[test]
-    fn remove_where_with_lends_the_key_and_frees_every_length_class() {
-        let mut d = Dict::new();
-        let keys: Vec<Vec<u8>> = [0usize, 5, LONG_KEY - 1, LONG_KEY, LONG_KEY + 9]
-            .iter()
-            .map(|&n| vec![b'k'; n])
-            .collect();
-        for (i, k) in keys.iter().enumerate() {
-            d.insert(h(k), k, i);
-        }
-        for (i, k) in keys.iter().enumerate() {
-            let got = d.remove_where_with(h(k), |_, v| *v == i, |key, v| (key.to_vec(), v));
-            assert_eq!(got, Some((k.clone(), i)));
-            assert!(d.remove_where_with(h(k), |_, _| true, |_, _| ()).is_none());
-        }
-        assert_eq!(d.len(), 0);
-    }
-
-    #[test]
-    fn scan_sees_every_stable_key_across_growth_and_shrink() {
+    fn scan_sees_every_stable_key_across_growth_shrink_and_moves() {
         let mut d = Dict::new();
         let stable: Vec<String> = (0..500).map(|i| format!("stable{i}")).collect();
         for k in &stable {
-            d.insert(h(k.as_bytes()), k.as_bytes(), ());
+            put(&mut d, k.as_bytes(), emb(b"v"), 0);
         }
         let mut seen = HashSet::new();
         let mut cursor = 0u64;
         let mut step = 0u32;
         loop {
-            cursor = d.scan(cursor, |k, _| {
-                seen.insert(k.to_vec());
+            cursor = d.scan(cursor, |n| {
+                seen.insert(n.key().to_vec());
             });
             step += 1;
-            // Grow the table a lot, then shrink it, in the middle of the scan.
+            // Grow the table a lot, move nodes, then shrink it, in the middle of the scan.
             if step == 3 {
                 for i in 0..5000 {
-                    let k = format!("tmp{i}");
-                    d.insert(h(k.as_bytes()), k.as_bytes(), ());
+                    put(&mut d, format!("tmp{i}").as_bytes(), int(i), 0);
+                }
+                for k in &stable {
+                    let mut s = d.get_mut(h(k.as_bytes()), k.as_bytes()).expect("present");
+                    s.set_expire_at(99);
                 }
             }
             if step == 40 {
@@ -875,41 +1641,160 @@ mod tests {
     }
 
     #[test]
-    fn random_entry_finds_entries() {
+    fn random_node_finds_entries() {
         let mut d = Dict::new();
-        assert!(d.random_entry(1, 2).is_none());
-        for i in 0..100u32 {
-            let k = format!("k{i}");
-            d.insert(h(k.as_bytes()), k.as_bytes(), i);
+        assert!(d.random_node(1, 2).is_none());
+        for i in 0..100 {
+            put(&mut d, format!("k{i}").as_bytes(), int(i), 0);
         }
         let mut seen = HashSet::new();
         for i in 0..2000u64 {
-            let (_, v) = d
-                .random_entry(i.wrapping_mul(0x9E37_79B9_7F4A_7C15), i)
+            let (hash, n) = d
+                .random_node(i.wrapping_mul(0x9E37_79B9_7F4A_7C15), i)
                 .expect("non-empty");
-            seen.insert(*v);
+            assert_eq!(hash, h(n.key()));
+            seen.insert(n.key().to_vec());
         }
         assert!(seen.len() > 50, "sampling covered only {}", seen.len());
     }
 
+    #[test]
+    fn removed_nodes_free_or_hand_over_their_values() {
+        let mut d = Dict::new();
+        put(&mut d, b"l", list(100), 3);
+        put(&mut d, b"s", emb(b"small"), 0);
+        put(&mut d, b"i", int(9), 0);
+        let r = d.remove(h(b"l"), b"l").expect("present");
+        assert_eq!(r.expire_at(), 3);
+        assert!(matches!(r.take_value(), Some(Value::List(_))));
+        assert!(
+            d.remove(h(b"s"), b"s")
+                .expect("present")
+                .take_value()
+                .is_none()
+        );
+        let e = d.remove(h(b"i"), b"i").expect("present").into_entry();
+        assert_eq!(e.value, int(9));
+        put(&mut d, b"x", raw(b"kept"), 0);
+        let mut all = Vec::new();
+        d.into_each(|r| all.push(r.into_entry().value));
+        assert_eq!(all, vec![raw(b"kept")]);
+    }
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Set(u8, u8, u64),
+        SetValue(u8, u8),
+        Append(u8),
+        Expire(u8, u64),
+        Remove(u8),
+        Get(u8),
+    }
+
+    fn value_of(n: u8) -> Value {
+        match n % 6 {
+            0 => int(i64::from(n) - 100),
+            1 => emb(&vec![b'a'; usize::from(n) % (EMBSTR_MAX + 1)]),
+            2 => emb(b""),
+            3 => raw(&vec![b'r'; usize::from(n)]),
+            4 => list(usize::from(n % 4)),
+            _ => emb(&[b'x'; EMBSTR_MAX]),
+        }
+    }
+
+    fn op() -> impl proptest::strategy::Strategy<Value = Op> {
+        use proptest::prelude::*;
+        prop_oneof![
+            (0u8..48, any::<u8>(), 0u64..3).prop_map(|(k, v, t)| Op::Set(k, v, t)),
+            (0u8..48, any::<u8>()).prop_map(|(k, v)| Op::SetValue(k, v)),
+            (0u8..48).prop_map(Op::Append),
+            (0u8..48, 0u64..3).prop_map(|(k, t)| Op::Expire(k, t)),
+            (0u8..48).prop_map(Op::Remove),
+            (0u8..48).prop_map(Op::Get),
+        ]
+    }
+
     proptest::proptest! {
+        /// Random operations against a `HashMap<key, (value, deadline)>` model: every
+        /// payload kind, deadlines set and cleared (nodes moved), in-place string edits,
+        /// long and short keys; compared after every step and by a full walk.
         #[test]
-        fn behaves_like_a_hashmap(ops in proptest::collection::vec((0u8..3, 0u16..64, 0u32..1000), 1..400)) {
+        fn behaves_like_a_hashmap(ops in proptest::collection::vec(op(), 1..300)) {
             let mut d = Dict::new();
-            let mut m = HashMap::new();
-            for (op, key, val) in ops {
-                let k = format!("key{key}");
-                let hk = h(k.as_bytes());
+            let mut m: HashMap<Vec<u8>, (Value, u64)> = HashMap::new();
+            let key = |k: u8| -> Vec<u8> {
+                if k % 8 == 7 {
+                    vec![k; LONG_KEY + usize::from(k)]
+                } else {
+                    format!("key:{k}").into_bytes()
+                }
+            };
+            for op in ops {
                 match op {
-                    0 => { proptest::prop_assert_eq!(d.insert(hk, k.as_bytes(), val), m.insert(k, val)); }
-                    1 => { proptest::prop_assert_eq!(d.remove(hk, k.as_bytes()), m.remove(&k)); }
-                    _ => { proptest::prop_assert_eq!(d.get(hk, k.as_bytes()), m.get(&k)); }
+                    Op::Set(k, v, t) => {
+                        let k = key(k);
+                        put(&mut d, &k, value_of(v), t * 1000);
+                        m.insert(k, (value_of(v), t * 1000));
+                    }
+                    Op::SetValue(k, v) => {
+                        let k = key(k);
+                        if let Some(mut s) = d.get_mut(h(&k), &k) {
+                            s.set_value(value_of(v));
+                        }
+                        if let Some(e) = m.get_mut(&k) {
+                            e.0 = value_of(v);
+                        }
+                    }
+                    Op::Append(k) => {
+                        let k = key(k);
+                        let got = d.get_mut(h(&k), &k).and_then(|mut s| s.raw_mut().map(|b| { b.push(b'+'); }));
+                        let want = m.get_mut(&k).and_then(|e| match &mut e.0 {
+                            Value::Str(s) => {
+                                s.make_raw().push(b'+');
+                                Some(())
+                            }
+                            _ => None,
+                        });
+                        proptest::prop_assert_eq!(got, want);
+                    }
+                    Op::Expire(k, t) => {
+                        let k = key(k);
+                        if let Some(mut s) = d.get_mut(h(&k), &k) {
+                            s.set_expire_at(t * 7);
+                        }
+                        if let Some(e) = m.get_mut(&k) {
+                            e.1 = t * 7;
+                        }
+                    }
+                    Op::Remove(k) => {
+                        let k = key(k);
+                        let got = d.remove(h(&k), &k).map(|r| {
+                            let e = r.into_entry();
+                            { let at = e.expire_at(); (e.value, at) }
+                        });
+                        proptest::prop_assert_eq!(got, m.remove(&k));
+                    }
+                    Op::Get(k) => {
+                        let k = key(k);
+                        proptest::prop_assert_eq!(get(&d, &k), m.get(&k).cloned());
+                    }
                 }
                 proptest::prop_assert_eq!(d.len(), m.len());
             }
-            let mut all = Vec::new();
-            d.for_each(|k, v| all.push((k.to_vec(), *v)));
-            proptest::prop_assert_eq!(all.len(), m.len());
+            let mut all = HashMap::new();
+            let mut sizes = Vec::new();
+            d.for_each(|n| {
+                let v = n.value().to_value();
+                // The block's size is what the accounting computes for its content.
+                // SAFETY: the node is live while `d` is borrowed.
+                let size = unsafe { n.node.size() };
+                sizes.push((size, block_size(n.expire_at() != 0, payload_size(&v), n.key().len())));
+                all.insert(n.key().to_vec(), (v, n.expire_at()));
+            });
+            for (got, want) in sizes {
+                proptest::prop_assert_eq!(got, want);
+            }
+            proptest::prop_assert_eq!(all, m);
         }
     }
 }

@@ -1,10 +1,11 @@
 //! Eviction policies: what `maxmemory` removes first, and the per-key metadata each
 //! policy keeps.
 //!
-//! Every key's table node has two 32-bit metadata words that exist whatever the policy
-//! (they fill what would otherwise be padding in the 80-byte node):
+//! Every key's table node has two metadata fields in its 8-byte header that exist
+//! whatever the policy (see `dict.rs`):
 //!
-//! - `access_secs`: the Unix second of the last access (LRU clock, `OBJECT IDLETIME`);
+//! - the LRU clock: the Unix second of the last access modulo 2^24, Redis's `lru` field
+//!   (`OBJECT IDLETIME`, with Redis's wrap-around rule);
 //! - `meta`: interpreted by the policy in force. Under an LFU policy it holds Redis's
 //!   logarithmic counter (low 8 bits) and the minute of its last decrement (next 16
 //!   bits), exactly as Redis packs them into its 24-bit `lru` field. Under the FIFO

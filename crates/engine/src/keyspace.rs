@@ -36,12 +36,12 @@
 //! notifications off is one relaxed atomic load. The sink runs while the key's shard is
 //! locked: it must not lock shards itself.
 
-use crate::dict::Dict;
+use crate::dict::{Dict, NewNode, NewValue, NodeRef, Removed, Slot, access_clock, idle_secs};
 use crate::evict::{
     self, FREQ_SHIFT, Fifo, IN_MAIN, LFU_INIT_VAL, Policy, SEQ_MASK, Tracking, fifo_freq, fifo_hit,
 };
 use crate::lazyfree::{LazyFree, Reason};
-use crate::memory::{BUCKET_BYTES, EXPIRE_INDEX_BYTES, entry_bytes};
+use crate::memory::{BUCKET_BYTES, EXPIRE_INDEX_BYTES};
 use crate::value::{Value, ValueRef};
 use bytes::Bytes;
 use parking_lot::{Mutex, MutexGuard};
@@ -113,41 +113,39 @@ pub struct KeyspaceConfig {
     pub rng_seed: u64,
 }
 
-/// One key's stored value and metadata.
+/// One key's value and metadata, detached from the table: what [`Guard::remove`]
+/// returns, what RENAME, MOVE and COPY carry, and what a frozen view keeps aside. Stored
+/// keys are seen through [`EntryRef`] and [`EntryMut`].
 #[derive(Debug)]
 pub struct Entry {
     /// The value.
     pub value: Value,
     expire_at: u64,
-    access_secs: u32,
-    /// Eviction metadata of the policy in force (see `evict.rs`); fills the node's
-    /// padding, so it costs nothing.
+    /// The LRU clock of the last access (seconds modulo 2^24, see `dict.rs`).
+    access: u32,
+    /// Eviction metadata of the policy in force (see `evict.rs`).
     meta: u32,
 }
 
 impl Entry {
+    /// An entry from its parts (the table's nodes are taken apart into these).
+    pub(crate) fn from_parts(value: Value, expire_at: u64, access: u32, meta: u32) -> Entry {
+        Entry {
+            value,
+            expire_at,
+            access,
+            meta,
+        }
+    }
+
     /// The Unix-ms deadline, or 0 when the key does not expire.
     pub fn expire_at(&self) -> u64 {
         self.expire_at
     }
 
-    /// Seconds (on the server clock) of the last access, for `OBJECT IDLETIME`.
+    /// The LRU clock of the last access (seconds modulo 2^24).
     pub fn access_secs(&self) -> u32 {
-        self.access_secs
-    }
-
-    /// Sets the usage a RESTORE (IDLETIME / FREQ) or an RDB file (IDLE / FREQ opcodes)
-    /// carries, as Redis's `objectSetLRUOrLFU`: under an LFU policy the counter `freq`
-    /// (stamped with the current minute) and nothing else; under any other policy the
-    /// idle time.
-    fn restore_usage(&mut self, idle_secs: Option<u64>, freq: Option<u8>, now: u64, lfu: bool) {
-        if lfu {
-            if let Some(f) = freq {
-                self.meta = evict::lfu_pack(f, evict::lfu_minutes(now));
-            }
-        } else if let Some(idle) = idle_secs {
-            self.access_secs = (now / 1000).saturating_sub(idle) as u32;
-        }
+        self.access
     }
 
     /// The LFU counter after decay at `now` (`OBJECT FREQ`); meaningful only while an
@@ -161,7 +159,7 @@ impl Entry {
         Entry {
             value: self.value.clone(),
             expire_at: self.expire_at,
-            access_secs: self.access_secs,
+            access: self.access,
             meta: self.meta,
         }
     }
@@ -171,9 +169,40 @@ impl Entry {
         EntryRef {
             value: self.value.view(),
             expire_at: self.expire_at,
-            access_secs: self.access_secs,
+            access: self.access,
             meta: self.meta,
         }
+    }
+}
+
+/// The usage a RESTORE (IDLETIME / FREQ) or an RDB file (IDLE / FREQ opcodes) carries,
+/// as Redis's `objectSetLRUOrLFU`: under an LFU policy the counter `freq` (stamped with
+/// the current minute) and nothing else; under any other policy the idle time. Returns
+/// the node's new (clock, eviction word).
+fn restored_usage(
+    (access, meta): (u32, u32),
+    idle_secs: Option<u64>,
+    freq: Option<u8>,
+    now: u64,
+    lfu: bool,
+) -> (u32, u32) {
+    if lfu {
+        if let Some(f) = freq {
+            return (access, evict::lfu_pack(f, evict::lfu_minutes(now)));
+        }
+    } else if let Some(idle) = idle_secs {
+        return (access_clock((now / 1000).saturating_sub(idle)), meta);
+    }
+    (access, meta)
+}
+
+/// The view of a stored node.
+fn node_entry(n: NodeRef<'_>) -> EntryRef<'_> {
+    EntryRef {
+        value: n.value(),
+        expire_at: n.expire_at(),
+        access: n.access(),
+        meta: n.meta(),
     }
 }
 
@@ -183,7 +212,7 @@ impl Entry {
 pub struct EntryRef<'a> {
     value: ValueRef<'a>,
     expire_at: u64,
-    access_secs: u32,
+    access: u32,
     meta: u32,
 }
 
@@ -203,9 +232,15 @@ impl<'a> EntryRef<'a> {
         self.expire_at
     }
 
-    /// Seconds (on the server clock) of the last access, for `OBJECT IDLETIME`.
+    /// The LRU clock of the last access (seconds modulo 2^24, Redis's `lru` field).
     pub fn access_secs(&self) -> u32 {
-        self.access_secs
+        self.access
+    }
+
+    /// Seconds since the last access at `now` (Unix ms), with Redis's wrap-around rule
+    /// for the 24-bit clock (`OBJECT IDLETIME`).
+    pub fn idle_secs(&self, now: u64) -> u64 {
+        idle_secs(self.access, now / 1000)
     }
 
     /// The LFU counter after decay at `now` (see [`Entry::lfu_freq`]).
@@ -223,7 +258,7 @@ impl<'a> EntryRef<'a> {
         Entry {
             value: self.value.to_value(),
             expire_at: self.expire_at,
-            access_secs: self.access_secs,
+            access: self.access,
             meta: self.meta,
         }
     }
@@ -236,81 +271,83 @@ impl<'a> EntryRef<'a> {
 /// [`EntryMut::raw_mut`] (in-place edits, which make the string `raw` as in Redis) or
 /// [`EntryMut::set_value`] (a new value, keeping the deadline and the eviction
 /// metadata); values of the other types are changed in place through
-/// [`EntryMut::value_mut`].
+/// [`EntryMut::value_mut`]. A change that resizes the node moves it to a new block; the
+/// guard's record of it (to re-measure it) follows.
 pub struct EntryMut<'a> {
-    e: &'a mut Entry,
+    slot: Slot<'a>,
+    /// The guard's pending record of this node's address.
+    addr: &'a mut usize,
+}
+
+/// Other types than strings (which [`EntryMut`] changes only through its string
+/// methods).
+fn non_str(v: Option<&mut Value>) -> Option<&mut Value> {
+    v.filter(|v| !matches!(v, Value::Str(_)))
 }
 
 impl<'a> EntryMut<'a> {
     /// The value.
     pub fn value(&self) -> ValueRef<'_> {
-        self.e.value.view()
+        self.slot.value()
     }
 
     /// The value, for the whole borrow of the guard.
     pub fn into_value(self) -> ValueRef<'a> {
-        self.e.value.view()
+        self.slot.into_ref().value()
     }
 
     /// The value for in-place changes if it is not a string (None for strings: see
     /// [`EntryMut::raw_mut`] and [`EntryMut::set_value`]).
     pub fn value_mut(&mut self) -> Option<&mut Value> {
-        match &mut self.e.value {
-            Value::Str(_) => None,
-            v => Some(v),
-        }
+        non_str(self.slot.value_mut())
     }
 
     /// [`EntryMut::value_mut`] for the whole borrow of the guard.
     pub fn into_value_mut(self) -> Option<&'a mut Value> {
-        match &mut self.e.value {
-            Value::Str(_) => None,
-            v => Some(v),
-        }
+        non_str(self.slot.into_value_mut())
     }
 
     /// A string's buffer for in-place edits (APPEND, SETRANGE, SETBIT, PFADD ...); the
     /// string becomes `raw`, as Redis's `dbUnshareStringValue` makes it. None if the value
     /// is not a string.
     pub fn raw_mut(&mut self) -> Option<&mut Vec<u8>> {
-        match &mut self.e.value {
-            Value::Str(s) => Some(s.make_raw()),
-            _ => None,
-        }
+        self.slot.raw_mut()?;
+        *self.addr = self.slot.addr();
+        self.slot.raw_mut()
     }
 
     /// [`EntryMut::raw_mut`] for the whole borrow of the guard.
-    pub fn into_raw_mut(self) -> Option<&'a mut Vec<u8>> {
-        match &mut self.e.value {
-            Value::Str(s) => Some(s.make_raw()),
-            _ => None,
-        }
+    pub fn into_raw_mut(mut self) -> Option<&'a mut Vec<u8>> {
+        self.slot.raw_mut()?;
+        *self.addr = self.slot.addr();
+        self.slot.into_raw_mut()
     }
 
     /// Replaces the value, keeping the deadline, the access time and the eviction
     /// metadata (INCR, a rate limiter's new state ...). The old value is dropped here.
     pub fn set_value(&mut self, v: Value) {
-        self.e.value = v;
+        drop(self.slot.set_value(v));
+        *self.addr = self.slot.addr();
     }
 
     /// The Unix-ms deadline, or 0 when the key does not expire.
     pub fn expire_at(&self) -> u64 {
-        self.e.expire_at
+        self.slot.expire_at()
     }
 
-    /// Seconds (on the server clock) of the last access, for `OBJECT IDLETIME`.
+    /// The LRU clock of the last access (seconds modulo 2^24).
     pub fn access_secs(&self) -> u32 {
-        self.e.access_secs
+        self.slot.access()
     }
 
     /// The LFU counter after decay at `now` (see [`Entry::lfu_freq`]).
     pub fn lfu_freq(&self, now: u64, decay_time: u32) -> u8 {
-        self.e.lfu_freq(now, decay_time)
+        evict::lfu_decayed(self.slot.meta(), evict::lfu_minutes(now), decay_time)
     }
 
     /// A read-only view.
     pub fn view(&self) -> EntryRef<'_> {
-        self.e.view()
+        node_entry(self.slot.view())
     }
 }
 
@@ -355,7 +392,7 @@ pub struct DbMemory {
 
 /// One database's keys within one shard.
 struct Db {
-    dict: Dict<Entry>,
+    dict: Dict,
     /// Keys with a deadline, as `(deadline, key hash) -> count`. The key itself is not
     /// stored: the table entry is found by its hash and deadline, which keeps the index
     /// at a few bytes per volatile key and makes updates allocation-free. The count covers
@@ -371,19 +408,19 @@ struct Db {
 
 /// What a flushed database leaves to free.
 struct Flushed {
-    _dict: Dict<Entry>,
+    _dict: Dict,
     _expires: BTreeMap<(u64, u64), u32>,
     _fifo: Option<Box<Fifo>>,
 }
 
 /// Books an entry leaving a slice out of its byte count and eviction queues (the
 /// deadline index is the caller's business).
-fn book_out(used: &mut usize, fifo: &mut Option<Box<Fifo>>, key_len: usize, e: &Entry) {
-    let bytes = entry_bytes(key_len, &e.value);
+fn book_out(used: &mut usize, fifo: &mut Option<Box<Fifo>>, n: NodeRef<'_>) {
+    let bytes = n.mem_bytes();
     debug_assert!(*used >= bytes, "memory accounting out of sync");
     *used = used.saturating_sub(bytes);
     if let Some(f) = fifo.as_mut() {
-        let q = if e.meta & IN_MAIN != 0 {
+        let q = if n.meta() & IN_MAIN != 0 {
             &mut f.main
         } else {
             &mut f.small
@@ -436,10 +473,10 @@ impl Db {
     }
 
     /// Books a removed entry out of the byte count, the deadline index and the queues.
-    fn removed(&mut self, hash: u64, key_len: usize, e: &Entry) {
-        book_out(&mut self.used, &mut self.fifo, key_len, e);
-        if e.expire_at != 0 {
-            self.exp_remove(e.expire_at, hash);
+    fn removed(&mut self, hash: u64, n: NodeRef<'_>) {
+        book_out(&mut self.used, &mut self.fifo, n);
+        if n.expire_at() != 0 {
+            self.exp_remove(n.expire_at(), hash);
         }
     }
 
@@ -485,21 +522,22 @@ impl Db {
                 slot.remove();
             }
             self.volatile -= 1;
-            let (used, fifo) = (&mut self.used, &mut self.fifo);
-            let found = self.dict.remove_where_with(
-                hash,
-                |_, e| e.expire_at == at,
-                |k, e| {
-                    book_out(used, fifo, k.len(), &e);
-                    on_expired(k);
-                    if let Some(e) = keep(hash, k, e) {
-                        lazy.free(e.value, Reason::Expire);
+            // The key is lent to the callbacks from the node, which is freed after them
+            // (or kept by a frozen view): no copy of it.
+            match self.dict.remove_where(hash, |n| n.expire_at() == at) {
+                Some(r) => {
+                    book_out(&mut self.used, &mut self.fifo, r.view());
+                    on_expired(r.key());
+                    if let Some(r) = keep(hash, r)
+                        && let Some(v) = r.take_value()
+                    {
+                        lazy.free(v, Reason::Expire);
                     }
-                },
-            );
-            // A miss cannot happen while the index and the table agree; the stray index
-            // entry is gone either way, so the loop cannot spin on it.
-            debug_assert!(found.is_some(), "deadline index out of sync with the table");
+                }
+                // A miss cannot happen while the index and the table agree; the stray
+                // index entry is gone either way, so the loop cannot spin on it.
+                None => debug_assert!(false, "deadline index out of sync with the table"),
+            }
             n += 1;
         }
     }
@@ -549,12 +587,12 @@ impl Db {
             for h in old {
                 let want = seq | flag;
                 seq = (seq + 1) & SEQ_MASK;
-                if let Some((_, e)) = self
+                if let Some(mut e) = self
                     .dict
-                    .get_mut_where(h, |_, e| e.meta & (SEQ_MASK | IN_MAIN) == want)
+                    .get_mut_where(h, |n| n.meta() & (SEQ_MASK | IN_MAIN) == want)
                 {
                     let s = q.push(h);
-                    e.meta = (e.meta & !SEQ_MASK) | s;
+                    e.set_meta((e.meta() & !SEQ_MASK) | s);
                 }
             }
         }
@@ -562,7 +600,7 @@ impl Db {
     }
 
     /// Removes the next victim of the FIFO policies, or None when the queues are empty.
-    fn fifo_evict_one(&mut self) -> Option<(u64, Box<[u8]>, Entry)> {
+    fn fifo_evict_one(&mut self) -> Option<(u64, Removed)> {
         let mut f = self.fifo.take()?;
         // Lock keys are never evicted: they go back to their queue's tail, at most once
         // per live key, so a keyspace of only locks ends the search instead of cycling.
@@ -583,38 +621,38 @@ impl Db {
                 continue;
             };
             let want = seq | if from_small { 0 } else { IN_MAIN };
-            let Some((_, e)) = self
+            let Some(mut e) = self
                 .dict
-                .get_mut_where(h, |_, e| e.meta & (SEQ_MASK | IN_MAIN) == want)
+                .get_mut_where(h, |n| n.meta() & (SEQ_MASK | IN_MAIN) == want)
             else {
                 continue; // stale: the key was deleted (or re-stamped) since
             };
-            if matches!(e.value, Value::Lock(_) | Value::Queue(_)) {
+            if e.value().is_unevictable() {
                 if spare_budget == 0 {
                     break None;
                 }
                 spare_budget -= 1;
                 // Back to the tail of the queue it came from (plain FIFO has no main).
-                e.meta = if from_small {
+                e.set_meta(if from_small {
                     f.small.live -= 1;
                     f.small.push(h)
                 } else {
                     f.main.live -= 1;
                     f.main.push(h) | IN_MAIN
-                };
+                });
                 continue;
             }
-            let freq = fifo_freq(e.meta);
+            let freq = fifo_freq(e.meta());
             if f.s3 && from_small && freq >= 1 {
                 // Hit while in the small queue: promote to main with a clear counter.
                 f.small.live -= 1;
-                e.meta = f.main.push(h) | IN_MAIN;
+                e.set_meta(f.main.push(h) | IN_MAIN);
                 continue;
             }
             if f.s3 && !from_small && freq > 0 {
                 // Second chance in the main queue, one hit spent.
                 f.main.live -= 1;
-                e.meta = f.main.push(h) | IN_MAIN | ((freq - 1) << FREQ_SHIFT);
+                e.set_meta(f.main.push(h) | IN_MAIN | ((freq - 1) << FREQ_SHIFT));
                 continue;
             }
             if f.s3 && from_small {
@@ -624,11 +662,11 @@ impl Db {
         };
         self.fifo = Some(f);
         let (h, want) = victim?;
-        let (k, e) = self
+        let r = self
             .dict
-            .remove_where(h, |_, e| e.meta & (SEQ_MASK | IN_MAIN) == want)?;
+            .remove_where(h, |n| n.meta() & (SEQ_MASK | IN_MAIN) == want)?;
         self.fifo_maybe_compact();
-        Some((h, k, e))
+        Some((h, r))
     }
 
     /// Re-initializes every key's metadata for a new policy (and builds or drops the
@@ -641,21 +679,19 @@ impl Db {
         };
         let lfu = evict::lfu_pack(LFU_INIT_VAL, evict::lfu_minutes(now));
         let fifo = &mut self.fifo;
-        self.dict.for_each_mut(|h, _, e| {
-            e.meta = match (t, fifo.as_mut()) {
-                (Tracking::Lfu, _) => lfu,
-                // Keys already present count as established: S3-FIFO puts them in main.
-                (Tracking::S3Fifo, Some(f)) => f.main.push(h) | IN_MAIN,
-                (Tracking::Fifo, Some(f)) => f.small.push(h),
-                _ => 0,
-            };
+        self.dict.for_each_meta(|h, _| match (t, fifo.as_mut()) {
+            (Tracking::Lfu, _) => lfu,
+            // Keys already present count as established: S3-FIFO puts them in main.
+            (Tracking::S3Fifo, Some(f)) => f.main.push(h) | IN_MAIN,
+            (Tracking::Fifo, Some(f)) => f.small.push(h),
+            _ => 0,
         });
     }
 }
 
-/// Offered `(hash, key, entry)` of a key leaving the table by itself (expiry): a frozen
-/// view keeps the entry, or gives it back to be freed.
-type KeepRemoved<'a> = dyn FnMut(u64, &[u8], Entry) -> Option<Entry> + 'a;
+/// Offered `(hash, node)` of a key leaving the table by itself (expiry): a frozen view
+/// keeps the entry, or gives the node back to be freed.
+type KeepRemoved<'a> = dyn FnMut(u64, Removed) -> Option<Removed> + 'a;
 
 /// Empty buckets a chunk of [`Keyspace::frozen_chunk`] may visit per entry it may emit.
 pub const WALK_EMPTY_PER_ENTRY: usize = 10;
@@ -701,7 +737,7 @@ impl Freeze {
     fn settled(&self, db: usize, hash: u64) -> bool {
         self.complete[db]
             || self.walked[db]
-            || (self.cursor[db] != 0 && Dict::<Entry>::passed(hash, self.cursor[db]))
+            || (self.cursor[db] != 0 && Dict::passed(hash, self.cursor[db]))
     }
 
     /// Records the freeze-time entry of `key` (found in `d`) unless it is already
@@ -710,17 +746,18 @@ impl Freeze {
         if self.settled(db, hash) || self.old[db].contains_key(key) {
             return;
         }
-        let old = d.dict.get(hash, key).map(Entry::duplicate);
+        let old = d.dict.get(hash, key).map(|n| n.to_entry());
         self.old[db].insert(key.into(), old);
     }
 
-    /// Records `e`, which is leaving the table (expiry, eviction), as the freeze-time
-    /// entry of `key`; gives it back (the caller frees it) if the view does not need it.
-    fn keep_owned(&mut self, db: usize, hash: u64, key: &[u8], e: Entry) -> Option<Entry> {
-        if self.settled(db, hash) || self.old[db].contains_key(key) {
-            return Some(e);
+    /// Records `r`, which is leaving the table (expiry, eviction), as the freeze-time
+    /// entry of its key; gives it back (the caller frees it) if the view does not need it.
+    fn keep_owned(&mut self, db: usize, hash: u64, r: Removed) -> Option<Removed> {
+        if self.settled(db, hash) || self.old[db].contains_key(r.key()) {
+            return Some(r);
         }
-        self.old[db].insert(key.into(), Some(e));
+        let key: Box<[u8]> = r.key().into();
+        self.old[db].insert(key, Some(r.into_entry()));
         None
     }
 
@@ -729,33 +766,31 @@ impl Freeze {
     /// is left empty and the caller resets the slice), copying them otherwise (SWAPDB).
     /// With `take`, returns the entries the view does not need (for the caller to free,
     /// lazily if it wants).
-    fn keep_db(&mut self, db: usize, d: &mut Db, take: bool) -> Vec<Entry> {
+    fn keep_db(&mut self, db: usize, d: &mut Db, take: bool) -> Vec<Removed> {
         let mut unneeded = Vec::new();
         if self.complete[db] {
             return unneeded;
         }
         let pending = !self.walked[db];
         let cursor = self.cursor[db];
-        let unwalked = |h: u64| pending && (cursor == 0 || !Dict::<Entry>::passed(h, cursor));
+        let unwalked = |h: u64| pending && (cursor == 0 || !Dict::passed(h, cursor));
         let old = &mut self.old[db];
         if take {
             let empty = d.dict.empty_like();
             let hasher = d.dict.empty_like();
-            std::mem::replace(&mut d.dict, empty).into_each(|k, e| {
-                if !unwalked(hasher.hash(&k)) {
-                    unneeded.push(e);
+            std::mem::replace(&mut d.dict, empty).into_each(|r| {
+                if !unwalked(hasher.hash(r.key())) || old.contains_key(r.key()) {
+                    unneeded.push(r);
                     return;
                 }
-                if let std::collections::hash_map::Entry::Vacant(v) = old.entry(k) {
-                    v.insert(Some(e));
-                } else {
-                    unneeded.push(e);
-                }
+                let key: Box<[u8]> = r.key().into();
+                old.insert(key, Some(r.into_entry()));
             });
         } else {
-            d.dict.for_each_mut(|h, k, e| {
-                if unwalked(h) && !old.contains_key(k) {
-                    old.insert(k.into(), Some(e.duplicate()));
+            let dict = &d.dict;
+            dict.for_each(|n| {
+                if unwalked(dict.hash(n.key())) && !old.contains_key(n.key()) {
+                    old.insert(n.key().into(), Some(n.to_entry()));
                 }
             });
         }
@@ -799,9 +834,10 @@ impl Shard {
     /// `now`, database by database (snapshots).
     pub fn for_each_live(&self, now: u64, mut f: impl FnMut(usize, &[u8], EntryRef<'_>)) {
         for (i, d) in self.dbs.iter().enumerate() {
-            d.dict.for_each(|k, e| {
-                if e.expire_at == 0 || e.expire_at > now {
-                    f(i, k, e.view());
+            d.dict.for_each(|n| {
+                let e = node_entry(n);
+                if !e.is_expired(now) {
+                    f(i, n.key(), e);
                 }
             });
         }
@@ -844,9 +880,9 @@ impl Shard {
         let mut more = false;
         let freeze = &mut self.freeze;
         for (i, db) in self.dbs.iter_mut().enumerate() {
-            let mut keep = |h: u64, k: &[u8], e: Entry| match freeze.as_mut() {
-                Some(f) => f.keep_owned(i, h, k, e),
-                None => Some(e),
+            let mut keep = |h: u64, r: Removed| match freeze.as_mut() {
+                Some(f) => f.keep_owned(i, h, r),
+                None => Some(r),
             };
             let (n, left) = db.exp_reclaim(
                 now,
@@ -1180,9 +1216,9 @@ impl Keyspace {
                 if emitted >= max || visited >= budget {
                     return false;
                 }
-                let next = d.dict.scan(fr.cursor[db], |k, e| {
-                    if !old.contains_key(k) {
-                        f(db, k, e.view());
+                let next = d.dict.scan(fr.cursor[db], |n| {
+                    if !old.contains_key(n.key()) {
+                        f(db, n.key(), node_entry(n));
                         emitted += 1;
                     }
                 });
@@ -1221,7 +1257,7 @@ impl Keyspace {
             let shard = self.shards[i].lock();
             if shard.freeze.is_none() {
                 for (db, d) in shard.dbs.iter().enumerate() {
-                    d.dict.for_each(|k, e| f(db, k, e.view()));
+                    d.dict.for_each(|n| f(db, n.key(), node_entry(n)));
                 }
                 return;
             }
@@ -1381,22 +1417,21 @@ impl Keyspace {
 
     /// Books one evicted key: counters, the `evicted` key event, then frees the value
     /// (maybe lazily).
-    fn evicted(&self, shard: &mut Shard, db: usize, hash: u64, key: &[u8], e: Entry) -> usize {
-        let key_len = key.len();
+    fn evicted(&self, shard: &mut Shard, db: usize, hash: u64, r: Removed) -> usize {
         let d = &mut shard.dbs[db];
-        d.removed(hash, key_len, &e);
+        let bytes = r.view().mem_bytes();
+        d.removed(hash, r.view());
         shard.stats.evicted_keys += 1;
-        self.removed_by_keyspace(db, key, Removal::Evicted);
-        self.events.emit(db, key, KeyEvent::Evicted);
-        let bytes = entry_bytes(key_len, &e.value);
+        self.removed_by_keyspace(db, r.key(), Removal::Evicted);
+        self.events.emit(db, r.key(), KeyEvent::Evicted);
         // A point-in-time view being saved still needs the value: it is freed once its
         // shard is saved.
-        let e = match shard.freeze.as_mut() {
-            Some(f) => f.keep_owned(db, hash, key, e),
-            None => Some(e),
+        let r = match shard.freeze.as_mut() {
+            Some(f) => f.keep_owned(db, hash, r),
+            None => Some(r),
         };
-        if let Some(e) = e {
-            self.lazy.free(e.value, Reason::Eviction);
+        if let Some(v) = r.and_then(Removed::take_value) {
+            self.lazy.free(v, Reason::Eviction);
         }
         bytes
     }
@@ -1427,20 +1462,22 @@ impl Keyspace {
                 let removed = if volatile {
                     d.sample_volatile(r1).and_then(|(h, at)| {
                         d.dict
-                            .remove_where(h, |_, e| e.expire_at == at)
-                            .map(|(k, e)| (h, k, e))
+                            .remove_where(h, |n| n.expire_at() == at)
+                            .map(|r| (h, r))
                     })
                 } else {
                     // Lock keys are never evicted (a held lock must stay held).
                     let picked = d
                         .dict
                         .random_node(r1, r2)
-                        .filter(|(_, _, e)| !matches!(e.value, Value::Lock(_) | Value::Queue(_)))
-                        .map(|(h, k, _)| (h, k.to_vec()));
-                    picked.and_then(|(h, k)| d.dict.remove(h, &k).map(|e| (h, k.into(), e)))
+                        .filter(|(_, n)| !n.value().is_unevictable())
+                        .map(|(h, n)| (h, n.addr()));
+                    picked.and_then(|(h, addr)| {
+                        d.dict.remove_where(h, |n| n.addr() == addr).map(|r| (h, r))
+                    })
                 };
-                if let Some((h, k, e)) = removed {
-                    return Some(self.evicted(&mut s, db, h, &k, e));
+                if let Some((h, r)) = removed {
+                    return Some(self.evicted(&mut s, db, h, r));
                 }
             }
         }
@@ -1454,8 +1491,8 @@ impl Keyspace {
             st.cursor = st.cursor.wrapping_add(1);
             let mut s = self.shards[si].lock();
             for db in 0..self.databases {
-                if let Some((h, k, e)) = s.dbs[db].fifo_evict_one() {
-                    return Some(self.evicted(&mut s, db, h, &k, e));
+                if let Some((h, r)) = s.dbs[db].fifo_evict_one() {
+                    return Some(self.evicted(&mut s, db, h, r));
                 }
             }
         }
@@ -1474,13 +1511,13 @@ impl Keyspace {
         let now_secs = now / 1000;
         let now_min = evict::lfu_minutes(now);
         let decay = self.lfu_decay_time();
-        let score = |e: &Entry| -> u64 {
+        let score = |n: NodeRef<'_>| -> u64 {
             match policy {
-                Policy::VolatileTtl => u64::MAX - e.expire_at,
+                Policy::VolatileTtl => u64::MAX - n.expire_at(),
                 Policy::AllkeysLfu | Policy::VolatileLfu => {
-                    255 - u64::from(evict::lfu_decayed(e.meta, now_min, decay))
+                    255 - u64::from(evict::lfu_decayed(n.meta(), now_min, decay))
                 }
-                _ => now_secs.saturating_sub(u64::from(e.access_secs)),
+                _ => idle_secs(n.access(), now_secs),
             }
         };
         let mut dry = 0;
@@ -1515,11 +1552,11 @@ impl Keyspace {
                         let picked = if volatile {
                             d.sample_volatile(r1).and_then(|(h, at)| {
                                 d.dict
-                                    .get_where(h, |_, e| e.expire_at == at)
+                                    .get_where(h, |n| n.expire_at() == at)
                                     .map(|e| (h, score(e)))
                             })
                         } else {
-                            d.dict.random_node(r1, r2).map(|(h, _, e)| (h, score(e)))
+                            d.dict.random_node(r1, r2).map(|(h, n)| (h, score(n)))
                         };
                         if let Some((h, sc)) = picked {
                             st.offer(Candidate {
@@ -1539,11 +1576,10 @@ impl Keyspace {
                 let db = c.db as usize;
                 let d = &mut s.dbs[db];
                 // Lock keys are never evicted (a held lock must stay held).
-                if let Some((k, e)) = d.dict.remove_where(c.hash, |_, e| {
-                    (!volatile || e.expire_at != 0)
-                        && !matches!(e.value, Value::Lock(_) | Value::Queue(_))
+                if let Some(r) = d.dict.remove_where(c.hash, |n| {
+                    (!volatile || n.expire_at() != 0) && !n.value().is_unevictable()
                 }) {
-                    return Some(self.evicted(&mut s, db, c.hash, &k, e));
+                    return Some(self.evicted(&mut s, db, c.hash, r));
                 }
             }
             if dry >= n {
@@ -1578,10 +1614,11 @@ impl Keyspace {
             let guard = self.shards[shard as usize].lock();
             let dict = &guard.dbs[db].dict;
             loop {
-                inner = dict.scan(inner, |k, e| {
-                    if e.expire_at == 0 || e.expire_at > now {
+                inner = dict.scan(inner, |n| {
+                    let e = node_entry(n);
+                    if !e.is_expired(now) {
                         visited += 1;
-                        f(k, e.view());
+                        f(n.key(), e);
                     }
                 });
                 steps += 1;
@@ -1616,9 +1653,10 @@ struct Pending {
     pos: usize,
     db: usize,
     hash: u64,
-    /// Address of the entry, to find it again (compared, never dereferenced).
+    /// Address of the entry's node, to find it again (compared, never dereferenced);
+    /// the [`EntryMut`] updates it when it moves the node.
     addr: usize,
-    /// `Value::mem_usage` when handed out.
+    /// The node's bytes ([`NodeRef::mem_bytes`]) when handed out.
     before: usize,
 }
 
@@ -1666,9 +1704,14 @@ impl<'a> Guard<'a> {
             return;
         };
         let d = &mut self.guards[p.pos].1.dbs[p.db];
-        if let Some(e) = d.dict.get_mut_at(p.hash, p.addr) {
-            let after = e.value.mem_usage();
-            d.used = (d.used + after).saturating_sub(p.before);
+        match d.dict.get_mut_at(p.hash, p.addr) {
+            Some(e) => {
+                let after = e.view().mem_bytes();
+                d.used = (d.used + after).saturating_sub(p.before);
+            }
+            // Nothing between the hand-out and here can remove or move the node
+            // without telling the record.
+            None => debug_assert!(false, "entry handed out by Guard::get went missing"),
         }
     }
 
@@ -1681,7 +1724,7 @@ impl<'a> Guard<'a> {
     /// Looks a key up, removing it first if it has expired, and records the access.
     /// The entry may be modified: its size is re-measured afterwards.
     pub fn get(&mut self, db: usize, key: &[u8]) -> Option<EntryMut<'_>> {
-        self.lookup(db, key, true, false).map(|e| EntryMut { e })
+        self.lookup(db, key, true, false)
     }
 
     /// Looks a key up without counting it as an access (OBJECT IDLETIME).
@@ -1692,10 +1735,7 @@ impl<'a> Guard<'a> {
         if !self.expire_if_due(p, db, hash, key, false) {
             return None;
         }
-        self.guards[p].1.dbs[db]
-            .dict
-            .get(hash, key)
-            .map(Entry::view)
+        self.guards[p].1.dbs[db].dict.get(hash, key).map(node_entry)
     }
 
     /// Removes the key if its deadline passed; true if it is present and live.
@@ -1712,17 +1752,17 @@ impl<'a> Guard<'a> {
                 }
                 return false;
             }
-            Some(e) => e.expire_at != 0 && e.expire_at <= now,
+            Some(n) => n.expire_at() != 0 && n.expire_at() <= now,
         };
         if expired {
-            if let Some(e) = d.dict.remove(hash, key) {
-                d.removed(hash, key.len(), &e);
-                let e = match shard.freeze.as_mut() {
-                    Some(f) => f.keep_owned(db, hash, key, e),
-                    None => Some(e),
+            if let Some(r) = d.dict.remove(hash, key) {
+                d.removed(hash, r.view());
+                let r = match shard.freeze.as_mut() {
+                    Some(f) => f.keep_owned(db, hash, r),
+                    None => Some(r),
                 };
-                if let Some(e) = e {
-                    self.ks.lazy.free(e.value, Reason::Expire);
+                if let Some(v) = r.and_then(Removed::take_value) {
+                    self.ks.lazy.free(v, Reason::Expire);
                 }
             }
             shard.stats.expired_keys += 1;
@@ -1739,7 +1779,7 @@ impl<'a> Guard<'a> {
         true
     }
 
-    fn lookup(&mut self, db: usize, key: &[u8], touch: bool, count: bool) -> Option<&mut Entry> {
+    fn lookup(&mut self, db: usize, key: &[u8], touch: bool, count: bool) -> Option<EntryMut<'_>> {
         self.settle();
         let ks = self.ks;
         let hash = ks.hash(key);
@@ -1760,35 +1800,40 @@ impl<'a> Guard<'a> {
         } else {
             0.0
         };
-        let e = shard.dbs[db].dict.get_mut(hash, key)?;
+        let mut e = shard.dbs[db].dict.get_mut(hash, key)?;
         if touch {
-            e.access_secs = (now / 1000) as u32;
+            e.set_access(access_clock(now / 1000));
             match tracking {
                 Tracking::Lfu => {
-                    e.meta = evict::lfu_touch(
-                        e.meta,
+                    e.set_meta(evict::lfu_touch(
+                        e.meta(),
                         evict::lfu_minutes(now),
                         ks.lfu_log_factor.load(Ordering::Relaxed),
                         ks.lfu_decay_time.load(Ordering::Relaxed),
                         r,
-                    );
+                    ));
                 }
-                Tracking::S3Fifo => e.meta = fifo_hit(e.meta),
+                Tracking::S3Fifo => e.set_meta(fifo_hit(e.meta())),
                 _ => {}
             }
         }
-        self.pending = Some(Pending {
+        let pending = self.pending.insert(Pending {
             pos: p,
             db,
             hash,
-            addr: std::ptr::from_ref::<Entry>(e) as usize,
-            before: e.value.mem_usage(),
+            addr: e.addr(),
+            before: e.view().mem_bytes(),
         });
-        Some(e)
+        Some(EntryMut {
+            slot: e,
+            addr: &mut pending.addr,
+        })
     }
 
     /// Sets the usage RESTORE (IDLETIME / FREQ) or an RDB file (IDLE / FREQ) carries for
-    /// a key, without counting an access (see [`Entry::restore_usage`]).
+    /// a key, without counting an access (as Redis's `objectSetLRUOrLFU`: under an LFU
+    /// policy the counter `freq`, stamped with the current minute, and nothing else;
+    /// under any other policy the idle time).
     pub fn restore_usage(
         &mut self,
         db: usize,
@@ -1800,14 +1845,17 @@ impl<'a> Guard<'a> {
             return;
         }
         let (now, lfu) = (self.now, self.ks.policy().is_lfu());
-        if let Some(e) = self.lookup(db, key, false, false) {
-            e.restore_usage(idle_secs, freq, now, lfu);
+        if let Some(mut e) = self.lookup(db, key, false, false) {
+            let (access, meta) =
+                restored_usage((e.slot.access(), e.slot.meta()), idle_secs, freq, now, lfu);
+            e.slot.set_access(access);
+            e.slot.set_meta(meta);
         }
     }
 
     /// Like [`Guard::get`], and counts a keyspace hit or miss (read commands).
     pub fn lookup_read(&mut self, db: usize, key: &[u8]) -> Option<EntryMut<'_>> {
-        self.lookup(db, key, true, true).map(|e| EntryMut { e })
+        self.lookup(db, key, true, true)
     }
 
     /// Whether the key is stored, judged without removing or counting anything:
@@ -1820,7 +1868,7 @@ impl<'a> Guard<'a> {
         shard.dbs[db]
             .dict
             .get(hash, key)
-            .map(|e| e.expire_at != 0 && e.expire_at <= now)
+            .map(|n| n.expire_at() != 0 && n.expire_at() <= now)
     }
 
     /// True if the key exists (and has not expired).
@@ -1834,16 +1882,24 @@ impl<'a> Guard<'a> {
         self.peek(db, key)?;
         let hash = self.ks.hash(key);
         let shard = self.shard_mut(hash);
-        shard.dbs[db]
-            .dict
-            .get(hash, key)
-            .map(|e| entry_bytes(key.len(), &e.value))
+        shard.dbs[db].dict.get(hash, key).map(|n| n.mem_bytes())
     }
 
     /// Stores `value` under `key` with deadline `expire_at` (0: none), replacing any old
     /// value and deadline. A replaced key keeps its eviction metadata (its LFU counter, its
     /// queue position; Redis keeps the LFU counter too) and counts as accessed.
     pub fn insert(&mut self, db: usize, key: &[u8], value: Value, expire_at: u64) {
+        self.insert_new(db, key, NewValue::Value(value), expire_at);
+    }
+
+    /// [`Guard::insert`] of a string given by its bytes, encoded as
+    /// [`StrValue::from_bytes`](crate::StrValue::from_bytes) encodes it (`int`, `embstr`
+    /// or `raw`), without building the `StrValue` first: SET's path.
+    pub fn insert_str(&mut self, db: usize, key: &[u8], value: &[u8], expire_at: u64) {
+        self.insert_new(db, key, NewValue::Bytes(value), expire_at);
+    }
+
+    fn insert_new(&mut self, db: usize, key: &[u8], value: NewValue<'_>, expire_at: u64) {
         self.settle();
         let ks = self.ks;
         let hash = ks.hash(key);
@@ -1855,17 +1911,17 @@ impl<'a> Guard<'a> {
             f.keep(db, &shard.dbs[db], hash, key);
         }
         let d = &mut shard.dbs[db];
-        let add = value.mem_usage();
         // One lookup; the deadline index is touched only when a deadline changes.
-        if let Some(slot) = d.dict.get_mut(hash, key) {
-            let old_value = std::mem::replace(&mut slot.value, value);
-            let old = slot.expire_at;
-            slot.expire_at = expire_at;
-            slot.access_secs = (now / 1000) as u32;
+        if let Some(mut slot) = d.dict.get_mut(hash, key) {
+            let before = slot.view().mem_bytes();
+            let old = slot.expire_at();
+            let old_value = slot.replace(value, expire_at);
+            slot.set_access(access_clock(now / 1000));
             if tracking == Tracking::S3Fifo {
-                slot.meta = fifo_hit(slot.meta);
+                slot.set_meta(fifo_hit(slot.meta()));
             }
-            d.used = d.used + add - old_value.mem_usage();
+            let after = slot.view().mem_bytes();
+            d.used = (d.used + after).saturating_sub(before);
             // The old value may have expired without being reclaimed: to observers (and
             // INFO) that is an expiry followed by the creation of a new key.
             let expired_over = old != 0 && old <= now;
@@ -1877,7 +1933,9 @@ impl<'a> Guard<'a> {
                     d.exp_add(expire_at, hash);
                 }
             }
-            ks.lazy.free(old_value, Reason::ServerDel);
+            if let Some(v) = old_value {
+                ks.lazy.free(v, Reason::ServerDel);
+            }
             if expired_over {
                 self.guards[p].1.stats.expired_keys += 1;
                 ks.expired(db, key);
@@ -1893,17 +1951,17 @@ impl<'a> Guard<'a> {
             Tracking::Fifo | Tracking::S3Fifo => d.fifo_admit(hash),
             Tracking::Plain => 0,
         };
-        d.used += crate::memory::node_bytes(key.len()) + add;
-        d.dict.insert_unique(
+        let node = d.dict.insert_unique(
             hash,
             key,
-            Entry {
+            NewNode {
                 value,
                 expire_at,
-                access_secs: (now / 1000) as u32,
+                access: access_clock(now / 1000),
                 meta,
             },
         );
+        d.used += node.mem_bytes();
         if d.fifo.is_some() {
             d.fifo_maybe_compact();
         }
@@ -1912,7 +1970,13 @@ impl<'a> Guard<'a> {
 
     /// Removes a key; returns its entry if it existed (an expired key counts as absent).
     pub fn remove(&mut self, db: usize, key: &[u8]) -> Option<Entry> {
-        // One table lookup: take the entry out, then judge its deadline.
+        self.remove_node(db, key).map(Removed::into_entry)
+    }
+
+    /// Unlinks a key's node and books it out; None if it was absent or expired (an
+    /// expired one is reclaimed here).
+    fn remove_node(&mut self, db: usize, key: &[u8]) -> Option<Removed> {
+        // One table lookup: take the node out, then judge its deadline.
         let ks = self.ks;
         let hash = ks.hash(key);
         let now = self.now;
@@ -1922,24 +1986,30 @@ impl<'a> Guard<'a> {
             f.keep(db, &shard.dbs[db], hash, key);
         }
         let d = &mut shard.dbs[db];
-        let e = d.dict.remove(hash, key)?;
-        d.removed(hash, key.len(), &e);
-        if e.expire_at != 0 && e.expire_at <= now {
+        let r = d.dict.remove(hash, key)?;
+        d.removed(hash, r.view());
+        let at = r.expire_at();
+        if at != 0 && at <= now {
             shard.stats.expired_keys += 1;
             ks.expired(db, key);
-            lazy.free(e.value, Reason::Expire);
+            if let Some(v) = r.take_value() {
+                lazy.free(v, Reason::Expire);
+            }
             return None;
         }
-        Some(e)
+        Some(r)
     }
 
     /// Removes a key and frees its value as `reason` says (lazily if it is big and the
     /// reason is lazy: `UNLINK`, `DEL` under `lazyfree-lazy-user-del`). True if it
     /// existed.
     pub fn delete(&mut self, db: usize, key: &[u8], reason: Reason) -> bool {
-        match self.remove(db, key) {
-            Some(e) => {
-                self.ks.lazy.free(e.value, reason);
+        match self.remove_node(db, key) {
+            Some(r) => {
+                // Short strings live in the node: nothing to free but the node.
+                if let Some(v) = r.take_value() {
+                    self.ks.lazy.free(v, reason);
+                }
                 true
             }
             None => false,
@@ -1960,9 +2030,13 @@ impl<'a> Guard<'a> {
             if expire_at != 0 {
                 d.exp_add(expire_at, hash);
             }
-        }
-        if let Some(e) = d.dict.get_mut(hash, key) {
-            e.expire_at = expire_at;
+            // Setting or clearing the deadline resizes the node.
+            if let Some(mut e) = d.dict.get_mut(hash, key) {
+                let before = e.view().mem_bytes();
+                e.set_expire_at(expire_at);
+                let after = e.view().mem_bytes();
+                d.used = (d.used + after).saturating_sub(before);
+            }
         }
         true
     }
@@ -1977,9 +2051,10 @@ impl<'a> Guard<'a> {
     pub fn for_each_key(&self, db: usize, mut f: impl FnMut(&[u8], EntryRef<'_>)) {
         let now = self.now;
         for (_, s) in &self.guards {
-            s.dbs[db].dict.for_each(|k, e| {
-                if e.expire_at == 0 || e.expire_at > now {
-                    f(k, e.view());
+            s.dbs[db].dict.for_each(|n| {
+                let e = node_entry(n);
+                if !e.is_expired(now) {
+                    f(n.key(), e);
                 }
             });
         }
@@ -2051,8 +2126,8 @@ impl<'a> Guard<'a> {
             let (r1, r2) = (shard.next_rand(), shard.next_rand());
             let key = shard.dbs[db]
                 .dict
-                .random_entry(r1, r2)
-                .map(|(k, _)| Bytes::copy_from_slice(k))?;
+                .random_node(r1, r2)
+                .map(|(_, n)| Bytes::copy_from_slice(n.key()))?;
             if self.peek(db, &key).is_some() {
                 return Some(key);
             }
@@ -2267,6 +2342,7 @@ mod tests {
 mod memory_tests {
     use super::*;
     use crate::EncodingLimits;
+    use crate::memory::{entry_bytes, entry_bytes_with};
     use crate::types::{HashValue, ListValue};
     use crate::value::StrValue;
     use proptest::prelude::*;
@@ -2290,14 +2366,19 @@ mod memory_tests {
             let sh = sh.lock();
             for d in &sh.dbs {
                 let mut walked = 0;
-                d.dict
-                    .for_each(|k, e| walked += entry_bytes(k.len(), &e.value));
+                d.dict.for_each(|n| {
+                    let whole =
+                        entry_bytes_with(n.key().len(), &n.value().to_value(), n.expire_at() != 0);
+                    // Raw strings may hold spare capacity that a copy does not.
+                    assert!(n.mem_bytes() >= whole, "node measured below its content");
+                    walked += n.mem_bytes();
+                });
                 assert_eq!(d.used, walked, "running byte count differs from a walk");
                 if let Some(f) = &d.fifo {
                     let mut small = 0;
                     let mut main = 0;
-                    d.dict.for_each(|_, e| {
-                        if e.meta & IN_MAIN != 0 {
+                    d.dict.for_each(|n| {
+                        if n.meta() & IN_MAIN != 0 {
                             main += 1
                         } else {
                             small += 1
@@ -2439,6 +2520,42 @@ mod memory_tests {
     ];
 
     /// Evicting before each write keeps usage within one key of the limit.
+    /// Entries handed out by `Guard::get` whose node moves (a string made `raw`, a new
+    /// value of another size, a deadline set or cleared) are found again and re-measured.
+    #[test]
+    fn moved_nodes_are_re_measured() {
+        let ks = ks(1);
+        let mut g = ks.lock_key(b"k", 1_000);
+        g.insert(0, b"k", s(b"short"), 0);
+        g.insert(0, b"n", s(b"42"), 0);
+        {
+            let mut e = g.get(0, b"k").expect("present");
+            e.raw_mut().expect("string").extend_from_slice(&[b'x'; 100]);
+            assert_eq!(e.value().encoding(), "raw");
+        }
+        {
+            let mut e = g.get(0, b"k").expect("present");
+            e.set_value(Value::Str(StrValue::Int(5)));
+            assert_eq!(e.value().encoding(), "int");
+        }
+        let mut e = g.get(0, b"n").expect("present");
+        e.set_value(s(&[b'y'; 40]));
+        assert!(g.set_expire(0, b"k", 9_000));
+        assert!(g.set_expire(0, b"n", 9_000));
+        assert!(g.set_expire(0, b"n", 0));
+        let usage = g.mem_usage(0, b"k");
+        drop(g);
+        check_accounting(&ks);
+        // 16 + 8 (deadline) + 8 (integer) + 1 (key) = 33: the 40-byte class.
+        assert_eq!(usage, Some(40));
+        let mut g = ks.lock_key(b"k", 1_000);
+        assert_eq!(g.get(0, b"k").map(|e| e.expire_at()), Some(9_000));
+        assert_eq!(
+            g.peek(0, b"n").map(|e| e.value().to_value()),
+            Some(s(&[b'y'; 40]))
+        );
+    }
+
     #[test]
     fn usage_never_exceeds_limit_by_more_than_one_value() {
         for &p in EVICTING {
@@ -2456,7 +2573,7 @@ mod memory_tests {
                 }
                 let k = format!("k{i}");
                 let v = s(&vec![b'x'; 50 + i % 200]);
-                biggest = biggest.max(entry_bytes(k.len(), &v) + EXPIRE_INDEX_BYTES);
+                biggest = biggest.max(entry_bytes_with(k.len(), &v, true) + EXPIRE_INDEX_BYTES);
                 let mut g = ks.lock_key(k.as_bytes(), now);
                 // Volatile policies only evict keys with a deadline: give all one.
                 g.insert(0, k.as_bytes(), v, now + 10_000_000);
@@ -2902,8 +3019,8 @@ mod freeze_tests {
                 let g = ks.lock_all(0);
                 for (_, sh) in &g.guards {
                     for (db, d) in sh.dbs.iter().enumerate() {
-                        d.dict.for_each(|k, e| {
-                            want.push((db, k.to_vec(), e.value.clone(), e.expire_at()))
+                        d.dict.for_each(|n| {
+                            want.push((db, n.key().to_vec(), n.value().to_value(), n.expire_at()))
                         });
                     }
                 }

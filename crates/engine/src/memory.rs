@@ -7,8 +7,7 @@
 //! each heap block is rounded up to mimalloc's size classes (eight-byte steps up to 64
 //! bytes, then four classes per power of two), which is also close to jemalloc's.
 
-use crate::dict::Dict;
-use crate::keyspace::Entry;
+use crate::dict;
 use crate::value::Value;
 
 /// Bytes the allocator hands out for a request of `n` bytes (0 for no allocation).
@@ -39,19 +38,22 @@ pub const fn alloc_size(n: usize) -> usize {
     (n + step - 1) & !(step - 1)
 }
 
-/// Bytes of one keyspace table node besides its key's bytes (chain link, value,
-/// deadline, eviction metadata): the fixed per-key cost of the table. The
-/// node and the key's name share one allocation, see [`node_bytes`].
-pub const NODE_BYTES: usize = Dict::<Entry>::node_header_size();
+/// Bytes of every keyspace table node besides its deadline, value and key (chain link
+/// and header: kind, deadline flag, LRU clock, eviction word); see `dict.rs`.
+pub const NODE_BYTES: usize = dict::NODE_HEADER_BYTES;
 
-/// Bytes of the single block holding one key's table node and its name.
+/// Bytes of the single block holding one key's table node, name and (short) value: a
+/// string of up to 44 bytes or an integer lives in the block, any other value as a
+/// 24-byte `Value` whose heap parts come on top (see [`entry_bytes`]).
 ///
 /// ```
 /// use basalt_engine::memory::node_bytes;
-/// assert_eq!(node_bytes(16), 64);
+/// // A 16-byte key with a 32-byte string: one 64-byte block; with a deadline, 80.
+/// assert_eq!(node_bytes(16, 32, false), 64);
+/// assert_eq!(node_bytes(16, 32, true), 80);
 /// ```
-pub const fn node_bytes(key_len: usize) -> usize {
-    alloc_size(Dict::<Entry>::node_size(key_len))
+pub const fn node_bytes(key_len: usize, payload: usize, ttl: bool) -> usize {
+    alloc_size(dict::block_size(ttl, payload, key_len))
 }
 
 /// Bytes per key with a deadline in the per-database deadline index (a B-tree entry of
@@ -61,9 +63,21 @@ pub const EXPIRE_INDEX_BYTES: usize = 40;
 /// Bytes per bucket of a keyspace table (one pointer).
 pub const BUCKET_BYTES: usize = std::mem::size_of::<usize>();
 
-/// Bytes one key costs in the table: its node, its name and its value.
+/// Bytes one key without a deadline costs in the table: its node, its name and its
+/// value (the same as [`entry_bytes_with`] without a deadline).
 pub fn entry_bytes(key_len: usize, value: &Value) -> usize {
-    node_bytes(key_len) + value.mem_usage()
+    entry_bytes_with(key_len, value, false)
+}
+
+/// Bytes one key costs in the table with or without a deadline: its block
+/// ([`node_bytes`]) and, for values not kept in the block, what they hold outside it.
+pub fn entry_bytes_with(key_len: usize, value: &Value, ttl: bool) -> usize {
+    let heap = if dict::stored_whole(value) {
+        value.mem_usage()
+    } else {
+        0
+    };
+    node_bytes(key_len, dict::payload_size(value), ttl) + heap
 }
 
 /// Freeing a value costs about one deallocation per this many elements or nodes: values
@@ -94,17 +108,25 @@ mod tests {
     }
 
     #[test]
-    fn node_and_key_share_one_small_block() {
-        // A 16-byte key and its node fit the 64-byte class (they took 80 + 16 before
-        // the key moved into the node and the stored hash went away).
-        assert_eq!(NODE_BYTES, 48);
-        assert_eq!(node_bytes(0), 48);
-        assert_eq!(node_bytes(16), 64);
-        assert_eq!(node_bytes(17), 80);
-        assert_eq!(node_bytes(32), 80);
-        assert_eq!(node_bytes(33), 96);
+    fn node_key_and_short_value_share_one_small_block() {
+        use crate::value::StrValue;
+        assert_eq!(NODE_BYTES, 16);
+        // The issue's shape: a 16-byte key and a 32-byte string, one 64-byte block.
+        let v32 = Value::Str(StrValue::from_bytes(&[b'v'; 32]));
+        assert_eq!(entry_bytes(16, &v32), 64);
+        assert_eq!(entry_bytes_with(16, &v32, true), 80);
+        // Integers take 8 bytes in the block; 44-byte strings are the longest inline.
+        assert_eq!(entry_bytes(16, &Value::Str(StrValue::Int(7))), 40);
+        let v44 = Value::Str(StrValue::from_bytes(&[b'v'; 44]));
+        assert_eq!(entry_bytes(16, &v44), 80);
+        // Longer strings are `raw`: a 24-byte Value in the block and the buffer outside.
+        let v45 = Value::Str(StrValue::from_bytes(&[b'v'; 45]));
+        assert_eq!(entry_bytes(16, &v45), 56 + alloc_size(45));
+        // A 24-byte inline string is not confused with a whole value.
+        let v24 = Value::Str(StrValue::from_bytes(&[b'v'; 24]));
+        assert_eq!(entry_bytes(16, &v24), 56);
         // Keys of 255 bytes and more keep their length in the node.
-        assert_eq!(Dict::<Entry>::node_size(254), 48 + 254);
-        assert_eq!(Dict::<Entry>::node_size(255), 48 + 8 + 255);
+        assert_eq!(dict::block_size(false, 0, 254), 16 + 254);
+        assert_eq!(dict::block_size(false, 0, 255), 16 + 8 + 255);
     }
 }

@@ -170,8 +170,8 @@ fn object(ctx: &mut Ctx<'_>, key: &[u8]) -> CmdResult {
         "Value at:{:p} refcount:{refcount} encoding:{} serializedlength:{serialized} lru:{} lru_seconds_idle:{}",
         value_address(e.value()),
         e.value().encoding(),
-        access & 0x00FF_FFFF,
-        now_secs.saturating_sub(u64::from(access)),
+        access,
+        e.idle_secs(now_secs * 1000),
     );
     if let ValueRef::Other(Value::List(l)) = e.value() {
         let nodes = l.node_count();

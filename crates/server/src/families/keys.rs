@@ -889,7 +889,7 @@ fn object_idletime(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let db = ctx.client.db;
     let mut g = ctx.srv.keyspace.lock_key(&args[2], ctx.now);
     // Reading the idle time must not count as an access.
-    let Some(secs) = peek_access(&mut g, db, &args[2]) else {
+    let Some(secs) = peek_idle(&mut g, db, &args[2]) else {
         return Ok(Frame::Null);
     };
     if lfu {
@@ -897,14 +897,14 @@ fn object_idletime(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
             "ERR An LFU maxmemory policy is selected, idle time not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.",
         ));
     }
-    let now_secs = ctx.now / 1000;
-    Ok(Frame::Integer(
-        now_secs.saturating_sub(u64::from(secs)) as i64
-    ))
+    Ok(Frame::Integer(secs as i64))
 }
 
-fn peek_access(g: &mut basalt_engine::Guard<'_>, db: usize, key: &[u8]) -> Option<u32> {
-    g.peek(db, key).map(|e| e.access_secs())
+/// Seconds since the key's last access (Redis's `estimateObjectIdleTime`, with its
+/// 24-bit clock's wrap-around), without counting this look-up as one.
+fn peek_idle(g: &mut basalt_engine::Guard<'_>, db: usize, key: &[u8]) -> Option<u64> {
+    let now = g.now();
+    g.peek(db, key).map(|e| e.idle_secs(now))
 }
 
 fn object_refcount(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {

@@ -494,15 +494,7 @@ fn set(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         ExpireOpt::None | ExpireOpt::Persist => 0,
         _ => a.when as u64,
     };
-    store(
-        ctx,
-        &mut g,
-        db,
-        key,
-        StrValue::from_bytes(&args[2]),
-        expire_at,
-        a.expire,
-    );
+    store(ctx, &mut g, db, key, &args[2], expire_at, a.expire);
     drop(g);
     if ctx.aof_on() && a.iffence.is_some() {
         // The fence check may pass on a live holder's lease, which a replay on another
@@ -551,11 +543,11 @@ fn store(
     g: &mut Guard<'_>,
     db: usize,
     key: &[u8],
-    v: StrValue,
+    v: &[u8],
     expire_at: u64,
     opt: ExpireOpt,
 ) {
-    g.insert(db, key, Value::Str(v), expire_at);
+    g.insert_str(db, key, v, expire_at);
     ctx.notify(ev::STRING, "set", key);
     if !matches!(
         opt,
@@ -590,7 +582,7 @@ fn setnx(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     if g.exists(db, &args[1]) {
         return Ok(Frame::Integer(0));
     }
-    g.insert(db, &args[1], Value::Str(StrValue::from_bytes(&args[2])), 0);
+    g.insert_str(db, &args[1], &args[2], 0);
     ctx.notify(ev::STRING, "set", &args[1]);
     Ok(Frame::Integer(1))
 }
@@ -610,7 +602,7 @@ fn setex_generic(ctx: &mut Ctx<'_>, args: &[Bytes], unit_ms: i64) -> CmdResult {
         &mut g,
         db,
         &args[1],
-        StrValue::from_bytes(&args[3]),
+        &args[3],
         when as u64,
         ExpireOpt::Px,
     );
@@ -641,7 +633,7 @@ fn mset(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let db = ctx.client.db;
     let mut g = ctx.srv.keyspace.lock_keys(&keys, ctx.now);
     for pair in args[1..].chunks_exact(2) {
-        g.insert(db, &pair[0], Value::Str(StrValue::from_bytes(&pair[1])), 0);
+        g.insert_str(db, &pair[0], &pair[1], 0);
         ctx.notify(ev::STRING, "set", &pair[0]);
     }
     ctx.changed(keys.len() as u64);
@@ -656,7 +648,7 @@ fn msetnx(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         return Ok(Frame::Integer(0));
     }
     for pair in args[1..].chunks_exact(2) {
-        g.insert(db, &pair[0], Value::Str(StrValue::from_bytes(&pair[1])), 0);
+        g.insert_str(db, &pair[0], &pair[1], 0);
         ctx.notify(ev::STRING, "set", &pair[0]);
     }
     ctx.changed(keys.len() as u64);
@@ -681,7 +673,7 @@ fn getset(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let mut g = ctx.srv.keyspace.lock_key(&args[1], ctx.now);
     let old = read_string(&mut g, db, &args[1])?;
     ctx.reply_here();
-    g.insert(db, &args[1], Value::Str(StrValue::from_bytes(&args[2])), 0);
+    g.insert_str(db, &args[1], &args[2], 0);
     ctx.notify(ev::STRING, "set", &args[1]);
     Ok(bulk_or_null(old))
 }
@@ -767,7 +759,7 @@ fn append(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let mut g = ctx.srv.keyspace.lock_key(&args[1], ctx.now);
     match g.get(db, &args[1]) {
         None => {
-            g.insert(db, &args[1], Value::Str(StrValue::from_bytes(&args[2])), 0);
+            g.insert_str(db, &args[1], &args[2], 0);
             ctx.notify(ev::STRING, "append", &args[1]);
             Ok(Frame::Integer(args[2].len() as i64))
         }

@@ -294,7 +294,29 @@ fn memory_usage_and_stats() {
     let server = crate::start(&[]);
     let mut c = RawClient::connect_port(server.port()).expect("connect");
     c.cmd(&[b"SET", b"foo", b"bar"]).expect("set");
-    // Node with the key's 3 bytes in one block (56) + embstr value (8).
+    // One block: link and header (16), the embstr value's 3 bytes and the key's 3.
+    assert_eq!(
+        c.cmd(&[b"MEMORY", b"USAGE", b"foo"]).expect("usage"),
+        b":24\r\n"
+    );
+    // A deadline adds 8 bytes to the block; an integer takes 8.
+    c.cmd(&[b"EXPIRE", b"foo", b"100"]).expect("expire");
+    assert_eq!(
+        c.cmd(&[b"MEMORY", b"USAGE", b"foo"]).expect("usage"),
+        b":32\r\n"
+    );
+    c.cmd(&[b"SET", b"foo", b"12345"]).expect("set");
+    assert_eq!(
+        c.cmd(&[b"MEMORY", b"USAGE", b"foo"]).expect("usage"),
+        b":32\r\n"
+    );
+    // APPEND makes it `raw`: a 24-byte value in the block (16 + 24 + 3 = 43, the
+    // 48-byte class) and its buffer outside (grown to 10 bytes: 16).
+    c.cmd(&[b"APPEND", b"foo", b"6"]).expect("append");
+    assert_eq!(
+        c.cmd(&[b"OBJECT", b"ENCODING", b"foo"]).expect("encoding"),
+        b"$3\r\nraw\r\n"
+    );
     assert_eq!(
         c.cmd(&[b"MEMORY", b"USAGE", b"foo"]).expect("usage"),
         b":64\r\n"
