@@ -1033,6 +1033,47 @@ impl Dict {
         Some(self.view(node))
     }
 
+    /// Looks up the first entry whose hash agrees with `hash` on the bits of `mask` (which
+    /// must cover the bucket and fingerprint bits: the low 48 at least) and for which
+    /// `pred` holds; returns its full hash too (the deadline index keeps 54 hash bits).
+    pub fn get_where_masked(
+        &self,
+        hash: u64,
+        mask: u64,
+        mut pred: impl FnMut(NodeRef<'_>) -> bool,
+    ) -> Option<(u64, NodeRef<'_>)> {
+        debug_assert!(mask & ((1 << 48) - 1) == (1 << 48) - 1);
+        let hasher = self.hasher.clone();
+        let mut full = 0;
+        let node = self.find(hash, |n| {
+            pred(n) && {
+                full = hasher.hash_one(n.key());
+                full & mask == hash & mask
+            }
+        })?;
+        Some((full, self.view(node)))
+    }
+
+    /// As [`Dict::get_where_masked`], removing the entry.
+    pub fn remove_where_masked(
+        &mut self,
+        hash: u64,
+        mask: u64,
+        mut pred: impl FnMut(NodeRef<'_>) -> bool,
+    ) -> Option<(u64, Removed)> {
+        debug_assert!(mask & ((1 << 48) - 1) == (1 << 48) - 1);
+        let hasher = self.hasher.clone();
+        let mut full = 0;
+        let node = self.unlink(hash, |n| {
+            pred(n) && {
+                full = hasher.hash_one(n.key());
+                full & mask == hash & mask
+            }
+        })?;
+        self.maybe_shrink();
+        Some((full, Removed { node }))
+    }
+
     /// Looks up the first entry with `hash` for which `pred` holds, for modification
     /// (used where only a key's hash is known: eviction queues, the deadline index).
     pub fn get_mut_where(

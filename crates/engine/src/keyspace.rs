@@ -40,13 +40,13 @@ use crate::dict::{Dict, NewNode, NewValue, NodeRef, Removed, Slot, access_clock,
 use crate::evict::{
     self, FREQ_SHIFT, Fifo, IN_MAIN, LFU_INIT_VAL, Policy, SEQ_MASK, Tracking, fifo_freq, fifo_hit,
 };
+use crate::expires::{ExpireIndex, HASH_MASK};
 use crate::lazyfree::{LazyFree, Reason};
-use crate::memory::{BUCKET_BYTES, EXPIRE_INDEX_BYTES};
+use crate::memory::BUCKET_BYTES;
 use crate::value::{Value, ValueRef};
 use bytes::Bytes;
 use parking_lot::{Mutex, MutexGuard};
 use smallvec::SmallVec;
-use std::collections::BTreeMap;
 use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU8, AtomicU32, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -393,13 +393,10 @@ pub struct DbMemory {
 /// One database's keys within one shard.
 struct Db {
     dict: Dict,
-    /// Keys with a deadline, as `(deadline, key hash) -> count`. The key itself is not
-    /// stored: the table entry is found by its hash and deadline, which keeps the index
-    /// at a few bytes per volatile key and makes updates allocation-free. The count covers
-    /// the (astronomically rare) keys sharing both hash and deadline.
-    expires: BTreeMap<(u64, u64), u32>,
-    /// Number of keys in `expires`.
-    volatile: usize,
+    /// Keys with a deadline, as `(deadline, 54 bits of the key's hash)` in deadline
+    /// order (`expires.rs`). The key itself is not stored: the table entry is found by
+    /// those hash bits and its own deadline, about 12 bytes per volatile key.
+    expires: ExpireIndex,
     /// Bytes of the keys' nodes, names and values ([`entry_bytes`]).
     used: usize,
     /// Eviction queues, only under the FIFO policies.
@@ -409,7 +406,7 @@ struct Db {
 /// What a flushed database leaves to free.
 struct Flushed {
     _dict: Dict,
-    _expires: BTreeMap<(u64, u64), u32>,
+    _expires: ExpireIndex,
     _fifo: Option<Box<Fifo>>,
 }
 
@@ -434,8 +431,7 @@ impl Db {
     fn new(hasher: foldhash::fast::FixedState) -> Db {
         Db {
             dict: Dict::with_hasher(hasher),
-            expires: BTreeMap::new(),
-            volatile: 0,
+            expires: ExpireIndex::new(),
             used: 0,
             fifo: None,
         }
@@ -452,24 +448,29 @@ impl Db {
             _expires: std::mem::take(&mut self.expires),
             _fifo: std::mem::replace(&mut self.fifo, fifo),
         };
-        self.volatile = 0;
         self.used = 0;
         (out, keys, bytes)
     }
 
     fn exp_add(&mut self, at: u64, hash: u64) {
-        *self.expires.entry((at, hash)).or_default() += 1;
-        self.volatile += 1;
+        self.expires.add(at, hash);
     }
 
     fn exp_remove(&mut self, at: u64, hash: u64) {
-        if let Some(n) = self.expires.get_mut(&(at, hash)) {
-            *n -= 1;
-            self.volatile -= 1;
-            if *n == 0 {
-                self.expires.remove(&(at, hash));
-            }
-        }
+        let found = self.expires.remove(at, hash);
+        debug_assert!(found, "deadline index out of sync with the table");
+    }
+
+    /// Number of keys with a deadline.
+    fn volatile(&self) -> usize {
+        self.expires.len()
+    }
+
+    /// The key with deadline `at` whose hash has the index's bits `h`, with its full
+    /// hash.
+    fn volatile_node(&self, at: u64, h: u64) -> Option<(u64, NodeRef<'_>)> {
+        self.dict
+            .get_where_masked(h, HASH_MASK, |n| n.expire_at() == at)
     }
 
     /// Books a removed entry out of the byte count, the deadline index and the queues.
@@ -484,7 +485,7 @@ impl Db {
     fn overhead(&self) -> (usize, usize, usize) {
         (
             self.dict.bucket_count() * BUCKET_BYTES,
-            self.volatile * EXPIRE_INDEX_BYTES,
+            self.expires.heap_size(),
             self.fifo.as_ref().map_or(0, |f| f.heap_size()),
         )
     }
@@ -492,10 +493,10 @@ impl Db {
     /// Reclaims up to `max` keys whose deadline is `<= now`, earliest first, telling
     /// `on_expired` each name; returns how many, and whether due keys remain.
     ///
-    /// Per key: one `pop_first`-style removal of the index's first entry (no key
-    /// comparisons: the earliest deadline is the leftmost leaf), one table removal that
-    /// lends the key to the callbacks instead of copying it, and the value dropped in
-    /// place unless `lazyfree-lazy-expire` sends a big one to the freeing thread.
+    /// Per key: one removal from the front of the index's first slot (no search), one
+    /// table removal that lends the key to the callbacks instead of copying it, and the
+    /// value dropped in place unless `lazyfree-lazy-expire` sends a big one to the
+    /// freeing thread.
     fn exp_reclaim(
         &mut self,
         now: u64,
@@ -506,26 +507,22 @@ impl Db {
     ) -> (usize, bool) {
         let mut n = 0;
         loop {
-            let Some(mut slot) = self.expires.first_entry() else {
+            match self.expires.first() {
+                None => return (n, false),
+                Some((at, _)) if at > now => return (n, false),
+                Some(_) if n >= max => return (n, true),
+                Some(_) => {}
+            }
+            let Some((at, h)) = self.expires.pop_due(now) else {
                 return (n, false);
             };
-            let (at, hash) = *slot.key();
-            if at > now {
-                return (n, false);
-            }
-            if n >= max {
-                return (n, true);
-            }
-            if *slot.get() > 1 {
-                *slot.get_mut() -= 1;
-            } else {
-                slot.remove();
-            }
-            self.volatile -= 1;
             // The key is lent to the callbacks from the node, which is freed after them
             // (or kept by a frozen view): no copy of it.
-            match self.dict.remove_where(hash, |n| n.expire_at() == at) {
-                Some(r) => {
+            match self
+                .dict
+                .remove_where_masked(h, HASH_MASK, |n| n.expire_at() == at)
+            {
+                Some((hash, r)) => {
                     book_out(&mut self.used, &mut self.fifo, r.view());
                     on_expired(r.key());
                     if let Some(r) = keep(hash, r)
@@ -542,17 +539,11 @@ impl Db {
         }
     }
 
-    /// A pseudo-random key with a deadline: the first index entry at or after a random
-    /// deadline between the earliest and the latest. Returns `(hash, deadline)`.
-    fn sample_volatile(&self, r: u64) -> Option<(u64, u64)> {
-        let (&(lo, _), _) = self.expires.first_key_value()?;
-        let (&(hi, _), _) = self.expires.last_key_value()?;
-        let t = lo + r % (hi - lo + 1);
-        self.expires
-            .range((t, 0)..)
-            .next()
-            .or_else(|| self.expires.first_key_value())
-            .map(|(&(at, h), _)| (h, at))
+    /// A pseudo-random key with a deadline (see [`ExpireIndex::sample`]). Returns its
+    /// full hash and its node.
+    fn sample_volatile(&self, r: u64) -> Option<(u64, NodeRef<'_>)> {
+        let (at, h) = self.expires.sample(r)?;
+        self.volatile_node(at, h)
     }
 
     /// Stamps a new key into the FIFO queues; returns its `meta` word.
@@ -845,13 +836,13 @@ impl Shard {
 
     /// Number of keys with a deadline in `db`.
     pub fn db_volatile(&self, db: usize) -> usize {
-        self.dbs[db].volatile
+        self.dbs[db].volatile()
     }
 
     /// Average remaining TTL information: sum of deadlines of volatile keys is not kept;
     /// this returns the earliest deadline in `db`, if any.
     pub fn earliest_deadline(&self, db: usize) -> Option<u64> {
-        self.dbs[db].expires.keys().next().map(|(t, _)| *t)
+        self.dbs[db].expires.first().map(|(t, _)| t)
     }
 
     /// Bytes accounted to this shard: keys and values plus tables, deadline index and
@@ -1303,8 +1294,8 @@ impl Keyspace {
         for s in self.shards.iter() {
             let shard = s.lock();
             for db in &shard.dbs {
-                volatile += db.volatile;
-                stale += db.expires.range(..=(now, u64::MAX)).take(cap).count();
+                volatile += db.volatile();
+                stale += db.expires.count_due(now, cap);
             }
         }
         (stale, volatile)
@@ -1354,7 +1345,7 @@ impl Keyspace {
             for (d, o) in s.dbs.iter().zip(out.iter_mut()) {
                 let (t, x, q) = d.overhead();
                 o.keys += d.dict.len();
-                o.volatile += d.volatile;
+                o.volatile += d.volatile();
                 o.data += d.used;
                 o.table += t;
                 o.expires += x;
@@ -1438,7 +1429,7 @@ impl Keyspace {
 
     fn eligible(d: &Db, volatile: bool) -> bool {
         if volatile {
-            d.volatile > 0
+            d.volatile() > 0
         } else {
             !d.dict.is_empty()
         }
@@ -1460,11 +1451,11 @@ impl Keyspace {
                 let (r1, r2) = (s.next_rand(), s.next_rand());
                 let d = &mut s.dbs[db];
                 let removed = if volatile {
-                    d.sample_volatile(r1).and_then(|(h, at)| {
-                        d.dict
-                            .remove_where(h, |n| n.expire_at() == at)
-                            .map(|r| (h, r))
-                    })
+                    d.sample_volatile(r1)
+                        .map(|(h, n)| (h, n.addr()))
+                        .and_then(|(h, addr)| {
+                            d.dict.remove_where(h, |n| n.addr() == addr).map(|r| (h, r))
+                        })
                 } else {
                     // Lock keys are never evicted (a held lock must stay held).
                     let picked = d
@@ -1536,12 +1527,14 @@ impl Keyspace {
                     if policy == Policy::VolatileTtl {
                         // The index is ordered: its first key is the exact best victim.
                         let d = &s.dbs[db];
-                        if let Some((&(at, h), _)) = d.expires.first_key_value() {
+                        if let Some((at, h)) = d.expires.first()
+                            && let Some((hash, _)) = d.volatile_node(at, h)
+                        {
                             st.offer(Candidate {
                                 score: u64::MAX - at,
                                 shard: si as u32,
                                 db: db as u32,
-                                hash: h,
+                                hash,
                             });
                         }
                         continue;
@@ -1550,11 +1543,7 @@ impl Keyspace {
                         let (r1, r2) = (s.next_rand(), s.next_rand());
                         let d = &s.dbs[db];
                         let picked = if volatile {
-                            d.sample_volatile(r1).and_then(|(h, at)| {
-                                d.dict
-                                    .get_where(h, |n| n.expire_at() == at)
-                                    .map(|e| (h, score(e)))
-                            })
+                            d.sample_volatile(r1).map(|(h, n)| (h, score(n)))
                         } else {
                             d.dict.random_node(r1, r2).map(|(h, n)| (h, score(n)))
                         };
@@ -2573,7 +2562,11 @@ mod memory_tests {
                 }
                 let k = format!("k{i}");
                 let v = s(&vec![b'x'; 50 + i % 200]);
-                biggest = biggest.max(entry_bytes_with(k.len(), &v, true) + EXPIRE_INDEX_BYTES);
+                biggest = biggest.max(
+                    entry_bytes_with(k.len(), &v, true)
+                        + crate::memory::EXPIRE_INDEX_BYTES
+                        + crate::memory::EXPIRE_SLOT_BYTES,
+                );
                 let mut g = ks.lock_key(k.as_bytes(), now);
                 // Volatile policies only evict keys with a deadline: give all one.
                 g.insert(0, k.as_bytes(), v, now + 10_000_000);

@@ -8,6 +8,7 @@ pub mod bitops;
 pub mod dict;
 pub mod encoding;
 pub mod evict;
+pub mod expires;
 pub mod geo;
 pub mod glob;
 pub mod hashing;

@@ -56,9 +56,13 @@ pub const fn node_bytes(key_len: usize, payload: usize, ttl: bool) -> usize {
     alloc_size(dict::block_size(ttl, payload, key_len))
 }
 
-/// Bytes per key with a deadline in the per-database deadline index (a B-tree entry of
-/// `(deadline, hash) -> count` at about two-thirds occupancy).
-pub const EXPIRE_INDEX_BYTES: usize = 40;
+/// Bytes per key with a deadline in the per-database deadline index (`expires.rs`: an
+/// 8-byte entry in its slot's ring, with the ring's spare capacity), besides
+/// [`EXPIRE_SLOT_BYTES`] per slot of deadlines.
+pub const EXPIRE_INDEX_BYTES: usize = crate::expires::ENTRY_BYTES;
+
+/// Bytes per slot (1,024 ms of deadlines) of the deadline index.
+pub const EXPIRE_SLOT_BYTES: usize = crate::expires::SLOT_BYTES;
 
 /// Bytes per bucket of a keyspace table (one pointer).
 pub const BUCKET_BYTES: usize = std::mem::size_of::<usize>();
