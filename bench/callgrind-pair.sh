@@ -9,8 +9,8 @@
 # replies, allocator). Tests run in order, so HGET and ZRANGE find the hash and zset
 # that HSET and ZADD built. EVALSHA runs the issue-8 script (GET then INCR of one key),
 # loaded with SCRIPT LOAD before the tests. ONLY=<regex> keeps the tests whose name
-# matches (e.g. ONLY=EVALSHA bench/callgrind-pair.sh 50000 24000 1). SET and GET (first,
-# 32-byte values) measure the keyspace's string path: ONLY='^(SET|GET)$'.
+# matches (e.g. ONLY=EVALSHA bench/callgrind-pair.sh 50000 24000 1). SET, GET and SET EX
+# (first, 32-byte values) measure the keyspace's string path: ONLY='^(SET|GET|SET EX)$'.
 # CG_OPTS adds callgrind options, e.g. CG_OPTS="--cache-sim=yes --branch-sim=yes" (cache
 # and branch-predictor simulation: the script then also prints data-cache misses and
 # mispredicted branches per command); KEYS_RANGE sets redis-benchmark's -r (default 100000).
@@ -30,6 +30,7 @@ sha=$(printf '%s' "$script" | sha1sum | cut -d' ' -f1)
 tests=(
   "SET|-t set -d 32"
   "GET|-t get -d 32"
+  "SET EX|SET key:__rand_int__ vvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvv EX 86400"
   "HSET|-t hset"
   "HGET|HGET myhash element:__rand_int__"
   "LPUSH|-t lpush"
