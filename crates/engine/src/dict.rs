@@ -872,9 +872,15 @@ pub struct Dict {
     shrink: bool,
 }
 
+// The impls below rely on `Value` being `Send + Sync`.
+const _: fn() = || {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<Value>();
+};
+
 // SAFETY: a `Dict` owns its nodes exclusively (no node is shared between tables and no
 // pointer to one escapes except as borrows tied to `&self`/`&mut self`), exactly like a
-// `Vec<Box<(Vec<u8>, Value)>>`, so it is `Send`/`Sync` as `Value` is.
+// `Vec<Box<(Vec<u8>, Value)>>`, so it is `Send`/`Sync` as `Value` is (checked above).
 unsafe impl Send for Dict {}
 // SAFETY: see the `Send` impl; shared access only hands out shared views.
 unsafe impl Sync for Dict {}

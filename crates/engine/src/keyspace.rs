@@ -275,8 +275,8 @@ impl<'a> EntryRef<'a> {
 /// guard's record of it (to re-measure it) follows.
 pub struct EntryMut<'a> {
     slot: Slot<'a>,
-    /// The guard's pending record of this node's address.
-    addr: &'a mut usize,
+    /// The guard's record of this node, to re-measure it after a change.
+    pending: &'a mut Pending,
 }
 
 /// Other types than strings (which [`EntryMut`] changes only through its string
@@ -286,6 +286,21 @@ fn non_str(v: Option<&mut Value>) -> Option<&mut Value> {
 }
 
 impl<'a> EntryMut<'a> {
+    /// Notes that the entry is about to change: its size before the change is taken now
+    /// (once), and the guard re-measures it afterwards. Reads never get here, so a read
+    /// command costs no measurement.
+    fn changing(&mut self) {
+        if !self.pending.dirty {
+            self.pending.before = self.slot.view().mem_bytes();
+            self.pending.dirty = true;
+        }
+    }
+
+    /// Follows the node to its new block after a change that moved it.
+    fn moved(&mut self) {
+        self.pending.addr = self.slot.addr();
+    }
+
     /// The value.
     pub fn value(&self) -> ValueRef<'_> {
         self.slot.value()
@@ -299,11 +314,13 @@ impl<'a> EntryMut<'a> {
     /// The value for in-place changes if it is not a string (None for strings: see
     /// [`EntryMut::raw_mut`] and [`EntryMut::set_value`]).
     pub fn value_mut(&mut self) -> Option<&mut Value> {
+        self.changing();
         non_str(self.slot.value_mut())
     }
 
     /// [`EntryMut::value_mut`] for the whole borrow of the guard.
-    pub fn into_value_mut(self) -> Option<&'a mut Value> {
+    pub fn into_value_mut(mut self) -> Option<&'a mut Value> {
+        self.changing();
         non_str(self.slot.into_value_mut())
     }
 
@@ -311,23 +328,26 @@ impl<'a> EntryMut<'a> {
     /// string becomes `raw`, as Redis's `dbUnshareStringValue` makes it. None if the value
     /// is not a string.
     pub fn raw_mut(&mut self) -> Option<&mut Vec<u8>> {
+        self.changing();
         self.slot.raw_mut()?;
-        *self.addr = self.slot.addr();
+        self.moved();
         self.slot.raw_mut()
     }
 
     /// [`EntryMut::raw_mut`] for the whole borrow of the guard.
     pub fn into_raw_mut(mut self) -> Option<&'a mut Vec<u8>> {
+        self.changing();
         self.slot.raw_mut()?;
-        *self.addr = self.slot.addr();
+        self.moved();
         self.slot.into_raw_mut()
     }
 
     /// Replaces the value, keeping the deadline, the access time and the eviction
     /// metadata (INCR, a rate limiter's new state ...). The old value is dropped here.
     pub fn set_value(&mut self, v: Value) {
+        self.changing();
         drop(self.slot.set_value(v));
-        *self.addr = self.slot.addr();
+        self.moved();
     }
 
     /// The Unix-ms deadline, or 0 when the key does not expire.
@@ -1645,8 +1665,10 @@ struct Pending {
     /// Address of the entry's node, to find it again (compared, never dereferenced);
     /// the [`EntryMut`] updates it when it moves the node.
     addr: usize,
-    /// The node's bytes ([`NodeRef::mem_bytes`]) when handed out.
+    /// The node's bytes ([`NodeRef::mem_bytes`]) before the first change.
     before: usize,
+    /// Whether the entry was handed out for a change (only then is it re-measured).
+    dirty: bool,
 }
 
 /// Locked shards; all keyspace reads and writes go through it.
@@ -1692,6 +1714,9 @@ impl<'a> Guard<'a> {
         let Some(p) = self.pending.take() else {
             return;
         };
+        if !p.dirty {
+            return;
+        }
         let d = &mut self.guards[p.pos].1.dbs[p.db];
         match d.dict.get_mut_at(p.hash, p.addr) {
             Some(e) => {
@@ -1811,12 +1836,10 @@ impl<'a> Guard<'a> {
             db,
             hash,
             addr: e.addr(),
-            before: e.view().mem_bytes(),
+            before: 0,
+            dirty: false,
         });
-        Some(EntryMut {
-            slot: e,
-            addr: &mut pending.addr,
-        })
+        Some(EntryMut { slot: e, pending })
     }
 
     /// Sets the usage RESTORE (IDLETIME / FREQ) or an RDB file (IDLE / FREQ) carries for

@@ -440,13 +440,46 @@ pub(crate) enum Walk {
 /// Calls `f` with every key of `walk`'s view (database, name, value, deadline), copying
 /// entries out under the shard lock and calling `f` without it. Stops with an error when
 /// `cancel` is raised (shutdown, FLUSHALL) or `f` fails; honours `rdb-key-save-delay`.
+/// Names and string values are copied into one reused buffer, so a save of many string
+/// keys allocates nothing per key; only other types are cloned.
 pub(crate) fn walk_keys(
     srv: &Server,
     walk: Walk,
     cancel: Option<&AtomicBool>,
-    mut f: impl FnMut(usize, &[u8], &Value, u64) -> Result<(), String>,
+    mut f: impl FnMut(usize, &[u8], basalt_engine::ValueRef<'_>, u64) -> Result<(), String>,
 ) -> Result<(), String> {
-    let mut batch: Vec<(usize, Box<[u8]>, Value, u64)> = Vec::new();
+    use basalt_engine::{EntryRef, StrRef, ValueRef};
+    use std::ops::Range;
+    /// A value copied out: string bytes in the arena (with their encoding), an integer,
+    /// or a clone of another type.
+    enum Copied {
+        Embstr(Range<usize>),
+        Raw(Range<usize>),
+        Int(i64),
+        Other(Value),
+    }
+    let mut batch: Vec<(usize, Range<usize>, Copied, u64)> = Vec::new();
+    let mut arena: Vec<u8> = Vec::new();
+    let copy = |arena: &mut Vec<u8>, db: usize, k: &[u8], e: EntryRef<'_>| {
+        let at = arena.len();
+        arena.extend_from_slice(k);
+        let key = at..arena.len();
+        let value = match e.value() {
+            ValueRef::Str(StrRef::Int(i)) => Copied::Int(i),
+            ValueRef::Str(StrRef::Embstr(b)) => {
+                let at = arena.len();
+                arena.extend_from_slice(b);
+                Copied::Embstr(at..arena.len())
+            }
+            ValueRef::Str(StrRef::Raw(b)) => {
+                let at = arena.len();
+                arena.extend_from_slice(b);
+                Copied::Raw(at..arena.len())
+            }
+            ValueRef::Other(v) => Copied::Other(v.clone()),
+        };
+        (db, key, value, e.expire_at())
+    };
     let mut delay = KeyDelay::new(srv);
     for shard in 0..srv.keyspace.shard_count() {
         let mut done = false;
@@ -455,7 +488,7 @@ pub(crate) fn walk_keys(
                 return Err("Background saving interrupted (the server is shutting down)".into());
             }
             // The only part under the shard's lock: copying entries out.
-            let live_at = |now: u64| move |e: basalt_engine::EntryRef<'_>| !e.is_expired(now);
+            let live_at = |now: u64| move |e: EntryRef<'_>| !e.is_expired(now);
             match walk {
                 Walk::Frozen(now) => {
                     let live = live_at(now);
@@ -463,7 +496,7 @@ pub(crate) fn walk_keys(
                         .keyspace
                         .frozen_chunk(shard, SAVE_CHUNK_ENTRIES, |db, k, e| {
                             if live(e) {
-                                batch.push((db, k.into(), e.value().to_value(), e.expire_at()));
+                                batch.push(copy(&mut arena, db, k, e));
                             }
                         });
                 }
@@ -471,7 +504,7 @@ pub(crate) fn walk_keys(
                     let live = live_at(now);
                     srv.keyspace.take_frozen(shard, |db, k, e| {
                         if live(e) {
-                            batch.push((db, k.into(), e.value().to_value(), e.expire_at()));
+                            batch.push(copy(&mut arena, db, k, e));
                         }
                     });
                     done = true;
@@ -480,16 +513,23 @@ pub(crate) fn walk_keys(
                     let now = unix_ms();
                     srv.keyspace.with_shard(shard, |s| {
                         s.for_each_live(now, |db, k, e| {
-                            batch.push((db, k.into(), e.value().to_value(), e.expire_at()));
+                            batch.push(copy(&mut arena, db, k, e));
                         });
                     });
                     done = true;
                 }
             }
             for (db, key, value, expire) in batch.drain(..) {
-                f(db, &key, &value, expire)?;
+                let value = match &value {
+                    Copied::Embstr(r) => ValueRef::Str(StrRef::Embstr(&arena[r.clone()])),
+                    Copied::Raw(r) => ValueRef::Str(StrRef::Raw(&arena[r.clone()])),
+                    Copied::Int(i) => ValueRef::Str(StrRef::Int(*i)),
+                    Copied::Other(v) => ValueRef::Other(v),
+                };
+                f(db, &arena[key], value, expire)?;
                 delay.after_key();
             }
+            arena.clear();
             saver_tick();
         }
     }
