@@ -42,6 +42,9 @@ pub const fn alloc_size(n: usize) -> usize {
 /// and header: kind, deadline flag, LRU clock, eviction word); see `dict.rs`.
 pub const NODE_BYTES: usize = dict::NODE_HEADER_BYTES;
 
+/// Bytes a deadline adds to a key's node.
+pub const DEADLINE_BYTES: usize = 8;
+
 /// Bytes of the single block holding one key's table node, name and (short) value: a
 /// string of up to 44 bytes or an integer lives in the block, any other value as a
 /// 24-byte `Value` whose heap parts come on top (see [`entry_bytes`]).

@@ -98,7 +98,8 @@ pub struct MemoryOverview {
     pub lazyfree_bytes: u64,
 }
 
-/// Redis's `overhead.hashtable.main` for one database: buckets plus one node per key.
+/// Redis's `overhead.hashtable.main` for one database: buckets plus each key's node
+/// besides its name and value (link and header, and the deadline of a volatile key).
 pub trait MainOverhead {
     /// Bytes of the table itself.
     fn main_overhead(&self) -> usize;
@@ -106,7 +107,8 @@ pub trait MainOverhead {
 
 impl MainOverhead for basalt_engine::DbMemory {
     fn main_overhead(&self) -> usize {
-        self.table + self.keys * basalt_engine::memory::NODE_BYTES + self.eviction
+        use basalt_engine::memory::{DEADLINE_BYTES, NODE_BYTES};
+        self.table + self.keys * NODE_BYTES + self.volatile * DEADLINE_BYTES + self.eviction
     }
 }
 
