@@ -6,6 +6,7 @@
 
 mod cli;
 mod compare;
+mod evsim;
 mod jobs;
 mod keys;
 mod plot;
@@ -46,6 +47,9 @@ enum Cmd {
     /// Jobs pushed + fetched + acked per second on basalt-server's JOB.* (the
     /// `basalt-batch` workload of bench/jobs_pair_load.mjs, without Node's client cost).
     Jobs(jobs::JobsArgs),
+    /// Simulate eviction policies on scenario S5's trace (no server): hit ratios before
+    /// and after a scan, with each policy's own memory counted.
+    EvictSim(evsim::SimArgs),
     /// PUBLISH fan-out throughput: N subscribers, one pipelining publisher.
     Pubsub(pubsub::PubsubArgs),
     /// Draw one chart from saved --json reports (FILE or LABEL=FILE).
@@ -68,6 +72,7 @@ fn main() {
         Some(Cmd::Compare(args)) => compare::main(&args),
         Some(Cmd::Jobs(args)) => jobs::main(&args),
         Some(Cmd::Pubsub(args)) => pubsub::main(&args),
+        Some(Cmd::EvictSim(args)) => evsim::main(&args),
         Some(Cmd::Plot {
             out,
             title,
