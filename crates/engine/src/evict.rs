@@ -19,14 +19,15 @@
 //!   the 16 best candidates kept across calls (Redis's eviction pool), the best is evicted.
 //! - `allkeys-random`, `volatile-random`: a random key.
 //! - `allkeys-fifo` (Basalt): the oldest key first, by insertion. One queue of key hashes
-//!   per database slice: 8 bytes per key.
+//!   per database slice: 8 bytes per key (plus at most a fifth unused).
 //! - `allkeys-s3fifo` (Basalt): S3-FIFO (Yang et al., SOSP 2023). New keys enter a small
 //!   FIFO (10% of the keys); a key hit while there moves to the main FIFO when it leaves
 //!   the small one, else it is evicted and remembered in a ghost table; a key seen in the
 //!   ghost table goes straight to the main FIFO. The main FIFO gives each key with hits a
 //!   second chance (CLOCK-like, counter of 0..3). One-hit wonders and scans leave through
-//!   the small queue without disturbing the main one. Cost: 8 bytes of queue per key plus
-//!   a 4-byte ghost fingerprint per main-queue key.
+//!   the small queue without disturbing the main one. Cost: 8 bytes of queue per key (at
+//!   most a fifth of a queue's capacity unused) plus a 2-byte ghost fingerprint per
+//!   main-queue key: at most 11 bytes per key.
 //!
 //! The queues store only key hashes; a key's position is implicit (the queue's head
 //! stamp plus the offset), and an item is valid only while the key's stamp matches, so
@@ -211,6 +212,10 @@ pub(crate) const FREQ_SHIFT: u32 = 30;
 pub(crate) const FREQ_MAX: u32 = 3;
 /// Share of the keys the small queue holds, in percent.
 pub(crate) const SMALL_PERCENT: usize = 10;
+/// Fewest items a queue grows by.
+const QUEUE_MIN_GROWTH: usize = 16;
+/// Fewest slots of a ghost table.
+const GHOST_MIN: usize = 64;
 
 /// The hit counter of a FIFO `meta` word.
 pub(crate) fn fifo_freq(meta: u32) -> u32 {
@@ -233,30 +238,37 @@ pub(crate) struct Queue {
 }
 
 impl Queue {
-    /// Appends a key; returns its stamp.
+    /// Appends a key; returns its stamp. The queue grows by a quarter at a time (not
+    /// by doubling), so at most a fifth of its capacity is unused.
     pub fn push(&mut self, hash: u64) -> u32 {
         let seq = (self.head.wrapping_add(self.items.len() as u32)) & SEQ_MASK;
+        let len = self.items.len();
+        if len == self.items.capacity() {
+            self.items.reserve_exact((len / 4).max(QUEUE_MIN_GROWTH));
+        }
         self.items.push_back(hash);
         self.live += 1;
         seq
     }
 
     /// Takes the oldest item and its stamp. Gives memory back when the queue has
-    /// shrunk to a quarter of its capacity (after eviction down to a lower maxmemory).
+    /// shrunk to half of its capacity (after eviction down to a lower maxmemory).
     pub fn pop(&mut self) -> Option<(u64, u32)> {
         let h = self.items.pop_front()?;
-        let cap = self.items.capacity();
-        if cap > 1024 && self.items.len() * 4 < cap {
-            self.items.shrink_to(self.items.len() * 2);
+        let (len, cap) = (self.items.len(), self.items.capacity());
+        if cap > 4 * QUEUE_MIN_GROWTH && len * 2 < cap {
+            self.items.shrink_to(len + len / 4);
         }
         let seq = self.head;
         self.head = (self.head + 1) & SEQ_MASK;
         Some((h, seq))
     }
 
-    /// True when stale items make up more than half of the queue.
+    /// True when stale items (deleted or re-stamped keys) make up more than a fifth of
+    /// the queue. Compaction visits every item once, so its cost stays amortized O(1)
+    /// per stale item.
     pub fn needs_compaction(&self) -> bool {
-        self.items.len() > 2 * self.live + 64
+        self.items.len() > self.live + self.live / 4 + 64
     }
 
     /// Heap bytes of the queue.
@@ -272,9 +284,9 @@ pub(crate) struct Fifo {
     pub s3: bool,
     pub small: Queue,
     pub main: Queue,
-    /// Ghost table: fingerprints of keys recently evicted from the small queue, one slot
-    /// per hash bucket (a newer key overwrites an older one in its slot).
-    ghost: Vec<u32>,
+    /// Ghost table: 16-bit fingerprints of keys recently evicted from the small queue,
+    /// one slot per main-queue key (a newer key overwrites an older one in its slot).
+    ghost: Vec<u16>,
 }
 
 impl Fifo {
@@ -285,25 +297,29 @@ impl Fifo {
         }
     }
 
-    fn fingerprint(hash: u64) -> u32 {
-        ((hash >> 32) as u32) | 1
+    /// A key's ghost fingerprint: bits 32..48 of its hash (the top bits pick the shard,
+    /// so they are alike within a queue; the low bits pick the slot). Never 0, which
+    /// marks an empty slot.
+    fn fingerprint(hash: u64) -> u16 {
+        ((hash >> 32) as u16) | 1
+    }
+
+    /// The ghost slot of a key: its hash's low 32 bits scaled to the table's length.
+    fn ghost_slot(&self, hash: u64) -> usize {
+        ((u64::from(hash as u32) * self.ghost.len() as u64) >> 32) as usize
     }
 
     /// Remembers a key evicted from the small queue.
     pub fn ghost_add(&mut self, hash: u64) {
-        let want = self
-            .main
-            .live
-            .max(self.small.live)
-            .next_power_of_two()
-            .max(64);
-        if self.ghost.len() < want || self.ghost.len() > want * 4 {
-            // Follows the main queue's size; old fingerprints are dropped (their slots
-            // move).
+        // As many slots as the main queue has keys (the paper's ghost size), re-sized
+        // when that count moves by more than a quarter; re-sizing forgets the ghosts.
+        let want = self.main.live.max(GHOST_MIN);
+        let len = self.ghost.len();
+        if len < want - want / 4 || len > want + want / 4 {
             self.ghost = vec![0; want];
         }
-        let mask = self.ghost.len() - 1;
-        self.ghost[hash as usize & mask] = Self::fingerprint(hash);
+        let slot = self.ghost_slot(hash);
+        self.ghost[slot] = Self::fingerprint(hash);
     }
 
     /// True (and forgets it) when the key was recently evicted from the small queue.
@@ -311,10 +327,10 @@ impl Fifo {
         if self.ghost.is_empty() {
             return false;
         }
-        let mask = self.ghost.len() - 1;
-        let slot = &mut self.ghost[hash as usize & mask];
-        if *slot == Self::fingerprint(hash) {
-            *slot = 0;
+        let slot = self.ghost_slot(hash);
+        let fp = Self::fingerprint(hash);
+        if self.ghost[slot] == fp {
+            self.ghost[slot] = 0;
             true
         } else {
             false
@@ -323,7 +339,7 @@ impl Fifo {
 
     /// Heap bytes of the queues and the ghost table.
     pub fn heap_size(&self) -> usize {
-        self.small.heap_size() + self.main.heap_size() + self.ghost.capacity() * 4
+        self.small.heap_size() + self.main.heap_size() + self.ghost.capacity() * 2
     }
 
     /// True when the next eviction should come from the small queue.

@@ -2816,6 +2816,35 @@ mod memory_tests {
         check_accounting(&ks);
     }
 
+    /// S3-FIFO's queues and ghost table cost at most 11 bytes per key in steady state
+    /// (8-byte queue items with at most a fifth unused, 2-byte ghost slots for the main
+    /// queue's keys), and `MEMORY STATS` counts them.
+    #[test]
+    fn s3fifo_metadata_cost_per_key() {
+        let ks = ks(1);
+        ks.set_policy(Policy::AllkeysS3Fifo, 0);
+        let value = s(&[b'v'; 100]);
+        let limit = 20_000 * entry_bytes(10, &value);
+        let mut now = 1_000;
+        for i in 0..200_000u64 {
+            now += 1;
+            let k = format!("k{:08}", (i * 7919) % 60_000);
+            let mut g = ks.lock_key(k.as_bytes(), now);
+            if g.get(0, k.as_bytes()).is_none() {
+                g.insert(0, k.as_bytes(), value.clone(), 0);
+            }
+            drop(g);
+            let used = ks.used_bytes();
+            if used > limit {
+                ks.evict(used - limit, now, 5, || true);
+            }
+        }
+        let m = ks.db_memory()[0];
+        assert!(m.keys > 15_000, "{m:?}");
+        assert!(m.eviction > 0 && m.eviction <= 11 * m.keys, "{m:?}");
+        check_accounting(&ks);
+    }
+
     #[test]
     fn policy_switch_rebuilds_metadata() {
         let ks = ks(2);
