@@ -75,6 +75,10 @@ pub struct RunArgs {
     /// Seed of all random choices (keys, values, mix).
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// Seed of the Zipf ranks' permutation, i.e. which keys are hot (default: --seed).
+    /// Runs that share it see the same popularity with different draws.
+    #[arg(long)]
+    pub rank_seed: Option<u64>,
     /// Seconds without a reply after which a connection is dropped as failed.
     #[arg(long, default_value_t = 10.0)]
     pub timeout: f64,
@@ -209,6 +213,7 @@ impl RunArgs {
             rate: self.rate,
             max_inflight: self.max_inflight,
             seed: self.seed,
+            rank_seed: self.rank_seed.unwrap_or(self.seed),
             timeout: secs("timeout", self.timeout)?,
             connect_timeout: secs("connect-timeout", self.connect_timeout)?,
             progress: !self.quiet,

@@ -245,7 +245,25 @@ fn make(name: &str, a: &SimArgs) -> Result<Box<dyn SimPolicy>, String> {
             true,
             param("samples", 5.0)? as usize,
         )),
-        "s3fifo" => Box::new(S3Fifo::new(a, capacity(a, param("bytes", 12.0)?))),
+        "s3fifo" => Box::new(S3Fifo::new(
+            a,
+            capacity(a, param("bytes", 9.5)?),
+            param("small", 10.0)? as usize,
+            None,
+        )),
+        "s3fifo-sketch" => {
+            // The ghost table replaced by a sketch: a new key whose estimate reaches
+            // `admit` goes straight to main.
+            let cpk = param("cpk", 4.0)?;
+            let cap = capacity(a, 8.0 * 1.1 + cpk / 2.0);
+            let sk = Sketch::new(cap, cpk, param("age", 10.0)?);
+            Box::new(S3Fifo::new(
+                a,
+                cap,
+                param("small", 10.0)? as usize,
+                Some((sk, param("admit", 2.0)? as u8)),
+            ))
+        }
         "wtinylfu" => {
             let cpk = param("cpk", 4.0)?;
             let cap = capacity(a, cpk / 2.0 + param("bytes", 8.0)?);
@@ -478,6 +496,8 @@ fn basalt_lfu_incr(c: u8, r: f64) -> u8 {
 /// fingerprints the size of main.
 struct S3Fifo {
     cap: usize,
+    small_percent: usize,
+    sketch: Option<(Sketch, u8)>,
     small: VecDeque<u32>,
     main: VecDeque<u32>,
     ghost: Vec<u32>,
@@ -487,24 +507,30 @@ struct S3Fifo {
 }
 
 impl S3Fifo {
-    fn new(a: &SimArgs, cap: usize) -> S3Fifo {
+    fn new(a: &SimArgs, cap: usize, small_percent: usize, sketch: Option<(Sketch, u8)>) -> S3Fifo {
         let n = id_space(a);
         S3Fifo {
             cap,
+            small_percent,
+            sketch,
             small: VecDeque::new(),
             main: VecDeque::new(),
-            ghost: vec![NONE; cap.next_power_of_two()],
+            // As Basalt's: one slot per main-queue key.
+            ghost: vec![NONE; (cap * (100 - small_percent) / 100).max(1)],
             queue: vec![0; n],
             freq: vec![0; n],
         }
     }
     fn slot(&self, k: u32) -> usize {
-        (mix(u64::from(k)) as usize) & (self.ghost.len() - 1)
+        ((u128::from(mix(u64::from(k))) * self.ghost.len() as u128) >> 64) as usize
     }
 }
 
 impl SimPolicy for S3Fifo {
     fn get(&mut self, k: u32, _now: u32) -> bool {
+        if let Some((sk, _)) = self.sketch.as_mut() {
+            sk.add(k);
+        }
         if self.queue[k as usize] == 0 {
             return false;
         }
@@ -514,7 +540,11 @@ impl SimPolicy for S3Fifo {
     fn set(&mut self, k: u32, _now: u32) {
         let s = self.slot(k);
         self.freq[k as usize] = 0;
-        if self.ghost[s] == k {
+        let seen = match &self.sketch {
+            Some((sk, admit)) => sk.estimate(k) >= *admit,
+            None => self.ghost[s] == k,
+        };
+        if seen {
             self.ghost[s] = NONE;
             self.queue[k as usize] = 2;
             self.main.push_back(k);
@@ -523,8 +553,9 @@ impl SimPolicy for S3Fifo {
             self.small.push_back(k);
         }
         while self.small.len() + self.main.len() > self.cap {
-            let from_small =
-                !self.small.is_empty() && self.small.len() * 10 >= self.cap || self.main.is_empty();
+            let from_small = !self.small.is_empty()
+                && self.small.len() * 100 >= self.cap * self.small_percent
+                || self.main.is_empty();
             if from_small {
                 let v = self.small.pop_front().expect("small");
                 if self.freq[v as usize] >= 1 {

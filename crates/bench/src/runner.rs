@@ -61,6 +61,8 @@ pub struct RunConfig {
     pub max_inflight: usize,
     /// Seed of every random choice.
     pub seed: u64,
+    /// Seed of the Zipf ranks' permutation (which keys are hot).
+    pub rank_seed: u64,
     /// A connection with requests in flight and no reply for this long is dropped.
     pub timeout: Duration,
     /// Connect timeout.
@@ -284,8 +286,14 @@ fn load_thread(
                 id as f64 / total_conns as f64,
             )
         });
-        let keys = KeyGen::new(&cfg.key_pattern, cfg.keyspace, cfg.seed, id, total_conns)
-            .map_err(anyhow::Error::msg)?;
+        let keys = KeyGen::new(
+            &cfg.key_pattern,
+            cfg.keyspace,
+            cfg.rank_seed,
+            id,
+            total_conns,
+        )
+        .map_err(anyhow::Error::msg)?;
         epoll.add(stream.as_raw_fd(), i as u64, false)?;
         conns.push(Conn {
             stream,

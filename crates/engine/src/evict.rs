@@ -447,6 +447,31 @@ mod tests {
         assert_eq!(q.pop(), None);
     }
 
+    /// The ghost table has one slot per main-queue key, and keys spread over its slots:
+    /// of n keys added to n slots about 1 - 1/e (63%) keep their slot.
+    #[test]
+    fn ghost_is_sized_to_the_main_queue() {
+        let mut f = Fifo::new(true);
+        for i in 0..1000u64 {
+            f.main.push(i);
+        }
+        let mut x = 0x1234_5678_9abc_def0u64;
+        let mut keys = Vec::new();
+        for _ in 0..1000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            keys.push(x);
+            f.ghost_add(x);
+        }
+        assert_eq!(f.ghost.len(), 1000);
+        assert_eq!(f.heap_size(), f.main.items.capacity() * 8 + 2000);
+        let found = keys.iter().filter(|&&k| f.ghost_take(k)).count();
+        assert!((550..=720).contains(&found), "{found}");
+        // Growth is by a quarter: the queue's unused capacity stays under a fifth.
+        assert!(f.main.items.capacity() * 4 <= f.main.items.len() * 5 + 64);
+    }
+
     #[test]
     fn ghost_remembers_recent_keys() {
         let mut f = Fifo::new(true);

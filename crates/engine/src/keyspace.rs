@@ -2816,6 +2816,59 @@ mod memory_tests {
         check_accounting(&ks);
     }
 
+    /// One-hit wonders leave through the small queue and are remembered in the ghost
+    /// table: a key evicted without a hit that comes back goes straight to the main
+    /// queue, and keys read while in the small queue are promoted instead of evicted.
+    #[test]
+    fn s3fifo_evicts_one_hit_wonders_first_and_remembers_them() {
+        let ks = ks(1);
+        ks.set_policy(Policy::AllkeysS3Fifo, 0);
+        let now = 1_000;
+        let mut g = ks.lock_all(now);
+        for i in 0..100 {
+            g.insert(0, format!("hot:{i:03}").as_bytes(), s(b"v"), 0);
+        }
+        // A hit each while they are in the small queue.
+        for i in 0..100 {
+            assert!(g.get(0, format!("hot:{i:03}").as_bytes()).is_some());
+        }
+        for i in 0..100 {
+            g.insert(0, format!("once:{i:03}").as_bytes(), s(b"v"), 0);
+        }
+        drop(g);
+        // Evict about 70 keys: while the small queue holds at least a tenth of the keys,
+        // it is the one evicted from.
+        let per = entry_bytes(7, &s(b"v"));
+        let out = ks.evict(per * 70, now, 5, || true);
+        assert_eq!(out.status, EvictStatus::Done);
+        assert_eq!(out.keys, 70);
+        let mut g = ks.lock_all(now);
+        let hot = (0..100)
+            .filter(|i| g.exists(0, format!("hot:{i:03}").as_bytes()))
+            .count();
+        assert_eq!(hot, 100, "hot keys evicted before one-hit wonders");
+        let once = (0..100)
+            .filter(|i| g.exists(0, format!("once:{i:03}").as_bytes()))
+            .count();
+        assert_eq!(
+            once,
+            100 - out.keys as usize,
+            "only one-hit wonders are evicted"
+        );
+        // An evicted one-hit wonder that comes back is admitted to the main queue (the
+        // last one evicted: no later ghost can have taken its slot).
+        let back = (0..100)
+            .rev()
+            .map(|i| format!("once:{i:03}"))
+            .find(|k| !g.exists(0, k.as_bytes()))
+            .expect("an evicted key");
+        g.insert(0, back.as_bytes(), s(b"v"), 0);
+        let meta = g.peek(0, back.as_bytes()).map(|e| e.meta);
+        assert!(meta.is_some_and(|m| m & IN_MAIN != 0), "{meta:?}");
+        drop(g);
+        check_accounting(&ks);
+    }
+
     /// S3-FIFO's queues and ghost table cost at most 11 bytes per key in steady state
     /// (8-byte queue items with at most a fifth unused, 2-byte ghost slots for the main
     /// queue's keys), and `MEMORY STATS` counts them.

@@ -66,6 +66,12 @@ pub struct CompareArgs {
     /// Cache-aside operations of each S5 phase (warm-up, measure).
     #[arg(long)]
     pub s5_requests: Option<u64>,
+    /// S5: keep one popularity (Zipf ranks' permutation) through all phases of a run,
+    /// instead of the permutation of each phase's seed (then the measurement starts
+    /// with keys ranked differently from the warm-up's, and a scan's damage is mixed
+    /// with that change).
+    #[arg(long)]
+    pub s5_stable_ranks: bool,
     /// Keys loaded before the S6 snapshot.
     #[arg(long)]
     pub s6_keys: Option<u64>,
@@ -91,6 +97,7 @@ pub struct Sizes {
     s5_keys: u64,
     s5_maxmemory: String,
     s5_requests: u64,
+    s5_stable_ranks: bool,
     s6_keys: u64,
     validate_requests: u64,
 }
@@ -115,6 +122,7 @@ impl Sizes {
                 "256mb".into()
             }),
             s5_requests: a.s5_requests.unwrap_or(if q { 300_000 } else { 3_000_000 }),
+            s5_stable_ranks: a.s5_stable_ranks,
             s6_keys: a.s6_keys.unwrap_or(if q { 100_000 } else { 1_000_000 }),
             validate_requests: if q { 200_000 } else { 1_000_000 },
         }
@@ -430,6 +438,7 @@ mod tests {
             s5_keys: None,
             s5_maxmemory: None,
             s5_requests: None,
+            s5_stable_ranks: false,
             s6_keys: None,
             out: "o".into(),
             plots_dir: "p".into(),

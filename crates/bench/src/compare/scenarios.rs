@@ -443,7 +443,10 @@ pub fn hit_ratio(ctx: &Ctx) -> ScenarioOut {
             st(policy),
         ]
     };
+    // With stable ranks every phase of run r ranks the keys as its first warm-up does
+    // (seeds are 1000 * chunk + 10 * r + phase).
     let cache = |alpha: f64, seed: u64, requests: u64| {
+        let rank_seed = sz.s5_stable_ranks.then(|| seed % 1000 - seed % 10 + 1);
         let mut a = strs(&[
             "--cache-aside",
             "--clients",
@@ -467,6 +470,9 @@ pub fn hit_ratio(ctx: &Ctx) -> ScenarioOut {
             st("--duration"),
             st(1800),
         ]);
+        if let Some(r) = rank_seed {
+            a.extend([st("--rank-seed"), st(r)]);
+        }
         a
     };
     // One measurement: (hit ratio, hit ratio after the scan, keys held).
@@ -616,6 +622,11 @@ pub fn hit_ratio(ctx: &Ctx) -> ScenarioOut {
         sz.s5_maxmemory,
         BASALT_S5_POLICIES.join(", ")
     ));
+    notes.push(if sz.s5_stable_ranks {
+        "Stable ranks (`--s5-stable-ranks`): every phase of a run passes the warm-up's `--rank-seed`, so the same keys stay hot through warm-up, measurement, scan and second measurement.".into()
+    } else {
+        "Each phase's `--seed` also picks its Zipf ranks' permutation, so each measurement starts with keys ranked independently of the warm-up's: it measures how fast a cache adapts to a new popularity (see docs/eviction.md for the resulting bound on any policy); `--s5-stable-ranks` keeps one popularity per run.".into()
+    });
     let title = format!(
         "hit ratio: cache-aside, {keys} keys, 100-byte values, maxmemory {}",
         sz.s5_maxmemory
