@@ -247,7 +247,7 @@ fn make(name: &str, a: &SimArgs) -> Result<Box<dyn SimPolicy>, String> {
         )),
         "s3fifo" => Box::new(S3Fifo::new(
             a,
-            capacity(a, param("bytes", 9.5)?),
+            capacity(a, param("bytes", 10.0)?),
             param("small", 10.0)? as usize,
             None,
         )),

@@ -251,13 +251,16 @@ impl Queue {
         seq
     }
 
-    /// Takes the oldest item and its stamp. Gives memory back when the queue has
-    /// shrunk to half of its capacity (after eviction down to a lower maxmemory).
+    /// Takes the oldest item and its stamp. Gives memory back when a fifth of the
+    /// capacity is unused (S3-FIFO's small queue holds every key until the first
+    /// eviction, then a tenth of them; eviction down to a lower maxmemory): shrinking
+    /// to an eighth above the length leaves a tenth of the items to pop before the next
+    /// copy, so the copying stays amortized O(1) per pop.
     pub fn pop(&mut self) -> Option<(u64, u32)> {
         let h = self.items.pop_front()?;
         let (len, cap) = (self.items.len(), self.items.capacity());
-        if cap > 4 * QUEUE_MIN_GROWTH && len * 2 < cap {
-            self.items.shrink_to(len + len / 4);
+        if cap > 4 * QUEUE_MIN_GROWTH && len * 5 < cap * 4 {
+            self.items.shrink_to(len + len / 8);
         }
         let seq = self.head;
         self.head = (self.head + 1) & SEQ_MASK;
