@@ -866,3 +866,78 @@ impl SimPolicy for SampledTinyLfu {
         self.held.keys.len()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(keys: u64, capacity: u64, requests: u64, stable: bool) -> SimArgs {
+        SimArgs {
+            keys,
+            capacity,
+            key_bytes: 200,
+            requests,
+            alphas: vec![0.99],
+            runs: 1,
+            policies: vec![],
+            ops_per_sec: 150_000,
+            stable_ranks: stable,
+        }
+    }
+
+    #[test]
+    fn exact_lru_evicts_the_least_recently_used() {
+        let a = args(100, 2, 10, false);
+        let mut p = ExactLru::new(&a, 2);
+        p.set(1, 0);
+        p.set(2, 0);
+        assert!(p.get(1, 0));
+        p.set(3, 0); // evicts 2, the least recently used
+        assert!(!p.get(2, 0));
+        assert!(p.get(1, 0) && p.get(3, 0));
+        assert_eq!(p.len(), 2);
+    }
+
+    #[test]
+    fn sketch_never_underestimates_and_ages() {
+        let mut sk = Sketch::new(1000, 4.0, 10.0);
+        for k in 0..1000u32 {
+            for _ in 0..(k % 5) {
+                sk.add(k);
+            }
+        }
+        assert!((0..1000u32).all(|k| u32::from(sk.estimate(k)) >= k % 5));
+        let before = sk.estimate(4);
+        // The period is 10 x 1000 additions: reaching it halves every counter.
+        let done = sk.adds;
+        for _ in done..sk.period {
+            sk.add(999_999);
+        }
+        assert_eq!(sk.adds, 0);
+        assert!(sk.estimate(4) <= before / 2 + 1, "{}", sk.estimate(4));
+    }
+
+    #[test]
+    fn capacity_pays_for_the_policy_metadata() {
+        let a = args(1000, 1000, 10, false);
+        assert_eq!(capacity(&a, 0.0), 1000);
+        assert_eq!(capacity(&a, 20.0), 909);
+        assert!(make("s3fifo:bytes=x", &a).is_err());
+        assert!(make("nope", &a).is_err());
+    }
+
+    /// On a stable popularity a scan of twice the cache flushes LRU, while S3-FIFO keeps
+    /// its hot keys.
+    #[test]
+    fn scans_flush_lru_not_s3fifo() {
+        let a = args(200_000, 20_000, 60_000, true);
+        let t = Trace::new(&a, 0.99, 0);
+        let lru = t.run(make("lru", &a).unwrap().as_mut(), &a);
+        let s3 = t.run(make("s3fifo", &a).unwrap().as_mut(), &a);
+        assert!(lru[0] - lru[1] > 0.05, "{lru:?}");
+        assert!(s3[0] - s3[1] < 0.02, "{s3:?}");
+        // S3-FIFO pays for its queues and ghost in keys.
+        assert_eq!(lru[2], 20_000.0);
+        assert!(s3[2] < 20_000.0);
+    }
+}
