@@ -227,6 +227,46 @@ impl RunArgs {
 mod tests {
     use super::*;
 
+    #[derive(clap::Parser)]
+    struct Wrap {
+        #[command(flatten)]
+        run: RunArgs,
+    }
+
+    fn config(args: &[&str]) -> RunConfig {
+        use clap::Parser;
+        let w = Wrap::parse_from(std::iter::once("basalt-bench").chain(args.iter().copied()));
+        w.run.to_config().unwrap().0
+    }
+
+    /// `--rank-seed` chooses the hot keys apart from `--seed`, which it defaults to.
+    #[test]
+    fn rank_seed_defaults_to_seed() {
+        let c = config(&["--seed", "7", "--key-pattern", "zipf:0.99"]);
+        assert_eq!((c.seed, c.rank_seed), (7, 7));
+        let c = config(&["--seed", "7", "--rank-seed", "3"]);
+        assert_eq!((c.seed, c.rank_seed), (7, 3));
+        // Same rank seed, different draws: the same key is hottest.
+        let hottest = |seed: u64, rank_seed: u64| {
+            let mut g = crate::keys::KeyGen::new(
+                &crate::keys::KeyPattern::Zipf(1.2),
+                1000,
+                rank_seed,
+                0,
+                1,
+            )
+            .unwrap();
+            let mut rng = crate::rng::Rng::new(seed);
+            let mut counts = vec![0u32; 1000];
+            for _ in 0..5000 {
+                counts[g.next(&mut rng) as usize] += 1;
+            }
+            (0..1000).max_by_key(|&i| counts[i]).unwrap()
+        };
+        assert_eq!(hottest(1, 3), hottest(2, 3));
+        assert_ne!(hottest(1, 3), hottest(1, 4));
+    }
+
     #[test]
     fn data_sizes() {
         assert_eq!(parse_data_size("64").unwrap(), (64, 64));
