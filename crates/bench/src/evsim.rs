@@ -49,6 +49,11 @@ pub struct SimArgs {
     /// sampled policies.
     #[arg(long, default_value_t = 150_000)]
     pub ops_per_sec: u64,
+    /// Bytes of Basalt's keyspace accounting (`basalt_keyspace_bytes`: keys, values,
+    /// tables, eviction structures) the `engine:POLICY` runs may use: what a real
+    /// basalt-server held at rest under S5 at `maxmemory 32mb`.
+    #[arg(long, default_value_t = 31_700_000)]
+    pub engine_budget: u64,
     /// Keep the Zipf ranks' permutation of the warm-up for every phase (a stable
     /// popularity), instead of S5's permutation per phase seed.
     #[arg(long)]
@@ -218,6 +223,12 @@ fn capacity(a: &SimArgs, extra: f64) -> usize {
 
 fn make(name: &str, a: &SimArgs) -> Result<Box<dyn SimPolicy>, String> {
     let (base, params) = name.split_once(':').unwrap_or((name, ""));
+    // `engine:POLICY[:k=v...]` names a Basalt policy before its parameters.
+    let (engine_policy, params) = if base == "engine" {
+        params.split_once(':').unwrap_or((params, ""))
+    } else {
+        ("", params)
+    };
     let param = |key: &str, default: f64| -> Result<f64, String> {
         for kv in params.split(':').filter(|s| !s.is_empty()) {
             let (k, v) = kv
@@ -284,8 +295,80 @@ fn make(name: &str, a: &SimArgs) -> Result<Box<dyn SimPolicy>, String> {
                 param("age", 10.0)?,
             ))
         }
+        "engine" => Box::new(EngineSim::new(
+            a,
+            engine_policy,
+            param("budget", a.engine_budget as f64)? as usize,
+        )?),
         other => return Err(format!("unknown policy {other:?}")),
     })
+}
+
+/// Basalt's own keyspace and eviction code (`basalt_engine`), driven like the server
+/// does: a read lookup per GET, an insert per SET, then eviction while the keyspace's
+/// accounting is over the budget. The clock is the trace's (one second per
+/// `--ops-per-sec` requests); keys are named as basalt-bench names them.
+struct EngineSim {
+    ks: basalt_engine::Keyspace,
+    budget: usize,
+    zipf_keys: u32,
+    name: Vec<u8>,
+    value: basalt_engine::Value,
+}
+
+impl EngineSim {
+    fn new(a: &SimArgs, policy: &str, budget: usize) -> Result<EngineSim, String> {
+        let p = (0..16)
+            .map(basalt_engine::Policy::from_index)
+            .find(|p| p.name() == policy)
+            .ok_or_else(|| format!("engine: unknown maxmemory-policy {policy:?}"))?;
+        let ks = basalt_engine::Keyspace::new(&basalt_engine::KeyspaceConfig {
+            shards: 64,
+            databases: 1,
+            hash_seed: 0x5EED,
+            rng_seed: 0x5A3D,
+        });
+        ks.set_policy(p, 0);
+        Ok(EngineSim {
+            ks,
+            budget,
+            zipf_keys: a.keys as u32,
+            name: Vec::new(),
+            value: basalt_engine::Value::Str(basalt_engine::StrValue::from_bytes(&[b'v'; 100])),
+        })
+    }
+
+    fn name(&mut self, k: u32) {
+        self.name.clear();
+        if k < self.zipf_keys {
+            crate::keys::format_key(&mut self.name, b"key:", u64::from(k), 0);
+        } else {
+            crate::keys::format_key(&mut self.name, b"scan:", u64::from(k - self.zipf_keys), 0);
+        }
+    }
+}
+
+impl SimPolicy for EngineSim {
+    fn get(&mut self, k: u32, now: u32) -> bool {
+        self.name(k);
+        let now = u64::from(now) * 1000;
+        let mut g = self.ks.lock_key(&self.name, now);
+        g.lookup_read(0, &self.name).is_some()
+    }
+    fn set(&mut self, k: u32, now: u32) {
+        self.name(k);
+        let now = u64::from(now) * 1000;
+        let mut g = self.ks.lock_key(&self.name, now);
+        g.insert(0, &self.name, self.value.clone(), 0);
+        drop(g);
+        let used = self.ks.used_bytes();
+        if used > self.budget {
+            self.ks.evict(used - self.budget, now, 5, || true);
+        }
+    }
+    fn len(&self) -> usize {
+        self.ks.db_sizes()[0].0
+    }
 }
 
 /// Keys held, with O(1) random sampling.
@@ -881,6 +964,7 @@ mod tests {
             runs: 1,
             policies: vec![],
             ops_per_sec: 150_000,
+            engine_budget: 31_700_000,
             stable_ranks: stable,
         }
     }
@@ -939,5 +1023,30 @@ mod tests {
         // S3-FIFO pays for its queues and ghost in keys.
         assert_eq!(lru[2], 20_000.0);
         assert!(s3[2] < 20_000.0);
+    }
+
+    /// Basalt's own code behaves like its model: the engine's S3-FIFO keeps its hot keys
+    /// through a scan and its LRU does not, within the byte budget.
+    #[test]
+    fn engine_policies_match_the_models() {
+        let a = args(200_000, 20_000, 60_000, true);
+        let t = Trace::new(&a, 0.99, 0);
+        let budget = ":budget=3800000";
+        let lru = t.run(
+            make(&format!("engine:allkeys-lru{budget}"), &a)
+                .unwrap()
+                .as_mut(),
+            &a,
+        );
+        let s3 = t.run(
+            make(&format!("engine:allkeys-s3fifo{budget}"), &a)
+                .unwrap()
+                .as_mut(),
+            &a,
+        );
+        assert!(lru[0] - lru[1] > 0.05, "{lru:?}");
+        assert!(s3[0] - s3[1] < 0.02, "{s3:?}");
+        assert!(s3[2] < lru[2] && lru[2] > 15_000.0, "{lru:?} {s3:?}");
+        assert!(make("engine:allkeys-nope", &a).is_err());
     }
 }
