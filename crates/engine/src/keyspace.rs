@@ -2838,7 +2838,7 @@ mod memory_tests {
         drop(g);
         // Evict about 70 keys: while the small queue holds at least a tenth of the keys,
         // it is the one evicted from.
-        let per = entry_bytes(7, &s(b"v"));
+        let per = entry_bytes(8, &s(b"v"));
         let out = ks.evict(per * 70, now, 5, || true);
         assert_eq!(out.status, EvictStatus::Done);
         assert_eq!(out.keys, 70);
