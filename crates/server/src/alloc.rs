@@ -3,10 +3,13 @@
 //! `maxmemory` know how many bytes the process holds without allocator-specific APIs.
 //!
 //! Every allocation adds its size, rounded up to the allocator's size class
-//! ([`basalt_engine::memory::alloc_size`], as Redis counts `malloc_usable_size`), to one
-//! relaxed atomic counter; that costs a few nanoseconds. The keyspace's own accounting
-//! rounds the same way, so `used_memory` and the dataset figures agree.
+//! ([`basalt_engine::memory::alloc_size`], as Redis counts `malloc_usable_size`), to the
+//! allocating thread's counter slot ([`crate::thread_slot`]: a plain load and store, no
+//! locked instruction); a free subtracts it from the freeing thread's slot, and
+//! [`allocated`] sums the slots. The keyspace's own accounting rounds the same way, so
+//! `used_memory` and the dataset figures agree.
 
+use crate::thread_slot::{self, Padded, SLOTS};
 use basalt_engine::memory::alloc_size;
 use std::alloc::{GlobalAlloc, Layout};
 use std::sync::atomic::{AtomicIsize, AtomicUsize, Ordering};
@@ -92,7 +95,16 @@ unsafe impl GlobalAlloc for Inner {
     }
 }
 
-static ALLOCATED: AtomicIsize = AtomicIsize::new(0);
+/// Bytes allocated minus bytes freed, per thread slot (a slot may go negative: a thread
+/// may free what another allocated).
+static ALLOCATED: [Padded<AtomicIsize>; SLOTS] = [const { Padded(AtomicIsize::new(0)) }; SLOTS];
+
+/// Counts `delta` bytes for the calling thread.
+#[inline]
+fn count(delta: isize) {
+    let slot = thread_slot::current();
+    thread_slot::add_isize(&ALLOCATED[slot].0, slot, delta);
+}
 static STARTUP: AtomicUsize = AtomicUsize::new(0);
 
 /// The process's allocator, counted.
@@ -105,7 +117,7 @@ unsafe impl GlobalAlloc for Counting {
         // SAFETY: same contract as the caller's.
         let p = unsafe { Inner.alloc(layout) };
         if !p.is_null() {
-            ALLOCATED.fetch_add(alloc_size(layout.size()) as isize, Ordering::Relaxed);
+            count(alloc_size(layout.size()) as isize);
         }
         p
     }
@@ -114,7 +126,7 @@ unsafe impl GlobalAlloc for Counting {
         // SAFETY: same contract as the caller's.
         let p = unsafe { Inner.alloc_zeroed(layout) };
         if !p.is_null() {
-            ALLOCATED.fetch_add(alloc_size(layout.size()) as isize, Ordering::Relaxed);
+            count(alloc_size(layout.size()) as isize);
         }
         p
     }
@@ -122,17 +134,14 @@ unsafe impl GlobalAlloc for Counting {
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         // SAFETY: `ptr` was allocated by us with `layout`.
         unsafe { Inner.dealloc(ptr, layout) };
-        ALLOCATED.fetch_sub(alloc_size(layout.size()) as isize, Ordering::Relaxed);
+        count(-(alloc_size(layout.size()) as isize));
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         // SAFETY: same contract as the caller's.
         let p = unsafe { Inner.realloc(ptr, layout, new_size) };
         if !p.is_null() {
-            ALLOCATED.fetch_add(
-                alloc_size(new_size) as isize - alloc_size(layout.size()) as isize,
-                Ordering::Relaxed,
-            );
+            count(alloc_size(new_size) as isize - alloc_size(layout.size()) as isize);
         }
         p
     }
@@ -143,7 +152,11 @@ static GLOBAL: Counting = Counting;
 
 /// Bytes currently allocated by the process.
 pub fn allocated() -> usize {
-    ALLOCATED.load(Ordering::Relaxed).max(0) as usize
+    let sum: isize = ALLOCATED
+        .iter()
+        .map(|s| s.0.load(Ordering::Relaxed))
+        .fold(0, isize::wrapping_add);
+    sum.max(0) as usize
 }
 
 /// Records the current allocation as the startup baseline (`used_memory_startup`).

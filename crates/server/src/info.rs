@@ -759,13 +759,12 @@ fn section(srv: &Server, name: &str, out: &mut String) {
             out.push_str("# Commandstats\r\n");
             for r in srv.commands.entries() {
                 let st = &srv.cmd_stats[r.id];
-                let calls = st.calls.load(Ordering::Relaxed);
+                let (calls, usec) = srv.call_stats.get(r.id);
                 let rejected = st.rejected.load(Ordering::Relaxed);
                 let failed = st.failed.load(Ordering::Relaxed);
                 if calls == 0 && rejected == 0 && failed == 0 {
                     continue;
                 }
-                let usec = st.usec.load(Ordering::Relaxed);
                 let per = if calls == 0 {
                     0.0
                 } else {

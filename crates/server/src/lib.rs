@@ -29,6 +29,7 @@ pub mod rand;
 pub mod schedule;
 pub mod scripting;
 pub mod server;
+pub mod thread_slot;
 pub mod transaction;
 
 use server::Server;

@@ -10,13 +10,14 @@ use crate::client::ClientShared;
 use crate::cmd::{CommandTable, Lookup, Resolved, flags};
 use crate::config::Config;
 use crate::error::{self, CmdResult, Error};
+use crate::thread_slot;
 use basalt_engine::{EncodingLimits, EvictStatus, Keyspace, KeyspaceConfig, Reason};
 use basalt_proto::{Frame, Limits, Protocol};
 use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 /// Milliseconds since the Unix epoch, from the wall clock. The only place the server
@@ -36,17 +37,145 @@ pub fn unix_us() -> u64 {
         .unwrap_or(0)
 }
 
-/// Per-command counters (`INFO commandstats`).
+/// Per-command counters of the rarer events (`INFO commandstats`); calls and times are
+/// in [`CallStats`].
 #[derive(Default)]
 pub struct CmdStats {
-    /// Successful and failed executions.
-    pub calls: AtomicU64,
-    /// Total execution time.
-    pub usec: AtomicU64,
     /// Refused before execution (arity, auth, ...).
     pub rejected: AtomicU64,
     /// Executed but replied with an error.
     pub failed: AtomicU64,
+}
+
+/// Versions of [`EncCell`] values, unique across the servers of a process.
+static ENC_VERSIONS: AtomicU64 = AtomicU64::new(1);
+
+thread_local! {
+    /// This thread's copy of the encoding thresholds it last read, with their version.
+    static ENC_COPY: std::cell::Cell<(u64, EncodingLimits)> =
+        std::cell::Cell::new((0, EncodingLimits::default()));
+}
+
+/// The encoding thresholds, read by every collection write and changed only by CONFIG
+/// SET: each thread keeps a copy and takes the lock only when the version it last read
+/// is no longer current, so a read is two plain loads instead of a lock and unlock.
+pub struct EncCell {
+    limits: RwLock<EncodingLimits>,
+    version: AtomicU64,
+}
+
+impl EncCell {
+    fn new(limits: EncodingLimits) -> EncCell {
+        EncCell {
+            limits: RwLock::new(limits),
+            version: AtomicU64::new(ENC_VERSIONS.fetch_add(1, Ordering::Relaxed)),
+        }
+    }
+
+    /// The thresholds in force.
+    #[inline]
+    pub fn get(&self) -> EncodingLimits {
+        // The version is published after the value (`set`), so a thread that sees the
+        // new version reads the new value under the lock.
+        let version = self.version.load(Ordering::Acquire);
+        ENC_COPY.with(|copy| {
+            let (seen, limits) = copy.get();
+            if seen == version {
+                return limits;
+            }
+            let limits = *self.limits.read();
+            copy.set((version, limits));
+            limits
+        })
+    }
+
+    /// Replaces the thresholds.
+    pub fn set(&self, limits: EncodingLimits) {
+        *self.limits.write() = limits;
+        self.version.store(
+            ENC_VERSIONS.fetch_add(1, Ordering::Relaxed),
+            Ordering::Release,
+        );
+    }
+}
+
+/// Calls and execution time of one command, in one thread slot.
+#[derive(Default)]
+struct CallSlot {
+    calls: AtomicU64,
+    usec: AtomicU64,
+}
+
+/// Per-command calls and execution times (`INFO commandstats`, `total_commands_processed`),
+/// counted every command: one array per thread slot ([`crate::thread_slot`]), created
+/// when the slot's thread first runs a command, so counting costs no locked instruction.
+/// `CONFIG RESETSTAT` records the sums as a baseline that readers subtract (writing the
+/// owners' counters from another thread would race with them).
+pub struct CallStats {
+    slots: Box<[OnceLock<Box<[CallSlot]>>]>,
+    base: Box<[CallSlot]>,
+}
+
+impl CallStats {
+    fn new(commands: usize) -> CallStats {
+        let array = || (0..commands).map(|_| CallSlot::default()).collect();
+        CallStats {
+            slots: (0..thread_slot::SLOTS).map(|_| OnceLock::new()).collect(),
+            base: array(),
+        }
+    }
+
+    /// Counts one call of command `id` that took `usec`.
+    #[inline]
+    pub fn record(&self, id: usize, usec: u64) {
+        let slot = thread_slot::current();
+        let n = self.base.len();
+        let counts = self.slots[slot].get_or_init(|| (0..n).map(|_| CallSlot::default()).collect());
+        let c = &counts[id];
+        thread_slot::add_u64(&c.calls, slot, 1);
+        thread_slot::add_u64(&c.usec, slot, usec);
+    }
+
+    fn sums(&self, id: usize) -> (u64, u64) {
+        self.slots
+            .iter()
+            .filter_map(OnceLock::get)
+            .fold((0, 0), |(calls, usec), counts| {
+                let c = &counts[id];
+                (
+                    calls + c.calls.load(Ordering::Relaxed),
+                    usec + c.usec.load(Ordering::Relaxed),
+                )
+            })
+    }
+
+    /// Calls of command `id` and their total time in µs since start or the last reset.
+    pub fn get(&self, id: usize) -> (u64, u64) {
+        let b = &self.base[id];
+        let (base_calls, base_usec) = (
+            b.calls.load(Ordering::Relaxed),
+            b.usec.load(Ordering::Relaxed),
+        );
+        let (calls, usec) = self.sums(id);
+        (
+            calls.saturating_sub(base_calls),
+            usec.saturating_sub(base_usec),
+        )
+    }
+
+    /// Calls of every command since start or the last reset.
+    pub fn total_calls(&self) -> u64 {
+        (0..self.base.len()).map(|id| self.get(id).0).sum()
+    }
+
+    /// `CONFIG RESETSTAT`: counts start again from zero.
+    pub fn reset(&self) {
+        for id in 0..self.base.len() {
+            let (calls, usec) = self.sums(id);
+            self.base[id].calls.store(calls, Ordering::Relaxed);
+            self.base[id].usec.store(usec, Ordering::Relaxed);
+        }
+    }
 }
 
 /// Server-wide counters (`INFO stats`).
@@ -110,7 +239,7 @@ pub struct Live {
     /// requirepass is non-empty.
     pub auth_required: AtomicBool,
     /// Collection encoding thresholds.
-    pub enc: RwLock<EncodingLimits>,
+    pub enc: EncCell,
     /// maxmemory (0 = no limit).
     pub maxmemory: AtomicU64,
     /// maxmemory-samples.
@@ -131,6 +260,8 @@ pub struct Server {
     pub commands: CommandTable,
     /// Per-command statistics, indexed by `Resolved::id`.
     pub cmd_stats: Vec<CmdStats>,
+    /// Per-command calls and times, indexed by `Resolved::id`.
+    pub call_stats: CallStats,
     /// Error replies by code (`INFO errorstats`).
     pub error_stats: Mutex<HashMap<String, u64>>,
     /// Counters.
@@ -406,7 +537,7 @@ impl Ctx<'_> {
 
     /// The encoding thresholds in force.
     pub fn enc(&self) -> EncodingLimits {
-        *self.srv.live.enc.read()
+        self.srv.live.enc.get()
     }
 
     /// False where a blocking command must not block (inside MULTI or a script): it then
@@ -589,6 +720,7 @@ impl Server {
         }));
         let exec_id = commands.get(b"exec").map(|r| r.id).unwrap_or(usize::MAX);
         let cmd_stats = (0..commands.len()).map(|_| CmdStats::default()).collect();
+        let call_stats = CallStats::new(commands.len());
         let live = Live {
             maxclients: AtomicUsize::new(config.maxclients),
             timeout_secs: AtomicU64::new(config.timeout),
@@ -599,7 +731,7 @@ impl Server {
             active_expire_effort: AtomicU64::new(config.active_expire_effort),
             active_expire: AtomicBool::new(true),
             auth_required: AtomicBool::new(!config.requirepass.is_empty()),
-            enc: RwLock::new(config.enc),
+            enc: EncCell::new(config.enc),
             maxmemory: AtomicU64::new(config.maxmemory),
             maxmemory_samples: AtomicU64::new(config.maxmemory_samples),
             eviction_tenacity: AtomicU64::new(config.maxmemory_eviction_tenacity),
@@ -635,6 +767,7 @@ impl Server {
             live,
             commands,
             cmd_stats,
+            call_stats,
             error_stats: Mutex::new(HashMap::new()),
             stats: Stats::default(),
             clients: Mutex::new(BTreeMap::new()),
@@ -705,7 +838,7 @@ impl Server {
         self.live
             .auth_required
             .store(!c.requirepass.is_empty(), Ordering::Relaxed);
-        *self.live.enc.write() = c.enc;
+        self.live.enc.set(c.enc);
         self.live.maxmemory.store(c.maxmemory, Ordering::Relaxed);
         self.live
             .maxmemory_samples
@@ -958,13 +1091,9 @@ impl Server {
     }
 
     /// Commands executed (`total_commands_processed`): the sum of the per-command call
-    /// counts, which grow exactly when it would, so the hot path pays one atomic
-    /// increment per command for both.
+    /// counts, which grow exactly when it would.
     pub fn commands_processed(&self) -> u64 {
-        self.cmd_stats
-            .iter()
-            .map(|st| st.calls.load(Ordering::Relaxed))
-            .sum()
+        self.call_stats.total_calls()
     }
 
     /// Runs a command's handler and counts it (Redis's `call`): the reply, with an
@@ -1012,9 +1141,7 @@ impl Server {
             result
         };
         let usec = start.elapsed().as_micros() as u64;
-        let st = &self.cmd_stats[resolved.id];
-        st.calls.fetch_add(1, Ordering::Relaxed);
-        st.usec.fetch_add(usec, Ordering::Relaxed);
+        self.call_stats.record(resolved.id, usec);
         let effects = client.aof_effects.take();
         if logging && result.is_ok() {
             let cmds = match effects {
@@ -1036,7 +1163,9 @@ impl Server {
         match result {
             Ok(f) => f,
             Err(e) => {
-                st.failed.fetch_add(1, Ordering::Relaxed);
+                self.cmd_stats[resolved.id]
+                    .failed
+                    .fetch_add(1, Ordering::Relaxed);
                 if !std::mem::take(&mut client.error_counted) {
                     self.count_error(&e);
                 }

@@ -275,11 +275,10 @@ pub(crate) fn is_loopback(addr: &str) -> bool {
 fn config_resetstat(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CmdResult {
     let srv = ctx.srv;
     for st in &srv.cmd_stats {
-        st.calls.store(0, Ordering::Relaxed);
-        st.usec.store(0, Ordering::Relaxed);
         st.rejected.store(0, Ordering::Relaxed);
         st.failed.store(0, Ordering::Relaxed);
     }
+    srv.call_stats.reset();
     srv.error_stats.lock().clear();
     let s = &srv.stats;
     for c in [
