@@ -482,14 +482,12 @@ fn eval_generic(ctx: &mut Ctx<'_>, args: &[Bytes], evalsha: bool, ro: bool) -> C
     }
     let read_only = ro || (!compat && script.flags & sflags::NO_WRITES != 0);
     let deny_oom = script.flags & sflags::ALLOW_OOM == 0 && srv.over_maxmemory();
-    let func = script.func.clone();
-    let engine = &*engine;
     run(
         &engine.vm,
         ctx,
         &srv.scripting.run,
         Spec {
-            func: &func,
+            func: &script.func,
             name: scripting::id_text(&sha),
             eval: true,
             read_only,
@@ -847,19 +845,20 @@ fn function_stats(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CmdResult {
     if st.is_running() && st.eval.load(Ordering::Relaxed) {
         return Err(Error::msg(scripting::BUSY_EVAL));
     }
-    let running = match st.info.lock().clone() {
-        Some(info) if st.is_running() && !st.loading.load(Ordering::Relaxed) => Frame::Map(vec![
+    // The run info is filled in when a script turns busy, before `busy` is set; before
+    // that no other client can be running this command.
+    let busy = st.is_running() && st.busy.load(Ordering::Acquire);
+    let info = if busy { st.info.lock().clone() } else { None };
+    let running = match info {
+        Some(info) => Frame::Map(vec![
             (bulk("name"), Frame::Bulk(Bytes::from(info.name))),
             (
                 bulk("command"),
                 Frame::Array(info.command.into_iter().map(Frame::Bulk).collect()),
             ),
-            (
-                bulk("duration_ms"),
-                Frame::Integer(info.start.elapsed().as_millis() as i64),
-            ),
+            (bulk("duration_ms"), Frame::Integer(st.elapsed_ms() as i64)),
         ]),
-        _ => Frame::Null,
+        None => Frame::Null,
     };
     // While a script runs (FUNCTION STATS is allowed when busy) the engine is locked by
     // it: report the counts cached at the last change instead of waiting.

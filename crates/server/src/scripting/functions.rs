@@ -237,7 +237,7 @@ impl FunctionEngine {
             return Err("Engine 'LUA' not found".into());
         };
         let _ = vm.proxy_meta.raw_set("__index", api.clone());
-        self.st.begin(false, true, &name, &[]);
+        self.st.begin(false, true);
         let outcome: mlua::Result<(bool, Value)> = vm.lua.scope(|scope| {
             let reg = &registered;
             lib_redis.raw_set(

@@ -178,11 +178,27 @@ pub struct RunState {
     pub loading: AtomicBool,
     /// `busy-reply-threshold` in ms (0: never busy, never killable).
     pub threshold_ms: AtomicU64,
-    /// Name (SHA1 or function name), arguments and start of the running script (of the
-    /// last one when nothing runs: read it only while `running`).
+    /// Name (SHA1 or function name) and arguments of the running script, filled in only
+    /// once it turns busy: until then no other client can run a command (they wait for
+    /// the exec gate), so nobody could ask; read it only while `busy`.
     pub info: Mutex<Option<RunInfo>>,
+    /// `info` holds this run's arguments (cleared at the end of the run).
+    info_filled: AtomicBool,
+    /// When the running script started, in µs since [`mono_base`].
+    started_us: AtomicU64,
     /// When the running script last tried to hand off its worker (ms since its start).
     handoff_ms: AtomicU64,
+}
+
+/// The process's monotonic time base for script run times.
+fn mono_base() -> Instant {
+    static BASE: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    *BASE.get_or_init(Instant::now)
+}
+
+/// Microseconds since [`mono_base`].
+fn mono_us() -> u64 {
+    mono_base().elapsed().as_micros() as u64
 }
 
 /// Argument slots of the run info kept from one run to the next.
@@ -214,8 +230,6 @@ pub struct RunInfo {
     pub name: String,
     /// The calling command's arguments.
     pub command: Vec<Bytes>,
-    /// When it started.
-    pub start: Instant,
 }
 
 impl RunState {
@@ -264,26 +278,8 @@ impl RunState {
 
     /// Marks the start of a run. The run's name and command are copied into the
     /// allocations of the previous run (no allocation per script call).
-    pub fn begin(&self, eval: bool, loading: bool, name: &str, command: &[Bytes]) {
-        {
-            let mut info = self.info.lock();
-            match info.as_mut() {
-                Some(i) => {
-                    i.name.clear();
-                    i.name.push_str(name);
-                    i.command.clear();
-                    i.command.extend_from_slice(command);
-                    i.start = Instant::now();
-                }
-                None => {
-                    *info = Some(RunInfo {
-                        name: name.to_owned(),
-                        command: command.to_vec(),
-                        start: Instant::now(),
-                    })
-                }
-            }
-        }
+    pub fn begin(&self, eval: bool, loading: bool) {
+        self.started_us.store(mono_us(), Ordering::Relaxed);
         self.kill.store(false, Ordering::Relaxed);
         self.wrote.store(false, Ordering::Relaxed);
         self.busy.store(false, Ordering::Relaxed);
@@ -293,14 +289,39 @@ impl RunState {
         self.running.store(true, Ordering::Release);
     }
 
-    /// Marks the end of a run. The info (valid only while `running`) keeps its
-    /// allocations for the next run but lets go of the command's arguments.
+    /// Records the running script's name and arguments for FUNCTION STATS and the
+    /// slow-script log line; called (on the script's thread) when it turns busy.
+    fn fill_info(&self, name: &str, command: &[Bytes]) {
+        let mut info = self.info.lock();
+        match info.as_mut() {
+            Some(i) => {
+                i.name.clear();
+                i.name.push_str(name);
+                i.command.clear();
+                i.command.extend_from_slice(command);
+            }
+            None => {
+                *info = Some(RunInfo {
+                    name: name.to_owned(),
+                    command: command.to_vec(),
+                })
+            }
+        }
+        self.info_filled.store(true, Ordering::Relaxed);
+    }
+
+    /// Marks the end of a run. A filled info keeps its allocations for the next run but
+    /// lets go of the command's arguments.
     pub fn end(&self) {
         self.running.store(false, Ordering::Release);
         self.busy.store(false, Ordering::Release);
         self.kill.store(false, Ordering::Relaxed);
         self.loading.store(false, Ordering::Relaxed);
-        if let Some(i) = self.info.lock().as_mut() {
+        // Only this thread (the script's) sets the flag: a load and a store, no swap.
+        if self.info_filled.load(Ordering::Relaxed)
+            && let Some(i) = self.info.lock().as_mut()
+        {
+            self.info_filled.store(false, Ordering::Relaxed);
             if i.command.capacity() > RUN_INFO_KEPT_ARGS {
                 i.command = Vec::new();
             } else {
@@ -311,10 +332,7 @@ impl RunState {
 
     /// Milliseconds since the running script started.
     pub fn elapsed_ms(&self) -> u64 {
-        self.info
-            .lock()
-            .as_ref()
-            .map_or(0, |i| i.start.elapsed().as_millis() as u64)
+        mono_us().saturating_sub(self.started_us.load(Ordering::Relaxed)) / 1000
     }
 }
 
@@ -347,10 +365,12 @@ fn install_hook(vm: &vm::Vm, st: Arc<RunState>) -> mlua::Result<()> {
             } else if threshold > 0 {
                 let elapsed = st.elapsed_ms();
                 if elapsed >= threshold {
-                    let (name, eval) = (
-                        st.info.lock().as_ref().map(|i| i.name.clone()).unwrap_or_default(),
-                        st.eval.load(Ordering::Relaxed),
-                    );
+                    let name = run::with_call(|name, command| {
+                        st.fill_info(name, command);
+                        name.to_owned()
+                    })
+                    .unwrap_or_default();
+                    let eval = st.eval.load(Ordering::Relaxed);
                     tracing::warn!(
                         "Slow script detected: still in execution after {elapsed} milliseconds. You can try killing the script using the {} command. Script name is: {name}.",
                         if eval { "SCRIPT KILL" } else { "FUNCTION KILL" }

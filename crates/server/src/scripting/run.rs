@@ -58,6 +58,10 @@ struct Env<'a> {
     keys: &'a [Bytes],
     /// `ARGV` (or a function's `args`).
     args: &'a [Bytes],
+    /// SHA1 or function name.
+    name: &'a str,
+    /// The calling command.
+    command: &'a [Bytes],
     /// The reply of the last `redis.call`, held here (not in the C function's frame)
     /// while it is pushed: see [`redis_call_raw`].
     reply: UnsafeCell<Option<Frame>>,
@@ -387,6 +391,12 @@ fn with_env<R>(f: impl FnOnce(&Env<'_>) -> R) -> Option<R> {
     Some(f(env))
 }
 
+/// Calls `f` with the running script's name and calling command (for the run info of
+/// a busy script), or returns `None` outside a run.
+pub(crate) fn with_call<R>(f: impl FnOnce(&str, &[Bytes]) -> R) -> Option<R> {
+    with_env(|env| f(env.name, env.command))
+}
+
 /// Installs `redis.call`, `redis.pcall`, `redis.setresp` and `redis.set_repl` in a VM's
 /// `redis` table once; they act on the script that is running (see [`run`]) and raise
 /// Redis's "can only be called inside a script invocation" otherwise.
@@ -453,7 +463,7 @@ pub fn install(lua: &Lua, redis: &Table) -> mlua::Result<()> {
 pub fn run(vm: &Vm, ctx: &mut Ctx<'_>, st: &RunState, spec: Spec<'_>) -> CmdResult {
     let srv = ctx.srv;
     let now = ctx.now;
-    st.begin(spec.eval, false, spec.name, spec.command);
+    st.begin(spec.eval, false);
     let caller_db = ctx.client.db;
     let last_cmd = ctx.client.shared.last_cmd.load(Ordering::Relaxed);
     ctx.client.in_script = true;
@@ -479,6 +489,8 @@ pub fn run(vm: &Vm, ctx: &mut Ctx<'_>, st: &RunState, spec: Spec<'_>) -> CmdResu
             repl: Cell::new(3),
             keys: spec.keys,
             args: spec.args,
+            name: spec.name,
+            command: spec.command,
             reply: UnsafeCell::new(None),
             scratch: UnsafeCell::new(Vec::new()),
             panic: Cell::new(None),
