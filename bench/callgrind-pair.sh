@@ -31,6 +31,7 @@ tests=(
   "SET|-t set -d 32"
   "GET|-t get -d 32"
   "SET EX|SET key:__rand_int__ vvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvv EX 86400"
+  "INCR|-t incr"
   "HSET|-t hset"
   "HGET|HGET myhash element:__rand_int__"
   "LPUSH|-t lpush"
