@@ -638,6 +638,21 @@ impl<'a> Slot<'a> {
         }
     }
 
+    /// Overwrites an integer payload with `v` in place (INCR and friends on a counter):
+    /// same size, same block. False, with nothing changed, if the payload is not an
+    /// integer.
+    pub fn set_int_in_place(&mut self, v: i64) -> bool {
+        // SAFETY: the node is live and exclusively borrowed through `self`.
+        unsafe {
+            if self.node.header() & KIND_MASK != KIND_INT {
+                return false;
+            }
+            // An integer payload is an aligned i64 (see `payload_offset`).
+            *self.node.payload().cast::<i64>() = v;
+        }
+        true
+    }
+
     /// Replaces the value, keeping the deadline and the metadata. Returns the old value
     /// when it was kept whole (the caller may free it lazily).
     pub fn set_value(&mut self, v: Value) -> Option<Value> {
@@ -1474,6 +1489,12 @@ mod tests {
         assert!(s.set_value(int(42)).is_none());
         assert_eq!(s.addr(), addr);
         assert!(matches!(s.value(), ValueRef::Str(StrRef::Int(42))));
+        // The in-place integer write: same block, new value, deadline kept.
+        assert!(s.set_int_in_place(43));
+        assert_eq!(s.addr(), addr);
+        assert!(matches!(s.value(), ValueRef::Str(StrRef::Int(43))));
+        assert_eq!(s.expire_at(), 9_000);
+        assert!(s.set_value(int(42)).is_none());
         // APPEND: the string becomes raw (a whole value), keeping its deadline.
         s.raw_mut().expect("a string").extend_from_slice(b"abc");
         assert_eq!(s.value().encoding(), "raw");
@@ -1481,6 +1502,9 @@ mod tests {
         // SET of a short string again: inline, and the raw buffer is handed back.
         let old = s.set_value(emb(b"short"));
         assert_eq!(old, Some(raw(b"42abc")));
+        assert_eq!(s.value().encoding(), "embstr");
+        // Not an integer: the in-place write refuses and changes nothing.
+        assert!(!s.set_int_in_place(7));
         assert_eq!(s.value().encoding(), "embstr");
         // A whole value replaced by an inline string of the same size stays in place.
         assert!(s.set_value(list(1)).is_none());

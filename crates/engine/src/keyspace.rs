@@ -350,6 +350,15 @@ impl<'a> EntryMut<'a> {
         self.moved();
     }
 
+    /// Sets an integer string value (INCR, DECR, INCRBY): written in place when the value
+    /// already is an integer (same size, so nothing to re-measure), else as
+    /// [`EntryMut::set_value`].
+    pub fn set_int(&mut self, v: i64) {
+        if !self.slot.set_int_in_place(v) {
+            self.set_value(Value::Str(crate::StrValue::Int(v)));
+        }
+    }
+
     /// The Unix-ms deadline, or 0 when the key does not expire.
     pub fn expire_at(&self) -> u64 {
         self.slot.expire_at()

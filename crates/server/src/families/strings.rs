@@ -802,7 +802,7 @@ fn incr_by(ctx: &mut Ctx<'_>, key: &[u8], delta: i64) -> CmdResult {
             let v = cur
                 .checked_add(delta)
                 .ok_or_else(|| Error::msg(error::OVERFLOW))?;
-            e.set_value(Value::Str(StrValue::Int(v)));
+            e.set_int(v);
             ctx.notify(ev::STRING, "incrby", key);
             Ok(Frame::Integer(v))
         }
