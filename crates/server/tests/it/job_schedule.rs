@@ -39,16 +39,6 @@ fn int(m: &[(String, Frame)], name: &str) -> i64 {
     }
 }
 
-/// Waits until the INFO persistence field `field` is 0 (a background save or rewrite
-/// is over).
-fn wait_info(c: &mut RawClient, field: &str) {
-    let t0 = std::time::Instant::now();
-    while crate::rdb::info_field(c, field) != "0" {
-        assert!(t0.elapsed().as_secs() < 60, "{field} stayed on");
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-}
-
 fn bulk(s: &str) -> Frame {
     Frame::Bulk(s.to_string().into())
 }
@@ -446,7 +436,7 @@ fn schedules_survive_rdb_restart() {
     assert_eq!(schedules(&mut c), before);
     // BGSAVE too.
     assert!(matches!(cmd(&mut c, &["BGSAVE"]), Frame::Simple(_)));
-    wait_info(&mut c, "rdb_bgsave_in_progress");
+    crate::rdb::wait_info_zero(&mut c, "rdb_bgsave_in_progress");
     drop(c);
     drop(server);
     let server = crate::start(&args);
@@ -457,36 +447,7 @@ fn schedules_survive_rdb_restart() {
 
 #[test]
 fn schedules_survive_aof_replay_and_rewrite() {
-    for preamble in ["yes", "no"] {
-        let dir = scratch(&format!("sched-aof-{preamble}"));
-        let d = dir.to_string_lossy().into_owned();
-        let args = [
-            "--dir",
-            d.as_str(),
-            "--save",
-            "",
-            "--appendonly",
-            "yes",
-            "--aof-use-rdb-preamble",
-            preamble,
-        ];
-        let before = {
-            let server = crate::start(&args);
-            let mut c = RawClient::connect_port(server.port()).expect("connect");
-            define(&mut c)
-        };
-        {
-            let server = crate::start(&args);
-            let mut c = RawClient::connect_port(server.port()).expect("connect");
-            assert_eq!(schedules(&mut c), before, "replay ({preamble})");
-            assert!(matches!(cmd(&mut c, &["BGREWRITEAOF"]), Frame::Simple(_)));
-            wait_info(&mut c, "aof_rewrite_in_progress");
-        }
-        let server = crate::start(&args);
-        let mut c = RawClient::connect_port(server.port()).expect("connect");
-        assert_eq!(schedules(&mut c), before, "rewritten ({preamble})");
-        let _ = std::fs::remove_dir_all(&dir);
-    }
+    crate::rdb::survives_aof_replay_and_rewrite("sched", define, schedules);
 }
 
 /// The ticks of the jobs in `queue` pushed by schedule `name` (from their jids
@@ -576,13 +537,13 @@ fn every_200ms_jobs_arrive_once_across_restarts() {
                 ("rdb", 0) => ok(&mut c, &["SAVE"]),
                 ("rdb", _) => {
                     assert!(matches!(cmd(&mut c, &["BGSAVE"]), Frame::Simple(_)));
-                    wait_info(&mut c, "rdb_bgsave_in_progress");
+                    crate::rdb::wait_info_zero(&mut c, "rdb_bgsave_in_progress");
                 }
                 // A rewrite while the schedule fires: its base holds the schedule as it
                 // was at the rewrite's point in time, the new incremental file the rest.
                 (_, 0) => {
                     assert!(matches!(cmd(&mut c, &["BGREWRITEAOF"]), Frame::Simple(_)));
-                    wait_info(&mut c, "aof_rewrite_in_progress");
+                    crate::rdb::wait_info_zero(&mut c, "aof_rewrite_in_progress");
                 }
                 _ => {}
             }

@@ -9,6 +9,57 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+/// Waits (bounded) until the INFO persistence field `field` is 0 (a background save or
+/// rewrite is over).
+pub(crate) fn wait_info_zero(c: &mut RawClient, field: &str) {
+    let t0 = Instant::now();
+    while info_field(c, field) != "0" {
+        assert!(t0.elapsed().as_secs() < 60, "{field} stayed on");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Server state kept as AOF records (RL.POLICY, JOB.SCHEDULE): what `define` sets up,
+/// as `read` reports it, is the same after an AOF replay, and after a BGREWRITEAOF and
+/// another replay, with and without the RDB preamble.
+pub(crate) fn survives_aof_replay_and_rewrite<T: PartialEq + std::fmt::Debug>(
+    tag: &str,
+    define: impl Fn(&mut RawClient) -> T,
+    read: impl Fn(&mut RawClient) -> T,
+) {
+    for preamble in ["yes", "no"] {
+        let dir = scratch(&format!("{tag}-aof-{preamble}"));
+        let d = dir.to_string_lossy().into_owned();
+        let args = [
+            "--dir",
+            d.as_str(),
+            "--save",
+            "",
+            "--appendonly",
+            "yes",
+            "--aof-use-rdb-preamble",
+            preamble,
+        ];
+        let before = {
+            let server = crate::start(&args);
+            let mut c = RawClient::connect_port(server.port()).expect("connect");
+            define(&mut c)
+        };
+        {
+            let server = crate::start(&args);
+            let mut c = RawClient::connect_port(server.port()).expect("connect");
+            assert_eq!(read(&mut c), before, "replay ({preamble})");
+            let reply = c.cmd_frame(&[b"BGREWRITEAOF"]).expect("bgrewriteaof");
+            assert!(matches!(reply, Frame::Simple(_)), "{reply:?}");
+            wait_info_zero(&mut c, "aof_rewrite_in_progress");
+        }
+        let server = crate::start(&args);
+        let mut c = RawClient::connect_port(server.port()).expect("connect");
+        assert_eq!(read(&mut c), before, "rewritten ({preamble})");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
+
 pub(crate) fn scratch(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!(
         "basalt-it-rdb-{name}-{}-{:?}",

@@ -308,44 +308,7 @@ fn policies_survive_rdb_restart() {
 
 #[test]
 fn policies_survive_aof_replay_and_rewrite() {
-    for preamble in ["yes", "no"] {
-        let dir = scratch(&format!("policy-aof-{preamble}"));
-        let d = dir.to_string_lossy().into_owned();
-        let args = [
-            "--dir",
-            d.as_str(),
-            "--save",
-            "",
-            "--appendonly",
-            "yes",
-            "--aof-use-rdb-preamble",
-            preamble,
-        ];
-        let before = {
-            let server = crate::start(&args);
-            let mut c = RawClient::connect_port(server.port()).expect("connect");
-            define(&mut c)
-        };
-        {
-            let server = crate::start(&args);
-            let mut c = RawClient::connect_port(server.port()).expect("connect");
-            assert_eq!(policies(&mut c), before, "replay ({preamble})");
-            assert!(matches!(cmd(&mut c, &["BGREWRITEAOF"]), Frame::Simple(_)));
-            for _ in 0..200 {
-                let Frame::Bulk(info) = cmd(&mut c, &["INFO", "persistence"]) else {
-                    panic!("INFO")
-                };
-                if String::from_utf8_lossy(&info).contains("aof_rewrite_in_progress:0") {
-                    break;
-                }
-                std::thread::sleep(std::time::Duration::from_millis(50));
-            }
-        }
-        let server = crate::start(&args);
-        let mut c = RawClient::connect_port(server.port()).expect("connect");
-        assert_eq!(policies(&mut c), before, "rewritten ({preamble})");
-        let _ = std::fs::remove_dir_all(&dir);
-    }
+    crate::rdb::survives_aof_replay_and_rewrite("policy", define, policies);
 }
 
 #[test]
