@@ -26,17 +26,17 @@ use tokio::net::TcpStream;
 /// Initial read buffer size; grows for large requests.
 const READ_CHUNK: usize = 16 * 1024;
 
+/// The peer's and the local address as CLIENT LIST shows them (empty if unknown).
+pub(crate) fn addrs(stream: &TcpStream) -> (String, String) {
+    let text =
+        |a: std::io::Result<std::net::SocketAddr>| a.map(|a| a.to_string()).unwrap_or_default();
+    (text(stream.peer_addr()), text(stream.local_addr()))
+}
+
 /// Serves one accepted connection until it closes, is killed, or the server stops.
 pub async fn serve(srv: Arc<Server>, mut stream: TcpStream) {
     let _ = stream.set_nodelay(true);
-    let peer = stream
-        .peer_addr()
-        .map(|a| a.to_string())
-        .unwrap_or_default();
-    let local = stream
-        .local_addr()
-        .map(|a| a.to_string())
-        .unwrap_or_default();
+    let (peer, local) = addrs(&stream);
     let fd = raw_fd(&stream);
     let id = srv.next_client_id();
     srv.stats

@@ -234,14 +234,7 @@ pub async fn serve(
     };
 
     let id = srv.next_client_id();
-    let peer = stream
-        .peer_addr()
-        .map(|a| a.to_string())
-        .unwrap_or_default();
-    let local = stream
-        .local_addr()
-        .map(|a| a.to_string())
-        .unwrap_or_default();
+    let (peer, local) = crate::conn::addrs(&stream);
     let shared = Arc::new(ClientShared::new(id, peer, local, -1, unix_ms()));
     *shared.lib_name.lock() = "faktory".to_string();
     if !hello.wid.is_empty() {
