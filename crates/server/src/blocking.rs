@@ -8,6 +8,14 @@
 //! wake-up is lost. A client that times out, is unblocked or disconnects also leaves and
 //! re-signals, passing on any wake-up it absorbed.
 //!
+//! A wake-up can reach a waiter late: a stream reader woken for nothing passes the turn
+//! to the next reader, and by the time that one re-runs, a new entry may have arrived
+//! whose signal went to a reader ahead of it. So each slot records whether it holds an
+//! unserved wake-up or is re-running ([`Slot::begin_turn`]), signals are sent before the
+//! writer releases the key, and a consuming reader checks [`Registry::turn_ahead`] under
+//! the key's lock: while a reader ahead of it has its turn, it leaves the entries to that
+//! one (which passes the turn on when done), so consumers are served in arrival order.
+//!
 //! Some waits end by time rather than by a write: an `RL.LEASE` waiter can proceed when
 //! a lease expires. [`Timers`] holds those wake-up times; [`run_timers`] signals each key
 //! when its time comes, exactly as a write would.
@@ -17,6 +25,11 @@ use parking_lot::Mutex;
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+
+/// [`Slot::turn`] bit: a signal reached the slot and its re-run has not started.
+const SIGNALLED: u8 = 1;
+/// [`Slot::turn`] bit: the slot's command is re-running after a wake-up.
+const RUNNING: u8 = 2;
 
 /// How a blocked client was released by CLIENT UNBLOCK.
 pub const UNBLOCK_NONE: u8 = 0;
@@ -33,8 +46,32 @@ pub struct Slot {
     pub notify: tokio::sync::Notify,
     /// Set by CLIENT UNBLOCK.
     pub unblock: AtomicU8,
+    /// [`SIGNALLED`] and [`RUNNING`]: whether this waiter has its turn.
+    turn: AtomicU8,
     db: usize,
     keys: Vec<Bytes>,
+}
+
+impl Slot {
+    /// Wakes the waiter and marks the wake-up unserved (called under the registry lock,
+    /// where [`Registry::turn_ahead`] reads it).
+    fn wake(&self) {
+        self.turn.fetch_or(SIGNALLED, Ordering::AcqRel);
+        self.notify.notify_one();
+    }
+
+    /// The waiter starts re-running after a wake-up: it keeps its turn until
+    /// [`Slot::end_turn`]. A signal arriving meanwhile marks the slot again (and leaves a
+    /// permit for one more re-run).
+    pub fn begin_turn(&self) {
+        self.turn.fetch_or(RUNNING, Ordering::AcqRel);
+        self.turn.fetch_and(!SIGNALLED, Ordering::AcqRel);
+    }
+
+    /// The re-run is over (served, or blocked again).
+    pub fn end_turn(&self) {
+        self.turn.fetch_and(!RUNNING, Ordering::AcqRel);
+    }
 }
 
 /// All blocked clients, by key and by client id.
@@ -65,6 +102,7 @@ impl Registry {
             client_id,
             notify: tokio::sync::Notify::new(),
             unblock: AtomicU8::new(UNBLOCK_NONE),
+            turn: AtomicU8::new(0),
             db,
             keys,
         });
@@ -120,7 +158,7 @@ impl Registry {
             .get(&(db, Bytes::copy_from_slice(key)))
             .and_then(|q| q.front())
         {
-            first.notify.notify_one();
+            first.wake();
         }
     }
 
@@ -135,7 +173,7 @@ impl Registry {
             if let Some(pos) = q.iter().position(|s| Arc::ptr_eq(s, slot))
                 && let Some(next) = q.get(pos + 1)
             {
-                next.notify.notify_one();
+                next.wake();
             }
         }
     }
@@ -150,7 +188,7 @@ impl Registry {
             if *d == db
                 && let Some(first) = q.front()
             {
-                first.notify.notify_one();
+                first.wake();
             }
         }
     }
@@ -189,6 +227,23 @@ impl Registry {
         q.iter()
             .position(|s| s.client_id == client_id)
             .unwrap_or(q.len())
+    }
+
+    /// True if a waiter queued on `key` of `db` before `client_id` holds an unserved
+    /// wake-up or is re-running: a consuming reader (XREADGROUP `>`) then leaves new
+    /// entries to it. Called under the key's lock; writers signal before releasing it, so
+    /// an entry this reader can see has already given the first waiter its turn.
+    pub fn turn_ahead(&self, db: usize, key: &[u8], client_id: u64) -> bool {
+        if self.blocked.load(Ordering::Acquire) == 0 {
+            return false;
+        }
+        let inner = self.inner.lock();
+        let Some(q) = inner.by_key.get(&(db, Bytes::copy_from_slice(key))) else {
+            return false;
+        };
+        q.iter()
+            .take_while(|s| s.client_id != client_id)
+            .any(|s| s.turn.load(Ordering::Acquire) != 0)
     }
 
     /// How many clients wait on `key` of `db` (LOCK.INFO's waiters).
@@ -330,6 +385,31 @@ mod tests {
         r.unregister(&b);
         assert_eq!(r.blocked_clients(), 0);
         assert_eq!(r.blocked_keys(), 0);
+    }
+
+    #[test]
+    fn a_turn_lasts_from_the_signal_to_the_end_of_the_rerun() {
+        let r = Registry::default();
+        let k = Bytes::from_static(b"k");
+        let (a, _) = r.register(1, 0, std::slice::from_ref(&k));
+        let (b, _) = r.register(2, 0, std::slice::from_ref(&k));
+        let (_c, _) = r.register(3, 0, std::slice::from_ref(&k));
+        assert!(!r.turn_ahead(0, b"k", 3), "nobody signalled yet");
+        r.signal(0, b"k");
+        assert!(r.turn_ahead(0, b"k", 2) && r.turn_ahead(0, b"k", 3));
+        assert!(!r.turn_ahead(0, b"k", 1), "nobody is ahead of the first");
+        a.begin_turn();
+        assert!(r.turn_ahead(0, b"k", 3), "re-running still holds the turn");
+        a.end_turn();
+        assert!(!r.turn_ahead(0, b"k", 3));
+        // a found nothing and passes the turn to b: c must leave entries to b.
+        r.signal_after(&a);
+        assert!(!r.turn_ahead(0, b"k", 2) && r.turn_ahead(0, b"k", 3));
+        b.begin_turn();
+        r.signal(0, b"k");
+        b.end_turn();
+        assert!(r.turn_ahead(0, b"k", 3), "a's new signal is still unserved");
+        assert!(!r.turn_ahead(0, b"other", 3) && !r.turn_ahead(1, b"k", 3));
     }
 
     #[tokio::test]

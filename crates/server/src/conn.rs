@@ -491,7 +491,9 @@ pub(crate) async fn wait_blocked(
                     _ => {}
                 }
                 let rerun = req.rerun.as_deref().unwrap_or(args);
+                slot.begin_turn();
                 let reply = execute_gated(srv, client, resolved, rerun).await;
+                slot.end_turn();
                 let recheck = std::mem::take(&mut own_recheck);
                 if let Some(again) = client.block.take() {
                     recheck_at = again.recheck_at;

@@ -680,6 +680,9 @@ fn xadd(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         trimmed = s.trim(t) > 0;
         exact_trim(t, s)
     });
+    // Waiters are signalled before the key is released, so a reader that sees the new
+    // entry also sees whose turn it is (`Registry::turn_ahead`).
+    ctx.signal_ready(db, key);
     drop(g);
     // Redis replies, then publishes xadd (and xtrim when trimming removed entries).
     ctx.reply_here();
@@ -687,7 +690,6 @@ fn xadd(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     if trimmed {
         ctx.notify(ev::STREAM, "xtrim", key);
     }
-    ctx.signal_ready(db, key);
     if ctx.aof_on() {
         // Logged with the ID it got and an exact trim that removes what this one did.
         let mut effect = vec![Bytes::from_static(b"XADD"), key.clone()];
@@ -1076,6 +1078,11 @@ fn read_generic(ctx: &mut Ctx<'_>, args: &[Bytes], group_mode: bool) -> CmdResul
             (Some((gname, cname)), ReadFrom::New) => {
                 let last = s.group(gname).map_or(StreamId::MAX, |gr| gr.last_id);
                 if s.is_empty() || s.last_valid_id() <= last {
+                    continue;
+                }
+                // A woken consumer leaves new entries to one queued before it that has
+                // its turn (it passes the turn on when done): arrival order.
+                if retry && ctx.srv.blocking.turn_ahead(db, key, ctx.client.id) {
                     continue;
                 }
                 let had = has_consumer(s, gname, cname);

@@ -80,6 +80,42 @@ fn xreadgroup_waiters_share_entries_in_arrival_order() {
 }
 
 #[test]
+fn xreadgroup_waiters_keep_arrival_order_under_back_to_back_xadds() {
+    // Consumers woken for nothing pass the turn on; a later one must not take an entry
+    // whose wake-up went to a consumer ahead of it.
+    let server = crate::start(&[]);
+    let mut ctl = client(&server);
+    assert_eq!(cmd(&mut ctl, "XGROUP CREATE s g $ MKSTREAM"), "+OK\r\n");
+    let n = 8;
+    let mut waiters: Vec<RawClient> = (0..n).map(|_| client(&server)).collect();
+    for round in 0..5 {
+        for (i, w) in waiters.iter_mut().enumerate() {
+            send(
+                w,
+                &format!("XREADGROUP GROUP g c{i} COUNT 1 BLOCK 0 STREAMS s >"),
+            );
+            wait_blocked(&mut ctl, i + 1);
+        }
+        // One at a time: each XADD lands while the previous one's wake-ups are still
+        // being passed along the queue.
+        for i in 0..n {
+            assert_eq!(
+                cmd(&mut ctl, &format!("XADD s {}-{i} f v", round + 1)),
+                format!("$3\r\n{}-{i}\r\n", round + 1)
+            );
+        }
+        for (i, w) in waiters.iter_mut().enumerate() {
+            assert_eq!(
+                reply(w),
+                one_entry("s", &format!("{}-{i}", round + 1)),
+                "round {round}, consumer {i}"
+            );
+        }
+        wait_blocked(&mut ctl, 0);
+    }
+}
+
+#[test]
 fn timeouts_reply_null() {
     let server = crate::start(&[]);
     let mut c = client(&server);
