@@ -187,7 +187,7 @@ async fn run(srv: &Arc<Server>, stream: &mut TcpStream, client: &mut Client) {
                         encode(&reply, client.proto, &mut out);
                         continue;
                     }
-                    let queued_writes = client.multi.as_ref().is_some_and(|m| m.has_write);
+                    let queued_writes = client.multi.as_ref().is_some_and(|m| m.may_replicate);
                     let mut now = batch_now;
                     if srv.pause_remaining(resolved, &args, queued_writes, now) > 0 {
                         // Flush what is already answered, then wait out the pause.

@@ -945,9 +945,11 @@ impl Server {
         }
         // After a failed background save (with save points and
         // stop-writes-on-bgsave-error), writes, PING and an EXEC with queued writes are
-        // refused, as in Redis.
+        // refused, as in Redis. A write is what the request runs as: EVAL and FCALL of a
+        // script with flags write unless `no-writes`; a compat-mode script is refused
+        // only when it calls a write (`scripting::run`).
         if self.persist.deny_writes.load(Ordering::Relaxed)
-            && (resolved.cmd.has(flags::WRITE)
+            && (resolved.cmd.flags_for(self, args) & flags::WRITE != 0
                 || resolved.cmd.name == "ping"
                 || (resolved.id == self.exec_id
                     && client.multi.as_ref().is_some_and(|m| m.has_write)))
@@ -1245,9 +1247,8 @@ impl Server {
             return Some(e.into_frame());
         }
         let f = resolved.cmd.flags_for(self, args);
-        let writes = f & (flags::WRITE | flags::MAY_REPLICATE) != 0;
         multi.has_denyoom |= f & flags::DENYOOM != 0;
-        multi.push(resolved.id, args, writes);
+        multi.push(resolved.id, args, f);
         let shared = &client.shared;
         // CLIENT LIST shows the last queued command, as Redis does.
         shared.touch(now, resolved.id);

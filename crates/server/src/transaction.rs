@@ -25,20 +25,25 @@ pub struct MultiState {
     pub aborted: bool,
     /// Bytes held by the queued arguments (counted against `client-query-buffer-limit`).
     pub mem: usize,
-    /// Some queued command writes (CLIENT PAUSE WRITE holds the EXEC).
+    /// Some queued command is flagged `write` (EXEC is refused with MISCONF while
+    /// writes are denied).
     pub has_write: bool,
+    /// Some queued command writes or may replicate (CLIENT PAUSE WRITE holds the EXEC).
+    pub may_replicate: bool,
     /// Some queued command may grow memory (EXEC is refused with OOM over maxmemory).
     pub has_denyoom: bool,
 }
 
 impl MultiState {
-    /// Queues one command.
-    pub fn push(&mut self, id: usize, args: &[Bytes], writes: bool) {
+    /// Queues one command with the flags it runs with.
+    pub fn push(&mut self, id: usize, args: &[Bytes], flags: u32) {
+        use crate::cmd::flags::{MAY_REPLICATE, WRITE};
         self.mem += args
             .iter()
             .map(|a| a.len() + std::mem::size_of::<Bytes>())
             .sum::<usize>();
-        self.has_write |= writes;
+        self.has_write |= flags & WRITE != 0;
+        self.may_replicate |= flags & (WRITE | MAY_REPLICATE) != 0;
         self.queued.push((id, args.to_vec()));
     }
 }

@@ -107,6 +107,16 @@ impl Env<'_> {
         if self.read_only && (writes || resolved.cmd.has(flags::MAY_REPLICATE)) {
             return refuse(READONLY);
         }
+        // Redis's `scriptVerifyWriteCommandAllow`: no writes while a failed save or AOF
+        // write denies them (the message names which, so it is not static).
+        if writes && srv.persist.deny_writes.load(Ordering::Relaxed) {
+            let e = Error::msg(crate::persist::misconf(srv));
+            srv.cmd_stats[resolved.id]
+                .rejected
+                .fetch_add(1, Ordering::Relaxed);
+            srv.count_error(&e);
+            return Ok(e.into_frame());
+        }
         // Redis's `scriptVerifyOOM`: over maxmemory at the start, the script may not
         // begin writing with a command that can grow memory; once it has written, it
         // runs to the end (atomicity wins).

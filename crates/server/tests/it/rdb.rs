@@ -640,6 +640,78 @@ fn failed_bgsave_refuses_writes_with_misconf() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+#[test]
+fn failed_bgsave_refuses_script_writes_and_queued_writes_as_redis_does() {
+    let dir = scratch("misconf-scripts");
+    std::fs::create_dir_all(dir.join("blocked.rdb").join("x")).expect("mkdir");
+    let s = start_in(
+        &dir,
+        &["--save", "3600 1", "--enable-protected-configs", "yes"],
+    );
+    let mut c = s.client().expect("client");
+    ok(&mut c, "SET x 1");
+    let fn_lib = "FUNCTION LOAD \"#!lua name=lib\nredis.register_function('w', function(k, a) return 1 end)\nredis.register_function{function_name='r', callback=function(k, a) return 2 end, flags={'no-writes'}}\"";
+    ok(&mut c, fn_lib);
+    ok(&mut c, "CONFIG SET dbfilename blocked.rdb");
+    assert_eq!(run(&mut c, "BGSAVE"), b"+Background saving started\r\n");
+    wait_bgsave(&mut c);
+    let misconf = format!("-{}\r\n", basalt_server::persist::MISCONF);
+    let text = |r: Vec<u8>| String::from_utf8_lossy(&r).into_owned();
+    // A script without flags runs; its write is refused (redis.call raises with the
+    // script's position, redis.pcall returns the error), its reads work.
+    let raised = text(run(&mut c, "EVAL \"return redis.call('set','x','2')\" 0"));
+    assert!(
+        raised.starts_with(&misconf[..misconf.len() - 2]) && raised.contains(" script: "),
+        "{raised}"
+    );
+    assert_eq!(
+        text(run(&mut c, "EVAL \"return redis.pcall('set','x','2')\" 0")),
+        misconf
+    );
+    assert_eq!(
+        run(&mut c, "EVAL \"return redis.call('get','x')\" 0"),
+        b"$1\r\n1\r\n"
+    );
+    // A script with flags writes unless `no-writes`: refused before it runs, even if it
+    // would not write (EVAL, EVALSHA and FCALL alike).
+    assert_eq!(text(run(&mut c, "EVAL \"#!lua\nreturn 1\" 0")), misconf);
+    let loaded = text(run(&mut c, "SCRIPT LOAD \"#!lua\nreturn 2\""));
+    let flagged_sha = loaded
+        .trim_end()
+        .rsplit('\n')
+        .next()
+        .unwrap_or("")
+        .to_string();
+    assert_eq!(
+        text(run(&mut c, &format!("EVALSHA {flagged_sha} 0"))),
+        misconf
+    );
+    assert_eq!(text(run(&mut c, "FCALL w 0")), misconf);
+    assert_eq!(run(&mut c, "FCALL r 0"), b":2\r\n");
+    assert_eq!(
+        run(
+            &mut c,
+            "EVAL \"#!lua flags=no-writes\nreturn redis.call('get','x')\" 0"
+        ),
+        b"$1\r\n1\r\n"
+    );
+    assert_eq!(text(run(&mut c, fn_lib)), misconf, "FUNCTION LOAD writes");
+    // In MULTI a write is refused when queued; PUBLISH and a compat-mode EVAL only may
+    // replicate, so EXEC runs them.
+    ok(&mut c, "MULTI");
+    assert_eq!(run(&mut c, "PUBLISH ch m"), b"+QUEUED\r\n");
+    assert_eq!(run(&mut c, "EVAL \"return 1\" 0"), b"+QUEUED\r\n");
+    assert_eq!(run(&mut c, "EXEC"), b"*2\r\n:0\r\n:1\r\n");
+    ok(&mut c, "MULTI");
+    assert_eq!(text(run(&mut c, "EVAL \"#!lua\nreturn 1\" 0")), misconf);
+    assert_eq!(
+        run(&mut c, "EXEC"),
+        b"-EXECABORT Transaction discarded because of previous errors.\r\n"
+    );
+    drop(s);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// Starts the binary (with `extra` arguments) on files that must not load; returns its
 /// exit status and output.
 pub(crate) fn start_expecting_failure(
