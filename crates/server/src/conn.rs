@@ -63,6 +63,7 @@ pub async fn serve(srv: Arc<Server>, mut stream: TcpStream) {
         srv.stats
             .max_clients_seen
             .fetch_max(clients.len(), Ordering::Relaxed);
+        srv.stats.connected.store(clients.len(), Ordering::Relaxed);
     }
     let mut client = Client::new(shared.clone());
     tracing::debug!(id, addr = %shared.addr, "client connected");
@@ -79,7 +80,11 @@ pub async fn serve(srv: Arc<Server>, mut stream: TcpStream) {
             .fetch_add(1, Ordering::Relaxed);
     }
     let _ = stream.shutdown().await;
-    srv.clients.lock().remove(&id);
+    {
+        let mut clients = srv.clients.lock();
+        clients.remove(&id);
+        srv.stats.connected.store(clients.len(), Ordering::Relaxed);
+    }
     tracing::debug!(id, "client closed");
 }
 
@@ -281,6 +286,14 @@ async fn run(srv: &Arc<Server>, stream: &mut TcpStream, client: &mut Client) {
         }
         if output_limit_reached(srv, client, &out) {
             return;
+        }
+        // Let the other connections that are ready read and execute first, then write:
+        // the replies leave in a burst, as Redis writes them all before it sleeps. Each
+        // write straight after its batch woke a client that had gone to sleep meanwhile,
+        // and on a VM that wake-up (an interrupt to the client's core) cost ~10% of the
+        // server's time at pipeline 16 (docs/benchmarks.md, "Replies in bursts").
+        if !out.is_empty() && srv.stats.connected.load(Ordering::Relaxed) > 1 {
+            tokio::task::yield_now().await;
         }
         durable(srv, client).await;
         if write_out(srv, stream, &mut out, &shared).await.is_err() || close {

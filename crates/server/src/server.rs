@@ -197,6 +197,8 @@ pub struct Stats {
     pub client_query_buffer_limit_disconnections: AtomicU64,
     /// Peak of connected clients.
     pub max_clients_seen: AtomicUsize,
+    /// Clients connected now (the length of `Server::clients`, readable without its lock).
+    pub connected: AtomicUsize,
     /// Active expiry ticks that stopped at their time budget with due keys left.
     pub expired_time_cap_reached: AtomicU64,
     /// Time spent evicting, in microseconds (`total_eviction_exceeded_time` is close).
