@@ -30,6 +30,7 @@ pub mod schedule;
 pub mod scripting;
 pub mod server;
 pub mod thread_slot;
+pub mod ticks;
 pub mod transaction;
 
 use server::Server;

@@ -103,7 +103,8 @@ impl EncCell {
 #[derive(Default)]
 struct CallSlot {
     calls: AtomicU64,
-    usec: AtomicU64,
+    /// Execution time in [`crate::ticks`].
+    ticks: AtomicU64,
 }
 
 /// Per-command calls and execution times (`INFO commandstats`, `total_commands_processed`),
@@ -125,26 +126,26 @@ impl CallStats {
         }
     }
 
-    /// Counts one call of command `id` that took `usec`.
+    /// Counts one call of command `id` that took `ticks` ([`crate::ticks`]).
     #[inline]
-    pub fn record(&self, id: usize, usec: u64) {
+    pub fn record(&self, id: usize, ticks: u64) {
         let slot = thread_slot::current();
         let n = self.base.len();
         let counts = self.slots[slot].get_or_init(|| (0..n).map(|_| CallSlot::default()).collect());
         let c = &counts[id];
         thread_slot::add_u64(&c.calls, slot, 1);
-        thread_slot::add_u64(&c.usec, slot, usec);
+        thread_slot::add_u64(&c.ticks, slot, ticks);
     }
 
     fn sums(&self, id: usize) -> (u64, u64) {
         self.slots
             .iter()
             .filter_map(OnceLock::get)
-            .fold((0, 0), |(calls, usec), counts| {
+            .fold((0, 0), |(calls, ticks), counts| {
                 let c = &counts[id];
                 (
                     calls + c.calls.load(Ordering::Relaxed),
-                    usec + c.usec.load(Ordering::Relaxed),
+                    ticks + c.ticks.load(Ordering::Relaxed),
                 )
             })
     }
@@ -152,14 +153,14 @@ impl CallStats {
     /// Calls of command `id` and their total time in µs since start or the last reset.
     pub fn get(&self, id: usize) -> (u64, u64) {
         let b = &self.base[id];
-        let (base_calls, base_usec) = (
+        let (base_calls, base_ticks) = (
             b.calls.load(Ordering::Relaxed),
-            b.usec.load(Ordering::Relaxed),
+            b.ticks.load(Ordering::Relaxed),
         );
-        let (calls, usec) = self.sums(id);
+        let (calls, ticks) = self.sums(id);
         (
             calls.saturating_sub(base_calls),
-            usec.saturating_sub(base_usec),
+            crate::ticks::to_micros(ticks.saturating_sub(base_ticks)),
         )
     }
 
@@ -171,9 +172,9 @@ impl CallStats {
     /// `CONFIG RESETSTAT`: counts start again from zero.
     pub fn reset(&self) {
         for id in 0..self.base.len() {
-            let (calls, usec) = self.sums(id);
+            let (calls, ticks) = self.sums(id);
             self.base[id].calls.store(calls, Ordering::Relaxed);
-            self.base[id].usec.store(usec, Ordering::Relaxed);
+            self.base[id].ticks.store(ticks, Ordering::Relaxed);
         }
     }
 }
@@ -722,6 +723,7 @@ impl Server {
         }));
         let exec_id = commands.get(b"exec").map(|r| r.id).unwrap_or(usize::MAX);
         let cmd_stats = (0..commands.len()).map(|_| CmdStats::default()).collect();
+        crate::ticks::init();
         let call_stats = CallStats::new(commands.len());
         let live = Live {
             maxclients: AtomicUsize::new(config.maxclients),
@@ -1128,7 +1130,7 @@ impl Server {
         let _order = (logging && writes && !client.in_exec && !client.in_script)
             .then(|| self.aof.order.lock());
         let db_before = client.db;
-        let start = Instant::now();
+        let start = crate::ticks::now();
         let result: CmdResult = {
             let mut ctx = Ctx {
                 srv: self,
@@ -1144,8 +1146,8 @@ impl Server {
             self.persist.note_changes(ctx.changes.count());
             result
         };
-        let usec = start.elapsed().as_micros() as u64;
-        self.call_stats.record(resolved.id, usec);
+        self.call_stats
+            .record(resolved.id, crate::ticks::now().wrapping_sub(start));
         let effects = client.aof_effects.take();
         if logging && result.is_ok() {
             let cmds = match effects {
