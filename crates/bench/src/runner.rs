@@ -209,6 +209,11 @@ struct Pending {
     t: u64,
     cmd: u32,
     key: u64,
+    /// Replies still expected before the one that completes the request (the commands
+    /// of a multi-command template but its last).
+    more: u32,
+    /// One of those earlier replies was an error.
+    failed: bool,
 }
 
 /// One connection's state.
@@ -512,6 +517,8 @@ impl Loop<'_> {
             t,
             cmd: cmd as u32,
             key,
+            more: (self.cfg.workload.templates[cmd].replies() - 1) as u32,
+            failed: false,
         });
     }
 
@@ -587,12 +594,28 @@ impl Loop<'_> {
                     return;
                 }
             };
-            let Some(p) = c.inflight.pop_front() else {
+            let Some(front) = c.inflight.front_mut() else {
                 self.fail(c, epoll, "protocol error: reply without a request");
                 return;
             };
+            if front.more > 0 {
+                // An earlier command of a multi-command request.
+                front.more -= 1;
+                if let ReplyKind::Error(r) = &kind {
+                    front.failed = true;
+                    if front.t >= self.win.measure_start {
+                        let (a, b) = (c.rpos + r.start, c.rpos + r.end);
+                        self.stats.reply_error(&c.rbuf[a..b]);
+                    }
+                }
+                c.rpos += len;
+                continue;
+            }
+            let Some(p) = c.inflight.pop_front() else {
+                continue;
+            };
             replies += 1;
-            let is_error = matches!(kind, ReplyKind::Error(_));
+            let is_error = p.failed || matches!(kind, ReplyKind::Error(_));
             let cache_get =
                 self.cfg.workload.cache_aside.map(|(get, _)| get) == Some(p.cmd as usize);
             if cache_get && kind == ReplyKind::Null {

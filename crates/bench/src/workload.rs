@@ -27,12 +27,16 @@ enum Arg {
     Mixed(Vec<Piece>),
 }
 
-/// A parsed command template.
+/// A parsed command template: one command, or several sent as one request (a
+/// transaction: `MULTI ; INCR a:__key__ ; INCR b:__key__ ; EXEC`, words `;` between
+/// them), whose last reply completes it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Template {
-    /// The command name, upper-cased, for reports.
+    /// The command name, upper-cased, for reports (the names joined by `+` for several).
     pub name: String,
     args: Vec<Arg>,
+    /// The commands sent after this one in the same request.
+    then: Vec<Template>,
 }
 
 /// Most arguments a template fills without heap allocation.
@@ -40,29 +44,50 @@ const INLINE_ARGS: usize = 16;
 
 impl Template {
     /// Parses a template such as `SET __key__ __data__ EX 60`. Arguments are separated by
-    /// whitespace; single or double quotes group an argument containing spaces.
+    /// whitespace; single or double quotes group an argument containing spaces; a word
+    /// that is exactly `;` (unquoted) starts the next command of the same request.
     pub fn parse(text: &str) -> Result<Template, String> {
         let words = split_words(text)?;
-        let Some(first) = words.first() else {
-            return Err("empty command template".into());
+        let mut commands = words.split(|w| w.as_slice() == b";").map(|words| {
+            let Some(first) = words.first() else {
+                return Err(format!("empty command in template {text:?}"));
+            };
+            Ok(Template {
+                name: String::from_utf8_lossy(first).to_ascii_uppercase(),
+                args: words.iter().map(|w| parse_arg(w)).collect(),
+                then: Vec::new(),
+            })
+        });
+        let mut t = match commands.next() {
+            Some(first) => first?,
+            None => return Err("empty command template".into()),
         };
-        let name = String::from_utf8_lossy(first).to_ascii_uppercase();
-        let args = words.iter().map(|w| parse_arg(w)).collect();
-        Ok(Template { name, args })
+        t.then = commands.collect::<Result<_, _>>()?;
+        if !t.then.is_empty() {
+            let names: Vec<&str> = t.then.iter().map(|c| c.name.as_str()).collect();
+            t.name = format!("{}+{}", t.name, names.join("+"));
+        }
+        Ok(t)
+    }
+
+    /// Replies that answer one request of this template.
+    pub fn replies(&self) -> usize {
+        1 + self.then.len()
     }
 
     /// True if the template names `__key__` anywhere.
     pub fn uses_key(&self) -> bool {
-        self.args.iter().any(|a| match a {
+        let own = self.args.iter().any(|a| match a {
             Arg::Key => true,
             Arg::Mixed(p) => p.contains(&Piece::Key),
             _ => false,
-        })
+        });
+        own || self.then.iter().any(Template::uses_key)
     }
 
     /// Adds `EX ttl` to a SET template that sets no expiry of its own.
     pub fn add_ttl_to_set(&mut self, ttl: u64) {
-        if self.name != "SET" {
+        if self.name != "SET" || !self.then.is_empty() {
             return;
         }
         let has_expiry = self.args.iter().skip(3).any(|a| match a {
@@ -78,9 +103,16 @@ impl Template {
         }
     }
 
-    /// Encodes the command for `key` and `data` as a RESP array of bulk strings.
-    /// `scratch` holds the rendering of mixed arguments.
+    /// Encodes the request for `key` and `data`: each command a RESP array of bulk
+    /// strings. `scratch` holds the rendering of mixed arguments.
     pub fn encode(&self, key: &[u8], data: &[u8], scratch: &mut Vec<Vec<u8>>, out: &mut BytesMut) {
+        self.encode_one(key, data, scratch, out);
+        for t in &self.then {
+            t.encode_one(key, data, scratch, out);
+        }
+    }
+
+    fn encode_one(&self, key: &[u8], data: &[u8], scratch: &mut Vec<Vec<u8>>, out: &mut BytesMut) {
         // Render the mixed arguments first (mutable phase), then borrow everything.
         if scratch.len() < self.args.len() {
             scratch.resize(self.args.len(), Vec::new());
@@ -308,6 +340,25 @@ mod tests {
         let t = Template::parse(&text).unwrap();
         let out = enc(&t, b"k", b"v");
         assert!(out.starts_with(b"*21\r\n$4\r\nMSET\r\n$1\r\nk\r\n$1\r\nv\r\n"));
+    }
+
+    #[test]
+    fn one_request_may_hold_several_commands() {
+        let t = Template::parse("MULTI ; INCR a:__key__ ; INCR 'b;c' ; EXEC").unwrap();
+        assert_eq!(t.name, "MULTI+INCR+INCR+EXEC");
+        assert_eq!(t.replies(), 4);
+        assert!(t.uses_key());
+        let mut out = BytesMut::new();
+        t.encode(b"7", b"", &mut Vec::new(), &mut out);
+        assert_eq!(
+            &out[..],
+            b"*1\r\n$5\r\nMULTI\r\n*2\r\n$4\r\nINCR\r\n$3\r\na:7\r\n*2\r\n$4\r\nINCR\r\n$3\r\nb;c\r\n*1\r\n$4\r\nEXEC\r\n"
+        );
+        let mut set = Template::parse("SET __key__ x ; GET __key__").unwrap();
+        set.add_ttl_to_set(5);
+        assert_eq!(set.replies(), 2, "no TTL added to a multi-command request");
+        assert!(Template::parse("GET a ; ; GET b").is_err());
+        assert!(Template::parse("GET a ;").is_err());
     }
 
     #[test]
