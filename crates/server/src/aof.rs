@@ -961,14 +961,17 @@ fn write_base(
     let file = File::create(tmp).map_err(|e| {
         format!("Opening the temp file for AOF rewrite in rewriteAppendOnlyFile(): {e}")
     })?;
-    let (compression, checksum, fill) = {
+    let (compression, checksum, fill, autosync) = {
         let c = srv.config.read();
         (
             c.rdbcompression,
             c.rdbchecksum,
             c.enc.list_max_listpack_size,
+            c.aof_rewrite_incremental_fsync
+                .then_some(crate::persist::AUTOSYNC_BYTES),
         )
     };
+    let file = crate::persist::AutoSync::new(file, autosync);
     let now = frozen.unwrap_or_else(unix_ms);
     // A background rewrite walks its freeze in chunks; the base written at startup
     // takes each frozen shard whole.
@@ -1044,7 +1047,7 @@ fn write_base(
             })?;
         }
         let file = out.into_inner().map_err(|e| werr(e.into_error()))?;
-        file.sync_all().map_err(werr)?;
+        file.into_file().sync_all().map_err(werr)?;
         Ok(())
     })();
     match result {

@@ -39,6 +39,61 @@ pub const BGSAVE_RETRY_DELAY_SECS: u64 = 5;
 /// Buffer between the serializer and the file.
 const WRITE_BUFFER: usize = 1 << 20;
 
+/// Bytes a snapshot or rewrite writes between two syncs with `rdb-save-incremental-fsync`
+/// / `aof-rewrite-incremental-fsync` (Redis's `REDIS_AUTOSYNC_BYTES`).
+pub const AUTOSYNC_BYTES: u64 = 4 << 20;
+
+/// A file being written that syncs its data every `every` bytes (never with `None`):
+/// Redis's `rioSetAutoSync`. The writing thread waits for each sync; the writeback of
+/// a large file is spread over its writing instead of arriving in one burst at the end.
+pub struct AutoSync {
+    file: File,
+    every: Option<u64>,
+    pending: u64,
+    syncs: u64,
+}
+
+impl AutoSync {
+    /// Wraps `file`.
+    pub fn new(file: File, every: Option<u64>) -> AutoSync {
+        AutoSync {
+            file,
+            every,
+            pending: 0,
+            syncs: 0,
+        }
+    }
+
+    /// Syncs done so far.
+    pub fn syncs(&self) -> u64 {
+        self.syncs
+    }
+
+    /// The file, for its final sync.
+    pub fn into_file(self) -> File {
+        self.file
+    }
+}
+
+impl std::io::Write for AutoSync {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.file.write(buf)?;
+        if let Some(every) = self.every {
+            self.pending += n as u64;
+            if self.pending >= every {
+                self.file.sync_data()?;
+                self.pending = 0;
+                self.syncs += 1;
+            }
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.file.flush()
+    }
+}
+
 /// Redis's MISCONF reply while writes are refused after a failed background save.
 pub const MISCONF: &str = "MISCONF Redis is configured to save RDB snapshots, but it's currently unable to persist to disk. Commands that may modify the data set are disabled, because this instance is configured to report errors during writes if RDB snapshotting fails (stop-writes-on-bgsave-error option). Please check the Redis logs for details about the RDB error.";
 
@@ -298,12 +353,13 @@ pub fn write_snapshot(
     cancel: Option<&AtomicBool>,
     frozen: Option<&Frozen>,
 ) -> Result<SaveStats, String> {
-    let (compression, checksum, fill) = {
+    let (compression, checksum, fill, autosync) = {
         let c = srv.config.read();
         (
             c.rdbcompression,
             c.rdbchecksum,
             c.enc.list_max_listpack_size,
+            c.rdb_save_incremental_fsync.then_some(AUTOSYNC_BYTES),
         )
     };
     let dir = path.parent().unwrap_or(Path::new(".")).to_path_buf();
@@ -315,6 +371,7 @@ pub fn write_snapshot(
             dir.display()
         )
     })?;
+    let file = AutoSync::new(file, autosync);
     let written = write_keyspace(srv, file, compression, checksum, fill, cancel, frozen);
     let stats = match written {
         Ok(s) => s,
@@ -341,7 +398,7 @@ pub fn write_snapshot(
 
 fn write_keyspace(
     srv: &Server,
-    file: File,
+    file: AutoSync,
     compression: bool,
     checksum: bool,
     fill: i64,
@@ -420,7 +477,7 @@ fn write_keyspace(
     }
     let (bw, bytes) = w.finish().map_err(werr)?;
     let file = bw.into_inner().map_err(|e| werr(e.into_error()))?;
-    file.sync_all().map_err(werr)?;
+    file.into_file().sync_all().map_err(werr)?;
     Ok(SaveStats { keys, bytes })
 }
 
@@ -1214,6 +1271,24 @@ fn load_rdb_into<R: std::io::Read>(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn syncs_every_so_many_bytes_or_never() {
+        let dir = std::env::temp_dir().join(format!("basalt-autosync-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let chunk = vec![7u8; 1000];
+        for (every, want) in [(Some(4000), 2), (None, 0)] {
+            let path = dir.join("f");
+            let mut w = super::AutoSync::new(std::fs::File::create(&path).expect("create"), every);
+            for _ in 0..9 {
+                std::io::Write::write_all(&mut w, &chunk).expect("write");
+            }
+            assert_eq!(w.syncs(), want, "every {every:?}");
+            drop(w.into_file());
+            assert_eq!(std::fs::metadata(&path).expect("meta").len(), 9000);
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
     /// The calling thread's nice value.
     fn nice() -> libc::c_int {
         // SAFETY: reads the calling thread's own priority.

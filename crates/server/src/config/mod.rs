@@ -231,6 +231,10 @@ pub struct Config {
     pub rdbcompression: bool,
     /// `rdbchecksum` (immutable): write and verify the RDB's CRC-64 trailer.
     pub rdbchecksum: bool,
+    /// `rdb-save-incremental-fsync`: a snapshot being written is synced every
+    /// [`crate::persist::AUTOSYNC_BYTES`], so its dirty pages reach the disk as it goes
+    /// rather than all at its end.
+    pub rdb_save_incremental_fsync: bool,
     /// `rdb-key-save-delay` (hidden, for tests, as in Redis): microseconds a snapshot or
     /// AOF rewrite sleeps after each key it writes (never with a shard locked); a
     /// negative `-n` sleeps 1 µs every `n` keys.
@@ -263,8 +267,8 @@ pub struct Config {
     pub aof_use_rdb_preamble: bool,
     /// `aof-timestamp-enabled`: accepted; Basalt writes no timestamp annotations.
     pub aof_timestamp_enabled: bool,
-    /// `aof-rewrite-incremental-fsync`: accepted (Basalt's rewrite fsyncs once, at the
-    /// end).
+    /// `aof-rewrite-incremental-fsync`: the same for the base file an AOF rewrite
+    /// writes.
     pub aof_rewrite_incremental_fsync: bool,
     /// `maxmemory` in bytes (0 = no limit).
     pub maxmemory: u64,
@@ -383,6 +387,7 @@ impl Default for Config {
             dbfilename: String::new(),
             rdbcompression: true,
             rdbchecksum: true,
+            rdb_save_incremental_fsync: true,
             rdb_key_save_delay: 0,
             save_yield_seconds: 5,
             stop_writes_on_bgsave_error: true,

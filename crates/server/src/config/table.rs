@@ -961,6 +961,17 @@ pub static TABLE: &[Directive] = &[
         },
     },
     Directive {
+        name: "rdb-save-incremental-fsync",
+        aliases: &[],
+        flags: 0,
+        kind: Kind::Bool {
+            default: true,
+            check: None,
+            get: |c| c.rdb_save_incremental_fsync,
+            set: |c, v| c.rdb_save_incremental_fsync = v,
+        },
+    },
+    Directive {
         name: "aof-rewrite-incremental-fsync",
         aliases: &[],
         flags: 0,
