@@ -196,6 +196,40 @@ fn restored_usage(
     (access, meta)
 }
 
+/// The node of `key`, its access recorded as the policy in force counts accesses (the
+/// LRU clock; Redis's LFU counter, or S3-FIFO's hit bits, in the `meta` word).
+fn touched<'s>(
+    ks: &Keyspace,
+    shard: &'s mut Shard,
+    db: usize,
+    hash: u64,
+    key: &[u8],
+    now: u64,
+) -> Option<Slot<'s>> {
+    let tracking = ks.policy().tracking();
+    let r = if tracking == Tracking::Lfu {
+        shard.next_unit()
+    } else {
+        0.0
+    };
+    let mut e = shard.dbs[db].dict.get_mut(hash, key)?;
+    e.set_access(access_clock(now / 1000));
+    match tracking {
+        Tracking::Lfu => {
+            e.set_meta(evict::lfu_touch(
+                e.meta(),
+                evict::lfu_minutes(now),
+                ks.lfu_log_factor.load(Ordering::Relaxed),
+                ks.lfu_decay_time.load(Ordering::Relaxed),
+                r,
+            ));
+        }
+        Tracking::S3Fifo => e.set_meta(fifo_hit(e.meta())),
+        _ => {}
+    }
+    Some(e)
+}
+
 /// The view of a stored node.
 fn node_entry(n: NodeRef<'_>) -> EntryRef<'_> {
     EntryRef {
@@ -1817,29 +1851,11 @@ impl<'a> Guard<'a> {
         if let Some(f) = shard.freeze.as_mut() {
             f.keep(db, &shard.dbs[db], hash, key);
         }
-        let tracking = ks.policy().tracking();
-        let r = if tracking == Tracking::Lfu {
-            shard.next_unit()
+        let e = if touch {
+            touched(ks, shard, db, hash, key, now)?
         } else {
-            0.0
+            shard.dbs[db].dict.get_mut(hash, key)?
         };
-        let mut e = shard.dbs[db].dict.get_mut(hash, key)?;
-        if touch {
-            e.set_access(access_clock(now / 1000));
-            match tracking {
-                Tracking::Lfu => {
-                    e.set_meta(evict::lfu_touch(
-                        e.meta(),
-                        evict::lfu_minutes(now),
-                        ks.lfu_log_factor.load(Ordering::Relaxed),
-                        ks.lfu_decay_time.load(Ordering::Relaxed),
-                        r,
-                    ));
-                }
-                Tracking::S3Fifo => e.set_meta(fifo_hit(e.meta())),
-                _ => {}
-            }
-        }
         let pending = self.pending.insert(Pending {
             pos: p,
             db,
@@ -1875,7 +1891,26 @@ impl<'a> Guard<'a> {
     }
 
     /// Like [`Guard::get`], and counts a keyspace hit or miss (read commands).
-    pub fn lookup_read(&mut self, db: usize, key: &[u8]) -> Option<EntryMut<'_>> {
+    pub fn lookup_read(&mut self, db: usize, key: &[u8]) -> Option<EntryRef<'_>> {
+        self.settle();
+        let ks = self.ks;
+        let hash = ks.hash(key);
+        let p = position(&self.guards, self.all, ks.shard_of(hash));
+        if !self.expire_if_due(p, db, hash, key, true) {
+            return None;
+        }
+        let now = self.now;
+        // A read changes only the node's usage metadata: nothing for a view being saved
+        // to keep (copying a large collection per read would cost a snapshot its memory
+        // bound) and no size to settle.
+        let shard = &mut *self.guards[p].1;
+        touched(ks, shard, db, hash, key, now).map(|e| node_entry(e.into_ref()))
+    }
+
+    /// [`Guard::lookup_read`] for a read that needs the value mutably: one that moves
+    /// collections out and back (SINTER, ZUNION) or caches a result in it (PFCOUNT).
+    /// Like a write, it may copy the entry for a view being saved.
+    pub fn lookup_read_mut(&mut self, db: usize, key: &[u8]) -> Option<EntryMut<'_>> {
         self.lookup(db, key, true, true)
     }
 
@@ -3178,6 +3213,46 @@ mod freeze_tests {
             // Nothing is kept any more: a second view is the current content.
             let _ = frozen_view(&ks);
         }
+    }
+
+    /// Freeze-time copies the view holds.
+    fn kept(ks: &Keyspace) -> usize {
+        ks.shards
+            .iter()
+            .map(|sh| {
+                sh.lock()
+                    .freeze
+                    .as_ref()
+                    .map_or(0, |f| f.old.iter().map(|m| m.len()).sum())
+            })
+            .sum()
+    }
+
+    #[test]
+    fn reads_during_a_freeze_copy_nothing() {
+        let ks = ks();
+        for k in [&b"a"[..], b"b"] {
+            let mut g = ks.lock_key(k, 0);
+            g.insert(0, k, s("value"), 0);
+        }
+        let mut g = ks.lock_all(0);
+        assert!(ks.freeze(&mut g));
+        drop(g);
+        {
+            let mut g = ks.lock_key(b"a", 0);
+            assert!(g.lookup_read(0, b"a").is_some());
+        }
+        assert_eq!(kept(&ks), 0, "a read keeps no copy");
+        {
+            let mut g = ks.lock_key(b"b", 0);
+            assert!(g.lookup_read_mut(0, b"b").is_some());
+        }
+        assert_eq!(
+            kept(&ks),
+            1,
+            "a lookup that may change the value keeps its old one"
+        );
+        assert_eq!(frozen_view(&ks).len(), 2);
     }
 
     /// The longest hold of a shard's lock while saving 2M keys of 100 bytes (64 shards):

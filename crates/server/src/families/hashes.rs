@@ -237,10 +237,11 @@ fn read_hash<'g>(
     g: &'g mut Guard<'_>,
     db: usize,
     key: &[u8],
-) -> Result<Option<&'g mut HashValue>, Error> {
-    match g.lookup_read(db, key) {
+) -> Result<Option<&'g HashValue>, Error> {
+    match g.lookup_read(db, key).map(|e| e.into_value().as_other()) {
         None => Ok(None),
-        Some(e) => as_hash(e.into_value_mut()).map(Some),
+        Some(Some(Value::Hash(h))) => Ok(Some(h)),
+        Some(_) => Err(Error::msg(error::WRONGTYPE)),
     }
 }
 

@@ -184,7 +184,7 @@ fn pfcount(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         return Ok(Frame::Integer(hll::count_registers(&max) as i64));
     }
     let mut g = ctx.srv.keyspace.lock_key(&args[1], ctx.now);
-    let Some(e) = g.lookup_read(db, &args[1]) else {
+    let Some(e) = g.lookup_read_mut(db, &args[1]) else {
         return Ok(Frame::Integer(0));
     };
     let s = hll_mut(e)?;

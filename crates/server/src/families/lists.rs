@@ -314,6 +314,14 @@ pub const COMMANDS: &[Command] = &[
 // Helpers
 // ---------------------------------------------------------------------------------------
 
+/// The list inside a read-only view's value, or WRONGTYPE.
+pub fn list_ref(v: Option<&Value>) -> Result<&ListValue, Error> {
+    match v {
+        Some(Value::List(l)) => Ok(l),
+        _ => Err(Error::msg(error::WRONGTYPE)),
+    }
+}
+
 /// The list inside a value, or WRONGTYPE.
 #[allow(unreachable_patterns)]
 pub fn list_mut(v: Option<&mut Value>) -> Result<&mut ListValue, Error> {
@@ -524,7 +532,7 @@ fn llen(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let mut g = ctx.srv.keyspace.lock_key(&args[1], ctx.now);
     Ok(Frame::Integer(match g.lookup_read(db, &args[1]) {
         None => 0,
-        Some(e) => list_mut(e.into_value_mut())?.len() as i64,
+        Some(e) => list_ref(e.into_value().as_other())?.len() as i64,
     }))
 }
 
@@ -536,7 +544,7 @@ fn lrange(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let Some(e) = g.lookup_read(db, &args[1]) else {
         return Ok(Frame::Array(Vec::new()));
     };
-    let l = list_mut(e.into_value_mut())?;
+    let l = list_ref(e.into_value().as_other())?;
     let Some((first, n)) = range(start, end, l.len()) else {
         return Ok(Frame::Array(Vec::new()));
     };
@@ -560,7 +568,7 @@ fn lindex(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let Some(e) = g.lookup_read(db, &args[1]) else {
         return Ok(Frame::Null);
     };
-    let l = list_mut(e.into_value_mut())?;
+    let l = list_ref(e.into_value().as_other())?;
     let i = args::int(&args[2])?;
     Ok(match index(i, l.len()).and_then(|i| l.get(i)) {
         Some(v) => Frame::Bulk(v),
@@ -668,7 +676,7 @@ fn lpos(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
             Frame::Null
         });
     };
-    let l = list_mut(e.into_value_mut())?;
+    let l = list_ref(e.into_value().as_other())?;
     let len = l.len();
     let ele = &args[2];
     let scan = maxlen.min(len as u64) as usize;

@@ -282,6 +282,15 @@ fn wrongtype() -> Error {
 
 /// The set in a looked-up entry: `Ok(None)` when the key is missing, WRONGTYPE when it
 /// holds another type.
+fn set_ref(e: Option<basalt_engine::EntryRef<'_>>) -> Result<Option<&SetValue>, Error> {
+    match e.map(|e| e.into_value().as_other()) {
+        None => Ok(None),
+        Some(Some(Value::Set(s))) => Ok(Some(&**s)),
+        Some(_) => Err(wrongtype()),
+    }
+}
+
+/// [`set_ref`] for a looked-up entry that may be changed.
 fn set_of(e: Option<EntryMut<'_>>) -> Result<Option<&mut SetValue>, Error> {
     match e {
         None => Ok(None),
@@ -323,7 +332,7 @@ impl Sources {
         };
         let mut seen: HashMap<&[u8], usize> = HashMap::new();
         for key in keys {
-            let entry = g.lookup_read(db, key);
+            let entry = g.lookup_read_mut(db, key);
             if let Some(&i) = seen.get(key.as_ref()) {
                 // Already taken: the entry now holds the empty placeholder.
                 src.slots.push(Some(i));
@@ -507,7 +516,7 @@ fn srem(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
 fn smembers(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let db = ctx.client.db;
     let mut g = ctx.srv.keyspace.lock_key(&args[1], ctx.now);
-    Ok(Frame::Set(match set_of(g.lookup_read(db, &args[1]))? {
+    Ok(Frame::Set(match set_ref(g.lookup_read(db, &args[1]))? {
         Some(s) => all_members(s),
         None => Vec::new(),
     }))
@@ -516,14 +525,14 @@ fn smembers(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
 fn sismember(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let db = ctx.client.db;
     let mut g = ctx.srv.keyspace.lock_key(&args[1], ctx.now);
-    let found = set_of(g.lookup_read(db, &args[1]))?.is_some_and(|s| s.contains(&args[2]));
+    let found = set_ref(g.lookup_read(db, &args[1]))?.is_some_and(|s| s.contains(&args[2]));
     Ok(Frame::Integer(i64::from(found)))
 }
 
 fn smismember(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let db = ctx.client.db;
     let mut g = ctx.srv.keyspace.lock_key(&args[1], ctx.now);
-    let s = set_of(g.lookup_read(db, &args[1]))?;
+    let s = set_ref(g.lookup_read(db, &args[1]))?;
     Ok(Frame::Array(
         args[2..]
             .iter()
@@ -535,7 +544,7 @@ fn smismember(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
 fn scard(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let db = ctx.client.db;
     let mut g = ctx.srv.keyspace.lock_key(&args[1], ctx.now);
-    let n = set_of(g.lookup_read(db, &args[1]))?.map_or(0, |s| s.len());
+    let n = set_ref(g.lookup_read(db, &args[1]))?.map_or(0, |s| s.len());
     Ok(Frame::Integer(n as i64))
 }
 
@@ -674,7 +683,7 @@ fn srandmember(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     }
     let db = ctx.client.db;
     let mut g = ctx.srv.keyspace.lock_key(&args[1], ctx.now);
-    let Some(s) = set_of(g.lookup_read(db, &args[1]))? else {
+    let Some(s) = set_ref(g.lookup_read(db, &args[1]))? else {
         return Ok(Frame::Null);
     };
     Ok(s.random_member(&mut command_rng())
@@ -691,7 +700,7 @@ fn srandmember_count(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let (count, uniq) = (l.unsigned_abs(), l >= 0);
     let db = ctx.client.db;
     let mut g = ctx.srv.keyspace.lock_key(&args[1], ctx.now);
-    let Some(s) = set_of(g.lookup_read(db, &args[1]))? else {
+    let Some(s) = set_ref(g.lookup_read(db, &args[1]))? else {
         return Ok(Frame::Array(Vec::new()));
     };
     if count == 0 {
@@ -922,7 +931,7 @@ fn sscan(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let cursor = crate::families::keys::parse_cursor(&args[2])?;
     let db = ctx.client.db;
     let mut g = ctx.srv.keyspace.lock_key(&args[1], ctx.now);
-    let Some(s) = set_of(g.lookup_read(db, &args[1]))? else {
+    let Some(s) = set_ref(g.lookup_read(db, &args[1]))? else {
         return Ok(Frame::Array(vec![
             Frame::Bulk(Bytes::from_static(b"0")),
             Frame::Array(Vec::new()),

@@ -486,7 +486,7 @@ fn stream_at<'g>(
     read: bool,
 ) -> Result<Option<&'g mut StreamValue>, Error> {
     let entry = if read {
-        g.lookup_read(db, key)
+        g.lookup_read_mut(db, key)
     } else {
         g.get(db, key)
     };

@@ -525,14 +525,11 @@ fn zset_mut(v: Option<&mut Value>) -> Result<&mut ZSetValue, Error> {
 
 /// A read lookup (counts a keyspace hit or miss): `None` for a missing key, WRONGTYPE for
 /// another type.
-fn read<'g>(
-    g: &'g mut Guard<'_>,
-    db: usize,
-    key: &[u8],
-) -> Result<Option<&'g mut ZSetValue>, Error> {
-    match g.lookup_read(db, key) {
+fn read<'g>(g: &'g mut Guard<'_>, db: usize, key: &[u8]) -> Result<Option<&'g ZSetValue>, Error> {
+    match g.lookup_read(db, key).map(|e| e.into_value().as_other()) {
         None => Ok(None),
-        Some(e) => zset_mut(e.into_value_mut()).map(Some),
+        Some(Some(Value::ZSet(z))) => Ok(Some(z)),
+        Some(_) => Err(wrongtype()),
     }
 }
 
@@ -1661,7 +1658,7 @@ impl Sources {
             let entry = if for_write {
                 g.get(db, key)
             } else {
-                g.lookup_read(db, key)
+                g.lookup_read_mut(db, key)
             };
             if let Some(&i) = seen.get(key.as_ref()) {
                 src.slots.push(Some(i));
