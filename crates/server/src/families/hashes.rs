@@ -336,7 +336,6 @@ fn hmget(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let db = ctx.client.db;
     let mut g = ctx.srv.keyspace.lock_key(&args[1], ctx.now);
     let h = read_hash(&mut g, db, &args[1])?;
-    let h = h.as_deref();
     Ok(Frame::Array(
         args[2..]
             .iter()
