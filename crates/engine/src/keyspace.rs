@@ -1786,12 +1786,7 @@ impl<'a> Guard<'a> {
 
     /// Looks a key up without counting it as an access (OBJECT IDLETIME).
     pub fn peek(&mut self, db: usize, key: &[u8]) -> Option<EntryRef<'_>> {
-        self.settle();
-        let hash = self.ks.hash(key);
-        let p = position(&self.guards, self.all, self.ks.shard_of(hash));
-        if !self.expire_if_due(p, db, hash, key, false) {
-            return None;
-        }
+        let (p, hash) = self.locate(db, key, false)?;
         self.guards[p].1.dbs[db].dict.get(hash, key).map(node_entry)
     }
 
@@ -1836,15 +1831,20 @@ impl<'a> Guard<'a> {
         true
     }
 
-    fn lookup(&mut self, db: usize, key: &[u8], touch: bool, count: bool) -> Option<EntryMut<'_>> {
+    /// Where a live `key` is: its shard's position among the guards and its hash, after
+    /// removing it if its deadline passed (`None` then, or when it is missing). Settles
+    /// the entry handed out before.
+    fn locate(&mut self, db: usize, key: &[u8], count: bool) -> Option<(usize, u64)> {
         self.settle();
-        let ks = self.ks;
-        let hash = ks.hash(key);
-        let p = position(&self.guards, self.all, ks.shard_of(hash));
-        if !self.expire_if_due(p, db, hash, key, count) {
-            return None;
-        }
-        let now = self.now;
+        let hash = self.ks.hash(key);
+        let p = position(&self.guards, self.all, self.ks.shard_of(hash));
+        self.expire_if_due(p, db, hash, key, count)
+            .then_some((p, hash))
+    }
+
+    fn lookup(&mut self, db: usize, key: &[u8], touch: bool, count: bool) -> Option<EntryMut<'_>> {
+        let (p, hash) = self.locate(db, key, count)?;
+        let (ks, now) = (self.ks, self.now);
         let shard = &mut *self.guards[p].1;
         // The caller may change the entry through the reference: a view being saved
         // keeps its old version first.
@@ -1892,14 +1892,8 @@ impl<'a> Guard<'a> {
 
     /// Like [`Guard::get`], and counts a keyspace hit or miss (read commands).
     pub fn lookup_read(&mut self, db: usize, key: &[u8]) -> Option<EntryRef<'_>> {
-        self.settle();
-        let ks = self.ks;
-        let hash = ks.hash(key);
-        let p = position(&self.guards, self.all, ks.shard_of(hash));
-        if !self.expire_if_due(p, db, hash, key, true) {
-            return None;
-        }
-        let now = self.now;
+        let (p, hash) = self.locate(db, key, true)?;
+        let (ks, now) = (self.ks, self.now);
         // A read changes only the node's usage metadata: nothing for a view being saved
         // to keep (copying a large collection per read would cost a snapshot its memory
         // bound) and no size to settle.

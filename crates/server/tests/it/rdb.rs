@@ -594,9 +594,10 @@ fn shutdown_save_nosave_and_sigterm() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-#[test]
-fn failed_bgsave_refuses_writes_with_misconf() {
-    let dir = scratch("misconf");
+/// A server whose last BGSAVE failed (with save points: writes are denied), after
+/// `setup` ran on it; its scratch directory and a client.
+fn after_failed_bgsave(name: &str, setup: &[&str]) -> (TestServer, RawClient, PathBuf) {
+    let dir = scratch(name);
     // A directory where the file should go makes the final rename fail.
     std::fs::create_dir_all(dir.join("blocked.rdb").join("x")).expect("mkdir");
     let s = start_in(
@@ -604,11 +605,19 @@ fn failed_bgsave_refuses_writes_with_misconf() {
         &["--save", "3600 1", "--enable-protected-configs", "yes"],
     );
     let mut c = s.client().expect("client");
-    ok(&mut c, "SET a 1");
+    for line in setup {
+        ok(&mut c, line);
+    }
     ok(&mut c, "CONFIG SET dbfilename blocked.rdb");
     assert_eq!(run(&mut c, "BGSAVE"), b"+Background saving started\r\n");
     wait_bgsave(&mut c);
     assert_eq!(info_field(&mut c, "rdb_last_bgsave_status"), "err");
+    (s, c, dir)
+}
+
+#[test]
+fn failed_bgsave_refuses_writes_with_misconf() {
+    let (s, mut c, dir) = after_failed_bgsave("misconf", &["SET a 1"]);
     let misconf = run(&mut c, "SET a 2");
     assert!(
         misconf.starts_with(b"-MISCONF "),
@@ -642,19 +651,8 @@ fn failed_bgsave_refuses_writes_with_misconf() {
 
 #[test]
 fn failed_bgsave_refuses_script_writes_and_queued_writes_as_redis_does() {
-    let dir = scratch("misconf-scripts");
-    std::fs::create_dir_all(dir.join("blocked.rdb").join("x")).expect("mkdir");
-    let s = start_in(
-        &dir,
-        &["--save", "3600 1", "--enable-protected-configs", "yes"],
-    );
-    let mut c = s.client().expect("client");
-    ok(&mut c, "SET x 1");
     let fn_lib = "FUNCTION LOAD \"#!lua name=lib\nredis.register_function('w', function(k, a) return 1 end)\nredis.register_function{function_name='r', callback=function(k, a) return 2 end, flags={'no-writes'}}\"";
-    ok(&mut c, fn_lib);
-    ok(&mut c, "CONFIG SET dbfilename blocked.rdb");
-    assert_eq!(run(&mut c, "BGSAVE"), b"+Background saving started\r\n");
-    wait_bgsave(&mut c);
+    let (s, mut c, dir) = after_failed_bgsave("misconf-scripts", &["SET x 1", fn_lib]);
     let misconf = format!("-{}\r\n", basalt_server::persist::MISCONF);
     let text = |r: Vec<u8>| String::from_utf8_lossy(&r).into_owned();
     // A script without flags runs; its write is refused (redis.call raises with the
