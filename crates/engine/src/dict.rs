@@ -1054,43 +1054,76 @@ impl Dict {
         Some(self.view(node))
     }
 
-    /// Looks up the first entry whose hash agrees with `hash` on the bits of `mask` (which
-    /// must cover the bucket and fingerprint bits: the low 48 at least) and for which
-    /// `pred` holds; returns its full hash too (the deadline index keeps 54 hash bits).
-    pub fn get_where_masked(
+    /// The first node whose hash has the low `bits` bits of `low` and for which `pred`
+    /// holds, with its full hash. Those bits pick the node's bucket when the table has
+    /// at most `2^bits` buckets; a larger table is searched in every bucket they could
+    /// pick (`2^(k - bits)` of them for `2^k` buckets: slower, still exact). Links'
+    /// fingerprints come from other bits, so every node of those chains is offered to
+    /// `pred` (put the cheap test there: the hash is computed only for nodes it accepts).
+    fn find_low(
         &self,
-        hash: u64,
-        mask: u64,
+        low: u64,
+        bits: u32,
         mut pred: impl FnMut(NodeRef<'_>) -> bool,
-    ) -> Option<(u64, NodeRef<'_>)> {
-        debug_assert!(mask & ((1 << 48) - 1) == (1 << 48) - 1);
-        let hasher = self.hasher.clone();
-        let mut full = 0;
-        let node = self.find(hash, |n| {
-            pred(n) && {
-                full = hasher.hash_one(n.key());
-                full & mask == hash & mask
+    ) -> Option<(u64, Tagged)> {
+        let n = self.buckets.len();
+        if n == 0 {
+            return None;
+        }
+        let low_mask = if bits >= 64 {
+            u64::MAX
+        } else {
+            (1u64 << bits) - 1
+        };
+        let low = low & low_mask;
+        let mask = self.mask();
+        // Bucket indexes agreeing with `low` on its bits: `low` plus every combination of
+        // the bucket bits above them.
+        let (first, step, count) = if (mask as u64) <= low_mask {
+            (low as usize & mask, 0, 1)
+        } else {
+            (low as usize, 1usize << bits, n >> bits)
+        };
+        for i in 0..count {
+            let mut cur = self.buckets[first + i * step];
+            while let Some(node) = cur {
+                let view = self.view(node);
+                if pred(view) {
+                    let full = self.hasher.hash_one(view.key());
+                    if full & low_mask == low {
+                        return Some((full, node));
+                    }
+                }
+                // SAFETY: every node linked from the table is live while `self` is
+                // borrowed.
+                cur = unsafe { node.next() };
             }
-        })?;
+        }
+        None
+    }
+
+    /// Looks up the first entry whose hash has the low `bits` bits of `low` and for which
+    /// `pred` holds; returns its full hash too (the deadline index keeps 22 hash bits).
+    pub fn get_where_low(
+        &self,
+        low: u64,
+        bits: u32,
+        pred: impl FnMut(NodeRef<'_>) -> bool,
+    ) -> Option<(u64, NodeRef<'_>)> {
+        let (full, node) = self.find_low(low, bits, pred)?;
         Some((full, self.view(node)))
     }
 
-    /// As [`Dict::get_where_masked`], removing the entry.
-    pub fn remove_where_masked(
+    /// As [`Dict::get_where_low`], removing the entry.
+    pub fn remove_where_low(
         &mut self,
-        hash: u64,
-        mask: u64,
-        mut pred: impl FnMut(NodeRef<'_>) -> bool,
+        low: u64,
+        bits: u32,
+        pred: impl FnMut(NodeRef<'_>) -> bool,
     ) -> Option<(u64, Removed)> {
-        debug_assert!(mask & ((1 << 48) - 1) == (1 << 48) - 1);
-        let hasher = self.hasher.clone();
-        let mut full = 0;
-        let node = self.unlink(hash, |n| {
-            pred(n) && {
-                full = hasher.hash_one(n.key());
-                full & mask == hash & mask
-            }
-        })?;
+        let (full, node) = self.find_low(low, bits, pred)?;
+        let addr = node.as_ptr().addr();
+        let node = self.unlink(full, |n| n.addr() == addr)?;
         self.maybe_shrink();
         Some((full, Removed { node }))
     }
@@ -1619,6 +1652,48 @@ mod tests {
         assert_eq!(r.key(), b"b");
         assert!(d.remove_where(h(b"b"), |_| true).is_none());
         assert_eq!(get(&d, b"a"), Some((int(1), 0)));
+    }
+
+    /// Lookups by the low bits of a hash (the deadline index's) find exactly the entries
+    /// a full scan finds, with tables smaller and larger than `2^bits` buckets (larger
+    /// ones are searched in every bucket the bits could pick).
+    #[test]
+    fn low_bit_lookups_agree_with_a_scan_at_any_table_size() {
+        for bits in [0u32, 2, 5, 22] {
+            let mut d = Dict::new();
+            let keys: Vec<Vec<u8>> = (0..600).map(|i| format!("k{i}").into_bytes()).collect();
+            for (i, k) in keys.iter().enumerate() {
+                put(&mut d, k, int(i as i64), 1_000 + (i as u64 % 7));
+            }
+            assert!(d.bucket_count() > 1 << bits.min(9), "{bits}");
+            let low_mask = (1u64 << bits) - 1;
+            for (i, k) in keys.iter().enumerate() {
+                let at = 1_000 + (i as u64 % 7);
+                let (full, n) = d
+                    .get_where_low(h(k), bits, |n| n.expire_at() == at)
+                    .expect("found");
+                // Any entry with the same deadline and the same low bits answers.
+                assert_eq!(full, h(n.key()));
+                assert_eq!(full & low_mask, h(k) & low_mask);
+                assert_eq!(n.expire_at(), at);
+                // A deadline no key has finds nothing.
+                assert!(
+                    d.get_where_low(h(k), bits, |n| n.expire_at() == 5)
+                        .is_none()
+                );
+            }
+            // Removing by low bits empties the table with every key accounted for once.
+            let mut seen = HashSet::new();
+            for (i, k) in keys.iter().enumerate() {
+                let at = 1_000 + (i as u64 % 7);
+                let (full, r) = d
+                    .remove_where_low(h(k), bits, |n| n.expire_at() == at)
+                    .expect("one key left per entry");
+                assert_eq!(full, h(r.key()));
+                assert!(seen.insert(r.key().to_vec()));
+            }
+            assert!(d.is_empty());
+        }
     }
 
     /// `passed` tells exactly which keys a walk has visited, across growth, and with

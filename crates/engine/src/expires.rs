@@ -1,14 +1,22 @@
 //! The deadline index of one database slice: which keys expire when, in deadline order,
-//! at about 12 bytes per key.
+//! at about 6 bytes per key.
 //!
 //! Why not a `BTreeMap<(deadline, hash), count>`: its 24-byte entries in B-tree nodes
 //! filled in deadline order (so about half full) cost about 43 bytes per volatile key, a
 //! third of what the key itself costs. Here deadlines are grouped in slots of
 //! [`SLOT_MS`] milliseconds (a `BTreeMap` from slot to a sorted ring of entries), and
-//! each entry is one `u64`: the deadline's offset in its slot (10 bits) above the low 54
-//! bits of the key's hash. The key itself is not stored: the table finds it by those
-//! hash bits (its bucket and fingerprint come from them; the rest of the hash is checked
-//! under the same mask) and by the node's own deadline, which must match the entry's.
+//! each entry is one `u32`: the deadline's offset in its slot (10 bits) above the low
+//! [`HASH_BITS`] (22) bits of the key's hash. The key itself is not stored: the table
+//! finds it by those hash bits (they pick its bucket in tables of up to 2^22 buckets;
+//! larger tables look in each bucket they could pick, see `Dict::get_where_low`), the
+//! rest of its hash recomputed and checked under the same mask, and by the node's own
+//! deadline, which must match the entry's.
+//!
+//! Two keys may share an entry (same millisecond, same 22 hash bits): then either key
+//! answers for it, which is harmless. The entries are equal, so removing the one of
+//! either key leaves the same index; and a key found for an entry has exactly the
+//! entry's deadline, so the active cycle may reclaim it in place of the other - both are
+//! due at that millisecond. The counts stay exact.
 //!
 //! The order is exact (slots in order, entries sorted in a slot), so the active cycle
 //! reclaims keys exactly when due, earliest first, by popping from the front of the
@@ -22,30 +30,34 @@ use std::collections::{BTreeMap, VecDeque};
 const SLOT_BITS: u32 = 10;
 /// Milliseconds per slot.
 pub const SLOT_MS: u64 = 1 << SLOT_BITS;
-/// Bits of the key hash kept per entry.
-const HASH_BITS: u32 = 64 - SLOT_BITS;
+/// Bits of the key hash kept per entry (the low ones: those that pick the table bucket).
+pub const HASH_BITS: u32 = 32 - SLOT_BITS;
 /// The hash bits an entry keeps ([`ExpireIndex`] hands hashes back masked with it).
 pub const HASH_MASK: u64 = (1 << HASH_BITS) - 1;
 
-/// Bytes accounted per entry: 8, plus a ring's spare capacity (half full after it
+/// Bytes accounted per entry: 4, plus a ring's spare capacity (half full after it
 /// doubles, full before: about a third on average).
-pub const ENTRY_BYTES: usize = 12;
+pub const ENTRY_BYTES: usize = 6;
 /// Bytes accounted per slot: the map's entry (key and ring header, 40 bytes) in B-tree
 /// nodes about two-thirds full, and the ring's block rounding.
 pub const SLOT_BYTES: usize = 72;
 
-fn entry(at: u64, hash: u64) -> u64 {
-    ((at & (SLOT_MS - 1)) << HASH_BITS) | (hash & HASH_MASK)
+fn entry(at: u64, hash: u64) -> u32 {
+    (((at & (SLOT_MS - 1)) << HASH_BITS) | (hash & HASH_MASK)) as u32
 }
 
-fn deadline(slot: u64, e: u64) -> u64 {
-    (slot << SLOT_BITS) | (e >> HASH_BITS)
+fn deadline(slot: u64, e: u32) -> u64 {
+    (slot << SLOT_BITS) | u64::from(e >> HASH_BITS)
+}
+
+fn hash_bits(e: u32) -> u64 {
+    u64::from(e) & HASH_MASK
 }
 
 /// Keys with a deadline, as `(deadline, hash bits)`, in deadline order.
 #[derive(Default)]
 pub struct ExpireIndex {
-    slots: BTreeMap<u64, VecDeque<u64>>,
+    slots: BTreeMap<u64, VecDeque<u32>>,
     len: usize,
 }
 
@@ -106,7 +118,7 @@ impl ExpireIndex {
     /// The earliest entry: `(deadline, hash bits)`.
     pub fn first(&self) -> Option<(u64, u64)> {
         let (&slot, ring) = self.slots.first_key_value()?;
-        ring.front().map(|&e| (deadline(slot, e), e & HASH_MASK))
+        ring.front().map(|&e| (deadline(slot, e), hash_bits(e)))
     }
 
     /// Removes and returns the earliest entry if its deadline is `<= now`.
@@ -124,7 +136,7 @@ impl ExpireIndex {
             first.remove();
         }
         self.len -= 1;
-        Some((at, e & HASH_MASK))
+        Some((at, hash_bits(e)))
     }
 
     /// A pseudo-random entry: the first of the slot at or after a random time between the
@@ -139,7 +151,7 @@ impl ExpireIndex {
             .next()
             .or_else(|| self.slots.first_key_value())?;
         let e = *ring.get((r >> 32) as usize % ring.len())?;
-        Some((deadline(slot, e), e & HASH_MASK))
+        Some((deadline(slot, e), hash_bits(e)))
     }
 
     /// Entries whose deadline is `<= now`, counted up to `cap`.
@@ -162,7 +174,7 @@ impl ExpireIndex {
     pub fn for_each(&self, mut f: impl FnMut(u64, u64)) {
         for (&slot, ring) in &self.slots {
             for &e in ring {
-                f(deadline(slot, e), e & HASH_MASK);
+                f(deadline(slot, e), hash_bits(e));
             }
         }
     }
@@ -190,6 +202,22 @@ mod tests {
     }
 
     #[test]
+    fn keys_sharing_an_entry_are_counted_apart() {
+        // Same millisecond, same low 22 hash bits, different keys: two equal entries.
+        let mut x = ExpireIndex::new();
+        let (a, b) = (0x0012_3456u64, 0xABCD_0000_0012_3456u64 | (1 << 22));
+        assert_eq!(a & HASH_MASK, b & HASH_MASK);
+        x.add(2_000, a);
+        x.add(2_000, b);
+        assert_eq!(x.len(), 2);
+        assert!(x.remove(2_000, b));
+        assert_eq!(x.first(), Some((2_000, a & HASH_MASK)));
+        assert_eq!(x.pop_due(2_000), Some((2_000, a & HASH_MASK)));
+        assert!(!x.remove(2_000, a));
+        assert!(x.is_empty());
+    }
+
+    #[test]
     fn count_due_counts_exactly_at_slot_edges() {
         let mut x = ExpireIndex::new();
         for at in [1023u64, 1024, 1025, 2047, 2048, 5000] {
@@ -209,13 +237,14 @@ mod tests {
         /// (present or not), pops of due entries, in random orders and slots.
         #[test]
         fn behaves_like_an_ordered_multiset(
-            ops in proptest::collection::vec((0u8..4, 0u64..5000, 0u64..6), 1..400)
+            ops in proptest::collection::vec((0u8..4, 0u64..5000, 0u64..6, 0u64..3), 1..400)
         ) {
             let mut x = ExpireIndex::new();
             let mut m: BTreeMap<(u64, u64), u32> = BTreeMap::new();
-            for (op, at, h) in ops {
+            for (op, at, h, high) in ops {
                 let at = at + 1;
-                let h = h.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+                // Hashes that differ only above the kept bits share entries.
+                let h = h.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (high << 40);
                 match op {
                     0 | 1 => {
                         x.add(at, h);

@@ -40,7 +40,7 @@ use crate::dict::{Dict, NewNode, NewValue, NodeRef, Removed, Slot, access_clock,
 use crate::evict::{
     self, FREQ_SHIFT, Fifo, IN_MAIN, LFU_INIT_VAL, Policy, SEQ_MASK, Tracking, fifo_freq, fifo_hit,
 };
-use crate::expires::{ExpireIndex, HASH_MASK};
+use crate::expires::{ExpireIndex, HASH_BITS};
 use crate::lazyfree::{LazyFree, Reason};
 use crate::memory::BUCKET_BYTES;
 use crate::value::{Value, ValueRef};
@@ -456,9 +456,9 @@ pub struct DbMemory {
 /// One database's keys within one shard.
 struct Db {
     dict: Dict,
-    /// Keys with a deadline, as `(deadline, 54 bits of the key's hash)` in deadline
+    /// Keys with a deadline, as `(deadline, low 22 bits of the key's hash)` in deadline
     /// order (`expires.rs`). The key itself is not stored: the table entry is found by
-    /// those hash bits and its own deadline, about 12 bytes per volatile key.
+    /// those hash bits and its own deadline, about 6 bytes per volatile key.
     expires: ExpireIndex,
     /// Bytes of the keys' nodes, names and values ([`entry_bytes`]).
     used: usize,
@@ -533,7 +533,7 @@ impl Db {
     /// hash.
     fn volatile_node(&self, at: u64, h: u64) -> Option<(u64, NodeRef<'_>)> {
         self.dict
-            .get_where_masked(h, HASH_MASK, |n| n.expire_at() == at)
+            .get_where_low(h, HASH_BITS, |n| n.expire_at() == at)
     }
 
     /// Books a removed entry out of the byte count, the deadline index and the queues.
@@ -583,7 +583,7 @@ impl Db {
             // (or kept by a frozen view): no copy of it.
             match self
                 .dict
-                .remove_where_masked(h, HASH_MASK, |n| n.expire_at() == at)
+                .remove_where_low(h, HASH_BITS, |n| n.expire_at() == at)
             {
                 Some((hash, r)) => {
                     book_out(&mut self.used, &mut self.fifo, r.view());
