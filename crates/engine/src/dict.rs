@@ -31,7 +31,10 @@
 //!   reporting a sampled entry's hash).
 //!
 //! A 16-byte key holding a 32-byte string takes 8 + 8 + 32 + 16 = 64 bytes, one block of
-//! mimalloc's 64-byte class; with a deadline 72 (the 80-byte class). A change that alters
+//! mimalloc's 64-byte class; with a deadline 72. The allocator would serve 72 bytes from
+//! its 80-byte class, so blocks whose size falls between its classes (65..=128 bytes
+//! rounded up to 8: 72, 88, 104, 120) come from the node slab (`slab.rs`) at their exact
+//! size; every other block from the allocator. A change that alters
 //! the payload's size or the deadline bit moves the node to a new block in place in its
 //! chain ([`Slot`] does it and keeps its handle valid).
 //!
@@ -374,12 +377,7 @@ fn create(
     let ttl = deadline != 0;
     let kind = payload.kind();
     let size = block_size(ttl, payload_len(kind), key.len());
-    let layout = layout_of(size);
-    // SAFETY: the layout has a non-zero size (at least the link and the header).
-    let raw = unsafe { alloc(layout) };
-    if raw.is_null() {
-        handle_alloc_error(layout)
-    }
+    let raw = alloc_block(size, hash);
     // A set top bit would corrupt the tag: a broken platform assumption, not an error a
     // client could cause.
     assert!(
@@ -418,16 +416,39 @@ fn create(
     Tagged(unsafe { NonNull::new_unchecked(tagged) })
 }
 
+/// A block of `size` bytes (8-byte aligned) for a node whose key hashes to `hash`: from
+/// the node slab when `size` falls between the allocator's size classes (a 72-byte node
+/// takes 72 bytes there, not 80; see `slab.rs`), else from the allocator.
+fn alloc_block(size: usize, hash: u64) -> *mut u8 {
+    if let Some(p) = crate::slab::NODES.alloc(size, hash) {
+        return p.as_ptr();
+    }
+    let layout = layout_of(size);
+    // SAFETY: the layout has a non-zero size (at least the link and the header).
+    let raw = unsafe { alloc(layout) };
+    if raw.is_null() {
+        handle_alloc_error(layout)
+    }
+    raw
+}
+
 /// Frees a node's block without dropping its payload (moved out before, or trivially
 /// droppable).
 ///
 /// # Safety
 /// The node must be live and unlinked; it is dangling afterwards.
 unsafe fn free_block(node: Tagged) {
-    // SAFETY: the layout is recomputed from the same header and key as at allocation.
+    // SAFETY: the size is recomputed from the same header and key as at allocation, so
+    // it picks the same source (`alloc_block`): the slab for its sizes (which then
+    // allocated it), the allocator with the same layout otherwise.
     unsafe {
-        let layout = layout_of(node.size());
-        dealloc(node.as_ptr(), layout);
+        let size = node.size();
+        let p = node.as_ptr();
+        if crate::slab::class_of(size).is_some() {
+            crate::slab::NODES.free(NonNull::new_unchecked(p));
+        } else {
+            dealloc(p, layout_of(size));
+        }
     }
 }
 
@@ -495,7 +516,7 @@ impl<'a> NodeRef<'a> {
             };
             (self.node.size(), heap)
         };
-        crate::memory::alloc_size(size) + heap
+        crate::slab::block_bytes(size) + heap
     }
 
     /// The node's address (to find it again with [`Dict::get_mut_at`]).

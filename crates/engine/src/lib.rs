@@ -22,6 +22,7 @@ pub mod ratelimit;
 pub mod rl;
 pub mod rl_policy;
 pub mod schedule;
+pub mod slab;
 pub mod types;
 pub mod value;
 

@@ -5,7 +5,8 @@
 //! `keyspace::Guard`), so `MEMORY USAGE`, `MEMORY STATS` and the eviction loop read exact
 //! numbers without walking anything. The numbers are estimates of the allocator's view:
 //! each heap block is rounded up to mimalloc's size classes (eight-byte steps up to 64
-//! bytes, then four classes per power of two), which is also close to jemalloc's.
+//! bytes, then four classes per power of two), which is also close to jemalloc's, except
+//! keyspace nodes served by the node slab at their exact size (`slab.rs`).
 
 use crate::dict;
 use crate::value::Value;
@@ -49,14 +50,18 @@ pub const DEADLINE_BYTES: usize = 8;
 /// string of up to 44 bytes or an integer lives in the block, any other value as a
 /// 24-byte `Value` whose heap parts come on top (see [`entry_bytes`]).
 ///
+/// Blocks of 65..=128 bytes that fall between the allocator's size classes come from the
+/// node slab at their size rounded up to 8 bytes ([`crate::slab::block_bytes`]).
+///
 /// ```
 /// use basalt_engine::memory::node_bytes;
-/// // A 16-byte key with a 32-byte string: one 64-byte block; with a deadline, 80.
+/// // A 16-byte key with a 32-byte string: one 64-byte block; with a deadline, a 72-byte
+/// // slab block (an 80-byte allocator class otherwise).
 /// assert_eq!(node_bytes(16, 32, false), 64);
-/// assert_eq!(node_bytes(16, 32, true), 80);
+/// assert_eq!(node_bytes(16, 32, true), 72);
 /// ```
 pub const fn node_bytes(key_len: usize, payload: usize, ttl: bool) -> usize {
-    alloc_size(dict::block_size(ttl, payload, key_len))
+    crate::slab::block_bytes(dict::block_size(ttl, payload, key_len))
 }
 
 /// Bytes per key with a deadline in the per-database deadline index (`expires.rs`: an
@@ -121,7 +126,7 @@ mod tests {
         // The issue's shape: a 16-byte key and a 32-byte string, one 64-byte block.
         let v32 = Value::Str(StrValue::from_bytes(&[b'v'; 32]));
         assert_eq!(entry_bytes(16, &v32), 64);
-        assert_eq!(entry_bytes_with(16, &v32, true), 80);
+        assert_eq!(entry_bytes_with(16, &v32, true), 72);
         // Integers take 8 bytes in the block; 44-byte strings are the longest inline.
         assert_eq!(entry_bytes(16, &Value::Str(StrValue::Int(7))), 40);
         let v44 = Value::Str(StrValue::from_bytes(&[b'v'; 44]));

@@ -150,13 +150,17 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
-/// Bytes currently allocated by the process.
+/// Bytes currently allocated by the process (`used_memory`). The keyspace's node slab
+/// (`basalt_engine::slab`) takes whole chunks from the allocator and hands out exact-size
+/// node blocks: the bytes of its chunks that are not live nodes are not counted, so a
+/// node counts as its block, as in the keyspace's own accounting, and freeing one lowers
+/// the figure at once (the spare bytes show in RSS and the fragmentation ratio instead).
 pub fn allocated() -> usize {
     let sum: isize = ALLOCATED
         .iter()
         .map(|s| s.0.load(Ordering::Relaxed))
         .fold(0, isize::wrapping_add);
-    sum.max(0) as usize
+    (sum.max(0) as usize).saturating_sub(basalt_engine::slab::spare_bytes())
 }
 
 /// Records the current allocation as the startup baseline (`used_memory_startup`).
@@ -199,8 +203,10 @@ mod mi {
     }
 }
 
-/// Asks the allocator to return free pages to the system (`MEMORY PURGE`).
+/// Returns the node slab's empty chunks to the allocator, and asks the allocator to
+/// return free pages to the system (`MEMORY PURGE`).
 pub fn purge() {
+    basalt_engine::slab::purge();
     #[cfg(feature = "mimalloc")]
     // SAFETY: mi_collect takes no pointers; forcing a collection is always allowed.
     unsafe {

@@ -411,3 +411,69 @@ fn hundred_thousand_keys_with_mixed_ttls_expire_without_access() {
     );
     assert_eq!(info_field(&mut c, "stats", "keyspace_misses"), 0);
 }
+
+/// Keys whose node comes from the node slab (a 16-byte key, a 32-byte value and a TTL:
+/// 72 bytes, between the allocator's 64 and 80-byte classes) count as exactly their
+/// block in MEMORY USAGE and `used_memory`, deleting them lowers `used_memory` at once
+/// (the slab keeps their chunks), and eviction under a limit keeps about the limit's
+/// worth of them instead of emptying the keyspace.
+#[test]
+fn slab_nodes_count_exactly_in_used_memory_and_eviction() {
+    let server = crate::start(&[]);
+    let mut c = RawClient::connect_port(server.port()).expect("connect");
+    let value = [b'v'; 32];
+    let key = |i: usize| format!("key:{i:012}").into_bytes();
+    let base = used(&mut c);
+    let n = 20_000;
+    for i in 0..n {
+        c.cmd(&[b"SET", &key(i), &value, b"EX", b"1000"])
+            .expect("set");
+    }
+    assert_eq!(
+        c.cmd(&[b"MEMORY", b"USAGE", &key(0)]).expect("usage"),
+        b":72\r\n"
+    );
+    let loaded = used(&mut c);
+    let per_key = (loaded - base) as f64 / n as f64;
+    // The 72-byte block, a bucket pointer and an index entry (about 6 bytes); not the
+    // 80-byte class.
+    assert!(
+        (72.0..72.0 + 8.0 * 2.0 + 12.0).contains(&per_key),
+        "{per_key} B per key"
+    );
+    for i in 0..n / 2 {
+        c.cmd(&[b"DEL", &key(i)]).expect("del");
+    }
+    let after_del = used(&mut c);
+    assert!(
+        loaded - after_del >= (n / 2 * 72) as u64,
+        "deleting {} slab nodes freed only {} bytes",
+        n / 2,
+        loaded - after_del
+    );
+    c.cmd(&[b"FLUSHALL"]).expect("flush");
+    assert_eq!(c.cmd(&[b"MEMORY", b"PURGE"]).expect("purge"), b"+OK\r\n");
+    let flushed = used(&mut c);
+    assert!(
+        flushed < base + 256 * 1024,
+        "base {base}, after flush {flushed}"
+    );
+
+    config_set(&mut c, "maxmemory-policy", "allkeys-lru");
+    let limit = flushed + 2 * 1024 * 1024;
+    config_set(&mut c, "maxmemory", &limit.to_string());
+    for i in 0..100_000 {
+        c.cmd(&[b"SET", &key(i), &value, b"EX", b"1000"])
+            .expect("set");
+    }
+    let u = used(&mut c);
+    assert!(u <= limit + 8 * 1024, "used {u} > limit {limit}");
+    let keys = c.cmd(&[b"DBSIZE"]).expect("dbsize");
+    let keys: u64 = std::str::from_utf8(&keys[1..keys.len() - 2])
+        .expect("utf8")
+        .parse()
+        .expect("integer");
+    // 2 MiB hold about 23,000 such keys; eviction must not empty the keyspace.
+    assert!(keys > 15_000, "only {keys} keys left under a 2 MiB budget");
+    assert!(info_field(&mut c, "stats", "evicted_keys") > 50_000);
+}

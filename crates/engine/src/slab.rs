@@ -1,0 +1,539 @@
+//! Exact-size blocks for keyspace nodes whose size falls between the allocator's size
+//! classes.
+//!
+//! mimalloc (like jemalloc) serves requests from size classes: eight-byte steps up to 64
+//! bytes, then four classes per doubling (80, 96, 112, 128, ...). A keyspace node is
+//! `[link 8 | header 8 | deadline 8 | payload | key]` (`dict.rs`), so the issue's shape
+//! with a TTL, a 16-byte key and a 32-byte string, is 72 bytes and would take an 80-byte
+//! block: 8 bytes of every such key wasted. This module serves the sizes in the gaps of
+//! 65..=128 bytes ([`CLASSES`]: 72, 88, 104 and 120; a request is rounded up to a
+//! multiple of 8) from chunks of [`CHUNK_BYTES`], each chunk carved into blocks of one
+//! size; every other size goes to the allocator as before.
+//!
+//! Layout and bookkeeping:
+//! - A chunk is one allocation of [`CHUNK_BYTES`], aligned to its size, so a block's
+//!   chunk is its address rounded down. The chunk starts with a [`Chunk`] header (its
+//!   stripe and class, live-block count, a free list threaded through freed blocks, a
+//!   bump offset for blocks never used, and links in its class's list of chunks with room).
+//! - The chunks are split into [`STRIPES`] stripes, each behind its own mutex; a node is
+//!   allocated in the stripe its key hash's top bits pick (the bits that pick the
+//!   keyspace shard, so shards on different threads mostly meet different locks), and
+//!   freed into its chunk's stripe, from whatever thread drops it (the lazy-free thread,
+//!   a snapshot's kept copies).
+//! - A chunk whose last block is freed is returned to the allocator at once unless it is
+//!   the only chunk of its class and stripe with room (kept so that a key set and
+//!   deleted in a loop does not allocate a chunk each time); [`Slab::purge`] (`MEMORY
+//!   PURGE`) returns those too.
+//!
+//! Accounting: the server's counting allocator sees whole chunks. Bytes of chunks that are
+//! not live blocks (free blocks, the never-used tail, headers) are counted per stripe
+//! ([`Slab::spare_bytes`]) and `used_memory` subtracts them, so `used_memory` counts a
+//! live node as exactly its block ([`block_bytes`]), as the keyspace's own accounting and
+//! `MEMORY USAGE` do, and freeing a node lowers it at once (the eviction loop relies on
+//! that). Spare chunk bytes show up where an allocator's free pages do: in
+//! `used_memory_rss` and the fragmentation ratio.
+
+use crate::memory::alloc_size;
+use parking_lot::Mutex;
+use std::alloc::{Layout, alloc, dealloc, handle_alloc_error};
+use std::ptr::{self, NonNull};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// Bytes of one chunk (also its alignment).
+pub const CHUNK_BYTES: usize = 256 << 10;
+
+/// Block sizes the slab serves: the multiples of 8 between 64 and 128 that are not
+/// allocator size classes.
+pub const CLASSES: [usize; 4] = [72, 88, 104, 120];
+
+/// Independent lock domains.
+pub const STRIPES: usize = 16;
+
+/// The slab class serving a request of `n` bytes, if any: `n` rounded up to a multiple
+/// of 8 is one of [`CLASSES`].
+pub const fn class_of(n: usize) -> Option<usize> {
+    if n <= 64 || n > 120 {
+        return None;
+    }
+    let r = (n + 7) & !7;
+    if (r - 72).is_multiple_of(16) {
+        Some((r - 72) / 16)
+    } else {
+        None
+    }
+}
+
+/// Bytes a keyspace node block of `n` requested bytes takes: its slab class, or the
+/// allocator's size class.
+///
+/// ```
+/// use basalt_engine::slab::block_bytes;
+/// assert_eq!(block_bytes(64), 64);
+/// assert_eq!(block_bytes(65), 72);
+/// assert_eq!(block_bytes(72), 72);
+/// assert_eq!(block_bytes(73), 80);
+/// assert_eq!(block_bytes(121), 128);
+/// ```
+pub const fn block_bytes(n: usize) -> usize {
+    match class_of(n) {
+        Some(c) => CLASSES[c],
+        None => alloc_size(n),
+    }
+}
+
+/// The header at the start of every chunk. Only touched with its stripe's lock held.
+#[repr(C)]
+struct Chunk {
+    /// The stripe the chunk belongs to.
+    stripe: u32,
+    /// Its class (index into [`CLASSES`]).
+    class: u32,
+    /// Live blocks.
+    live: u32,
+    /// Offset of the first block never handed out.
+    bump: u32,
+    /// Freed blocks, each holding the address of the next in its first 8 bytes.
+    free: *mut u8,
+    /// Neighbours in the class's list of chunks with room (`in_avail`).
+    prev: *mut Chunk,
+    next: *mut Chunk,
+    in_avail: bool,
+}
+
+/// Offset of a chunk's first block (the header rounded up to 16 bytes).
+const FIRST_BLOCK: usize = (size_of::<Chunk>() + 15) & !15;
+
+const CHUNK_LAYOUT: Layout = match Layout::from_size_align(CHUNK_BYTES, CHUNK_BYTES) {
+    Ok(l) => l,
+    Err(_) => panic!("bad chunk layout"),
+};
+
+/// One class of one stripe: its chunks with a free block.
+struct Class {
+    avail: *mut Chunk,
+}
+
+struct Stripe {
+    classes: [Class; CLASSES.len()],
+    /// Chunks held.
+    chunks: usize,
+}
+
+// SAFETY: the raw pointers are chunks owned by the slab and only followed with the
+// stripe's mutex held.
+unsafe impl Send for Stripe {}
+
+/// A stripe and its spare-byte counter, on a cache line of their own.
+#[repr(align(64))]
+struct Slot {
+    stripe: Mutex<Stripe>,
+    /// Bytes of this stripe's chunks that are not live blocks (written with the lock
+    /// held, read without).
+    spare: AtomicUsize,
+}
+
+/// A source of exact-size blocks (see the module docs).
+pub struct Slab {
+    slots: [Slot; STRIPES],
+}
+
+/// The slab keyspace nodes come from.
+pub static NODES: Slab = Slab::new();
+
+/// Bytes of [`NODES`]' chunks that are not live nodes (`used_memory` subtracts them).
+pub fn spare_bytes() -> usize {
+    NODES.spare_bytes()
+}
+
+/// Returns [`NODES`]' empty chunks to the allocator (`MEMORY PURGE`); bytes returned.
+pub fn purge() -> usize {
+    NODES.purge()
+}
+
+impl Default for Slab {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Slab {
+    /// An empty slab (allocates nothing until the first block).
+    pub const fn new() -> Slab {
+        Slab {
+            slots: [const {
+                Slot {
+                    stripe: Mutex::new(Stripe {
+                        classes: [const {
+                            Class {
+                                avail: ptr::null_mut(),
+                            }
+                        }; CLASSES.len()],
+                        chunks: 0,
+                    }),
+                    spare: AtomicUsize::new(0),
+                }
+            }; STRIPES],
+        }
+    }
+
+    /// Bytes of the chunks held that are not live blocks.
+    pub fn spare_bytes(&self) -> usize {
+        self.slots
+            .iter()
+            .map(|s| s.spare.load(Ordering::Relaxed))
+            .sum()
+    }
+
+    /// Chunks held.
+    pub fn chunks(&self) -> usize {
+        self.slots.iter().map(|s| s.stripe.lock().chunks).sum()
+    }
+
+    /// A block for a request of `n` bytes, in the stripe `hint`'s top bits pick; None if
+    /// `n` is not a slab size ([`class_of`]). The block is 8-byte aligned and holds
+    /// [`block_bytes`]`(n)` bytes.
+    pub fn alloc(&self, n: usize, hint: u64) -> Option<NonNull<u8>> {
+        let c = class_of(n)?;
+        let size = CLASSES[c];
+        let s = (hint >> (64 - STRIPES.trailing_zeros())) as usize;
+        let slot = &self.slots[s];
+        let mut st = slot.stripe.lock();
+        let mut chunk = st.classes[c].avail;
+        if chunk.is_null() {
+            chunk = new_chunk(s, c);
+            st.chunks += 1;
+            // SAFETY: a fresh chunk, not in any list; the lock is held.
+            unsafe { push_avail(&mut st.classes[c], chunk) };
+            add(&slot.spare, CHUNK_BYTES as isize);
+        }
+        // SAFETY: `chunk` is a live chunk of this stripe and class with a free block
+        // (chunks in the avail list have one); the lock is held, so its header is ours.
+        let block = unsafe {
+            let h = &mut *chunk;
+            let block = if !h.free.is_null() {
+                let b = h.free;
+                h.free = b.cast::<*mut u8>().read();
+                b
+            } else {
+                let b = chunk.cast::<u8>().add(h.bump as usize);
+                h.bump += size as u32;
+                b
+            };
+            h.live += 1;
+            if h.free.is_null() && h.bump as usize + size > CHUNK_BYTES {
+                remove_avail(&mut st.classes[c], chunk);
+            }
+            block
+        };
+        add(&slot.spare, -(size as isize));
+        // SAFETY: a block inside a live chunk, never null.
+        Some(unsafe { NonNull::new_unchecked(block) })
+    }
+
+    /// Frees a block [`Slab::alloc`] of this slab returned.
+    ///
+    /// # Safety
+    /// `p` must come from this slab's `alloc` and not be freed since.
+    pub unsafe fn free(&self, p: NonNull<u8>) {
+        let p = p.as_ptr();
+        let chunk = p.map_addr(|a| a & !(CHUNK_BYTES - 1)).cast::<Chunk>();
+        // SAFETY: the block lies in a live chunk aligned to its size, whose header says
+        // its stripe; the header is only touched with that stripe's lock held.
+        unsafe {
+            let s = (*chunk).stripe as usize;
+            let slot = &self.slots[s];
+            let mut st = slot.stripe.lock();
+            let h = &mut *chunk;
+            let c = h.class as usize;
+            let size = CLASSES[c];
+            p.cast::<*mut u8>().write(h.free);
+            h.free = p;
+            h.live -= 1;
+            add(&slot.spare, size as isize);
+            if !h.in_avail {
+                push_avail(&mut st.classes[c], chunk);
+            }
+            // An empty chunk goes back unless it is the class's only one with room.
+            if h.live == 0 && (st.classes[c].avail != chunk || !h.next.is_null()) {
+                remove_avail(&mut st.classes[c], chunk);
+                release(chunk);
+                st.chunks -= 1;
+                add(&slot.spare, -(CHUNK_BYTES as isize));
+            }
+        }
+    }
+
+    /// Returns every empty chunk to the allocator; bytes returned.
+    pub fn purge(&self) -> usize {
+        let mut freed = 0;
+        for slot in &self.slots {
+            let mut st = slot.stripe.lock();
+            for c in 0..CLASSES.len() {
+                let mut cur = st.classes[c].avail;
+                while !cur.is_null() {
+                    // SAFETY: chunks in the list are live; `next` is read before the
+                    // chunk may be released; the lock is held.
+                    unsafe {
+                        let next = (*cur).next;
+                        if (*cur).live == 0 {
+                            remove_avail(&mut st.classes[c], cur);
+                            release(cur);
+                            st.chunks -= 1;
+                            add(&slot.spare, -(CHUNK_BYTES as isize));
+                            freed += CHUNK_BYTES;
+                        }
+                        cur = next;
+                    }
+                }
+            }
+        }
+        freed
+    }
+}
+
+impl Drop for Slab {
+    fn drop(&mut self) {
+        // Only slabs made by tests are ever dropped (`NODES` is a static); their blocks
+        // are all freed by then, so every chunk is empty and in an avail list.
+        self.purge();
+    }
+}
+
+/// Adds `delta` to a counter only written with its stripe's lock held (a plain load and
+/// store, no locked instruction).
+fn add(counter: &AtomicUsize, delta: isize) {
+    let v = counter.load(Ordering::Relaxed);
+    counter.store(v.wrapping_add_signed(delta), Ordering::Relaxed);
+}
+
+/// Allocates a chunk of stripe `s` and class `c`, all blocks never used.
+fn new_chunk(s: usize, c: usize) -> *mut Chunk {
+    // SAFETY: the layout has a non-zero size.
+    let raw = unsafe { alloc(CHUNK_LAYOUT) };
+    if raw.is_null() {
+        handle_alloc_error(CHUNK_LAYOUT)
+    }
+    let chunk = raw.cast::<Chunk>();
+    // SAFETY: a fresh block of CHUNK_BYTES, aligned for the header.
+    unsafe {
+        chunk.write(Chunk {
+            stripe: s as u32,
+            class: c as u32,
+            live: 0,
+            bump: FIRST_BLOCK as u32,
+            free: ptr::null_mut(),
+            prev: ptr::null_mut(),
+            next: ptr::null_mut(),
+            in_avail: false,
+        })
+    };
+    chunk
+}
+
+/// Returns an empty chunk, out of every list, to the allocator.
+///
+/// # Safety
+/// `chunk` must be live, empty and unlisted; it is dangling afterwards.
+unsafe fn release(chunk: *mut Chunk) {
+    // SAFETY: allocated by `new_chunk` with this layout.
+    unsafe { dealloc(chunk.cast(), CHUNK_LAYOUT) }
+}
+
+/// Puts a chunk at the head of its class's avail list.
+///
+/// # Safety
+/// `chunk` must be live and not in the list; the stripe's lock must be held.
+unsafe fn push_avail(class: &mut Class, chunk: *mut Chunk) {
+    // SAFETY: per the contract; the old head (if any) is live.
+    unsafe {
+        (*chunk).prev = ptr::null_mut();
+        (*chunk).next = class.avail;
+        if !class.avail.is_null() {
+            (*class.avail).prev = chunk;
+        }
+        (*chunk).in_avail = true;
+    }
+    class.avail = chunk;
+}
+
+/// Takes a chunk out of its class's avail list.
+///
+/// # Safety
+/// `chunk` must be live and in the list; the stripe's lock must be held.
+unsafe fn remove_avail(class: &mut Class, chunk: *mut Chunk) {
+    // SAFETY: per the contract; its neighbours are live members of the same list.
+    unsafe {
+        let (prev, next) = ((*chunk).prev, (*chunk).next);
+        if prev.is_null() {
+            class.avail = next;
+        } else {
+            (*prev).next = next;
+        }
+        if !next.is_null() {
+            (*next).prev = prev;
+        }
+        (*chunk).prev = ptr::null_mut();
+        (*chunk).next = ptr::null_mut();
+        (*chunk).in_avail = false;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn per_chunk(size: usize) -> usize {
+        (CHUNK_BYTES - FIRST_BLOCK) / size
+    }
+
+    #[test]
+    fn classes_fill_the_allocators_gaps() {
+        for n in 0..=200 {
+            let b = block_bytes(n);
+            match class_of(n) {
+                Some(c) => {
+                    assert_eq!(b, CLASSES[c]);
+                    assert!(b >= n && b < n + 8, "{n}");
+                    assert_ne!(alloc_size(b), b, "{b} is an allocator class");
+                }
+                None => assert_eq!(b, alloc_size(n), "{n}"),
+            }
+        }
+        assert_eq!(class_of(72), Some(0));
+        assert_eq!(class_of(71), Some(0));
+        assert_eq!(class_of(80), None);
+        assert_eq!(class_of(120), Some(3));
+    }
+
+    /// Blocks are distinct, aligned, inside their chunks, keep what is written to them,
+    /// and the spare-byte count is always chunks minus live blocks (against a map of
+    /// live blocks, random allocations and frees).
+    #[test]
+    fn behaves_like_a_map_of_live_blocks() {
+        let slab = Slab::new();
+        let mut live: HashMap<usize, (NonNull<u8>, usize, u64)> = HashMap::new();
+        let mut rng = 0x1234_5678_9ABC_DEF0u64;
+        let mut next = || {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng
+        };
+        for step in 0..60_000u64 {
+            let r = next();
+            if live.is_empty() || r % 5 < 3 {
+                let n = [65, 72, 81, 88, 100, 104, 113, 120][(r >> 8) as usize % 8];
+                let p = slab.alloc(n, next()).expect("a slab size");
+                let a = p.as_ptr().addr();
+                assert_eq!(a % 8, 0);
+                assert!(a % CHUNK_BYTES >= FIRST_BLOCK);
+                assert!(a % CHUNK_BYTES + block_bytes(n) <= CHUNK_BYTES);
+                // SAFETY: a fresh block of at least `n` bytes.
+                unsafe {
+                    p.as_ptr().cast::<u64>().write(step);
+                    p.as_ptr().add(n - 1).write(step as u8);
+                }
+                assert!(
+                    live.insert(a, (p, n, step)).is_none(),
+                    "block handed out twice"
+                );
+            } else {
+                let a = *live
+                    .keys()
+                    .nth((r >> 8) as usize % live.len())
+                    .expect("some");
+                let (p, n, stamp) = live.remove(&a).expect("present");
+                // SAFETY: the block is live; the values were written at allocation.
+                unsafe {
+                    assert_eq!(p.as_ptr().cast::<u64>().read(), stamp);
+                    assert_eq!(p.as_ptr().add(n - 1).read(), stamp as u8);
+                    slab.free(p);
+                }
+            }
+            if step % 97 == 0 {
+                let live_bytes: usize = live.values().map(|&(_, n, _)| block_bytes(n)).sum();
+                assert_eq!(
+                    slab.spare_bytes() + live_bytes,
+                    slab.chunks() * CHUNK_BYTES,
+                    "step {step}"
+                );
+            }
+        }
+        for (_, (p, _, _)) in live.drain() {
+            // SAFETY: every remaining block is live.
+            unsafe { slab.free(p) };
+        }
+        // At most one empty chunk kept per class and stripe; purge returns them.
+        assert!(slab.chunks() <= STRIPES * CLASSES.len());
+        let kept = slab.chunks();
+        assert_eq!(slab.purge(), kept * CHUNK_BYTES);
+        assert_eq!((slab.chunks(), slab.spare_bytes()), (0, 0));
+    }
+
+    #[test]
+    fn freed_blocks_are_reused_and_empty_chunks_released() {
+        let slab = Slab::new();
+        assert!(
+            slab.alloc(64, 0).is_none(),
+            "an allocator class is not served"
+        );
+        let n = per_chunk(72);
+        // Fill one chunk exactly, then one block of a second chunk.
+        let mut first: Vec<NonNull<u8>> =
+            (0..n).map(|_| slab.alloc(72, 0).expect("slab")).collect();
+        assert_eq!(slab.chunks(), 1);
+        let extra = slab.alloc(72, 0).expect("slab");
+        assert_eq!(slab.chunks(), 2);
+        // A freed block is the next one handed out (its chunk regains room).
+        let b = first.pop().expect("some");
+        // SAFETY: live blocks of this slab.
+        unsafe { slab.free(b) };
+        assert_eq!(slab.alloc(72, 0), Some(b));
+        first.push(b);
+        // Another stripe gets its own chunk.
+        let other = slab.alloc(72, u64::MAX).expect("slab");
+        assert_eq!(slab.chunks(), 3);
+        // Emptying the full first chunk releases it: the second one still has room.
+        for b in first {
+            // SAFETY: live blocks of this slab.
+            unsafe { slab.free(b) };
+        }
+        assert_eq!(slab.chunks(), 2);
+        // The last chunk with room is kept when emptied, until a purge.
+        // SAFETY: live blocks of this slab.
+        unsafe {
+            slab.free(extra);
+            slab.free(other);
+        }
+        assert_eq!(slab.chunks(), 2);
+        assert_eq!(slab.spare_bytes(), 2 * CHUNK_BYTES);
+        assert_eq!(slab.purge(), 2 * CHUNK_BYTES);
+        assert_eq!((slab.chunks(), slab.spare_bytes()), (0, 0));
+    }
+
+    #[test]
+    fn blocks_freed_on_other_threads_go_back_to_their_chunk() {
+        let slab = std::sync::Arc::new(Slab::new());
+        let blocks: Vec<usize> = (0..10_000u64)
+            .map(|i| {
+                let p = slab
+                    .alloc(88, i.wrapping_mul(0x9E37_79B9_7F4A_7C15))
+                    .expect("slab");
+                p.as_ptr().expose_provenance()
+            })
+            .collect();
+        let s2 = slab.clone();
+        std::thread::spawn(move || {
+            for a in blocks {
+                // SAFETY: live blocks of this slab, exposed above.
+                unsafe { s2.free(NonNull::new_unchecked(ptr::with_exposed_provenance_mut(a))) };
+            }
+        })
+        .join()
+        .expect("freeing thread");
+        assert!(slab.chunks() <= STRIPES);
+        slab.purge();
+        assert_eq!((slab.chunks(), slab.spare_bytes()), (0, 0));
+    }
+}
