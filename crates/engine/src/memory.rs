@@ -65,7 +65,7 @@ pub const fn node_bytes(key_len: usize, payload: usize, ttl: bool) -> usize {
 }
 
 /// Bytes per key with a deadline in the per-database deadline index (`expires.rs`: an
-/// 8-byte entry in its slot's ring, with the ring's spare capacity), besides
+/// 4-byte entry in its slot's ring, with the ring's spare capacity), besides
 /// [`EXPIRE_SLOT_BYTES`] per slot of deadlines.
 pub const EXPIRE_INDEX_BYTES: usize = crate::expires::ENTRY_BYTES;
 
