@@ -2276,6 +2276,68 @@ mod tests {
         assert_eq!(ks.db_sizes()[1], (0, 0));
     }
 
+    /// Two keys of one shard whose hashes agree on the deadline index's 22 bits.
+    fn keys_sharing_index_bits(ks: &Keyspace) -> (Vec<u8>, Vec<u8>) {
+        let mut seen = std::collections::HashMap::new();
+        for i in 0.. {
+            let k = format!("c{i}").into_bytes();
+            let h = ks.hash(&k);
+            let tag = (h & crate::expires::HASH_MASK, ks.shard_of(h));
+            if let Some(prev) = seen.insert(tag, k.clone()) {
+                assert_ne!(ks.hash(&prev), h);
+                return (prev, k);
+            }
+        }
+        unreachable!()
+    }
+
+    /// Keys that share an index entry (same millisecond, same 22 hash bits) are deleted,
+    /// re-expired and reclaimed each exactly once, lazily or by the cycle, with the
+    /// index and the table in step.
+    #[test]
+    fn keys_sharing_an_index_entry_expire_correctly() {
+        let ks = ks();
+        let (a, b) = keys_sharing_index_bits(&ks);
+        let shard = ks.shard_of(ks.hash(&a));
+        let expire = |now| ks.expire_shard(shard, now, 1_000).0;
+        // Deleting one leaves one equal entry: the other key expires by it.
+        let mut g = ks.lock_keys(&[&a, &b], 1_000);
+        g.insert(0, &a, s("1"), 5_000);
+        g.insert(0, &b, s("2"), 5_000);
+        assert!(g.delete(0, &a, Reason::UserDel));
+        drop(g);
+        assert_eq!(ks.db_sizes()[0], (1, 1));
+        assert_eq!(expire(4_999), 0);
+        assert_eq!(expire(5_000), 1);
+        assert_eq!(ks.db_sizes()[0], (0, 0));
+        // Re-expiring one moves only its entry.
+        let mut g = ks.lock_keys(&[&a, &b], 1_000);
+        g.insert(0, &a, s("1"), 5_000);
+        g.insert(0, &b, s("2"), 5_000);
+        assert!(g.set_expire(0, &b, 9_000));
+        drop(g);
+        assert_eq!(expire(5_000), 1);
+        let mut g = ks.lock_keys(&[&a, &b], 5_000);
+        assert!(!g.exists(0, &a));
+        assert!(g.exists(0, &b));
+        drop(g);
+        assert_eq!(ks.db_sizes()[0], (1, 1));
+        assert_eq!(expire(9_000), 1);
+        assert_eq!(ks.db_sizes()[0], (0, 0));
+        // Both due at once: one by lazy expiry, the other by the cycle, one key each.
+        let mut g = ks.lock_keys(&[&a, &b], 1_000);
+        g.insert(0, &a, s("1"), 5_000);
+        g.insert(0, &b, s("2"), 5_000);
+        drop(g);
+        let mut g = ks.lock_keys(&[&b], 5_000);
+        assert!(!g.exists(0, &b));
+        drop(g);
+        assert_eq!(ks.db_sizes()[0], (1, 1));
+        assert_eq!(ks.expire_shard(shard, 5_000, 1), (1, false));
+        assert_eq!(ks.db_sizes()[0], (0, 0));
+        assert_eq!(ks.stats().expired_keys, 5);
+    }
+
     #[test]
     fn set_expire_and_overwrite_keep_index_consistent() {
         let ks = ks();
