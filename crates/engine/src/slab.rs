@@ -200,11 +200,14 @@ impl Slab {
         let mut st = slot.stripe.lock();
         let mut chunk = st.classes[c].avail;
         if chunk.is_null() {
+            // Count the chunk spare before the allocator counts it allocated (and, in
+            // `free`, after it counts it freed): a reader of `used_memory` between the
+            // two may see it low by a chunk, never high, which could start an eviction.
+            add(&slot.spare, CHUNK_BYTES as isize);
             chunk = new_chunk(s, c);
             st.chunks += 1;
             // SAFETY: a fresh chunk, not in any list; the lock is held.
             unsafe { push_avail(&mut st.classes[c], chunk) };
-            add(&slot.spare, CHUNK_BYTES as isize);
         }
         // SAFETY: `chunk` is a live chunk of this stripe and class with a free block
         // (chunks in the avail list have one); the lock is held, so its header is ours.
