@@ -37,7 +37,7 @@ use crate::memory::alloc_size;
 use parking_lot::Mutex;
 use std::alloc::{Layout, alloc, dealloc, handle_alloc_error};
 use std::ptr::{self, NonNull};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering, fence};
 
 /// Bytes of one chunk (also its alignment).
 pub const CHUNK_BYTES: usize = 256 << 10;
@@ -81,7 +81,9 @@ pub const fn block_bytes(n: usize) -> usize {
     }
 }
 
-/// The header at the start of every chunk. Only touched with its stripe's lock held.
+/// The header at the start of every chunk. Only touched with its stripe's lock held,
+/// through the raw chunk pointer field by field, never through a `&mut Chunk`: `stripe`
+/// is read without the lock by whoever frees a block of the chunk (it never changes).
 #[repr(C)]
 struct Chunk {
     /// The stripe the chunk belongs to.
@@ -140,9 +142,25 @@ pub struct Slab {
 /// The slab keyspace nodes come from.
 pub static NODES: Slab = Slab::new();
 
-/// Bytes of [`NODES`]' chunks that are not live nodes (`used_memory` subtracts them).
+/// Bytes of [`NODES`]' chunks that are not live nodes.
 pub fn spare_bytes() -> usize {
     NODES.spare_bytes()
+}
+
+/// `allocated()` (the allocator's total, which counts whole chunks) less [`NODES`]'
+/// spare bytes, never above the true figure while chunks come and go: the spare count
+/// is read before and after the total (with fences pairing with those of
+/// [`Slab::alloc`] and [`Slab::free`]) and the larger read is subtracted. A chunk being
+/// added is spare before the allocator counts it, one being returned is uncounted by
+/// the allocator before it stops being spare, so whichever read sees the change, the
+/// total read between them does too, and the result can only be low by a chunk.
+pub fn used_bytes(allocated: impl FnOnce() -> usize) -> usize {
+    let before = spare_bytes();
+    fence(Ordering::Acquire);
+    let total = allocated();
+    fence(Ordering::Acquire);
+    let after = spare_bytes();
+    total.saturating_sub(before.max(after))
 }
 
 /// Returns [`NODES`]' empty chunks to the allocator (`MEMORY PURGE`); bytes returned.
@@ -176,7 +194,8 @@ impl Slab {
         }
     }
 
-    /// Bytes of the chunks held that are not live blocks.
+    /// Bytes of the chunks held that are not live blocks. To subtract it from an
+    /// allocator total, use [`used_bytes`].
     pub fn spare_bytes(&self) -> usize {
         self.slots
             .iter()
@@ -198,32 +217,36 @@ impl Slab {
         let s = (hint >> (64 - STRIPES.trailing_zeros())) as usize;
         let slot = &self.slots[s];
         let mut st = slot.stripe.lock();
-        let mut chunk = st.classes[c].avail;
-        if chunk.is_null() {
+        if st.classes[c].avail.is_null() {
             // Count the chunk spare before the allocator counts it allocated (and, in
-            // `free`, after it counts it freed): a reader of `used_memory` between the
-            // two may see it low by a chunk, never high, which could start an eviction.
+            // `free`, after it counts it freed), with fences that [`used_bytes`]'s
+            // reads pair with: a reader of `used_memory` between the two may see it low
+            // by a chunk, never high, which could start an eviction.
             add(&slot.spare, CHUNK_BYTES as isize);
-            chunk = new_chunk(s, c);
             st.chunks += 1;
+            fence(Ordering::Release);
+            // The allocator may map memory from the system for it: not under the lock.
+            drop(st);
+            let fresh = new_chunk(s, c);
+            st = slot.stripe.lock();
             // SAFETY: a fresh chunk, not in any list; the lock is held.
-            unsafe { push_avail(&mut st.classes[c], chunk) };
+            unsafe { push_avail(&mut st.classes[c], fresh) };
         }
+        let chunk = st.classes[c].avail;
         // SAFETY: `chunk` is a live chunk of this stripe and class with a free block
         // (chunks in the avail list have one); the lock is held, so its header is ours.
         let block = unsafe {
-            let h = &mut *chunk;
-            let block = if !h.free.is_null() {
-                let b = h.free;
-                h.free = b.cast::<*mut u8>().read();
-                b
+            let free = (*chunk).free;
+            let block = if !free.is_null() {
+                (*chunk).free = free.cast::<*mut u8>().read();
+                free
             } else {
-                let b = chunk.cast::<u8>().add(h.bump as usize);
-                h.bump += size as u32;
-                b
+                let bump = (*chunk).bump;
+                (*chunk).bump = bump + size as u32;
+                chunk.cast::<u8>().add(bump as usize)
             };
-            h.live += 1;
-            if h.free.is_null() && h.bump as usize + size > CHUNK_BYTES {
+            (*chunk).live += 1;
+            if (*chunk).free.is_null() && (*chunk).bump as usize + size > CHUNK_BYTES {
                 remove_avail(&mut st.classes[c], chunk);
             }
             block
@@ -242,27 +265,36 @@ impl Slab {
         let chunk = p.map_addr(|a| a & !(CHUNK_BYTES - 1)).cast::<Chunk>();
         // SAFETY: the block lies in a live chunk aligned to its size, whose header says
         // its stripe; the header is only touched with that stripe's lock held.
-        unsafe {
-            let s = (*chunk).stripe as usize;
+        let empty = unsafe {
+            let s = ptr::addr_of!((*chunk).stripe).read() as usize;
             let slot = &self.slots[s];
             let mut st = slot.stripe.lock();
-            let h = &mut *chunk;
-            let c = h.class as usize;
+            let c = (*chunk).class as usize;
             let size = CLASSES[c];
-            p.cast::<*mut u8>().write(h.free);
-            h.free = p;
-            h.live -= 1;
+            p.cast::<*mut u8>().write((*chunk).free);
+            (*chunk).free = p;
+            (*chunk).live -= 1;
             add(&slot.spare, size as isize);
-            if !h.in_avail {
+            if !(*chunk).in_avail {
                 push_avail(&mut st.classes[c], chunk);
             }
             // An empty chunk goes back unless it is the class's only one with room.
-            if h.live == 0 && (st.classes[c].avail != chunk || !h.next.is_null()) {
+            let empty =
+                (*chunk).live == 0 && (st.classes[c].avail != chunk || !(*chunk).next.is_null());
+            if empty {
                 remove_avail(&mut st.classes[c], chunk);
-                release(chunk);
                 st.chunks -= 1;
-                add(&slot.spare, -(CHUNK_BYTES as isize));
             }
+            empty.then_some(slot)
+        };
+        if let Some(slot) = empty {
+            // Unlisted and empty: nobody else can reach it. Returned without the lock
+            // (the allocator may unmap it), then uncounted (see `alloc`).
+            // SAFETY: live, empty and unlisted.
+            unsafe { release(chunk) };
+            fence(Ordering::Release);
+            let _st = slot.stripe.lock();
+            add(&slot.spare, -(CHUNK_BYTES as isize));
         }
     }
 
@@ -282,6 +314,7 @@ impl Slab {
                             remove_avail(&mut st.classes[c], cur);
                             release(cur);
                             st.chunks -= 1;
+                            fence(Ordering::Release);
                             add(&slot.spare, -(CHUNK_BYTES as isize));
                             freed += CHUNK_BYTES;
                         }

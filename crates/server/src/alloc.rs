@@ -156,11 +156,13 @@ static GLOBAL: Counting = Counting;
 /// node counts as its block, as in the keyspace's own accounting, and freeing one lowers
 /// the figure at once (the spare bytes show in RSS and the fragmentation ratio instead).
 pub fn allocated() -> usize {
-    let sum: isize = ALLOCATED
-        .iter()
-        .map(|s| s.0.load(Ordering::Relaxed))
-        .fold(0, isize::wrapping_add);
-    (sum.max(0) as usize).saturating_sub(basalt_engine::slab::spare_bytes())
+    basalt_engine::slab::used_bytes(|| {
+        let sum: isize = ALLOCATED
+            .iter()
+            .map(|s| s.0.load(Ordering::Relaxed))
+            .fold(0, isize::wrapping_add);
+        sum.max(0) as usize
+    })
 }
 
 /// Records the current allocation as the startup baseline (`used_memory_startup`).

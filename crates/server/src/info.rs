@@ -96,6 +96,8 @@ pub struct MemoryOverview {
     pub lazyfree_pending: u64,
     /// Bytes those objects hold.
     pub lazyfree_bytes: u64,
+    /// Bytes of the node slab's chunks that hold no key (`allocator_frag_bytes`).
+    pub slab_spare: u64,
 }
 
 /// Redis's `overhead.hashtable.main` for one database: buckets plus each key's node
@@ -156,6 +158,7 @@ impl MemoryOverview {
             maxmemory: srv.live.maxmemory.load(Ordering::Relaxed),
             lazyfree_pending: lf.pending_objects() as u64,
             lazyfree_bytes: lf.pending_bytes() as u64,
+            slab_spare: basalt_engine::slab::spare_bytes() as u64,
         }
     }
 
@@ -447,8 +450,16 @@ fn section(srv: &Server, name: &str, out: &mut String) {
             line(out, "maxmemory", m.maxmemory);
             line(out, "maxmemory_human", human_bytes(m.maxmemory));
             line(out, "maxmemory_policy", policy);
-            line(out, "allocator_frag_ratio", "1.00");
-            line(out, "allocator_frag_bytes", 0);
+            // Memory taken from the allocator but holding no data: the node slab's
+            // free and never-used blocks (`used_memory` leaves them out; a key set
+            // that shrank leaves chunks partly used until they empty or MEMORY PURGE).
+            let spare = basalt_engine::slab::spare_bytes() as u64;
+            line(
+                out,
+                "allocator_frag_ratio",
+                format!("{:.2}", (used + spare) as f64 / used.max(1) as f64),
+            );
+            line(out, "allocator_frag_bytes", spare);
             line(out, "allocator_rss_ratio", "1.00");
             line(out, "allocator_rss_bytes", 0);
             line(
@@ -480,6 +491,11 @@ fn section(srv: &Server, name: &str, out: &mut String) {
             );
             // Basalt: the keyspace's own accounting (keys, values, tables, indexes).
             line(out, "basalt_keyspace_bytes", m.keyspace);
+            line(
+                out,
+                "basalt_node_slab_chunks",
+                basalt_engine::slab::NODES.chunks(),
+            );
         }
         "persistence" => {
             out.push_str("# Persistence\r\n");

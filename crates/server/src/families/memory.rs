@@ -264,6 +264,13 @@ pub fn doctor_report(m: &MemoryOverview, policy: &str) -> String {
             human_bytes(m.maxmemory)
         ));
     }
+    if m.slab_spare > 16 << 20 && m.slab_spare > m.used / 4 {
+        issues.push(format!(
+            " * Node slab fragmentation: {} of the chunks that hold keys' table nodes hold no key ({} in use). Chunks go back to the system only when all their nodes are gone: this follows deleting or expiring most of many keys that were written together. MEMORY PURGE returns the empty chunks now; the rest fills again as keys are written, or compacts on a restart from a snapshot.\n\n",
+            human_bytes(m.slab_spare),
+            human_bytes(m.used)
+        ));
+    }
     if m.lazyfree_pending > 1_000_000 {
         issues.push(format!(
             " * Lazy free backlog: {} objects wait to be freed by the background thread. Very large UNLINK or FLUSHALL ASYNC bursts cause this; it drains by itself.\n\n",
@@ -359,5 +366,13 @@ mod tests {
         );
         assert!(r.contains("-OOM"));
         assert!(r.ends_with("I want to help you.\n"));
+        let mut m = overview(100 << 20);
+        m.slab_spare = 20 << 20;
+        assert!(
+            !doctor_report(&m, "noeviction").contains("slab"),
+            "a fifth is fine"
+        );
+        m.slab_spare = 40 << 20;
+        assert!(doctor_report(&m, "noeviction").contains(" * Node slab fragmentation:"));
     }
 }
