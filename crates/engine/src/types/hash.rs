@@ -478,7 +478,9 @@ const PAIR_INLINE: usize = 37;
 /// A field and its value as the `hashtable` encoding stores them: together inside the
 /// 48-byte table node when they fit in [`PAIR_INLINE`] bytes, else together in one
 /// allocation (`[field][value]`). Either way one field costs one or two allocations,
-/// never three (node, field, value) as in the keyspace's `Dict`.
+/// never three (node, field, value) as in the keyspace's `Dict`. An allocated pair keeps
+/// the top 32 bits of its field's hash in the node, so a lookup passes over chain
+/// neighbours without reading their fields (a cache miss each).
 enum Pair {
     Inline {
         flen: u8,
@@ -486,9 +488,15 @@ enum Pair {
         buf: [u8; PAIR_INLINE],
     },
     Heap {
-        flen: usize,
+        flen: u32,
+        fingerprint: u32,
         buf: Box<[u8]>,
     },
+}
+
+/// The fingerprint an allocated pair keeps of its field's hash.
+fn fingerprint(hash: u64) -> u32 {
+    (hash >> 32) as u32
 }
 
 impl Pair {
@@ -508,7 +516,8 @@ impl Pair {
             buf.extend_from_slice(field);
             buf.extend_from_slice(value);
             Pair::Heap {
-                flen: field.len(),
+                flen: field.len() as u32,
+                fingerprint: fingerprint(crate::hashing::hash_bytes(field)),
                 buf: buf.into_boxed_slice(),
             }
         }
@@ -520,7 +529,7 @@ impl Pair {
                 let f = usize::from(*flen);
                 &buf[f..f + usize::from(*vlen)]
             }
-            Pair::Heap { flen, buf } => &buf[*flen..],
+            Pair::Heap { flen, buf, .. } => &buf[*flen as usize..],
         }
     }
 
@@ -534,8 +543,8 @@ impl Pair {
                 buf[f..f + value.len()].copy_from_slice(value);
                 *vlen = value.len() as u8;
             }
-            Pair::Heap { flen, buf } if buf.len() == *flen + value.len() => {
-                buf[*flen..].copy_from_slice(value);
+            Pair::Heap { flen, buf, .. } if buf.len() == *flen as usize + value.len() => {
+                buf[*flen as usize..].copy_from_slice(value);
             }
             _ => *self = Pair::new(self.key(), value),
         }
@@ -547,7 +556,18 @@ impl Entry for Pair {
     fn key(&self) -> &[u8] {
         match self {
             Pair::Inline { flen, buf, .. } => &buf[..usize::from(*flen)],
-            Pair::Heap { flen, buf } => &buf[..*flen],
+            Pair::Heap { flen, buf, .. } => &buf[..*flen as usize],
+        }
+    }
+
+    fn is_key(&self, k: &[u8], hash: u64) -> bool {
+        match self {
+            Pair::Inline { flen, buf, .. } => &buf[..usize::from(*flen)] == k,
+            Pair::Heap {
+                flen,
+                fingerprint: fp,
+                buf,
+            } => *fp == fingerprint(hash) && &buf[..*flen as usize] == k,
         }
     }
 
