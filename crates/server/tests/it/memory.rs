@@ -445,8 +445,10 @@ fn slab_nodes_count_exactly_in_used_memory_and_eviction() {
         c.cmd(&[b"DEL", &key(i)]).expect("del");
     }
     let after_del = used(&mut c);
+    // Their blocks, give or take the few bytes other allocations (the connection's
+    // buffers, counters) move meanwhile; kept chunks would free nothing.
     assert!(
-        loaded - after_del >= (n / 2 * 72) as u64,
+        loaded - after_del >= (n / 2 * 72) as u64 * 99 / 100,
         "deleting {} slab nodes freed only {} bytes",
         n / 2,
         loaded - after_del
