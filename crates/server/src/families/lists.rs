@@ -432,8 +432,10 @@ fn push_generic(ctx: &mut Ctx<'_>, args: &[Bytes], end: End, only_existing: bool
     ctx.reply_here();
     ctx.notify(ev::LIST, push_event(end), key);
     ctx.changed(args.len() as u64 - 2);
-    drop(g);
+    // Signalled before the key is released: a woken waiter that sees the new elements
+    // also sees whose turn they are (`Registry::turn_ahead`).
     ctx.signal_ready(db, key);
+    drop(g);
     Ok(Frame::Integer(len as i64))
 }
 
@@ -474,8 +476,8 @@ fn linsert(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     l.insert(if after { pos + 1 } else { pos }, &args[4]);
     let len = l.len();
     ctx.notify(ev::LIST, "linsert", key);
-    drop(g);
     ctx.signal_ready(db, key);
+    drop(g);
     Ok(Frame::Integer(len as i64))
 }
 
@@ -739,6 +741,11 @@ fn move_element(
     // Whatever happens, the blocking forms are never logged as themselves.
     ctx.propagate_nothing();
     let mut g = ctx.srv.keyspace.lock_keys(&keys, ctx.now);
+    // A woken client leaves the source's elements to a waiter queued before it that has
+    // its turn (it was signalled for them): as Redis serves a ready key's waiters in order.
+    if skip_wrong_src && ctx.srv.blocking.turn_ahead(db, src, ctx.client.id) {
+        return Ok(None);
+    }
     let Some(e) = g.get(db, src) else {
         return Ok(None);
     };
@@ -770,8 +777,8 @@ fn move_element(
     ctx.notify(ev::LIST, push_event(to), dst);
     ctx.reply_here();
     popped(ctx, &mut g, db, src, from);
-    drop(g);
     ctx.signal_ready(db, dst);
+    drop(g);
     if ctx.aof_on() {
         // BLMOVE and BRPOPLPUSH are logged as the LMOVE they did.
         ctx.client.aof_effects = None;
@@ -827,6 +834,12 @@ fn pop_first(
     ctx.propagate_nothing();
     let mut g = ctx.srv.keyspace.lock_keys(keys, ctx.now);
     for key in keys {
+        // A woken client leaves a key's elements to a waiter queued before it that has
+        // its turn, and takes from its other keys (Redis serves each ready key's waiters
+        // in order, from that key).
+        if skip_wrong && ctx.srv.blocking.turn_ahead(db, key, ctx.client.id) {
+            continue;
+        }
         let Some(e) = g.get(db, key) else {
             continue;
         };
