@@ -897,10 +897,11 @@ fn zadd_generic(ctx: &mut Ctx<'_>, args: &[Bytes], mut f: AddFlags, zincrby: boo
         ctx.notify(ev::ZSET, if f.incr { "zincr" } else { "zadd" }, key);
     }
     ctx.changed((added + updated) as u64);
-    drop(g);
+    // Signalled before the key is released (see `Registry::turn_ahead`).
     if added > 0 {
         ctx.signal_ready(db, key);
     }
+    drop(g);
     if nan {
         return Err(Error::msg("ERR resulting score is not a number (NaN)"));
     }
@@ -1269,6 +1270,11 @@ fn pop_first(
     skip_wrong: bool,
 ) -> Result<Option<Popped>, Error> {
     for key in keys {
+        // A woken client leaves a key to a waiter ahead of it that has its turn (as the
+        // list pops do).
+        if skip_wrong && ctx.srv.blocking.turn_ahead(db, key, ctx.client.id) {
+            continue;
+        }
         let z = match write(g, db, key) {
             Ok(Some(z)) => z,
             Ok(None) => continue,
