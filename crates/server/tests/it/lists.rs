@@ -42,33 +42,15 @@ fn waiters_on_one_key_are_served_in_arrival_order() {
 
 #[test]
 fn a_waiter_on_several_keys_takes_from_the_key_that_woke_it() {
-    // b waits on k1; c waits on k1 and k2, behind b on k1 and first on k2. Pushes to k1
-    // then k2: as in Redis, b gets k1's element and c k2's, whichever re-runs first.
-    let server = crate::start(&[]);
-    let mut ctl = client(&server);
-    for round in 0..20 {
-        let mut b = client(&server);
-        let mut c = client(&server);
-        send(&mut b, "BLPOP k1 0");
-        wait_blocked(&mut ctl, 1);
-        send(&mut c, "BLPOP k1 k2 0");
-        wait_blocked(&mut ctl, 2);
-        send(&mut ctl, "LPUSH k1 x");
-        send(&mut ctl, "LPUSH k2 y");
-        assert_eq!(reply(&mut ctl), ":1\r\n");
-        assert_eq!(reply(&mut ctl), ":1\r\n");
-        assert_eq!(
-            reply(&mut b),
+    crate::waiting::waiter_on_two_keys_takes_from_the_key_that_woke_it(
+        &crate::start(&[]),
+        ["BLPOP k1 0", "BLPOP k1 k2 0"],
+        ["LPUSH k1 x", "LPUSH k2 y"],
+        [
             "*2\r\n$2\r\nk1\r\n$1\r\nx\r\n",
-            "round {round}"
-        );
-        assert_eq!(
-            reply(&mut c),
             "*2\r\n$2\r\nk2\r\n$1\r\ny\r\n",
-            "round {round}"
-        );
-        wait_blocked(&mut ctl, 0);
-    }
+        ],
+    );
 }
 
 #[test]

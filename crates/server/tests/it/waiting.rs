@@ -36,3 +36,32 @@ pub fn wait_blocked(ctl: &mut RawClient, n: usize) {
     }
     panic!("never reached {n} blocked clients");
 }
+
+/// Twenty rounds of: `b` blocks with `block_b` (one key), `c` with `block_c` (that key and
+/// a second one, so it queues behind `b` on the first and first on the second), then
+/// `push_first` and `push_second` are sent in one go. As Redis serves each ready key's
+/// waiters in order, `b` must get `want_b` and `c` `want_c` (the second key's element),
+/// whichever of them re-runs first.
+pub fn waiter_on_two_keys_takes_from_the_key_that_woke_it(
+    server: &TestServer,
+    [block_b, block_c]: [&str; 2],
+    [push_first, push_second]: [&str; 2],
+    [want_b, want_c]: [&str; 2],
+) {
+    let mut ctl = client(server);
+    for round in 0..20 {
+        let mut b = client(server);
+        let mut c = client(server);
+        send(&mut b, block_b);
+        wait_blocked(&mut ctl, 1);
+        send(&mut c, block_c);
+        wait_blocked(&mut ctl, 2);
+        send(&mut ctl, push_first);
+        send(&mut ctl, push_second);
+        assert_eq!(reply(&mut ctl), ":1\r\n");
+        assert_eq!(reply(&mut ctl), ":1\r\n");
+        assert_eq!(reply(&mut b), want_b, "round {round}");
+        assert_eq!(reply(&mut c), want_c, "round {round}");
+        wait_blocked(&mut ctl, 0);
+    }
+}

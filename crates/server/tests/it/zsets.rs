@@ -27,24 +27,12 @@ fn popped(key: &str, member: &str, score: &str) -> String {
 
 #[test]
 fn a_waiter_on_several_keys_takes_from_the_key_that_woke_it() {
-    // As the list test of the same name: b waits on z1; c on z1 and z2 (behind b on z1).
-    let server = crate::start(&[]);
-    let mut ctl = client(&server);
-    for round in 0..20 {
-        let mut b = client(&server);
-        let mut c = client(&server);
-        send(&mut b, "BZPOPMIN z1 0");
-        wait_blocked(&mut ctl, 1);
-        send(&mut c, "BZPOPMIN z1 z2 0");
-        wait_blocked(&mut ctl, 2);
-        send(&mut ctl, "ZADD z1 1 x");
-        send(&mut ctl, "ZADD z2 2 y");
-        assert_eq!(reply(&mut ctl), ":1\r\n");
-        assert_eq!(reply(&mut ctl), ":1\r\n");
-        assert_eq!(reply(&mut b), popped("z1", "x", "1"), "round {round}");
-        assert_eq!(reply(&mut c), popped("z2", "y", "2"), "round {round}");
-        wait_blocked(&mut ctl, 0);
-    }
+    crate::waiting::waiter_on_two_keys_takes_from_the_key_that_woke_it(
+        &crate::start(&[]),
+        ["BZPOPMIN z1 0", "BZPOPMIN z1 z2 0"],
+        ["ZADD z1 1 x", "ZADD z2 2 y"],
+        [&popped("z1", "x", "1"), &popped("z2", "y", "2")],
+    );
 }
 
 #[test]
