@@ -192,7 +192,9 @@ async fn run(srv: &Arc<Server>, stream: &mut TcpStream, client: &mut Client) {
                         encode(&reply, client.proto, &mut out);
                         continue;
                     }
-                    let queued_writes = client.multi.as_ref().is_some_and(|m| m.may_replicate);
+                    let queued_writes = client.multi.as_ref().is_some_and(|m| {
+                        m.has(crate::cmd::flags::WRITE | crate::cmd::flags::MAY_REPLICATE)
+                    });
                     let mut now = batch_now;
                     if srv.pause_remaining(resolved, &args, queued_writes, now) > 0 {
                         // Flush what is already answered, then wait out the pause.

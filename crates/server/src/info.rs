@@ -453,13 +453,12 @@ fn section(srv: &Server, name: &str, out: &mut String) {
             // Memory taken from the allocator but holding no data: the node slab's
             // free and never-used blocks (`used_memory` leaves them out; a key set
             // that shrank leaves chunks partly used until they empty or MEMORY PURGE).
-            let spare = basalt_engine::slab::spare_bytes() as u64;
             line(
                 out,
                 "allocator_frag_ratio",
-                format!("{:.2}", (used + spare) as f64 / used.max(1) as f64),
+                format!("{:.2}", (used + m.slab_spare) as f64 / used.max(1) as f64),
             );
-            line(out, "allocator_frag_bytes", spare);
+            line(out, "allocator_frag_bytes", m.slab_spare);
             line(out, "allocator_rss_ratio", "1.00");
             line(out, "allocator_rss_bytes", 0);
             line(

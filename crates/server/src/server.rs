@@ -691,9 +691,21 @@ impl Ctx<'_> {
     }
 
     /// Tells blocked clients that `key` in `db` may now let them proceed (a push, a
-    /// rename onto it, ...). Cheap when nobody is blocked.
+    /// rename onto it, ...). Cheap when nobody is blocked. Writers that may serve a
+    /// consuming waiter (pushes, XADD, ZADD) call it before releasing the key, so a
+    /// waiter re-running under that lock sees whose turn it is ([`Ctx::turn_ahead`]).
     pub fn signal_ready(&self, db: usize, key: &[u8]) {
         self.srv.blocking.signal(db, key);
+    }
+
+    /// For a blocked client's re-run (called under `key`'s lock): true if a waiter queued
+    /// before it on `key` of the current database was signalled and has not finished its
+    /// own re-run. The client then leaves what `key` holds to that one, which passes the
+    /// turn on when done (`Registry::turn_ahead`): waiters are served in arrival order.
+    pub fn turn_ahead(&self, key: &[u8]) -> bool {
+        self.srv
+            .blocking
+            .turn_ahead(self.client.db, key, self.client.id)
     }
 }
 
@@ -956,7 +968,7 @@ impl Server {
             && (resolved.cmd.flags_for(self, args) & flags::WRITE != 0
                 || resolved.cmd.name == "ping"
                 || (resolved.id == self.exec_id
-                    && client.multi.as_ref().is_some_and(|m| m.has_write)))
+                    && client.multi.as_ref().is_some_and(|m| m.has(flags::WRITE))))
         {
             return reject(Error::msg(crate::persist::misconf(self)));
         }
@@ -1205,7 +1217,7 @@ impl Server {
         }
         let top = resolved.parent.unwrap_or(resolved.cmd);
         let refuse = match (&client.multi, top.name) {
-            (Some(m), "exec") => m.has_denyoom,
+            (Some(m), "exec") => m.has(flags::DENYOOM),
             (Some(_), "discard" | "multi" | "watch" | "unwatch" | "quit" | "reset") => false,
             (Some(_), _) => true,
             // EVAL and FCALL: a script with flags and neither `allow-oom` nor
@@ -1250,9 +1262,7 @@ impl Server {
             self.count_error(&e);
             return Some(e.into_frame());
         }
-        let f = resolved.cmd.flags_for(self, args);
-        multi.has_denyoom |= f & flags::DENYOOM != 0;
-        multi.push(resolved.id, args, f);
+        multi.push(resolved.id, args, resolved.cmd.flags_for(self, args));
         let shared = &client.shared;
         // CLIENT LIST shows the last queued command, as Redis does.
         shared.touch(now, resolved.id);

@@ -25,26 +25,27 @@ pub struct MultiState {
     pub aborted: bool,
     /// Bytes held by the queued arguments (counted against `client-query-buffer-limit`).
     pub mem: usize,
-    /// Some queued command is flagged `write` (EXEC is refused with MISCONF while
-    /// writes are denied).
-    pub has_write: bool,
-    /// Some queued command writes or may replicate (CLIENT PAUSE WRITE holds the EXEC).
-    pub may_replicate: bool,
-    /// Some queued command may grow memory (EXEC is refused with OOM over maxmemory).
-    pub has_denyoom: bool,
+    /// The flags of the queued commands, or-ed together as each runs with them (Redis's
+    /// `mstate.cmd_flags`): EXEC is refused with MISCONF while writes are denied if one
+    /// is `write`, held by CLIENT PAUSE WRITE if one writes or may replicate, refused
+    /// with OOM over maxmemory if one is `denyoom`.
+    pub flags: u32,
 }
 
 impl MultiState {
     /// Queues one command with the flags it runs with.
     pub fn push(&mut self, id: usize, args: &[Bytes], flags: u32) {
-        use crate::cmd::flags::{MAY_REPLICATE, WRITE};
         self.mem += args
             .iter()
             .map(|a| a.len() + std::mem::size_of::<Bytes>())
             .sum::<usize>();
-        self.has_write |= flags & WRITE != 0;
-        self.may_replicate |= flags & (WRITE | MAY_REPLICATE) != 0;
+        self.flags |= flags;
         self.queued.push((id, args.to_vec()));
+    }
+
+    /// True if some queued command has one of `flags`.
+    pub fn has(&self, flags: u32) -> bool {
+        self.flags & flags != 0
     }
 }
 

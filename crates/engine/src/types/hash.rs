@@ -488,7 +488,7 @@ enum Pair {
         buf: [u8; PAIR_INLINE],
     },
     Heap {
-        flen: u32,
+        flen: usize,
         fingerprint: u32,
         buf: Box<[u8]>,
     },
@@ -516,7 +516,7 @@ impl Pair {
             buf.extend_from_slice(field);
             buf.extend_from_slice(value);
             Pair::Heap {
-                flen: field.len() as u32,
+                flen: field.len(),
                 fingerprint: fingerprint(crate::hashing::hash_bytes(field)),
                 buf: buf.into_boxed_slice(),
             }
@@ -529,7 +529,7 @@ impl Pair {
                 let f = usize::from(*flen);
                 &buf[f..f + usize::from(*vlen)]
             }
-            Pair::Heap { flen, buf, .. } => &buf[*flen as usize..],
+            Pair::Heap { flen, buf, .. } => &buf[*flen..],
         }
     }
 
@@ -543,8 +543,8 @@ impl Pair {
                 buf[f..f + value.len()].copy_from_slice(value);
                 *vlen = value.len() as u8;
             }
-            Pair::Heap { flen, buf, .. } if buf.len() == *flen as usize + value.len() => {
-                buf[*flen as usize..].copy_from_slice(value);
+            Pair::Heap { flen, buf, .. } if buf.len() == *flen + value.len() => {
+                buf[*flen..].copy_from_slice(value);
             }
             _ => *self = Pair::new(self.key(), value),
         }
@@ -556,7 +556,7 @@ impl Entry for Pair {
     fn key(&self) -> &[u8] {
         match self {
             Pair::Inline { flen, buf, .. } => &buf[..usize::from(*flen)],
-            Pair::Heap { flen, buf, .. } => &buf[..*flen as usize],
+            Pair::Heap { flen, buf, .. } => &buf[..*flen],
         }
     }
 
@@ -567,7 +567,7 @@ impl Entry for Pair {
                 flen,
                 fingerprint: fp,
                 buf,
-            } => *fp == fingerprint(hash) && &buf[..*flen as usize] == k,
+            } => *fp == fingerprint(hash) && &buf[..*flen] == k,
         }
     }
 

@@ -743,7 +743,7 @@ fn move_element(
     let mut g = ctx.srv.keyspace.lock_keys(&keys, ctx.now);
     // A woken client leaves the source's elements to a waiter queued before it that has
     // its turn (it was signalled for them): as Redis serves a ready key's waiters in order.
-    if skip_wrong_src && ctx.srv.blocking.turn_ahead(db, src, ctx.client.id) {
+    if skip_wrong_src && ctx.turn_ahead(src) {
         return Ok(None);
     }
     let Some(e) = g.get(db, src) else {
@@ -837,7 +837,7 @@ fn pop_first(
         // A woken client leaves a key's elements to a waiter queued before it that has
         // its turn, and takes from its other keys (Redis serves each ready key's waiters
         // in order, from that key).
-        if skip_wrong && ctx.srv.blocking.turn_ahead(db, key, ctx.client.id) {
+        if skip_wrong && ctx.turn_ahead(key) {
             continue;
         }
         let Some(e) = g.get(db, key) else {

@@ -1082,7 +1082,7 @@ fn read_generic(ctx: &mut Ctx<'_>, args: &[Bytes], group_mode: bool) -> CmdResul
                 }
                 // A woken consumer leaves new entries to one queued before it that has
                 // its turn (it passes the turn on when done): arrival order.
-                if retry && ctx.srv.blocking.turn_ahead(db, key, ctx.client.id) {
+                if retry && ctx.turn_ahead(key) {
                     continue;
                 }
                 let had = has_consumer(s, gname, cname);

@@ -1272,7 +1272,7 @@ fn pop_first(
     for key in keys {
         // A woken client leaves a key to a waiter ahead of it that has its turn (as the
         // list pops do).
-        if skip_wrong && ctx.srv.blocking.turn_ahead(db, key, ctx.client.id) {
+        if skip_wrong && ctx.turn_ahead(key) {
             continue;
         }
         let z = match write(g, db, key) {
