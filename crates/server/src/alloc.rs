@@ -150,11 +150,11 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
-/// Bytes currently allocated by the process (`used_memory`). The keyspace's node slab
-/// (`basalt_engine::slab`) takes whole chunks from the allocator and hands out exact-size
-/// node blocks: the bytes of its chunks that are not live nodes are not counted, so a
-/// node counts as its block, as in the keyspace's own accounting, and freeing one lowers
-/// the figure at once (the spare bytes show in RSS and the fragmentation ratio instead).
+/// Bytes currently allocated by the process (`used_memory`): the allocator's total plus
+/// the keyspace's node slab's live blocks (`basalt_engine::slab` maps its chunks from the
+/// system and hands out exact-size node blocks), so a node counts as its block, as in
+/// the keyspace's own accounting, and freeing one lowers the figure at once (the chunks'
+/// spare bytes show in RSS and the fragmentation ratio instead).
 pub fn allocated() -> usize {
     basalt_engine::slab::used_bytes(|| {
         let sum: isize = ALLOCATED
@@ -214,6 +214,52 @@ pub fn purge() {
     unsafe {
         mi::mi_collect(true)
     };
+}
+
+/// Asks the allocator to return the free memory it keeps for reuse to the system, without
+/// forcing (mimalloc's `mi_collect(false)`: pages whose purge delay has passed). A no-op
+/// with the system allocator.
+pub fn collect() {
+    #[cfg(feature = "mimalloc")]
+    // SAFETY: mi_collect takes no pointers.
+    unsafe {
+        mi::mi_collect(false)
+    };
+}
+
+/// RSS growth over `used_memory` that makes [`Decay`] collect.
+pub const DECAY_SLACK: u64 = 1 << 20;
+
+/// Returns free allocator memory to the system after it piles up, as jemalloc's
+/// background decay does for Redis: mimalloc purges freed pages only on a later
+/// allocation or free, so memory freed just before the server went idle (connection
+/// buffers, a table's old bucket array after it grew) would stay resident until
+/// `MEMORY PURGE`. Checked once a second by the cron: when RSS less `used_memory` has grown
+/// [`DECAY_SLACK`] past the smallest such gap seen since the last collection, collect.
+/// The gap a collection leaves (the binary, stacks, fragmentation) becomes the new floor,
+/// so memory that cannot be returned does not make it collect every second.
+#[derive(Debug, Default)]
+pub struct Decay {
+    floor: Option<u64>,
+    /// Collections made (for tests and INFO).
+    pub collections: u64,
+}
+
+impl Decay {
+    /// One check, given RSS and `used_memory` now and a way to read RSS again after
+    /// collecting. Returns true if it collected.
+    pub fn check(&mut self, rss: u64, used: u64, rss_after: impl FnOnce() -> u64) -> bool {
+        let gap = rss.saturating_sub(used);
+        let floor = *self.floor.get_or_insert(gap);
+        if gap < floor.saturating_add(DECAY_SLACK) {
+            self.floor = Some(floor.min(gap));
+            return false;
+        }
+        collect();
+        self.collections += 1;
+        self.floor = Some(rss_after().saturating_sub(used).min(gap));
+        true
+    }
 }
 
 /// The allocator's statistics report (`MEMORY MALLOC-STATS`), if it has one.
@@ -325,5 +371,31 @@ mod tests {
         if let Some(text) = stats_text() {
             assert!(!text.is_empty());
         }
+    }
+
+    /// The decay collects only when RSS outgrows `used_memory` by the slack past the
+    /// smallest gap seen, and takes what a collection leaves as the new floor.
+    #[test]
+    fn decay_collects_when_the_gap_grows_past_the_slack() {
+        const M: u64 = 1 << 20;
+        let mut d = Decay::default();
+        let never = || -> u64 { panic!("no collection expected") };
+        // The first check only learns the gap (the binary, stacks: 10 MiB).
+        assert!(!d.check(20 * M, 10 * M, never));
+        // Growth of data with it: the gap stays; a gap just under the slack: no.
+        assert!(!d.check(60 * M, 50 * M, never));
+        assert!(!d.check(61 * M - 1, 50 * M, never));
+        // The gap shrinks: the floor follows it down.
+        assert!(!d.check(59 * M, 50 * M, never));
+        assert!(!d.check(60 * M - 1, 50 * M, never));
+        // 1 MiB over the floor: collect; what is left (9.5 MiB) is the new floor.
+        assert!(d.check(60 * M, 50 * M, || 59 * M + M / 2));
+        assert_eq!(d.collections, 1);
+        assert!(!d.check(61 * M, 51 * M + M / 2, never));
+        // A collection that returns nothing raises the floor to the gap it leaves, so the
+        // same gap does not collect again every second.
+        assert!(d.check(62 * M, 51 * M, || 62 * M));
+        assert!(!d.check(62 * M, 51 * M, never));
+        assert_eq!(d.collections, 2);
     }
 }

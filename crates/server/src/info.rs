@@ -214,7 +214,8 @@ pub fn human_bytes(n: u64) -> String {
     format!("{}B", n as u64)
 }
 
-fn rss_bytes() -> u64 {
+/// The process's resident set size (`/proc/self/statm`), 0 if unreadable.
+pub fn rss_bytes() -> u64 {
     std::fs::read_to_string("/proc/self/statm")
         .ok()
         .and_then(|s| {
@@ -450,7 +451,7 @@ fn section(srv: &Server, name: &str, out: &mut String) {
             line(out, "maxmemory", m.maxmemory);
             line(out, "maxmemory_human", human_bytes(m.maxmemory));
             line(out, "maxmemory_policy", policy);
-            // Memory taken from the allocator but holding no data: the node slab's
+            // Memory mapped but holding no data: the node slab's
             // free and never-used blocks (`used_memory` leaves them out; a key set
             // that shrank leaves chunks partly used until they empty or MEMORY PURGE).
             line(
