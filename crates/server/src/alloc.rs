@@ -177,11 +177,17 @@ pub fn startup() -> u64 {
 
 #[cfg(feature = "mimalloc")]
 mod mi {
-    use std::ffi::{c_char, c_void};
+    use std::ffi::{c_char, c_int, c_long, c_void};
 
     // Exported by the mimalloc library `libmimalloc-sys` links in.
+    /// `mi_option_purge_delay` in mimalloc 3's `mi_option_t`.
+    pub const PURGE_DELAY: c_int = 15;
+
     unsafe extern "C" {
         pub fn mi_collect(force: bool);
+        pub fn mi_option_set(option: c_int, value: c_long);
+        #[cfg(test)]
+        pub fn mi_option_get(option: c_int) -> c_long;
         pub fn mi_stats_print_out(
             out: Option<unsafe extern "C" fn(msg: *const c_char, arg: *mut c_void)>,
             arg: *mut c_void,
@@ -229,36 +235,79 @@ pub fn collect() {
 
 /// RSS growth over `used_memory` that makes [`Decay`] collect.
 pub const DECAY_SLACK: u64 = 1 << 20;
+/// Shortest time between two collections (ms).
+pub const DECAY_MIN_WAIT_MS: u64 = 100;
+/// Longest, after collections that returned little (ms).
+pub const DECAY_MAX_WAIT_MS: u64 = 60_000;
 
 /// Returns free allocator memory to the system after it piles up, as jemalloc's
-/// background decay does for Redis: mimalloc purges freed pages only on a later
-/// allocation or free, so memory freed just before the server went idle (connection
-/// buffers, a table's old bucket array after it grew) would stay resident until
-/// `MEMORY PURGE`. Checked once a second by the cron: when RSS less `used_memory` has grown
-/// [`DECAY_SLACK`] past the smallest such gap seen since the last collection, collect.
-/// The gap a collection leaves (the binary, stacks, fragmentation) becomes the new floor,
-/// so memory that cannot be returned does not make it collect every second.
-#[derive(Debug, Default)]
+/// background decay does for Redis: mimalloc purges a freed page only once its purge
+/// delay has passed and some later allocation or collection looks, so memory freed just
+/// before the server went idle (connection buffers, a table's old bucket array after it
+/// grew) would stay resident until `MEMORY PURGE`. The cron checks ten times a second:
+/// when RSS less `used_memory` is [`DECAY_SLACK`] above the smallest such gap seen (the
+/// binary, stacks and thread caches of the fresh server, at first), collect. A
+/// collection that returns less than half the slack (the gap is fragmentation, not
+/// free pages) doubles the wait before the next one, up to [`DECAY_MAX_WAIT_MS`], so a
+/// gap that cannot shrink costs one collection a minute; one that returns more resets it.
+#[derive(Debug)]
 pub struct Decay {
     floor: Option<u64>,
-    /// Collections made (for tests and INFO).
+    next_ms: u64,
+    wait_ms: u64,
+    /// Collections made.
     pub collections: u64,
 }
 
+impl Default for Decay {
+    fn default() -> Self {
+        Decay {
+            floor: None,
+            next_ms: 0,
+            wait_ms: DECAY_MIN_WAIT_MS,
+            collections: 0,
+        }
+    }
+}
+
 impl Decay {
-    /// One check, given RSS and `used_memory` now and a way to read RSS again after
-    /// collecting. Returns true if it collected.
-    pub fn check(&mut self, rss: u64, used: u64, rss_after: impl FnOnce() -> u64) -> bool {
+    /// One check at `now_ms`, given RSS and `used_memory` now and a way to read RSS
+    /// again after collecting. Returns true if it collected.
+    pub fn check(
+        &mut self,
+        now_ms: u64,
+        rss: u64,
+        used: u64,
+        rss_after: impl FnOnce() -> u64,
+    ) -> bool {
         let gap = rss.saturating_sub(used);
-        let floor = *self.floor.get_or_insert(gap);
-        if gap < floor.saturating_add(DECAY_SLACK) {
-            self.floor = Some(floor.min(gap));
+        let floor = self.floor.map_or(gap, |f| f.min(gap));
+        self.floor = Some(floor);
+        if gap < floor.saturating_add(DECAY_SLACK) || now_ms < self.next_ms {
             return false;
         }
         collect();
         self.collections += 1;
-        self.floor = Some(rss_after().saturating_sub(used).min(gap));
+        let returned = rss.saturating_sub(rss_after());
+        self.wait_ms = if returned >= DECAY_SLACK / 2 {
+            DECAY_MIN_WAIT_MS
+        } else {
+            (self.wait_ms * 2).min(DECAY_MAX_WAIT_MS)
+        };
+        self.next_ms = now_ms + self.wait_ms;
         true
+    }
+}
+
+/// mimalloc 3 purges freed pages a second after they are freed (`purge_delay` 1000 ms;
+/// mimalloc 2 waited 10 ms): a table that grew a second ago still holds its old bucket
+/// array's pages. The server sets mimalloc 2's 10 ms unless `MIMALLOC_PURGE_DELAY` is
+/// set. Call before serving.
+pub fn configure() {
+    #[cfg(feature = "mimalloc")]
+    if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
+        // SAFETY: sets an integer option; takes no pointers.
+        unsafe { mi::mi_option_set(mi::PURGE_DELAY, 10) };
     }
 }
 
@@ -374,28 +423,51 @@ mod tests {
     }
 
     /// The decay collects only when RSS outgrows `used_memory` by the slack past the
-    /// smallest gap seen, and takes what a collection leaves as the new floor.
+    /// smallest gap seen, and backs off while collections return little.
     #[test]
     fn decay_collects_when_the_gap_grows_past_the_slack() {
         const M: u64 = 1 << 20;
         let mut d = Decay::default();
         let never = || -> u64 { panic!("no collection expected") };
         // The first check only learns the gap (the binary, stacks: 10 MiB).
-        assert!(!d.check(20 * M, 10 * M, never));
-        // Growth of data with it: the gap stays; a gap just under the slack: no.
-        assert!(!d.check(60 * M, 50 * M, never));
-        assert!(!d.check(61 * M - 1, 50 * M, never));
-        // The gap shrinks: the floor follows it down.
-        assert!(!d.check(59 * M, 50 * M, never));
-        assert!(!d.check(60 * M - 1, 50 * M, never));
-        // 1 MiB over the floor: collect; what is left (9.5 MiB) is the new floor.
-        assert!(d.check(60 * M, 50 * M, || 59 * M + M / 2));
-        assert_eq!(d.collections, 1);
-        assert!(!d.check(61 * M, 51 * M + M / 2, never));
-        // A collection that returns nothing raises the floor to the gap it leaves, so the
-        // same gap does not collect again every second.
-        assert!(d.check(62 * M, 51 * M, || 62 * M));
-        assert!(!d.check(62 * M, 51 * M, never));
-        assert_eq!(d.collections, 2);
+        assert!(!d.check(0, 20 * M, 10 * M, never));
+        // Data grows with the gap unchanged; a gap just under the slack: no.
+        assert!(!d.check(100, 60 * M, 50 * M, never));
+        assert!(!d.check(200, 61 * M - 1, 50 * M, never));
+        // The gap shrinks: the floor follows it down (9 MiB).
+        assert!(!d.check(300, 59 * M, 50 * M, never));
+        assert!(!d.check(400, 60 * M - 1, 50 * M, never));
+        // 1 MiB over the floor: collect; it returned 1 MiB, so the next may come 100 ms on.
+        assert!(d.check(500, 60 * M, 50 * M, || 59 * M));
+        assert!(!d.check(550, 61 * M, 51 * M - 1, never));
+        assert!(d.check(600, 61 * M, 51 * M - 1, || 60 * M));
+        // Collections that return nothing wait twice as long each time.
+        assert!(d.check(700, 62 * M, 51 * M, || 62 * M));
+        assert!(!d.check(800, 62 * M, 51 * M, never));
+        assert!(d.check(900, 62 * M, 51 * M, || 62 * M));
+        assert!(!d.check(1200, 62 * M, 51 * M, never));
+        assert!(d.check(1300, 62 * M, 51 * M, || 62 * M));
+        assert_eq!(d.collections, 5);
+        // ... up to a minute; one that returns memory resets the wait.
+        let mut now = 1300;
+        for _ in 0..20 {
+            now += DECAY_MAX_WAIT_MS;
+            assert!(d.check(now, 62 * M, 51 * M, || 62 * M));
+        }
+        assert_eq!(d.wait_ms, DECAY_MAX_WAIT_MS);
+        now += DECAY_MAX_WAIT_MS;
+        assert!(d.check(now, 62 * M, 51 * M, || 60 * M));
+        assert_eq!(d.wait_ms, DECAY_MIN_WAIT_MS);
+    }
+
+    /// Index 15 of mimalloc's options is the purge delay (mimalloc 3's default: 1000 ms;
+    /// this test binary does not call `configure`).
+    #[cfg(feature = "mimalloc")]
+    #[test]
+    fn the_purge_delay_option_is_where_configure_sets_it() {
+        if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
+            // SAFETY: reads an integer option.
+            assert_eq!(unsafe { mi::mi_option_get(mi::PURGE_DELAY) }, 1000);
+        }
     }
 }

@@ -1,6 +1,6 @@
 //! Background work run `hz` times per second: eviction down to `maxmemory` (after
 //! CONFIG SET lowered it), the memory peak, returning free allocator memory to the system
-//! once a second ([`crate::alloc::Decay`]), the save points (`save <seconds> <changes>`),
+//! (checked ten times a second: [`crate::alloc::Decay`]), the save points (`save <seconds> <changes>`),
 //! the AOF's periodic work, coordination sessions' deadlines and recurring jobs' ticks.
 //!
 //! Active expiry is its own task ([`crate::expire`]): under a backlog it runs more often
@@ -20,9 +20,15 @@ pub async fn run(srv: Arc<Server>) {
         let period = Duration::from_millis(1000 / hz);
         tokio::time::sleep(period).await;
         ticks += 1;
-        if ticks.is_multiple_of(hz) {
+        // Ten times a second (every tick at the default hz of 10).
+        if ticks.is_multiple_of((hz / 10).max(1)) {
             let used = crate::alloc::allocated() as u64;
-            decay.check(crate::info::rss_bytes(), used, crate::info::rss_bytes);
+            decay.check(
+                unix_ms(),
+                crate::info::rss_bytes(),
+                used,
+                crate::info::rss_bytes,
+            );
         }
         crate::evict::cron(&srv, unix_ms(), period / 4);
         crate::info::sample_memory(&srv);

@@ -50,6 +50,7 @@ fn main() -> ExitCode {
         eprintln!("Can't open the log file: {e}");
         return ExitCode::FAILURE;
     }
+    basalt_server::alloc::configure();
     if cfg.disable_thp && !basalt_server::alloc::disable_thp() {
         tracing::warn!("WARNING: could not disable transparent huge pages for the process");
     }
