@@ -21,7 +21,9 @@
 # Usage: bench/bgsave-latency.sh BIN_DIR   (release builds of basalt-server, basalt-bench)
 # Env: KEYS (2000000), VALUE (100), RATE (20000), CLIENTS (8), STEADY (10),
 #      PORT_B (7540), PORT_R (7541), SERVERS ("basalt redis"),
-#      BASALT_ARGS (extra basalt-server arguments, e.g. "--save-yield-seconds 0").
+#      BASALT_ARGS (extra basalt-server arguments, e.g. "--save-yield-seconds 0"),
+#      WORK_DIR (where the servers write their files; default a new directory under
+#      $TMPDIR; e.g. one on /dev/shm to take the disk out of the measurement).
 # A quiet machine with 2+ cores; nothing is asserted, the numbers go to stdout.
 set -u
 BIN=${1:?usage: $0 BIN_DIR}
@@ -36,7 +38,7 @@ SERVERS=${SERVERS:-basalt redis}
 for p in "$PORT_B" "$PORT_R"; do
   if ss -ltn | grep -q ":$p "; then echo "port $p busy" >&2; exit 1; fi
 done
-work=$(mktemp -d)
+work=$(mktemp -d ${WORK_DIR:+-p "$WORK_DIR"})
 pids=()
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
