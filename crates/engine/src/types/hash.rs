@@ -21,7 +21,9 @@
 
 use crate::encoding::EncodingLimits;
 use crate::types::table::{self, Entry};
+use std::alloc::Layout;
 use std::collections::HashSet;
+use std::ptr::NonNull;
 
 /// Redis's `lpSafeToAdd` limit: a listpack that would grow past 1 GiB converts instead.
 const LISTPACK_SAFETY_SIZE: usize = 1 << 30;
@@ -472,81 +474,143 @@ impl Listpack {
     }
 }
 
-/// Longest field plus value stored inside their table node.
-const PAIR_INLINE: usize = 37;
+/// A field and its value as the `hashtable` encoding stores them: one block that is also
+/// the table's chain node, `[next link 8 | field length 4 | value length 4 | field |
+/// value]` (lengths of 4 GiB and over: a marker, then both as 8 bytes at 16 and 24, the
+/// bytes at 32), allocated at its size. A lookup reads the bucket, then the node, whose
+/// first cache line holds the link, the lengths and the field's start, and the value
+/// right after it: two dependent cache misses where a node pointing at its pair took
+/// three (bucket, node, pair) and Redis's dictEntry four (bucket, entry, field, value).
+struct Pair(NonNull<u8>);
 
-/// A field and its value as the `hashtable` encoding stores them: together inside the
-/// 48-byte table node when they fit in [`PAIR_INLINE`] bytes, else together in one
-/// allocation (`[field][value]`). Either way one field costs one or two allocations,
-/// never three (node, field, value) as in the keyspace's `Dict`. An allocated pair keeps
-/// the top 32 bits of its field's hash in the node, so a lookup passes over chain
-/// neighbours without reading their fields (a cache miss each).
-enum Pair {
-    Inline {
-        flen: u8,
-        vlen: u8,
-        buf: [u8; PAIR_INLINE],
-    },
-    Heap {
-        flen: usize,
-        fingerprint: u32,
-        buf: Box<[u8]>,
-    },
-}
+// SAFETY: a `Pair` owns its block alone, as a `Box` owns its value; nothing in it is
+// shared or tied to a thread.
+unsafe impl Send for Pair {}
+// SAFETY: as above; `&Pair` only reads.
+unsafe impl Sync for Pair {}
 
-/// The fingerprint an allocated pair keeps of its field's hash.
-fn fingerprint(hash: u64) -> u32 {
-    (hash >> 32) as u32
-}
+/// Header bytes before the field: link and two `u32` lengths.
+const SHORT_HEADER: usize = 16;
+/// Header bytes with 8-byte lengths.
+const LONG_HEADER: usize = 32;
+/// The field length that says the lengths are 8 bytes each, at 16 and 24.
+const LONG: u32 = u32::MAX;
 
 impl Pair {
-    fn new(field: &[u8], value: &[u8]) -> Pair {
-        let n = field.len() + value.len();
-        if n <= PAIR_INLINE {
-            let mut buf = [0u8; PAIR_INLINE];
-            buf[..field.len()].copy_from_slice(field);
-            buf[field.len()..n].copy_from_slice(value);
-            Pair::Inline {
-                flen: field.len() as u8,
-                vlen: value.len() as u8,
-                buf,
-            }
+    fn header(flen: usize, vlen: usize) -> usize {
+        if flen >= LONG as usize || vlen >= LONG as usize {
+            LONG_HEADER
         } else {
-            let mut buf = Vec::with_capacity(n);
-            buf.extend_from_slice(field);
-            buf.extend_from_slice(value);
-            Pair::Heap {
-                flen: field.len(),
-                fingerprint: fingerprint(crate::hashing::hash_bytes(field)),
-                buf: buf.into_boxed_slice(),
+            SHORT_HEADER
+        }
+    }
+
+    fn layout(header: usize, flen: usize, vlen: usize) -> Layout {
+        Layout::from_size_align(header + flen + vlen, 8).expect("hash pair size")
+    }
+
+    fn new(field: &[u8], value: &[u8]) -> Pair {
+        Pair::build(field, value, Pair::header(field.len(), value.len()))
+    }
+
+    /// A pair with the given header layout (`new` picks it; tests force the long one).
+    fn build(field: &[u8], value: &[u8], header: usize) -> Pair {
+        let (f, v) = (field.len(), value.len());
+        let layout = Pair::layout(header, f, v);
+        // SAFETY: the layout's size is at least the header's, never zero.
+        let raw = unsafe { std::alloc::alloc(layout) };
+        let Some(p) = NonNull::new(raw) else {
+            std::alloc::handle_alloc_error(layout)
+        };
+        // SAFETY: a fresh 8-aligned block of `header + f + v` bytes: the link at 0, the
+        // lengths at 8.. (and 16.., 24.. with the long header), the bytes after.
+        unsafe {
+            let b = p.as_ptr();
+            b.cast::<Option<Pair>>().write(None);
+            if header == SHORT_HEADER {
+                b.add(8).cast::<u32>().write(f as u32);
+                b.add(12).cast::<u32>().write(v as u32);
+            } else {
+                b.add(8).cast::<u32>().write(LONG);
+                b.add(16).cast::<u64>().write(f as u64);
+                b.add(24).cast::<u64>().write(v as u64);
+            }
+            let data = b.add(header);
+            std::ptr::copy_nonoverlapping(field.as_ptr(), data, f);
+            std::ptr::copy_nonoverlapping(value.as_ptr(), data.add(f), v);
+        }
+        Pair(p)
+    }
+
+    /// Header size, field length, value length.
+    fn dims(&self) -> (usize, usize, usize) {
+        let b = self.0.as_ptr();
+        // SAFETY: `new` wrote the lengths where they are read, per the marker.
+        unsafe {
+            let f = b.add(8).cast::<u32>().read();
+            if f != LONG {
+                (
+                    SHORT_HEADER,
+                    f as usize,
+                    b.add(12).cast::<u32>().read() as usize,
+                )
+            } else {
+                (
+                    LONG_HEADER,
+                    b.add(16).cast::<u64>().read() as usize,
+                    b.add(24).cast::<u64>().read() as usize,
+                )
             }
         }
+    }
+
+    /// `len` bytes of the block from `at`.
+    fn slice(&self, at: usize, len: usize) -> &[u8] {
+        // SAFETY: callers pass ranges inside the field and value bytes, which `new`
+        // initialised; the block lives as long as `self`.
+        unsafe { std::slice::from_raw_parts(self.0.as_ptr().add(at), len) }
     }
 
     fn value(&self) -> &[u8] {
-        match self {
-            Pair::Inline { flen, vlen, buf } => {
-                let f = usize::from(*flen);
-                &buf[f..f + usize::from(*vlen)]
-            }
-            Pair::Heap { flen, buf, .. } => &buf[*flen..],
-        }
+        let (h, f, v) = self.dims();
+        self.slice(h + f, v)
     }
 
-    /// Replaces the value, in place when the new one fits where the old one was (an
-    /// inline pair that stays short, or a same-length value such as most HINCRBY
-    /// results); otherwise the pair is rebuilt.
+    /// Replaces the value: in place when it has the old one's length (most HINCRBY
+    /// results), else in a new block of the new size that takes over the link.
     fn set_value(&mut self, value: &[u8]) {
-        match self {
-            Pair::Inline { flen, vlen, buf } if usize::from(*flen) + value.len() <= PAIR_INLINE => {
-                let f = usize::from(*flen);
-                buf[f..f + value.len()].copy_from_slice(value);
-                *vlen = value.len() as u8;
-            }
-            Pair::Heap { flen, buf, .. } if buf.len() == *flen + value.len() => {
-                buf[*flen..].copy_from_slice(value);
-            }
-            _ => *self = Pair::new(self.key(), value),
+        let (h, f, v) = self.dims();
+        if v == value.len() {
+            // SAFETY: the value's bytes, inside the block, which `&mut self` owns.
+            unsafe { std::ptr::copy_nonoverlapping(value.as_ptr(), self.0.as_ptr().add(h + f), v) };
+            return;
+        }
+        let mut fresh = Pair::new(self.slice(h, f), value);
+        *fresh.link_mut() = self.link_mut().take();
+        // The old block goes with its link emptied.
+        *self = fresh;
+    }
+
+    fn link(&self) -> &Option<Pair> {
+        // SAFETY: the block starts with the link, written by `new`, 8-aligned.
+        unsafe { &*self.0.as_ptr().cast::<Option<Pair>>() }
+    }
+
+    fn link_mut(&mut self) -> &mut Option<Pair> {
+        // SAFETY: as in `link`; `&mut self` owns the block.
+        unsafe { &mut *self.0.as_ptr().cast::<Option<Pair>>() }
+    }
+}
+
+impl Drop for Pair {
+    fn drop(&mut self) {
+        let (h, f, v) = self.dims();
+        // SAFETY: the link is a live `Option<Pair>` (tables take chains apart before
+        // dropping nodes, so it is `None` and nothing recurses), and the block was
+        // allocated by `new` with this layout.
+        unsafe {
+            std::ptr::drop_in_place(self.0.as_ptr().cast::<Option<Pair>>());
+            std::alloc::dealloc(self.0.as_ptr(), Pair::layout(h, f, v));
         }
     }
 }
@@ -554,33 +618,48 @@ impl Pair {
 impl Entry for Pair {
     /// The field.
     fn key(&self) -> &[u8] {
-        match self {
-            Pair::Inline { flen, buf, .. } => &buf[..usize::from(*flen)],
-            Pair::Heap { flen, buf, .. } => &buf[..*flen],
-        }
+        let (h, f, _) = self.dims();
+        self.slice(h, f)
     }
 
-    fn is_key(&self, k: &[u8], hash: u64) -> bool {
-        match self {
-            Pair::Inline { flen, buf, .. } => &buf[..usize::from(*flen)] == k,
-            Pair::Heap {
-                flen,
-                fingerprint: fp,
-                buf,
-            } => *fp == fingerprint(hash) && &buf[..*flen] == k,
-        }
+    fn is_key(&self, k: &[u8], _hash: u64) -> bool {
+        let (h, f, _) = self.dims();
+        f == k.len() && self.slice(h, f) == k
     }
 
     fn heap_len(&self) -> usize {
-        match self {
-            Pair::Inline { .. } => 0,
-            Pair::Heap { buf, .. } => buf.len(),
-        }
+        0
+    }
+}
+
+impl table::Chained for Pair {
+    type Entry = Pair;
+    fn wrap(e: Pair) -> Pair {
+        e
+    }
+    fn unwrap(self) -> Pair {
+        self
+    }
+    fn entry(&self) -> &Pair {
+        self
+    }
+    fn entry_mut(&mut self) -> &mut Pair {
+        self
+    }
+    fn next(&self) -> Option<&Pair> {
+        self.link().as_ref()
+    }
+    fn next_mut(&mut self) -> &mut Option<Pair> {
+        self.link_mut()
+    }
+    fn block_bytes(&self) -> usize {
+        let (h, f, v) = self.dims();
+        crate::memory::alloc_size(h + f + v)
     }
 }
 
 /// The large encoding: the shared chained table (`types/table.rs`) of [`Pair`]s.
-type Table = table::Table<Pair>;
+type Table = table::Chains<Pair>;
 
 impl Table {
     /// Sets `field` to `value`; true if the field is new.
@@ -844,40 +923,87 @@ mod tests {
         assert!(h.heap_size() < before);
     }
 
+    /// Each pair is one block of its size (link, lengths, field, value), kept in place
+    /// by a same-length update and moved, links kept, by any other; the table's byte
+    /// count follows every change.
     #[test]
-    fn table_nodes_hold_short_pairs_inline() {
-        // 48 bytes is an allocator size class (mimalloc and jemalloc alike).
-        assert_eq!(Table::NODE_SIZE, 48);
+    fn pairs_are_one_block_of_their_size() {
+        use crate::memory::alloc_size;
         let mut t = Table::default();
-        // member:%08d + v%08d, the benchmark's shape: 24 bytes, inline.
+        let block = |f: usize, v: usize| alloc_size(SHORT_HEADER + f + v);
+        // member:%08d + v%08d, a benchmark's shape: 15 + 9 bytes in a 40-byte block.
         assert!(t.set(b"member:00000001", b"v00000001"));
+        assert_eq!(t.block_bytes(), block(15, 9));
         assert_eq!(t.out_of_line_bytes(), 0);
         let f = vec![b'f'; 20];
-        let fits = vec![b'v'; PAIR_INLINE - 20];
-        let over = vec![b'w'; PAIR_INLINE - 19];
-        assert!(t.set(&f, &fits));
-        assert_eq!(t.out_of_line_bytes(), 0);
-        // Growing past the inline size moves the pair out; same-length updates stay.
-        assert!(!t.set(&f, &over));
-        assert_eq!(t.out_of_line_bytes(), PAIR_INLINE + 1);
-        let same = vec![b'z'; over.len()];
-        assert!(!t.set(&f, &same));
-        assert_eq!(t.get(&f).map(Pair::value), Some(&same[..]));
-        assert_eq!(t.out_of_line_bytes(), PAIR_INLINE + 1);
-        // Shrinking back brings it inline again.
+        assert!(t.set(&f, &[b'v'; 64]));
+        let at = |t: &Table, k: &[u8]| t.get(k).map(|p| p.0.as_ptr().addr());
+        let first = at(&t, &f);
+        assert_eq!(t.block_bytes(), block(15, 9) + block(20, 64));
+        // A same-length value is written in place.
+        assert!(!t.set(&f, &[b'z'; 64]));
+        assert_eq!(at(&t, &f), first);
+        assert_eq!(t.get(&f).map(Pair::value), Some(&[b'z'; 64][..]));
+        // Another length moves the pair to a block of the new size.
         assert!(!t.set(&f, b"1"));
-        assert_eq!(t.out_of_line_bytes(), 0);
         assert_eq!(t.get(&f).map(Pair::value), Some(&b"1"[..]));
+        assert_eq!(t.block_bytes(), block(15, 9) + block(20, 1));
         // A long field with an empty value, an empty field with a long value.
         let long = vec![b'k'; 300];
         assert!(t.set(&long, b""));
         assert!(t.set(b"", &long));
         assert_eq!(t.get(&long).map(Pair::value), Some(&b""[..]));
         assert_eq!(t.get(b"").map(Pair::value), Some(&long[..]));
-        assert_eq!(t.out_of_line_bytes(), 600);
         assert!(t.remove(&long).is_some());
-        assert_eq!(t.out_of_line_bytes(), 300);
         assert_eq!(t.len(), 3);
+        assert_eq!(t.block_bytes(), block(15, 9) + block(20, 1) + block(0, 300));
+        assert_eq!(t.out_of_line_bytes(), 0);
+    }
+
+    /// Pairs that share chains (a table of 4 buckets holding up to 4 pairs, then grown)
+    /// keep their links through moves to new blocks and removals in any position.
+    #[test]
+    fn chained_pairs_survive_moves_and_removals() {
+        let mut t = Table::default();
+        let key = |i: usize| format!("field-{i}").into_bytes();
+        for round in 0..3 {
+            for i in 0..200 {
+                // Alternate lengths so every round moves every pair to a new block.
+                let v = vec![b'a' + (i % 26) as u8; 1 + (i + round) % 90];
+                t.set(&key(i), &v);
+            }
+            for i in 0..200 {
+                let v = vec![b'a' + (i % 26) as u8; 1 + (i + round) % 90];
+                assert_eq!(t.get(&key(i)).map(Pair::value), Some(&v[..]), "{round} {i}");
+            }
+        }
+        for i in (0..200).step_by(3) {
+            assert!(t.remove(&key(i)).is_some());
+        }
+        assert_eq!(t.len(), 133);
+        assert_eq!(t.iter().count(), 133);
+        for i in 0..200 {
+            assert_eq!(t.get(&key(i)).is_some(), i % 3 != 0);
+        }
+    }
+
+    /// Lengths past `u32` take the long header (picked without allocating 4 GiB; a pair
+    /// built with it reads back and updates like any other).
+    #[test]
+    fn long_lengths_take_the_long_header() {
+        assert_eq!(Pair::header(10, 10), SHORT_HEADER);
+        assert_eq!(Pair::header(u32::MAX as usize - 1, 0), SHORT_HEADER);
+        assert_eq!(Pair::header(u32::MAX as usize, 0), LONG_HEADER);
+        assert_eq!(Pair::header(0, 1 << 33), LONG_HEADER);
+        let mut p = Pair::build(b"field", b"value", LONG_HEADER);
+        assert_eq!(p.dims(), (LONG_HEADER, 5, 5));
+        assert_eq!((p.key(), p.value()), (&b"field"[..], &b"value"[..]));
+        p.set_value(b"VALUE");
+        assert_eq!(p.value(), b"VALUE");
+        // A new length rebuilds it with the header its lengths need.
+        p.set_value(b"longer value");
+        assert_eq!(p.dims(), (SHORT_HEADER, 5, 12));
+        assert_eq!((p.key(), p.value()), (&b"field"[..], &b"longer value"[..]));
     }
 
     #[test]

@@ -4,13 +4,15 @@
 //! Redis's reverse-binary SCAN cursor, random bucket then random chain entry) because
 //! SSCAN and HSCAN must keep Redis's guarantee: every element present for the whole
 //! iteration is returned at least once, whatever resizes happen between calls. What
-//! differs is the node: it is one allocation holding the chain link and the entry itself,
-//! and the entry type (an [`Entry`]) decides how its bytes are stored - a set member or a
-//! hash field and value, inline in the node when short, in one more allocation when not.
+//! differs is the node: one allocation holding the chain link and the entry itself. The
+//! table is generic over the node ([`Chained`]): [`Table`] boxes a fixed-size entry (a set
+//! member, inline in the node when short, in one more allocation when not), and the hash
+//! encoding has a node of its own that holds field and value in one block of their size.
 //! The element's hash is not stored; resizes recompute it, as Redis does. That keeps a
 //! large set or hash of short elements well below Redis's bytes per element.
 
 use crate::hashing::hash_bytes;
+use crate::memory::alloc_size;
 
 /// Smallest number of buckets a non-empty table keeps.
 const MIN_BUCKETS: usize = 4;
@@ -20,7 +22,7 @@ const MIN_BUCKETS: usize = 4;
 /// non-empty bucket.
 const RANDOM_BUCKET_TRIES: usize = 100;
 
-/// What a [`Table`] stores: something with a key.
+/// What a table stores: something with a key.
 pub trait Entry {
     /// The bytes the entry is found by (a set member, a hash field).
     fn key(&self) -> &[u8];
@@ -35,31 +37,84 @@ pub trait Entry {
     }
 }
 
-struct Node<E> {
+/// An owned chain node: an entry and the link to the next node of its chain.
+pub trait Chained: Sized {
+    /// What the node holds.
+    type Entry: Entry;
+    /// A node holding `e`, linked to nothing.
+    fn wrap(e: Self::Entry) -> Self;
+    /// The entry of a node taken out of its chain (its link is `None`).
+    fn unwrap(self) -> Self::Entry;
+    /// The entry.
+    fn entry(&self) -> &Self::Entry;
+    /// The entry, to change what it holds (never its key). It may replace the node
+    /// itself (a new block for a new size), keeping its link.
+    fn entry_mut(&mut self) -> &mut Self::Entry;
+    /// The next node of the chain.
+    fn next(&self) -> Option<&Self>;
+    /// The link to the next node.
+    fn next_mut(&mut self) -> &mut Option<Self>;
+    /// Bytes of the node's own block, as the allocator rounds them.
+    fn block_bytes(&self) -> usize;
+}
+
+/// The node of a [`Table`]: a boxed link and entry.
+pub struct Node<E> {
     next: Option<Box<Node<E>>>,
     entry: E,
 }
 
+impl<E: Entry> Chained for Box<Node<E>> {
+    type Entry = E;
+    fn wrap(entry: E) -> Self {
+        Box::new(Node { next: None, entry })
+    }
+    fn unwrap(self) -> E {
+        self.entry
+    }
+    fn entry(&self) -> &E {
+        &self.entry
+    }
+    fn entry_mut(&mut self) -> &mut E {
+        &mut self.entry
+    }
+    fn next(&self) -> Option<&Self> {
+        self.next.as_ref()
+    }
+    fn next_mut(&mut self) -> &mut Option<Self> {
+        &mut self.next
+    }
+    fn block_bytes(&self) -> usize {
+        alloc_size(std::mem::size_of::<Node<E>>())
+    }
+}
+
 /// A set of entries keyed by byte strings, with stable-cursor scanning and random
-/// sampling.
-pub struct Table<E> {
-    buckets: Vec<Option<Box<Node<E>>>>,
+/// sampling, over nodes of type `N`.
+pub struct Chains<N: Chained> {
+    buckets: Vec<Option<N>>,
     len: usize,
     /// Bytes of entries stored outside their nodes.
     heap: usize,
+    /// Bytes of the nodes' blocks.
+    blocks: usize,
 }
 
-impl<E> Default for Table<E> {
+/// The table of boxed fixed-size entries (sets).
+pub type Table<E> = Chains<Box<Node<E>>>;
+
+impl<N: Chained> Default for Chains<N> {
     fn default() -> Self {
-        Table {
+        Chains {
             buckets: Vec::new(),
             len: 0,
             heap: 0,
+            blocks: 0,
         }
     }
 }
 
-impl<E: Entry> Table<E> {
+impl<N: Chained> Chains<N> {
     /// Number of entries.
     pub fn len(&self) -> usize {
         self.len
@@ -70,17 +125,17 @@ impl<E: Entry> Table<E> {
     }
 
     /// The entry with key `k`.
-    pub fn get(&self, k: &[u8]) -> Option<&E> {
+    pub fn get(&self, k: &[u8]) -> Option<&N::Entry> {
         if self.buckets.is_empty() {
             return None;
         }
         let h = hash_bytes(k);
-        let mut cur = self.buckets[h as usize & self.mask()].as_deref();
+        let mut cur = self.buckets[h as usize & self.mask()].as_ref();
         while let Some(node) = cur {
-            if node.entry.is_key(k, h) {
-                return Some(&node.entry);
+            if node.entry().is_key(k, h) {
+                return Some(node.entry());
             }
-            cur = node.next.as_deref();
+            cur = node.next();
         }
         None
     }
@@ -96,40 +151,42 @@ impl<E: Entry> Table<E> {
     pub fn upsert(
         &mut self,
         k: &[u8],
-        update: impl FnOnce(&mut E),
-        create: impl FnOnce() -> E,
+        update: impl FnOnce(&mut N::Entry),
+        create: impl FnOnce() -> N::Entry,
     ) -> bool {
         let hash = hash_bytes(k);
         let h = hash as usize;
         if !self.buckets.is_empty() {
             let idx = h & self.mask();
-            let mut cur = self.buckets[idx].as_deref_mut();
+            let mut cur = self.buckets[idx].as_mut();
             while let Some(node) = cur {
-                if node.entry.is_key(k, hash) {
-                    let before = node.entry.heap_len();
-                    update(&mut node.entry);
-                    debug_assert!(node.entry.key() == k, "update changed the key");
-                    self.heap = self.heap - before + node.entry.heap_len();
+                if node.entry().is_key(k, hash) {
+                    let before = (node.entry().heap_len(), node.block_bytes());
+                    update(node.entry_mut());
+                    debug_assert!(node.entry().key() == k, "update changed the key");
+                    self.heap = self.heap - before.0 + node.entry().heap_len();
+                    self.blocks = self.blocks - before.1 + node.block_bytes();
                     return false;
                 }
-                cur = node.next.as_deref_mut();
+                cur = node.next_mut().as_mut();
             }
         }
         if self.len >= self.buckets.len() {
             self.resize((self.buckets.len() * 2).max(MIN_BUCKETS));
         }
-        let entry = create();
-        debug_assert!(entry.key() == k, "created entry has another key");
-        self.heap += entry.heap_len();
+        let mut node = N::wrap(create());
+        debug_assert!(node.entry().key() == k, "created entry has another key");
+        self.heap += node.entry().heap_len();
+        self.blocks += node.block_bytes();
         let idx = h & self.mask();
-        let next = self.buckets[idx].take();
-        self.buckets[idx] = Some(Box::new(Node { next, entry }));
+        *node.next_mut() = self.buckets[idx].take();
+        self.buckets[idx] = Some(node);
         self.len += 1;
         true
     }
 
     /// Removes and returns the entry with key `k`.
-    pub fn remove(&mut self, k: &[u8]) -> Option<E> {
+    pub fn remove(&mut self, k: &[u8]) -> Option<N::Entry> {
         if self.buckets.is_empty() {
             return None;
         }
@@ -139,15 +196,16 @@ impl<E: Entry> Table<E> {
         loop {
             match link {
                 None => return None,
-                Some(node) if node.entry.is_key(k, hash) => {
-                    let mut boxed = link.take()?;
-                    *link = boxed.next.take();
-                    self.heap -= boxed.entry.heap_len();
+                Some(node) if node.entry().is_key(k, hash) => {
+                    let mut node = link.take()?;
+                    *link = node.next_mut().take();
+                    self.heap -= node.entry().heap_len();
+                    self.blocks -= node.block_bytes();
                     self.len -= 1;
                     self.maybe_shrink();
-                    return Some(boxed.entry);
+                    return Some(node.unwrap());
                 }
-                Some(node) => link = &mut node.next,
+                Some(node) => link = node.next_mut(),
             }
         }
     }
@@ -161,15 +219,15 @@ impl<E: Entry> Table<E> {
 
     fn resize(&mut self, new_size: usize) {
         debug_assert!(new_size.is_power_of_two());
-        let mut fresh: Vec<Option<Box<Node<E>>>> = Vec::with_capacity(new_size);
+        let mut fresh: Vec<Option<N>> = Vec::with_capacity(new_size);
         fresh.resize_with(new_size, || None);
         let mask = new_size - 1;
         for bucket in self.buckets.iter_mut() {
             let mut cur = bucket.take();
             while let Some(mut node) = cur {
-                cur = node.next.take();
-                let idx = hash_bytes(node.entry.key()) as usize & mask;
-                node.next = fresh[idx].take();
+                cur = node.next_mut().take();
+                let idx = hash_bytes(node.entry().key()) as usize & mask;
+                *node.next_mut() = fresh[idx].take();
                 fresh[idx] = Some(node);
             }
         }
@@ -177,7 +235,7 @@ impl<E: Entry> Table<E> {
     }
 
     /// Every entry, in bucket order (Redis's iteration order for its hash tables).
-    pub fn iter(&self) -> Iter<'_, E> {
+    pub fn iter(&self) -> Iter<'_, N> {
         Iter {
             buckets: self.buckets.iter(),
             node: None,
@@ -188,15 +246,15 @@ impl<E: Entry> Table<E> {
     /// the scan is complete), with Redis's reverse-binary increment: a bucket's entries
     /// only ever move to buckets the cursor has not passed yet, so an entry present from
     /// the first call to the last is visited at least once across resizes.
-    pub fn scan(&self, cursor: u64, mut f: impl FnMut(&E)) -> u64 {
+    pub fn scan(&self, cursor: u64, mut f: impl FnMut(&N::Entry)) -> u64 {
         if self.buckets.is_empty() {
             return 0;
         }
         let mask = self.mask() as u64;
-        let mut cur = self.buckets[(cursor & mask) as usize].as_deref();
+        let mut cur = self.buckets[(cursor & mask) as usize].as_ref();
         while let Some(node) = cur {
-            f(&node.entry);
-            cur = node.next.as_deref();
+            f(node.entry());
+            cur = node.next();
         }
         crate::dict::next_cursor(cursor, mask)
     }
@@ -206,14 +264,14 @@ impl<E: Entry> Table<E> {
     /// bucket from a random start), then a uniformly random entry of its chain. Entries
     /// of long chains are a little less likely, as in Redis. `rng` yields uniform 64-bit
     /// values.
-    pub fn random(&self, rng: &mut impl FnMut() -> u64) -> Option<&E> {
+    pub fn random(&self, rng: &mut impl FnMut() -> u64) -> Option<&N::Entry> {
         if self.len == 0 {
             return None;
         }
         let n = self.buckets.len();
         let mut head = None;
         for _ in 0..RANDOM_BUCKET_TRIES {
-            if let Some(h) = self.buckets[rng() as usize & (n - 1)].as_deref() {
+            if let Some(h) = self.buckets[rng() as usize & (n - 1)].as_ref() {
                 head = Some(h);
                 break;
             }
@@ -222,28 +280,27 @@ impl<E: Entry> Table<E> {
             Some(h) => h,
             None => {
                 let start = rng() as usize & (n - 1);
-                (0..n).find_map(|i| self.buckets[(start + i) & (n - 1)].as_deref())?
+                (0..n).find_map(|i| self.buckets[(start + i) & (n - 1)].as_ref())?
             }
         };
         let mut chain_len = 0u64;
         let mut cur = Some(head);
         while let Some(node) = cur {
             chain_len += 1;
-            cur = node.next.as_deref();
+            cur = node.next();
         }
         let mut node = head;
         for _ in 0..rng() % chain_len {
-            node = node.next.as_deref()?;
+            node = node.next()?;
         }
-        Some(&node.entry)
+        Some(node.entry())
     }
 
     /// Approximate heap bytes: bucket array and nodes as the allocator rounds them,
     /// plus the bytes entries hold outside their nodes.
     pub fn heap_size(&self) -> usize {
-        use crate::memory::alloc_size;
-        alloc_size(self.buckets.capacity() * std::mem::size_of::<Option<Box<Node<E>>>>())
-            + self.len * alloc_size(std::mem::size_of::<Node<E>>())
+        alloc_size(self.buckets.capacity() * std::mem::size_of::<Option<N>>())
+            + self.blocks
             + self.heap
     }
 
@@ -253,40 +310,48 @@ impl<E: Entry> Table<E> {
         self.heap
     }
 
+    /// Bytes of the nodes' blocks (tests check the running count).
+    #[cfg(test)]
+    pub fn block_bytes(&self) -> usize {
+        self.blocks
+    }
+}
+
+impl<E: Entry> Table<E> {
     /// Size of one node (tests pin it to an allocator size class).
     #[cfg(test)]
     pub const NODE_SIZE: usize = std::mem::size_of::<Node<E>>();
 }
 
-impl<E> Drop for Table<E> {
+impl<N: Chained> Drop for Chains<N> {
     fn drop(&mut self) {
-        // Unlink chains iteratively: dropping a long `Box` chain recursively could
-        // overflow the stack.
+        // Unlink chains iteratively: dropping a long chain recursively could overflow
+        // the stack.
         for bucket in self.buckets.iter_mut() {
             let mut cur = bucket.take();
             while let Some(mut node) = cur {
-                cur = node.next.take();
+                cur = node.next_mut().take();
             }
         }
     }
 }
 
 /// Iterator over a table's entries in bucket order.
-pub struct Iter<'a, E> {
-    buckets: std::slice::Iter<'a, Option<Box<Node<E>>>>,
-    node: Option<&'a Node<E>>,
+pub struct Iter<'a, N> {
+    buckets: std::slice::Iter<'a, Option<N>>,
+    node: Option<&'a N>,
 }
 
-impl<'a, E> Iterator for Iter<'a, E> {
-    type Item = &'a E;
+impl<'a, N: Chained> Iterator for Iter<'a, N> {
+    type Item = &'a N::Entry;
 
-    fn next(&mut self) -> Option<&'a E> {
+    fn next(&mut self) -> Option<&'a N::Entry> {
         loop {
             if let Some(node) = self.node {
-                self.node = node.next.as_deref();
-                return Some(&node.entry);
+                self.node = node.next();
+                return Some(node.entry());
             }
-            self.node = self.buckets.next()?.as_deref();
+            self.node = self.buckets.next()?.as_ref();
         }
     }
 }
