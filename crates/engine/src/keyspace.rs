@@ -2658,8 +2658,8 @@ mod memory_tests {
         let usage = g.mem_usage(0, b"k");
         drop(g);
         check_accounting(&ks);
-        // 16 + 8 (deadline) + 8 (integer) + 1 (key) = 33: the 40-byte class.
-        assert_eq!(usage, Some(40));
+        // 16 + 8 (deadline) + 8 (integer) + 1 (key) = 33: the 48-byte class.
+        assert_eq!(usage, Some(48));
         let mut g = ks.lock_key(b"k", 1_000);
         assert_eq!(g.get(0, b"k").map(|e| e.expire_at()), Some(9_000));
         assert_eq!(

@@ -4,9 +4,10 @@
 //! bytes, value) and updates it on every insert, removal and mutable access (see
 //! `keyspace::Guard`), so `MEMORY USAGE`, `MEMORY STATS` and the eviction loop read exact
 //! numbers without walking anything. The numbers are estimates of the allocator's view:
-//! each heap block is rounded up to mimalloc's size classes (eight-byte steps up to 64
-//! bytes, then four classes per power of two), which is also close to jemalloc's, except
-//! keyspace nodes served by the node slab at their exact size (`slab.rs`).
+//! each heap block is rounded up to mimalloc's size classes (8 and 16 bytes, then
+//! sixteen-byte steps up to 64, then four classes per power of two: blocks are 16-byte
+//! aligned from 16 bytes up), which are also jemalloc's, except keyspace nodes served by
+//! the node slab at their exact size (`slab.rs`).
 
 use crate::dict;
 use crate::value::Value;
@@ -20,6 +21,9 @@ use crate::value::Value;
 /// use basalt_engine::memory::alloc_size;
 /// assert_eq!(alloc_size(0), 0);
 /// assert_eq!(alloc_size(3), 8);
+/// assert_eq!(alloc_size(9), 16);
+/// assert_eq!(alloc_size(17), 32);
+/// assert_eq!(alloc_size(40), 48);
 /// assert_eq!(alloc_size(80), 80);
 /// assert_eq!(alloc_size(81), 96);
 /// ```
@@ -27,8 +31,11 @@ pub const fn alloc_size(n: usize) -> usize {
     if n == 0 {
         return 0;
     }
+    if n <= 8 {
+        return 8;
+    }
     if n <= 64 {
-        return (n + 7) & !7;
+        return (n + 15) & !15;
     }
     if n > 16 << 20 {
         return (n + 4095) & !4095;
@@ -104,6 +111,8 @@ mod tests {
     #[test]
     fn size_classes() {
         assert_eq!(alloc_size(1), 8);
+        assert_eq!(alloc_size(24), 32);
+        assert_eq!(alloc_size(56), 64);
         assert_eq!(alloc_size(64), 64);
         assert_eq!(alloc_size(65), 80);
         assert_eq!(alloc_size(100), 112);
@@ -114,7 +123,7 @@ mod tests {
         assert_eq!(alloc_size((16 << 20) + 1), (16 << 20) + 4096);
         for n in 1..5000 {
             let a = alloc_size(n);
-            assert!(a >= n && a <= n + n / 4 + 8, "{n} -> {a}");
+            assert!(a >= n && a <= n + n / 4 + 15, "{n} -> {a}");
             assert!(alloc_size(a) == a, "{n} -> {a} is not a class");
         }
     }
@@ -128,15 +137,16 @@ mod tests {
         assert_eq!(entry_bytes(16, &v32), 64);
         assert_eq!(entry_bytes_with(16, &v32, true), 72);
         // Integers take 8 bytes in the block; 44-byte strings are the longest inline.
-        assert_eq!(entry_bytes(16, &Value::Str(StrValue::Int(7))), 40);
+        // (16 + 8 + 16 = 40 bytes: the 48-byte class.)
+        assert_eq!(entry_bytes(16, &Value::Str(StrValue::Int(7))), 48);
         let v44 = Value::Str(StrValue::from_bytes(&[b'v'; 44]));
         assert_eq!(entry_bytes(16, &v44), 80);
         // Longer strings are `raw`: a 24-byte Value in the block and the buffer outside.
         let v45 = Value::Str(StrValue::from_bytes(&[b'v'; 45]));
-        assert_eq!(entry_bytes(16, &v45), 56 + alloc_size(45));
+        assert_eq!(entry_bytes(16, &v45), 64 + alloc_size(45));
         // A 24-byte inline string is not confused with a whole value.
         let v24 = Value::Str(StrValue::from_bytes(&[b'v'; 24]));
-        assert_eq!(entry_bytes(16, &v24), 56);
+        assert_eq!(entry_bytes(16, &v24), 64);
         // Keys of 255 bytes and more keep their length in the node.
         assert_eq!(dict::block_size(false, 0, 254), 16 + 254);
         assert_eq!(dict::block_size(false, 0, 255), 16 + 8 + 255);

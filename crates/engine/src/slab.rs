@@ -1,7 +1,7 @@
 //! Exact-size blocks for keyspace nodes whose size falls between the allocator's size
 //! classes.
 //!
-//! mimalloc (like jemalloc) serves requests from size classes: eight-byte steps up to 64
+//! mimalloc (like jemalloc) serves requests from size classes: 8 and 16 bytes, 16-byte steps up to 64
 //! bytes, then four classes per doubling (80, 96, 112, 128, ...). A keyspace node is
 //! `[link 8 | header 8 | deadline 8 | payload | key]` (`dict.rs`), so the shape
 //! with a TTL, a 16-byte key and a 32-byte string, is 72 bytes and would take an 80-byte

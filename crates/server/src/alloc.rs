@@ -188,6 +188,12 @@ mod mi {
         pub fn mi_option_set(option: c_int, value: c_long);
         #[cfg(test)]
         pub fn mi_option_get(option: c_int) -> c_long;
+        #[cfg(test)]
+        pub fn mi_malloc(size: usize) -> *mut c_void;
+        #[cfg(test)]
+        pub fn mi_usable_size(p: *const c_void) -> usize;
+        #[cfg(test)]
+        pub fn mi_free(p: *mut c_void);
         pub fn mi_stats_print_out(
             out: Option<unsafe extern "C" fn(msg: *const c_char, arg: *mut c_void)>,
             arg: *mut c_void,
@@ -458,6 +464,24 @@ mod tests {
         now += DECAY_MAX_WAIT_MS;
         assert!(d.check(now, 62 * M, 51 * M, || 60 * M));
         assert_eq!(d.wait_ms, DECAY_MIN_WAIT_MS);
+    }
+
+    /// `alloc_size` (what `used_memory` and the keyspace's accounting count) is the size
+    /// mimalloc really hands out, for every request up to 64 KiB.
+    #[cfg(feature = "mimalloc")]
+    #[test]
+    fn alloc_size_is_mimallocs_block_size() {
+        for n in 1..=65_536usize {
+            // SAFETY: a plain allocation, measured and freed at once.
+            let usable = unsafe {
+                let p = mi::mi_malloc(n);
+                assert!(!p.is_null());
+                let u = mi::mi_usable_size(p);
+                mi::mi_free(p);
+                u
+            };
+            assert_eq!(alloc_size(n), usable, "request of {n} bytes");
+        }
     }
 
     /// Index 15 of mimalloc's options is the purge delay (mimalloc 3's default: 1000 ms;

@@ -481,7 +481,12 @@ impl Listpack {
 /// first cache line holds the link, the lengths and the field's start, and the value
 /// right after it: two dependent cache misses where a node pointing at its pair took
 /// three (bucket, node, pair) and Redis's dictEntry four (bucket, entry, field, value).
+#[repr(transparent)]
 struct Pair(NonNull<u8>);
+
+// The header puts the link in the first 8 bytes: `Option<Pair>` must be one pointer.
+const _: () =
+    assert!(std::mem::size_of::<Option<Pair>>() == 8 && std::mem::align_of::<Option<Pair>>() == 8);
 
 // SAFETY: a `Pair` owns its block alone, as a `Box` owns its value; nothing in it is
 // shared or tied to a thread.
@@ -577,7 +582,7 @@ impl Pair {
     }
 
     /// Replaces the value: in place when it has the old one's length (most HINCRBY
-    /// results), else in a new block of the new size that takes over the link.
+    /// results), else in a new block of the new size.
     fn set_value(&mut self, value: &[u8]) {
         let (h, f, v) = self.dims();
         if v == value.len() {
@@ -585,10 +590,9 @@ impl Pair {
             unsafe { std::ptr::copy_nonoverlapping(value.as_ptr(), self.0.as_ptr().add(h + f), v) };
             return;
         }
-        let mut fresh = Pair::new(self.slice(h, f), value);
-        *fresh.link_mut() = self.link_mut().take();
-        // The old block goes with its link emptied.
-        *self = fresh;
+        // The table holds the link aside while an update runs (`Chains::upsert`), so the
+        // old block goes with an empty link.
+        *self = Pair::new(self.slice(h, f), value);
     }
 
     fn link(&self) -> &Option<Pair> {
@@ -604,6 +608,7 @@ impl Pair {
 
 impl Drop for Pair {
     fn drop(&mut self) {
+        debug_assert!(self.link().is_none(), "a pair dropped with its chain");
         let (h, f, v) = self.dims();
         // SAFETY: the link is a live `Option<Pair>` (tables take chains apart before
         // dropping nodes, so it is `None` and nothing recurses), and the block was
@@ -931,7 +936,7 @@ mod tests {
         use crate::memory::alloc_size;
         let mut t = Table::default();
         let block = |f: usize, v: usize| alloc_size(SHORT_HEADER + f + v);
-        // member:%08d + v%08d, a benchmark's shape: 15 + 9 bytes in a 40-byte block.
+        // member:%08d + v%08d, a benchmark's shape: 15 + 9 bytes and the 16-byte header: 40, the 48-byte class.
         assert!(t.set(b"member:00000001", b"v00000001"));
         assert_eq!(t.block_bytes(), block(15, 9));
         assert_eq!(t.out_of_line_bytes(), 0);
@@ -1033,7 +1038,7 @@ mod tests {
         use proptest::prelude::*;
         prop_oneof![
             6 => (0u8..24, 0usize..10).prop_map(|(f, l)| Op::Set(f, l)),
-            // Values around the table's inline size (fields are 1 to 3 bytes long).
+            // Values of many lengths (fields are 1 to 3 bytes long).
             2 => (0u8..24, 30usize..40).prop_map(|(f, l)| Op::Set(f, l)),
             1 => proptest::collection::vec(0usize..10, 0..4).prop_map(Op::Prepare),
             3 => (0u8..24).prop_map(Op::Remove),

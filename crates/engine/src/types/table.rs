@@ -29,8 +29,9 @@ pub trait Entry {
     /// Bytes the entry holds outside its node (0 when everything is inline).
     fn heap_len(&self) -> usize;
     /// Whether the entry's key is `k`, whose hash is `hash`. An entry that keeps its key
-    /// outside the node can keep a fragment of the hash inside it and answer `false`
-    /// without reading the key (a chain neighbour then costs no cache miss).
+    /// outside its node (a long set member) can keep a fragment of the hash inside it and
+    /// answer `false` without reading the key (a chain neighbour then costs no cache
+    /// miss).
     fn is_key(&self, k: &[u8], hash: u64) -> bool {
         let _ = hash;
         self.key() == k
@@ -48,7 +49,8 @@ pub trait Chained: Sized {
     /// The entry.
     fn entry(&self) -> &Self::Entry;
     /// The entry, to change what it holds (never its key). It may replace the node
-    /// itself (a new block for a new size), keeping its link.
+    /// itself (a new block for a new size): [`Chains::upsert`] holds the link aside
+    /// meanwhile and puts it back on whatever node is left.
     fn entry_mut(&mut self) -> &mut Self::Entry;
     /// The next node of the chain.
     fn next(&self) -> Option<&Self>;
@@ -162,7 +164,11 @@ impl<N: Chained> Chains<N> {
             while let Some(node) = cur {
                 if node.entry().is_key(k, hash) {
                     let before = (node.entry().heap_len(), node.block_bytes());
+                    // The rest of the chain is held aside: an update that replaces the
+                    // node (a new block for a new size) cannot take it along or drop it.
+                    let rest = node.next_mut().take();
                     update(node.entry_mut());
+                    *node.next_mut() = rest;
                     debug_assert!(node.entry().key() == k, "update changed the key");
                     self.heap = self.heap - before.0 + node.entry().heap_len();
                     self.blocks = self.blocks - before.1 + node.block_bytes();
