@@ -84,6 +84,14 @@ impl BulkList {
         }
     }
 
+    /// Makes room for `n` more elements of about `each` bytes (the wire form adds up to
+    /// 8 bytes per element), capped at 64 KiB: a range reply learns its length before its
+    /// elements, and one reservation replaces the doublings (and copies) of growing.
+    pub fn reserve_like(&mut self, n: usize, each: usize) {
+        const CAP: usize = 64 << 10;
+        self.wire.reserve(n.saturating_mul(each + 8).min(CAP));
+    }
+
     /// Appends one element.
     pub fn push(&mut self, data: &[u8]) {
         let mut digits = itoa::Buffer::new();

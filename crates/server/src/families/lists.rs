@@ -553,7 +553,12 @@ fn lrange(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     // Written straight into one reply buffer (no allocation per element).
     let mut reply = BulkList::default();
     for v in l.iter_from(first).take(n) {
-        v.with_bytes(|b| reply.push(b));
+        v.with_bytes(|b| {
+            if reply.is_empty() {
+                reply.reserve_like(n, b.len());
+            }
+            reply.push(b)
+        });
     }
     Ok(Frame::Bulks(reply))
 }

@@ -589,6 +589,7 @@ fn collect(z: &ZSetValue, start: usize, rev: bool, n: usize, out: &mut impl Sink
     if n == 0 {
         return;
     }
+    out.expect(n);
     let mut left = n;
     z.walk(start, rev, |m, s| {
         out.put(m, s);
@@ -600,6 +601,9 @@ fn collect(z: &ZSetValue, start: usize, rev: bool, n: usize, out: &mut impl Sink
 /// Where a range read puts the members it walks (in reply order).
 trait Sink {
     fn put(&mut self, member: &[u8], score: f64);
+
+    /// Told before the walk how many members follow.
+    fn expect(&mut self, _n: usize) {}
 }
 
 /// Members copied out, for a command that works on them after the walk (ZRANGESTORE).
@@ -607,13 +611,22 @@ impl Sink for Vec<(Bytes, f64)> {
     fn put(&mut self, member: &[u8], score: f64) {
         self.push((Bytes::copy_from_slice(member), score));
     }
+
+    fn expect(&mut self, n: usize) {
+        self.reserve(n.min(1 << 12));
+    }
 }
 
 /// A range read's reply, built during the walk: members (and scores) are written into
 /// one buffer in their wire form (`Frame::Bulks`) instead of one allocation each; only
 /// RESP3's WITHSCORES pairs (nested arrays with doubles) are frames.
 enum ReplyBuilder {
-    Bulks { list: BulkList, withscores: bool },
+    Bulks {
+        list: BulkList,
+        withscores: bool,
+        /// Members announced by `expect`: the first one sizes the buffer for all.
+        expected: usize,
+    },
     Pairs(Vec<Frame>),
 }
 
@@ -625,6 +638,7 @@ impl ReplyBuilder {
             ReplyBuilder::Bulks {
                 list: BulkList::default(),
                 withscores,
+                expected: 0,
             }
         }
     }
@@ -640,7 +654,16 @@ impl ReplyBuilder {
 impl Sink for ReplyBuilder {
     fn put(&mut self, member: &[u8], score: f64) {
         match self {
-            ReplyBuilder::Bulks { list, withscores } => {
+            ReplyBuilder::Bulks {
+                list,
+                withscores,
+                expected,
+            } => {
+                if list.is_empty() && *expected > 0 {
+                    // A score is at most 24 characters (`%.17g`) plus its own header.
+                    let score = if *withscores { 32 } else { 0 };
+                    list.reserve_like(*expected, member.len() + score);
+                }
                 list.push(member);
                 if *withscores {
                     list.push_double(score);
@@ -650,6 +673,13 @@ impl Sink for ReplyBuilder {
                 Frame::bulk(member),
                 Frame::Double(score),
             ])),
+        }
+    }
+
+    fn expect(&mut self, n: usize) {
+        match self {
+            ReplyBuilder::Bulks { expected, .. } => *expected = n,
+            ReplyBuilder::Pairs(v) => v.reserve(n.min(1 << 12)),
         }
     }
 }
