@@ -17,9 +17,14 @@
 //! ```
 //!
 //! - The header packs the payload's kind (6 bits: 0..=44 an inline string of that many
-//!   bytes, Redis's `embstr`; 45 an `i64`, Redis's `int`; 46 a whole [`Value`], for `raw`
-//!   strings and every other type), a "has deadline" bit, a 24-bit LRU clock (seconds mod
-//!   2^24, as Redis's `lru` field) and the eviction policy's 32-bit word.
+//!   bytes, Redis's `embstr`; 45 an `i64`, Redis's `int`; 47 an inline `raw` string of up
+//!   to 255 bytes after a length byte; 46 a whole [`Value`], for longer `raw` strings and
+//!   every other type), a "has deadline" bit, a 24-bit LRU clock (seconds mod 2^24, as
+//!   Redis's `lru` field) and the eviction policy's 32-bit word. A `raw` string goes
+//!   inline when that block is no bigger than a node with a `Value` plus the string's own
+//!   block ([`raw_inline`]; a 100-byte value of a 10-byte key: 128 bytes instead of
+//!   64 + 112); one edited in place (APPEND, SETRANGE, SETBIT) becomes a whole `Value`
+//!   until it is replaced.
 //! - The payload follows the header (or the deadline) at an 8-byte aligned offset, which
 //!   a `Value` or an `i64` needs; inline string bytes need none, and the key follows
 //!   the payload unaligned.
@@ -46,6 +51,7 @@
 //! transient memory.
 
 use crate::keyspace::Entry;
+use crate::memory::alloc_size;
 use crate::value::{EMBSTR_MAX, StrValue, Value, ValueRef};
 use foldhash::fast::FixedState;
 use std::alloc::{Layout, alloc, dealloc, handle_alloc_error};
@@ -82,6 +88,14 @@ const KIND_MASK: u64 = 0x3F;
 const KIND_INT: u64 = 45;
 /// Payload kind: a whole [`Value`] (24 bytes).
 const KIND_VALUE: u64 = 46;
+/// Payload kind: a `raw` string of at most [`RAW_INLINE_MAX`] bytes, stored as its length
+/// (one byte) and its bytes.
+const KIND_RAW: u64 = 47;
+
+/// Longest `raw` string a node keeps inline (a longer one is a whole [`Value`] whose
+/// bytes are a block of their own). Inline, a 100-byte value with a 10-byte key is one
+/// 128-byte block; apart it would be a 64-byte node and a 112-byte block.
+pub const RAW_INLINE_MAX: usize = u8::MAX as usize;
 /// The node stores a deadline (8 bytes after the header).
 const TTL_BIT: u64 = 1 << 6;
 const ACCESS_SHIFT: u32 = 8;
@@ -90,6 +104,7 @@ pub const ACCESS_MASK: u32 = (1 << 24) - 1;
 const META_SHIFT: u32 = 32;
 
 const _: () = assert!((EMBSTR_MAX as u64) < KIND_INT);
+const _: () = assert!(KIND_RAW <= KIND_MASK);
 const _: () = assert!(std::mem::size_of::<Value>() == 24);
 const _: () = assert!(std::mem::align_of::<Value>() <= 8);
 
@@ -117,7 +132,9 @@ pub(crate) enum Payload<'a> {
     Inline(&'a [u8]),
     /// An integer (`int`).
     Int(i64),
-    /// Any other value (`raw` strings and every other type).
+    /// A `raw` string of at most [`RAW_INLINE_MAX`] bytes stored whole.
+    Raw(&'a [u8]),
+    /// Any other value (longer `raw` strings and every other type).
     Value(Value),
 }
 
@@ -126,17 +143,70 @@ impl Payload<'_> {
         match self {
             Payload::Inline(b) => b.len() as u64,
             Payload::Int(_) => KIND_INT,
+            Payload::Raw(_) => KIND_RAW,
             Payload::Value(_) => KIND_VALUE,
+        }
+    }
+
+    /// Bytes the payload takes in a node.
+    fn size(&self) -> usize {
+        match self {
+            Payload::Inline(b) => b.len(),
+            Payload::Int(_) => 8,
+            Payload::Raw(b) => 1 + b.len(),
+            Payload::Value(_) => 24,
+        }
+    }
+
+    /// Writes the payload at `p`.
+    ///
+    /// # Safety
+    /// `p` must be valid for [`Payload::size`] bytes, 8-byte aligned for `Int` and
+    /// `Value`; `p` may overlap the bytes of an `Inline` or `Raw` payload (a node
+    /// rewritten in place with its own bytes).
+    unsafe fn write(self, p: *mut u8) {
+        // SAFETY: per the contract.
+        unsafe {
+            match self {
+                Payload::Inline(b) => std::ptr::copy(b.as_ptr(), p, b.len()),
+                Payload::Int(i) => p.cast::<i64>().write(i),
+                Payload::Raw(b) => {
+                    // At most RAW_INLINE_MAX bytes: the length fits the byte.
+                    p.write(b.len() as u8);
+                    std::ptr::copy(b.as_ptr(), p.add(1), b.len());
+                }
+                Payload::Value(v) => p.cast::<Value>().write(v),
+            }
         }
     }
 }
 
-/// Calls `f` with the payload a value is stored as: `int` strings as an integer,
-/// `embstr` strings inline (their box is freed afterwards), everything else whole.
-pub(crate) fn with_payload<R>(v: Value, f: impl FnOnce(Payload<'_>) -> R) -> R {
+/// Whether a `raw` string of `len` bytes is kept inline in the node of a `key_len`-byte
+/// key (with a deadline: `ttl`): when its length fits the length byte and the one block
+/// takes no more than a node holding a `Value` plus the string's own block would (above
+/// the slab's sizes the allocator's classes are a quarter apart, and a long key can push
+/// a node into a coarse class).
+pub const fn raw_inline(len: usize, key_len: usize, ttl: bool) -> bool {
+    len <= RAW_INLINE_MAX
+        && crate::slab::block_bytes(block_size(ttl, 1 + len, key_len))
+            <= crate::slab::block_bytes(block_size(ttl, 24, key_len))
+                + if len == 0 { 0 } else { alloc_size(len) }
+}
+
+/// Calls `f` with the payload a value is stored as in the node of a `key_len`-byte key
+/// (with a deadline: `ttl`): `int` strings as an integer, `embstr` strings inline, `raw`
+/// strings inline when [`raw_inline`] says so (their buffers are freed afterwards),
+/// everything else whole.
+pub(crate) fn with_payload<R>(
+    v: Value,
+    key_len: usize,
+    ttl: bool,
+    f: impl FnOnce(Payload<'_>) -> R,
+) -> R {
     match v {
         Value::Str(StrValue::Int(i)) => f(Payload::Int(i)),
         Value::Str(StrValue::Embstr(b)) if b.len() <= EMBSTR_MAX => f(Payload::Inline(&b)),
+        Value::Str(StrValue::Raw(b)) if raw_inline(b.len(), key_len, ttl) => f(Payload::Raw(&b)),
         v => f(Payload::Value(v)),
     }
 }
@@ -152,10 +222,10 @@ pub enum NewValue<'a> {
 }
 
 impl NewValue<'_> {
-    /// Calls `f` with the payload the value is stored as.
-    fn with_payload<R>(self, f: impl FnOnce(Payload<'_>) -> R) -> R {
+    /// Calls `f` with the payload the value is stored as (see [`with_payload`]).
+    fn with_payload<R>(self, key_len: usize, ttl: bool, f: impl FnOnce(Payload<'_>) -> R) -> R {
         match self {
-            NewValue::Value(v) => with_payload(v, f),
+            NewValue::Value(v) => with_payload(v, key_len, ttl, f),
             NewValue::Bytes(b) => {
                 if b.len() <= 20
                     && let Some(i) = crate::num::parse_i64(b)
@@ -163,20 +233,13 @@ impl NewValue<'_> {
                     f(Payload::Int(i))
                 } else if b.len() <= EMBSTR_MAX {
                     f(Payload::Inline(b))
+                } else if raw_inline(b.len(), key_len, ttl) {
+                    f(Payload::Raw(b))
                 } else {
                     f(Payload::Value(Value::Str(StrValue::Raw(b.to_vec()))))
                 }
             }
         }
-    }
-}
-
-/// Bytes of the payload of a node of header `h`.
-const fn payload_len(h: u64) -> usize {
-    match h & KIND_MASK {
-        KIND_INT => 8,
-        KIND_VALUE => 24,
-        n => n as usize,
     }
 }
 
@@ -191,20 +254,30 @@ pub const fn block_size(ttl: bool, payload: usize, key_len: usize) -> usize {
     16 + if ttl { 8 } else { 0 } + payload + prefix + key_len
 }
 
-/// Bytes of a node's payload for a value stored as [`with_payload`] stores it.
-pub fn payload_size(v: &Value) -> usize {
+/// Bytes of the payload in the node of a `key_len`-byte key (with a deadline: `ttl`)
+/// for a value stored as [`with_payload`] stores it.
+pub fn payload_size(v: &Value, key_len: usize, ttl: bool) -> usize {
+    if stored_whole(v, key_len, ttl) {
+        return 24;
+    }
     match v {
         Value::Str(StrValue::Int(_)) => 8,
-        Value::Str(StrValue::Embstr(b)) if b.len() <= EMBSTR_MAX => b.len(),
+        Value::Str(StrValue::Raw(b)) => 1 + b.len(),
+        Value::Str(StrValue::Embstr(b)) => b.len(),
         _ => 24,
     }
 }
 
-/// Whether a node keeps `v` as a whole `Value` (whose heap parts are outside the node):
-/// everything but `int` and `embstr` strings.
-pub fn stored_whole(v: &Value) -> bool {
-    !matches!(v, Value::Str(StrValue::Int(_)))
-        && !matches!(v, Value::Str(StrValue::Embstr(b)) if b.len() <= EMBSTR_MAX)
+/// Whether the node of a `key_len`-byte key (with a deadline: `ttl`) keeps `v` as a
+/// whole `Value` (whose heap parts are outside the node): everything but integers,
+/// `embstr` strings and the `raw` strings [`raw_inline`] picks.
+pub fn stored_whole(v: &Value, key_len: usize, ttl: bool) -> bool {
+    match v {
+        Value::Str(StrValue::Int(_)) => false,
+        Value::Str(StrValue::Embstr(b)) => b.len() > EMBSTR_MAX,
+        Value::Str(StrValue::Raw(b)) => !raw_inline(b.len(), key_len, ttl),
+        _ => true,
+    }
 }
 
 /// Bytes of the fixed part of every node (chain link and header).
@@ -278,6 +351,22 @@ impl Tagged {
         unsafe { self.as_ptr().add(payload_offset(self.header())) }
     }
 
+    /// Bytes of the payload.
+    ///
+    /// # Safety
+    /// The node must be live.
+    unsafe fn payload_len(self) -> usize {
+        // SAFETY: a raw payload starts with its length byte.
+        unsafe {
+            match self.header() & KIND_MASK {
+                KIND_INT => 8,
+                KIND_VALUE => 24,
+                KIND_RAW => 1 + usize::from(*self.payload()),
+                n => n as usize,
+            }
+        }
+    }
+
     /// The deadline (0: none).
     ///
     /// # Safety
@@ -302,7 +391,7 @@ impl Tagged {
         // tag says which.
         unsafe {
             let h = self.header();
-            let at = self.as_ptr().add(payload_offset(h) + payload_len(h));
+            let at = self.as_ptr().add(payload_offset(h) + self.payload_len());
             match self.len_tag() {
                 LONG_KEY => {
                     let len = at.cast::<u64>().read_unaligned() as usize;
@@ -326,6 +415,10 @@ impl Tagged {
             match h & KIND_MASK {
                 KIND_INT => ValueRef::Str(crate::value::StrRef::Int(*p.cast::<i64>())),
                 KIND_VALUE => (*p.cast::<Value>()).view(),
+                KIND_RAW => ValueRef::Str(crate::value::StrRef::Raw(std::slice::from_raw_parts(
+                    p.add(1),
+                    usize::from(*p),
+                ))),
                 n => ValueRef::Str(crate::value::StrRef::Embstr(std::slice::from_raw_parts(
                     p, n as usize,
                 ))),
@@ -356,7 +449,7 @@ impl Tagged {
         // SAFETY: per the contract.
         unsafe {
             let h = self.header();
-            block_size(h & TTL_BIT != 0, payload_len(h), self.key().len())
+            block_size(h & TTL_BIT != 0, self.payload_len(), self.key().len())
         }
     }
 }
@@ -376,7 +469,7 @@ fn create(
 ) -> Tagged {
     let ttl = deadline != 0;
     let kind = payload.kind();
-    let size = block_size(ttl, payload_len(kind), key.len());
+    let size = block_size(ttl, payload.size(), key.len());
     let raw = alloc_block(size, hash);
     // A set top bit would corrupt the tag: a broken platform assumption, not an error a
     // client could cause.
@@ -398,12 +491,9 @@ fn create(
             raw.add(16).cast::<u64>().write(deadline);
         }
         let p = raw.add(payload_offset(header));
-        match payload {
-            Payload::Inline(b) => std::ptr::copy_nonoverlapping(b.as_ptr(), p, b.len()),
-            Payload::Int(i) => p.cast::<i64>().write(i),
-            Payload::Value(v) => p.cast::<Value>().write(v),
-        }
-        let mut dst = p.add(payload_len(header));
+        let len = payload.size();
+        payload.write(p);
+        let mut dst = p.add(len);
         if key.len() >= LONG_KEY {
             dst.cast::<u64>().write_unaligned(key.len() as u64);
             dst = dst.add(8);
@@ -684,7 +774,8 @@ impl<'a> Slot<'a> {
     /// rebuild at most. Returns the old value when it was kept whole.
     pub fn replace(&mut self, v: NewValue<'_>, deadline: u64) -> Option<Value> {
         let old = self.take_whole();
-        v.with_payload(|p| self.rebuild(deadline, p));
+        let key_len = self.key().len();
+        v.with_payload(key_len, deadline != 0, |p| self.rebuild(deadline, p));
         old
     }
 
@@ -711,11 +802,24 @@ impl<'a> Slot<'a> {
                     self.rebuild(deadline, Payload::Int(i));
                 } else {
                     // Copy the inline bytes out: the old block is freed by `rebuild`.
-                    let mut buf = [0u8; EMBSTR_MAX];
-                    let n = kind as usize;
-                    // SAFETY: an inline payload is `kind` bytes at `p`.
-                    buf[..n].copy_from_slice(unsafe { std::slice::from_raw_parts(p, n) });
-                    self.rebuild(deadline, Payload::Inline(&buf[..n]));
+                    let mut buf = [0u8; RAW_INLINE_MAX];
+                    let (at, n) = if kind == KIND_RAW {
+                        // SAFETY: a raw payload starts with its length byte.
+                        (1, usize::from(unsafe { *p }))
+                    } else {
+                        (0, kind as usize)
+                    };
+                    // SAFETY: the payload holds `n` string bytes from `at`.
+                    buf[..n].copy_from_slice(unsafe { std::slice::from_raw_parts(p.add(at), n) });
+                    let b = &buf[..n];
+                    if kind != KIND_RAW {
+                        self.rebuild(deadline, Payload::Inline(b));
+                    } else if raw_inline(n, self.key().len(), deadline != 0) {
+                        self.rebuild(deadline, Payload::Raw(b));
+                    } else {
+                        let v = Value::Str(StrValue::Raw(b.to_vec()));
+                        self.rebuild(deadline, Payload::Value(v));
+                    }
                 }
             }
         }
@@ -752,18 +856,13 @@ impl<'a> Slot<'a> {
             let kind = payload.kind();
             let ttl = deadline != 0;
             if (h & TTL_BIT != 0) == ttl
-                && payload_len(h) == payload_len(kind)
+                && old.payload_len() == payload.size()
                 && (h & KIND_MASK != KIND_VALUE || h & MOVED_BIT != 0)
             {
                 if ttl {
                     *old.as_ptr().add(16).cast::<u64>() = deadline;
                 }
-                let p = old.payload();
-                match payload {
-                    Payload::Inline(b) => std::ptr::copy(b.as_ptr(), p, b.len()),
-                    Payload::Int(i) => p.cast::<i64>().write(i),
-                    Payload::Value(v) => p.cast::<Value>().write(v),
-                }
+                payload.write(old.payload());
                 old.set_header((h & !(KIND_MASK | MOVED_BIT)) | kind);
                 return;
             }
@@ -1197,9 +1296,9 @@ impl Dict {
         }
         let idx = hash as usize & self.mask();
         let next = self.buckets[idx];
-        let node = new
-            .value
-            .with_payload(|p| create(key, hash, new.access, new.meta, new.expire_at, p, next));
+        let node = new.value.with_payload(key.len(), new.expire_at != 0, |p| {
+            create(key, hash, new.access, new.meta, new.expire_at, p, next)
+        });
         self.buckets[idx] = Some(node);
         self.len += 1;
         self.view(node)
@@ -1466,6 +1565,9 @@ mod tests {
             emb(&[b'v'; EMBSTR_MAX]),
             raw(b""),
             raw(b"12"),
+            raw(&[b'r'; 100]),
+            raw(&[b'r'; RAW_INLINE_MAX]),
+            raw(&[b'r'; RAW_INLINE_MAX + 1]),
             raw(&[b'r'; 1000]),
             list(3),
         ];
@@ -1503,6 +1605,31 @@ mod tests {
         assert_eq!(size(&d, k), 16 + 8 + 16);
         put(&mut d, k, list(2), 0);
         assert_eq!(size(&d, k), 16 + 24 + 16);
+        // A raw string of up to RAW_INLINE_MAX bytes is its length byte and its bytes;
+        // a longer one a 24-byte `Value` (its bytes elsewhere).
+        put(&mut d, k, raw(&[b'r'; 100]), 0);
+        assert_eq!(size(&d, k), 16 + 1 + 100 + 16);
+        put(&mut d, k, raw(&[b'r'; 100]), 5);
+        assert_eq!(size(&d, k), 16 + 8 + 1 + 100 + 16);
+        put(&mut d, k, raw(&[b'r'; RAW_INLINE_MAX + 1]), 0);
+        assert_eq!(size(&d, k), 16 + 24 + 16);
+    }
+
+    #[test]
+    fn an_inline_raw_string_is_made_whole_for_edits() {
+        let mut d = Dict::new();
+        let k = b"key:1";
+        for at in [0, 9] {
+            put(&mut d, k, raw(&[b'r'; 100]), at);
+            let mut s = d.get_mut(h(k), k).expect("present");
+            assert!(s.value_mut().is_none(), "kept inline");
+            s.raw_mut().expect("a string").extend_from_slice(b"++");
+            assert!(matches!(s.value_mut(), Some(Value::Str(StrValue::Raw(b))) if b.len() == 102));
+            let mut want = vec![b'r'; 100];
+            want.extend_from_slice(b"++");
+            assert_eq!(get(&d, k), Some((raw(&want), at)));
+            assert_eq!(size(&d, k), 16 + if at == 0 { 0 } else { 8 } + 24 + 5);
+        }
     }
 
     #[test]
@@ -1513,6 +1640,8 @@ mod tests {
             emb(b"hello"),
             emb(&[b'z'; EMBSTR_MAX]),
             raw(b"r"),
+            raw(&[b'q'; RAW_INLINE_MAX]),
+            raw(&[b'q'; RAW_INLINE_MAX + 1]),
             list(5),
         ];
         for (i, v) in values.iter().enumerate() {
@@ -1892,7 +2021,8 @@ mod tests {
             0 => int(i64::from(n) - 100),
             1 => emb(&vec![b'a'; usize::from(n) % (EMBSTR_MAX + 1)]),
             2 => emb(b""),
-            3 => raw(&vec![b'r'; usize::from(n)]),
+            // Both sides of RAW_INLINE_MAX.
+            3 => raw(&vec![b'r'; usize::from(n) * 2]),
             4 => list(usize::from(n % 4)),
             _ => emb(&[b'x'; EMBSTR_MAX]),
         }
@@ -1981,10 +2111,12 @@ mod tests {
             let mut sizes = Vec::new();
             d.for_each(|n| {
                 let v = n.value().to_value();
-                // The block's size is what the accounting computes for its content.
+                // The block's size is what the accounting computes for its content
+                // (a string edited in place stays a whole `Value` until it is replaced).
                 // SAFETY: the node is live while `d` is borrowed.
-                let size = unsafe { n.node.size() };
-                sizes.push((size, block_size(n.expire_at() != 0, payload_size(&v), n.key().len())));
+                let (size, whole) = unsafe { (n.node.size(), n.node.header() & KIND_MASK == KIND_VALUE) };
+                let payload = if whole { 24 } else { payload_size(&v, n.key().len(), n.expire_at() != 0) };
+                sizes.push((size, block_size(n.expire_at() != 0, payload, n.key().len())));
                 all.insert(n.key().to_vec(), (v, n.expire_at()));
             });
             for (got, want) in sizes {

@@ -91,12 +91,12 @@ pub fn entry_bytes(key_len: usize, value: &Value) -> usize {
 /// Bytes one key costs in the table with or without a deadline: its block
 /// ([`node_bytes`]) and, for values not kept in the block, what they hold outside it.
 pub fn entry_bytes_with(key_len: usize, value: &Value, ttl: bool) -> usize {
-    let heap = if dict::stored_whole(value) {
+    let heap = if dict::stored_whole(value, key_len, ttl) {
         value.mem_usage()
     } else {
         0
     };
-    node_bytes(key_len, dict::payload_size(value), ttl) + heap
+    node_bytes(key_len, dict::payload_size(value, key_len, ttl), ttl) + heap
 }
 
 /// Freeing a value costs about one deallocation per this many elements or nodes: values
@@ -141,9 +141,17 @@ mod tests {
         assert_eq!(entry_bytes(16, &Value::Str(StrValue::Int(7))), 48);
         let v44 = Value::Str(StrValue::from_bytes(&[b'v'; 44]));
         assert_eq!(entry_bytes(16, &v44), 80);
-        // Longer strings are `raw`: a 24-byte Value in the block and the buffer outside.
+        // Longer strings are `raw`: up to 255 bytes in the block after a length byte
+        // (16 + 1 + 45 + 16 = 78: the 80-byte class), longer ones a 24-byte Value in the
+        // block and the buffer outside.
         let v45 = Value::Str(StrValue::from_bytes(&[b'v'; 45]));
-        assert_eq!(entry_bytes(16, &v45), 64 + alloc_size(45));
+        assert_eq!(entry_bytes(16, &v45), 80);
+        let v100 = Value::Str(StrValue::from_bytes(&[b'v'; 100]));
+        assert_eq!(entry_bytes(10, &v100), 128);
+        let v255 = Value::Str(StrValue::from_bytes(&[b'v'; 255]));
+        assert_eq!(entry_bytes(16, &v255), alloc_size(16 + 1 + 255 + 16));
+        let v256 = Value::Str(StrValue::from_bytes(&[b'v'; 256]));
+        assert_eq!(entry_bytes(16, &v256), 64 + alloc_size(256));
         // A 24-byte inline string is not confused with a whole value.
         let v24 = Value::Str(StrValue::from_bytes(&[b'v'; 24]));
         assert_eq!(entry_bytes(16, &v24), 64);

@@ -5,10 +5,12 @@
 //! bytes, then four classes per doubling (80, 96, 112, 128, ...). A keyspace node is
 //! `[link 8 | header 8 | deadline 8 | payload | key]` (`dict.rs`), so the shape
 //! with a TTL, a 16-byte key and a 32-byte string, is 72 bytes and would take an 80-byte
-//! block: 8 bytes of every such key wasted. This module serves the sizes in the gaps of
-//! 65..=128 bytes ([`CLASSES`]: 72, 88, 104 and 120; a request is rounded up to a
-//! multiple of 8) from chunks of [`CHUNK_BYTES`], each chunk carved into blocks of one
-//! size; every other size goes to the allocator as before.
+//! block: 8 bytes of every such key wasted; a node with a 100-byte string inline and a
+//! deadline (136 bytes) would take 160. This module serves the sizes in the gaps of
+//! 65..=256 bytes ([`CLASSES`]: 72, 88, 104, 120, then every multiple of 8 from 136 to
+//! 248 but 160, 192 and 224; a request is rounded up to a multiple of 8) from chunks of
+//! [`CHUNK_BYTES`], each chunk carved into blocks of one size; every other size goes to
+//! the allocator as before.
 //!
 //! Layout and bookkeeping:
 //! - A chunk is one allocation of [`CHUNK_BYTES`], aligned to its size, so a block's
@@ -49,9 +51,27 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 /// Bytes of one chunk (also its alignment).
 pub const CHUNK_BYTES: usize = 256 << 10;
 
-/// Block sizes the slab serves: the multiples of 8 between 64 and 128 that are not
+/// Block sizes the slab serves: the multiples of 8 between 64 and 256 that are not
 /// allocator size classes.
-pub const CLASSES: [usize; 4] = [72, 88, 104, 120];
+pub const CLASSES: [usize; 16] = [
+    72, 88, 104, 120, 136, 144, 152, 168, 176, 184, 200, 208, 216, 232, 240, 248,
+];
+
+/// Largest block the slab serves.
+const MAX_CLASS: usize = CLASSES[CLASSES.len() - 1];
+
+/// For each multiple of 8 up to [`MAX_CLASS`] (indexed by size / 8): its index in
+/// [`CLASSES`], or `u8::MAX` when it is an allocator size class.
+const CLASS_INDEX: [u8; MAX_CLASS / 8 + 1] = {
+    let mut t = [u8::MAX; MAX_CLASS / 8 + 1];
+    let mut c = 0;
+    while c < CLASSES.len() {
+        assert!(CLASSES[c].is_multiple_of(8) && alloc_size(CLASSES[c]) != CLASSES[c]);
+        t[CLASSES[c] / 8] = c as u8;
+        c += 1;
+    }
+    t
+};
 
 /// Independent lock domains.
 pub const STRIPES: usize = 16;
@@ -59,14 +79,12 @@ pub const STRIPES: usize = 16;
 /// The slab class serving a request of `n` bytes, if any: `n` rounded up to a multiple
 /// of 8 is one of [`CLASSES`].
 pub const fn class_of(n: usize) -> Option<usize> {
-    if n <= 64 || n > 120 {
+    if n <= 64 || n > MAX_CLASS {
         return None;
     }
-    let r = (n + 7) & !7;
-    if (r - 72).is_multiple_of(16) {
-        Some((r - 72) / 16)
-    } else {
-        None
+    match CLASS_INDEX[n.div_ceil(8)] {
+        u8::MAX => None,
+        c => Some(c as usize),
     }
 }
 
@@ -475,7 +493,7 @@ mod tests {
 
     #[test]
     fn classes_fill_the_allocators_gaps() {
-        for n in 0..=200 {
+        for n in 0..=400 {
             let b = block_bytes(n);
             match class_of(n) {
                 Some(c) => {
@@ -490,6 +508,14 @@ mod tests {
         assert_eq!(class_of(71), Some(0));
         assert_eq!(class_of(80), None);
         assert_eq!(class_of(120), Some(3));
+        assert_eq!(class_of(129), Some(4));
+        assert_eq!(class_of(160), None);
+        assert_eq!(class_of(248), Some(15));
+        assert_eq!(class_of(249), None);
+        // Every multiple of 8 in 72..=256 is a slab class or an allocator class.
+        for r in (72..=256).step_by(8) {
+            assert!(class_of(r).is_some() != (alloc_size(r) == r), "{r}");
+        }
     }
 
     /// Blocks are distinct, aligned, inside their chunks, keep what is written to them,
