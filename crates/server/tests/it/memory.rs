@@ -322,6 +322,41 @@ fn memory_usage_and_stats() {
         c.cmd(&[b"MEMORY", b"USAGE", b"foo"]).expect("usage"),
         b":64\r\n"
     );
+    // A 100-byte string is `raw` and lives in the block after a length byte:
+    // 16 + 1 + 100 + 3 = 120 bytes, a slab class; a deadline makes it 128.
+    let v100 = vec![b'v'; 100];
+    c.cmd(&[b"SET", b"foo", &v100]).expect("set");
+    assert_eq!(
+        c.cmd(&[b"OBJECT", b"ENCODING", b"foo"]).expect("encoding"),
+        b"$3\r\nraw\r\n"
+    );
+    assert_eq!(
+        c.cmd(&[b"MEMORY", b"USAGE", b"foo"]).expect("usage"),
+        b":120\r\n"
+    );
+    c.cmd(&[b"EXPIRE", b"foo", b"100"]).expect("expire");
+    assert_eq!(
+        c.cmd(&[b"MEMORY", b"USAGE", b"foo"]).expect("usage"),
+        b":128\r\n"
+    );
+    let mut want = b"$100\r\n".to_vec();
+    want.extend_from_slice(&v100);
+    want.extend_from_slice(b"\r\n");
+    assert_eq!(c.cmd(&[b"GET", b"foo"]).expect("get"), want);
+    // Edited in place it keeps its deadline and becomes a buffer of its own.
+    c.cmd(&[b"SETRANGE", b"foo", b"98", b"xyz"]).expect("setrange");
+    assert_eq!(
+        c.cmd(&[b"GETRANGE", b"foo", b"96", b"-1"]).expect("getrange"),
+        b"$5\r\nvvxyz\r\n"
+    );
+    assert_eq!(c.cmd(&[b"TTL", b"foo"]).expect("ttl"), b":100\r\n");
+    let usage = c.cmd(&[b"MEMORY", b"USAGE", b"foo"]).expect("usage");
+    let usage: u64 = std::str::from_utf8(&usage[1..usage.len() - 2])
+        .expect("utf-8")
+        .parse()
+        .expect("integer");
+    // 16 + 8 + 24 + 3 = 51 bytes of block (64) and at least 100 of buffer (112).
+    assert!(usage >= 64 + 112, "{usage}");
     assert_eq!(
         c.cmd(&[b"MEMORY", b"USAGE", b"nokey"]).expect("usage"),
         b"$-1\r\n"
