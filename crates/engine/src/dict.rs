@@ -37,9 +37,9 @@
 //!
 //! A 16-byte key holding a 32-byte string takes 8 + 8 + 32 + 16 = 64 bytes, one block of
 //! mimalloc's 64-byte class; with a deadline 72. The allocator would serve 72 bytes from
-//! its 80-byte class, so blocks whose size falls between its classes (65..=128 bytes
-//! rounded up to 8: 72, 88, 104, 120) come from the node slab (`slab.rs`) at their exact
-//! size; every other block from the allocator. A change that alters
+//! its 80-byte class, so blocks whose size falls between its classes (65..=256 bytes
+//! rounded up to 8: 72, 88, 104, 120, 136, 144, ...) come from the node slab (`slab.rs`)
+//! at their exact size; every other block from the allocator. A change that alters
 //! the payload's size or the deadline bit moves the node to a new block in place in its
 //! chain ([`Slot`] does it and keeps its handle valid).
 //!
@@ -81,8 +81,8 @@ fn fingerprint(hash: u64) -> usize {
 const ADDR_MASK: usize = (1 << 48) - 1;
 
 // The header word.
-/// Bits of the payload kind: an inline length (0..=[`EMBSTR_MAX`]), [`KIND_INT`] or
-/// [`KIND_VALUE`].
+/// Bits of the payload kind: an inline length (0..=[`EMBSTR_MAX`]), [`KIND_INT`],
+/// [`KIND_VALUE`] or [`KIND_RAW`].
 const KIND_MASK: u64 = 0x3F;
 /// Payload kind: an `i64` (`int` encoding).
 const KIND_INT: u64 = 45;
@@ -171,9 +171,10 @@ impl Payload<'_> {
                 Payload::Inline(b) => std::ptr::copy(b.as_ptr(), p, b.len()),
                 Payload::Int(i) => p.cast::<i64>().write(i),
                 Payload::Raw(b) => {
-                    // At most RAW_INLINE_MAX bytes: the length fits the byte.
-                    p.write(b.len() as u8);
+                    // The bytes first (a source at `p` is read before the length byte
+                    // overwrites it); at most RAW_INLINE_MAX bytes: the length fits.
                     std::ptr::copy(b.as_ptr(), p.add(1), b.len());
+                    p.write(b.len() as u8);
                 }
                 Payload::Value(v) => p.cast::<Value>().write(v),
             }
@@ -699,7 +700,8 @@ impl<'a> Slot<'a> {
         self.update_header(|h| (h & !(u64::MAX << META_SHIFT)) | (u64::from(meta) << META_SHIFT));
     }
 
-    /// The stored value if it is kept whole (every type but `int` and `embstr` strings).
+    /// The stored value if it is kept whole (every type but integers and strings kept
+    /// inline: `embstr`, and `raw` ones up to [`RAW_INLINE_MAX`] bytes).
     pub fn value_mut(&mut self) -> Option<&mut Value> {
         // SAFETY: the node is live and exclusively borrowed for the returned borrow.
         unsafe { self.node.value_mut() }
@@ -2022,7 +2024,7 @@ mod tests {
             1 => emb(&vec![b'a'; usize::from(n) % (EMBSTR_MAX + 1)]),
             2 => emb(b""),
             // Both sides of RAW_INLINE_MAX.
-            3 => raw(&vec![b'r'; usize::from(n) * 2]),
+            3 => raw(&vec![b'r'; (usize::from(n) * 2) ^ usize::from(n & 1)]),
             4 => list(usize::from(n % 4)),
             _ => emb(&[b'x'; EMBSTR_MAX]),
         }

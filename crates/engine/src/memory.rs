@@ -53,11 +53,12 @@ pub const NODE_BYTES: usize = dict::NODE_HEADER_BYTES;
 /// Bytes a deadline adds to a key's node.
 pub const DEADLINE_BYTES: usize = 8;
 
-/// Bytes of the single block holding one key's table node, name and (short) value: a
-/// string of up to 44 bytes or an integer lives in the block, any other value as a
-/// 24-byte `Value` whose heap parts come on top (see [`entry_bytes`]).
+/// Bytes of the single block holding one key's table node, name and (short) value: an
+/// integer, a string of up to 44 bytes or a `raw` one of up to 255 bytes (see
+/// `dict::raw_inline`) lives in the block, any other value as a 24-byte `Value` whose
+/// heap parts come on top (see [`entry_bytes`]).
 ///
-/// Blocks of 65..=128 bytes that fall between the allocator's size classes come from the
+/// Blocks of 65..=256 bytes that fall between the allocator's size classes come from the
 /// node slab at their size rounded up to 8 bytes ([`crate::slab::block_bytes`]).
 ///
 /// ```

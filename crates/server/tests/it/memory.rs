@@ -344,9 +344,11 @@ fn memory_usage_and_stats() {
     want.extend_from_slice(b"\r\n");
     assert_eq!(c.cmd(&[b"GET", b"foo"]).expect("get"), want);
     // Edited in place it keeps its deadline and becomes a buffer of its own.
-    c.cmd(&[b"SETRANGE", b"foo", b"98", b"xyz"]).expect("setrange");
+    c.cmd(&[b"SETRANGE", b"foo", b"98", b"xyz"])
+        .expect("setrange");
     assert_eq!(
-        c.cmd(&[b"GETRANGE", b"foo", b"96", b"-1"]).expect("getrange"),
+        c.cmd(&[b"GETRANGE", b"foo", b"96", b"-1"])
+            .expect("getrange"),
         b"$5\r\nvvxyz\r\n"
     );
     assert_eq!(c.cmd(&[b"TTL", b"foo"]).expect("ttl"), b":100\r\n");
