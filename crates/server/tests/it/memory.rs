@@ -289,6 +289,20 @@ fn unlink_and_async_flush_free_in_the_background() {
     );
 }
 
+/// `MEMORY USAGE` of an existing key.
+fn usage(c: &mut RawClient, key: &[u8]) -> u64 {
+    let r = c.cmd(&[b"MEMORY", b"USAGE", key]).expect("usage");
+    std::str::from_utf8(&r[1..r.len() - 2])
+        .expect("utf-8")
+        .parse()
+        .expect("an integer reply")
+}
+
+/// The raw `OBJECT ENCODING` reply.
+fn encoding(c: &mut RawClient, key: &[u8]) -> Vec<u8> {
+    c.cmd(&[b"OBJECT", b"ENCODING", key]).expect("encoding")
+}
+
 #[test]
 fn memory_usage_and_stats() {
     let server = crate::start(&[]);
@@ -296,49 +310,25 @@ fn memory_usage_and_stats() {
     c.cmd(&[b"SET", b"foo", b"bar"]).expect("set");
     // One block: link and header (16), the embstr value's 3 bytes and the key's 3: 22
     // bytes, the allocator's 32-byte class.
-    assert_eq!(
-        c.cmd(&[b"MEMORY", b"USAGE", b"foo"]).expect("usage"),
-        b":32\r\n"
-    );
+    assert_eq!(usage(&mut c, b"foo"), 32);
     // A deadline adds 8 bytes to the block; an integer takes 8.
     c.cmd(&[b"EXPIRE", b"foo", b"100"]).expect("expire");
-    assert_eq!(
-        c.cmd(&[b"MEMORY", b"USAGE", b"foo"]).expect("usage"),
-        b":32\r\n"
-    );
+    assert_eq!(usage(&mut c, b"foo"), 32);
     c.cmd(&[b"SET", b"foo", b"12345"]).expect("set");
-    assert_eq!(
-        c.cmd(&[b"MEMORY", b"USAGE", b"foo"]).expect("usage"),
-        b":32\r\n"
-    );
+    assert_eq!(usage(&mut c, b"foo"), 32);
     // APPEND makes it `raw`: a 24-byte value in the block (16 + 24 + 3 = 43, the
     // 48-byte class) and its buffer outside (grown to 10 bytes: 16).
     c.cmd(&[b"APPEND", b"foo", b"6"]).expect("append");
-    assert_eq!(
-        c.cmd(&[b"OBJECT", b"ENCODING", b"foo"]).expect("encoding"),
-        b"$3\r\nraw\r\n"
-    );
-    assert_eq!(
-        c.cmd(&[b"MEMORY", b"USAGE", b"foo"]).expect("usage"),
-        b":64\r\n"
-    );
+    assert_eq!(encoding(&mut c, b"foo"), b"$3\r\nraw\r\n");
+    assert_eq!(usage(&mut c, b"foo"), 64);
     // A 100-byte string is `raw` and lives in the block after a length byte:
     // 16 + 1 + 100 + 3 = 120 bytes, a slab class; a deadline makes it 128.
     let v100 = vec![b'v'; 100];
     c.cmd(&[b"SET", b"foo", &v100]).expect("set");
-    assert_eq!(
-        c.cmd(&[b"OBJECT", b"ENCODING", b"foo"]).expect("encoding"),
-        b"$3\r\nraw\r\n"
-    );
-    assert_eq!(
-        c.cmd(&[b"MEMORY", b"USAGE", b"foo"]).expect("usage"),
-        b":120\r\n"
-    );
+    assert_eq!(encoding(&mut c, b"foo"), b"$3\r\nraw\r\n");
+    assert_eq!(usage(&mut c, b"foo"), 120);
     c.cmd(&[b"EXPIRE", b"foo", b"100"]).expect("expire");
-    assert_eq!(
-        c.cmd(&[b"MEMORY", b"USAGE", b"foo"]).expect("usage"),
-        b":128\r\n"
-    );
+    assert_eq!(usage(&mut c, b"foo"), 128);
     let mut want = b"$100\r\n".to_vec();
     want.extend_from_slice(&v100);
     want.extend_from_slice(b"\r\n");
@@ -352,13 +342,9 @@ fn memory_usage_and_stats() {
         b"$5\r\nvvxyz\r\n"
     );
     assert_eq!(c.cmd(&[b"TTL", b"foo"]).expect("ttl"), b":100\r\n");
-    let usage = c.cmd(&[b"MEMORY", b"USAGE", b"foo"]).expect("usage");
-    let usage: u64 = std::str::from_utf8(&usage[1..usage.len() - 2])
-        .expect("utf-8")
-        .parse()
-        .expect("integer");
     // 16 + 8 + 24 + 3 = 51 bytes of block (64) and at least 100 of buffer (112).
-    assert!(usage >= 64 + 112, "{usage}");
+    let edited = usage(&mut c, b"foo");
+    assert!(edited >= 64 + 112, "{edited}");
     assert_eq!(
         c.cmd(&[b"MEMORY", b"USAGE", b"nokey"]).expect("usage"),
         b"$-1\r\n"
