@@ -589,7 +589,7 @@ fn collect(z: &ZSetValue, start: usize, rev: bool, n: usize, out: &mut impl Sink
     if n == 0 {
         return;
     }
-    out.expect(n);
+    out.announce(n);
     let mut left = n;
     z.walk(start, rev, |m, s| {
         out.put(m, s);
@@ -603,7 +603,7 @@ trait Sink {
     fn put(&mut self, member: &[u8], score: f64);
 
     /// Told before the walk how many members follow.
-    fn expect(&mut self, _n: usize) {}
+    fn announce(&mut self, _n: usize) {}
 }
 
 /// Members copied out, for a command that works on them after the walk (ZRANGESTORE).
@@ -612,7 +612,7 @@ impl Sink for Vec<(Bytes, f64)> {
         self.push((Bytes::copy_from_slice(member), score));
     }
 
-    fn expect(&mut self, n: usize) {
+    fn announce(&mut self, n: usize) {
         self.reserve(n.min(1 << 12));
     }
 }
@@ -624,7 +624,7 @@ enum ReplyBuilder {
     Bulks {
         list: BulkList,
         withscores: bool,
-        /// Members announced by `expect`: the first one sizes the buffer for all.
+        /// Members announced by `announce`: the first one sizes the buffer for all.
         expected: usize,
     },
     Pairs(Vec<Frame>),
@@ -661,8 +661,8 @@ impl Sink for ReplyBuilder {
             } => {
                 if list.is_empty() && *expected > 0 {
                     // A score is at most 24 characters (`%.17g`) plus its own header.
-                    let score = if *withscores { 32 } else { 0 };
-                    list.reserve_like(*expected, member.len() + score);
+                    let score_room = if *withscores { 32 } else { 0 };
+                    list.reserve_like(*expected, member.len() + score_room);
                 }
                 list.push(member);
                 if *withscores {
@@ -676,7 +676,7 @@ impl Sink for ReplyBuilder {
         }
     }
 
-    fn expect(&mut self, n: usize) {
+    fn announce(&mut self, n: usize) {
         match self {
             ReplyBuilder::Bulks { expected, .. } => *expected = n,
             ReplyBuilder::Pairs(v) => v.reserve(n.min(1 << 12)),
