@@ -639,7 +639,7 @@ impl table::Chained for Pair {
     fn wrap(e: Pair) -> Pair {
         e
     }
-    fn unwrap(self) -> Pair {
+    fn into_entry(self) -> Pair {
         self
     }
     fn entry(&self) -> &Pair {

@@ -45,7 +45,7 @@ pub trait Chained: Sized {
     /// A node holding `e`, linked to nothing.
     fn wrap(e: Self::Entry) -> Self;
     /// The entry of a node taken out of its chain (its link is `None`).
-    fn unwrap(self) -> Self::Entry;
+    fn into_entry(self) -> Self::Entry;
     /// The entry.
     fn entry(&self) -> &Self::Entry;
     /// The entry, to change what it holds (never its key). It may replace the node
@@ -71,7 +71,7 @@ impl<E: Entry> Chained for Box<Node<E>> {
     fn wrap(entry: E) -> Self {
         Box::new(Node { next: None, entry })
     }
-    fn unwrap(self) -> E {
+    fn into_entry(self) -> E {
         self.entry
     }
     fn entry(&self) -> &E {
@@ -209,7 +209,7 @@ impl<N: Chained> Chains<N> {
                     self.blocks -= node.block_bytes();
                     self.len -= 1;
                     self.maybe_shrink();
-                    return Some(node.unwrap());
+                    return Some(node.into_entry());
                 }
                 Some(node) => link = node.next_mut(),
             }
