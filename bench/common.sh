@@ -19,3 +19,21 @@ start_server() {
 
 # p50 and p99 (ms) of a basalt-bench --json report.
 percentiles() { jq -r '"\(.latency_ms.p50) \(.latency_ms.p99)"' "$1"; }
+
+# A free loopback port.
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# Starts basalt ($BIN/basalt-server) and redis on free ports with a fresh scratch
+# directory, stops both on exit, and fills the keys issue 4's tests read (redis-benchmark
+# lpush, sadd, hset, zadd at pipeline 16). Sets scratch, bport, rport, bpid and rpid.
+start_collections_pair() {
+  scratch=$(mktemp -d); mkdir "$scratch/b" "$scratch/r"
+  bport=$(free_port); rport=$(free_port)
+  bpid=$(start_server basalt "$bport" "$scratch/b"); rpid=$(start_server redis "$rport" "$scratch/r")
+  trap 'kill $bpid $rpid 2>/dev/null || true' EXIT
+  wait_port "$bport"; wait_port "$rport"
+  local p
+  for p in $bport $rport; do
+    taskset -c 1 redis-benchmark -p "$p" -t lpush,sadd,hset,zadd -d 64 -r 1000000 -c 50 -P 16 -n 300000 -q >/dev/null 2>&1
+  done
+}

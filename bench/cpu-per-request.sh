@@ -17,7 +17,6 @@ shift $(( $# < 5 ? $# : 5 ))
 bins=("$@")
 [ ${#bins[@]} -gt 0 ] || bins=(target/release/basalt-server)
 source bench/common.sh
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 scratch=$(mktemp -d)
 names=(); ports=(); pids=()
 for b in "${bins[@]}" redis; do

@@ -14,15 +14,7 @@ rounds=${1:-20}; n=${N:-50000}; depth=${P:-1}
 BIN=$(cd "$(dirname "${BASALT_BIN:-target/release/basalt-server}")" && pwd)
 [ -x "$BIN/basalt-server" ] || cargo build --release -p basalt-server
 source bench/common.sh
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-scratch=$(mktemp -d); mkdir "$scratch/b" "$scratch/r"
-bport=$(free_port); rport=$(free_port)
-bpid=$(start_server basalt "$bport" "$scratch/b"); rpid=$(start_server redis "$rport" "$scratch/r")
-trap 'kill $bpid $rpid 2>/dev/null || true' EXIT
-wait_port "$bport"; wait_port "$rport"
-for p in $bport $rport; do
-  taskset -c 1 redis-benchmark -p "$p" -t lpush,sadd,hset,zadd -d 64 -r 1000000 -c 50 -P 16 -n 300000 -q >/dev/null 2>&1
-done
+start_collections_pair
 run() {
   taskset -c 1 redis-benchmark -p "$1" -r 1000000 -d 64 -c 50 -P "$depth" -n "$n" -q "${@:2}" 2>/dev/null \
     | tr '\r' '\n' | grep -a 'requests per second' | tail -1 | sed -E 's/.*: ([0-9.]+) requests.*/\1/'

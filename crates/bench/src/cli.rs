@@ -28,6 +28,11 @@ pub struct RunArgs {
     /// Requests in flight per connection (closed loop).
     #[arg(long, short = 'P', default_value_t = 1)]
     pub pipeline: usize,
+    /// Closed loop in batches, as redis-benchmark's `-P`: a connection sends its
+    /// `--pipeline` requests together and the next batch only when all are answered
+    /// (default: a new request as each reply arrives).
+    #[arg(long)]
+    pub batch: bool,
     /// Measured operations to run (split over the connections); with --cache-aside,
     /// the GETs (SETs after misses come on top).
     #[arg(long, short = 'n')]
@@ -201,6 +206,7 @@ impl RunArgs {
             clients: self.clients,
             threads: self.threads,
             pipeline: self.pipeline,
+            batch: self.batch,
             requests: self.requests,
             duration,
             warmup: secs("warmup", self.warmup)?,

@@ -75,6 +75,10 @@ pub struct Settings {
     pub threads: usize,
     /// Pipeline depth (closed loop).
     pub pipeline: usize,
+    /// Closed loop in batches of `pipeline` (redis-benchmark's `-P`); absent in reports
+    /// written before the option existed.
+    #[serde(default)]
+    pub batch: bool,
     /// Measured operations requested.
     pub requests: Option<u64>,
     /// Measurement duration.
@@ -156,6 +160,7 @@ impl Report {
                 clients: cfg.clients,
                 threads: cfg.threads,
                 pipeline: cfg.pipeline,
+                batch: cfg.batch,
                 requests: cfg.requests,
                 duration_s: cfg.duration.map(|d| d.as_secs_f64()),
                 warmup_s: cfg.warmup.as_secs_f64(),
@@ -208,6 +213,7 @@ impl Report {
         let mut o = String::new();
         let mode = match st.rate {
             Some(r) => format!("open loop at {r:.0} ops/s"),
+            None if st.batch => format!("closed loop, batches of {}", st.pipeline),
             None => format!("closed loop, pipeline {}", st.pipeline),
         };
         let _ = writeln!(

@@ -2,9 +2,11 @@
 //! the `--clients` connections.
 //!
 //! Closed loop: each connection keeps `--pipeline` requests in flight and sends a new one
-//! as each reply arrives; latency runs from the send. Open loop (`--rate`): each connection
-//! sends on its own [`Schedule`] regardless of replies (up to `--max-inflight` outstanding)
-//! and latency runs from the intended send time, so a stalled server is charged in full.
+//! as each reply arrives (with `--batch`, the next `--pipeline` requests together once all
+//! are answered, as redis-benchmark does); latency runs from the send. Open loop
+//! (`--rate`): each connection sends on its own [`Schedule`] regardless of replies (up to
+//! `--max-inflight` outstanding) and latency runs from the intended send time, so a
+//! stalled server is charged in full.
 //!
 //! Bounded: connects have a timeout, a connection whose replies stop for `--timeout` is
 //! dropped and counted, and `--duration` is a hard stop (replies still missing a short
@@ -37,6 +39,8 @@ pub struct RunConfig {
     pub threads: usize,
     /// Requests in flight per connection (closed loop).
     pub pipeline: usize,
+    /// Closed loop: send the next `pipeline` requests only when all are answered.
+    pub batch: bool,
     /// Stop after this many measured operations (split over the connections).
     pub requests: Option<u64>,
     /// Stop sending this long after the warm-up (a hard stop).
@@ -454,6 +458,8 @@ impl Loop<'_> {
         if c.inflight.is_empty() {
             // The reply timeout runs from the first request sent after an idle period.
             c.last_progress = now;
+        } else if self.cfg.batch && !open_loop {
+            return;
         }
         while c.inflight.len() < limit {
             if let Some(key) = c.followups.pop_front() {
