@@ -411,14 +411,26 @@ async fn write_out(
     // of walking through the whole allocation.
     let mut done = 0;
     shared.outbox.set_writing(out.len());
+    let aborted = || {
+        shared.outbox.set_writing(0);
+        Err(std::io::ErrorKind::ConnectionAborted.into())
+    };
     while done < out.len() {
-        let n = tokio::select! {
-            biased;
-            _ = shared.kill.notified() => {
-                shared.outbox.set_writing(0);
-                return Err(std::io::ErrorKind::ConnectionAborted.into());
-            }
-            r = stream.write(&out[done..]) => r?,
+        // A socket with room takes the bytes at once. Waiting on the write and the kill
+        // signal together registers a waiter on the signal and takes it off again (~330
+        // instructions per request at pipeline 1, callgrind), so that is only done when
+        // the socket is full. A kill already raised still stops the write.
+        if shared.killed.load(Ordering::Acquire) {
+            return aborted();
+        }
+        let n = match stream.try_write(&out[done..]) {
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => tokio::select! {
+                biased;
+                _ = shared.kill.notified() => return aborted(),
+                r = stream.write(&out[done..]) => r?,
+            },
+            Err(e) => return Err(e),
         };
         if n == 0 {
             return Err(std::io::ErrorKind::WriteZero.into());
