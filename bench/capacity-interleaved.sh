@@ -20,16 +20,14 @@ bench=target/release/basalt-bench
 source bench/common.sh
 start_collections_pair
 batch=(); [ "$depth" -gt 1 ] && batch=(--batch)
-clk=$(getconf CLK_TCK)
-cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 # run <port> <pid> <command template>: prints "ops/s core-busy"
 run() {
   local c0 c1
-  c0=$(cpu "$2")
+  c0=$(cpu_ticks "$2")
   taskset -c 1 "$bench" -p "$1" -c 50 -P "$depth" "${batch[@]}" --duration "$secs" --key-prefix '' \
     --keyspace 1000000 -d 64 --command "$3" -q --json "$scratch/run.json" >/dev/null 2>&1
-  c1=$(cpu "$2")
-  echo "$(jq -r .ops_per_sec "$scratch/run.json") $(echo "($c1 - $c0) / $clk / $secs" | bc -l)"
+  c1=$(cpu_ticks "$2")
+  echo "$(jq -r .ops_per_sec "$scratch/run.json") $(echo "($c1 - $c0) / $CLK_TCK / $secs" | bc -l)"
 }
 for r in $(seq 1 "$rounds"); do
   for t in lpush lpop sadd hset zadd hget zrange; do

@@ -20,6 +20,10 @@ start_server() {
 # p50 and p99 (ms) of a basalt-bench --json report.
 percentiles() { jq -r '"\(.latency_ms.p50) \(.latency_ms.p99)"' "$1"; }
 
+# CPU time process $1 has used (user + system), in clock ticks of $CLK_TCK per second.
+CLK_TCK=$(getconf CLK_TCK)
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+
 # A free loopback port.
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 

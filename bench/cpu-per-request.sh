@@ -36,15 +36,14 @@ for p in "${ports[@]}"; do
   taskset -c 1 redis-benchmark -p "$p" -t "$prep" -r 1000000 -c 50 -P 16 -n 1000000 -q >/dev/null 2>&1
 done
 read -ra words <<< "$cmd"
-ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 for _ in $(seq 1 "$runs"); do
   for i in "${!ports[@]}"; do
-    t0=$(ticks "${pids[$i]}")
+    t0=$(cpu_ticks "${pids[$i]}")
     rps=$(taskset -c 1 redis-benchmark -p "${ports[$i]}" -r 1000000 -c 50 -P "$depth" -n "$n" -q "${words[@]}" 2>/dev/null \
       | tr '\r' '\n' | grep -a 'requests per second' | tail -1 | sed -E 's/.*: ([0-9.]+) requests.*/\1/')
-    t1=$(ticks "${pids[$i]}")
-    # ticks are 1/100 s: microseconds per request = ticks * 10^4 / n
-    echo "${names[$i]} $(( (t1 - t0) * 10000 )) $n $rps" >> "$scratch/res"
+    t1=$(cpu_ticks "${pids[$i]}")
+    # CPU microseconds of the run (the script divides by n)
+    echo "${names[$i]} $(( (t1 - t0) * 1000000 / CLK_TCK )) $n $rps" >> "$scratch/res"
   done
 done
 python3 - "$scratch/res" "$cmd" "$depth" <<'PY'

@@ -194,6 +194,16 @@ pub const fn raw_inline(len: usize, key_len: usize, ttl: bool) -> bool {
                 + if len == 0 { 0 } else { alloc_size(len) }
 }
 
+/// The payload of a `raw` string's bytes in the node of a `key_len`-byte key (with a
+/// deadline: `ttl`): inline when [`raw_inline`] says so, else a whole value owning a copy.
+fn raw_payload(b: &[u8], key_len: usize, ttl: bool) -> Payload<'_> {
+    if raw_inline(b.len(), key_len, ttl) {
+        Payload::Raw(b)
+    } else {
+        Payload::Value(Value::Str(StrValue::Raw(b.to_vec())))
+    }
+}
+
 /// Calls `f` with the payload a value is stored as in the node of a `key_len`-byte key
 /// (with a deadline: `ttl`): `int` strings as an integer, `embstr` strings inline, `raw`
 /// strings inline when [`raw_inline`] says so (their buffers are freed afterwards),
@@ -234,10 +244,8 @@ impl NewValue<'_> {
                     f(Payload::Int(i))
                 } else if b.len() <= EMBSTR_MAX {
                     f(Payload::Inline(b))
-                } else if raw_inline(b.len(), key_len, ttl) {
-                    f(Payload::Raw(b))
                 } else {
-                    f(Payload::Value(Value::Str(StrValue::Raw(b.to_vec()))))
+                    f(raw_payload(b, key_len, ttl))
                 }
             }
         }
@@ -258,13 +266,10 @@ pub const fn block_size(ttl: bool, payload: usize, key_len: usize) -> usize {
 /// Bytes of the payload in the node of a `key_len`-byte key (with a deadline: `ttl`)
 /// for a value stored as [`with_payload`] stores it.
 pub fn payload_size(v: &Value, key_len: usize, ttl: bool) -> usize {
-    if stored_whole(v, key_len, ttl) {
-        return 24;
-    }
     match v {
         Value::Str(StrValue::Int(_)) => 8,
-        Value::Str(StrValue::Raw(b)) => 1 + b.len(),
-        Value::Str(StrValue::Embstr(b)) => b.len(),
+        Value::Str(StrValue::Embstr(b)) if b.len() <= EMBSTR_MAX => b.len(),
+        Value::Str(StrValue::Raw(b)) if raw_inline(b.len(), key_len, ttl) => 1 + b.len(),
         _ => 24,
     }
 }
@@ -814,14 +819,12 @@ impl<'a> Slot<'a> {
                     // SAFETY: the payload holds `n` string bytes from `at`.
                     buf[..n].copy_from_slice(unsafe { std::slice::from_raw_parts(p.add(at), n) });
                     let b = &buf[..n];
-                    if kind != KIND_RAW {
-                        self.rebuild(deadline, Payload::Inline(b));
-                    } else if raw_inline(n, self.key().len(), deadline != 0) {
-                        self.rebuild(deadline, Payload::Raw(b));
+                    let payload = if kind == KIND_RAW {
+                        raw_payload(b, self.key().len(), deadline != 0)
                     } else {
-                        let v = Value::Str(StrValue::Raw(b.to_vec()));
-                        self.rebuild(deadline, Payload::Value(v));
-                    }
+                        Payload::Inline(b)
+                    };
+                    self.rebuild(deadline, payload);
                 }
             }
         }

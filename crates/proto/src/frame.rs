@@ -84,12 +84,16 @@ impl BulkList {
         }
     }
 
-    /// Makes room for `n` more elements of about `each` bytes (the wire form adds up to
-    /// 8 bytes per element), capped at 64 KiB: a range reply learns its length before its
-    /// elements, and one reservation replaces the doublings (and copies) of growing.
-    pub fn reserve_like(&mut self, n: usize, each: usize) {
+    /// Sizes a list that is still empty for `n` elements of about `each` bytes (the wire
+    /// form adds up to 8 bytes per element), capped at 64 KiB; does nothing once it holds
+    /// elements. A range reply knows its length before its elements: called with each
+    /// element before pushing it, the first one's size stands for all, and one
+    /// reservation replaces the doublings (and copies) of growing.
+    pub fn presize(&mut self, n: usize, each: usize) {
         const CAP: usize = 64 << 10;
-        self.wire.reserve(n.saturating_mul(each + 8).min(CAP));
+        if self.wire.is_empty() {
+            self.wire.reserve(n.saturating_mul(each + 8).min(CAP));
+        }
     }
 
     /// Appends one element.

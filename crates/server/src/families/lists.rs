@@ -554,9 +554,7 @@ fn lrange(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let mut reply = BulkList::default();
     for v in l.iter_from(first).take(n) {
         v.with_bytes(|b| {
-            if reply.is_empty() {
-                reply.reserve_like(n, b.len());
-            }
+            reply.presize(n, b.len());
             reply.push(b)
         });
     }

@@ -598,6 +598,10 @@ fn collect(z: &ZSetValue, start: usize, rev: bool, n: usize, out: &mut impl Sink
     });
 }
 
+/// Most members an announced count reserves room for up front (a huge range grows as it
+/// goes, so a count alone never reserves much memory).
+const ANNOUNCED_MAX: usize = 1 << 12;
+
 /// Where a range read puts the members it walks (in reply order).
 trait Sink {
     fn put(&mut self, member: &[u8], score: f64);
@@ -613,7 +617,7 @@ impl Sink for Vec<(Bytes, f64)> {
     }
 
     fn announce(&mut self, n: usize) {
-        self.reserve(n.min(1 << 12));
+        self.reserve(n.min(ANNOUNCED_MAX));
     }
 }
 
@@ -659,11 +663,9 @@ impl Sink for ReplyBuilder {
                 withscores,
                 expected,
             } => {
-                if list.is_empty() && *expected > 0 {
-                    // A score is at most 24 characters (`%.17g`) plus its own header.
-                    let score_room = if *withscores { 32 } else { 0 };
-                    list.reserve_like(*expected, member.len() + score_room);
-                }
+                // A score is at most 24 characters (`%.17g`) plus its own header.
+                let score_room = if *withscores { 32 } else { 0 };
+                list.presize(*expected, member.len() + score_room);
                 list.push(member);
                 if *withscores {
                     list.push_double(score);
@@ -679,7 +681,7 @@ impl Sink for ReplyBuilder {
     fn announce(&mut self, n: usize) {
         match self {
             ReplyBuilder::Bulks { expected, .. } => *expected = n,
-            ReplyBuilder::Pairs(v) => v.reserve(n.min(1 << 12)),
+            ReplyBuilder::Pairs(v) => v.reserve(n.min(ANNOUNCED_MAX)),
         }
     }
 }
