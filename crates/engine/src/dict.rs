@@ -1172,13 +1172,13 @@ impl Dict {
 
     /// Looks a key up.
     pub fn get(&self, hash: u64, key: &[u8]) -> Option<NodeRef<'_>> {
-        let node = self.find(hash, |n| n.key() == key)?;
+        let node = self.find(hash, |n| crate::bytecmp::eq(n.key(), key))?;
         Some(self.view(node))
     }
 
     /// Looks a key up for modification.
     pub fn get_mut(&mut self, hash: u64, key: &[u8]) -> Option<Slot<'_>> {
-        let node = self.find(hash, |n| n.key() == key)?;
+        let node = self.find(hash, |n| crate::bytecmp::eq(n.key(), key))?;
         Some(self.slot(node, hash))
     }
 
@@ -1335,7 +1335,7 @@ impl Dict {
 
     /// Removes a key; returns its node.
     pub fn remove(&mut self, hash: u64, key: &[u8]) -> Option<Removed> {
-        let node = self.unlink(hash, |n| n.key() == key)?;
+        let node = self.unlink(hash, |n| crate::bytecmp::eq(n.key(), key))?;
         self.maybe_shrink();
         Some(Removed { node })
     }

@@ -5,6 +5,7 @@
 //! structure here can be tested deterministically.
 
 pub mod bitops;
+pub mod bytecmp;
 pub mod dict;
 pub mod encoding;
 pub mod evict;

@@ -423,7 +423,7 @@ impl Listpack {
         while pos < self.buf.len() {
             let (k, value) = read_entry(&self.buf, pos);
             let (_, end) = read_entry(&self.buf, value);
-            if k == field {
+            if crate::bytecmp::eq(k, field) {
                 return Some(Slot {
                     start: pos,
                     value,

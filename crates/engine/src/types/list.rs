@@ -68,7 +68,7 @@ impl ListElem<'_> {
     /// True if the element's bytes equal `v`.
     pub fn matches(&self, v: &[u8]) -> bool {
         match self {
-            ListElem::Str(s) => *s == v,
+            ListElem::Str(s) => crate::bytecmp::eq(s, v),
             // Only canonical integer strings are stored as integers, and a canonical
             // string is the only spelling of its value.
             ListElem::Int(i) => v.len() <= 20 && parse_i64(v) == Some(*i),

@@ -228,7 +228,7 @@ impl Packed {
 
     fn find(&self, m: &[u8]) -> Option<(usize, usize)> {
         self.iter()
-            .find(|(_, _, x)| *x == m)
+            .find(|(_, _, x)| crate::bytecmp::eq(x, m))
             .map(|(start, end, _)| (start, end))
     }
 

@@ -34,7 +34,7 @@ pub trait Entry {
     /// miss).
     fn is_key(&self, k: &[u8], hash: u64) -> bool {
         let _ = hash;
-        self.key() == k
+        crate::bytecmp::eq(self.key(), k)
     }
 }
 

@@ -180,7 +180,7 @@ impl LexBound {
         match self {
             LexBound::NegInf => Ordering::Less,
             LexBound::PosInf => Ordering::Greater,
-            LexBound::Incl(b) | LexBound::Excl(b) => b.as_ref().cmp(v),
+            LexBound::Incl(b) | LexBound::Excl(b) => crate::bytecmp::cmp(b, v),
         }
     }
 }
@@ -342,7 +342,7 @@ impl Packed {
     }
 
     fn find(&self, member: &[u8]) -> Option<PackedEntry<'_>> {
-        self.iter().find(|e| e.member == member)
+        self.iter().find(|e| crate::bytecmp::eq(e.member, member))
     }
 
     /// Inserts a member known to be absent at its sorted position.
@@ -586,7 +586,7 @@ impl ZSetValue {
     /// 0-based ascending rank of `member`.
     pub fn rank(&self, member: &[u8]) -> Option<usize> {
         match &self.repr {
-            Repr::Listpack(p) => p.iter().position(|e| e.member == member),
+            Repr::Listpack(p) => p.iter().position(|e| crate::bytecmp::eq(e.member, member)),
             Repr::Skiplist(l) => l.rank(member),
         }
     }

@@ -169,7 +169,7 @@ impl Large {
         }
         let mut cur = self.buckets[self.bucket_of(member)];
         while cur != NIL {
-            if self.store.member(cur) == member {
+            if crate::bytecmp::eq(self.store.member(cur), member) {
                 return Some(cur);
             }
             cur = self.store.slots[cur as usize].next;

@@ -47,7 +47,7 @@ type Sep = (f64, Box<[u8]>);
 pub fn cmp_key(s1: f64, m1: &[u8], s2: f64, m2: &[u8]) -> Ordering {
     s1.partial_cmp(&s2)
         .unwrap_or(Ordering::Equal)
-        .then_with(|| m1.cmp(m2))
+        .then_with(|| crate::bytecmp::cmp(m1, m2))
 }
 
 #[cfg(test)]
