@@ -12,8 +12,10 @@
 //!
 //! [`eq`] and [`cmp`] read short strings with plain loads inside their bounds and leave
 //! strings of 32 bytes and more to libc, whose loads for those stay inside the strings.
-//! The stored side of every comparison on a lookup path (dictionary keys, hash fields, set
-//! and sorted-set members) goes through them.
+//! The comparisons of the collections' lookup paths go through them: keyspace keys, hash
+//! fields, set and sorted-set members, list elements, lock owners and tokens, stream
+//! master fields. Names kept as keys of `BTreeMap`/`HashMap`s (stream groups and
+//! consumers, queue job ids) still compare through libc.
 
 use std::cmp::Ordering;
 

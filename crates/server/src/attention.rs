@@ -18,6 +18,7 @@ use std::task::{Context, Poll, RawWakerVTable, Waker};
 /// read-modify-write (a locked instruction costs ~20 cycles and a full barrier).
 /// `armed` says the slot holds a waker that no signal has taken yet, and `data`/`vtable`
 /// identify it, so a poll can tell without the lock that its waker is already there.
+/// `armed` only changes under the lock, together with the slot.
 pub struct Attention {
     raised: AtomicBool,
     armed: AtomicBool,
@@ -45,8 +46,16 @@ impl Attention {
         // SeqCst pairs with `poll_wait`'s store of `armed` and load of `raised`: either
         // this sees the waker armed, or the poll sees the flag raised.
         self.raised.store(true, Ordering::SeqCst);
-        if self.armed.swap(false, Ordering::SeqCst) {
-            let waker = self.waker.lock().take();
+        if self.armed.load(Ordering::SeqCst) {
+            // `armed` is lowered under the lock, in one step with taking the waker: lowered
+            // before the lock, a poll could re-arm in between and have its new waker taken
+            // here, leaving `armed` up over an empty slot, and a later poll would then
+            // trust the fast path with no waker stored (a lost wake-up).
+            let waker = {
+                let mut slot = self.waker.lock();
+                self.armed.store(false, Ordering::SeqCst);
+                slot.take()
+            };
             if let Some(w) = waker {
                 w.wake();
             }
@@ -156,5 +165,78 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(40)).await;
         a.signal();
         assert!(waiter.await.expect("third waiter").is_ok());
+    }
+
+    /// Records that it was woken.
+    struct Flag(AtomicBool);
+
+    impl std::task::Wake for Flag {
+        fn wake(self: Arc<Self>) {
+            self.0.store(true, Ordering::SeqCst);
+        }
+    }
+
+    /// Spins (yielding the thread now and then) until `done` or `limit` has passed.
+    fn spin_until(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
+        let start = std::time::Instant::now();
+        let mut turns = 0u32;
+        while !done() {
+            if start.elapsed() > limit {
+                return false;
+            }
+            turns = turns.wrapping_add(1);
+            if turns.is_multiple_of(64) {
+                std::thread::yield_now();
+            } else {
+                std::hint::spin_loop();
+            }
+        }
+        true
+    }
+
+    #[test]
+    fn no_signal_is_lost_when_signals_race_the_polls() {
+        // One thread polls as a connection task runs: only when woken, and then until the
+        // flag is down (each ready poll consumes a signal). The other thread signals as
+        // soon as the previous signal was consumed, often while that poll loop is still
+        // going, so signals land at every point of a poll, the slow path's re-arming
+        // included. A lost wake-up stops the count: the poller waits to be woken while
+        // the flag is up (a signal took a waker that a poll then took to be armed).
+        const SIGNALS: u64 = 1_000_000;
+        let a = Arc::new(Attention::default());
+        let seen = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let poller = {
+            let (a, seen, stop) = (a.clone(), seen.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let woken = Arc::new(Flag(AtomicBool::new(true)));
+                let waker = Waker::from(woken.clone());
+                let mut cx = Context::from_waker(&waker);
+                while !stop.load(Ordering::SeqCst) {
+                    if !woken.0.swap(false, Ordering::SeqCst) {
+                        std::hint::spin_loop();
+                        continue;
+                    }
+                    while a.poll_wait(&mut cx).is_ready() {
+                        seen.fetch_add(1, Ordering::SeqCst);
+                    }
+                }
+            })
+        };
+        let mut lost = None;
+        for i in 0..SIGNALS {
+            if !spin_until(Duration::from_secs(10), || seen.load(Ordering::SeqCst) >= i) {
+                lost = Some(i);
+                break;
+            }
+            a.signal();
+        }
+        let all_seen = spin_until(Duration::from_secs(10), || {
+            seen.load(Ordering::SeqCst) >= SIGNALS
+        });
+        stop.store(true, Ordering::SeqCst);
+        poller.join().expect("poller");
+        assert_eq!(lost, None, "a signal never reached the polling thread");
+        assert!(all_seen, "the last signal never reached the polling thread");
     }
 }

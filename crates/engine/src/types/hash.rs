@@ -620,7 +620,7 @@ impl Drop for Pair {
     }
 }
 
-// `is_key` is the trait's `key() == k`: the field is in the node's first cache line, so a
+// `is_key` is the trait's `bytecmp::eq(key(), k)`: the field is in the node's first cache line, so a
 // fingerprint would save no miss.
 impl Entry for Pair {
     /// The field.

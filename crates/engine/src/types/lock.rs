@@ -259,7 +259,11 @@ impl LockValue {
     /// owner's existing one in the same mode); changes nothing but pruning.
     pub fn can_acquire(&mut self, req: &AcquireReq<'_>, now: u64) -> bool {
         self.prune(now);
-        if let Some(h) = self.holders.iter().find(|h| *h.owner == *req.owner) {
+        if let Some(h) = self
+            .holders
+            .iter()
+            .find(|h| crate::bytecmp::eq(&h.owner, req.owner))
+        {
             return h.shared == req.shared;
         }
         now >= self.delay_until && self.compatible(req)
@@ -284,7 +288,11 @@ impl LockValue {
         token: impl FnOnce() -> Vec<u8>,
     ) -> Acquired {
         self.prune(now);
-        if let Some(h) = self.holders.iter_mut().find(|h| *h.owner == *req.owner) {
+        if let Some(h) = self
+            .holders
+            .iter_mut()
+            .find(|h| crate::bytecmp::eq(&h.owner, req.owner))
+        {
             if h.shared != req.shared {
                 return Acquired::ModeConflict;
             }
@@ -339,7 +347,10 @@ impl LockValue {
     /// `Some(n)` when `n` nested levels remain, `None` if no live grant has that token.
     pub fn release(&mut self, token: &[u8], now: u64) -> Option<u32> {
         self.prune(now);
-        let i = self.holders.iter().position(|h| *h.token == *token)?;
+        let i = self
+            .holders
+            .iter()
+            .position(|h| crate::bytecmp::eq(&h.token, token))?;
         let h = &mut self.holders[i];
         h.count -= 1;
         if h.count == 0 {
@@ -357,7 +368,7 @@ impl LockValue {
         match self
             .holders
             .iter_mut()
-            .find(|h| *h.token == *token && h.session == 0)
+            .find(|h| crate::bytecmp::eq(&h.token, token) && h.session == 0)
         {
             Some(h) => {
                 h.expire_at = expire_at;

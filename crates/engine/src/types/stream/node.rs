@@ -112,7 +112,9 @@ impl Node {
         if pairs.len() != self.master_fields as usize {
             return false;
         }
-        self.master_fields().zip(pairs).all(|(m, (f, _))| m == *f)
+        self.master_fields()
+            .zip(pairs)
+            .all(|(m, (f, _))| crate::bytecmp::eq(m, f))
     }
 
     /// Live entries.
