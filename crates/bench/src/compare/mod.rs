@@ -293,8 +293,11 @@ pub fn main(args: &CompareArgs) -> anyhow::Result<()> {
 /// A binary given as a path, or found on PATH.
 fn find_binary(p: &Path) -> Result<PathBuf, String> {
     if p.components().count() > 1 {
+        // Absolute: the servers run in their own scratch directories, where the default
+        // `target/release/basalt-server` would name nothing.
         return if p.is_file() {
-            Ok(p.to_path_buf())
+            p.canonicalize()
+                .map_err(|e| format!("{}: {e}", p.display()))
         } else {
             Err(format!(
                 "{} not found (build it with `cargo build --release -p basalt-server`)",
@@ -418,6 +421,37 @@ mod tests {
         assert_eq!(civil_from_days(19_723), (2024, 1, 1));
         assert_eq!(civil_from_days(19_782), (2024, 2, 29));
         assert_eq!(civil_from_days(-1), (1969, 12, 31));
+    }
+
+    #[test]
+    fn a_relative_binary_path_is_made_absolute() {
+        let dir = std::env::temp_dir().join(format!("basalt-find-binary-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("bin")).expect("scratch dir");
+        std::fs::write(dir.join("bin/server"), b"").expect("scratch file");
+        let cwd = std::env::current_dir().expect("cwd");
+        let rel = pathdiff(&dir.join("bin/server"), &cwd);
+        let found = find_binary(&rel).expect("found");
+        assert!(found.is_absolute(), "{}", found.display());
+        assert_eq!(
+            found,
+            dir.join("bin/server").canonicalize().expect("canonical")
+        );
+        assert!(find_binary(Path::new("bin/nothing-here")).is_err());
+        std::fs::remove_dir_all(&dir).expect("cleanup");
+    }
+
+    /// `target` relative to `base` (both absolute), through `..` as needed.
+    fn pathdiff(target: &Path, base: &Path) -> PathBuf {
+        let (t, b): (Vec<_>, Vec<_>) = (target.components().collect(), base.components().collect());
+        let common = t.iter().zip(&b).take_while(|(x, y)| x == y).count();
+        let mut rel = PathBuf::new();
+        for _ in common..b.len() {
+            rel.push("..");
+        }
+        for c in &t[common..] {
+            rel.push(c);
+        }
+        rel
     }
 
     #[test]
