@@ -620,8 +620,8 @@ impl Drop for Pair {
     }
 }
 
-// `is_key` is the trait's `bytecmp::eq(key(), k)`: the field is in the node's first cache line, so a
-// fingerprint would save no miss.
+// `is_key` is the trait's `bytecmp::eq(key(), k)`: the field is in the node's first cache
+// line, so a fingerprint would save no miss.
 impl Entry for Pair {
     /// The field.
     fn key(&self) -> &[u8] {
